@@ -1,0 +1,54 @@
+"""Create pushmail's table and SES identity on an AWS endpoint (moto, LocalStack, or AWS itself).
+
+Reads the table definition from infra/table.json, the same file the SAM template is checked against.
+Idempotent: an existing table or identity is left as it is.
+"""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import boto3
+from botocore.exceptions import ClientError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main() -> int:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    table_name = os.environ.get("PUSHMAIL_TABLE", "pushmail")
+    mail_domain = os.environ.get("PUSHMAIL_SES_IDENTITY", "pushmail.test")
+    region = os.environ.get("AWS_REGION", "us-east-1")
+    definition = json.loads((ROOT / "infra" / "table.json").read_text())
+    ttl_attribute = definition.pop("TimeToLiveAttribute")
+    definition.pop("_comment", None)
+
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=region)
+    try:
+        dynamodb.create_table(TableName=table_name, **definition)
+        print(f"created table {table_name}")
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+        print(f"table {table_name} exists")
+    for _ in range(50):
+        if dynamodb.describe_table(TableName=table_name)["Table"]["TableStatus"] == "ACTIVE":
+            break
+        time.sleep(0.2)
+    ttl = dynamodb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        dynamodb.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute},
+        )
+
+    ses = boto3.client("ses", endpoint_url=endpoint, region_name=region)
+    ses.verify_domain_identity(Domain=mail_domain)
+    print(f"verified SES identity {mail_domain}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,11 @@
+//! pushmail's domain library: the types, the push protocol, the store and the mailer.
+//! Lambdas and listeners are thin adapters over it; no AWS type leaks past the store and mailer.
+
+pub mod aws;
+pub mod config;
+pub mod mailer;
+pub mod password;
+pub mod protocol;
+pub mod service;
+pub mod store;
+pub mod types;

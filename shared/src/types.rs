@@ -1,0 +1,304 @@
+//! The domain's vocabulary: addresses, settings, accounts and push links.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A mail domain name, lower-cased: the spec compares domains case-insensitively.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DomainName(String);
+
+impl DomainName {
+    pub fn parse(input: &str) -> Result<Self, InvalidName> {
+        let name = input.trim_end_matches('.').to_ascii_lowercase();
+        let labels_ok = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if labels_ok {
+            Ok(Self(name))
+        } else {
+            Err(InvalidName(format!("`{input}` is not a valid domain name")))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DomainName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for DomainName {
+    type Error = InvalidName;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<DomainName> for String {
+    fn from(value: DomainName) -> Self {
+        value.0
+    }
+}
+
+/// A mailbox address, lower-cased whole. Local parts are compared case-insensitively, as
+/// the mail server's own login does: "Alice@Example.com" on a device is alice@example.com.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Address {
+    full: String,
+    at: usize,
+}
+
+impl Address {
+    pub fn parse(input: &str) -> Result<Self, InvalidName> {
+        let invalid = || InvalidName(format!("`{input}` is not a valid e-mail address"));
+        let (local, domain) = input.rsplit_once('@').ok_or_else(invalid)?;
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && local
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b));
+        if !local_ok {
+            return Err(invalid());
+        }
+        let domain = DomainName::parse(domain).map_err(|_| invalid())?;
+        let local = local.to_ascii_lowercase();
+        Ok(Self {
+            at: local.len(),
+            full: format!("{local}@{domain}"),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+
+    pub fn local_part(&self) -> &str {
+        &self.full[..self.at]
+    }
+
+    pub fn domain(&self) -> DomainName {
+        DomainName(self.full[self.at + 1..].to_owned())
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+impl TryFrom<String> for Address {
+    type Error = InvalidName;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Address> for String {
+    fn from(value: Address) -> Self {
+        value.full
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidName(pub String);
+
+/// Server-wide settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerSettings {
+    /// The server-wide push integration switch; off until an admin turns it on.
+    pub push_enabled: bool,
+}
+
+/// A local mail domain and its push integration settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    pub name: DomainName,
+    pub push_enabled: bool,
+    /// Where the push service sends SUBSCRIBE/UNSUBSCRIBE for this domain.
+    pub subscribe_url: Option<String>,
+    /// The SMTP host the push service uses to send mail composed on the device.
+    pub smtp_server: Option<String>,
+    pub sent_items_alias: String,
+    pub deleted_items_alias: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Domain {
+    pub const DEFAULT_SENT_ITEMS: &'static str = "Sent Items";
+    pub const DEFAULT_DELETED_ITEMS: &'static str = "Deleted Items";
+
+    pub fn new(name: DomainName, created_at: DateTime<Utc>) -> Self {
+        Self {
+            name,
+            push_enabled: false,
+            subscribe_url: None,
+            smtp_server: None,
+            sent_items_alias: Self::DEFAULT_SENT_ITEMS.to_owned(),
+            deleted_items_alias: Self::DEFAULT_DELETED_ITEMS.to_owned(),
+            created_at,
+        }
+    }
+}
+
+/// One of a domain's HMAC secrets (spec §1). At most two are live at once, for rotation.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushSecret {
+    pub id: String,
+    pub value: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for PushSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PushSecret")
+            .field("id", &self.id)
+            .field("value", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// A mailbox account of a local domain.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub address: Address,
+    /// An argon2id PHC string; never the password itself.
+    pub password_hash: String,
+    pub enabled: bool,
+    pub display_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("address", &self.address)
+            .field("password_hash", &"<redacted>")
+            .field("enabled", &self.enabled)
+            .field("display_name", &self.display_name)
+            .finish()
+    }
+}
+
+/// What the device told the push service about itself (free text, optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// Whether the activation mail of a subscription has gone out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivationState {
+    Pending,
+    Sent,
+}
+
+impl ActivationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+        }
+    }
+}
+
+/// Whether an account's push link is live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    Linked,
+    /// Kept as a tombstone: its generation is the high-water mark a later SUBSCRIBE must beat,
+    /// so a stale SUBSCRIBE arriving after the unlink cannot bring the link back.
+    Unlinked,
+}
+
+/// An account's link to a push service: at most one per account (the "integrated account").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub address: Address,
+    /// pushmail's id of this subscription; a superseding SUBSCRIBE gets a new one.
+    pub subscription_id: String,
+    pub registration: String,
+    pub generation: u64,
+    pub callback: String,
+    pub device: Option<Device>,
+    pub state: LinkState,
+    pub activation: ActivationState,
+    pub linked_at: DateTime<Utc>,
+    pub unlinked_at: Option<DateTime<Utc>>,
+}
+
+impl Link {
+    pub fn is_linked(&self) -> bool {
+        self.state == LinkState::Linked
+    }
+}
+
+/// The activation mail of one subscription, waiting in the outbox until SES has taken it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivationJob {
+    pub subscription_id: String,
+    pub address: Address,
+    pub device: Option<Device>,
+    pub linked_at: DateTime<Utc>,
+    /// Failed sends so far.
+    pub attempts: u32,
+    /// Not to be tried before this time (a claim's lease, or the backoff after a failure).
+    pub not_before: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_case_folded_and_split() {
+        let address = Address::parse("Alice.B@Example.COM").unwrap();
+        assert_eq!(address.as_str(), "alice.b@example.com");
+        assert_eq!(address.local_part(), "alice.b");
+        assert_eq!(address.domain().as_str(), "example.com");
+    }
+
+    #[test]
+    fn bad_addresses_are_refused() {
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "al ice@example.com",
+            "alice@exa_mple.com",
+            "alice@-example.com",
+            ".alice@example.com",
+            "a..b@example.com",
+            "alice@example..com",
+        ] {
+            assert!(Address::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+}
