@@ -1,1 +1,382 @@
+//! Test harness: a fresh table on the AWS endpoint (moto locally, LocalStack or AWS elsewhere),
+//! a per-test mail domain and SES sender, and the Subscribe URL served on a real TCP port.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use chrono::{DateTime, Utc};
+use pushmail_core::aws::AwsContext;
+use pushmail_core::password::hash_password;
+use pushmail_core::protocol::sign;
+use pushmail_core::service::{PushService, ServiceSettings};
+use pushmail_core::store::{DynamoStore, Store};
+use pushmail_core::types::{Account, Address, Domain, DomainName, PushSecret, ServerSettings};
+use serde_json::{Value, json};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// One test's world: its own table, domain, secret and sender identity.
+pub struct Harness {
+    pub base_url: String,
+    pub store: Arc<DynamoStore>,
+    pub service: Arc<PushService>,
+    pub domain: DomainName,
+    pub secret: String,
+    pub sender: String,
+    endpoint: String,
+    ses: aws_sdk_ses::Client,
+    http: reqwest::Client,
+    last_timestamp: AtomicI64,
+}
+
+/// An answer from the Subscribe URL.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub retry_after: Option<String>,
+}
+
+pub struct Setup {
+    /// Verify the SES sender identity before the first request.
+    pub verify_sender: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            verify_sender: true,
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..16]
+    )
+}
+
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!(
+            "AWS_ENDPOINT_URL is not set: run the tests with infra/local/test.sh, which starts moto"
+        )
+    })
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::start_with(Setup::default()).await
+    }
+
+    pub async fn start_with(setup: Setup) -> Self {
+        // Logs show with a failing test's output (RUST_LOG to filter).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("pushmail_core=info")),
+            )
+            .with_test_writer()
+            .try_init();
+        let endpoint = endpoint();
+        let aws = AwsContext::from_env().await;
+        let table = unique("pushmail-test-");
+        create_table(&table).await;
+        let sender_domain = format!("{}.mail.test", unique("s"));
+        let sender = format!("pushmail <push@{sender_domain}>");
+        let store = Arc::new(aws.dynamo_store(&table));
+        let service = Arc::new(PushService::new(
+            store.clone(),
+            Arc::new(aws.ses_mailer(&sender)),
+            ServiceSettings { local_mode: true },
+        ));
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let ses = aws_sdk_ses::Client::new(&sdk);
+        let harness = Self {
+            base_url: serve(service.clone()).await,
+            store,
+            service,
+            domain: DomainName::parse(&format!("{}.example", unique("d"))).expect("valid domain"),
+            secret: unique("secret-"),
+            sender: sender_domain,
+            endpoint,
+            ses,
+            http: reqwest::Client::new(),
+            last_timestamp: AtomicI64::new(0),
+        };
+        if setup.verify_sender {
+            harness.verify_sender().await;
+        }
+        harness.enable_push().await;
+        harness.heartbeat(Utc::now()).await;
+        harness
+    }
+
+    /// Server switch on, domain with push on and one secret.
+    async fn enable_push(&self) {
+        let now = Utc::now();
+        self.store
+            .put_server_settings(&ServerSettings { push_enabled: true })
+            .await
+            .expect("server settings");
+        let mut domain = Domain::new(self.domain.clone(), now);
+        domain.push_enabled = true;
+        self.store.put_domain(&domain).await.expect("domain");
+        self.add_secret(&self.secret, now).await;
+    }
+
+    pub async fn add_secret(&self, value: &str, created_at: DateTime<Utc>) {
+        let secret = PushSecret {
+            id: unique("ps_"),
+            value: value.to_owned(),
+            created_at,
+        };
+        self.store
+            .add_push_secret(&self.domain, &secret)
+            .await
+            .expect("secret");
+    }
+
+    pub async fn set_domain_push(&self, enabled: bool) {
+        let mut domain = self
+            .store
+            .domain(&self.domain)
+            .await
+            .unwrap()
+            .expect("domain exists");
+        domain.push_enabled = enabled;
+        self.store.put_domain(&domain).await.unwrap();
+    }
+
+    pub async fn verify_sender(&self) {
+        self.ses
+            .verify_domain_identity()
+            .domain(&self.sender)
+            .send()
+            .await
+            .expect("verify SES identity");
+    }
+
+    pub async fn heartbeat(&self, at: DateTime<Utc>) {
+        self.store
+            .record_heartbeat("imap", "test-listener", at)
+            .await
+            .expect("heartbeat");
+    }
+
+    /// A new account of the test's domain with [`PASSWORD`].
+    pub async fn account(&self, local: &str) -> Address {
+        let address = Address::parse(&format!("{local}@{}", self.domain)).expect("valid address");
+        self.store
+            .put_account(&Account {
+                address: address.clone(),
+                password_hash: hash_password(PASSWORD).expect("hash"),
+                enabled: true,
+                display_name: None,
+                created_at: Utc::now(),
+            })
+            .await
+            .expect("account");
+        address
+    }
+
+    /// A SUBSCRIBE body with the test's defaults.
+    pub fn subscribe_body(&self, address: &Address, registration: &str, generation: u64) -> Value {
+        json!({
+            "type": "SUBSCRIBE", "email": address.as_str(), "password": PASSWORD,
+            "registration": registration, "generation": generation,
+            "callback": format!("https://push.example.net/n/{registration}"),
+            "device": {"pin": "2A3B4C5D", "model": "Bold 9700"},
+        })
+    }
+
+    pub fn unsubscribe_body(
+        &self,
+        address: &Address,
+        registration: &str,
+        generation: u64,
+    ) -> Value {
+        json!({"type": "UNSUBSCRIBE", "email": address.as_str(), "registration": registration, "generation": generation})
+    }
+
+    /// POSTs `body`, signed with the test's secret. Byte-identical requests signed in the same
+    /// second carry the same signature, which is a replay (spec §1); so each call here signs
+    /// with a timestamp one second after the last, starting 290 s back, inside the window.
+    pub async fn post(&self, body: &Value) -> Answer {
+        let bytes = serde_json::to_vec(body).expect("json");
+        let now = Utc::now().timestamp();
+        let timestamp = self
+            .last_timestamp
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                Some((last + 1).max(now - 290))
+            })
+            .map(|last| (last + 1).max(now - 290))
+            .expect("always Some");
+        assert!(
+            timestamp < now + 290,
+            "too many requests in one test for the clock window"
+        );
+        let signature = sign(self.secret.as_bytes(), timestamp, &bytes);
+        self.post_raw(
+            bytes,
+            "application/json",
+            Some(&timestamp.to_string()),
+            Some(&signature),
+        )
+        .await
+    }
+
+    pub async fn post_raw(
+        &self,
+        body: Vec<u8>,
+        content_type: &str,
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+    ) -> Answer {
+        let mut request = self
+            .http
+            .post(format!("{}/subscribe", self.base_url))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(timestamp) = timestamp {
+            request = request.header("x-push-timestamp", timestamp);
+        }
+        if let Some(signature) = signature {
+            request = request.header("x-push-signature", signature);
+        }
+        let response = request.send().await.expect("request reaches the server");
+        into_answer(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .await
+            .expect("request reaches the server");
+        into_answer(response).await
+    }
+
+    /// The activation mails SES accepted for `to`, as the emulator recorded them.
+    pub async fn activation_mails(&self, to: &Address) -> Vec<Value> {
+        let data: Value = self
+            .http
+            .get(format!("{}/moto-api/data.json", self.endpoint))
+            .send()
+            .await
+            .expect("moto-api reachable")
+            .json()
+            .await
+            .expect("moto-api json");
+        data["ses"]["Message"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| {
+                m["destinations"]["ToAddresses"]
+                    .as_array()
+                    .is_some_and(|to_list| to_list.iter().any(|a| a == to.as_str()))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+async fn into_answer(response: reqwest::Response) -> Answer {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text));
+    Answer {
+        status,
+        body,
+        retry_after,
+    }
+}
+
+/// Serves the Subscribe URL router on a free loopback port; returns its base URL.
+pub async fn serve(service: Arc<PushService>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("local address");
+    let app =
+        pushmail_subscribe::router(service).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}")
+}
+
+/// Creates a table exactly as infra/table.json defines it.
+pub async fn create_table(name: &str) {
+    let definition: Value = serde_json::from_str(include_str!("../../infra/table.json"))
+        .expect("infra/table.json is JSON");
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let key_schema = |keys: &Value| -> Vec<KeySchemaElement> {
+        keys.as_array()
+            .expect("key schema")
+            .iter()
+            .map(|k| {
+                KeySchemaElement::builder()
+                    .attribute_name(k["AttributeName"].as_str().expect("name"))
+                    .key_type(KeyType::from(k["KeyType"].as_str().expect("type")))
+                    .build()
+                    .expect("key schema element")
+            })
+            .collect()
+    };
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::from(
+            definition["BillingMode"].as_str().expect("billing"),
+        ))
+        .set_key_schema(Some(key_schema(&definition["KeySchema"])));
+    for attribute in definition["AttributeDefinitions"]
+        .as_array()
+        .expect("attributes")
+    {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attribute["AttributeName"].as_str().expect("name"))
+                .attribute_type(ScalarAttributeType::from(
+                    attribute["AttributeType"].as_str().expect("type"),
+                ))
+                .build()
+                .expect("attribute definition"),
+        );
+    }
+    for index in definition["GlobalSecondaryIndexes"]
+        .as_array()
+        .expect("indexes")
+    {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index["IndexName"].as_str().expect("index name"))
+                .set_key_schema(Some(key_schema(&index["KeySchema"])))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(
+                            index["Projection"]["ProjectionType"]
+                                .as_str()
+                                .expect("projection"),
+                        ))
+                        .build(),
+                )
+                .build()
+                .expect("index"),
+        );
+    }
+    request.send().await.expect("create table");
+}

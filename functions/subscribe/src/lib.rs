@@ -1,1 +1,84 @@
-pub fn x() {}
+//! The Subscribe URL as an axum `Router`: handed to `lambda_http::run` on AWS, or served on a
+//! local port. A thin adapter: every rule lives in `pushmail_core::service`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use pushmail_core::protocol::{
+    ErrorCode, MAX_BODY_BYTES, Refusal, Reply, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
+use pushmail_core::service::{IncomingRequest, PushService};
+
+/// The path the Subscribe URL is served on.
+pub const SUBSCRIBE_PATH: &str = "/subscribe";
+
+pub fn router(service: Arc<PushService>) -> Router {
+    Router::new()
+        .route(SUBSCRIBE_PATH, post(subscribe))
+        .fallback(not_found)
+        .with_state(service)
+}
+
+async fn subscribe(State(service): State<Arc<PushService>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let source = source_address(&parts.extensions);
+    // Stops reading at the limit, so an oversize body is never buffered whole.
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return reply_response(
+            Refusal::new(ErrorCode::TooLarge, "the body is larger than 16 KiB").into(),
+        );
+    };
+    let headers = &parts.headers;
+    let reply = service
+        .handle(IncomingRequest {
+            content_type: header_str(headers, header::CONTENT_TYPE.as_str()),
+            timestamp: header_str(headers, TIMESTAMP_HEADER),
+            signature: header_str(headers, SIGNATURE_HEADER),
+            body: &body,
+            source: source.as_deref(),
+        })
+        .await;
+    reply_response(reply)
+}
+
+async fn not_found() -> Response {
+    let refusal = Refusal::new(
+        ErrorCode::InvalidRequest,
+        "no such route: the Subscribe URL is POST /subscribe",
+    );
+    let mut response = reply_response(refusal.into());
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The caller's IP: from API Gateway's request context on Lambda, from the socket locally.
+fn source_address(extensions: &http::Extensions) -> Option<String> {
+    if let Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) =
+        extensions.get::<lambda_http::request::RequestContext>()
+    {
+        return context.http.source_ip.clone();
+    }
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip().to_string())
+}
+
+pub fn reply_response(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, axum::Json(reply.body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(seconds) = reply.retry_after_secs {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValue, Select, TransactWriteItem, Update,
 };
@@ -74,23 +74,28 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// All items of a partition whose sort key starts with `prefix`, in key order.
-    async fn query_prefix(
+    /// All items of a partition (whose sort key starts with `prefix`, if given), in key order.
+    async fn query_partition(
         &self,
         pk: String,
-        prefix: &str,
+        prefix: Option<&str>,
         newest_first: bool,
     ) -> StoreResult<Vec<Item>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let output = self
+            let query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(prefix))
+                .expression_attribute_values(":pk", s(pk.clone()));
+            let query = match prefix {
+                Some(prefix) => query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let output = query
                 .scan_index_forward(!newest_first)
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
@@ -432,7 +437,7 @@ impl Store for DynamoStore {
     }
 
     async fn push_secrets(&self, domain: &DomainName) -> StoreResult<Vec<PushSecret>> {
-        self.query_prefix(domain_pk(domain), "SECRET#", true)
+        self.query_partition(domain_pk(domain), Some("SECRET#"), true)
             .await?
             .iter()
             .map(|item| {
@@ -846,7 +851,7 @@ impl Store for DynamoStore {
     }
 
     async fn latest_heartbeat(&self, kind: &str) -> StoreResult<Option<DateTime<Utc>>> {
-        self.query_prefix(format!("HEARTBEAT#{kind}"), "", false)
+        self.query_partition(format!("HEARTBEAT#{kind}"), None, false)
             .await?
             .iter()
             .map(|item| get_millis(item, "at"))
