@@ -6,14 +6,16 @@
 #   infra/local/stack.sh down    stop the moto server this script started, and nothing else
 #   infra/local/stack.sh env     print the environment variables that point pushmail at it
 #
+# PUSHMAIL_STACK_PORT picks another port (the tests use 4567, so a local run can stay up).
 # With a real LocalStack already listening, `PUSHMAIL_USE_RUNNING_ENDPOINT=1 stack.sh up` only
 # creates the table and identity on it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-state="$root/.local/stack"
 venv="$root/.venv"
 host=127.0.0.1
 port=${PUSHMAIL_STACK_PORT:-4566}
+# One state folder per port, so the test run's stack and a local run's never stop each other.
+state="$root/.local/stack-$port"
 endpoint="http://$host:$port"
 
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test}
@@ -56,7 +58,9 @@ down() {
     local pid
     pid=$(cat "$state/moto.pid")
     if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" && wait "$pid" 2>/dev/null || true
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
       echo "moto server (pid $pid) stopped"
     fi
     rm -f "$state/moto.pid"

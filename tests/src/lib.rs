@@ -297,7 +297,7 @@ async fn into_answer(response: reqwest::Response) -> Answer {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let text = response.text().await.expect("body");
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text));
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Answer {
         status,
         body,

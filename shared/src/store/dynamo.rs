@@ -143,10 +143,17 @@ fn time(at: DateTime<Utc>) -> AttributeValue {
     s(at.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
-fn backend<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
-    error: SdkError<E, R>,
-) -> StoreError {
-    StoreError::Backend(aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string())
+fn backend<E, R>(error: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    // The service's own code and message; the whole error context only when there is none.
+    let detail = match (error.code(), error.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string(),
+    };
+    StoreError::Backend(detail)
 }
 
 fn corrupt(item: &Item, field: &str) -> StoreError {
