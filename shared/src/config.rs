@@ -2,11 +2,17 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use crate::admin::AdminService;
 use crate::aws::AwsContext;
+use crate::notifier::HttpNotifier;
 use crate::service::{PushService, ServiceSettings};
 
 pub const DEFAULT_TABLE: &str = "pushmail";
 pub const DEFAULT_MAIL_FROM: &str = "pushmail <push@pushmail.test>";
+/// An inline, best-effort notice (UNLINKED) waits at most this long for the push service.
+const NOTICE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -57,12 +63,26 @@ impl Config {
     /// The push service on DynamoDB and SES, as this configuration describes.
     pub async fn push_service(&self) -> PushService {
         let aws = AwsContext::from_env().await;
+        self.push_service_on(&aws)
+    }
+
+    fn push_service_on(&self, aws: &AwsContext) -> PushService {
         PushService::new(
             Arc::new(aws.dynamo_store(&self.table)),
             Arc::new(aws.ses_mailer(&self.mail_from)),
             ServiceSettings {
                 local_mode: self.local_mode,
             },
+        )
+    }
+
+    /// The admin service (and the push service it resends activation mails through).
+    pub async fn admin_service(&self) -> AdminService {
+        let aws = AwsContext::from_env().await;
+        AdminService::new(
+            Arc::new(aws.dynamo_store(&self.table)),
+            Arc::new(self.push_service_on(&aws)),
+            Arc::new(HttpNotifier::new(NOTICE_TIMEOUT)),
         )
     }
 }

@@ -15,6 +15,8 @@ pub const CLOCK_WINDOW_SECS: i64 = 300;
 pub const REPLAY_WINDOW_SECS: i64 = 600;
 pub const TIMESTAMP_HEADER: &str = "x-push-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-push-signature";
+/// A domain holds at most this many live push secrets (one to sign with, one being rotated out).
+pub const MAX_LIVE_SECRETS: u32 = 2;
 const MAX_REGISTRATION_LEN: usize = 128;
 const MAX_DEVICE_FIELD_CHARS: usize = 64;
 const MAX_PASSWORD_CHARS: usize = 1024;

@@ -6,20 +6,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use tracing::{error, info, warn};
 
+use crate::credentials::{CredentialError, check_credentials};
 use crate::mailer::{ActivationMail, Mailer};
-use crate::password;
 use crate::protocol::{
     self, CallbackPolicy, ErrorCode, MAX_BODY_BYTES, PushRequest, REPLAY_WINDOW_SECS, Refusal,
     Reply, SignatureHeaders, Subscribe, UncheckedRequest, Unsubscribe,
 };
-use crate::store::{FailureScope, LinkInsert, Store, StoreError, Unlink};
+use crate::store::{LinkInsert, Store, StoreError, Unlink};
 use crate::types::{ActivationJob, ActivationState, Link, LinkState};
 
-/// Failed credential checks allowed per account in one window; the next attempt gets 429.
-pub const ACCOUNT_FAILURE_LIMIT: u32 = 5;
-/// Failed credential checks allowed per source address in one window.
-pub const SOURCE_FAILURE_LIMIT: u32 = 20;
-pub const FAILURE_WINDOW_SECS: i64 = 900;
 /// SUBSCRIBE needs an IMAP listener heartbeat younger than this.
 pub const IMAP_LIVENESS_SECS: i64 = 60;
 /// How long one sender holds an activation job before another may take it over.
@@ -187,40 +182,33 @@ impl PushService {
             _ => return Err(disabled("push integration is turned off for this domain")),
         }
 
-        let account_scope = FailureScope::Account(&request.email);
-        let source_scope = source.map(FailureScope::Source);
-        let window = failure_window(now);
-        self.check_rate(&account_scope, ACCOUNT_FAILURE_LIMIT, window, now)
-            .await?;
-        if let Some(scope) = &source_scope {
-            self.check_rate(scope, SOURCE_FAILURE_LIMIT, window, now)
-                .await?;
-        }
-        let account = self.store.account(&request.email).await?;
-        let password_ok = match &account {
-            Some(account) => password::verify_password(&request.password, &account.password_hash),
-            None => {
-                password::verify_against_nothing(&request.password);
-                false
-            }
-        };
-        let account = match account {
-            Some(account) if password_ok => account,
-            _ => {
-                let expires = window + Duration::seconds(2 * FAILURE_WINDOW_SECS);
-                self.store
-                    .add_failure(&account_scope, window, expires)
-                    .await?;
-                if let Some(scope) = &source_scope {
-                    self.store.add_failure(scope, window, expires).await?;
-                }
+        let account = match check_credentials(
+            self.store.as_ref(),
+            &request.email,
+            &request.password,
+            source,
+            now,
+        )
+        .await
+        {
+            Ok(account) => account,
+            Err(CredentialError::BadCredentials) => {
                 return Err(Refusal::new(
                     ErrorCode::BadCredentials,
                     "unknown account or wrong password",
                 ));
             }
+            Err(CredentialError::RateLimited { retry_after_secs }) => {
+                return Err(Refusal {
+                    code: ErrorCode::RateLimited,
+                    detail: format!(
+                        "too many failed credential checks; try again in {retry_after_secs} seconds"
+                    ),
+                    retry_after_secs: Some(retry_after_secs),
+                });
+            }
+            Err(CredentialError::Store(error)) => return Err(error.into()),
         };
-        self.store.clear_failures(&account_scope, window).await?;
         if !account.enabled {
             return Err(disabled("this account is disabled"));
         }
@@ -341,28 +329,6 @@ impl PushService {
         Ok(Reply::ok(protocol::status_body(status)))
     }
 
-    async fn check_rate(
-        &self,
-        scope: &FailureScope<'_>,
-        limit: u32,
-        window: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<(), Refusal> {
-        if self.store.failures(scope, window).await? < limit {
-            return Ok(());
-        }
-        let retry_after = (window + Duration::seconds(FAILURE_WINDOW_SECS) - now)
-            .num_seconds()
-            .max(1);
-        Err(Refusal {
-            code: ErrorCode::RateLimited,
-            detail: format!(
-                "too many failed credential checks; try again in {retry_after} seconds"
-            ),
-            retry_after_secs: Some(retry_after as u64),
-        })
-    }
-
     /// Tries to send one subscription's activation mail, if it is due and nobody else is on it.
     pub async fn deliver_activation(
         &self,
@@ -439,11 +405,6 @@ fn check_content_type(content_type: Option<&str>) -> Result<(), Refusal> {
     }
 }
 
-fn failure_window(now: DateTime<Utc>) -> DateTime<Utc> {
-    let start = now.timestamp() - now.timestamp().rem_euclid(FAILURE_WINDOW_SECS);
-    DateTime::from_timestamp(start, 0).unwrap_or(now)
-}
-
 fn activation_backoff(failed_attempts: u32) -> Duration {
     let secs = ACTIVATION_BACKOFF_FIRST_SECS.saturating_mul(1_i64 << failed_attempts.min(20));
     Duration::seconds(secs.min(ACTIVATION_BACKOFF_MAX_SECS))
@@ -475,12 +436,5 @@ mod tests {
         assert_eq!(activation_backoff(0), Duration::seconds(30));
         assert_eq!(activation_backoff(1), Duration::seconds(60));
         assert_eq!(activation_backoff(40), Duration::seconds(3600));
-    }
-
-    #[test]
-    fn failure_windows_are_aligned() {
-        let at = DateTime::from_timestamp(1_800_000_123, 0).unwrap();
-        assert_eq!(failure_window(at).timestamp() % FAILURE_WINDOW_SECS, 0);
-        assert!(failure_window(at) <= at);
     }
 }

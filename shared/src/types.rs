@@ -141,6 +141,10 @@ pub struct Domain {
     pub smtp_server: Option<String>,
     pub sent_items_alias: String,
     pub deleted_items_alias: String,
+    /// DKIM selector for mail the SMTP listener signs for this domain.
+    pub dkim_selector: Option<String>,
+    /// Where the DKIM private key is kept (e.g. a Secrets Manager ARN); never the key itself.
+    pub dkim_key_ref: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -156,6 +160,8 @@ impl Domain {
             smtp_server: None,
             sent_items_alias: Self::DEFAULT_SENT_ITEMS.to_owned(),
             deleted_items_alias: Self::DEFAULT_DELETED_ITEMS.to_owned(),
+            dkim_selector: None,
+            dkim_key_ref: None,
             created_at,
         }
     }
@@ -187,6 +193,8 @@ pub struct Account {
     pub password_hash: String,
     pub enabled: bool,
     pub display_name: Option<String>,
+    /// The "BlackBerry Inbox" folders: besides INBOX, whose new mail is pushed to the device.
+    pub pushed_folders: Vec<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -197,6 +205,7 @@ impl fmt::Debug for Account {
             .field("password_hash", &"<redacted>")
             .field("enabled", &self.enabled)
             .field("display_name", &self.display_name)
+            .field("pushed_folders", &self.pushed_folders)
             .finish()
     }
 }
@@ -270,6 +279,63 @@ pub struct ActivationJob {
     pub attempts: u32,
     /// Not to be tried before this time (a claim's lease, or the backoff after a failure).
     pub not_before: DateTime<Utc>,
+}
+
+/// What an admin bearer token may touch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "scope", content = "domain", rename_all = "snake_case")]
+pub enum TokenScope {
+    Server,
+    Domain(DomainName),
+}
+
+impl TokenScope {
+    pub fn allows_domain(&self, domain: &DomainName) -> bool {
+        match self {
+            Self::Server => true,
+            Self::Domain(own) => own == domain,
+        }
+    }
+}
+
+/// An admin API bearer token; only the SHA-256 of its secret part is kept.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminToken {
+    pub id: String,
+    pub secret_hash: String,
+    pub scope: TokenScope,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminToken")
+            .field("id", &self.id)
+            .field("scope", &self.scope)
+            .field("label", &self.label)
+            .finish()
+    }
+}
+
+/// One change made through the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    /// The token that made the change (`self-service` for an account changing its own folders).
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    /// The domain the change belongs to; `None` for server-wide changes.
+    pub domain: Option<DomainName>,
+}
+
+/// One page of a listing, with the opaque cursor of the next page if there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub cursor: Option<String>,
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 use pushmail_core::aws::AwsContext;
 use pushmail_core::password::hash_password;
-use pushmail_core::protocol::sign;
+use pushmail_core::protocol::{MAX_LIVE_SECRETS, sign};
 use pushmail_core::service::{PushService, ServiceSettings};
 use pushmail_core::store::{DynamoStore, Store};
 use pushmail_core::types::{Account, Address, Domain, DomainName, PushSecret, ServerSettings};
@@ -138,7 +138,7 @@ impl Harness {
             created_at,
         };
         self.store
-            .add_push_secret(&self.domain, &secret)
+            .add_push_secret(&self.domain, &secret, MAX_LIVE_SECRETS)
             .await
             .expect("secret");
     }
@@ -179,6 +179,7 @@ impl Harness {
                 password_hash: hash_password(PASSWORD).expect("hash"),
                 enabled: true,
                 display_name: None,
+                pushed_folders: Vec::new(),
                 created_at: Utc::now(),
             })
             .await

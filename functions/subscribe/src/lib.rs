@@ -1,13 +1,12 @@
 //! The Subscribe URL as an axum `Router`: handed to `lambda_http::run` on AWS, or served on a
 //! local port. A thin adapter: every rule lives in `pushmail_core::service`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
 use axum::routing::post;
 use pushmail_core::protocol::{
     ErrorCode, MAX_BODY_BYTES, Refusal, Reply, SIGNATURE_HEADER, TIMESTAMP_HEADER,
@@ -26,7 +25,7 @@ pub fn router(service: Arc<PushService>) -> Router {
 
 async fn subscribe(State(service): State<Arc<PushService>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let source = source_address(&parts.extensions);
+    let source = pushmail_http::source_address(&parts.extensions);
     // Stops reading at the limit, so an oversize body is never buffered whole.
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return reply_response(
@@ -60,25 +59,6 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The caller's IP: from API Gateway's request context on Lambda, from the socket locally.
-fn source_address(extensions: &http::Extensions) -> Option<String> {
-    if let Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) =
-        extensions.get::<lambda_http::request::RequestContext>()
-    {
-        return context.http.source_ip.clone();
-    }
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip().to_string())
-}
-
 pub fn reply_response(reply: Reply) -> Response {
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, axum::Json(reply.body)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(seconds) = reply.retry_after_secs {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    response
+    pushmail_http::json_response(reply.status, reply.body, reply.retry_after_secs)
 }

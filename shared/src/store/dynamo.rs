@@ -10,10 +10,16 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{FailureScope, LinkInsert, Store, StoreError, StoreResult, Unlink};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::{
+    AccountDelete, DomainDelete, FailureScope, LinkInsert, LinkQuery, SecretAdd, Store, StoreError,
+    StoreResult, Unlink,
+};
 use crate::types::{
-    Account, ActivationJob, ActivationState, Address, Device, Domain, DomainName, Link, LinkState,
-    PushSecret, ServerSettings,
+    Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Device, Domain,
+    DomainName, Link, LinkState, Page, PushSecret, ServerSettings, TokenScope,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -108,6 +114,209 @@ impl DynamoStore {
                 return Ok(items);
             }
         }
+    }
+}
+
+/// One listing: a partition of the table or of an index, read forwards or backwards.
+struct Listing {
+    index: Option<&'static str>,
+    partition: String,
+    forward: bool,
+    filter: Option<(&'static str, AttributeValue)>,
+}
+
+impl Listing {
+    fn table(partition: String, forward: bool) -> Self {
+        Self {
+            index: None,
+            partition,
+            forward,
+            filter: None,
+        }
+    }
+
+    fn index(index: &'static str, partition: String, forward: bool) -> Self {
+        Self {
+            index: Some(index),
+            partition,
+            forward,
+            filter: None,
+        }
+    }
+
+    /// The attributes that make up a position in this listing.
+    fn key_attributes(&self) -> Vec<String> {
+        let mut keys = vec!["pk".to_owned(), "sk".to_owned()];
+        if let Some(index) = self.index {
+            keys.push(format!("{index}pk"));
+            keys.push(format!("{index}sk"));
+        }
+        keys
+    }
+
+    fn partition_attribute(&self) -> String {
+        self.index
+            .map_or_else(|| "pk".to_owned(), |index| format!("{index}pk"))
+    }
+}
+
+struct ItemPage {
+    items: Vec<Item>,
+    cursor: Option<String>,
+}
+
+fn encode_cursor(item: &Item, listing: &Listing) -> StoreResult<String> {
+    let mut position = serde_json::Map::new();
+    for key in listing.key_attributes() {
+        position.insert(
+            key.clone(),
+            serde_json::Value::String(get_s(item, &key)?.to_owned()),
+        );
+    }
+    Ok(URL_SAFE_NO_PAD.encode(serde_json::Value::Object(position).to_string()))
+}
+
+fn decode_cursor(cursor: &str, listing: &Listing) -> StoreResult<Item> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| StoreError::BadCursor)?;
+    let position: HashMap<String, String> =
+        serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
+    let keys = listing.key_attributes();
+    // A cursor only resumes the listing that produced it: same keys, same partition.
+    if position.len() != keys.len()
+        || !keys.iter().all(|k| position.contains_key(k))
+        || position.get(&listing.partition_attribute()) != Some(&listing.partition)
+    {
+        return Err(StoreError::BadCursor);
+    }
+    Ok(position.into_iter().map(|(k, v)| (k, s(v))).collect())
+}
+
+impl DynamoStore {
+    async fn write_domain(&self, domain: &Domain, condition: Option<&str>) -> StoreResult<bool> {
+        let update = field_update(domain_fields(domain));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(domain_pk(&domain.name)))
+            .key("sk", s("DOMAIN"))
+            .update_expression(update.expression)
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(update.values))
+            .set_condition_expression(condition.map(str::to_owned))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    async fn put_if(&self, item: Item, condition: &str) -> StoreResult<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    /// Up to `limit` items of a listing after `cursor`, and the cursor of the next page only if
+    /// there is one: one item more than asked for is read to know.
+    async fn page(
+        &self,
+        listing: Listing,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<ItemPage> {
+        let limit = limit.max(1);
+        let mut start = cursor.map(|c| decode_cursor(c, &listing)).transpose()?;
+        let partition_attribute = listing.partition_attribute();
+        let mut items: Vec<Item> = Vec::new();
+        loop {
+            let wanted = i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX);
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(listing.index.map(str::to_owned))
+                .key_condition_expression("#partition = :partition")
+                .expression_attribute_names("#partition", &partition_attribute)
+                .expression_attribute_values(":partition", s(&listing.partition))
+                .scan_index_forward(listing.forward)
+                .limit(wanted)
+                .set_exclusive_start_key(start.take());
+            if let Some((filter, value)) = &listing.filter {
+                query = query
+                    .filter_expression(*filter)
+                    .expression_attribute_values(":activation", value.clone());
+            }
+            let output = query.send().await.map_err(backend)?;
+            items.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key;
+            if items.len() > limit || start.is_none() {
+                break;
+            }
+        }
+        let cursor = if items.len() > limit {
+            items.truncate(limit);
+            Some(encode_cursor(&items[limit - 1], &listing)?)
+        } else {
+            None
+        };
+        Ok(ItemPage { items, cursor })
+    }
+}
+
+fn is_cancelled<R: std::fmt::Debug>(
+    error: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> bool {
+    error
+        .as_service_error()
+        .is_some_and(|e| e.is_transaction_canceled_exception())
+}
+
+fn token_from(item: &Item) -> StoreResult<AdminToken> {
+    let scope = match get_s(item, "scope")? {
+        "server" => TokenScope::Server,
+        "domain" => TokenScope::Domain(get_parsed(item, "scope_domain", DomainName::parse)?),
+        _ => return Err(corrupt(item, "scope")),
+    };
+    Ok(AdminToken {
+        id: get_s(item, "id")?.to_owned(),
+        secret_hash: get_s(item, "secret_hash")?.to_owned(),
+        scope,
+        label: get_s(item, "label")?.to_owned(),
+        created_at: get_time(item, "created_at")?,
+    })
+}
+
+fn audit_pk(domain: Option<&DomainName>) -> String {
+    match domain {
+        Some(domain) => format!("AUDIT#{domain}"),
+        None => "AUDIT#SERVER".to_owned(),
     }
 }
 
@@ -231,28 +440,24 @@ fn get_device(item: &Item) -> Option<Device> {
 
 // --- item mapping ----------------------------------------------------------------------------
 
-fn domain_item(domain: &Domain) -> Item {
-    let mut item: Item = HashMap::from([
-        ("pk".into(), s(domain_pk(&domain.name))),
-        ("sk".into(), s("DOMAIN")),
-        ("gsi1pk".into(), s("DOMAINS")),
-        ("gsi1sk".into(), s(domain.name.as_str())),
-        ("name".into(), s(domain.name.as_str())),
+/// A domain's settings as attributes; `None` fields are removed by an update.
+fn domain_fields(domain: &Domain) -> Vec<(&'static str, Option<AttributeValue>)> {
+    vec![
+        ("gsi1pk", Some(s("DOMAINS"))),
+        ("gsi1sk", Some(s(domain.name.as_str()))),
+        ("name", Some(s(domain.name.as_str()))),
         (
-            "push_enabled".into(),
-            AttributeValue::Bool(domain.push_enabled),
+            "push_enabled",
+            Some(AttributeValue::Bool(domain.push_enabled)),
         ),
-        ("sent_items_alias".into(), s(&domain.sent_items_alias)),
-        ("deleted_items_alias".into(), s(&domain.deleted_items_alias)),
-        ("created_at".into(), time(domain.created_at)),
-    ]);
-    if let Some(url) = &domain.subscribe_url {
-        item.insert("subscribe_url".into(), s(url));
-    }
-    if let Some(host) = &domain.smtp_server {
-        item.insert("smtp_server".into(), s(host));
-    }
-    item
+        ("subscribe_url", domain.subscribe_url.as_deref().map(s)),
+        ("smtp_server", domain.smtp_server.as_deref().map(s)),
+        ("sent_items_alias", Some(s(&domain.sent_items_alias))),
+        ("deleted_items_alias", Some(s(&domain.deleted_items_alias))),
+        ("dkim_selector", domain.dkim_selector.as_deref().map(s)),
+        ("dkim_key_ref", domain.dkim_key_ref.as_deref().map(s)),
+        ("created_at", Some(time(domain.created_at))),
+    ]
 }
 
 fn domain_from(item: &Item) -> StoreResult<Domain> {
@@ -263,8 +468,43 @@ fn domain_from(item: &Item) -> StoreResult<Domain> {
         smtp_server: get_opt_s(item, "smtp_server"),
         sent_items_alias: get_s(item, "sent_items_alias")?.to_owned(),
         deleted_items_alias: get_s(item, "deleted_items_alias")?.to_owned(),
+        dkim_selector: get_opt_s(item, "dkim_selector"),
+        dkim_key_ref: get_opt_s(item, "dkim_key_ref"),
         created_at: get_time(item, "created_at")?,
     })
+}
+
+/// `SET`s the present fields and `REMOVE`s the absent ones, leaving other attributes alone.
+struct FieldUpdate {
+    expression: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+fn field_update(fields: Vec<(&'static str, Option<AttributeValue>)>) -> FieldUpdate {
+    let (mut set, mut remove) = (Vec::new(), Vec::new());
+    let mut names = HashMap::new();
+    let mut values = HashMap::new();
+    for (index, (field, value)) in fields.into_iter().enumerate() {
+        let name = format!("#f{index}");
+        names.insert(name.clone(), field.to_owned());
+        match value {
+            Some(value) => {
+                set.push(format!("{name} = :f{index}"));
+                values.insert(format!(":f{index}"), value);
+            }
+            None => remove.push(name),
+        }
+    }
+    let mut expression = format!("SET {}", set.join(", "));
+    if !remove.is_empty() {
+        expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+    }
+    FieldUpdate {
+        expression,
+        names,
+        values,
+    }
 }
 
 fn account_item(account: &Account) -> Item {
@@ -279,6 +519,10 @@ fn account_item(account: &Account) -> Item {
         ("address".into(), s(account.address.as_str())),
         ("password_hash".into(), s(&account.password_hash)),
         ("enabled".into(), AttributeValue::Bool(account.enabled)),
+        (
+            "pushed_folders".into(),
+            AttributeValue::L(account.pushed_folders.iter().map(s).collect()),
+        ),
         ("created_at".into(), time(account.created_at)),
     ]);
     if let Some(name) = &account.display_name {
@@ -293,6 +537,18 @@ fn account_from(item: &Item) -> StoreResult<Account> {
         password_hash: get_s(item, "password_hash")?.to_owned(),
         enabled: get_bool(item, "enabled")?,
         display_name: get_opt_s(item, "display_name"),
+        pushed_folders: match item.get("pushed_folders") {
+            None => Vec::new(),
+            Some(AttributeValue::L(list)) => list
+                .iter()
+                .map(|v| {
+                    v.as_s()
+                        .cloned()
+                        .map_err(|_| corrupt(item, "pushed_folders"))
+                })
+                .collect::<StoreResult<_>>()?,
+            Some(_) => return Err(corrupt(item, "pushed_folders")),
+        },
         created_at: get_time(item, "created_at")?,
     })
 }
@@ -440,7 +696,84 @@ impl Store for DynamoStore {
     }
 
     async fn put_domain(&self, domain: &Domain) -> StoreResult<()> {
-        self.put(domain_item(domain)).await
+        self.write_domain(domain, None).await.map(|_| ())
+    }
+
+    async fn create_domain(&self, domain: &Domain) -> StoreResult<bool> {
+        self.write_domain(domain, Some("attribute_not_exists(pk)"))
+            .await
+    }
+
+    async fn update_domain(&self, domain: &Domain) -> StoreResult<bool> {
+        self.write_domain(domain, Some("attribute_exists(pk)"))
+            .await
+    }
+
+    async fn list_domains(&self) -> StoreResult<Vec<Domain>> {
+        let mut domains = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .page(
+                    Listing::index("gsi1", "DOMAINS".into(), true),
+                    cursor.as_deref(),
+                    100,
+                )
+                .await?;
+            for item in &page.items {
+                domains.push(domain_from(item)?);
+            }
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(domains),
+            }
+        }
+    }
+
+    async fn delete_domain(&self, name: &DomainName) -> StoreResult<DomainDelete> {
+        let accounts = self
+            .page(
+                Listing::index("gsi1", format!("ACCOUNTS#{name}"), true),
+                None,
+                1,
+            )
+            .await?;
+        if !accounts.items.is_empty() {
+            return Ok(DomainDelete::HasAccounts);
+        }
+        let mut request = self.client.transact_write_items().transact_items(
+            TransactWriteItem::builder()
+                .delete(build(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(domain_pk(name)))
+                        .key("sk", s("DOMAIN"))
+                        .condition_expression("attribute_exists(pk)")
+                        .build(),
+                )?)
+                .build(),
+        );
+        for secret in self
+            .query_partition(domain_pk(name), Some("SECRET#"), false)
+            .await?
+        {
+            request = request.transact_items(
+                TransactWriteItem::builder()
+                    .delete(build(
+                        Delete::builder()
+                            .table_name(&self.table)
+                            .key("pk", s(domain_pk(name)))
+                            .key("sk", s(get_s(&secret, "sk")?))
+                            .build(),
+                    )?)
+                    .build(),
+            );
+        }
+        match request.send().await {
+            Ok(_) => Ok(DomainDelete::Deleted),
+            Err(error) if is_cancelled(&error) => Ok(DomainDelete::NotFound),
+            Err(error) => Err(backend(error)),
+        }
     }
 
     async fn push_secrets(&self, domain: &DomainName) -> StoreResult<Vec<PushSecret>> {
@@ -457,18 +790,99 @@ impl Store for DynamoStore {
             .collect()
     }
 
-    async fn add_push_secret(&self, domain: &DomainName, secret: &PushSecret) -> StoreResult<()> {
+    async fn add_push_secret(
+        &self,
+        domain: &DomainName,
+        secret: &PushSecret,
+        max_live: u32,
+    ) -> StoreResult<SecretAdd> {
         let created = secret
             .created_at
             .to_rfc3339_opts(SecondsFormat::Millis, true);
-        self.put(HashMap::from([
-            ("pk".into(), s(domain_pk(domain))),
-            ("sk".into(), s(format!("SECRET#{created}#{}", secret.id))),
-            ("id".into(), s(&secret.id)),
-            ("value".into(), s(&secret.value)),
-            ("created_at".into(), s(created)),
-        ]))
-        .await
+        // The domain item counts live secrets, so the limit holds under concurrent adds.
+        let count = build(
+            Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(domain_pk(domain)))
+                .key("sk", s("DOMAIN"))
+                .update_expression("SET secret_count = if_not_exists(secret_count, :zero) + :one")
+                .condition_expression(
+                    "attribute_exists(pk) AND (attribute_not_exists(secret_count) OR secret_count < :max)",
+                )
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":max", n(max_live))
+                .build(),
+        )?;
+        let put = build(
+            Put::builder()
+                .table_name(&self.table)
+                .item("pk", s(domain_pk(domain)))
+                .item("sk", s(format!("SECRET#{created}#{}", secret.id)))
+                .item("id", s(&secret.id))
+                .item("value", s(&secret.value))
+                .item("created_at", s(created))
+                .build(),
+        )?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(count).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(SecretAdd::Added),
+            Err(error) if is_cancelled(&error) => match self.domain(domain).await? {
+                None => Ok(SecretAdd::NoSuchDomain),
+                Some(_) => Ok(SecretAdd::TooMany),
+            },
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    async fn retire_push_secret(&self, domain: &DomainName, id: &str) -> StoreResult<bool> {
+        let secrets = self
+            .query_partition(domain_pk(domain), Some("SECRET#"), false)
+            .await?;
+        let Some(secret) = secrets.iter().find(|item| {
+            item.get("id")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|v| v == id)
+        }) else {
+            return Ok(false);
+        };
+        let delete = build(
+            Delete::builder()
+                .table_name(&self.table)
+                .key("pk", s(domain_pk(domain)))
+                .key("sk", s(get_s(secret, "sk")?))
+                .condition_expression("attribute_exists(pk)")
+                .build(),
+        )?;
+        let uncount = build(
+            Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(domain_pk(domain)))
+                .key("sk", s("DOMAIN"))
+                .update_expression("SET secret_count = secret_count - :one")
+                .condition_expression("secret_count > :zero")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":zero", n(0))
+                .build(),
+        )?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(TransactWriteItem::builder().update(uncount).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if is_cancelled(&error) => Ok(false),
+            Err(error) => Err(backend(error)),
+        }
     }
 
     async fn account(&self, address: &Address) -> StoreResult<Option<Account>> {
@@ -481,6 +895,179 @@ impl Store for DynamoStore {
 
     async fn put_account(&self, account: &Account) -> StoreResult<()> {
         self.put(account_item(account)).await
+    }
+
+    async fn create_account(&self, account: &Account) -> StoreResult<bool> {
+        self.put_if(account_item(account), "attribute_not_exists(pk)")
+            .await
+    }
+
+    async fn update_account(&self, account: &Account) -> StoreResult<bool> {
+        self.put_if(account_item(account), "attribute_exists(pk)")
+            .await
+    }
+
+    async fn delete_account(&self, address: &Address) -> StoreResult<AccountDelete> {
+        for _ in 0..RACE_RETRIES {
+            let link = self.link(address).await?;
+            let delete_account = build(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(account_pk(address)))
+                    .key("sk", s("ACCOUNT"))
+                    .condition_expression("attribute_exists(pk)")
+                    .build(),
+            )?;
+            // The link must still be as read, so the returned link is the one deleted.
+            let mut delete_link = Delete::builder()
+                .table_name(&self.table)
+                .key("pk", s(account_pk(address)))
+                .key("sk", s("LINK"));
+            delete_link = match &link {
+                Some(link) => delete_link
+                    .condition_expression("subscription_id = :id AND #state = :state")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":id", s(&link.subscription_id))
+                    .expression_attribute_values(":state", s(link_state_str(link.state))),
+                None => delete_link.condition_expression("attribute_not_exists(pk)"),
+            };
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().delete(delete_account).build())
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .delete(build(delete_link.build())?)
+                        .build(),
+                )
+                .send()
+                .await;
+            match result {
+                Ok(_) => {
+                    return Ok(AccountDelete::Deleted {
+                        live_link: link.filter(Link::is_linked),
+                    });
+                }
+                Err(error) if is_cancelled(&error) => {
+                    if self.account(address).await?.is_none() {
+                        return Ok(AccountDelete::NotFound);
+                    }
+                }
+                Err(error) => return Err(backend(error)),
+            }
+        }
+        Err(StoreError::Backend(
+            "too much contention on one account".into(),
+        ))
+    }
+
+    async fn list_accounts(
+        &self,
+        domain: &DomainName,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<Account>> {
+        let page = self
+            .page(
+                Listing::index("gsi1", format!("ACCOUNTS#{domain}"), true),
+                cursor,
+                limit,
+            )
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .map(account_from)
+                .collect::<StoreResult<_>>()?,
+            cursor: page.cursor,
+        })
+    }
+
+    async fn list_links(&self, query: &LinkQuery) -> StoreResult<Page<Link>> {
+        let mut listing = match &query.domain {
+            Some(domain) => Listing::index("gsi1", format!("LINKS#{domain}"), false),
+            None => Listing::index("gsi2", "LINKS".into(), false),
+        };
+        if let Some(activation) = query.activation {
+            listing.filter = Some(("activation = :activation", s(activation.as_str())));
+        }
+        let page = self
+            .page(listing, query.cursor.as_deref(), query.limit)
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .map(link_from)
+                .collect::<StoreResult<_>>()?,
+            cursor: page.cursor,
+        })
+    }
+
+    async fn remove_link(&self, address: &Address, at: DateTime<Utc>) -> StoreResult<Option<Link>> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(account_pk(address)))
+            .key("sk", s("LINK"))
+            .update_expression(
+                "SET #state = :unlinked, unlinked_at = :at REMOVE gsi1pk, gsi1sk, gsi2pk, gsi2sk",
+            )
+            .condition_expression("#state = :linked")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":unlinked", s("unlinked"))
+            .expression_attribute_values(":linked", s("linked"))
+            .expression_attribute_values(":at", time(at))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => link_from(&output.attributes.unwrap_or_default()).map(Some),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    async fn requeue_activation(&self, job: &ActivationJob) -> StoreResult<bool> {
+        let mark_pending = build(
+            Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(account_pk(&job.address)))
+                .key("sk", s("LINK"))
+                .update_expression("SET activation = :pending")
+                .condition_expression("subscription_id = :id AND #state = :linked")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":pending", s("pending"))
+                .expression_attribute_values(":id", s(&job.subscription_id))
+                .expression_attribute_values(":linked", s("linked"))
+                .build(),
+        )?;
+        let put_job = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(activation_item(job)))
+                .build(),
+        )?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(mark_pending).build())
+            .transact_items(TransactWriteItem::builder().put(put_job).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if is_cancelled(&error) => Ok(false),
+            Err(error) => Err(backend(error)),
+        }
     }
 
     async fn link(&self, address: &Address) -> StoreResult<Option<Link>> {
@@ -840,6 +1427,144 @@ impl Store for DynamoStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn put_token(&self, token: &AdminToken) -> StoreResult<()> {
+        let (scope, scope_domain) = match &token.scope {
+            TokenScope::Server => ("server", None),
+            TokenScope::Domain(domain) => ("domain", Some(domain.as_str())),
+        };
+        let mut item: Item = HashMap::from([
+            ("pk".into(), s(format!("TOKEN#{}", token.id))),
+            ("sk".into(), s("TOKEN")),
+            ("gsi2pk".into(), s("TOKENS")),
+            (
+                "gsi2sk".into(),
+                s(format!(
+                    "{}#{}",
+                    token
+                        .created_at
+                        .to_rfc3339_opts(SecondsFormat::Millis, true),
+                    token.id
+                )),
+            ),
+            ("id".into(), s(&token.id)),
+            ("secret_hash".into(), s(&token.secret_hash)),
+            ("scope".into(), s(scope)),
+            ("label".into(), s(&token.label)),
+            ("created_at".into(), time(token.created_at)),
+        ]);
+        if let Some(domain) = scope_domain {
+            item.insert("scope_domain".into(), s(domain));
+        }
+        self.put(item).await
+    }
+
+    async fn token(&self, id: &str) -> StoreResult<Option<AdminToken>> {
+        self.get(format!("TOKEN#{id}"), "TOKEN")
+            .await?
+            .as_ref()
+            .map(token_from)
+            .transpose()
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<AdminToken>> {
+        let mut tokens = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .page(
+                    Listing::index("gsi2", "TOKENS".into(), true),
+                    cursor.as_deref(),
+                    100,
+                )
+                .await?;
+            for item in &page.items {
+                tokens.push(token_from(item)?);
+            }
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(tokens),
+            }
+        }
+    }
+
+    async fn delete_token(&self, id: &str) -> StoreResult<bool> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("TOKEN#{id}")))
+            .key("sk", s("TOKEN"))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        let mut item: Item = HashMap::from([
+            ("pk".into(), s(audit_pk(entry.domain.as_ref()))),
+            (
+                "sk".into(),
+                s(format!(
+                    "{}#{}",
+                    entry.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                    entry.id
+                )),
+            ),
+            ("id".into(), s(&entry.id)),
+            ("at".into(), time(entry.at)),
+            ("actor".into(), s(&entry.actor)),
+            ("action".into(), s(&entry.action)),
+            ("target".into(), s(&entry.target)),
+        ]);
+        if let Some(domain) = &entry.domain {
+            item.insert("domain".into(), s(domain.as_str()));
+        }
+        self.put(item).await
+    }
+
+    async fn list_audit(
+        &self,
+        domain: Option<&DomainName>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<AuditEntry>> {
+        let page = self
+            .page(Listing::table(audit_pk(domain), false), cursor, limit)
+            .await?;
+        let items = page
+            .items
+            .iter()
+            .map(|item| {
+                Ok(AuditEntry {
+                    id: get_s(item, "id")?.to_owned(),
+                    at: get_time(item, "at")?,
+                    actor: get_s(item, "actor")?.to_owned(),
+                    action: get_s(item, "action")?.to_owned(),
+                    target: get_s(item, "target")?.to_owned(),
+                    domain: item
+                        .get("domain")
+                        .map(|_| get_parsed(item, "domain", DomainName::parse))
+                        .transpose()?,
+                })
+            })
+            .collect::<StoreResult<_>>()?;
+        Ok(Page {
+            items,
+            cursor: page.cursor,
+        })
     }
 
     async fn record_heartbeat(

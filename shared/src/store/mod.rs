@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::types::{
-    Account, ActivationJob, Address, Domain, DomainName, Link, PushSecret, ServerSettings,
+    Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Domain, DomainName,
+    Link, Page, PushSecret, ServerSettings,
 };
 
 pub use dynamo::{DynamoStore, DynamoStoreConfig};
@@ -21,6 +22,47 @@ pub enum StoreError {
     /// A stored item could not be read back into its type.
     #[error("stored item is corrupt: {0}")]
     Corrupt(String),
+    /// A page cursor that this store did not hand out for this listing.
+    #[error("the cursor is not valid for this listing")]
+    BadCursor,
+}
+
+/// What [`Store::add_push_secret`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretAdd {
+    Added,
+    NoSuchDomain,
+    /// The domain already has the maximum number of live secrets.
+    TooMany,
+}
+
+/// What [`Store::delete_domain`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainDelete {
+    Deleted,
+    NotFound,
+    /// The domain still has accounts; delete them first.
+    HasAccounts,
+}
+
+/// What [`Store::delete_account`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountDelete {
+    NotFound,
+    /// Deleted; with the link as it was, if the account was integrated.
+    Deleted {
+        live_link: Option<Link>,
+    },
+}
+
+/// Which integrated accounts to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkQuery {
+    /// One domain's, or every domain's.
+    pub domain: Option<DomainName>,
+    pub activation: Option<ActivationState>,
+    pub cursor: Option<String>,
+    pub limit: usize,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -67,12 +109,43 @@ pub trait Store: Send + Sync {
     async fn server_settings(&self) -> StoreResult<ServerSettings>;
     async fn put_server_settings(&self, settings: &ServerSettings) -> StoreResult<()>;
     async fn domain(&self, name: &DomainName) -> StoreResult<Option<Domain>>;
+    /// Creates the domain or replaces its settings (its secrets and accounts stay).
     async fn put_domain(&self, domain: &Domain) -> StoreResult<()>;
+    /// Creates the domain; false if it exists.
+    async fn create_domain(&self, domain: &Domain) -> StoreResult<bool>;
+    /// Replaces an existing domain's settings; false if there is no such domain.
+    async fn update_domain(&self, domain: &Domain) -> StoreResult<bool>;
+    /// Every domain, by name.
+    async fn list_domains(&self) -> StoreResult<Vec<Domain>>;
+    /// Deletes a domain without accounts, with its secrets.
+    async fn delete_domain(&self, name: &DomainName) -> StoreResult<DomainDelete>;
     /// The domain's live push secrets, newest first.
     async fn push_secrets(&self, domain: &DomainName) -> StoreResult<Vec<PushSecret>>;
-    async fn add_push_secret(&self, domain: &DomainName, secret: &PushSecret) -> StoreResult<()>;
+    /// Adds a secret unless the domain already has `max_live` of them (checked atomically).
+    async fn add_push_secret(
+        &self,
+        domain: &DomainName,
+        secret: &PushSecret,
+        max_live: u32,
+    ) -> StoreResult<SecretAdd>;
+    /// Retires (deletes) one secret; false if the domain has no secret with that id.
+    async fn retire_push_secret(&self, domain: &DomainName, id: &str) -> StoreResult<bool>;
     async fn account(&self, address: &Address) -> StoreResult<Option<Account>>;
+    /// Creates the account or replaces it whole.
     async fn put_account(&self, account: &Account) -> StoreResult<()>;
+    /// Creates the account; false if it exists.
+    async fn create_account(&self, account: &Account) -> StoreResult<bool>;
+    /// Replaces an existing account; false if there is no such account.
+    async fn update_account(&self, account: &Account) -> StoreResult<bool>;
+    /// Deletes the account and its link record.
+    async fn delete_account(&self, address: &Address) -> StoreResult<AccountDelete>;
+    /// A domain's accounts by address, in pages.
+    async fn list_accounts(
+        &self,
+        domain: &DomainName,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<Account>>;
 
     // --- push links ------------------------------------------------------------------------
     /// The account's link, live or tombstone, read consistently.
@@ -90,6 +163,14 @@ pub trait Store: Send + Sync {
         generation: u64,
         at: DateTime<Utc>,
     ) -> StoreResult<Unlink>;
+
+    /// Integrated accounts (live links), newest first, in pages.
+    async fn list_links(&self, query: &LinkQuery) -> StoreResult<Page<Link>>;
+    /// Unlinks the live link whatever its generation (an admin's removal); returns it as it was.
+    async fn remove_link(&self, address: &Address, at: DateTime<Utc>) -> StoreResult<Option<Link>>;
+    /// Queues the current subscription's activation mail again (marking the link pending);
+    /// false if the account has no live link.
+    async fn requeue_activation(&self, job: &ActivationJob) -> StoreResult<bool>;
 
     // --- activation outbox -----------------------------------------------------------------
     /// Takes the job for `lease_until` if it is due at `now` and nobody else holds it.
@@ -143,6 +224,20 @@ pub trait Store: Send + Sync {
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
     ) -> StoreResult<()>;
+
+    // --- admin tokens and audit ----------------------------------------------------------
+    async fn put_token(&self, token: &AdminToken) -> StoreResult<()>;
+    async fn token(&self, id: &str) -> StoreResult<Option<AdminToken>>;
+    async fn list_tokens(&self) -> StoreResult<Vec<AdminToken>>;
+    async fn delete_token(&self, id: &str) -> StoreResult<bool>;
+    async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// One domain's audit (or the server-wide entries, for `None`), newest first, in pages.
+    async fn list_audit(
+        &self,
+        domain: Option<&DomainName>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<AuditEntry>>;
 
     // --- listener liveness -----------------------------------------------------------------
     /// A listener (`kind` = "imap", "smtp") says it is alive.

@@ -19,8 +19,8 @@ use chrono::Utc;
 use pushmail_core::aws::AwsContext;
 use pushmail_core::config::Config;
 use pushmail_core::password::hash_password;
-use pushmail_core::protocol::sign;
-use pushmail_core::store::Store;
+use pushmail_core::protocol::{MAX_LIVE_SECRETS, sign};
+use pushmail_core::store::{SecretAdd, Store};
 use pushmail_core::types::{Account, Address, Domain, DomainName, PushSecret, ServerSettings};
 
 #[tokio::main]
@@ -99,16 +99,21 @@ async fn seed(flags: &HashMap<String, String>) -> anyhow::Result<()> {
     let secrets = store.push_secrets(&domain_name).await?;
     if !secrets.iter().any(|s| s.value == secret) {
         let id = format!("ps_{}", &uuid_like());
-        store
-            .add_push_secret(
-                &domain_name,
-                &PushSecret {
-                    id,
-                    value: secret.to_owned(),
-                    created_at: now,
-                },
-            )
-            .await?;
+        let secret = PushSecret {
+            id,
+            value: secret.to_owned(),
+            created_at: now,
+        };
+        match store
+            .add_push_secret(&domain_name, &secret, MAX_LIVE_SECRETS)
+            .await?
+        {
+            SecretAdd::Added => {}
+            SecretAdd::TooMany => {
+                bail!("{domain_name} already has two push secrets; retire one first")
+            }
+            SecretAdd::NoSuchDomain => bail!("{domain_name} vanished while seeding"),
+        }
     }
     store
         .put_account(&Account {
@@ -116,6 +121,7 @@ async fn seed(flags: &HashMap<String, String>) -> anyhow::Result<()> {
             password_hash: hash_password(password)?,
             enabled: true,
             display_name: None,
+            pushed_folders: Vec::new(),
             created_at: now,
         })
         .await?;
