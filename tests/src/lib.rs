@@ -10,12 +10,16 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 use chrono::{DateTime, Utc};
+use pushmail_core::admin::AdminService;
 use pushmail_core::aws::AwsContext;
+use pushmail_core::notifier::HttpNotifier;
 use pushmail_core::password::hash_password;
 use pushmail_core::protocol::{MAX_LIVE_SECRETS, sign};
 use pushmail_core::service::{PushService, ServiceSettings};
 use pushmail_core::store::{DynamoStore, Store};
-use pushmail_core::types::{Account, Address, Domain, DomainName, PushSecret, ServerSettings};
+use pushmail_core::types::{
+    Account, Address, Domain, DomainName, PushSecret, ServerSettings, TokenScope,
+};
 use serde_json::{Value, json};
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -23,6 +27,10 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// One test's world: its own table, domain, secret and sender identity.
 pub struct Harness {
     pub base_url: String,
+    pub admin_url: String,
+    pub admin: Arc<AdminService>,
+    /// A server-wide admin token.
+    pub server_token: String,
     pub store: Arc<DynamoStore>,
     pub service: Arc<PushService>,
     pub domain: DomainName,
@@ -98,8 +106,20 @@ impl Harness {
         ));
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let ses = aws_sdk_ses::Client::new(&sdk);
+        let admin = Arc::new(AdminService::new(
+            store.clone(),
+            service.clone(),
+            Arc::new(HttpNotifier::new(std::time::Duration::from_secs(5))),
+        ));
+        let (_, server_token) = admin
+            .issue_token(TokenScope::Server, "test")
+            .await
+            .expect("bootstrap token");
         let harness = Self {
-            base_url: serve(service.clone()).await,
+            base_url: serve(pushmail_subscribe::router(service.clone())).await,
+            admin_url: serve(pushmail_admin::router(admin.clone())).await,
+            admin,
+            server_token,
             store,
             service,
             domain: DomainName::parse(&format!("{}.example", unique("d"))).expect("valid domain"),
@@ -210,6 +230,11 @@ impl Harness {
     /// second carry the same signature, which is a replay (spec §1); so each call here signs
     /// with a timestamp one second after the last, starting 290 s back, inside the window.
     pub async fn post(&self, body: &Value) -> Answer {
+        self.post_signed_with(body, &self.secret.clone()).await
+    }
+
+    /// As [`Harness::post`], signed with another secret.
+    pub async fn post_signed_with(&self, body: &Value, secret: &str) -> Answer {
         let bytes = serde_json::to_vec(body).expect("json");
         let now = Utc::now().timestamp();
         let timestamp = self
@@ -223,7 +248,7 @@ impl Harness {
             timestamp < now + 290,
             "too many requests in one test for the clock window"
         );
-        let signature = sign(self.secret.as_bytes(), timestamp, &bytes);
+        let signature = sign(secret.as_bytes(), timestamp, &bytes);
         self.post_raw(
             bytes,
             "application/json",
@@ -253,6 +278,52 @@ impl Harness {
         }
         let response = request.send().await.expect("request reaches the server");
         into_answer(response).await
+    }
+
+    /// An admin API request with a bearer token (or none).
+    pub async fn admin_call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.admin_url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        into_answer(request.send().await.expect("request reaches the server")).await
+    }
+
+    /// An admin API request with the server-wide token.
+    pub async fn admin_as_server(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        self.admin_call(method, path, Some(&self.server_token), body)
+            .await
+    }
+
+    /// A self-service request with HTTP Basic credentials.
+    pub async fn self_call(
+        &self,
+        method: &str,
+        address: &str,
+        password: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .http
+            .request(method, format!("{}/self/pushed-folders", self.admin_url))
+            .basic_auth(address, Some(password));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        into_answer(request.send().await.expect("request reaches the server")).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {
@@ -307,15 +378,62 @@ async fn into_answer(response: reqwest::Response) -> Answer {
 }
 
 /// Serves the Subscribe URL router on a free loopback port; returns its base URL.
-pub async fn serve(service: Arc<PushService>) -> String {
+pub async fn serve(router: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let address = listener.local_addr().expect("local address");
-    let app =
-        pushmail_subscribe::router(service).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{address}")
+}
+
+/// A push service's callback endpoint on loopback that records what it receives.
+pub struct CallbackSink {
+    pub url: String,
+    received: Arc<std::sync::Mutex<Vec<ReceivedNotice>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceivedNotice {
+    pub timestamp: String,
+    pub signature: String,
+    pub body: Vec<u8>,
+}
+
+impl CallbackSink {
+    /// Answers every POST with `status`.
+    pub async fn start(status: u16) -> Self {
+        let received: Arc<std::sync::Mutex<Vec<ReceivedNotice>>> = Arc::default();
+        let store = received.clone();
+        let handler = move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
+            let store = store.clone();
+            async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                store.lock().expect("sink lock").push(ReceivedNotice {
+                    timestamp: header("x-push-timestamp"),
+                    signature: header("x-push-signature"),
+                    body: body.to_vec(),
+                });
+                axum::http::StatusCode::from_u16(status).expect("status")
+            }
+        };
+        let base = serve(axum::Router::new().route("/n/{id}", axum::routing::post(handler))).await;
+        Self {
+            url: format!("{base}/n/"),
+            received,
+        }
+    }
+
+    pub fn received(&self) -> Vec<ReceivedNotice> {
+        self.received.lock().expect("sink lock").clone()
+    }
 }
 
 /// Creates a table exactly as infra/table.json defines it.
