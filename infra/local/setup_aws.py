@@ -17,7 +17,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> int:
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
     table_name = os.environ.get("PUSHMAIL_TABLE", "pushmail")
     mail_domain = os.environ.get("PUSHMAIL_SES_IDENTITY", "pushmail.test")
     region = os.environ.get("AWS_REGION", "us-east-1")
@@ -25,7 +24,8 @@ def main() -> int:
     ttl_attribute = definition.pop("TimeToLiveAttribute")
     definition.pop("_comment", None)
 
-    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=region)
+    # boto3 reads AWS_ENDPOINT_URL, and AWS_ENDPOINT_URL_<SERVICE> where one is set, itself.
+    dynamodb = boto3.client("dynamodb", region_name=region)
     try:
         dynamodb.create_table(TableName=table_name, **definition)
         print(f"created table {table_name}")
@@ -44,7 +44,7 @@ def main() -> int:
             TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute},
         )
 
-    ses = boto3.client("ses", endpoint_url=endpoint, region_name=region)
+    ses = boto3.client("ses", region_name=region)
     ses.verify_domain_identity(Domain=mail_domain)
     print(f"verified SES identity {mail_domain}")
     return 0

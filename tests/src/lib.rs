@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
@@ -36,10 +36,12 @@ pub struct Harness {
     pub domain: DomainName,
     pub secret: String,
     pub sender: String,
-    endpoint: String,
+    /// Where SES runs: `AWS_ENDPOINT_URL_SES` if set, else `AWS_ENDPOINT_URL`.
+    ses_endpoint: String,
     ses: aws_sdk_ses::Client,
     http: reqwest::Client,
     last_timestamp: AtomicI64,
+    imap_keepalive: Arc<AtomicBool>,
 }
 
 /// An answer from the Subscribe URL.
@@ -92,7 +94,7 @@ impl Harness {
             )
             .with_test_writer()
             .try_init();
-        let endpoint = endpoint();
+        let ses_endpoint = std::env::var("AWS_ENDPOINT_URL_SES").unwrap_or_else(|_| endpoint());
         let aws = AwsContext::from_env().await;
         let table = unique("pushmail-test-");
         create_table(&table).await;
@@ -125,16 +127,30 @@ impl Harness {
             domain: DomainName::parse(&format!("{}.example", unique("d"))).expect("valid domain"),
             secret: unique("secret-"),
             sender: sender_domain,
-            endpoint,
+            ses_endpoint,
             ses,
             http: reqwest::Client::new(),
             last_timestamp: AtomicI64::new(0),
+            imap_keepalive: Arc::new(AtomicBool::new(true)),
         };
         if setup.verify_sender {
             harness.verify_sender().await;
         }
         harness.enable_push().await;
         harness.heartbeat(Utc::now()).await;
+        // Like a running IMAP listener: a test that takes longer than a minute stays "alive".
+        let store = harness.store.clone();
+        let keepalive = harness.imap_keepalive.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+                if keepalive.load(Ordering::SeqCst) {
+                    let _ = store
+                        .record_heartbeat("imap", "test-listener", Utc::now())
+                        .await;
+                }
+            }
+        });
         harness
     }
 
@@ -181,6 +197,11 @@ impl Harness {
             .send()
             .await
             .expect("verify SES identity");
+    }
+
+    /// Stops (or restarts) the harness's stand-in IMAP listener from refreshing its heartbeat.
+    pub fn imap_keepalive(&self, on: bool) {
+        self.imap_keepalive.store(on, Ordering::SeqCst);
     }
 
     pub async fn heartbeat(&self, at: DateTime<Utc>) {
@@ -340,7 +361,7 @@ impl Harness {
     pub async fn activation_mails(&self, to: &Address) -> Vec<Value> {
         let data: Value = self
             .http
-            .get(format!("{}/moto-api/data.json", self.endpoint))
+            .get(format!("{}/moto-api/data.json", self.ses_endpoint))
             .send()
             .await
             .expect("moto-api reachable")

@@ -470,7 +470,8 @@ async fn switches_off_refuse_with_403_and_leave_no_trace() {
 async fn without_a_live_imap_listener_subscribe_answers_503() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
-    // The harness's heartbeat is fresh; age it past 60 s.
+    // The harness's heartbeat is fresh; stop refreshing it and age it past 60 s.
+    h.imap_keepalive(false);
     h.heartbeat(Utc::now() - Duration::seconds(61)).await;
     assert_error(
         &h.post(&h.subscribe_body(&alice, "r-1", 1)).await,
@@ -478,6 +479,7 @@ async fn without_a_live_imap_listener_subscribe_answers_503() {
         "imap_unavailable",
     );
     h.heartbeat(Utc::now()).await;
+    h.imap_keepalive(true);
     assert_no_trace(&h, &alice).await;
 }
 
