@@ -20,6 +20,16 @@ echo "== static checks"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+echo "== deploy template: sam validate --lint, cfn-lint, table drift"
+if [ ! -x .venv-sam/bin/sam ] || ! cmp -s infra/requirements-sam.txt .venv-sam/.pushmail-requirements; then
+  python3 -m venv .venv-sam
+  .venv-sam/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-sam.txt
+  cp infra/requirements-sam.txt .venv-sam/.pushmail-requirements
+fi
+SAM_CLI_TELEMETRY=0 AWS_REGION=${AWS_REGION:-us-east-1} .venv-sam/bin/sam validate --lint
+.venv-sam/bin/cfn-lint infra/template.yaml
+.venv-sam/bin/python infra/check_template.py
+
 echo "== local AWS stack"
 infra/local/stack.sh up
 eval "$(infra/local/stack.sh env)"

@@ -71,6 +71,18 @@ async fn tokens_are_required_and_checked() {
             "unauthorized",
         );
     }
+    // The token may also come in X-Admin-Token (on AWS, Authorization carries SigV4).
+    let via_header = reqwest::Client::new()
+        .get(format!("{}{path}", h.admin_url))
+        .header("x-admin-token", &h.server_token)
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261126/us-east-1/execute-api/aws4_request",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(via_header.status().as_u16(), 200);
     // Right id, wrong secret.
     let (id, _) = h.server_token.split_once('.').unwrap();
     let forged = format!("{id}.{}", "0".repeat(64));

@@ -22,6 +22,8 @@ use serde_json::Value;
 /// The OpenAPI 3.1 description of every route below; a test holds the two together.
 pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Where the admin token goes when `Authorization` is taken by a SigV4 signature.
+pub const ADMIN_TOKEN_HEADER: &str = "x-admin-token";
 
 type AppState = Arc<AdminService>;
 
@@ -127,17 +129,21 @@ async fn method_not_allowed() -> Response {
     )
 }
 
-/// An authenticated admin token, from `Authorization: Bearer …`.
+/// An authenticated admin token, from `X-Admin-Token: …` or `Authorization: Bearer …`.
 struct Admin(Principal);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let authorization = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
+        // On AWS the Authorization header carries the SigV4 signature API Gateway checks, so the
+        // token may come in X-Admin-Token instead; it wins when both are present.
+        let header_str = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let from_token_header =
+            header_str(ADMIN_TOKEN_HEADER).map(|token| format!("Bearer {token}"));
+        let authorization = from_token_header
+            .as_deref()
+            .or(header_str(header::AUTHORIZATION.as_str()));
         Ok(Self(state.authenticate(authorization).await?))
     }
 }
