@@ -49,7 +49,7 @@ listening() {  # listening URL
 start_moto() {  # start_moto PORT NAME
   local url="http://$host:$1" pidfile="$state/$2.pid"
   listening "$url" && return 0
-  "$venv/bin/moto_server" -H "$host" -p "$1" >"$state/$2.log" 2>&1 &
+  "$venv/bin/python" "$root/infra/local/moto_serial.py" "$host" "$1" >"$state/$2.log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 1 100); do
     listening "$url" && break

@@ -495,7 +495,7 @@ impl AdminService {
             secret_hash: token_hash(&secret),
             scope,
             label: label.to_owned(),
-            created_at: Utc::now(),
+            created_at: crate::types::now(),
         };
         self.store.put_token(&token).await?;
         Ok((token, format!("{TOKEN_PREFIX}{id}.{secret}")))
@@ -542,7 +542,7 @@ impl AdminService {
     ) -> AdminResult<()> {
         let entry = AuditEntry {
             id: random_hex(8),
-            at: Utc::now(),
+            at: crate::types::now(),
             actor: actor.to_owned(),
             action: action.to_owned(),
             target: target.to_owned(),
@@ -595,7 +595,7 @@ impl AdminService {
     pub async fn create_domain(&self, who: &Principal, input: NewDomain) -> AdminResult<Value> {
         who.require_server()?;
         let name = parse_domain(&input.name)?;
-        let mut domain = Domain::new(name.clone(), Utc::now());
+        let mut domain = Domain::new(name.clone(), crate::types::now());
         apply_domain_settings(&mut domain, input.settings)?;
         if !self.store.create_domain(&domain).await? {
             return Err(AdminError::conflict(format!("domain {name} exists")));
@@ -661,7 +661,7 @@ impl AdminService {
         let secret = PushSecret {
             id: format!("ps_{}", random_hex(6)),
             value: random_hex(32),
-            created_at: Utc::now(),
+            created_at: crate::types::now(),
         };
         match self
             .store
@@ -774,7 +774,7 @@ impl AdminService {
             enabled: input.enabled.unwrap_or(true),
             display_name: input.display_name,
             pushed_folders,
-            created_at: Utc::now(),
+            created_at: crate::types::now(),
         };
         if !self.store.create_account(&account).await? {
             return Err(AdminError::conflict(format!("account {address} exists")));
@@ -926,7 +926,15 @@ impl AdminService {
     ) -> AdminResult<Account> {
         let bad = || AdminError::unauthorized("unknown account or wrong password");
         let address = Address::parse(address).map_err(|_| bad())?;
-        match check_credentials(self.store.as_ref(), &address, password, source, Utc::now()).await {
+        match check_credentials(
+            self.store.as_ref(),
+            &address,
+            password,
+            source,
+            crate::types::now(),
+        )
+        .await
+        {
             Ok(account) if account.enabled => Ok(account),
             Ok(_) => Err(AdminError::forbidden("this account is disabled")),
             Err(CredentialError::BadCredentials) => Err(bad()),
@@ -994,7 +1002,11 @@ impl AdminService {
     /// Unlinks an integrated account and tells the push service once, best effort.
     pub async fn remove_integrated(&self, who: &Principal, raw: &str) -> AdminResult<Value> {
         let address = self.account_address(who, raw)?;
-        let Some(link) = self.store.remove_link(&address, Utc::now()).await? else {
+        let Some(link) = self
+            .store
+            .remove_link(&address, crate::types::now())
+            .await?
+        else {
             return Err(AdminError::not_found(format!(
                 "{address} is not an integrated account"
             )));
@@ -1029,7 +1041,7 @@ impl AdminService {
             "registration": link.registration,
             "email": link.address.as_str(),
             "reason": reason,
-            "unlinked": rfc3339(Utc::now()),
+            "unlinked": rfc3339(crate::types::now()),
         });
         let outcome = self
             .notifier
@@ -1052,7 +1064,7 @@ impl AdminService {
 
     pub async fn resend_activation(&self, who: &Principal, raw: &str) -> AdminResult<Value> {
         let link = self.live_link(who, raw).await?;
-        let now = Utc::now();
+        let now = crate::types::now();
         let job = ActivationJob {
             subscription_id: link.subscription_id.clone(),
             address: link.address.clone(),

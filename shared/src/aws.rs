@@ -1,6 +1,7 @@
 //! The one place that loads AWS configuration; nothing past the store and mailer sees AWS types.
 
 use aws_config::BehaviorVersion;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use crate::mailer::SesMailer;
 use crate::store::{DynamoStore, DynamoStoreConfig};
@@ -12,10 +13,17 @@ pub struct AwsContext {
 }
 
 impl AwsContext {
-    /// Reads the standard AWS environment: `AWS_REGION`, credentials, `AWS_ENDPOINT_URL`.
+    /// Reads the standard AWS environment: `AWS_REGION`, credentials, `AWS_ENDPOINT_URL` (and
+    /// `AWS_ENDPOINT_URL_<SERVICE>`).
     pub async fn from_env() -> Self {
+        let https = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https();
         Self {
-            config: aws_config::load_defaults(BehaviorVersion::latest()).await,
+            config: aws_config::defaults(BehaviorVersion::latest())
+                .http_client(https)
+                .load()
+                .await,
         }
     }
 

@@ -90,7 +90,7 @@ impl PushService {
 
     /// Answers one request to the Subscribe URL.
     pub async fn handle(&self, request: IncomingRequest<'_>) -> Reply {
-        let now = Utc::now();
+        let now = crate::types::now();
         match self.answer(request, now).await {
             Ok(reply) => reply,
             Err(refusal) => {

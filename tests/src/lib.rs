@@ -106,7 +106,7 @@ impl Harness {
             Arc::new(aws.ses_mailer(&sender)),
             ServiceSettings { local_mode: true },
         ));
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sdk = sdk_config().await;
         let ses = aws_sdk_ses::Client::new(&sdk);
         let admin = Arc::new(AdminService::new(
             store.clone(),
@@ -457,11 +457,23 @@ impl CallbackSink {
     }
 }
 
+/// AWS settings for the harness's own clients, on the same TLS stack as pushmail's.
+async fn sdk_config() -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https)
+        .load()
+        .await
+}
+
 /// Creates a table exactly as infra/table.json defines it.
 pub async fn create_table(name: &str) {
     let definition: Value = serde_json::from_str(include_str!("../../infra/table.json"))
         .expect("infra/table.json is JSON");
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let key_schema = |keys: &Value| -> Vec<KeySchemaElement> {
         keys.as_array()

@@ -38,7 +38,10 @@ async fn sweep_activations(service: Arc<PushService>) {
     let mut ticks = tokio::time::interval(ACTIVATION_SWEEP_EVERY);
     loop {
         ticks.tick().await;
-        match service.deliver_due_activations(chrono::Utc::now()).await {
+        match service
+            .deliver_due_activations(pushmail_core::types::now())
+            .await
+        {
             Ok(report) if report != Default::default() => info!(?report, "activation sweep"),
             Ok(_) => {}
             Err(error) => error!(%error, "activation sweep failed"),

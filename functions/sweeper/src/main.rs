@@ -36,7 +36,9 @@ async fn sweep(service: &PushService) -> Result<Value, pushmail_core::store::Sto
         sent,
         deferred,
         discarded,
-    } = service.deliver_due_activations(chrono::Utc::now()).await?;
+    } = service
+        .deliver_due_activations(pushmail_core::types::now())
+        .await?;
     info!(sent, deferred, discarded, "activation sweep");
     Ok(json!({"sent": sent, "deferred": deferred, "discarded": discarded}))
 }

@@ -3,6 +3,7 @@
 //! (a conditional write or a transaction), never by a read followed by a write.
 
 mod dynamo;
+mod embedded;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -13,6 +14,7 @@ use crate::types::{
 };
 
 pub use dynamo::{DynamoStore, DynamoStoreConfig};
+pub use embedded::EmbeddedStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

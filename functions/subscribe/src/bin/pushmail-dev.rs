@@ -15,7 +15,6 @@ use std::io::Read;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::Utc;
 use pushmail_core::aws::AwsContext;
 use pushmail_core::config::Config;
 use pushmail_core::password::hash_password;
@@ -74,7 +73,7 @@ async fn seed(flags: &HashMap<String, String>) -> anyhow::Result<()> {
         bail!("--account must be an address of --domain");
     }
     let store = store().await;
-    let now = Utc::now();
+    let now = pushmail_core::types::now();
     store
         .put_server_settings(&ServerSettings { push_enabled: true })
         .await?;
@@ -145,7 +144,7 @@ async fn heartbeat(flags: &HashMap<String, String>) -> anyhow::Result<()> {
         .context("--every takes whole seconds")?;
     loop {
         store
-            .record_heartbeat("imap", "pushmail-dev", Utc::now())
+            .record_heartbeat("imap", "pushmail-dev", pushmail_core::types::now())
             .await?;
         match every {
             Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds.max(1))).await,
@@ -158,7 +157,7 @@ fn sign_stdin(flags: &HashMap<String, String>) -> anyhow::Result<()> {
     let secret = required(flags, "secret")?;
     let timestamp = match flags.get("timestamp") {
         Some(t) => t.parse().context("--timestamp takes unix seconds")?,
-        None => Utc::now().timestamp(),
+        None => pushmail_core::types::now().timestamp(),
     };
     let mut body = Vec::new();
     std::io::stdin().read_to_end(&mut body)?;
