@@ -875,6 +875,25 @@ impl AdminService {
         Ok(json!({"status": "deleted", "unlinked_notice": notice}))
     }
 
+    /// System mail kept for the account (by the local process when no mail service is set).
+    pub async fn account_mail(
+        &self,
+        who: &Principal,
+        raw: &str,
+        params: &ListParams,
+    ) -> AdminResult<Value> {
+        let address = self.account_address(who, raw)?;
+        if params.cursor.is_some() || params.activation.is_some() {
+            return Err(AdminError::invalid("this listing takes only `limit`"));
+        }
+        let mails = self.store.mails(&address, params.limit()?).await?;
+        let items: Vec<Value> = mails
+            .iter()
+            .map(|m| json!({"id": m.id, "to": m.to.as_str(), "subject": m.subject, "body": m.body, "at": rfc3339(m.at)}))
+            .collect();
+        Ok(json!({ "items": items }))
+    }
+
     // --- pushed folders ----------------------------------------------------------------------
 
     pub async fn pushed_folders(&self, who: &Principal, raw: &str) -> AdminResult<Value> {

@@ -63,6 +63,35 @@ pub trait Mailer: Send + Sync {
     async fn send_activation(&self, mail: &ActivationMail) -> Result<(), MailError>;
 }
 
+/// [`Mailer`] that keeps each mail in the store, for the recipient (and the admin API) to read:
+/// the local process's choice when no mail service is configured, so no mail is dropped.
+pub struct StoreMailer {
+    store: std::sync::Arc<dyn crate::store::Store>,
+}
+
+impl StoreMailer {
+    pub fn new(store: std::sync::Arc<dyn crate::store::Store>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl Mailer for StoreMailer {
+    async fn send_activation(&self, mail: &ActivationMail) -> Result<(), MailError> {
+        let stored = crate::types::StoredMail {
+            id: format!("mail_{}", uuid::Uuid::new_v4().simple()),
+            to: mail.to.clone(),
+            subject: mail.subject().to_owned(),
+            body: mail.text_body(),
+            at: crate::types::now(),
+        };
+        self.store
+            .record_mail(&stored)
+            .await
+            .map_err(|e| MailError::NotSent(e.to_string()))
+    }
+}
+
 /// [`Mailer`] on Amazon SES (v1 API: LocalStack's free edition has no SESv2).
 #[derive(Debug, Clone)]
 pub struct SesMailer {

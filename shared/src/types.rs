@@ -338,6 +338,16 @@ pub struct AuditEntry {
     pub domain: Option<DomainName>,
 }
 
+/// A system mail kept in the store instead of sent (the local process without SES).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMail {
+    pub id: String,
+    pub to: Address,
+    pub subject: String,
+    pub body: String,
+    pub at: DateTime<Utc>,
+}
+
 /// One page of a listing, with the opaque cursor of the next page if there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {

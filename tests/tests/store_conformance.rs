@@ -12,7 +12,7 @@ use pushmail_core::store::{
 };
 use pushmail_core::types::{
     Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Domain, DomainName,
-    Link, LinkState, PushSecret, ServerSettings, TokenScope, now,
+    Link, LinkState, PushSecret, ServerSettings, StoredMail, TokenScope, now,
 };
 
 async fn dynamo() -> Arc<dyn Store> {
@@ -58,6 +58,7 @@ conformance!(
     integrated_accounts_page_newest_first_per_domain_and_overall,
     admin_removal_and_requeue,
     tokens_and_audit,
+    kept_mail_is_listed_newest_first_per_recipient,
 );
 
 fn domain(name: &str) -> Domain {
@@ -785,4 +786,36 @@ async fn tokens_and_audit(store: Arc<dyn Store>) {
         store.list_audit(None, first.cursor.as_deref(), 3).await,
         Err(StoreError::BadCursor)
     ));
+}
+
+async fn kept_mail_is_listed_newest_first_per_recipient(store: Arc<dyn Store>) {
+    let to = Address::parse("m@x.example").unwrap();
+    let start = now();
+    for i in 0..3 {
+        let mail = StoredMail {
+            id: format!("m{i}"),
+            to: to.clone(),
+            subject: format!("subject {i}"),
+            body: "body".into(),
+            at: start + Duration::milliseconds(i),
+        };
+        store.record_mail(&mail).await.unwrap();
+    }
+    let other = StoredMail {
+        id: "o".into(),
+        to: Address::parse("n@x.example").unwrap(),
+        subject: "s".into(),
+        body: "b".into(),
+        at: start,
+    };
+    store.record_mail(&other).await.unwrap();
+    let ids: Vec<String> = store
+        .mails(&to, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, vec!["m2", "m1"]);
+    assert_eq!(store.mails(&to, 10).await.unwrap().len(), 3);
 }

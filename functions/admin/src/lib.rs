@@ -60,6 +60,7 @@ pub fn router(service: Arc<AdminService>) -> Router {
             "/accounts/{address}/pushed-folders",
             get(pushed_folders).put(set_pushed_folders),
         )
+        .route("/accounts/{address}/mail", get(account_mail))
         .route(
             "/accounts/{address}/integration",
             get(integration).delete(remove_integration),
@@ -350,6 +351,15 @@ async fn delete_account(
     Path(address): Path<String>,
 ) -> Answer {
     ok(s.delete_account(&who, &address).await?)
+}
+
+async fn account_mail(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(address): Path<String>,
+    Listing(params): Listing,
+) -> Answer {
+    ok(s.account_mail(&who, &address, &params).await?)
 }
 
 async fn pushed_folders(

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::types::{
     Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Device, Domain,
-    DomainName, Link, LinkState, Page, PushSecret, ServerSettings, TokenScope,
+    DomainName, Link, LinkState, Page, PushSecret, ServerSettings, StoredMail, TokenScope,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -121,6 +121,8 @@ impl DynamoStore {
 struct Listing {
     index: Option<&'static str>,
     partition: String,
+    /// Only sort keys that begin with this (table listings only).
+    sort_prefix: Option<&'static str>,
     forward: bool,
     filter: Option<(&'static str, AttributeValue)>,
 }
@@ -130,8 +132,17 @@ impl Listing {
         Self {
             index: None,
             partition,
+            sort_prefix: None,
             forward,
             filter: None,
+        }
+    }
+
+    /// A partition's items whose sort key starts with `prefix`, highest key first.
+    fn table_prefix(partition: String, prefix: &'static str) -> Self {
+        Self {
+            sort_prefix: Some(prefix),
+            ..Self::table(partition, false)
         }
     }
 
@@ -139,6 +150,7 @@ impl Listing {
         Self {
             index: Some(index),
             partition,
+            sort_prefix: None,
             forward,
             filter: None,
         }
@@ -262,12 +274,19 @@ impl DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .set_index_name(listing.index.map(str::to_owned))
-                .key_condition_expression("#partition = :partition")
                 .expression_attribute_names("#partition", &partition_attribute)
                 .expression_attribute_values(":partition", s(&listing.partition))
                 .scan_index_forward(listing.forward)
                 .limit(wanted)
                 .set_exclusive_start_key(start.take());
+            query = match listing.sort_prefix {
+                Some(prefix) => query
+                    .key_condition_expression(
+                        "#partition = :partition AND begins_with(sk, :prefix)",
+                    )
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("#partition = :partition"),
+            };
             if let Some((filter, value)) = &listing.filter {
                 query = query
                     .filter_expression(*filter)
@@ -1565,6 +1584,44 @@ impl Store for DynamoStore {
             items,
             cursor: page.cursor,
         })
+    }
+
+    async fn record_mail(&self, mail: &StoredMail) -> StoreResult<()> {
+        self.put(HashMap::from([
+            ("pk".into(), s(account_pk(&mail.to))),
+            (
+                "sk".into(),
+                s(format!(
+                    "MAIL#{}#{}",
+                    mail.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                    mail.id
+                )),
+            ),
+            ("id".into(), s(&mail.id)),
+            ("to".into(), s(mail.to.as_str())),
+            ("subject".into(), s(&mail.subject)),
+            ("body".into(), s(&mail.body)),
+            ("at".into(), time(mail.at)),
+        ]))
+        .await
+    }
+
+    async fn mails(&self, to: &Address, limit: usize) -> StoreResult<Vec<StoredMail>> {
+        let page = self
+            .page(Listing::table_prefix(account_pk(to), "MAIL#"), None, limit)
+            .await?;
+        page.items
+            .iter()
+            .map(|item| {
+                Ok(StoredMail {
+                    id: get_s(item, "id")?.to_owned(),
+                    to: get_parsed(item, "to", Address::parse)?,
+                    subject: get_s(item, "subject")?.to_owned(),
+                    body: get_s(item, "body")?.to_owned(),
+                    at: get_time(item, "at")?,
+                })
+            })
+            .collect()
     }
 
     async fn record_heartbeat(

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::types::{
     Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Domain, DomainName,
-    Link, LinkState, Page, PushSecret, ServerSettings,
+    Link, LinkState, Page, PushSecret, ServerSettings, StoredMail,
 };
 
 type Records = TableDefinition<'static, &'static str, &'static str>;
@@ -45,8 +45,11 @@ const HEARTBEATS: Records = TableDefinition::new("heartbeats");
 const TOKENS: Records = TableDefinition::new("tokens");
 /// `<domain or SERVER> SEP <at> SEP <id>` → entry.
 const AUDIT: Records = TableDefinition::new("audit");
+/// `<address> SEP <at> SEP <id>` → mail kept instead of sent.
+const MAIL: Records = TableDefinition::new("mail");
 
-const ALL_TABLES: [Records; 13] = [
+const ALL_TABLES: [Records; 14] = [
+    MAIL,
     SETTINGS,
     DOMAINS,
     SECRETS,
@@ -891,6 +894,29 @@ impl Store for EmbeddedStore {
                 .map(|(_, v)| decode(v))
                 .collect::<TxResult<_>>()?;
             Ok(Page { items, cursor })
+        })
+        .await
+    }
+
+    async fn record_mail(&self, mail: &StoredMail) -> StoreResult<()> {
+        let mail = mail.clone();
+        self.write(move |txn| {
+            let k = key(&[mail.to.as_str(), &stamp(mail.at), &mail.id]);
+            txn.open_table(MAIL)?
+                .insert(k.as_str(), encode(&mail)?.as_str())?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mails(&self, to: &Address, limit: usize) -> StoreResult<Vec<StoredMail>> {
+        let prefix = format!("{to}{SEP}");
+        self.read(move |txn| {
+            scan(&txn.open_table(MAIL)?, &prefix, None, true)?
+                .iter()
+                .take(limit)
+                .map(|(_, v)| decode(v))
+                .collect()
         })
         .await
     }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::types::{
     Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Domain, DomainName,
-    Link, Page, PushSecret, ServerSettings,
+    Link, Page, PushSecret, ServerSettings, StoredMail,
 };
 
 pub use dynamo::{DynamoStore, DynamoStoreConfig};
@@ -240,6 +240,12 @@ pub trait Store: Send + Sync {
         cursor: Option<&str>,
         limit: usize,
     ) -> StoreResult<Page<AuditEntry>>;
+
+    // --- local mail --------------------------------------------------------------------------
+    /// Keeps a system mail for its recipient (when no mail service is configured).
+    async fn record_mail(&self, mail: &StoredMail) -> StoreResult<()>;
+    /// The mails kept for `to`, newest first, at most `limit`.
+    async fn mails(&self, to: &Address, limit: usize) -> StoreResult<Vec<StoredMail>>;
 
     // --- listener liveness -----------------------------------------------------------------
     /// A listener (`kind` = "imap", "smtp") says it is alive.
