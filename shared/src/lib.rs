@@ -9,6 +9,7 @@ pub mod mailer;
 pub mod notifier;
 pub mod password;
 pub mod protocol;
+pub mod seed;
 pub mod service;
 pub mod store;
 pub mod types;

@@ -12,15 +12,16 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use pushmail_core::aws::AwsContext;
 use pushmail_core::config::Config;
-use pushmail_core::password::hash_password;
-use pushmail_core::protocol::{MAX_LIVE_SECRETS, sign};
-use pushmail_core::store::{SecretAdd, Store};
-use pushmail_core::types::{Account, Address, Domain, DomainName, PushSecret, ServerSettings};
+use pushmail_core::protocol::sign;
+use pushmail_core::seed::Seed;
+use pushmail_core::store::Store;
+use pushmail_core::types::{Address, DomainName};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -65,74 +66,28 @@ async fn store() -> impl Store {
 }
 
 async fn seed(flags: &HashMap<String, String>) -> anyhow::Result<()> {
-    let domain_name = DomainName::parse(required(flags, "domain")?)?;
-    let secret = required(flags, "secret")?;
-    let address = Address::parse(required(flags, "account")?)?;
-    let password = required(flags, "password")?;
-    if address.domain() != domain_name {
+    let domain = DomainName::parse(required(flags, "domain")?)?;
+    let account = Address::parse(required(flags, "account")?)?;
+    if account.domain() != domain {
         bail!("--account must be an address of --domain");
     }
-    let store = store().await;
-    let now = pushmail_core::types::now();
-    store
-        .put_server_settings(&ServerSettings { push_enabled: true })
-        .await?;
-    let mut domain = store
-        .domain(&domain_name)
-        .await?
-        .unwrap_or_else(|| Domain::new(domain_name.clone(), now));
-    domain.push_enabled = true;
-    domain.subscribe_url = Some(
-        flags
+    let seed = Seed {
+        account: account.clone(),
+        password: required(flags, "password")?.to_owned(),
+        secret: required(flags, "secret")?.to_owned(),
+        subscribe_url: flags
             .get("subscribe-url")
             .cloned()
             .unwrap_or_else(|| "http://127.0.0.1:8080/subscribe".into()),
-    );
-    domain.smtp_server = Some(
-        flags
+        smtp_server: flags
             .get("smtp-server")
             .cloned()
             .unwrap_or_else(|| "127.0.0.1".into()),
-    );
-    store.put_domain(&domain).await?;
-    let secrets = store.push_secrets(&domain_name).await?;
-    if !secrets.iter().any(|s| s.value == secret) {
-        let id = format!("ps_{}", &uuid_like());
-        let secret = PushSecret {
-            id,
-            value: secret.to_owned(),
-            created_at: now,
-        };
-        match store
-            .add_push_secret(&domain_name, &secret, MAX_LIVE_SECRETS)
-            .await?
-        {
-            SecretAdd::Added => {}
-            SecretAdd::TooMany => {
-                bail!("{domain_name} already has two push secrets; retire one first")
-            }
-            SecretAdd::NoSuchDomain => bail!("{domain_name} vanished while seeding"),
-        }
-    }
-    store
-        .put_account(&Account {
-            address: address.clone(),
-            password_hash: hash_password(password)?,
-            enabled: true,
-            display_name: None,
-            pushed_folders: Vec::new(),
-            created_at: now,
-        })
-        .await?;
-    println!("seeded: push on server-wide and for {domain_name}; secret set; account {address}");
+    };
+    let store: Arc<dyn Store> = Arc::new(store().await);
+    pushmail_core::seed::seed(&store, &seed).await?;
+    println!("seeded: push on server-wide and for {domain}; secret set; account {account}");
     Ok(())
-}
-
-fn uuid_like() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 8];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }
 
 async fn heartbeat(flags: &HashMap<String, String>) -> anyhow::Result<()> {
