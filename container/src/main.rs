@@ -4,6 +4,7 @@
 //!
 //!   pushmail [--data-dir DIR] [--store embedded|dynamodb] [--mail store|ses]
 //!            [--subscribe-addr HOST:PORT] [--admin-addr HOST:PORT] [--demo]
+//!   pushmail bootstrap [same store flags]     print a new server-wide admin token and exit
 //!
 //! Every flag has an environment variable (README: Configuration).
 
@@ -46,6 +47,8 @@ struct Options {
     subscribe_addr: String,
     admin_addr: String,
     demo: bool,
+    /// Print a new server-wide admin token and exit.
+    bootstrap: bool,
 }
 
 impl Options {
@@ -61,9 +64,11 @@ impl Options {
                 .unwrap_or_else(|| "127.0.0.1:8080".into()),
             admin_addr: env("PUSHMAIL_ADMIN_ADDR").unwrap_or_else(|| "127.0.0.1:8081".into()),
             demo: env("PUSHMAIL_DEMO").is_some_and(|v| v == "1"),
+            bootstrap: false,
         };
         let mut mail = env("PUSHMAIL_MAIL");
-        let mut args = std::env::args().skip(1);
+        let mut args = std::env::args().skip(1).peekable();
+        let bootstrap = args.next_if(|a| a == "bootstrap").is_some();
         while let Some(flag) = args.next() {
             if flag == "--demo" {
                 options.demo = true;
@@ -82,6 +87,7 @@ impl Options {
             }
         }
         // Mail goes where the store is, unless said otherwise: kept locally, or SES on AWS.
+        options.bootstrap = bootstrap;
         options.mail = match mail.as_deref() {
             None if options.store == StoreKind::Dynamodb => MailKind::Ses,
             None | Some("store") => MailKind::Store,
@@ -138,6 +144,15 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(HttpNotifier::new(Duration::from_secs(5))),
     ));
 
+    if options.bootstrap {
+        let (token, plaintext) = admin.issue_token(TokenScope::Server, "bootstrap").await?;
+        eprintln!(
+            "server-wide admin token {} created; it is shown only now:",
+            token.id
+        );
+        println!("{plaintext}");
+        return Ok(());
+    }
     if store.list_tokens().await?.is_empty() {
         let (_, token) = admin.issue_token(TokenScope::Server, "first-run").await?;
         println!(

@@ -1,0 +1,314 @@
+//! The `pushmail` process as a user runs it: started in a fresh data directory, driven over
+//! HTTP, and killed with SIGKILL in the middle of a stream of SUBSCRIBEs.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pushmail_core::protocol::sign;
+use pushmail_core::store::{EmbeddedStore, LinkQuery, Store};
+use pushmail_core::types::{Address, now};
+use serde_json::{Value, json};
+
+struct Process {
+    child: Child,
+    subscribe: String,
+    admin: String,
+    /// The first-run token, when this start printed one.
+    token: Option<String>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn data_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "pushmail-process-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts `pushmail --demo` on free ports and waits until both listeners answer.
+async fn start(data_dir: &Path) -> Process {
+    let (subscribe_port, admin_port) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushmail"))
+        .args(["--data-dir", data_dir.to_str().unwrap(), "--demo"])
+        .args(["--subscribe-addr", &format!("127.0.0.1:{subscribe_port}")])
+        .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pushmail starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut token = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(t) = line.trim().strip_prefix("export PUSHMAIL_TOKEN=") {
+            token = Some(t.to_owned());
+        }
+        if line.starts_with("Store:") {
+            break;
+        }
+    }
+    let process = Process {
+        child,
+        subscribe: format!("http://127.0.0.1:{subscribe_port}/subscribe"),
+        admin: format!("http://127.0.0.1:{admin_port}/admin"),
+        token,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{}/openapi.yaml", process.admin))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "pushmail did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    process
+}
+
+/// A SUBSCRIBE signed as a push service signs it, with a timestamp of its own.
+async fn subscribe(
+    client: &reqwest::Client,
+    url: &str,
+    email: &str,
+    password: &str,
+    generation: u64,
+    timestamp: i64,
+) -> Result<Value, String> {
+    let body = serde_json::to_vec(&json!({
+        "type": "SUBSCRIBE", "email": email, "password": password,
+        "registration": format!("r-{}", email.replace('@', ".")), "generation": generation,
+        "callback": "https://push.example.net/n/1",
+    }))
+    .unwrap();
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-push-timestamp", timestamp.to_string())
+        .header(
+            "x-push-signature",
+            sign(b"local-dev-secret", timestamp, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.map_err(|e| e.to_string())?;
+    if status == 200 {
+        Ok(body)
+    } else {
+        Err(format!("{status}: {body}"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_command_answers_a_signed_subscribe_and_an_admin_request() {
+    let dir = data_dir();
+    let process = start(&dir).await;
+    let token = process.token.clone().expect("a first run prints a token");
+    let client = reqwest::Client::new();
+    let answer = subscribe(
+        &client,
+        &process.subscribe,
+        "alice@example.com",
+        "alice-password",
+        1,
+        now().timestamp(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (answer["status"].as_str(), answer["activation"].as_str()),
+        (Some("subscribed"), Some("sent"))
+    );
+
+    let listed: Value = client
+        .get(format!(
+            "{}/domains/example.com/integrated-accounts",
+            process.admin
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"][0]["address"], "alice@example.com");
+    // With no SES configured, the activation mail is kept, not dropped.
+    let mail: Value = client
+        .get(format!("{}/accounts/alice@example.com/mail", process.admin))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        mail["items"][0]["subject"],
+        "Email activation information (push mail)"
+    );
+
+    // A second start on the same directory keeps everything and prints no new token.
+    drop(process);
+    let again = start(&dir).await;
+    assert_eq!(again.token, None);
+    let status = client
+        .get(format!(
+            "{}/accounts/alice@example.com/integration",
+            again.admin
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_stream_of_subscribes_loses_no_acknowledged_link() {
+    let dir = data_dir();
+    let mut process = start(&dir).await;
+    let token = process.token.clone().unwrap();
+    let client = reqwest::Client::new();
+    let accounts: Vec<String> = (0..120)
+        .map(|i| format!("user{i:03}@example.com"))
+        .collect();
+    for address in &accounts {
+        let created = client
+            .post(format!("{}/domains/example.com/accounts", process.admin))
+            .bearer_auth(&token)
+            .json(&json!({"address": address, "password": "crash-test-password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status().as_u16(), 201);
+    }
+
+    // Eight clients stream SUBSCRIBEs; the process is killed while they are in flight.
+    let (sender, mut acknowledged) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let start_ts = now().timestamp();
+    let streams: Vec<_> = accounts
+        .chunks(15)
+        .map(|chunk| {
+            let (client, url, sender, chunk) = (
+                client.clone(),
+                process.subscribe.clone(),
+                sender.clone(),
+                chunk.to_vec(),
+            );
+            tokio::spawn(async move {
+                for (i, address) in chunk.iter().enumerate() {
+                    match subscribe(
+                        &client,
+                        &url,
+                        address,
+                        "crash-test-password",
+                        1,
+                        start_ts - i as i64,
+                    )
+                    .await
+                    {
+                        Ok(_) => sender.send(address.clone()).unwrap(),
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(sender);
+    let mut acked = Vec::new();
+    while acked.len() < 40 {
+        acked.push(
+            acknowledged
+                .recv()
+                .await
+                .expect("SUBSCRIBEs are acknowledged"),
+        );
+    }
+    process.child.kill().unwrap(); // SIGKILL
+    process.child.wait().unwrap();
+    for stream in streams {
+        let _ = stream.await;
+    }
+    while let Ok(address) = acknowledged.try_recv() {
+        acked.push(address);
+    }
+    assert!(
+        acked.len() < accounts.len(),
+        "the kill came too late to land mid-stream"
+    );
+    drop(process);
+
+    // The file opens, every acknowledged link is there, and the integrated-accounts order agrees.
+    let store = EmbeddedStore::open(&dir.join("pushmail.redb"))
+        .expect("the store file is usable after SIGKILL");
+    for address in &acked {
+        let link = store.link(&Address::parse(address).unwrap()).await.unwrap();
+        assert!(
+            link.is_some_and(|l| l.is_linked()),
+            "{address} was acknowledged but is not linked"
+        );
+    }
+    let mut listed = 0;
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_links(&LinkQuery {
+                domain: None,
+                activation: None,
+                cursor,
+                limit: 100,
+            })
+            .await
+            .expect("every indexed link has its record");
+        listed += page.items.len();
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert!(listed >= acked.len());
+    for address in &accounts {
+        assert!(
+            store
+                .account(&Address::parse(address).unwrap())
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    drop(store);
+
+    // And the process starts again on it.
+    let again = start(&dir).await;
+    let status = client
+        .get(format!("{}/accounts/{}/integration", again.admin, acked[0]))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 200);
+}
