@@ -1,1 +1,167 @@
-fn main() {}
+//! The Subscribe URL over HTTP on the embedded store: SUBSCRIBE, an exact replay, and UNSUBSCRIBE
+//! for every account, from concurrent clients. Prints requests/s and p50/p99 latency per kind.
+//! A benchmark, run by hand (numbers in docs/benchmarks.md):
+//!
+//!     cargo bench -p pushmail --bench subscribe
+//!     BENCH_ACCOUNTS=2000 BENCH_CLIENTS=32 cargo bench -p pushmail --bench subscribe
+//!
+//! Every account shares one argon2id hash (19 MiB, 2 passes, 1 lane: the production parameters),
+//! made once, so setting up 10,000 accounts does not dominate; every SUBSCRIBE still verifies
+//! its password against it, as in production.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use pushmail_core::admin::AdminService;
+use pushmail_core::mailer::StoreMailer;
+use pushmail_core::notifier::HttpNotifier;
+use pushmail_core::password::hash_password;
+use pushmail_core::protocol::sign;
+use pushmail_core::seed::Seed;
+use pushmail_core::service::{PushService, ServiceSettings};
+use pushmail_core::store::{EmbeddedStore, Store};
+use pushmail_core::types::{Account, Address, now};
+use serde_json::json;
+
+const SECRET: &str = "bench-secret";
+const PASSWORD: &str = "bench-password";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let accounts = env_usize("BENCH_ACCOUNTS", 10_000);
+    let clients = env_usize("BENCH_CLIENTS", 32);
+    let dir = std::env::temp_dir().join(format!("pushmail-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.join("pushmail.redb")).unwrap());
+    let push = Arc::new(PushService::new(
+        store.clone(),
+        Arc::new(StoreMailer::new(store.clone())),
+        ServiceSettings { local_mode: true },
+    ));
+    let _admin = AdminService::new(store.clone(), push.clone(), Arc::new(HttpNotifier::new(Duration::from_secs(1))));
+
+    let setup = Instant::now();
+    pushmail_core::seed::seed(
+        &store,
+        &Seed {
+            account: Address::parse("user0@bench.example").unwrap(),
+            password: PASSWORD.into(),
+            secret: SECRET.into(),
+            subscribe_url: "http://127.0.0.1/subscribe".into(),
+            smtp_server: "127.0.0.1".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let hash = hash_password(PASSWORD).unwrap();
+    for i in 0..accounts {
+        store
+            .put_account(&Account {
+                address: Address::parse(&format!("user{i}@bench.example")).unwrap(),
+                password_hash: hash.clone(),
+                enabled: true,
+                display_name: None,
+                pushed_folders: vec![],
+                created_at: now(),
+            })
+            .await
+            .unwrap();
+    }
+    let heartbeat = store.clone();
+    tokio::spawn(async move {
+        loop {
+            heartbeat.record_heartbeat("imap", "bench", now()).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+    });
+    println!("setup: {accounts} accounts in {:.1} s", setup.elapsed().as_secs_f64());
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/subscribe", listener.local_addr().unwrap());
+    let app = pushmail_subscribe::router(push).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let (next, url) = (next.clone(), url.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut latencies: [Vec<Duration>; 3] = Default::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= accounts {
+                        return latencies;
+                    }
+                    let email = format!("user{i}@bench.example");
+                    let subscribe = json!({"type": "SUBSCRIBE", "email": email, "password": PASSWORD,
+                        "registration": format!("r-{i}"), "generation": 1, "callback": "https://push.example.net/n"});
+                    let unsubscribe = json!({"type": "UNSUBSCRIBE", "email": email, "registration": format!("r-{i}"), "generation": 1});
+                    let now = now().timestamp();
+                    // The replay is the same body, so it is signed with another timestamp.
+                    for (kind, (body, timestamp, expect)) in [
+                        (&subscribe, now, "subscribed"),
+                        (&subscribe, now - 1, "subscribed"),
+                        (&unsubscribe, now, "unsubscribed"),
+                    ]
+                    .into_iter()
+                    .enumerate()
+                    {
+                        let bytes = serde_json::to_vec(body).unwrap();
+                        let sent = Instant::now();
+                        let answer: serde_json::Value = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .header("x-push-timestamp", timestamp.to_string())
+                            .header("x-push-signature", sign(SECRET.as_bytes(), timestamp, &bytes))
+                            .body(bytes)
+                            .send()
+                            .await
+                            .unwrap()
+                            .json()
+                            .await
+                            .unwrap();
+                        latencies[kind].push(sent.elapsed());
+                        assert_eq!(answer["status"], expect, "{answer}");
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut all: [Vec<Duration>; 3] = Default::default();
+    for worker in workers {
+        for (kind, latencies) in worker.await.unwrap().into_iter().enumerate() {
+            all[kind].extend(latencies);
+        }
+    }
+    let elapsed = started.elapsed();
+    let requests: usize = all.iter().map(Vec::len).sum();
+    println!(
+        "{requests} requests ({accounts} accounts x SUBSCRIBE, replay, UNSUBSCRIBE) from {clients} clients in {:.1} s: {:.0} requests/s",
+        elapsed.as_secs_f64(),
+        requests as f64 / elapsed.as_secs_f64()
+    );
+    for (kind, name) in ["SUBSCRIBE", "replay", "UNSUBSCRIBE"].iter().enumerate() {
+        all[kind].sort();
+        println!(
+            "{name:<12} p50 {:>7.1} ms   p99 {:>7.1} ms",
+            percentile(&all[kind], 0.50).as_secs_f64() * 1e3,
+            percentile(&all[kind], 0.99).as_secs_f64() * 1e3
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

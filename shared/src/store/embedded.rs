@@ -370,10 +370,11 @@ impl Store for EmbeddedStore {
     async fn delete_domain(&self, name: &DomainName) -> StoreResult<DomainDelete> {
         let name = name.clone();
         self.write(move |txn| {
-            let account_prefix = format!("{}", "");
-            let has_accounts = scan(&txn.open_table(ACCOUNTS)?, &account_prefix, None, false)?
+            // Accounts are keyed by address, so a domain's are found by suffix (one pass).
+            let suffix = format!("@{name}");
+            let has_accounts = scan(&txn.open_table(ACCOUNTS)?, "", None, false)?
                 .iter()
-                .any(|(address, _)| address.ends_with(&format!("@{name}")));
+                .any(|(address, _)| address.ends_with(&suffix));
             if has_accounts {
                 return Ok(DomainDelete::HasAccounts);
             }
