@@ -29,7 +29,10 @@ const SECRET: &str = "bench-secret";
 const PASSWORD: &str = "bench-password";
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -51,7 +54,11 @@ async fn main() {
         Arc::new(StoreMailer::new(store.clone())),
         ServiceSettings { local_mode: true },
     ));
-    let _admin = AdminService::new(store.clone(), push.clone(), Arc::new(HttpNotifier::new(Duration::from_secs(1))));
+    let _admin = AdminService::new(
+        store.clone(),
+        push.clone(),
+        Arc::new(HttpNotifier::new(Duration::from_secs(1))),
+    );
 
     let setup = Instant::now();
     pushmail_core::seed::seed(
@@ -83,11 +90,17 @@ async fn main() {
     let heartbeat = store.clone();
     tokio::spawn(async move {
         loop {
-            heartbeat.record_heartbeat("imap", "bench", now()).await.unwrap();
+            heartbeat
+                .record_heartbeat("imap", "bench", now())
+                .await
+                .unwrap();
             tokio::time::sleep(Duration::from_secs(10)).await;
         }
     });
-    println!("setup: {accounts} accounts in {:.1} s", setup.elapsed().as_secs_f64());
+    println!(
+        "setup: {accounts} accounts in {:.1} s",
+        setup.elapsed().as_secs_f64()
+    );
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/subscribe", listener.local_addr().unwrap());
