@@ -222,14 +222,27 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(error) if condition_failed(&error) => Ok(false),
             Err(error) => Err(backend(error)),
+        }
+    }
+
+    /// Every item of an index partition, in index order.
+    async fn query_partition_of(
+        &self,
+        index: &'static str,
+        partition: &str,
+    ) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut cursor = None;
+        loop {
+            let listing = Listing::index(index, partition.to_owned(), true);
+            let page = self.page(listing, cursor.as_deref(), 100).await?;
+            items.extend(page.items);
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(items),
+            }
         }
     }
 
@@ -244,13 +257,7 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(error) if condition_failed(&error) => Ok(false),
             Err(error) => Err(backend(error)),
         }
     }
@@ -309,12 +316,14 @@ impl DynamoStore {
     }
 }
 
-fn is_cancelled<R: std::fmt::Debug>(
-    error: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
-) -> bool {
-    error
-        .as_service_error()
-        .is_some_and(|e| e.is_transaction_canceled_exception())
+/// A conditional write (or a condition check) refused: the expected, explainable outcome.
+fn condition_failed<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    error.code() == Some("ConditionalCheckFailedException")
+}
+
+/// A transaction refused, by one of its conditions or by a conflicting concurrent write.
+fn is_cancelled<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    error.code() == Some("TransactionCanceledException")
 }
 
 fn token_from(item: &Item) -> StoreResult<AdminToken> {
@@ -729,24 +738,11 @@ impl Store for DynamoStore {
     }
 
     async fn list_domains(&self) -> StoreResult<Vec<Domain>> {
-        let mut domains = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .page(
-                    Listing::index("gsi1", "DOMAINS".into(), true),
-                    cursor.as_deref(),
-                    100,
-                )
-                .await?;
-            for item in &page.items {
-                domains.push(domain_from(item)?);
-            }
-            match page.cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok(domains),
-            }
-        }
+        self.query_partition_of("gsi1", "DOMAINS")
+            .await?
+            .iter()
+            .map(domain_from)
+            .collect()
     }
 
     async fn delete_domain(&self, name: &DomainName) -> StoreResult<DomainDelete> {
@@ -1044,13 +1040,7 @@ impl Store for DynamoStore {
             .await;
         match result {
             Ok(output) => link_from(&output.attributes.unwrap_or_default()).map(Some),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
+            Err(error) if condition_failed(&error) => Ok(None),
             Err(error) => Err(backend(error)),
         }
     }
@@ -1127,11 +1117,7 @@ impl Store for DynamoStore {
                 .await;
             match result {
                 Ok(_) => return Ok(LinkInsert::Inserted),
-                Err(error)
-                    if error
-                        .as_service_error()
-                        .is_some_and(|e| e.is_transaction_canceled_exception()) =>
-                {
+                Err(error) if is_cancelled(&error) => {
                     // Refused or raced: the current link explains which.
                     match self.link(&link.address).await? {
                         Some(current) if current.generation >= link.generation => {
@@ -1184,24 +1170,18 @@ impl Store for DynamoStore {
                     let item = output.attributes.unwrap_or_default();
                     return Ok(Unlink::Unlinked(link_from(&item)?));
                 }
-                Err(error)
-                    if error
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    match self.link(address).await? {
-                        None => return Ok(Unlink::NotLinked),
-                        Some(current) if !current.is_linked() => return Ok(Unlink::NotLinked),
-                        Some(current)
-                            if current.generation > generation
-                                || (current.generation == generation
-                                    && current.registration != registration) =>
-                        {
-                            return Ok(Unlink::Newer(current));
-                        }
-                        Some(_) => continue,
+                Err(error) if condition_failed(&error) => match self.link(address).await? {
+                    None => return Ok(Unlink::NotLinked),
+                    Some(current) if !current.is_linked() => return Ok(Unlink::NotLinked),
+                    Some(current)
+                        if current.generation > generation
+                            || (current.generation == generation
+                                && current.registration != registration) =>
+                    {
+                        return Ok(Unlink::Newer(current));
                     }
-                }
+                    Some(_) => continue,
+                },
                 Err(error) => return Err(backend(error)),
             }
         }
@@ -1230,13 +1210,7 @@ impl Store for DynamoStore {
             .await;
         match result {
             Ok(output) => activation_from(&output.attributes.unwrap_or_default()).map(Some),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
+            Err(error) if condition_failed(&error) => Ok(None),
             Err(error) => Err(backend(error)),
         }
     }
@@ -1305,11 +1279,7 @@ impl Store for DynamoStore {
                 .await;
             match result {
                 Ok(_) => return Ok(true),
-                Err(error)
-                    if error
-                        .as_service_error()
-                        .is_some_and(|e| e.is_transaction_canceled_exception()) =>
-                {
+                Err(error) if is_cancelled(&error) => {
                     let current = self.link(&job.address).await?;
                     let still_current = current.is_some_and(|link| {
                         link.is_linked() && link.subscription_id == job.subscription_id
@@ -1357,13 +1327,7 @@ impl Store for DynamoStore {
         match result {
             Ok(_) => Ok(()),
             // Discarded meanwhile (superseded): nothing left to retry.
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(error) if condition_failed(&error) => Ok(()),
             Err(error) => Err(backend(error)),
         }
     }
@@ -1388,13 +1352,7 @@ impl Store for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(error) if condition_failed(&error) => Ok(false),
             Err(error) => Err(backend(error)),
         }
     }
@@ -1488,24 +1446,11 @@ impl Store for DynamoStore {
     }
 
     async fn list_tokens(&self) -> StoreResult<Vec<AdminToken>> {
-        let mut tokens = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .page(
-                    Listing::index("gsi2", "TOKENS".into(), true),
-                    cursor.as_deref(),
-                    100,
-                )
-                .await?;
-            for item in &page.items {
-                tokens.push(token_from(item)?);
-            }
-            match page.cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok(tokens),
-            }
-        }
+        self.query_partition_of("gsi2", "TOKENS")
+            .await?
+            .iter()
+            .map(token_from)
+            .collect()
     }
 
     async fn delete_token(&self, id: &str) -> StoreResult<bool> {
@@ -1520,13 +1465,7 @@ impl Store for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(error) if condition_failed(&error) => Ok(false),
             Err(error) => Err(backend(error)),
         }
     }

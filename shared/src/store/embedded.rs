@@ -254,6 +254,30 @@ fn get<T: DeserializeOwned>(
     }
 }
 
+/// Whether [`put_record`] needs the key to exist already (an update) or not (a creation).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Absent,
+    Present,
+}
+
+/// Writes `value` under `key` if the key's presence is as required; false (and no write) if not.
+fn put_record<T: Serialize>(
+    txn: &WriteTransaction,
+    table: Records,
+    key: &str,
+    value: &T,
+    required: Presence,
+) -> TxResult<bool> {
+    let mut table = txn.open_table(table)?;
+    let present = table.get(key)?.is_some();
+    if present != (required == Presence::Present) {
+        return Ok(false);
+    }
+    table.insert(key, encode(value)?.as_str())?;
+    Ok(true)
+}
+
 fn link_time_key(link: &Link) -> String {
     key(&[&stamp(link.linked_at), link.address.as_str()])
 }
@@ -334,12 +358,13 @@ impl Store for EmbeddedStore {
     async fn create_domain(&self, domain: &Domain) -> StoreResult<bool> {
         let domain = domain.clone();
         self.write(move |txn| {
-            let mut table = txn.open_table(DOMAINS)?;
-            if table.get(domain.name.as_str())?.is_some() {
-                return Ok(false);
-            }
-            table.insert(domain.name.as_str(), encode(&domain)?.as_str())?;
-            Ok(true)
+            put_record(
+                txn,
+                DOMAINS,
+                domain.name.as_str(),
+                &domain,
+                Presence::Absent,
+            )
         })
         .await
     }
@@ -347,12 +372,13 @@ impl Store for EmbeddedStore {
     async fn update_domain(&self, domain: &Domain) -> StoreResult<bool> {
         let domain = domain.clone();
         self.write(move |txn| {
-            let mut table = txn.open_table(DOMAINS)?;
-            if table.get(domain.name.as_str())?.is_none() {
-                return Ok(false);
-            }
-            table.insert(domain.name.as_str(), encode(&domain)?.as_str())?;
-            Ok(true)
+            put_record(
+                txn,
+                DOMAINS,
+                domain.name.as_str(),
+                &domain,
+                Presence::Present,
+            )
         })
         .await
     }
@@ -462,12 +488,13 @@ impl Store for EmbeddedStore {
     async fn create_account(&self, account: &Account) -> StoreResult<bool> {
         let account = account.clone();
         self.write(move |txn| {
-            let mut table = txn.open_table(ACCOUNTS)?;
-            if table.get(account.address.as_str())?.is_some() {
-                return Ok(false);
-            }
-            table.insert(account.address.as_str(), encode(&account)?.as_str())?;
-            Ok(true)
+            put_record(
+                txn,
+                ACCOUNTS,
+                account.address.as_str(),
+                &account,
+                Presence::Absent,
+            )
         })
         .await
     }
@@ -475,12 +502,13 @@ impl Store for EmbeddedStore {
     async fn update_account(&self, account: &Account) -> StoreResult<bool> {
         let account = account.clone();
         self.write(move |txn| {
-            let mut table = txn.open_table(ACCOUNTS)?;
-            if table.get(account.address.as_str())?.is_none() {
-                return Ok(false);
-            }
-            table.insert(account.address.as_str(), encode(&account)?.as_str())?;
-            Ok(true)
+            put_record(
+                txn,
+                ACCOUNTS,
+                account.address.as_str(),
+                &account,
+                Presence::Present,
+            )
         })
         .await
     }
