@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::credentials::{CredentialError, check_credentials};
 use crate::notifier::{NoticeOutcome, Notifier};
-use crate::password::hash_password;
+use crate::password::hash_password_off_thread;
 use crate::protocol::MAX_LIVE_SECRETS;
 use crate::service::{Delivery, PushService};
 use crate::store::{AccountDelete, DomainDelete, LinkQuery, SecretAdd, Store, StoreError};
@@ -769,7 +769,8 @@ impl AdminService {
         let pushed_folders = check_folders(input.pushed_folders.as_deref().unwrap_or_default())?;
         let account = Account {
             address: address.clone(),
-            password_hash: hash_password(&password)
+            password_hash: hash_password_off_thread(&password)
+                .await
                 .map_err(|e| AdminError::new(500, "internal_error", e.to_string()))?,
             enabled: input.enabled.unwrap_or(true),
             display_name: input.display_name,
@@ -825,7 +826,8 @@ impl AdminService {
         let mut account = self.existing_account(who, raw).await?;
         if let Some(password) = &patch.password {
             check_password(password)?;
-            account.password_hash = hash_password(password)
+            account.password_hash = hash_password_off_thread(password)
+                .await
                 .map_err(|e| AdminError::new(500, "internal_error", e.to_string()))?;
         }
         if let Some(enabled) = patch.enabled {

@@ -42,13 +42,20 @@ pub async fn check_credentials(
         check_rate(store, scope, SOURCE_FAILURE_LIMIT, window, now).await?;
     }
     let account = store.account(address).await?;
-    let password_ok = match &account {
-        Some(account) => password::verify_password(password, &account.password_hash),
+    // Argon2 is deliberately slow: off the async workers, so other requests are not held up.
+    let (candidate, stored) = (
+        password.to_owned(),
+        account.as_ref().map(|a| a.password_hash.clone()),
+    );
+    let password_ok = tokio::task::spawn_blocking(move || match stored {
+        Some(hash) => password::verify_password(&candidate, &hash),
         None => {
-            password::verify_against_nothing(password);
+            password::verify_against_nothing(&candidate);
             false
         }
-    };
+    })
+    .await
+    .map_err(|e| StoreError::Backend(format!("password check task: {e}")))?;
     match account {
         Some(account) if password_ok => {
             store.clear_failures(&account_scope, window).await?;

@@ -26,6 +26,15 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
         .map_err(|e| HashError(e.to_string()))
 }
 
+/// A PHC string for the password, computed on the blocking pool (argon2 takes tens of
+/// milliseconds of CPU, which must not stall the async workers).
+pub async fn hash_password_off_thread(password: &str) -> Result<String, HashError> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| HashError(e.to_string()))?
+}
+
 /// Checks a password against a stored hash. A hash that does not parse never matches.
 pub fn verify_password(password: &str, stored_hash: &str) -> bool {
     match PasswordHash::new(stored_hash) {

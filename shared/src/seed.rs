@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::password::hash_password;
+use crate::password::hash_password_off_thread;
 use crate::protocol::MAX_LIVE_SECRETS;
 use crate::store::{SecretAdd, Store, StoreError};
 use crate::types::{Account, Address, Domain, PushSecret, ServerSettings, now};
