@@ -68,8 +68,9 @@ pub async fn seed(store: &Arc<dyn Store>, seed: &Seed) -> Result<(), SeedError> 
             }
         }
     }
-    let password_hash =
-        hash_password(&seed.password).map_err(|e| SeedError::Invalid(e.to_string()))?;
+    let password_hash = hash_password_off_thread(&seed.password)
+        .await
+        .map_err(|e| SeedError::Invalid(e.to_string()))?;
     let account = match store.account(&seed.account).await? {
         Some(existing) => Account {
             password_hash,
