@@ -959,15 +959,9 @@ impl AdminService {
             Ok(account) if account.enabled => Ok(account),
             Ok(_) => Err(AdminError::forbidden("this account is disabled")),
             Err(CredentialError::BadCredentials) => Err(bad()),
-            Err(CredentialError::RateLimited { retry_after_secs }) => Err(AdminError {
+            Err(error @ CredentialError::RateLimited { retry_after_secs }) => Err(AdminError {
                 retry_after_secs: Some(retry_after_secs),
-                ..AdminError::new(
-                    429,
-                    "rate_limited",
-                    format!(
-                        "too many failed credential checks; try again in {retry_after_secs} seconds"
-                    ),
-                )
+                ..AdminError::new(429, "rate_limited", error.to_string())
             }),
             Err(CredentialError::Store(error)) => Err(error.into()),
         }

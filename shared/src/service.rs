@@ -65,6 +65,22 @@ pub struct PushService {
     settings: ServiceSettings,
 }
 
+impl From<CredentialError> for Refusal {
+    fn from(error: CredentialError) -> Self {
+        match error {
+            CredentialError::BadCredentials => {
+                Refusal::new(ErrorCode::BadCredentials, error.to_string())
+            }
+            CredentialError::RateLimited { retry_after_secs } => Refusal {
+                code: ErrorCode::RateLimited,
+                detail: error.to_string(),
+                retry_after_secs: Some(retry_after_secs),
+            },
+            CredentialError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl From<StoreError> for Refusal {
     fn from(error: StoreError) -> Self {
         error!(%error, "store failure");
@@ -182,33 +198,14 @@ impl PushService {
             _ => return Err(disabled("push integration is turned off for this domain")),
         }
 
-        let account = match check_credentials(
+        let account = check_credentials(
             self.store.as_ref(),
             &request.email,
             &request.password,
             source,
             now,
         )
-        .await
-        {
-            Ok(account) => account,
-            Err(CredentialError::BadCredentials) => {
-                return Err(Refusal::new(
-                    ErrorCode::BadCredentials,
-                    "unknown account or wrong password",
-                ));
-            }
-            Err(CredentialError::RateLimited { retry_after_secs }) => {
-                return Err(Refusal {
-                    code: ErrorCode::RateLimited,
-                    detail: format!(
-                        "too many failed credential checks; try again in {retry_after_secs} seconds"
-                    ),
-                    retry_after_secs: Some(retry_after_secs),
-                });
-            }
-            Err(CredentialError::Store(error)) => return Err(error.into()),
-        };
+        .await?;
         if !account.enabled {
             return Err(disabled("this account is disabled"));
         }
