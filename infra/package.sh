@@ -35,3 +35,6 @@ for function in subscribe admin sweeper; do
   bootstrap="target/lambda/$function/bootstrap"
   printf '%-10s %s bytes (%s)\n' "$function" "$(stat -c %s "$bootstrap")" "$bootstrap"
 done
+if [[ ":$PATH:" == *":$root/.tools/venv/bin:"* ]]; then
+  echo "sam build calls cargo-lambda too: export PATH=\"$root/.tools/venv/bin:\$PATH\" first"
+fi
