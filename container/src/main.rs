@@ -19,7 +19,7 @@ use pushmail_core::config::Config;
 use pushmail_core::mailer::{Mailer, StoreMailer};
 use pushmail_core::notifier::HttpNotifier;
 use pushmail_core::seed::Seed;
-use pushmail_core::service::{PushService, ServiceSettings};
+use pushmail_core::service::{PushService, ServiceSettings, sweep_activations_every};
 use pushmail_core::store::{EmbeddedStore, Store};
 use pushmail_core::types::{Address, TokenScope, now};
 use tracing::{error, info, warn};
@@ -182,7 +182,10 @@ async fn main() -> anyhow::Result<()> {
         warn!("demo: reporting an IMAP listener alive, though none runs in this process yet");
         background.push(tokio::spawn(imap_standin(store.clone())));
     }
-    background.push(tokio::spawn(sweep_activations(push.clone())));
+    background.push(tokio::spawn(sweep_activations_every(
+        push.clone(),
+        ACTIVATION_SWEEP_EVERY,
+    )));
     println!(
         "Subscribe URL: {subscribe_url}\nAdmin API:     http://{}/admin\nStore:         {}\n",
         admin_listener.local_addr()?,
@@ -202,18 +205,6 @@ async fn main() -> anyhow::Result<()> {
         task.abort();
     }
     served.map(|_| ())
-}
-
-async fn sweep_activations(service: Arc<PushService>) {
-    let mut ticks = tokio::time::interval(ACTIVATION_SWEEP_EVERY);
-    loop {
-        ticks.tick().await;
-        match service.deliver_due_activations(now()).await {
-            Ok(report) if report != Default::default() => info!(?report, "activation sweep"),
-            Ok(_) => {}
-            Err(error) => error!(%error, "activation sweep failed"),
-        }
-    }
 }
 
 /// Demo only: stands in for the IMAP listener's heartbeat (spec §2 answers 503 without one).

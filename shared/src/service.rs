@@ -389,6 +389,20 @@ impl PushService {
     }
 }
 
+/// Runs [`PushService::deliver_due_activations`] every `every`, forever: the local processes'
+/// stand-in for the scheduled sweeper function.
+pub async fn sweep_activations_every(service: Arc<PushService>, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        match service.deliver_due_activations(crate::types::now()).await {
+            Ok(report) if report != SweepReport::default() => info!(?report, "activation sweep"),
+            Ok(_) => {}
+            Err(error) => error!(%error, "activation sweep failed"),
+        }
+    }
+}
+
 fn check_content_type(content_type: Option<&str>) -> Result<(), Refusal> {
     let media_type = content_type
         .and_then(|v| v.split(';').next())

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pushmail_core::config::Config;
-use pushmail_core::service::PushService;
-use tracing::{error, info};
+use pushmail_core::service::sweep_activations_every;
+use tracing::info;
 
 /// How often the local server sends activation mails that SES refused earlier.
 const ACTIVATION_SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -28,23 +28,8 @@ async fn main() -> anyhow::Result<()> {
         local_mode = config.local_mode,
         "Subscribe URL listening"
     );
-    let sweeper = tokio::spawn(sweep_activations(service));
+    let sweeper = tokio::spawn(sweep_activations_every(service, ACTIVATION_SWEEP_EVERY));
     let served = pushmail_http::serve(listener, app).await;
     sweeper.abort();
     served
-}
-
-async fn sweep_activations(service: Arc<PushService>) {
-    let mut ticks = tokio::time::interval(ACTIVATION_SWEEP_EVERY);
-    loop {
-        ticks.tick().await;
-        match service
-            .deliver_due_activations(pushmail_core::types::now())
-            .await
-        {
-            Ok(report) if report != Default::default() => info!(?report, "activation sweep"),
-            Ok(_) => {}
-            Err(error) => error!(%error, "activation sweep failed"),
-        }
-    }
 }
