@@ -246,16 +246,23 @@ impl DynamoStore {
         }
     }
 
-    async fn put_if(&self, item: Item, condition: &str) -> StoreResult<bool> {
-        let result = self
+    /// Puts `item` if `condition` holds (with `values` for its placeholders); false if not.
+    async fn put_if(
+        &self,
+        item: Item,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> StoreResult<bool> {
+        let mut request = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(condition)
-            .send()
-            .await;
-        match result {
+            .condition_expression(condition);
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
             Ok(_) => Ok(true),
             Err(error) if condition_failed(&error) => Ok(false),
             Err(error) => Err(backend(error)),
@@ -913,12 +920,12 @@ impl Store for DynamoStore {
     }
 
     async fn create_account(&self, account: &Account) -> StoreResult<bool> {
-        self.put_if(account_item(account), "attribute_not_exists(pk)")
+        self.put_if(account_item(account), "attribute_not_exists(pk)", vec![])
             .await
     }
 
     async fn update_account(&self, account: &Account) -> StoreResult<bool> {
-        self.put_if(account_item(account), "attribute_exists(pk)")
+        self.put_if(account_item(account), "attribute_exists(pk)", vec![])
             .await
     }
 
@@ -1338,23 +1345,15 @@ impl Store for DynamoStore {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(format!("REPLAY#{key}")))
-            .item("sk", s("REPLAY"))
-            .item("expires_at", n(expires_at.timestamp()))
-            // TTL deletes lazily, so an expired item may still be there: it no longer counts.
-            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
-            .expression_attribute_values(":now", n(now.timestamp()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) if condition_failed(&error) => Ok(false),
-            Err(error) => Err(backend(error)),
-        }
+        let item = HashMap::from([
+            ("pk".into(), s(format!("REPLAY#{key}"))),
+            ("sk".into(), s("REPLAY")),
+            ("expires_at".into(), n(expires_at.timestamp())),
+        ]);
+        // TTL deletes lazily, so an expired item may still be there: it no longer counts.
+        let condition = "attribute_not_exists(pk) OR expires_at < :now";
+        self.put_if(item, condition, vec![(":now", n(now.timestamp()))])
+            .await
     }
 
     async fn failures(

@@ -254,11 +254,13 @@ fn get<T: DeserializeOwned>(
     }
 }
 
-/// Whether [`put_record`] needs the key to exist already (an update) or not (a creation).
+/// Whether [`put_record`] needs the key to exist already (an update), not to (a creation),
+/// or writes either way.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Presence {
     Absent,
     Present,
+    Any,
 }
 
 /// Writes `value` under `key` if the key's presence is as required; false (and no write) if not.
@@ -270,8 +272,7 @@ fn put_record<T: Serialize>(
     required: Presence,
 ) -> TxResult<bool> {
     let mut table = txn.open_table(table)?;
-    let present = table.get(key)?.is_some();
-    if present != (required == Presence::Present) {
+    if required != Presence::Any && table.get(key)?.is_some() != (required == Presence::Present) {
         return Ok(false);
     }
     table.insert(key, encode(value)?.as_str())?;
@@ -348,9 +349,7 @@ impl Store for EmbeddedStore {
     async fn put_domain(&self, domain: &Domain) -> StoreResult<()> {
         let domain = domain.clone();
         self.write(move |txn| {
-            txn.open_table(DOMAINS)?
-                .insert(domain.name.as_str(), encode(&domain)?.as_str())?;
-            Ok(())
+            put_record(txn, DOMAINS, domain.name.as_str(), &domain, Presence::Any).map(drop)
         })
         .await
     }
@@ -478,9 +477,14 @@ impl Store for EmbeddedStore {
     async fn put_account(&self, account: &Account) -> StoreResult<()> {
         let account = account.clone();
         self.write(move |txn| {
-            txn.open_table(ACCOUNTS)?
-                .insert(account.address.as_str(), encode(&account)?.as_str())?;
-            Ok(())
+            put_record(
+                txn,
+                ACCOUNTS,
+                account.address.as_str(),
+                &account,
+                Presence::Any,
+            )
+            .map(drop)
         })
         .await
     }
@@ -860,9 +864,7 @@ impl Store for EmbeddedStore {
     async fn put_token(&self, token: &AdminToken) -> StoreResult<()> {
         let token = token.clone();
         self.write(move |txn| {
-            txn.open_table(TOKENS)?
-                .insert(token.id.as_str(), encode(&token)?.as_str())?;
-            Ok(())
+            put_record(txn, TOKENS, token.id.as_str(), &token, Presence::Any).map(drop)
         })
         .await
     }
