@@ -14,15 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pushmail_core::admin::AdminService;
-use pushmail_core::mailer::StoreMailer;
-use pushmail_core::notifier::HttpNotifier;
 use pushmail_core::password::hash_password;
 use pushmail_core::protocol::sign;
-use pushmail_core::seed::Seed;
-use pushmail_core::service::{PushService, ServiceSettings};
-use pushmail_core::store::{EmbeddedStore, Store};
 use pushmail_core::types::{Account, Address, now};
+use pushmail_push::mailer::StoreMailer;
+use pushmail_runtime::seed::Seed;
+use pushmail_store::{EmbeddedStore, Store};
 use serde_json::json;
 
 const SECRET: &str = "bench-secret";
@@ -46,22 +43,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() {
     let accounts = env_usize("BENCH_ACCOUNTS", 10_000);
     let clients = env_usize("BENCH_CLIENTS", 32);
-    let dir = std::env::temp_dir().join(format!("pushmail-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.join("pushmail.redb")).unwrap());
-    let push = Arc::new(PushService::new(
+    let dir = tempfile::Builder::new()
+        .prefix("pushmail-bench-")
+        .tempdir()
+        .unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(EmbeddedStore::open(&dir.path().join("pushmail.redb")).unwrap());
+    let push = pushmail_runtime::wire_on(
         store.clone(),
         Arc::new(StoreMailer::new(store.clone())),
-        ServiceSettings { local_mode: true },
-    ));
-    let _admin = AdminService::new(
-        store.clone(),
-        push.clone(),
-        Arc::new(HttpNotifier::new(Duration::from_secs(1))),
-    );
+        true,
+    )
+    .push;
 
     let setup = Instant::now();
-    pushmail_core::seed::seed(
+    pushmail_runtime::seed::seed(
         &store,
         &Seed {
             account: Address::parse("user0@bench.example").unwrap(),
@@ -104,7 +100,7 @@ async fn main() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/subscribe", listener.local_addr().unwrap());
-    let app = pushmail_subscribe::router(push).into_make_service_with_connect_info::<SocketAddr>();
+    let app = pushmail_push::router(push).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let next = Arc::new(AtomicUsize::new(0));
@@ -176,5 +172,4 @@ async fn main() {
             percentile(&all[kind], 0.99).as_secs_f64() * 1e3
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,13 +2,13 @@
 //! HTTP, and killed with SIGKILL in the middle of a stream of SUBSCRIBEs.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pushmail_core::protocol::sign;
-use pushmail_core::store::{EmbeddedStore, LinkQuery, Store};
 use pushmail_core::types::{Address, now};
+use pushmail_store::{EmbeddedStore, LinkQuery, Store};
 use serde_json::{Value, json};
 
 struct Process {
@@ -34,13 +34,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn data_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "pushmail-process-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh data directory, removed when the test ends.
+fn data_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("pushmail-process-")
+        .tempdir()
+        .unwrap()
 }
 
 /// Starts `pushmail --demo` on free ports and waits until both listeners answer.
@@ -123,7 +122,7 @@ async fn subscribe(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_command_answers_a_signed_subscribe_and_an_admin_request() {
     let dir = data_dir();
-    let process = start(&dir).await;
+    let process = start(dir.path()).await;
     let token = process.token.clone().expect("a first run prints a token");
     let client = reqwest::Client::new();
     let answer = subscribe(
@@ -171,7 +170,7 @@ async fn the_run_command_answers_a_signed_subscribe_and_an_admin_request() {
 
     // A second start on the same directory keeps everything and prints no new token.
     drop(process);
-    let again = start(&dir).await;
+    let again = start(dir.path()).await;
     assert_eq!(again.token, None);
     let status = client
         .get(format!(
@@ -189,7 +188,7 @@ async fn the_run_command_answers_a_signed_subscribe_and_an_admin_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_stream_of_subscribes_loses_no_acknowledged_link() {
     let dir = data_dir();
-    let mut process = start(&dir).await;
+    let mut process = start(dir.path()).await;
     let token = process.token.clone().unwrap();
     let client = reqwest::Client::new();
     let accounts: Vec<String> = (0..120)
@@ -262,7 +261,7 @@ async fn sigkill_during_a_stream_of_subscribes_loses_no_acknowledged_link() {
     drop(process);
 
     // The file opens, every acknowledged link is there, and the integrated-accounts order agrees.
-    let store = EmbeddedStore::open(&dir.join("pushmail.redb"))
+    let store = EmbeddedStore::open(&dir.path().join("pushmail.redb"))
         .expect("the store file is usable after SIGKILL");
     for address in &acked {
         let link = store.link(&Address::parse(address).unwrap()).await.unwrap();
@@ -302,7 +301,7 @@ async fn sigkill_during_a_stream_of_subscribes_loses_no_acknowledged_link() {
     drop(store);
 
     // And the process starts again on it.
-    let again = start(&dir).await;
+    let again = start(dir.path()).await;
     let status = client
         .get(format!("{}/accounts/{}/integration", again.admin, acked[0]))
         .bearer_auth(&token)

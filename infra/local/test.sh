@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy, the unit and integration tests against a real
-# DynamoDB/SES endpoint (moto on 127.0.0.1:4567, and SES on 4568, started and stopped here), then
-# the built functions driven end to end by a spec-following push service and the README's
-# examples, and schemathesis against the admin API.
+# DynamoDB/SES endpoint (moto on 127.0.0.1:4567, and SES on 4568, started and stopped here) and
+# again on the embedded store, then the pushmail process on DynamoDB driven end to end by a
+# spec-following push service and schemathesis, and the README's examples against README
+# command 1 (the embedded store).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -34,30 +35,30 @@ echo "== local AWS stack"
 infra/local/stack.sh up
 eval "$(infra/local/stack.sh env)"
 
-echo "== cargo test"
+echo "== cargo test (DynamoDB and SES on moto; the conformance suite also on the embedded store)"
 cargo test --workspace
 
-echo "== end to end: the built functions, a spec-following push service, the README, schemathesis"
+echo "== the service and admin suites again, on the embedded store"
+PUSHMAIL_TEST_STORE=embedded cargo test -p pushmail-tests --test subscribe --test admin --test lambda_events
+
+echo "== end to end: pushmail on DynamoDB and SES, a spec-following push service, schemathesis"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r infra/local/requirements-test.txt
-cargo build --quiet --bin subscribe --bin admin --bin pushmail-dev
+cargo build --quiet --bin pushmail
 export PUSHMAIL_TABLE="e2e-$(date +%s)-$$"
 export PUSHMAIL_SES_IDENTITY=pushmail.test PUSHMAIL_MAIL_FROM="pushmail <push@pushmail.test>"
-export PUSHMAIL_LOCAL_MODE=1
 "$venv/bin/python" infra/local/setup_aws.py >/dev/null
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 admin_port=$(free_port)
-export PUSHMAIL_SUBSCRIBE_ADDR="127.0.0.1:$port" PUSHMAIL_ADMIN_ADDR="127.0.0.1:$admin_port"
 url="http://127.0.0.1:$port/subscribe"
-target/debug/pushmail-dev seed --domain e2e.example --secret e2e-secret \
+target/debug/pushmail seed --store dynamodb --secret e2e-secret \
   --account carol@e2e.example --password carol-password --subscribe-url "$url"
-target/debug/pushmail-dev heartbeat
-PUSHMAIL_TOKEN=$(target/debug/admin bootstrap e2e)
+target/debug/pushmail heartbeat --store dynamodb
+PUSHMAIL_TOKEN=$(target/debug/pushmail bootstrap --store dynamodb --label e2e)
 export PUSHMAIL_TOKEN
 mkdir -p .local
-target/debug/subscribe >.local/e2e-subscribe.log 2>&1 &
-pids+=($!)
-target/debug/admin >.local/e2e-admin.log 2>&1 &
+target/debug/pushmail --store dynamodb --mail ses --local-mode true \
+  --subscribe-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin_port" >.local/e2e-dynamodb.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   curl -s -o /dev/null "http://127.0.0.1:$port/" && curl -s -o /dev/null "http://127.0.0.1:$admin_port/" && break
@@ -69,13 +70,12 @@ done
 echo "== schemathesis against the admin API"
 # deleteToken is left out: schemathesis reuses ids it has seen, and would revoke its own token
 # (the integration tests cover that route).
-"$venv/bin/schemathesis" run functions/admin/openapi.yaml --url "http://127.0.0.1:$admin_port" \
+"$venv/bin/schemathesis" run shared/admin-api/openapi.yaml --url "http://127.0.0.1:$admin_port" \
   -H "Authorization: Bearer $PUSHMAIL_TOKEN" --exclude-operation-id deleteToken \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
   --phases examples,fuzzing --max-examples "${PUSHMAIL_SCHEMATHESIS_EXAMPLES:-25}" --seed 1 --no-color
 
 echo "== the README's examples against the local process (README command 1, embedded store)"
-cargo build --quiet --bin pushmail
 port=$(free_port)
 admin_port=$(free_port)
 local_dir=$(mktemp -d)

@@ -1,47 +1,120 @@
-//! Test harness: a fresh table on the AWS endpoint (moto locally, LocalStack or AWS elsewhere),
-//! a per-test mail domain and SES sender, and the Subscribe URL served on a real TCP port.
+//! Test harness: a fresh store (the embedded one in a temporary folder, or a fresh DynamoDB
+//! table when an AWS endpoint is set: moto locally, LocalStack or AWS elsewhere), a per-test
+//! mail domain, kept activation mail, and both routers served on real TCP ports.
+//!
+//! `PUSHMAIL_TEST_STORE=embedded|dynamodb` chooses the backend; by default DynamoDB when
+//! `AWS_ENDPOINT_URL` is set, else embedded, so `cargo test` needs nothing running.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
+use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,
 };
 use chrono::{DateTime, Utc};
-use pushmail_core::admin::AdminService;
-use pushmail_core::aws::AwsContext;
-use pushmail_core::notifier::HttpNotifier;
+use pushmail_admin_api::service::AdminService;
 use pushmail_core::password::hash_password;
 use pushmail_core::protocol::{MAX_LIVE_SECRETS, sign};
-use pushmail_core::service::{PushService, ServiceSettings};
-use pushmail_core::store::{DynamoStore, Store};
 use pushmail_core::types::{
-    Account, Address, Domain, DomainName, PushSecret, ServerSettings, TokenScope,
+    Account, Address, Domain, DomainName, PushSecret, ServerSettings, StoredMail, TokenScope,
 };
+use pushmail_push::mailer::{ActivationMail, MailError, Mailer, StoreMailer};
+use pushmail_push::service::PushService;
+use pushmail_runtime::aws::AwsContext;
+use pushmail_store::{EmbeddedStore, Store};
 use serde_json::{Value, json};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// One test's world: its own table, domain, secret and sender identity.
+/// A store for one test, and what keeps it alive (the embedded store's temporary folder, removed
+/// when the test ends).
+pub struct TestStore {
+    pub store: Arc<dyn Store>,
+    pub backend: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// True when the tests run on DynamoDB (see the module's header).
+pub fn on_dynamodb() -> bool {
+    match std::env::var("PUSHMAIL_TEST_STORE").as_deref() {
+        Ok("dynamodb") => true,
+        Ok("embedded") => false,
+        Ok(other) => panic!("PUSHMAIL_TEST_STORE must be embedded or dynamodb, not {other}"),
+        Err(_) => std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+    }
+}
+
+/// A fresh store on the backend [`on_dynamodb`] chooses.
+pub async fn test_store() -> TestStore {
+    if on_dynamodb() {
+        dynamo_store().await
+    } else {
+        embedded_store()
+    }
+}
+
+/// A fresh embedded store in a temporary folder.
+pub fn embedded_store() -> TestStore {
+    let dir = tempfile::Builder::new()
+        .prefix("pushmail-test-")
+        .tempdir()
+        .expect("temporary folder");
+    let store = EmbeddedStore::open(&dir.path().join("pushmail.redb")).expect("embedded store");
+    TestStore {
+        store: Arc::new(store),
+        backend: "embedded",
+        _dir: Some(dir),
+    }
+}
+
+/// A fresh table on the AWS endpoint, created as infra/table.json defines it.
+pub async fn dynamo_store() -> TestStore {
+    endpoint();
+    let table = unique("pushmail-test-");
+    create_table(&table).await;
+    TestStore {
+        store: Arc::new(AwsContext::from_env().await.dynamo_store(table)),
+        backend: "dynamodb",
+        _dir: None,
+    }
+}
+
+/// Kept mail (as the local process keeps it) that can be told to refuse, as SES refuses an
+/// unverified sender: the mailer failing is part of the activation rules under test.
+pub struct TestMailer {
+    kept: StoreMailer,
+    accepting: AtomicBool,
+}
+
+#[async_trait]
+impl Mailer for TestMailer {
+    async fn send_activation(&self, mail: &ActivationMail) -> Result<(), MailError> {
+        if !self.accepting.load(Ordering::SeqCst) {
+            return Err(MailError::NotSent("the test mailer is refusing".into()));
+        }
+        self.kept.send_activation(mail).await
+    }
+}
+
+/// One test's world: its own store, domain and secret.
 pub struct Harness {
     pub base_url: String,
     pub admin_url: String,
     pub admin: Arc<AdminService>,
     /// A server-wide admin token.
     pub server_token: String,
-    pub store: Arc<DynamoStore>,
+    pub store: Arc<dyn Store>,
     pub service: Arc<PushService>,
     pub domain: DomainName,
     pub secret: String,
-    pub sender: String,
-    /// Where SES runs: `AWS_ENDPOINT_URL_SES` if set, else `AWS_ENDPOINT_URL`.
-    ses_endpoint: String,
-    ses: aws_sdk_ses::Client,
+    mailer: Arc<TestMailer>,
     http: reqwest::Client,
     last_timestamp: AtomicI64,
     imap_keepalive: Arc<AtomicBool>,
+    _store: TestStore,
 }
 
 /// An answer from the Subscribe URL.
@@ -53,14 +126,14 @@ pub struct Answer {
 }
 
 pub struct Setup {
-    /// Verify the SES sender identity before the first request.
-    pub verify_sender: bool,
+    /// Whether the mailer accepts the activation mail from the start.
+    pub mail_accepted: bool,
 }
 
 impl Default for Setup {
     fn default() -> Self {
         Self {
-            verify_sender: true,
+            mail_accepted: true,
         }
     }
 }
@@ -75,9 +148,20 @@ fn unique(prefix: &str) -> String {
 fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
         panic!(
-            "AWS_ENDPOINT_URL is not set: run the tests with infra/local/test.sh, which starts moto"
+            "AWS_ENDPOINT_URL is not set: run the DynamoDB tests with infra/local/test.sh, which starts moto"
         )
     })
+}
+
+/// Logs show with a failing test's output (RUST_LOG to filter).
+pub fn init_test_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("pushmail=info")),
+        )
+        .with_test_writer()
+        .try_init();
 }
 
 impl Harness {
@@ -86,56 +170,34 @@ impl Harness {
     }
 
     pub async fn start_with(setup: Setup) -> Self {
-        // Logs show with a failing test's output (RUST_LOG to filter).
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("pushmail_core=info")),
-            )
-            .with_test_writer()
-            .try_init();
-        let ses_endpoint = std::env::var("AWS_ENDPOINT_URL_SES").unwrap_or_else(|_| endpoint());
-        let aws = AwsContext::from_env().await;
-        let table = unique("pushmail-test-");
-        create_table(&table).await;
-        let sender_domain = format!("{}.mail.test", unique("s"));
-        let sender = format!("pushmail <push@{sender_domain}>");
-        let store = Arc::new(aws.dynamo_store(&table));
-        let service = Arc::new(PushService::new(
-            store.clone(),
-            Arc::new(aws.ses_mailer(&sender)),
-            ServiceSettings { local_mode: true },
-        ));
-        let sdk = sdk_config().await;
-        let ses = aws_sdk_ses::Client::new(&sdk);
-        let admin = Arc::new(AdminService::new(
-            store.clone(),
-            service.clone(),
-            Arc::new(HttpNotifier::new(std::time::Duration::from_secs(5))),
-        ));
-        let (_, server_token) = admin
+        init_test_logs();
+        let test_store = test_store().await;
+        let store = test_store.store.clone();
+        let mailer = Arc::new(TestMailer {
+            kept: StoreMailer::new(store.clone()),
+            accepting: AtomicBool::new(setup.mail_accepted),
+        });
+        let wired = pushmail_runtime::wire_on(store.clone(), mailer.clone(), true);
+        let (_, server_token) = wired
+            .admin
             .issue_token(TokenScope::Server, "test")
             .await
             .expect("bootstrap token");
         let harness = Self {
-            base_url: serve(pushmail_subscribe::router(service.clone())).await,
-            admin_url: serve(pushmail_admin::router(admin.clone())).await,
-            admin,
+            base_url: serve(pushmail_push::router(wired.push.clone())).await,
+            admin_url: serve(pushmail_admin_api::router(wired.admin.clone())).await,
+            admin: wired.admin,
             server_token,
             store,
-            service,
+            service: wired.push,
             domain: DomainName::parse(&format!("{}.example", unique("d"))).expect("valid domain"),
             secret: unique("secret-"),
-            sender: sender_domain,
-            ses_endpoint,
-            ses,
+            mailer,
             http: reqwest::Client::new(),
             last_timestamp: AtomicI64::new(0),
             imap_keepalive: Arc::new(AtomicBool::new(true)),
+            _store: test_store,
         };
-        if setup.verify_sender {
-            harness.verify_sender().await;
-        }
         harness.enable_push().await;
         harness.heartbeat(Utc::now()).await;
         // Like a running IMAP listener: a test that takes longer than a minute stays "alive".
@@ -152,6 +214,11 @@ impl Harness {
             }
         });
         harness
+    }
+
+    /// Which backend this harness runs on.
+    pub fn backend(&self) -> &'static str {
+        self._store.backend
     }
 
     /// Server switch on, domain with push on and one secret.
@@ -190,13 +257,9 @@ impl Harness {
         self.store.put_domain(&domain).await.unwrap();
     }
 
-    pub async fn verify_sender(&self) {
-        self.ses
-            .verify_domain_identity()
-            .domain(&self.sender)
-            .send()
-            .await
-            .expect("verify SES identity");
+    /// From now on the mailer accepts activation mail.
+    pub fn accept_mail(&self) {
+        self.mailer.accepting.store(true, Ordering::SeqCst);
     }
 
     /// Stops (or restarts) the harness's stand-in IMAP listener from refreshing its heartbeat.
@@ -357,28 +420,9 @@ impl Harness {
         into_answer(response).await
     }
 
-    /// The activation mails SES accepted for `to`, as the emulator recorded them.
-    pub async fn activation_mails(&self, to: &Address) -> Vec<Value> {
-        let data: Value = self
-            .http
-            .get(format!("{}/moto-api/data.json", self.ses_endpoint))
-            .send()
-            .await
-            .expect("moto-api reachable")
-            .json()
-            .await
-            .expect("moto-api json");
-        data["ses"]["Message"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|m| {
-                m["destinations"]["ToAddresses"]
-                    .as_array()
-                    .is_some_and(|to_list| to_list.iter().any(|a| a == to.as_str()))
-            })
-            .cloned()
-            .collect()
+    /// The activation mails kept for `to`, newest first.
+    pub async fn activation_mails(&self, to: &Address) -> Vec<StoredMail> {
+        self.store.mails(to, 100).await.expect("kept mail")
     }
 }
 
@@ -458,7 +502,7 @@ impl CallbackSink {
 }
 
 /// AWS settings for the harness's own clients, on the same TLS stack as pushmail's.
-async fn sdk_config() -> aws_config::SdkConfig {
+pub async fn sdk_config() -> aws_config::SdkConfig {
     use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
     let https = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))

@@ -3,7 +3,6 @@
 
 use chrono::{Duration, Utc};
 use pushmail_core::protocol::sign;
-use pushmail_core::store::Store;
 use pushmail_core::types::{ActivationJob, ActivationState, Address, Link, LinkState};
 use pushmail_tests::{Answer, CallbackSink, Harness, PASSWORD};
 use serde_json::{Value, json};
@@ -1060,7 +1059,7 @@ async fn every_documented_route_exists() {
     let h = Harness::start().await;
     let mut path = String::new();
     let mut operations = 0;
-    for line in pushmail_admin::OPENAPI_YAML.lines() {
+    for line in pushmail_admin_api::OPENAPI_YAML.lines() {
         if let Some(p) = line.strip_prefix("  /").and_then(|p| p.strip_suffix(':')) {
             path = format!("/{p}");
             continue;

@@ -26,7 +26,7 @@ async fn answer(router: axum::Router, event_file: &str) -> (u16, serde_json::Val
 #[tokio::test]
 async fn the_subscribe_events_answer_as_documented() {
     let h = Harness::start().await;
-    let router = || pushmail_subscribe::router(h.service.clone());
+    let router = || pushmail_push::router(h.service.clone());
     let (status, body) = answer(router(), "subscribe/events/not-json.json").await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -52,7 +52,7 @@ async fn the_subscribe_events_answer_as_documented() {
 #[tokio::test]
 async fn the_admin_events_answer_as_documented() {
     let h = Harness::start().await;
-    let router = || pushmail_admin::router(h.admin.clone());
+    let router = || pushmail_admin_api::router(h.admin.clone());
     let (status, body) = answer(router(), "admin/events/openapi.json").await;
     assert_eq!(status, 200);
     assert!(body.as_str().unwrap().starts_with("openapi: 3.1.0"));

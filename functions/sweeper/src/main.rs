@@ -1,44 +1,28 @@
-//! The activation sweep (spec §3): sends activation mails that are still pending because SES
-//! refused them at SUBSCRIBE time. On AWS an EventBridge schedule invokes it every minute; run
-//! anywhere else, it sweeps once and prints what it did.
-
-use std::sync::Arc;
+//! The activation sweep (spec §3) as a scheduled AWS Lambda: sends activation mails that are
+//! still pending because SES refused them at SUBSCRIBE time. An EventBridge schedule invokes
+//! it every minute; the `pushmail` process runs the same sweep in-process.
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use pushmail_core::config::Config;
-use pushmail_core::service::{PushService, SweepReport};
+use pushmail_runtime::{Settings, logging, wire};
 use serde_json::{Value, json};
 use tracing::info;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    pushmail_http::init_tracing();
-    let on_lambda = pushmail_http::on_lambda();
-    let service = Arc::new(Config::from_env(!on_lambda)?.push_service().await);
-    if !on_lambda {
-        println!("{}", sweep(&service).await?);
-        return Ok(());
-    }
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let settings = Settings::for_lambda()?;
+    logging::init_tracing(settings.log_format());
+    let push = wire(&settings).await?.push;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| {
-        let service = service.clone();
+        let push = push.clone();
         async move {
-            sweep(&service)
-                .await
-                .map_err(|e| lambda_runtime::Error::from(e.to_string()))
+            let report = push
+                .deliver_due_activations(pushmail_core::types::now())
+                .await?;
+            info!(?report, "activation sweep");
+            Ok::<_, lambda_runtime::Error>(json!({
+                "sent": report.sent, "deferred": report.deferred, "discarded": report.discarded,
+            }))
         }
     }))
     .await
-    .map_err(|e| anyhow::anyhow!(e))
-}
-
-async fn sweep(service: &PushService) -> Result<Value, pushmail_core::store::StoreError> {
-    let SweepReport {
-        sent,
-        deferred,
-        discarded,
-    } = service
-        .deliver_due_activations(pushmail_core::types::now())
-        .await?;
-    info!(sent, deferred, discarded, "activation sweep");
-    Ok(json!({"sent": sent, "deferred": deferred, "discarded": discarded}))
 }

@@ -1,8 +1,9 @@
 //! The Subscribe URL as an axum `Router`: handed to `lambda_http::run` on AWS, or served on a
-//! local port. A thin adapter: every rule lives in `pushmail_core::service`.
+//! local port. A thin adapter: every rule lives in `crate::service`.
 
 use std::sync::Arc;
 
+use crate::service::{IncomingRequest, PushService};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -11,7 +12,6 @@ use axum::routing::post;
 use pushmail_core::protocol::{
     ErrorCode, MAX_BODY_BYTES, Refusal, Reply, SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
-use pushmail_core::service::{IncomingRequest, PushService};
 
 /// The path the Subscribe URL is served on.
 pub const SUBSCRIBE_PATH: &str = "/subscribe";

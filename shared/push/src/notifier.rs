@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 
-use crate::protocol::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+use pushmail_core::protocol::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
 /// How a notice attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

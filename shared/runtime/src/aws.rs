@@ -2,11 +2,11 @@
 
 use aws_config::BehaviorVersion;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-
-use crate::mailer::SesMailer;
-use crate::store::{DynamoStore, DynamoStoreConfig};
+use pushmail_push::mailer::SesMailer;
+use pushmail_store::{DynamoStore, DynamoStoreConfig};
 
 /// Loaded AWS settings (region, credentials, and `AWS_ENDPOINT_URL` for LocalStack or moto).
+/// Load it once per process: every client built from it shares one HTTPS connector.
 #[derive(Debug, Clone)]
 pub struct AwsContext {
     config: aws_config::SdkConfig,

@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::password;
-use crate::store::{FailureScope, Store, StoreError};
-use crate::types::{Account, Address};
+use pushmail_core::password;
+use pushmail_core::types::{Account, Address};
+use pushmail_store::{FailureScope, Store, StoreError};
 
 /// Failed checks allowed per account in one window; the next attempt is refused.
 pub const ACCOUNT_FAILURE_LIMIT: u32 = 5;

@@ -12,16 +12,16 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::credentials::{CredentialError, check_credentials};
-use crate::notifier::{NoticeOutcome, Notifier};
-use crate::password::hash_password_off_thread;
-use crate::protocol::MAX_LIVE_SECRETS;
-use crate::service::{Delivery, PushService};
-use crate::store::{AccountDelete, DomainDelete, LinkQuery, SecretAdd, Store, StoreError};
-use crate::types::{
+use pushmail_core::password::hash_password_off_thread;
+use pushmail_core::protocol::MAX_LIVE_SECRETS;
+use pushmail_core::types::{
     Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Domain, DomainName,
     Link, Page, PushSecret, ServerSettings, TokenScope,
 };
+use pushmail_push::credentials::{CredentialError, check_credentials};
+use pushmail_push::notifier::{NoticeOutcome, Notifier};
+use pushmail_push::service::{Delivery, PushService};
+use pushmail_store::{AccountDelete, DomainDelete, LinkQuery, SecretAdd, Store, StoreError};
 
 pub const MAX_PAGE: usize = 100;
 pub const DEFAULT_PAGE: usize = 50;
@@ -495,7 +495,7 @@ impl AdminService {
             secret_hash: token_hash(&secret),
             scope,
             label: label.to_owned(),
-            created_at: crate::types::now(),
+            created_at: pushmail_core::types::now(),
         };
         self.store.put_token(&token).await?;
         Ok((token, format!("{TOKEN_PREFIX}{id}.{secret}")))
@@ -542,7 +542,7 @@ impl AdminService {
     ) -> AdminResult<()> {
         let entry = AuditEntry {
             id: random_hex(8),
-            at: crate::types::now(),
+            at: pushmail_core::types::now(),
             actor: actor.to_owned(),
             action: action.to_owned(),
             target: target.to_owned(),
@@ -595,7 +595,7 @@ impl AdminService {
     pub async fn create_domain(&self, who: &Principal, input: NewDomain) -> AdminResult<Value> {
         who.require_server()?;
         let name = parse_domain(&input.name)?;
-        let mut domain = Domain::new(name.clone(), crate::types::now());
+        let mut domain = Domain::new(name.clone(), pushmail_core::types::now());
         apply_domain_settings(&mut domain, input.settings)?;
         if !self.store.create_domain(&domain).await? {
             return Err(AdminError::conflict(format!("domain {name} exists")));
@@ -661,7 +661,7 @@ impl AdminService {
         let secret = PushSecret {
             id: format!("ps_{}", random_hex(6)),
             value: random_hex(32),
-            created_at: crate::types::now(),
+            created_at: pushmail_core::types::now(),
         };
         match self
             .store
@@ -775,7 +775,7 @@ impl AdminService {
             enabled: input.enabled.unwrap_or(true),
             display_name: input.display_name,
             pushed_folders,
-            created_at: crate::types::now(),
+            created_at: pushmail_core::types::now(),
         };
         if !self.store.create_account(&account).await? {
             return Err(AdminError::conflict(format!("account {address} exists")));
@@ -952,7 +952,7 @@ impl AdminService {
             &address,
             password,
             source,
-            crate::types::now(),
+            pushmail_core::types::now(),
         )
         .await
         {
@@ -1019,7 +1019,7 @@ impl AdminService {
         let address = self.account_address(who, raw)?;
         let Some(link) = self
             .store
-            .remove_link(&address, crate::types::now())
+            .remove_link(&address, pushmail_core::types::now())
             .await?
         else {
             return Err(AdminError::not_found(format!(
@@ -1056,7 +1056,7 @@ impl AdminService {
             "registration": link.registration,
             "email": link.address.as_str(),
             "reason": reason,
-            "unlinked": rfc3339(crate::types::now()),
+            "unlinked": rfc3339(pushmail_core::types::now()),
         });
         let outcome = self
             .notifier
@@ -1079,7 +1079,7 @@ impl AdminService {
 
     pub async fn resend_activation(&self, who: &Principal, raw: &str) -> AdminResult<Value> {
         let link = self.live_link(who, raw).await?;
-        let now = crate::types::now();
+        let now = pushmail_core::types::now();
         let job = ActivationJob {
             subscription_id: link.subscription_id.clone(),
             address: link.address.clone(),

@@ -1,12 +1,12 @@
 //! Setting up a domain with push on, a push secret and an account in one go: the local
-//! process's demo, and `pushmail-dev seed`.
+//! process's demo, and `pushmail seed`.
 
 use std::sync::Arc;
 
-use crate::password::hash_password_off_thread;
-use crate::protocol::MAX_LIVE_SECRETS;
-use crate::store::{SecretAdd, Store, StoreError};
-use crate::types::{Account, Address, Domain, PushSecret, ServerSettings, now};
+use pushmail_core::password::hash_password_off_thread;
+use pushmail_core::protocol::MAX_LIVE_SECRETS;
+use pushmail_core::types::{Account, Address, Domain, PushSecret, ServerSettings, now};
+use pushmail_store::{SecretAdd, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {

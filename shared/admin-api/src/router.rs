@@ -1,8 +1,12 @@
 //! The admin HTTP API as an axum `Router` (Lambda or local port). A thin adapter: routes,
-//! extractors and status codes here; every rule in `pushmail_core::admin`.
+//! extractors and status codes here; every rule in `crate::service`.
 
 use std::sync::Arc;
 
+use crate::service::{
+    AccountPatch, AdminError, AdminService, DomainSettingsInput, ListParams, NewAccount, NewDomain,
+    NewToken, Principal, PushedFolders, ServerSettingsInput,
+};
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
@@ -11,10 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use pushmail_core::admin::{
-    AccountPatch, AdminError, AdminService, DomainSettingsInput, ListParams, NewAccount, NewDomain,
-    NewToken, Principal, PushedFolders, ServerSettingsInput,
-};
 use pushmail_core::types::Account;
 use serde::de::DeserializeOwned;
 use serde_json::Value;

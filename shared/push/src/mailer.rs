@@ -5,7 +5,7 @@ use aws_sdk_ses::Client;
 use aws_sdk_ses::types::{Body, Content, Destination, Message};
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::types::{Address, Device};
+use pushmail_core::types::{Address, Device};
 
 pub const ACTIVATION_SUBJECT: &str = "Email activation information (push mail)";
 
@@ -66,11 +66,11 @@ pub trait Mailer: Send + Sync {
 /// [`Mailer`] that keeps each mail in the store, for the recipient (and the admin API) to read:
 /// the local process's choice when no mail service is configured, so no mail is dropped.
 pub struct StoreMailer {
-    store: std::sync::Arc<dyn crate::store::Store>,
+    store: std::sync::Arc<dyn pushmail_store::Store>,
 }
 
 impl StoreMailer {
-    pub fn new(store: std::sync::Arc<dyn crate::store::Store>) -> Self {
+    pub fn new(store: std::sync::Arc<dyn pushmail_store::Store>) -> Self {
         Self { store }
     }
 }
@@ -78,12 +78,12 @@ impl StoreMailer {
 #[async_trait]
 impl Mailer for StoreMailer {
     async fn send_activation(&self, mail: &ActivationMail) -> Result<(), MailError> {
-        let stored = crate::types::StoredMail {
+        let stored = pushmail_core::types::StoredMail {
             id: format!("mail_{}", uuid::Uuid::new_v4().simple()),
             to: mail.to.clone(),
             subject: mail.subject().to_owned(),
             body: mail.text_body(),
-            at: crate::types::now(),
+            at: pushmail_core::types::now(),
         };
         self.store
             .record_mail(&stored)
@@ -100,7 +100,7 @@ pub struct SesMailer {
 }
 
 impl SesMailer {
-    pub(crate) fn new(client: Client, from: String) -> Self {
+    pub fn new(client: Client, from: String) -> Self {
         Self { client, from }
     }
 }

@@ -8,12 +8,12 @@ use tracing::{error, info, warn};
 
 use crate::credentials::{CredentialError, check_credentials};
 use crate::mailer::{ActivationMail, Mailer};
-use crate::protocol::{
+use pushmail_core::protocol::{
     self, CallbackPolicy, ErrorCode, MAX_BODY_BYTES, PushRequest, REPLAY_WINDOW_SECS, Refusal,
     Reply, SignatureHeaders, Subscribe, UncheckedRequest, Unsubscribe,
 };
-use crate::store::{LinkInsert, Store, StoreError, Unlink};
-use crate::types::{ActivationJob, ActivationState, Link, LinkState};
+use pushmail_core::types::{ActivationJob, ActivationState, Link, LinkState};
+use pushmail_store::{LinkInsert, Store, StoreError, Unlink};
 
 /// SUBSCRIBE needs an IMAP listener heartbeat younger than this.
 pub const IMAP_LIVENESS_SECS: i64 = 60;
@@ -81,16 +81,6 @@ impl From<CredentialError> for Refusal {
     }
 }
 
-impl From<StoreError> for Refusal {
-    fn from(error: StoreError) -> Self {
-        error!(%error, "store failure");
-        Refusal::new(
-            ErrorCode::Internal,
-            "the server could not complete the request; try again",
-        )
-    }
-}
-
 impl PushService {
     pub fn new(store: Arc<dyn Store>, mailer: Arc<dyn Mailer>, settings: ServiceSettings) -> Self {
         Self {
@@ -106,7 +96,7 @@ impl PushService {
 
     /// Answers one request to the Subscribe URL.
     pub async fn handle(&self, request: IncomingRequest<'_>) -> Reply {
-        let now = crate::types::now();
+        let now = pushmail_core::types::now();
         match self.answer(request, now).await {
             Ok(reply) => reply,
             Err(refusal) => {
@@ -161,7 +151,7 @@ impl PushService {
     async fn check_signature(
         &self,
         headers: &SignatureHeaders,
-        domain: &crate::types::DomainName,
+        domain: &pushmail_core::types::DomainName,
         body: &[u8],
     ) -> Result<(), Refusal> {
         let secrets = match self.store.domain(domain).await? {
@@ -395,7 +385,10 @@ pub async fn sweep_activations_every(service: Arc<PushService>, every: std::time
     let mut ticks = tokio::time::interval(every);
     loop {
         ticks.tick().await;
-        match service.deliver_due_activations(crate::types::now()).await {
+        match service
+            .deliver_due_activations(pushmail_core::types::now())
+            .await
+        {
             Ok(report) if report != SweepReport::default() => info!(?report, "activation sweep"),
             Ok(_) => {}
             Err(error) => error!(%error, "activation sweep failed"),

@@ -13,11 +13,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::{
+use crate::{
     AccountDelete, DomainDelete, FailureScope, LinkInsert, LinkQuery, SecretAdd, Store, StoreError,
     StoreResult, Unlink,
 };
-use crate::types::{
+use pushmail_core::types::{
     Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Device, Domain,
     DomainName, Link, LinkState, Page, PushSecret, ServerSettings, StoredMail, TokenScope,
 };
@@ -44,7 +44,7 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
-    pub(crate) fn new(client: Client, config: DynamoStoreConfig) -> Self {
+    pub fn new(client: Client, config: DynamoStoreConfig) -> Self {
         Self {
             client,
             table: config.table,
@@ -449,7 +449,7 @@ fn get_millis(item: &Item, field: &str) -> StoreResult<DateTime<Utc>> {
 fn get_parsed<T>(
     item: &Item,
     field: &str,
-    parse: impl Fn(&str) -> Result<T, crate::types::InvalidName>,
+    parse: impl Fn(&str) -> Result<T, pushmail_core::types::InvalidName>,
 ) -> StoreResult<T> {
     parse(get_s(item, field)?).map_err(|_| corrupt(item, field))
 }

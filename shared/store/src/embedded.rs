@@ -14,11 +14,11 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{
+use crate::{
     AccountDelete, DomainDelete, FailureScope, LinkInsert, LinkQuery, SecretAdd, Store, StoreError,
     StoreResult, Unlink,
 };
-use crate::types::{
+use pushmail_core::types::{
     Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Domain, DomainName,
     Link, LinkState, Page, PushSecret, ServerSettings, StoredMail,
 };

@@ -8,7 +8,7 @@ mod embedded;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::types::{
+use pushmail_core::types::{
     Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Domain, DomainName,
     Link, Page, PushSecret, ServerSettings, StoredMail,
 };
@@ -65,6 +65,18 @@ pub struct LinkQuery {
     pub activation: Option<ActivationState>,
     pub cursor: Option<String>,
     pub limit: usize,
+}
+
+/// A store failure as the push protocol answers it: 500 `internal`, logged with its cause,
+/// which the caller is never shown.
+impl From<StoreError> for pushmail_core::protocol::Refusal {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "store failure");
+        Self::new(
+            pushmail_core::protocol::ErrorCode::Internal,
+            "the server could not complete the request; try again",
+        )
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -1,0 +1,106 @@
+//! Serving: both routers on their addresses, the activation sweep, and the demo's seed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use pushmail_core::types::{Address, TokenScope, now};
+use pushmail_push::service::sweep_activations_every;
+use pushmail_runtime::seed::{Seed, seed};
+use pushmail_runtime::{Settings, logging, wire};
+use pushmail_store::Store;
+use tracing::{error, info, warn};
+
+/// How often activation mails that the mailer refused earlier are retried.
+const ACTIVATION_SWEEP_EVERY: Duration = Duration::from_secs(30);
+const IMAP_STANDIN_EVERY: Duration = Duration::from_secs(20);
+
+#[derive(Debug, clap::Args)]
+pub struct ServeOptions {
+    /// Where the Subscribe URL listens.
+    #[arg(
+        long,
+        env = "PUSHMAIL_SUBSCRIBE_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    subscribe_addr: SocketAddr,
+    /// Where the admin API listens.
+    #[arg(long, env = "PUSHMAIL_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
+    admin_addr: SocketAddr,
+    /// Seed a demo domain and account (example.com, alice@example.com / alice-password).
+    #[arg(long, env = "PUSHMAIL_DEMO")]
+    demo: bool,
+}
+
+pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()> {
+    logging::init_tracing(settings.log_format());
+    let wired = wire(&settings).await?;
+    if wired.store.list_tokens().await?.is_empty() {
+        let (_, token) = wired
+            .admin
+            .issue_token(TokenScope::Server, "first-run")
+            .await?;
+        println!(
+            "First run: a server-wide admin token, shown only now:\n\n    export PUSHMAIL_TOKEN={token}\n"
+        );
+    }
+    let subscribe_listener = bind(options.subscribe_addr).await?;
+    let admin_listener = bind(options.admin_addr).await?;
+    let subscribe_url = format!(
+        "http://{}{}",
+        subscribe_listener.local_addr()?,
+        pushmail_push::SUBSCRIBE_PATH
+    );
+    let mut background = Vec::new();
+    if options.demo {
+        let demo = Seed {
+            account: Address::parse("alice@example.com")?,
+            password: "alice-password".into(),
+            secret: "local-dev-secret".into(),
+            subscribe_url: subscribe_url.clone(),
+            smtp_server: "127.0.0.1".into(),
+        };
+        seed(&wired.store, &demo).await?;
+        println!(
+            "Demo: domain example.com (push secret 'local-dev-secret'), account alice@example.com / alice-password"
+        );
+        warn!("demo: reporting an IMAP listener alive, though none runs in this process yet");
+        background.push(tokio::spawn(imap_standin(wired.store.clone())));
+    }
+    background.push(tokio::spawn(sweep_activations_every(
+        wired.push.clone(),
+        ACTIVATION_SWEEP_EVERY,
+    )));
+    println!(
+        "Subscribe URL: {subscribe_url}\nAdmin API:     http://{}/admin\nStore:         {}\n",
+        admin_listener.local_addr()?,
+        settings.describe_store()
+    );
+    info!(?settings, ?options, "pushmail running");
+    let subscribe = pushmail_http::serve(subscribe_listener, pushmail_push::router(wired.push));
+    let admin = pushmail_http::serve(admin_listener, pushmail_admin_api::router(wired.admin));
+    let served = tokio::try_join!(subscribe, admin);
+    for task in background {
+        task.abort();
+    }
+    served?;
+    Ok(())
+}
+
+async fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))
+}
+
+/// Demo only: stands in for the IMAP listener's heartbeat (spec §2 answers 503 without one).
+async fn imap_standin(store: Arc<dyn Store>) {
+    let mut ticks = tokio::time::interval(IMAP_STANDIN_EVERY);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = store.record_heartbeat("imap", "demo-standin", now()).await {
+            error!(%error, "demo IMAP heartbeat failed");
+        }
+    }
+}

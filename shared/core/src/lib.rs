@@ -1,0 +1,7 @@
+//! pushmail's vocabulary and pure rules: names, settings, accounts, push links and the rules
+//! that order them, the push protocol's wire format and signatures, password hashing.
+//! Nothing here does I/O; the store, the services and the listeners build on it.
+
+pub mod password;
+pub mod protocol;
+pub mod types;

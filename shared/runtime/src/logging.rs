@@ -1,0 +1,22 @@
+//! Log set-up: JSON on Lambda (with the invocation's request id from the runtime's span), text
+//! locally; `RUST_LOG` filters.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::settings::LogFormat;
+
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let installed = match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .without_time()
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    // A second call (tests) keeps the first subscriber.
+    drop(installed);
+}
