@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use pushmail_core::protocol::sign;
 use pushmail_core::types::{Address, now};
-use pushmail_store::{EmbeddedStore, LinkQuery, Store};
+use pushmail_store::prelude::*;
+use pushmail_store::{EmbeddedStore, LinkQuery};
 use serde_json::{Value, json};
 
 struct Process {

@@ -269,9 +269,60 @@ pub struct Link {
     pub unlinked_at: Option<DateTime<Utc>>,
 }
 
+/// What an UNSUBSCRIBE of (`registration`, `generation`) does to an account's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnlinkRule {
+    /// The link is live and not newer than the request: it becomes a tombstone.
+    Unlink,
+    /// No live link: nothing to do (a late or repeated UNSUBSCRIBE).
+    NotLinked,
+    /// A newer live link exists: the request is stale and changes nothing.
+    Newer,
+}
+
+/// The link rules (spec §2–3), written once: both store backends and the services decide with
+/// these methods (DynamoDB's condition expressions state the same rules in its own language,
+/// and each refusal is explained with them).
 impl Link {
     pub fn is_linked(&self) -> bool {
         self.state == LinkState::Linked
+    }
+
+    /// A SUBSCRIBE of `generation` may replace this link (live or tombstone) only if it is
+    /// strictly newer: the first of two equal generations wins, and a tombstone's generation is
+    /// the bar a stale SUBSCRIBE cannot pass.
+    pub fn yields_to(&self, generation: u64) -> bool {
+        generation > self.generation
+    }
+
+    /// Whether `subscription_id` is this account's live subscription (activation mail and
+    /// notices belong to the current subscription only).
+    pub fn is_current(&self, subscription_id: &str) -> bool {
+        self.is_linked() && self.subscription_id == subscription_id
+    }
+
+    /// What an UNSUBSCRIBE of (`registration`, `generation`) does: it unlinks a live link of a
+    /// lower generation, or of the same generation and registration.
+    pub fn unlink_rule(&self, registration: &str, generation: u64) -> UnlinkRule {
+        if !self.is_linked() {
+            UnlinkRule::NotLinked
+        } else if self.generation < generation
+            || (self.generation == generation && self.registration == registration)
+        {
+            UnlinkRule::Unlink
+        } else {
+            UnlinkRule::Newer
+        }
+    }
+
+    /// This link as a tombstone from `at`, keeping `generation` (at least its own) as the bar.
+    pub fn tombstone(&self, at: DateTime<Utc>, generation: u64) -> Self {
+        Self {
+            state: LinkState::Unlinked,
+            unlinked_at: Some(at),
+            generation: generation.max(self.generation),
+            ..self.clone()
+        }
     }
 }
 
@@ -365,6 +416,38 @@ mod tests {
         assert_eq!(address.as_str(), "alice.b@example.com");
         assert_eq!(address.local_part(), "alice.b");
         assert_eq!(address.domain().as_str(), "example.com");
+    }
+
+    fn live_link(registration: &str, generation: u64) -> Link {
+        Link {
+            address: Address::parse("alice@example.com").unwrap(),
+            subscription_id: "sub_1".into(),
+            registration: registration.into(),
+            generation,
+            callback: "https://push.example.net/n/1".into(),
+            device: None,
+            state: LinkState::Linked,
+            activation: ActivationState::Pending,
+            linked_at: now(),
+            unlinked_at: None,
+        }
+    }
+
+    #[test]
+    fn link_rules() {
+        let link = live_link("r-1", 5);
+        assert!(link.yields_to(6) && !link.yields_to(5) && !link.yields_to(4));
+        assert!(link.is_current("sub_1") && !link.is_current("sub_2"));
+        assert_eq!(link.unlink_rule("r-1", 5), UnlinkRule::Unlink);
+        assert_eq!(link.unlink_rule("r-2", 6), UnlinkRule::Unlink);
+        assert_eq!(link.unlink_rule("r-2", 5), UnlinkRule::Newer);
+        assert_eq!(link.unlink_rule("r-1", 4), UnlinkRule::Newer);
+        let tombstone = link.tombstone(now(), 7);
+        assert!(!tombstone.is_linked() && !tombstone.is_current("sub_1"));
+        assert_eq!(tombstone.generation, 7);
+        assert_eq!(link.tombstone(now(), 2).generation, 5);
+        assert_eq!(tombstone.unlink_rule("r-1", 9), UnlinkRule::NotLinked);
+        assert!(!tombstone.yields_to(7) && tombstone.yields_to(8));
     }
 
     #[test]

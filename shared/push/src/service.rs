@@ -331,9 +331,7 @@ impl PushService {
             return Ok(Delivery::NotDue);
         };
         let current = self.store.link(&job.address).await?;
-        if !current
-            .is_some_and(|link| link.is_linked() && link.subscription_id == job.subscription_id)
-        {
+        if !current.is_some_and(|link| link.is_current(&job.subscription_id)) {
             self.store.discard_activation(&job.subscription_id).await?;
             return Ok(Delivery::Discarded);
         }

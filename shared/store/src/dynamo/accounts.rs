@@ -1,0 +1,87 @@
+//! Mailbox accounts.
+
+use super::*;
+
+#[async_trait]
+impl crate::AccountStore for DynamoStore {
+    async fn account(&self, address: &Address) -> StoreResult<Option<Account>> {
+        self.get(account_pk(address), "ACCOUNT")
+            .await?
+            .as_ref()
+            .map(account_from)
+            .transpose()
+    }
+
+    async fn put_account(&self, account: &Account) -> StoreResult<()> {
+        self.put(account_item(account)).await
+    }
+
+    async fn create_account(&self, account: &Account) -> StoreResult<bool> {
+        self.put_if(account_item(account), "attribute_not_exists(pk)", vec![])
+            .await
+    }
+
+    async fn update_account(&self, account: &Account) -> StoreResult<bool> {
+        self.put_if(account_item(account), "attribute_exists(pk)", vec![])
+            .await
+    }
+
+    async fn delete_account(&self, address: &Address) -> StoreResult<AccountDelete> {
+        contended("one account", || async {
+            let link = self.link(address).await?;
+            let delete_account = delete_write(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(account_pk(address)))
+                    .key("sk", s("ACCOUNT"))
+                    .condition_expression("attribute_exists(pk)"),
+            )?;
+            // The link must still be as read, so the returned link is the one deleted.
+            let delete_link = Delete::builder()
+                .table_name(&self.table)
+                .key("pk", s(account_pk(address)))
+                .key("sk", s("LINK"));
+            let delete_link = delete_write(match &link {
+                Some(link) => delete_link
+                    .condition_expression("subscription_id = :id AND #state = :state")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":id", s(&link.subscription_id))
+                    .expression_attribute_values(":state", s(link_state_str(link.state))),
+                None => delete_link.condition_expression("attribute_not_exists(pk)"),
+            })?;
+            if self.transact(vec![delete_account, delete_link]).await? {
+                return Ok(Attempt::Done(AccountDelete::Deleted {
+                    live_link: link.filter(Link::is_linked),
+                }));
+            }
+            Ok(match self.account(address).await? {
+                None => Attempt::Done(AccountDelete::NotFound),
+                Some(_) => Attempt::Raced,
+            })
+        })
+        .await
+    }
+
+    async fn list_accounts(
+        &self,
+        domain: &DomainName,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<Account>> {
+        let page = self
+            .page(
+                Listing::index("gsi1", format!("ACCOUNTS#{domain}"), true),
+                cursor,
+                limit,
+            )
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .map(account_from)
+                .collect::<StoreResult<_>>()?,
+            cursor: page.cursor,
+        })
+    }
+}

@@ -1,0 +1,99 @@
+//! Mailbox accounts.
+
+use super::*;
+
+#[async_trait]
+impl crate::AccountStore for EmbeddedStore {
+    async fn account(&self, address: &Address) -> StoreResult<Option<Account>> {
+        let address = address.clone();
+        self.read(move |txn| get(&txn.open_table(ACCOUNTS)?, address.as_str()))
+            .await
+    }
+
+    async fn put_account(&self, account: &Account) -> StoreResult<()> {
+        let account = account.clone();
+        self.write(move |txn| {
+            put_record(
+                txn,
+                ACCOUNTS,
+                account.address.as_str(),
+                &account,
+                Presence::Any,
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn create_account(&self, account: &Account) -> StoreResult<bool> {
+        let account = account.clone();
+        self.write(move |txn| {
+            put_record(
+                txn,
+                ACCOUNTS,
+                account.address.as_str(),
+                &account,
+                Presence::Absent,
+            )
+        })
+        .await
+    }
+
+    async fn update_account(&self, account: &Account) -> StoreResult<bool> {
+        let account = account.clone();
+        self.write(move |txn| {
+            put_record(
+                txn,
+                ACCOUNTS,
+                account.address.as_str(),
+                &account,
+                Presence::Present,
+            )
+        })
+        .await
+    }
+
+    async fn delete_account(&self, address: &Address) -> StoreResult<AccountDelete> {
+        let address = address.clone();
+        self.write(move |txn| {
+            if txn
+                .open_table(ACCOUNTS)?
+                .remove(address.as_str())?
+                .is_none()
+            {
+                return Ok(AccountDelete::NotFound);
+            }
+            let link: Option<Link> = get(&txn.open_table(LINKS)?, address.as_str())?;
+            if let Some(link) = &link {
+                remove_link_record(txn, link)?;
+            }
+            Ok(AccountDelete::Deleted {
+                live_link: link.filter(Link::is_linked),
+            })
+        })
+        .await
+    }
+
+    async fn list_accounts(
+        &self,
+        domain: &DomainName,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<Account>> {
+        let after = cursor_key(cursor, "")?;
+        let suffix = format!("@{domain}");
+        self.read(move |txn| {
+            let rows: Vec<_> = scan(&txn.open_table(ACCOUNTS)?, "", after.as_deref(), false)?
+                .into_iter()
+                .filter(|(k, _)| k.ends_with(&suffix))
+                .collect();
+            let (rows, cursor) = page_of(rows, limit);
+            let items = rows
+                .iter()
+                .map(|(_, v)| decode(v))
+                .collect::<TxResult<_>>()?;
+            Ok(Page { items, cursor })
+        })
+        .await
+    }
+}

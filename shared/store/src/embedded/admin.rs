@@ -1,0 +1,74 @@
+//! Admin tokens and the audit trail.
+
+use super::*;
+
+#[async_trait]
+impl crate::AdminStore for EmbeddedStore {
+    async fn put_token(&self, token: &AdminToken) -> StoreResult<()> {
+        let token = token.clone();
+        self.write(move |txn| {
+            put_record(txn, TOKENS, token.id.as_str(), &token, Presence::Any).map(drop)
+        })
+        .await
+    }
+
+    async fn token(&self, id: &str) -> StoreResult<Option<AdminToken>> {
+        let id = id.to_owned();
+        self.read(move |txn| get(&txn.open_table(TOKENS)?, &id))
+            .await
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<AdminToken>> {
+        self.read(|txn| {
+            let mut tokens: Vec<AdminToken> = scan(&txn.open_table(TOKENS)?, "", None, false)?
+                .iter()
+                .map(|(_, v)| decode(v))
+                .collect::<TxResult<_>>()?;
+            tokens.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            Ok(tokens)
+        })
+        .await
+    }
+
+    async fn delete_token(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |txn| Ok(txn.open_table(TOKENS)?.remove(id.as_str())?.is_some()))
+            .await
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        let entry = entry.clone();
+        self.write(move |txn| {
+            let k = format!(
+                "{}{}{SEP}{}",
+                audit_prefix(entry.domain.as_ref()),
+                stamp(entry.at),
+                entry.id
+            );
+            txn.open_table(AUDIT)?
+                .insert(k.as_str(), encode(&entry)?.as_str())?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_audit(
+        &self,
+        domain: Option<&DomainName>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<AuditEntry>> {
+        let prefix = audit_prefix(domain);
+        let after = cursor_key(cursor, &prefix)?;
+        self.read(move |txn| {
+            let rows = scan(&txn.open_table(AUDIT)?, &prefix, after.as_deref(), true)?;
+            let (rows, cursor) = page_of(rows, limit);
+            let items = rows
+                .iter()
+                .map(|(_, v)| decode(v))
+                .collect::<TxResult<_>>()?;
+            Ok(Page { items, cursor })
+        })
+        .await
+    }
+}

@@ -1,0 +1,333 @@
+//! The embedded backend: one redb file. redb commits are durable on return (fsync, copy-on-write
+//! pages, so a crash at any point leaves the last committed state) and write transactions are
+//! serialised, so every ordering rule is one read-check-write inside a single write transaction.
+//! Records are the domain types as JSON; secondary orderings are extra tables of keys.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, SecondsFormat, Utc};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{
+    AccountDelete, DomainDelete, FailureScope, LinkInsert, LinkQuery, SecretAdd, StoreError,
+    StoreResult, Unlink,
+};
+use pushmail_core::types::{
+    Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Domain, DomainName,
+    Link, Page, PushSecret, ServerSettings, StoredMail, UnlinkRule,
+};
+
+type Records = TableDefinition<'static, &'static str, &'static str>;
+
+const SETTINGS: Records = TableDefinition::new("settings");
+const DOMAINS: Records = TableDefinition::new("domains");
+/// `<domain> SEP <created_at> SEP <id>` → secret.
+const SECRETS: Records = TableDefinition::new("secrets");
+const ACCOUNTS: Records = TableDefinition::new("accounts");
+const LINKS: Records = TableDefinition::new("links");
+/// `<linked_at> SEP <address>` → "" for live links (all domains).
+const LINKS_BY_TIME: Records = TableDefinition::new("links_by_time");
+/// `<domain> SEP <linked_at> SEP <address>` → "" for live links.
+const LINKS_BY_DOMAIN: Records = TableDefinition::new("links_by_domain");
+const OUTBOX: Records = TableDefinition::new("activation_outbox");
+/// signature → expiry (unix seconds).
+const REPLAY: Records = TableDefinition::new("replay_guard");
+/// `<scope> SEP <window start>` → failures.
+const FAILURES: Records = TableDefinition::new("failures");
+/// `<kind> SEP <instance>` → unix milliseconds.
+const HEARTBEATS: Records = TableDefinition::new("heartbeats");
+const TOKENS: Records = TableDefinition::new("tokens");
+/// `<domain or SERVER> SEP <at> SEP <id>` → entry.
+const AUDIT: Records = TableDefinition::new("audit");
+/// `<address> SEP <at> SEP <id>` → mail kept instead of sent.
+const MAIL: Records = TableDefinition::new("mail");
+
+const ALL_TABLES: [Records; 14] = [
+    MAIL,
+    SETTINGS,
+    DOMAINS,
+    SECRETS,
+    ACCOUNTS,
+    LINKS,
+    LINKS_BY_TIME,
+    LINKS_BY_DOMAIN,
+    OUTBOX,
+    REPLAY,
+    FAILURES,
+    HEARTBEATS,
+    TOKENS,
+    AUDIT,
+];
+
+/// Separates key parts; below every character that can appear in a name or a timestamp.
+const SEP: char = '\u{1}';
+
+/// [`Store`] in one redb file.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+/// What can go wrong inside a transaction.
+enum Fail {
+    Db(redb::Error),
+    Store(StoreError),
+}
+
+macro_rules! from_redb {
+    ($($error:ty),*) => {
+        $(impl From<$error> for Fail {
+            fn from(error: $error) -> Self {
+                Fail::Db(error.into())
+            }
+        })*
+    };
+}
+from_redb!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+impl From<StoreError> for Fail {
+    fn from(error: StoreError) -> Self {
+        Fail::Store(error)
+    }
+}
+
+impl From<Fail> for StoreError {
+    fn from(fail: Fail) -> Self {
+        match fail {
+            Fail::Db(error) => StoreError::Backend(format!("embedded store: {error}")),
+            Fail::Store(error) => error,
+        }
+    }
+}
+
+type TxResult<T> = Result<T, Fail>;
+
+fn encode<T: Serialize>(value: &T) -> TxResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()).into())
+}
+
+fn decode<T: DeserializeOwned>(raw: &str) -> TxResult<T> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string()).into())
+}
+
+fn stamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn key(parts: &[&str]) -> String {
+    parts.join(&SEP.to_string())
+}
+
+/// Keys that start with `prefix`, forwards or backwards, strictly after/before `after`.
+fn scan(
+    table: &impl ReadableTable<&'static str, &'static str>,
+    prefix: &str,
+    after: Option<&str>,
+    newest_first: bool,
+) -> TxResult<Vec<(String, String)>> {
+    let end = format!("{prefix}{}", char::MAX);
+    let mut out = Vec::new();
+    let range = table.range::<&str>(prefix..end.as_str())?;
+    let mut push = |entry: Result<
+        (redb::AccessGuard<'_, &str>, redb::AccessGuard<'_, &str>),
+        redb::StorageError,
+    >|
+     -> TxResult<bool> {
+        let (k, v) = entry?;
+        let (k, v) = (k.value().to_owned(), v.value().to_owned());
+        let past_cursor = match after {
+            None => true,
+            Some(after) if newest_first => k.as_str() < after,
+            Some(after) => k.as_str() > after,
+        };
+        if past_cursor {
+            out.push((k, v));
+        }
+        Ok(true)
+    };
+    if newest_first {
+        for entry in range.rev() {
+            push(entry)?;
+        }
+    } else {
+        for entry in range {
+            push(entry)?;
+        }
+    }
+    Ok(out)
+}
+
+fn page_of(rows: Vec<(String, String)>, limit: usize) -> (Vec<(String, String)>, Option<String>) {
+    let limit = limit.max(1);
+    if rows.len() > limit {
+        let rows: Vec<_> = rows.into_iter().take(limit).collect();
+        let cursor = URL_SAFE_NO_PAD.encode(&rows[limit - 1].0);
+        (rows, Some(cursor))
+    } else {
+        (rows, None)
+    }
+}
+
+/// A cursor is the last key of the previous page; it must lie in this listing's key range.
+fn cursor_key(cursor: Option<&str>, prefix: &str) -> Result<Option<String>, StoreError> {
+    let Some(cursor) = cursor else {
+        return Ok(None);
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| StoreError::BadCursor)?;
+    let key = String::from_utf8(bytes).map_err(|_| StoreError::BadCursor)?;
+    if key.starts_with(prefix) {
+        Ok(Some(key))
+    } else {
+        Err(StoreError::BadCursor)
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store file, creating every table so readers never miss one.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let open = || -> TxResult<Database> {
+            let db = Database::create(path)?;
+            let txn = db.begin_write()?;
+            for table in ALL_TABLES {
+                txn.open_table(table)?;
+            }
+            txn.commit()?;
+            Ok(db)
+        };
+        Ok(Self {
+            db: Arc::new(open()?),
+        })
+    }
+
+    /// Runs `work` in one write transaction on a blocking thread; commits if it returns Ok.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> TxResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || -> TxResult<T> {
+            let txn = db.begin_write()?;
+            let result = work(&txn)?;
+            txn.commit()?;
+            Ok(result)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("embedded store task: {e}")))?
+        .map_err(StoreError::from)
+    }
+
+    /// Runs `work` on a read snapshot on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&redb::ReadTransaction) -> TxResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || -> TxResult<T> { work(&db.begin_read()?) })
+            .await
+            .map_err(|e| StoreError::Backend(format!("embedded store task: {e}")))?
+            .map_err(StoreError::from)
+    }
+}
+
+fn get<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static str>,
+    key: &str,
+) -> TxResult<Option<T>> {
+    match table.get(key)? {
+        Some(raw) => decode(raw.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Whether [`put_record`] needs the key to exist already (an update), not to (a creation),
+/// or writes either way.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Absent,
+    Present,
+    Any,
+}
+
+/// Writes `value` under `key` if the key's presence is as required; false (and no write) if not.
+fn put_record<T: Serialize>(
+    txn: &WriteTransaction,
+    table: Records,
+    key: &str,
+    value: &T,
+    required: Presence,
+) -> TxResult<bool> {
+    let mut table = txn.open_table(table)?;
+    if required != Presence::Any && table.get(key)?.is_some() != (required == Presence::Present) {
+        return Ok(false);
+    }
+    table.insert(key, encode(value)?.as_str())?;
+    Ok(true)
+}
+
+fn link_time_key(link: &Link) -> String {
+    key(&[&stamp(link.linked_at), link.address.as_str()])
+}
+
+fn link_domain_key(link: &Link) -> String {
+    key(&[
+        link.address.domain().as_str(),
+        &stamp(link.linked_at),
+        link.address.as_str(),
+    ])
+}
+
+/// Writes a link and keeps the two integrated-account orderings in step with it.
+fn put_link(txn: &WriteTransaction, link: &Link, previous: Option<&Link>) -> TxResult<()> {
+    let mut by_time = txn.open_table(LINKS_BY_TIME)?;
+    let mut by_domain = txn.open_table(LINKS_BY_DOMAIN)?;
+    if let Some(previous) = previous.filter(|l| l.is_linked()) {
+        by_time.remove(link_time_key(previous).as_str())?;
+        by_domain.remove(link_domain_key(previous).as_str())?;
+    }
+    if link.is_linked() {
+        by_time.insert(link_time_key(link).as_str(), "")?;
+        by_domain.insert(link_domain_key(link).as_str(), "")?;
+    }
+    txn.open_table(LINKS)?
+        .insert(link.address.as_str(), encode(link)?.as_str())?;
+    Ok(())
+}
+
+fn remove_link_record(txn: &WriteTransaction, link: &Link) -> TxResult<()> {
+    if link.is_linked() {
+        txn.open_table(LINKS_BY_TIME)?
+            .remove(link_time_key(link).as_str())?;
+        txn.open_table(LINKS_BY_DOMAIN)?
+            .remove(link_domain_key(link).as_str())?;
+    }
+    txn.open_table(LINKS)?.remove(link.address.as_str())?;
+    Ok(())
+}
+
+fn audit_prefix(domain: Option<&DomainName>) -> String {
+    format!("{}{SEP}", domain.map_or("SERVER", DomainName::as_str))
+}
+
+mod accounts;
+mod admin;
+mod domains;
+mod guards;
+mod kept_mail;
+mod links;
+mod liveness;
+mod outbox;
