@@ -1,31 +1,35 @@
-//! The admin HTTP API as an axum `Router` (Lambda or local port). A thin adapter: routes,
-//! extractors and status codes here; every rule in `crate::service`.
+//! The admin HTTP API as an axum `Router` (Lambda or local port). A thin adapter: routes and
+//! handlers here, each turning the service's typed result into its view; every rule in
+//! `crate::service`, every check of input in `crate::input`.
 
 use std::sync::Arc;
 
-use crate::service::{
-    AccountPatch, AdminError, AdminService, DomainSettingsInput, ListParams, NewAccount, NewDomain,
-    NewToken, Principal, PushedFolders, ServerSettingsInput,
-};
 use axum::Router;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use pushmail_core::types::Account;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde::Serialize;
+
+use crate::error::AdminError;
+use crate::extract::{Admin, ApiError, JsonBody, Listing, SelfAccount, json_answer};
+use crate::input::{
+    AccountPatch, DomainSettingsInput, NewAccount, NewDomain, NewToken, PushedFolders,
+    ServerSettingsInput,
+};
+use crate::service::AdminService;
+use crate::views::{
+    AccountDeletedView, AccountView, ActivationView, AuditView, DomainView, FoldersView, ItemsView,
+    LinkView, MailView, NewSecretView, PageView, SecretView, ServerSettingsView, TokenView,
+    UnlinkedView,
+};
 
 /// The OpenAPI 3.1 description of every route below; a test holds the two together.
 pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
-const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Where the admin token goes when `Authorization` is taken by a SigV4 signature.
 pub const ADMIN_TOKEN_HEADER: &str = "x-admin-token";
 
-type AppState = Arc<AdminService>;
+pub(crate) type AppState = Arc<AdminService>;
 
 pub fn router(service: Arc<AdminService>) -> Router {
     let admin = Router::new()
@@ -85,31 +89,16 @@ pub fn router(service: Arc<AdminService>) -> Router {
         .with_state(service)
 }
 
-// --- plumbing --------------------------------------------------------------------------------
-
-/// An [`AdminError`] as an HTTP answer.
-pub struct ApiError(AdminError);
-
-impl From<AdminError> for ApiError {
-    fn from(error: AdminError) -> Self {
-        Self(error)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        pushmail_http::json_response(self.0.status, self.0.body(), self.0.retry_after_secs)
-    }
-}
+// --- answers ---------------------------------------------------------------------------------
 
 type Answer = Result<Response, ApiError>;
 
-fn ok(body: Value) -> Answer {
-    Ok(pushmail_http::json_response(200, body, None))
+fn ok(view: impl Serialize) -> Answer {
+    Ok(json_answer(StatusCode::OK, &view, None))
 }
 
-fn created(body: Value) -> Answer {
-    Ok(pushmail_http::json_response(201, body, None))
+fn created(view: impl Serialize) -> Answer {
+    Ok(json_answer(StatusCode::CREATED, &view, None))
 }
 
 fn no_content() -> Answer {
@@ -120,108 +109,11 @@ async fn not_found() -> ApiError {
     AdminError::not_found("no such route; see GET /admin/openapi.yaml").into()
 }
 
-async fn method_not_allowed() -> Response {
-    let error =
-        AdminError::invalid("this route does not take that method; see GET /admin/openapi.yaml");
-    pushmail_http::json_response(
-        405,
-        serde_json::json!({"error": "method_not_allowed", "detail": error.detail}),
-        None,
+async fn method_not_allowed() -> ApiError {
+    AdminError::MethodNotAllowed(
+        "this route does not take that method; see GET /admin/openapi.yaml".into(),
     )
-}
-
-/// An authenticated admin token, from `X-Admin-Token: …` or `Authorization: Bearer …`.
-struct Admin(Principal);
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // On AWS the Authorization header carries the SigV4 signature API Gateway checks, so the
-        // token may come in X-Admin-Token instead; it wins when both are present.
-        let header_str = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let from_token_header =
-            header_str(ADMIN_TOKEN_HEADER).map(|token| format!("Bearer {token}"));
-        let authorization = from_token_header
-            .as_deref()
-            .or(header_str(header::AUTHORIZATION.as_str()));
-        Ok(Self(state.authenticate(authorization).await?))
-    }
-}
-
-/// The account itself, from `Authorization: Basic base64(address:password)`.
-struct SelfAccount(Account);
-
-impl FromRequestParts<AppState> for SelfAccount {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let challenge = || {
-            AdminError::unauthorized(
-                "send `Authorization: Basic` with the account's address and password",
-            )
-        };
-        let credentials = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
-            .and_then(|(_, encoded)| STANDARD.decode(encoded.trim()).ok())
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .ok_or_else(challenge)?;
-        let (address, password) = credentials.split_once(':').ok_or_else(challenge)?;
-        let source = pushmail_http::source_address(&parts.extensions);
-        Ok(Self(
-            state
-                .authenticate_account(address, password, source.as_deref())
-                .await?,
-        ))
-    }
-}
-
-/// A JSON body: `application/json`, at most 64 KiB, of the expected shape.
-struct JsonBody<T>(T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
-        let is_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
-            return Err(AdminError::unsupported_media_type(
-                "the body must be sent as Content-Type: application/json",
-            )
-            .into());
-        }
-        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
-            .await
-            .map_err(|_| AdminError::too_large("the body is larger than 64 KiB"))?;
-        serde_json::from_slice(&bytes)
-            .map(Self)
-            .map_err(|e| AdminError::invalid(format!("the body is not valid: {e}")).into())
-    }
-}
-
-/// Listing parameters from the query string.
-struct Listing(ListParams);
-
-impl<S: Send + Sync> FromRequestParts<S> for Listing {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        Query::<ListParams>::try_from_uri(&parts.uri)
-            .map(|Query(params)| Self(params))
-            .map_err(|e| {
-                AdminError::invalid(format!("the query string is not valid: {}", e.body_text()))
-                    .into()
-            })
-    }
+    .into()
 }
 
 // --- handlers --------------------------------------------------------------------------------
@@ -236,7 +128,7 @@ async fn openapi() -> Response {
 }
 
 async fn server_settings(State(s): State<AppState>, Admin(who): Admin) -> Answer {
-    ok(s.server_settings(&who).await?)
+    ok(ServerSettingsView::from(s.server_settings(&who).await?))
 }
 
 async fn set_server_settings(
@@ -244,11 +136,13 @@ async fn set_server_settings(
     Admin(who): Admin,
     JsonBody(input): JsonBody<ServerSettingsInput>,
 ) -> Answer {
-    ok(s.set_server_settings(&who, input).await?)
+    ok(ServerSettingsView::from(
+        s.set_server_settings(&who, input).await?,
+    ))
 }
 
 async fn list_domains(State(s): State<AppState>, Admin(who): Admin) -> Answer {
-    ok(s.list_domains(&who).await?)
+    ok(ItemsView::of(s.list_domains(&who).await?, DomainView::from))
 }
 
 async fn create_domain(
@@ -256,7 +150,7 @@ async fn create_domain(
     Admin(who): Admin,
     JsonBody(input): JsonBody<NewDomain>,
 ) -> Answer {
-    created(s.create_domain(&who, input).await?)
+    created(DomainView::from(s.create_domain(&who, input).await?))
 }
 
 async fn domain(
@@ -264,7 +158,7 @@ async fn domain(
     Admin(who): Admin,
     Path(domain): Path<String>,
 ) -> Answer {
-    ok(s.domain(&who, &domain).await?)
+    ok(DomainView::from(s.domain(&who, &domain).await?))
 }
 
 async fn update_domain(
@@ -273,7 +167,9 @@ async fn update_domain(
     Path(domain): Path<String>,
     JsonBody(input): JsonBody<DomainSettingsInput>,
 ) -> Answer {
-    ok(s.update_domain(&who, &domain, input).await?)
+    ok(DomainView::from(
+        s.update_domain(&who, &domain, input).await?,
+    ))
 }
 
 async fn delete_domain(
@@ -290,7 +186,10 @@ async fn list_secrets(
     Admin(who): Admin,
     Path(domain): Path<String>,
 ) -> Answer {
-    ok(s.list_secrets(&who, &domain).await?)
+    ok(ItemsView::of(
+        s.list_secrets(&who, &domain).await?,
+        SecretView::from,
+    ))
 }
 
 async fn create_secret(
@@ -298,7 +197,7 @@ async fn create_secret(
     Admin(who): Admin,
     Path(domain): Path<String>,
 ) -> Answer {
-    created(s.create_secret(&who, &domain).await?)
+    created(NewSecretView::from(s.create_secret(&who, &domain).await?))
 }
 
 async fn retire_secret(
@@ -316,7 +215,10 @@ async fn list_accounts(
     Path(domain): Path<String>,
     Listing(params): Listing,
 ) -> Answer {
-    ok(s.list_accounts(&who, &domain, &params).await?)
+    ok(PageView::of(
+        s.list_accounts(&who, &domain, &params).await?,
+        AccountView::from,
+    ))
 }
 
 async fn create_account(
@@ -325,7 +227,9 @@ async fn create_account(
     Path(domain): Path<String>,
     JsonBody(input): JsonBody<NewAccount>,
 ) -> Answer {
-    created(s.create_account(&who, &domain, input).await?)
+    created(AccountView::from(
+        s.create_account(&who, &domain, input).await?,
+    ))
 }
 
 async fn account(
@@ -333,7 +237,7 @@ async fn account(
     Admin(who): Admin,
     Path(address): Path<String>,
 ) -> Answer {
-    ok(s.account(&who, &address).await?)
+    ok(AccountView::from(s.account(&who, &address).await?))
 }
 
 async fn update_account(
@@ -342,7 +246,9 @@ async fn update_account(
     Path(address): Path<String>,
     JsonBody(patch): JsonBody<AccountPatch>,
 ) -> Answer {
-    ok(s.update_account(&who, &address, patch).await?)
+    ok(AccountView::from(
+        s.update_account(&who, &address, patch).await?,
+    ))
 }
 
 async fn delete_account(
@@ -350,7 +256,10 @@ async fn delete_account(
     Admin(who): Admin,
     Path(address): Path<String>,
 ) -> Answer {
-    ok(s.delete_account(&who, &address).await?)
+    ok(AccountDeletedView {
+        status: "deleted",
+        unlinked_notice: s.delete_account(&who, &address).await?,
+    })
 }
 
 async fn account_mail(
@@ -359,7 +268,10 @@ async fn account_mail(
     Path(address): Path<String>,
     Listing(params): Listing,
 ) -> Answer {
-    ok(s.account_mail(&who, &address, &params).await?)
+    ok(ItemsView::of(
+        s.account_mail(&who, &address, &params).await?,
+        MailView::from,
+    ))
 }
 
 async fn pushed_folders(
@@ -367,7 +279,9 @@ async fn pushed_folders(
     Admin(who): Admin,
     Path(address): Path<String>,
 ) -> Answer {
-    ok(s.pushed_folders(&who, &address).await?)
+    ok(FoldersView {
+        folders: s.pushed_folders(&who, &address).await?,
+    })
 }
 
 async fn set_pushed_folders(
@@ -376,7 +290,9 @@ async fn set_pushed_folders(
     Path(address): Path<String>,
     JsonBody(input): JsonBody<PushedFolders>,
 ) -> Answer {
-    ok(s.set_pushed_folders(&who, &address, input).await?)
+    ok(FoldersView {
+        folders: s.set_pushed_folders(&who, &address, input).await?,
+    })
 }
 
 async fn integration(
@@ -384,7 +300,7 @@ async fn integration(
     Admin(who): Admin,
     Path(address): Path<String>,
 ) -> Answer {
-    ok(s.integrated(&who, &address).await?)
+    ok(LinkView::from(s.integrated(&who, &address).await?))
 }
 
 async fn remove_integration(
@@ -392,7 +308,10 @@ async fn remove_integration(
     Admin(who): Admin,
     Path(address): Path<String>,
 ) -> Answer {
-    ok(s.remove_integrated(&who, &address).await?)
+    ok(UnlinkedView {
+        status: "unlinked",
+        unlinked_notice: s.remove_integrated(&who, &address).await?,
+    })
 }
 
 async fn resend_activation(
@@ -400,7 +319,9 @@ async fn resend_activation(
     Admin(who): Admin,
     Path(address): Path<String>,
 ) -> Answer {
-    ok(s.resend_activation(&who, &address).await?)
+    ok(ActivationView {
+        activation: s.resend_activation(&who, &address).await?,
+    })
 }
 
 async fn list_domain_integrated(
@@ -409,7 +330,10 @@ async fn list_domain_integrated(
     Path(domain): Path<String>,
     Listing(params): Listing,
 ) -> Answer {
-    ok(s.list_integrated(&who, Some(&domain), &params).await?)
+    ok(PageView::of(
+        s.list_integrated(&who, Some(&domain), &params).await?,
+        LinkView::from,
+    ))
 }
 
 async fn list_all_integrated(
@@ -417,7 +341,10 @@ async fn list_all_integrated(
     Admin(who): Admin,
     Listing(params): Listing,
 ) -> Answer {
-    ok(s.list_integrated(&who, None, &params).await?)
+    ok(PageView::of(
+        s.list_integrated(&who, None, &params).await?,
+        LinkView::from,
+    ))
 }
 
 async fn domain_audit(
@@ -426,7 +353,10 @@ async fn domain_audit(
     Path(domain): Path<String>,
     Listing(params): Listing,
 ) -> Answer {
-    ok(s.domain_audit(&who, &domain, &params).await?)
+    ok(PageView::of(
+        s.domain_audit(&who, &domain, &params).await?,
+        AuditView::from,
+    ))
 }
 
 async fn server_audit(
@@ -434,11 +364,14 @@ async fn server_audit(
     Admin(who): Admin,
     Listing(params): Listing,
 ) -> Answer {
-    ok(s.server_audit(&who, &params).await?)
+    ok(PageView::of(
+        s.server_audit(&who, &params).await?,
+        AuditView::from,
+    ))
 }
 
 async fn list_tokens(State(s): State<AppState>, Admin(who): Admin) -> Answer {
-    ok(s.list_tokens(&who).await?)
+    ok(ItemsView::of(s.list_tokens(&who).await?, TokenView::from))
 }
 
 async fn create_token(
@@ -446,7 +379,7 @@ async fn create_token(
     Admin(who): Admin,
     JsonBody(input): JsonBody<NewToken>,
 ) -> Answer {
-    created(s.create_token(&who, input).await?)
+    created(TokenView::from(s.create_token(&who, input).await?))
 }
 
 async fn delete_token(
@@ -459,7 +392,9 @@ async fn delete_token(
 }
 
 async fn own_pushed_folders(SelfAccount(account): SelfAccount) -> Answer {
-    ok(serde_json::json!({"folders": account.pushed_folders}))
+    ok(FoldersView {
+        folders: account.pushed_folders,
+    })
 }
 
 async fn set_own_pushed_folders(
@@ -467,5 +402,7 @@ async fn set_own_pushed_folders(
     SelfAccount(account): SelfAccount,
     JsonBody(input): JsonBody<PushedFolders>,
 ) -> Answer {
-    ok(s.set_own_pushed_folders(account, input).await?)
+    ok(FoldersView {
+        folders: s.set_own_pushed_folders(account, input).await?,
+    })
 }

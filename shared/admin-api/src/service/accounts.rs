@@ -1,0 +1,261 @@
+//! Accounts, their kept mail and pushed folders, and the account's own self-service.
+
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+
+use pushmail_core::password::hash_password_off_thread;
+use pushmail_core::types::{Account, Address, Page, StoredMail, now};
+use pushmail_push::credentials::{CredentialError, check_credentials};
+use pushmail_store::AccountDelete;
+
+use super::{AdminService, NoticeStatus, Principal};
+use crate::error::{AdminError, AdminResult};
+use crate::input::{
+    AccountPatch, ListParams, NewAccount, PushedFolders, check_folders, check_password, check_text,
+};
+
+const GENERATED_PASSWORD_CHARS: usize = 20;
+
+/// A new account, with the password pushmail generated for it (shown only in this answer).
+#[derive(Debug)]
+pub struct CreatedAccount {
+    pub account: Account,
+    pub generated_password: Option<String>,
+}
+
+impl AdminService {
+    pub async fn create_account(
+        &self,
+        who: &Principal,
+        raw_domain: &str,
+        input: NewAccount,
+    ) -> AdminResult<CreatedAccount> {
+        let domain = self.existing_domain(who, raw_domain).await?;
+        let full = if input.address.contains('@') {
+            input.address.clone()
+        } else {
+            format!("{}@{}", input.address, domain.name)
+        };
+        let address = Address::parse(&full)
+            .map_err(|e| AdminError::invalid(format!("field `address`: {}", e.0)))?;
+        if address.domain() != domain.name {
+            return Err(AdminError::invalid(format!(
+                "field `address` must be an address of {}",
+                domain.name
+            )));
+        }
+        let (password, generated) = match input.password {
+            Some(password) => {
+                check_password(&password)?;
+                (password, false)
+            }
+            None => {
+                let password: String = rand::thread_rng()
+                    .sample_iter(&Alphanumeric)
+                    .take(GENERATED_PASSWORD_CHARS)
+                    .map(char::from)
+                    .collect();
+                (password, true)
+            }
+        };
+        if let Some(name) = &input.display_name {
+            check_text("display_name", name, 256)?;
+        }
+        let pushed_folders = check_folders(input.pushed_folders.as_deref().unwrap_or_default())?;
+        let account = Account {
+            address: address.clone(),
+            password_hash: hash_password_off_thread(&password)
+                .await
+                .map_err(|e| AdminError::internal(&e))?,
+            enabled: input.enabled.unwrap_or(true),
+            display_name: input.display_name,
+            pushed_folders,
+            created_at: now(),
+        };
+        if !self.store.create_account(&account).await? {
+            return Err(AdminError::conflict(format!("account {address} exists")));
+        }
+        self.audit(
+            &who.token_id,
+            "account.create",
+            address.as_str(),
+            Some(&domain.name),
+        )
+        .await?;
+        Ok(CreatedAccount {
+            account,
+            generated_password: generated.then_some(password),
+        })
+    }
+
+    pub async fn list_accounts(
+        &self,
+        who: &Principal,
+        raw_domain: &str,
+        params: &ListParams,
+    ) -> AdminResult<Page<Account>> {
+        let domain = self.existing_domain(who, raw_domain).await?;
+        if params.activation.is_some() {
+            return Err(AdminError::invalid(
+                "parameter `activation` applies to integrated accounts only",
+            ));
+        }
+        Ok(self
+            .store
+            .list_accounts(&domain.name, params.cursor.as_deref(), params.limit()?)
+            .await?)
+    }
+
+    pub async fn account(&self, who: &Principal, raw: &str) -> AdminResult<Account> {
+        self.existing_account(who, raw).await
+    }
+
+    pub async fn update_account(
+        &self,
+        who: &Principal,
+        raw: &str,
+        patch: AccountPatch,
+    ) -> AdminResult<Account> {
+        let mut account = self.existing_account(who, raw).await?;
+        if let Some(password) = &patch.password {
+            check_password(password)?;
+            account.password_hash = hash_password_off_thread(password)
+                .await
+                .map_err(|e| AdminError::internal(&e))?;
+        }
+        if let Some(enabled) = patch.enabled {
+            account.enabled = enabled;
+        }
+        if let Some(name) = patch.display_name {
+            if let Some(name) = &name {
+                check_text("display_name", name, 256)?;
+            }
+            account.display_name = name;
+        }
+        if !self.store.update_account(&account).await? {
+            return Err(AdminError::not_found(format!(
+                "no account {}",
+                account.address
+            )));
+        }
+        let domain = account.address.domain();
+        self.audit(
+            &who.token_id,
+            "account.update",
+            account.address.as_str(),
+            Some(&domain),
+        )
+        .await?;
+        Ok(account)
+    }
+
+    /// Deletes the account; if it was integrated, tells the push service (the notice's fate).
+    pub async fn delete_account(
+        &self,
+        who: &Principal,
+        raw: &str,
+    ) -> AdminResult<Option<NoticeStatus>> {
+        let address = self.account_address(who, raw)?;
+        let AccountDelete::Deleted { live_link } = self.store.delete_account(&address).await?
+        else {
+            return Err(AdminError::not_found(format!("no account {address}")));
+        };
+        let domain = address.domain();
+        self.audit(
+            &who.token_id,
+            "account.delete",
+            address.as_str(),
+            Some(&domain),
+        )
+        .await?;
+        Ok(match live_link {
+            Some(link) => Some(self.send_unlinked(&link, "account_deleted").await?),
+            None => None,
+        })
+    }
+
+    /// System mail kept for the account (by the local process when no mail service is set).
+    pub async fn account_mail(
+        &self,
+        who: &Principal,
+        raw: &str,
+        params: &ListParams,
+    ) -> AdminResult<Vec<StoredMail>> {
+        let address = self.account_address(who, raw)?;
+        if params.cursor.is_some() || params.activation.is_some() {
+            return Err(AdminError::invalid("this listing takes only `limit`"));
+        }
+        Ok(self.store.mails(&address, params.limit()?).await?)
+    }
+
+    pub async fn pushed_folders(&self, who: &Principal, raw: &str) -> AdminResult<Vec<String>> {
+        Ok(self.existing_account(who, raw).await?.pushed_folders)
+    }
+
+    pub async fn set_pushed_folders(
+        &self,
+        who: &Principal,
+        raw: &str,
+        input: PushedFolders,
+    ) -> AdminResult<Vec<String>> {
+        let account = self.existing_account(who, raw).await?;
+        self.store_folders(account, input, &who.token_id).await
+    }
+
+    async fn store_folders(
+        &self,
+        mut account: Account,
+        input: PushedFolders,
+        actor: &str,
+    ) -> AdminResult<Vec<String>> {
+        account.pushed_folders = check_folders(&input.folders)?;
+        if !self.store.update_account(&account).await? {
+            return Err(AdminError::not_found(format!(
+                "no account {}",
+                account.address
+            )));
+        }
+        let domain = account.address.domain();
+        self.audit(
+            actor,
+            "account.pushed_folders",
+            account.address.as_str(),
+            Some(&domain),
+        )
+        .await?;
+        Ok(account.pushed_folders)
+    }
+
+    /// Self-service: the account's own address and password (HTTP Basic), rate limited as the
+    /// Subscribe URL's credential checks are.
+    pub async fn authenticate_account(
+        &self,
+        address: &str,
+        password: &str,
+        source: Option<&str>,
+    ) -> AdminResult<Account> {
+        let bad = || AdminError::unauthorized("unknown account or wrong password");
+        let address = Address::parse(address).map_err(|_| bad())?;
+        match check_credentials(self.store.as_ref(), &address, password, source, now()).await {
+            Ok(account) if account.enabled => Ok(account),
+            Ok(_) => Err(AdminError::forbidden("this account is disabled")),
+            Err(CredentialError::BadCredentials) => Err(bad()),
+            Err(error @ CredentialError::RateLimited { retry_after_secs }) => {
+                Err(AdminError::RateLimited {
+                    detail: error.to_string(),
+                    retry_after_secs,
+                })
+            }
+            Err(CredentialError::Store(error)) => Err(error.into()),
+        }
+    }
+
+    pub async fn set_own_pushed_folders(
+        &self,
+        account: Account,
+        input: PushedFolders,
+    ) -> AdminResult<Vec<String>> {
+        let actor = format!("self:{}", account.address);
+        self.store_folders(account, input, &actor).await
+    }
+}

@@ -1,0 +1,158 @@
+//! Integrated Accounts: listing, removal with the UNLINKED notice, and resending the
+//! activation mail.
+
+use pushmail_core::types::{ActivationJob, ActivationState, Link, Page, now};
+use pushmail_push::notifier::NoticeOutcome;
+use pushmail_push::service::Delivery;
+use pushmail_store::LinkQuery;
+use serde::Serialize;
+use serde_json::json;
+use tracing::warn;
+
+use super::{AdminService, Principal};
+use crate::error::{AdminError, AdminResult};
+use crate::input::ListParams;
+
+/// What became of the UNLINKED notice to the push service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeStatus {
+    Delivered,
+    /// The callback answered, but not with 2xx.
+    Refused,
+    Unreachable,
+    /// The domain has no push secret to sign it with.
+    NotSentNoSecret,
+}
+
+impl AdminService {
+    pub async fn list_integrated(
+        &self,
+        who: &Principal,
+        raw_domain: Option<&str>,
+        params: &ListParams,
+    ) -> AdminResult<Page<Link>> {
+        let domain = match raw_domain {
+            Some(raw) => Some(self.existing_domain(who, raw).await?.name),
+            None => {
+                who.require_server()?;
+                None
+            }
+        };
+        let query = LinkQuery {
+            domain,
+            activation: params.activation()?,
+            cursor: params.cursor.clone(),
+            limit: params.limit()?,
+        };
+        Ok(self.store.list_links(&query).await?)
+    }
+
+    pub async fn integrated(&self, who: &Principal, raw: &str) -> AdminResult<Link> {
+        self.live_link(who, raw).await
+    }
+
+    /// Unlinks an integrated account and tells the push service once, best effort.
+    pub async fn remove_integrated(&self, who: &Principal, raw: &str) -> AdminResult<NoticeStatus> {
+        let address = self.account_address(who, raw)?;
+        let Some(link) = self.store.remove_link(&address, now()).await? else {
+            return Err(AdminError::not_found(format!(
+                "{address} is not an integrated account"
+            )));
+        };
+        let domain = address.domain();
+        self.audit(
+            &who.token_id,
+            "integration.remove",
+            address.as_str(),
+            Some(&domain),
+        )
+        .await?;
+        self.send_unlinked(&link, "removed_by_admin").await
+    }
+
+    pub(super) async fn send_unlinked(
+        &self,
+        link: &Link,
+        reason: &str,
+    ) -> AdminResult<NoticeStatus> {
+        let Some(secret) = self
+            .store
+            .push_secrets(&link.address.domain())
+            .await?
+            .into_iter()
+            .next()
+        else {
+            warn!(address = %link.address, "no push secret to sign the UNLINKED notice");
+            return Ok(NoticeStatus::NotSentNoSecret);
+        };
+        let body = json!({
+            "type": "UNLINKED",
+            "id": format!("unl_{}", link.subscription_id),
+            "subscription": link.subscription_id,
+            "registration": link.registration,
+            "email": link.address.as_str(),
+            "reason": reason,
+            "unlinked": now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        });
+        let outcome = self
+            .notifier
+            .notify(
+                &link.callback,
+                secret.value.as_bytes(),
+                body.to_string().as_bytes(),
+            )
+            .await;
+        if outcome.delivered() {
+            Ok(NoticeStatus::Delivered)
+        } else {
+            warn!(address = %link.address, ?outcome, "UNLINKED notice not delivered");
+            Ok(match outcome {
+                NoticeOutcome::Answered(_) => NoticeStatus::Refused,
+                NoticeOutcome::Unreachable(_) => NoticeStatus::Unreachable,
+            })
+        }
+    }
+
+    /// Queues the activation mail again and tries it at once; says whether it went out.
+    pub async fn resend_activation(
+        &self,
+        who: &Principal,
+        raw: &str,
+    ) -> AdminResult<ActivationState> {
+        let link = self.live_link(who, raw).await?;
+        let now = now();
+        let job = ActivationJob {
+            subscription_id: link.subscription_id.clone(),
+            address: link.address.clone(),
+            device: link.device.clone(),
+            linked_at: link.linked_at,
+            attempts: 0,
+            not_before: now,
+        };
+        if !self.store.requeue_activation(&job).await? {
+            return Err(AdminError::not_found(format!(
+                "{} is not an integrated account",
+                link.address
+            )));
+        }
+        let domain = link.address.domain();
+        self.audit(
+            &who.token_id,
+            "integration.resend_activation",
+            link.address.as_str(),
+            Some(&domain),
+        )
+        .await?;
+        Ok(
+            match self
+                .push
+                .deliver_activation(&link.subscription_id, now)
+                .await?
+            {
+                Delivery::Sent => ActivationState::Sent,
+                _ => ActivationState::Pending,
+            },
+        )
+    }
+}
