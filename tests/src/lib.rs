@@ -27,6 +27,8 @@ use pushmail_runtime::aws::AwsContext;
 use pushmail_store::{EmbeddedStore, Store};
 use serde_json::{Value, json};
 
+pub mod openapi;
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A store for one test, and what keeps it alive (the embedded store's temporary folder, removed
@@ -372,6 +374,7 @@ impl Harness {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Answer {
+        let method_name = method;
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self
             .http
@@ -382,7 +385,7 @@ impl Harness {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        into_answer(request.send().await.expect("request reaches the server")).await
+        into_admin_answer(method_name, path, request).await
     }
 
     /// An admin API request with the server-wide token.
@@ -399,6 +402,7 @@ impl Harness {
         password: &str,
         body: Option<Value>,
     ) -> Answer {
+        let method_name = method;
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self
             .http
@@ -407,7 +411,7 @@ impl Harness {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        into_answer(request.send().await.expect("request reaches the server")).await
+        into_admin_answer(method_name, "/self/pushed-folders", request).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {
@@ -427,6 +431,18 @@ impl Harness {
 }
 
 async fn into_answer(response: reqwest::Response) -> Answer {
+    answer_of(response).await.0
+}
+
+/// Sends an admin API request and checks its answer against the OpenAPI description.
+async fn into_admin_answer(method: &str, path: &str, request: reqwest::RequestBuilder) -> Answer {
+    let response = request.send().await.expect("request reaches the server");
+    let (answer, text) = answer_of(response).await;
+    openapi::check_answer(method, path, answer.status, &text);
+    answer
+}
+
+async fn answer_of(response: reqwest::Response) -> (Answer, String) {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -434,12 +450,15 @@ async fn into_answer(response: reqwest::Response) -> Answer {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let text = response.text().await.expect("body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Answer {
-        status,
-        body,
-        retry_after,
-    }
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
+    (
+        Answer {
+            status,
+            body,
+            retry_after,
+        },
+        text,
+    )
 }
 
 /// Serves the Subscribe URL router on a free loopback port; returns its base URL.
