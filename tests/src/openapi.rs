@@ -179,11 +179,36 @@ mod tests {
         check_answer("DELETE", "/admin/tokens/abc", 204, "");
         // An undocumented field, a missing one, a wrong type, an undocumented success status,
         // an unknown error code, a body where none is documented.
-        assert!(refused("GET", "/admin/server", 200, r#"{"push_enabled":true,"x":1}"#));
+        assert!(refused(
+            "GET",
+            "/admin/server",
+            200,
+            r#"{"push_enabled":true,"x":1}"#
+        ));
         assert!(refused("GET", "/admin/server", 200, r#"{}"#));
-        assert!(refused("GET", "/admin/server", 200, r#"{"push_enabled":"yes"}"#));
-        assert!(refused("GET", "/admin/server", 202, r#"{"push_enabled":true}"#));
-        assert!(refused("GET", "/admin/server", 400, r#"{"detail":"d","error":"oops"}"#));
-        assert!(refused("DELETE", "/admin/tokens/abc", 204, r#"{"ok":true}"#));
+        assert!(refused(
+            "GET",
+            "/admin/server",
+            200,
+            r#"{"push_enabled":"yes"}"#
+        ));
+        assert!(refused(
+            "GET",
+            "/admin/server",
+            202,
+            r#"{"push_enabled":true}"#
+        ));
+        assert!(refused(
+            "GET",
+            "/admin/server",
+            400,
+            r#"{"detail":"d","error":"oops"}"#
+        ));
+        assert!(refused(
+            "DELETE",
+            "/admin/tokens/abc",
+            204,
+            r#"{"ok":true}"#
+        ));
     }
 }
