@@ -1,6 +1,7 @@
 //! What the admin API accepts: request bodies and query parameters, and the checks every
 //! value passes before it reaches the store. Bad input is refused here, before anything changes.
 
+use pushmail_core::folder::FolderName;
 use pushmail_core::types::{ActivationState, Address, Domain, DomainName};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -198,6 +199,8 @@ pub fn check_password(password: &str) -> AdminResult<()> {
     Ok(())
 }
 
+/// Pushed folders: each a valid folder name ([`FolderName`]) other than INBOX, which is always
+/// pushed; duplicates dropped, order kept.
 pub fn check_folders(folders: &[String]) -> AdminResult<Vec<String>> {
     if folders.len() > MAX_PUSHED_FOLDERS {
         return Err(AdminError::invalid(
@@ -206,14 +209,15 @@ pub fn check_folders(folders: &[String]) -> AdminResult<Vec<String>> {
     }
     let mut unique: Vec<String> = Vec::new();
     for folder in folders {
-        check_text("folders", folder, 255)?;
-        if folder.eq_ignore_ascii_case("INBOX") {
+        let name = FolderName::parse(folder)
+            .map_err(|e| AdminError::invalid(format!("field `folders`: {}", e.0)))?;
+        if name.is_inbox() {
             return Err(AdminError::invalid(
                 "field `folders`: INBOX is always pushed; list only other folders",
             ));
         }
-        if !unique.contains(folder) {
-            unique.push(folder.clone());
+        if !unique.iter().any(|f| f == name.as_str()) {
+            unique.push(name.into());
         }
     }
     Ok(unique)
@@ -293,6 +297,9 @@ mod tests {
         ];
         assert_eq!(check_folders(&folders).unwrap(), vec!["Work", "Lists/Rust"]);
         assert!(check_folders(&["inbox".to_owned()]).is_err());
+        for bad in ["..", "/", "/etc/passwd", "INBOX ", "INBOX/", "a//b"] {
+            assert!(check_folders(&[bad.to_owned()]).is_err(), "{bad}");
+        }
         assert!(check_folders(&["".to_owned()]).is_err());
         assert!(
             check_folders(

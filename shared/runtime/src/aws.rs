@@ -1,7 +1,9 @@
 //! The one place that loads AWS configuration; nothing past the store and mailer sees AWS types.
 
 use aws_config::BehaviorVersion;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use pushmail_push::mailer::SesMailer;
 use pushmail_store::{DynamoStore, DynamoStoreConfig};
 
@@ -18,6 +20,7 @@ impl AwsContext {
     pub async fn from_env() -> Self {
         let https = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .tls_context(trust_roots())
             .build_https();
         Self {
             config: aws_config::defaults(BehaviorVersion::latest())
@@ -38,5 +41,68 @@ impl AwsContext {
 
     pub fn ses_mailer(&self, from: impl Into<String>) -> SesMailer {
         SesMailer::new(aws_sdk_ses::Client::new(&self.config), from.into())
+    }
+}
+
+/// The roots the SDK's HTTPS client trusts, compiled in: the system's certificate directory is
+/// not read, and only the roots needed are parsed, which on Lambda was most of the start-up
+/// (docs/benchmarks.md, "Lambda start-up"). AWS's own endpoints all chain to Amazon Trust
+/// Services (Amazon Root CA 1–4, cross-signed by Starfield Services Root G2), so on AWS those
+/// are the only roots; with a custom endpoint (`AWS_ENDPOINT_URL…`: LocalStack, a proxy) the
+/// whole Mozilla set is.
+fn trust_roots() -> TlsContext {
+    let custom_endpoint = std::env::vars_os().any(|(name, _)| {
+        name.to_str()
+            .is_some_and(|n| n.starts_with("AWS_ENDPOINT_URL"))
+    });
+    let mut pem = String::new();
+    for certificate in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        let der = certificate.as_ref();
+        if !custom_endpoint && !is_amazon_trust_services_root(der) {
+            continue;
+        }
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        let encoded = STANDARD.encode(der);
+        for line in encoded.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    let roots = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(pem.into_bytes());
+    TlsContext::builder()
+        .with_trust_store(roots)
+        .build()
+        .unwrap_or_default()
+}
+
+/// A self-signed root names itself in its subject (and issuer): these common names are ASCII
+/// in the DER, and no other Mozilla root contains them.
+fn is_amazon_trust_services_root(der: &[u8]) -> bool {
+    const NAMES: [&[u8]; 2] = [
+        b"Amazon Root CA ",
+        b"Starfield Services Root Certificate Authority - G2",
+    ];
+    NAMES
+        .iter()
+        .any(|name| der.windows(name.len()).any(|window| window == *name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amazon_trust_services_roots_are_found() {
+        let found = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .filter(|c| is_amazon_trust_services_root(c.as_ref()))
+            .count();
+        assert_eq!(
+            found, 5,
+            "Amazon Root CA 1-4 and Starfield Services Root G2"
+        );
     }
 }
