@@ -107,7 +107,7 @@ pub struct Heartbeat {
 }
 
 pub async fn heartbeat(args: Heartbeat) -> anyhow::Result<()> {
-    let store = wire(&args.settings).await?.store;
+    let store = pushmail_runtime::open(&args.settings).await?.store;
     loop {
         store
             .record_heartbeat("imap", "pushmail-heartbeat", now())

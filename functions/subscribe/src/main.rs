@@ -1,12 +1,12 @@
 //! The Subscribe URL as an AWS Lambda (API Gateway HTTP API events). Only a Lambda: on one
 //! machine the `pushmail` process serves the same router.
 
-use pushmail_runtime::{Settings, logging, wire};
+use pushmail_runtime::{Settings, logging, open_on_aws};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let settings = Settings::for_lambda()?;
     logging::init_tracing(settings.log_format());
-    let wired = wire(&settings).await?;
-    pushmail_http::run_on_lambda(pushmail_push::router(wired.push)).await
+    let push = open_on_aws(&settings).await.push();
+    pushmail_http::run_on_lambda(pushmail_push::router(push)).await
 }

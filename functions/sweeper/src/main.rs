@@ -3,7 +3,7 @@
 //! it every minute; the `pushmail` process runs the same sweep in-process.
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use pushmail_runtime::{Settings, logging, wire};
+use pushmail_runtime::{Settings, logging, open_on_aws};
 use serde_json::{Value, json};
 use tracing::info;
 
@@ -11,7 +11,7 @@ use tracing::info;
 async fn main() -> Result<(), lambda_runtime::Error> {
     let settings = Settings::for_lambda()?;
     logging::init_tracing(settings.log_format());
-    let push = wire(&settings).await?.push;
+    let push = open_on_aws(&settings).await.push();
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| {
         let push = push.clone();
         async move {

@@ -72,7 +72,8 @@ pub fn on_lambda() -> bool {
 }
 
 impl Settings {
-    /// The settings of a Lambda function: the environment's variables, on DynamoDB and SES.
+    /// The settings of a Lambda function: the environment's variables, on DynamoDB (and SES,
+    /// unless `PUSHMAIL_MAIL` says otherwise). Open its store with [`crate::open_on_aws`].
     pub fn for_lambda() -> Result<Self, clap::Error> {
         use clap::Parser;
         let mut settings = LambdaCommand::try_parse_from(["pushmail-lambda"])?.settings;

@@ -39,37 +39,90 @@ pub struct Wired {
     pub admin: Arc<AdminService>,
 }
 
-/// Opens the store the settings name and builds the mailer and both services on it. AWS
-/// configuration is loaded at most once, and only when the store or the mailer needs it.
-pub async fn wire(settings: &Settings) -> Result<Wired, WireError> {
-    let aws = match (settings.store, settings.mail_kind()) {
-        (StoreKind::Embedded, MailKind::Store) => None,
-        _ => Some(AwsContext::from_env().await),
-    };
-    let store: Arc<dyn Store> = match (settings.store, &aws) {
-        (StoreKind::Dynamodb, Some(aws)) => Arc::new(aws.dynamo_store(&settings.table)),
-        _ => Arc::new(open_embedded(settings)?),
-    };
-    let mailer: Arc<dyn Mailer> = match (settings.mail_kind(), &aws) {
-        (MailKind::Ses, Some(aws)) => Arc::new(aws.ses_mailer(&settings.mail_from)),
-        _ => Arc::new(StoreMailer::new(store.clone())),
-    };
-    Ok(wire_on(store, mailer, settings.local_mode()))
+/// The store and the mailer, opened once; the services are built from them on demand, so a
+/// Lambda links only the service it serves.
+#[derive(Clone)]
+pub struct Backends {
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+    pub local_mode: bool,
 }
 
-/// The services on a given store and mailer (the test harness's entry, too).
-pub fn wire_on(store: Arc<dyn Store>, mailer: Arc<dyn Mailer>, local_mode: bool) -> Wired {
-    let push = Arc::new(PushService::new(
-        store.clone(),
+impl Backends {
+    /// The Subscribe URL's service.
+    pub fn push(&self) -> Arc<PushService> {
+        Arc::new(PushService::new(
+            self.store.clone(),
+            self.mailer.clone(),
+            ServiceSettings {
+                local_mode: self.local_mode,
+            },
+        ))
+    }
+
+    /// Both services, the admin API's resending activation mail through the push service.
+    pub fn services(&self) -> Wired {
+        let push = self.push();
+        let admin = Arc::new(AdminService::new(
+            self.store.clone(),
+            push.clone(),
+            Arc::new(HttpNotifier::new(NOTICE_TIMEOUT)),
+        ));
+        Wired {
+            store: self.store.clone(),
+            push,
+            admin,
+        }
+    }
+}
+
+/// Opens the store the settings name and the mailer. AWS configuration is loaded at most once,
+/// and only when the store or the mailer needs it.
+pub async fn open(settings: &Settings) -> Result<Backends, WireError> {
+    if settings.store == StoreKind::Dynamodb {
+        return Ok(open_on_aws(settings).await);
+    }
+    let store: Arc<dyn Store> = Arc::new(open_embedded(settings)?);
+    let mailer: Arc<dyn Mailer> = match settings.mail_kind() {
+        MailKind::Ses => Arc::new(AwsContext::from_env().await.ses_mailer(&settings.mail_from)),
+        MailKind::Store => Arc::new(StoreMailer::new(store.clone())),
+    };
+    Ok(Backends {
+        store,
         mailer,
-        ServiceSettings { local_mode },
-    ));
-    let admin = Arc::new(AdminService::new(
-        store.clone(),
-        push.clone(),
-        Arc::new(HttpNotifier::new(NOTICE_TIMEOUT)),
-    ));
-    Wired { store, push, admin }
+        local_mode: settings.local_mode(),
+    })
+}
+
+/// The DynamoDB store and its mailer, whatever `settings.store` says: the Lambda functions'
+/// entry (they never link the embedded engine).
+pub async fn open_on_aws(settings: &Settings) -> Backends {
+    let aws = AwsContext::from_env().await;
+    let store: Arc<dyn Store> = Arc::new(aws.dynamo_store(&settings.table));
+    let mailer: Arc<dyn Mailer> = match settings.mail_kind() {
+        MailKind::Ses => Arc::new(aws.ses_mailer(&settings.mail_from)),
+        MailKind::Store => Arc::new(StoreMailer::new(store.clone())),
+    };
+    Backends {
+        store,
+        mailer,
+        local_mode: settings.local_mode(),
+    }
+}
+
+/// The store, the mailer and both services, as the settings describe them.
+pub async fn wire(settings: &Settings) -> Result<Wired, WireError> {
+    Ok(open(settings).await?.services())
+}
+
+/// Both services on a given store and mailer (the test harness's entry, too).
+pub fn wire_on(store: Arc<dyn Store>, mailer: Arc<dyn Mailer>, local_mode: bool) -> Wired {
+    Backends {
+        store,
+        mailer,
+        local_mode,
+    }
+    .services()
 }
 
 fn open_embedded(settings: &Settings) -> Result<EmbeddedStore, WireError> {
