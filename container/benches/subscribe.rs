@@ -79,6 +79,7 @@ async fn main() {
                 display_name: None,
                 pushed_folders: vec![],
                 created_at: now(),
+                revision: 0,
             })
             .await
             .unwrap();

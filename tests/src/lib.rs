@@ -287,6 +287,7 @@ impl Harness {
                 display_name: None,
                 pushed_folders: Vec::new(),
                 created_at: Utc::now(),
+                revision: 0,
             })
             .await
             .expect("account");
@@ -317,6 +318,28 @@ impl Harness {
     /// with a timestamp one second after the last, starting 290 s back, inside the window.
     pub async fn post(&self, body: &Value) -> Answer {
         self.post_signed_with(body, &self.secret.clone()).await
+    }
+
+    /// As [`Harness::post`], coming back after `Retry-After` while the answer is 429 "busy"
+    /// (checks in progress fill the account's limit), re-signed each time, at most 20 times.
+    pub async fn post_retrying_busy(&self, body: &Value) -> Answer {
+        for _ in 0..20 {
+            let answer = self.post(body).await;
+            let busy = answer.status == 429
+                && answer.body["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("busy"));
+            if !busy {
+                return answer;
+            }
+            let wait: u64 = answer
+                .retry_after
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .expect("a 429 carries Retry-After");
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+        }
+        panic!("still busy after 20 tries");
     }
 
     /// As [`Harness::post`], signed with another secret.

@@ -3,7 +3,8 @@
 
 use chrono::{Duration, Utc};
 use pushmail_core::protocol::sign;
-use pushmail_core::types::{ActivationJob, ActivationState, Address, Link, LinkState};
+use pushmail_core::types::{Account, ActivationJob, ActivationState, Address, Link, LinkState};
+use pushmail_store::LinkInsert;
 use pushmail_tests::{Answer, CallbackSink, Harness, PASSWORD};
 use serde_json::{Value, json};
 
@@ -630,7 +631,20 @@ async fn insert_links(h: &Harness, count: usize) -> Vec<Address> {
             attempts: 0,
             not_before: at + Duration::days(1),
         };
-        h.store.insert_link(&link, &job).await.unwrap();
+        let owner = Account {
+            address: address.clone(),
+            password_hash: "not-a-password-hash".into(),
+            enabled: true,
+            display_name: None,
+            pushed_folders: vec![],
+            created_at: at,
+            revision: 0,
+        };
+        h.store.put_account(&owner).await.unwrap();
+        assert_eq!(
+            h.store.insert_link(&link, &job, &owner).await.unwrap(),
+            LinkInsert::Inserted
+        );
         addresses.push(address);
     }
     addresses

@@ -10,8 +10,8 @@ use pushmail_core::types::{
     Link, LinkState, PushSecret, ServerSettings, StoredMail, TokenScope, now,
 };
 use pushmail_store::{
-    AccountDelete, DomainDelete, FailureScope, LinkInsert, LinkQuery, SecretAdd, Store, StoreError,
-    Unlink,
+    AccountDelete, AccountUpdate, DomainDelete, FailureScope, LinkInsert, LinkQuery, SecretAdd,
+    Store, StoreError, Surface, Unlink,
 };
 
 macro_rules! conformance {
@@ -50,12 +50,88 @@ conformance!(
     the_activation_outbox_is_claimed_once_and_completed_for_the_current_subscription,
     the_replay_guard_forgets_after_expiry,
     failure_counters_count_per_scope_and_window,
+    reservations_hold_the_limit_under_racing_attempts,
     the_newest_heartbeat_of_a_kind_wins,
     integrated_accounts_page_newest_first_per_domain_and_overall,
     admin_removal_and_requeue,
     tokens_and_audit,
     kept_mail_is_listed_newest_first_per_recipient,
+    racing_account_updates_are_each_applied_once,
+    a_link_needs_the_account_as_its_password_was_checked,
 );
+
+async fn racing_account_updates_are_each_applied_once(store: Arc<dyn Store>) {
+    let address = Address::parse("racer@acc.example").unwrap();
+    store
+        .create_account(&account(address.as_str()))
+        .await
+        .unwrap();
+    let writers: Vec<_> = (0..10)
+        .map(|i| {
+            let (store, address) = (store.clone(), address.clone());
+            tokio::spawn(async move {
+                loop {
+                    let mut current = store.account(&address).await.unwrap().unwrap();
+                    current.pushed_folders.push(format!("F{i}"));
+                    match store.update_account(&current).await.unwrap() {
+                        AccountUpdate::Updated(_) => return,
+                        AccountUpdate::Conflict => tokio::task::yield_now().await,
+                        AccountUpdate::NotFound => panic!("the account vanished"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let done = store.account(&address).await.unwrap().unwrap();
+    assert_eq!(done.revision, 10);
+    let mut folders = done.pushed_folders.clone();
+    folders.sort();
+    let mut expected: Vec<String> = (0..10).map(|i| format!("F{i}")).collect();
+    expected.sort();
+    assert_eq!(folders, expected, "no write undid another");
+}
+
+async fn a_link_needs_the_account_as_its_password_was_checked(store: Arc<dyn Store>) {
+    let at = now();
+    let checked = account("checked@acc.example");
+    let (l, job) = link("checked@acc.example", "r-1", 1, at);
+    // Deleted meanwhile (never created here), disabled meanwhile, new password meanwhile.
+    assert_eq!(
+        store.insert_link(&l, &job, &checked).await.unwrap(),
+        LinkInsert::AccountChanged
+    );
+    let mut disabled = checked.clone();
+    disabled.enabled = false;
+    store.put_account(&disabled).await.unwrap();
+    assert_eq!(
+        store.insert_link(&l, &job, &checked).await.unwrap(),
+        LinkInsert::AccountChanged
+    );
+    let mut new_password = checked.clone();
+    new_password.password_hash = "$argon2id$v=19$other".into();
+    store.put_account(&new_password).await.unwrap();
+    assert_eq!(
+        store.insert_link(&l, &job, &checked).await.unwrap(),
+        LinkInsert::AccountChanged
+    );
+    // Nothing was recorded by the refusals: no link, no activation job.
+    assert_eq!(store.link(&l.address).await.unwrap(), None);
+    assert!(
+        store
+            .due_activations(at + Duration::days(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.put_account(&checked).await.unwrap();
+    assert_eq!(
+        store.insert_link(&l, &job, &checked).await.unwrap(),
+        LinkInsert::Inserted
+    );
+}
 
 fn domain(name: &str) -> Domain {
     let mut domain = Domain::new(DomainName::parse(name).unwrap(), now());
@@ -71,7 +147,17 @@ fn account(address: &str) -> Account {
         display_name: None,
         pushed_folders: vec![],
         created_at: now(),
+        revision: 0,
     }
+}
+
+/// Inserts a link for an account that exists as [`account`] makes it (created if missing).
+async fn insert(store: &dyn Store, link: &Link, job: &ActivationJob) -> LinkInsert {
+    let owner = account(link.address.as_str());
+    if store.account(&link.address).await.unwrap().is_none() {
+        store.put_account(&owner).await.unwrap();
+    }
+    store.insert_link(link, job, &owner).await.unwrap()
 }
 
 fn link(
@@ -268,24 +354,28 @@ async fn accounts_are_created_once_paged_and_deleted_with_their_link(store: Arc<
             .await
             .unwrap()
     );
-    assert!(
-        !store
+    assert_eq!(
+        store
             .update_account(&account("nobody@acc.example"))
             .await
-            .unwrap()
+            .unwrap(),
+        AccountUpdate::NotFound
     );
     let mut a = account("a@acc.example");
     a.pushed_folders = vec!["Work".into()];
-    assert!(store.update_account(&a).await.unwrap());
+    let AccountUpdate::Updated(updated) = store.update_account(&a).await.unwrap() else {
+        panic!("the update of revision 0 applies");
+    };
+    assert_eq!(updated.revision, 1);
+    assert_eq!(store.account(&a.address).await.unwrap().unwrap(), updated);
+    // A second writer working from revision 0 is refused, and changes nothing.
+    let mut stale = account("a@acc.example");
+    stale.enabled = false;
     assert_eq!(
-        store
-            .account(&a.address)
-            .await
-            .unwrap()
-            .unwrap()
-            .pushed_folders,
-        vec!["Work"]
+        store.update_account(&stale).await.unwrap(),
+        AccountUpdate::Conflict
     );
+    assert_eq!(store.account(&a.address).await.unwrap().unwrap(), updated);
 
     let mut seen = Vec::new();
     let mut cursor = None;
@@ -308,7 +398,7 @@ async fn accounts_are_created_once_paged_and_deleted_with_their_link(store: Arc<
     ));
 
     let (l, job) = link("a@acc.example", "r-1", 1, now());
-    store.insert_link(&l, &job).await.unwrap();
+    insert(&*store, &l, &job).await;
     match store.delete_account(&a.address).await.unwrap() {
         AccountDelete::Deleted { live_link } => {
             assert_eq!(live_link.unwrap().subscription_id, l.subscription_id)
@@ -335,22 +425,16 @@ async fn accounts_are_created_once_paged_and_deleted_with_their_link(store: Arc<
 async fn a_link_is_replaced_only_by_a_higher_generation(store: Arc<dyn Store>) {
     let now = now();
     let (first, job) = link("l@x.example", "r-1", 3, now);
-    assert_eq!(
-        store.insert_link(&first, &job).await.unwrap(),
-        LinkInsert::Inserted
-    );
+    assert_eq!(insert(&*store, &first, &job).await, LinkInsert::Inserted);
     for (registration, generation) in [("r-1", 3), ("r-2", 3), ("r-2", 2)] {
         let (other, job) = link("l@x.example", registration, generation, now);
         assert_eq!(
-            store.insert_link(&other, &job).await.unwrap(),
+            insert(&*store, &other, &job).await,
             LinkInsert::Conflict(first.clone())
         );
     }
     let (second, job) = link("l@x.example", "r-2", 4, now);
-    assert_eq!(
-        store.insert_link(&second, &job).await.unwrap(),
-        LinkInsert::Inserted
-    );
+    assert_eq!(insert(&*store, &second, &job).await, LinkInsert::Inserted);
     assert_eq!(store.link(&second.address).await.unwrap().unwrap(), second);
     // A tombstone keeps its generation as the bar.
     let Unlink::Unlinked(tombstone) = store.unlink(&second.address, "r-2", 4, now).await.unwrap()
@@ -359,14 +443,11 @@ async fn a_link_is_replaced_only_by_a_higher_generation(store: Arc<dyn Store>) {
     };
     let (late, job) = link("l@x.example", "r-2", 4, now);
     assert_eq!(
-        store.insert_link(&late, &job).await.unwrap(),
+        insert(&*store, &late, &job).await,
         LinkInsert::Conflict(tombstone)
     );
     let (relink, job) = link("l@x.example", "r-3", 5, now);
-    assert_eq!(
-        store.insert_link(&relink, &job).await.unwrap(),
-        LinkInsert::Inserted
-    );
+    assert_eq!(insert(&*store, &relink, &job).await, LinkInsert::Inserted);
 }
 
 async fn unlink_honours_generation_and_registration(store: Arc<dyn Store>) {
@@ -377,7 +458,7 @@ async fn unlink_honours_generation_and_registration(store: Arc<dyn Store>) {
         Unlink::NotLinked
     );
     let (current, job) = link("u@x.example", "r-1", 5, now);
-    store.insert_link(&current, &job).await.unwrap();
+    insert(&*store, &current, &job).await;
     for (registration, generation) in [("r-1", 4), ("r-2", 5), ("r-0", 1)] {
         assert_eq!(
             store
@@ -408,7 +489,7 @@ async fn racing_inserts_leave_the_highest_generation_first_recorded(store: Arc<d
         .collect();
     let outcomes = futures::future::join_all(attempts.iter().map(|(l, j)| {
         let store = store.clone();
-        async move { store.insert_link(l, j).await.unwrap() }
+        async move { insert(&*store, l, j).await }
     }))
     .await;
     let current = store.link(&attempts[0].0.address).await.unwrap().unwrap();
@@ -432,7 +513,7 @@ async fn the_activation_outbox_is_claimed_once_and_completed_for_the_current_sub
 ) {
     let now = now();
     let (l, job) = link("o@x.example", "r-1", 1, now);
-    store.insert_link(&l, &job).await.unwrap();
+    insert(&*store, &l, &job).await;
     assert_eq!(
         store.due_activations(now, 10).await.unwrap(),
         vec![job.clone()]
@@ -488,9 +569,9 @@ async fn the_activation_outbox_is_claimed_once_and_completed_for_the_current_sub
 
     // A superseded subscription's job completes as "not current" and leaves the new link alone.
     let (old, old_job) = link("p@x.example", "r-1", 1, now);
-    store.insert_link(&old, &old_job).await.unwrap();
+    insert(&*store, &old, &old_job).await;
     let (new, new_job) = link("p@x.example", "r-2", 2, now);
-    store.insert_link(&new, &new_job).await.unwrap();
+    insert(&*store, &new, &new_job).await;
     assert!(!store.complete_activation(&old_job).await.unwrap());
     assert_eq!(
         store.link(&new.address).await.unwrap().unwrap().activation,
@@ -527,26 +608,101 @@ async fn failure_counters_count_per_scope_and_window(store: Arc<dyn Store>) {
     let window = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
     let next = window + Duration::seconds(900);
     let alice = Address::parse("f@x.example").unwrap();
-    let scope = FailureScope::Account(&alice);
-    let source = FailureScope::Source("192.0.2.1");
+    let scope = FailureScope::Account(Surface::Subscribe, &alice);
+    let other_surface = FailureScope::Account(Surface::SelfService, &alice);
+    let source = FailureScope::Source(Surface::Subscribe, "192.0.2.1");
     let expires = next + Duration::seconds(900);
     assert_eq!(store.failures(&scope, window).await.unwrap(), 0);
-    for expected in 1..=3 {
-        assert_eq!(
-            store.add_failure(&scope, window, expires).await.unwrap(),
-            expected
+    for _ in 0..3 {
+        assert!(
+            store
+                .reserve_attempt(&scope, window, expires, 3)
+                .await
+                .unwrap()
         );
     }
-    assert_eq!(
-        store.add_failure(&source, window, expires).await.unwrap(),
-        1
+    // At the limit: refused, and nothing more is counted.
+    assert!(
+        !store
+            .reserve_attempt(&scope, window, expires, 3)
+            .await
+            .unwrap()
     );
-    assert_eq!(store.failures(&scope, window).await.unwrap(), 3);
-    assert_eq!(store.add_failure(&scope, next, expires).await.unwrap(), 1);
+    // Reserved checks are not failures until they fail.
+    assert_eq!(store.failures(&scope, window).await.unwrap(), 0);
+    store.count_failure(&scope, window).await.unwrap();
+    store.count_failure(&scope, window).await.unwrap();
+    assert_eq!(store.failures(&scope, window).await.unwrap(), 2);
+    // The third succeeded: its reservation comes back, and makes room for one more.
+    store.release_attempt(&scope, window).await.unwrap();
+    assert!(
+        store
+            .reserve_attempt(&scope, window, expires, 3)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .reserve_attempt(&scope, window, expires, 3)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .reserve_attempt(&source, window, expires, 3)
+            .await
+            .unwrap()
+    );
+    store.count_failure(&source, window).await.unwrap();
+    assert_eq!(store.failures(&other_surface, window).await.unwrap(), 0);
+    // Never below zero.
+    store.release_attempt(&other_surface, window).await.unwrap();
+    assert!(
+        store
+            .reserve_attempt(&other_surface, window, expires, 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .reserve_attempt(&other_surface, window, expires, 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .reserve_attempt(&scope, next, expires, 3)
+            .await
+            .unwrap()
+    );
+    store.count_failure(&scope, next).await.unwrap();
     assert_eq!(store.failures(&scope, next).await.unwrap(), 1);
     store.clear_failures(&scope, next).await.unwrap();
     assert_eq!(store.failures(&scope, next).await.unwrap(), 0);
     assert_eq!(store.failures(&source, window).await.unwrap(), 1);
+}
+
+async fn reservations_hold_the_limit_under_racing_attempts(store: Arc<dyn Store>) {
+    let window = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    let expires = window + Duration::seconds(1800);
+    let alice = Address::parse("race@x.example").unwrap();
+    let attempts: Vec<_> = (0..24)
+        .map(|_| {
+            let (store, alice) = (store.clone(), alice.clone());
+            tokio::spawn(async move {
+                let scope = FailureScope::Account(Surface::Subscribe, &alice);
+                store
+                    .reserve_attempt(&scope, window, expires, 5)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut reserved = 0;
+    for attempt in attempts {
+        reserved += usize::from(attempt.await.unwrap());
+    }
+    assert_eq!(reserved, 5);
 }
 
 async fn the_newest_heartbeat_of_a_kind_wins(store: Arc<dyn Store>) {
@@ -585,7 +741,7 @@ async fn integrated_accounts_page_newest_first_per_domain_and_overall(store: Arc
         if i % 4 == 0 {
             l.activation = ActivationState::Sent;
         }
-        store.insert_link(&l, &job).await.unwrap();
+        insert(&*store, &l, &job).await;
         expected.push(l.address.to_string());
     }
     let (other, job) = link(
@@ -594,7 +750,7 @@ async fn integrated_accounts_page_newest_first_per_domain_and_overall(store: Arc
         1,
         start + Duration::milliseconds(7),
     );
-    store.insert_link(&other, &job).await.unwrap();
+    insert(&*store, &other, &job).await;
     expected.reverse();
 
     let collect = |domain: Option<&str>, activation: Option<ActivationState>| {
@@ -662,7 +818,7 @@ async fn integrated_accounts_page_newest_first_per_domain_and_overall(store: Arc
 async fn admin_removal_and_requeue(store: Arc<dyn Store>) {
     let now = now();
     let (l, job) = link("rm@x.example", "r-1", 2, now);
-    store.insert_link(&l, &job).await.unwrap();
+    insert(&*store, &l, &job).await;
     let claimed = store
         .claim_activation(&l.subscription_id, now, now)
         .await

@@ -111,4 +111,16 @@ impl From<StoreError> for AdminError {
     }
 }
 
+impl From<pushmail_core::password::HashError> for AdminError {
+    fn from(error: pushmail_core::password::HashError) -> Self {
+        match error {
+            pushmail_core::password::HashError::Busy => Self::RateLimited {
+                detail: error.to_string(),
+                retry_after_secs: 1,
+            },
+            error => Self::internal(&error),
+        }
+    }
+}
+
 pub type AdminResult<T> = Result<T, AdminError>;

@@ -1,19 +1,99 @@
 //! Account passwords as argon2id hashes.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use argon2::password_hash::{
     PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
 };
 use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+/// Memory one argon2 computation holds while it runs, in KiB (OWASP's first argon2id choice).
+pub const HASH_MEMORY_KIB: u32 = 19 * 1024;
+/// Argon2 computations run at once unless configured otherwise: 4 × 19 MiB = 76 MiB at most.
+pub const DEFAULT_HASH_CONCURRENCY: usize = 4;
+/// How long a check may wait for a free slot before it is refused as busy.
+const HASH_QUEUE_WAIT: Duration = Duration::from_secs(2);
+/// Checks that may wait for a slot, per slot; more are refused at once.
+const HASH_QUEUE_PER_SLOT: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct HashError(String);
+pub enum HashError {
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+    /// Every slot is taken and the queue is full or did not move in time: try again shortly.
+    #[error("the server is busy checking passwords; try again in a second")]
+    Busy,
+}
+
+/// The slots for argon2 computations: each holds [`HASH_MEMORY_KIB`] while it runs, so their
+/// number bounds the memory an unauthenticated flood of logins can make the process use.
+struct HashGate {
+    slots: Arc<Semaphore>,
+    capacity: usize,
+    waiting: AtomicUsize,
+}
+
+static GATE: OnceLock<HashGate> = OnceLock::new();
+
+/// Sets how many argon2 computations may run at once (before the first one; later calls are
+/// ignored). The process's memory for hashing is at most `concurrency` × 19 MiB.
+pub fn set_hash_concurrency(concurrency: usize) {
+    let _ = GATE.set(HashGate::new(concurrency));
+}
+
+impl HashGate {
+    fn new(concurrency: usize) -> Self {
+        let capacity = concurrency.max(1);
+        Self {
+            slots: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    fn get() -> &'static Self {
+        GATE.get_or_init(|| Self::new(DEFAULT_HASH_CONCURRENCY))
+    }
+
+    /// Runs `work` on the blocking pool once a slot is free.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::SeqCst)
+                    >= self.capacity * HASH_QUEUE_PER_SLOT
+                {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(HashError::Busy);
+                }
+                let waited =
+                    tokio::time::timeout(HASH_QUEUE_WAIT, self.slots.clone().acquire_owned()).await;
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                match waited {
+                    Ok(Ok(permit)) => permit,
+                    _ => return Err(HashError::Busy),
+                }
+            }
+        };
+        let result = tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            work()
+        })
+        .await;
+        result.map_err(|e| HashError::Failed(e.to_string()))
+    }
+}
 
 fn hasher() -> Argon2<'static> {
     // OWASP's first argon2id choice: 19 MiB, 2 passes, 1 lane.
-    let params = Params::new(19 * 1024, 2, 1, None).expect("constant argon2 parameters are valid");
+    let params =
+        Params::new(HASH_MEMORY_KIB, 2, 1, None).expect("constant argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -23,16 +103,34 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
     hasher()
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
-        .map_err(|e| HashError(e.to_string()))
+        .map_err(|e| HashError::Failed(e.to_string()))
 }
 
 /// A PHC string for the password, computed on the blocking pool (argon2 takes tens of
-/// milliseconds of CPU, which must not stall the async workers).
+/// milliseconds of CPU, which must not stall the async workers) in one of the hashing slots.
 pub async fn hash_password_off_thread(password: &str) -> Result<String, HashError> {
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || hash_password(&password))
+    HashGate::get()
+        .run(move || hash_password(&password))
+        .await?
+}
+
+/// Checks a password against the account's stored hash, or spends the same work when there is
+/// no account; on the blocking pool, in one of the hashing slots.
+pub async fn verify_password_off_thread(
+    password: &str,
+    stored_hash: Option<String>,
+) -> Result<bool, HashError> {
+    let password = password.to_owned();
+    HashGate::get()
+        .run(move || match stored_hash {
+            Some(hash) => verify_password(&password, &hash),
+            None => {
+                verify_against_nothing(&password);
+                false
+            }
+        })
         .await
-        .map_err(|e| HashError(e.to_string()))?
 }
 
 /// Checks a password against a stored hash. A hash that does not parse never matches.
@@ -62,5 +160,35 @@ mod tests {
         assert!(verify_password("correct horse", &hash));
         assert!(!verify_password("correct hors", &hash));
         assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_gate_runs_at_most_its_capacity_at_once_and_refuses_past_its_queue() {
+        let gate = std::sync::Arc::new(HashGate::new(2));
+        let running = std::sync::Arc::new(AtomicUsize::new(0));
+        let most = std::sync::Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let (gate, running, most) = (gate.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    gate.run(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut busy = 0;
+        for task in tasks {
+            if matches!(task.await.unwrap(), Err(HashError::Busy)) {
+                busy += 1;
+            }
+        }
+        assert!(most.load(Ordering::SeqCst) <= 2);
+        // 2 slots + 16 waiting places: of 40 at once, the rest are refused straight away.
+        assert!(busy >= 40 - 2 - 16, "{busy} refused");
     }
 }

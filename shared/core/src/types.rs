@@ -203,6 +203,18 @@ pub struct Account {
     /// The "BlackBerry Inbox" folders: besides INBOX, whose new mail is pushed to the device.
     pub pushed_folders: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// Counts the record's changes: an update applies only to the revision it was made from,
+    /// so two writers racing cannot silently undo each other (see `AccountStore`).
+    #[serde(default)]
+    pub revision: u64,
+}
+
+impl Account {
+    /// Whether a password check made against `checked` still stands for this record: the same
+    /// password hash, and the account still enabled.
+    pub fn still_admits(&self, checked: &Account) -> bool {
+        self.enabled && self.password_hash == checked.password_hash
+    }
 }
 
 impl fmt::Debug for Account {
@@ -213,6 +225,7 @@ impl fmt::Debug for Account {
             .field("enabled", &self.enabled)
             .field("display_name", &self.display_name)
             .field("pushed_folders", &self.pushed_folders)
+            .field("revision", &self.revision)
             .finish()
     }
 }

@@ -1,11 +1,11 @@
-//! Checking an account's password, with rate limiting of failures per account and per source.
+//! Checking an account's password, with rate limiting per account and per source, per surface.
 //! Shared by the Subscribe URL and the self-service routes (and later IMAP/SMTP logins).
 
 use chrono::{DateTime, Duration, Utc};
 
 use pushmail_core::password;
 use pushmail_core::types::{Account, Address};
-use pushmail_store::{FailureScope, Store, StoreError};
+use pushmail_store::{FailureScope, Store, StoreError, Surface};
 
 /// Failed checks allowed per account in one window; the next attempt is refused.
 pub const ACCOUNT_FAILURE_LIMIT: u32 = 5;
@@ -20,72 +20,117 @@ pub enum CredentialError {
     BadCredentials,
     #[error("too many failed credential checks; try again in {retry_after_secs} seconds")]
     RateLimited { retry_after_secs: u64 },
+    /// Every password-hashing slot is taken, or this account's (or source's) checks in progress
+    /// fill its limit: nothing was checked or counted.
+    #[error("the server is busy checking passwords; try again in a second")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Verifies `password` for `address`. A correct password clears the account's failure count
-/// ("in a row"); each failure counts against the account and the source. An unknown account
-/// costs the same hash work as a wrong password.
+impl CredentialError {
+    /// Seconds to wait before trying again, for the limits.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            Self::Busy => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// Verifies `password` for `address` on one `surface`. Each check first reserves a place under
+/// the account's and the source's limits (atomically, before the password is hashed, so that
+/// parallel guesses cannot all pass); a correct password gives the reservations back and clears
+/// the account's count ("in a row"), a wrong one leaves them counted. An unknown account costs
+/// the same hash work as a wrong password.
 pub async fn check_credentials(
     store: &dyn Store,
+    surface: Surface,
     address: &Address,
     password: &str,
     source: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Account, CredentialError> {
-    let account_scope = FailureScope::Account(address);
-    let source_scope = source.map(FailureScope::Source);
     let window = failure_window(now);
-    check_rate(store, &account_scope, ACCOUNT_FAILURE_LIMIT, window, now).await?;
-    if let Some(scope) = &source_scope {
-        check_rate(store, scope, SOURCE_FAILURE_LIMIT, window, now).await?;
+    let expires = window + Duration::seconds(2 * FAILURE_WINDOW_SECS);
+    let account_scope = FailureScope::Account(surface, address);
+    let source_scope = source.map(|source| FailureScope::Source(surface, source));
+    if !store
+        .reserve_attempt(&account_scope, window, expires, ACCOUNT_FAILURE_LIMIT)
+        .await?
+    {
+        return Err(refusal(store, &account_scope, ACCOUNT_FAILURE_LIMIT, window, now).await?);
     }
-    let account = store.account(address).await?;
-    // Argon2 is deliberately slow: off the async workers, so other requests are not held up.
-    let (candidate, stored) = (
-        password.to_owned(),
-        account.as_ref().map(|a| a.password_hash.clone()),
-    );
-    let password_ok = tokio::task::spawn_blocking(move || match stored {
-        Some(hash) => password::verify_password(&candidate, &hash),
-        None => {
-            password::verify_against_nothing(&candidate);
-            false
+    if let Some(scope) = &source_scope
+        && !store
+            .reserve_attempt(scope, window, expires, SOURCE_FAILURE_LIMIT)
+            .await?
+    {
+        store.release_attempt(&account_scope, window).await?;
+        return Err(refusal(store, scope, SOURCE_FAILURE_LIMIT, window, now).await?);
+    }
+    let give_back = async |store: &dyn Store| -> Result<(), StoreError> {
+        store.release_attempt(&account_scope, window).await?;
+        if let Some(scope) = &source_scope {
+            store.release_attempt(scope, window).await?;
         }
-    })
-    .await
-    .map_err(|e| StoreError::Backend(format!("password check task: {e}")))?;
+        Ok(())
+    };
+    let account = match store.account(address).await {
+        Ok(account) => account,
+        Err(error) => {
+            give_back(store).await?;
+            return Err(error.into());
+        }
+    };
+    let stored_hash = account.as_ref().map(|a| a.password_hash.clone());
+    let password_ok = match password::verify_password_off_thread(password, stored_hash).await {
+        Ok(ok) => ok,
+        Err(error) => {
+            give_back(store).await?;
+            return Err(match error {
+                password::HashError::Busy => CredentialError::Busy,
+                password::HashError::Failed(why) => {
+                    CredentialError::Store(StoreError::Backend(format!("password check: {why}")))
+                }
+            });
+        }
+    };
     match account {
         Some(account) if password_ok => {
             store.clear_failures(&account_scope, window).await?;
+            if let Some(scope) = &source_scope {
+                store.release_attempt(scope, window).await?;
+            }
             Ok(account)
         }
         _ => {
-            let expires = window + Duration::seconds(2 * FAILURE_WINDOW_SECS);
-            store.add_failure(&account_scope, window, expires).await?;
+            store.count_failure(&account_scope, window).await?;
             if let Some(scope) = &source_scope {
-                store.add_failure(scope, window, expires).await?;
+                store.count_failure(scope, window).await?;
             }
             Err(CredentialError::BadCredentials)
         }
     }
 }
 
-async fn check_rate(
+/// Why a reservation was refused: the failures reached the limit (wait for the window to
+/// end), or checks in progress fill it (try again in a second).
+async fn refusal(
     store: &dyn Store,
     scope: &FailureScope<'_>,
     limit: u32,
     window: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<(), CredentialError> {
+) -> Result<CredentialError, StoreError> {
     if store.failures(scope, window).await? < limit {
-        return Ok(());
+        return Ok(CredentialError::Busy);
     }
     let retry_after = (window + Duration::seconds(FAILURE_WINDOW_SECS) - now)
         .num_seconds()
         .max(1);
-    Err(CredentialError::RateLimited {
+    Ok(CredentialError::RateLimited {
         retry_after_secs: retry_after.unsigned_abs(),
     })
 }

@@ -13,7 +13,7 @@ use pushmail_core::protocol::{
     Reply, SignatureHeaders, Subscribe, UncheckedRequest, Unsubscribe,
 };
 use pushmail_core::types::{ActivationJob, ActivationState, Link, LinkState};
-use pushmail_store::{LinkInsert, Store, StoreError, Unlink};
+use pushmail_store::{LinkInsert, Store, StoreError, Surface, Unlink};
 
 /// SUBSCRIBE needs an IMAP listener heartbeat younger than this.
 pub const IMAP_LIVENESS_SECS: i64 = 60;
@@ -71,10 +71,10 @@ impl From<CredentialError> for Refusal {
             CredentialError::BadCredentials => {
                 Refusal::new(ErrorCode::BadCredentials, error.to_string())
             }
-            CredentialError::RateLimited { retry_after_secs } => Refusal {
+            CredentialError::RateLimited { .. } | CredentialError::Busy => Refusal {
                 code: ErrorCode::RateLimited,
                 detail: error.to_string(),
-                retry_after_secs: Some(retry_after_secs),
+                retry_after_secs: error.retry_after_secs(),
             },
             CredentialError::Store(error) => error.into(),
         }
@@ -190,6 +190,7 @@ impl PushService {
 
         let account = check_credentials(
             self.store.as_ref(),
+            Surface::Subscribe,
             &request.email,
             &request.password,
             source,
@@ -231,7 +232,7 @@ impl PushService {
             attempts: 0,
             not_before: now,
         };
-        match self.store.insert_link(&link, &job).await? {
+        match self.store.insert_link(&link, &job, &account).await? {
             LinkInsert::Inserted => {
                 info!(address = %link.address, subscription = %link.subscription_id, generation = link.generation, "subscribed");
                 let activation = match self.deliver_activation(&link.subscription_id, now).await? {
@@ -244,6 +245,12 @@ impl PushService {
                 )))
             }
             LinkInsert::Conflict(current) => self.answer_conflict(&link, current, now).await,
+            // Deleted, disabled or given a new password while its password was being checked:
+            // answered as that account is now.
+            LinkInsert::AccountChanged => Err(match self.store.account(&link.address).await? {
+                Some(account) if !account.enabled => disabled("this account is disabled"),
+                _ => CredentialError::BadCredentials.into(),
+            }),
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pushmail_core::password::hash_password_off_thread;
 use pushmail_core::protocol::MAX_LIVE_SECRETS;
 use pushmail_core::types::{Account, Address, Domain, PushSecret, ServerSettings, now};
-use pushmail_store::{SecretAdd, Store, StoreError};
+use pushmail_store::{AccountUpdate, SecretAdd, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
@@ -71,21 +71,39 @@ pub async fn seed(store: &Arc<dyn Store>, seed: &Seed) -> Result<(), SeedError> 
     let password_hash = hash_password_off_thread(&seed.password)
         .await
         .map_err(|e| SeedError::Invalid(e.to_string()))?;
-    let account = match store.account(&seed.account).await? {
-        Some(existing) => Account {
-            password_hash,
-            enabled: true,
-            ..existing
-        },
-        None => Account {
-            address: seed.account.clone(),
-            password_hash,
-            enabled: true,
-            display_name: None,
-            pushed_folders: Vec::new(),
-            created_at: at,
-        },
-    };
-    store.put_account(&account).await?;
-    Ok(())
+    // Created, or its password reset and enabled: a write that loses a race is read again.
+    for _ in 0..5 {
+        let written = match store.account(&seed.account).await? {
+            Some(existing) => matches!(
+                store
+                    .update_account(&Account {
+                        password_hash: password_hash.clone(),
+                        enabled: true,
+                        ..existing
+                    })
+                    .await?,
+                AccountUpdate::Updated(_)
+            ),
+            None => {
+                store
+                    .create_account(&Account {
+                        address: seed.account.clone(),
+                        password_hash: password_hash.clone(),
+                        enabled: true,
+                        display_name: None,
+                        pushed_folders: Vec::new(),
+                        created_at: at,
+                        revision: 0,
+                    })
+                    .await?
+            }
+        };
+        if written {
+            return Ok(());
+        }
+    }
+    Err(SeedError::Invalid(format!(
+        "{} is being changed by others; try again",
+        seed.account
+    )))
 }

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
 
+/// See `--hash-concurrency`.
+const DEFAULT_HASH_CONCURRENCY: u16 = pushmail_core::password::DEFAULT_HASH_CONCURRENCY as u16;
+
 pub const DEFAULT_TABLE: &str = "pushmail";
 pub const DEFAULT_MAIL_FROM: &str = "pushmail <push@pushmail.test>";
 
@@ -54,6 +57,10 @@ pub struct Settings {
     /// Allow plain-http callbacks to loopback hosts (spec §2) [default: on, except on Lambda].
     #[arg(long, env = "PUSHMAIL_LOCAL_MODE", value_name = "BOOL", value_parser = BoolishValueParser::new())]
     pub local_mode: Option<bool>,
+    /// Password checks (argon2id, 19 MiB each) run at once; more wait briefly, then are refused
+    /// with 429. Bounds the memory a flood of logins can take: this × 19 MiB.
+    #[arg(long, env = "PUSHMAIL_HASH_CONCURRENCY", default_value_t = DEFAULT_HASH_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub hash_concurrency: u16,
     /// Log format [default: json on Lambda, else text]; `RUST_LOG` filters (default info).
     #[arg(long, env = "PUSHMAIL_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,

@@ -79,6 +79,7 @@ impl Backends {
 /// Opens the store the settings name and the mailer. AWS configuration is loaded at most once,
 /// and only when the store or the mailer needs it.
 pub async fn open(settings: &Settings) -> Result<Backends, WireError> {
+    pushmail_core::password::set_hash_concurrency(settings.hash_concurrency.into());
     if settings.store == StoreKind::Dynamodb {
         return Ok(open_on_aws(settings).await);
     }
@@ -97,6 +98,7 @@ pub async fn open(settings: &Settings) -> Result<Backends, WireError> {
 /// The DynamoDB store and its mailer, whatever `settings.store` says: the Lambda functions'
 /// entry (they never link the embedded engine).
 pub async fn open_on_aws(settings: &Settings) -> Backends {
+    pushmail_core::password::set_hash_concurrency(settings.hash_concurrency.into());
     let aws = AwsContext::from_env().await;
     let store: Arc<dyn Store> = Arc::new(aws.dynamo_store(&settings.table));
     let mailer: Arc<dyn Mailer> = match settings.mail_kind() {

@@ -5,6 +5,16 @@ use pushmail_core::types::{Account, Address, DomainName, Link, Page};
 
 use crate::StoreResult;
 
+/// What [`crate::Store::update_account`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountUpdate {
+    /// Written, as the returned record (its revision one higher).
+    Updated(Account),
+    NotFound,
+    /// The stored record is no longer the revision the update was made from: read it again.
+    Conflict,
+}
+
 /// What [`crate::Store::delete_account`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountDelete {
@@ -18,12 +28,13 @@ pub enum AccountDelete {
 #[async_trait]
 pub trait AccountStore: Send + Sync {
     async fn account(&self, address: &Address) -> StoreResult<Option<Account>>;
-    /// Creates the account or replaces it whole.
+    /// Creates the account or replaces it whole, whatever was there (seeding and tests only).
     async fn put_account(&self, account: &Account) -> StoreResult<()>;
     /// Creates the account; false if it exists.
     async fn create_account(&self, account: &Account) -> StoreResult<bool>;
-    /// Replaces an existing account; false if there is no such account.
-    async fn update_account(&self, account: &Account) -> StoreResult<bool>;
+    /// Replaces an existing account if the stored revision is still `account.revision`, and
+    /// raises the revision: a read-modify-write that loses a race is refused, never applied.
+    async fn update_account(&self, account: &Account) -> StoreResult<AccountUpdate>;
     /// Deletes the account and its link record.
     async fn delete_account(&self, address: &Address) -> StoreResult<AccountDelete>;
     /// A domain's accounts by address, in pages.

@@ -6,18 +6,36 @@ use pushmail_core::types::Address;
 
 use crate::StoreResult;
 
-/// A failure-counter scope for rate limiting of credential checks.
+/// Where a credential check happens. Each surface counts its own failures, so that wrong
+/// passwords typed into one (a user's self-service login) do not lock the account out of
+/// another (the device's signed SUBSCRIBE): see docs/security.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Subscribe,
+    SelfService,
+}
+
+impl Surface {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Subscribe => "subscribe",
+            Self::SelfService => "self",
+        }
+    }
+}
+
+/// A counter scope for rate limiting of credential checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailureScope<'a> {
-    Account(&'a Address),
-    Source(&'a str),
+    Account(Surface, &'a Address),
+    Source(Surface, &'a str),
 }
 
 impl FailureScope<'_> {
     pub fn key(&self) -> String {
         match self {
-            Self::Account(address) => format!("account#{address}"),
-            Self::Source(source) => format!("source#{source}"),
+            Self::Account(surface, address) => format!("account#{}#{address}", surface.as_str()),
+            Self::Source(surface, source) => format!("source#{}#{source}", surface.as_str()),
         }
     }
 }
@@ -31,19 +49,38 @@ pub trait GuardStore: Send + Sync {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<bool>;
-    /// Failed credential checks of `scope` in the window starting at `window_start`.
+    /// Failed credential checks of `scope` in the window starting at `window_start` (not the
+    /// checks still in progress).
     async fn failures(
         &self,
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
     ) -> StoreResult<u32>;
-    /// Counts one more failure in the window; the counter is dropped after `expires_at`.
-    async fn add_failure(
+    /// Reserves one credential check in the window, atomically: answers true and counts it if
+    /// fewer than `limit` checks are in progress or have failed, else changes nothing and
+    /// answers false. A check is reserved before the password is hashed, so parallel guesses
+    /// cannot all pass the limit. A check that succeeds gives its reservation back
+    /// ([`GuardStore::release_attempt`]); one that fails keeps it and is counted as failed
+    /// ([`GuardStore::count_failure`]). The counter is dropped after `expires_at`.
+    async fn reserve_attempt(
         &self,
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
         expires_at: DateTime<Utc>,
-    ) -> StoreResult<u32>;
+        limit: u32,
+    ) -> StoreResult<bool>;
+    /// Gives one reservation back (a check that succeeded, or never ran); never below zero.
+    async fn release_attempt(
+        &self,
+        scope: &FailureScope<'_>,
+        window_start: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Counts a reserved check as failed; its reservation stays taken for the window.
+    async fn count_failure(
+        &self,
+        scope: &FailureScope<'_>,
+        window_start: DateTime<Utc>,
+    ) -> StoreResult<()>;
     async fn clear_failures(
         &self,
         scope: &FailureScope<'_>,

@@ -15,12 +15,12 @@ mod links;
 mod liveness;
 mod outbox;
 
-pub use accounts::{AccountDelete, AccountStore};
+pub use accounts::{AccountDelete, AccountStore, AccountUpdate};
 pub use admin::AdminStore;
 pub use domains::{DomainDelete, DomainStore, SecretAdd};
 pub use dynamo::{DynamoStore, DynamoStoreConfig};
 pub use embedded::EmbeddedStore;
-pub use guards::{FailureScope, GuardStore};
+pub use guards::{FailureScope, GuardStore, Surface};
 pub use kept_mail::KeptMailStore;
 pub use links::{LinkInsert, LinkQuery, LinkStore, Unlink};
 pub use liveness::LivenessStore;

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use pushmail_core::types::{ActivationJob, ActivationState, Address, DomainName, Link, Page};
+use pushmail_core::types::{
+    Account, ActivationJob, ActivationState, Address, DomainName, Link, Page,
+};
 
 use crate::StoreResult;
 
@@ -23,6 +25,9 @@ pub enum LinkInsert {
     Inserted,
     /// Nothing changed: the current link (linked or tombstone) has a generation at least as high.
     Conflict(Link),
+    /// Nothing changed: the account was deleted, disabled or given a new password since its
+    /// password was checked.
+    AccountChanged,
 }
 
 /// What [`crate::Store::unlink`] did.
@@ -41,9 +46,14 @@ pub trait LinkStore: Send + Sync {
     /// The account's link, live or tombstone, read consistently.
     async fn link(&self, address: &Address) -> StoreResult<Option<Link>>;
     /// Makes `link` current, atomically, if no link exists or the current one (live or
-    /// tombstone) has a lower generation; with it, queues `activation` in the outbox.
-    async fn insert_link(&self, link: &Link, activation: &ActivationJob)
-    -> StoreResult<LinkInsert>;
+    /// tombstone) has a lower generation, and the account still admits the password check made
+    /// against `checked` (`Account::still_admits`); with it, queues `activation` in the outbox.
+    async fn insert_link(
+        &self,
+        link: &Link,
+        activation: &ActivationJob,
+        checked: &Account,
+    ) -> StoreResult<LinkInsert>;
     /// Turns the live link into a tombstone if it is not newer than (`registration`,
     /// `generation`): a lower generation, or the same generation and registration.
     async fn unlink(

@@ -6,7 +6,7 @@ use rand::distributions::Alphanumeric;
 use pushmail_core::password::hash_password_off_thread;
 use pushmail_core::types::{Account, Address, Page, StoredMail, now};
 use pushmail_push::credentials::{CredentialError, check_credentials};
-use pushmail_store::AccountDelete;
+use pushmail_store::{AccountDelete, AccountUpdate, Surface};
 
 use super::{AdminService, NoticeStatus, Principal};
 use crate::error::{AdminError, AdminResult};
@@ -15,6 +15,8 @@ use crate::input::{
 };
 
 const GENERATED_PASSWORD_CHARS: usize = 20;
+/// Tries of a read-modify-write of an account that others keep changing.
+const MODIFY_RETRIES: usize = 5;
 
 /// A new account, with the password pushmail generated for it (shown only in this answer).
 #[derive(Debug)]
@@ -66,11 +68,12 @@ impl AdminService {
             address: address.clone(),
             password_hash: hash_password_off_thread(&password)
                 .await
-                .map_err(|e| AdminError::internal(&e))?,
+                .map_err(AdminError::from)?,
             enabled: input.enabled.unwrap_or(true),
             display_name: input.display_name,
             pushed_folders,
             created_at: now(),
+            revision: 0,
         };
         if !self.store.create_account(&account).await? {
             return Err(AdminError::conflict(format!("account {address} exists")));
@@ -116,37 +119,67 @@ impl AdminService {
         raw: &str,
         patch: AccountPatch,
     ) -> AdminResult<Account> {
-        let mut account = self.existing_account(who, raw).await?;
+        let address = self.account_address(who, raw)?;
         if let Some(password) = &patch.password {
             check_password(password)?;
-            account.password_hash = hash_password_off_thread(password)
-                .await
-                .map_err(|e| AdminError::internal(&e))?;
         }
-        if let Some(enabled) = patch.enabled {
-            account.enabled = enabled;
+        if let Some(Some(name)) = &patch.display_name {
+            check_text("display_name", name, 256)?;
         }
-        if let Some(name) = patch.display_name {
-            if let Some(name) = &name {
-                check_text("display_name", name, 256)?;
-            }
-            account.display_name = name;
-        }
-        if !self.store.update_account(&account).await? {
-            return Err(AdminError::not_found(format!(
-                "no account {}",
-                account.address
-            )));
-        }
-        let domain = account.address.domain();
+        // Hashed once, before the record is read, so the read-modify-write below is short.
+        let password_hash = match &patch.password {
+            Some(password) => Some(hash_password_off_thread(password).await?),
+            None => None,
+        };
+        let account = self
+            .modify_account(&address, |account| {
+                if let Some(hash) = &password_hash {
+                    account.password_hash = hash.clone();
+                }
+                if let Some(enabled) = patch.enabled {
+                    account.enabled = enabled;
+                }
+                if let Some(name) = &patch.display_name {
+                    account.display_name = name.clone();
+                }
+                Ok(())
+            })
+            .await?;
         self.audit(
             &who.token_id,
             "account.update",
             account.address.as_str(),
-            Some(&domain),
+            Some(&address.domain()),
         )
         .await?;
         Ok(account)
+    }
+
+    /// Applies `change` to the stored account and writes it if nobody wrote it meanwhile;
+    /// otherwise reads it again and reapplies the change, a few times.
+    async fn modify_account(
+        &self,
+        address: &Address,
+        mut change: impl FnMut(&mut Account) -> AdminResult<()>,
+    ) -> AdminResult<Account> {
+        for _ in 0..MODIFY_RETRIES {
+            let mut account = self
+                .store
+                .account(address)
+                .await?
+                .ok_or_else(|| AdminError::not_found(format!("no account {address}")))?;
+            change(&mut account)?;
+            match self.store.update_account(&account).await? {
+                AccountUpdate::Updated(account) => return Ok(account),
+                AccountUpdate::NotFound => {
+                    return Err(AdminError::not_found(format!("no account {address}")));
+                }
+                AccountUpdate::Conflict => continue,
+            }
+        }
+        Err(AdminError::conflict(format!(
+            "account {address} is being changed by others; try again"
+        )))
     }
 
     /// Deletes the account; if it was integrated, tells the push service (the notice's fate).
@@ -198,32 +231,26 @@ impl AdminService {
         raw: &str,
         input: PushedFolders,
     ) -> AdminResult<Vec<String>> {
-        let account = self.existing_account(who, raw).await?;
-        self.store_folders(account, input, &who.token_id).await
+        let address = self.account_address(who, raw)?;
+        let folders = check_folders(&input.folders)?;
+        let account = self
+            .modify_account(&address, |account| {
+                account.pushed_folders = folders.clone();
+                Ok(())
+            })
+            .await?;
+        self.folders_changed(&account, &who.token_id).await?;
+        Ok(account.pushed_folders)
     }
 
-    async fn store_folders(
-        &self,
-        mut account: Account,
-        input: PushedFolders,
-        actor: &str,
-    ) -> AdminResult<Vec<String>> {
-        account.pushed_folders = check_folders(&input.folders)?;
-        if !self.store.update_account(&account).await? {
-            return Err(AdminError::not_found(format!(
-                "no account {}",
-                account.address
-            )));
-        }
-        let domain = account.address.domain();
+    async fn folders_changed(&self, account: &Account, actor: &str) -> AdminResult<()> {
         self.audit(
             actor,
             "account.pushed_folders",
             account.address.as_str(),
-            Some(&domain),
+            Some(&account.address.domain()),
         )
-        .await?;
-        Ok(account.pushed_folders)
+        .await
     }
 
     /// Self-service: the account's own address and password (HTTP Basic), rate limited as the
@@ -236,26 +263,54 @@ impl AdminService {
     ) -> AdminResult<Account> {
         let bad = || AdminError::unauthorized("unknown account or wrong password");
         let address = Address::parse(address).map_err(|_| bad())?;
-        match check_credentials(self.store.as_ref(), &address, password, source, now()).await {
+        let checked = check_credentials(
+            self.store.as_ref(),
+            Surface::SelfService,
+            &address,
+            password,
+            source,
+            now(),
+        )
+        .await;
+        match checked {
             Ok(account) if account.enabled => Ok(account),
             Ok(_) => Err(AdminError::forbidden("this account is disabled")),
             Err(CredentialError::BadCredentials) => Err(bad()),
-            Err(error @ CredentialError::RateLimited { retry_after_secs }) => {
+            Err(error @ (CredentialError::RateLimited { .. } | CredentialError::Busy)) => {
                 Err(AdminError::RateLimited {
+                    retry_after_secs: error.retry_after_secs().unwrap_or(1),
                     detail: error.to_string(),
-                    retry_after_secs,
                 })
             }
             Err(CredentialError::Store(error)) => Err(error.into()),
         }
     }
 
+    /// Self-service: the account changes its own pushed folders, with the password it was
+    /// checked with. The change applies only while that check still stands: an admin who
+    /// disables the account or changes its password meanwhile wins, and is never undone.
     pub async fn set_own_pushed_folders(
         &self,
-        account: Account,
+        checked: Account,
         input: PushedFolders,
     ) -> AdminResult<Vec<String>> {
-        let actor = format!("self:{}", account.address);
-        self.store_folders(account, input, &actor).await
+        let folders = check_folders(&input.folders)?;
+        let account = self
+            .modify_account(&checked.address, |account| {
+                if !account.enabled {
+                    return Err(AdminError::forbidden("this account is disabled"));
+                }
+                if !account.still_admits(&checked) {
+                    return Err(AdminError::unauthorized(
+                        "unknown account or wrong password",
+                    ));
+                }
+                account.pushed_folders = folders.clone();
+                Ok(())
+            })
+            .await?;
+        self.folders_changed(&account, &format!("self:{}", account.address))
+            .await?;
+        Ok(account.pushed_folders)
     }
 }

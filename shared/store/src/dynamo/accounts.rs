@@ -21,9 +21,31 @@ impl crate::AccountStore for DynamoStore {
             .await
     }
 
-    async fn update_account(&self, account: &Account) -> StoreResult<bool> {
-        self.put_if(account_item(account), "attribute_exists(pk)", vec![])
-            .await
+    async fn update_account(&self, account: &Account) -> StoreResult<AccountUpdate> {
+        let updated = Account {
+            revision: account.revision + 1,
+            ..account.clone()
+        };
+        // Items written before revisions existed have none: they are revision 0.
+        let condition = if account.revision == 0 {
+            "attribute_exists(pk) AND (attribute_not_exists(revision) OR revision = :revision)"
+        } else {
+            "attribute_exists(pk) AND revision = :revision"
+        };
+        let written = self
+            .put_if(
+                account_item(&updated),
+                condition,
+                vec![(":revision", n(account.revision))],
+            )
+            .await?;
+        if written {
+            return Ok(AccountUpdate::Updated(updated));
+        }
+        Ok(match self.account(&account.address).await? {
+            None => AccountUpdate::NotFound,
+            Some(_) => AccountUpdate::Conflict,
+        })
     }
 
     async fn delete_account(&self, address: &Address) -> StoreResult<AccountDelete> {

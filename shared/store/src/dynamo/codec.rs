@@ -188,6 +188,7 @@ pub(super) fn account_item(account: &Account) -> Item {
             AttributeValue::L(account.pushed_folders.iter().map(s).collect()),
         ),
         ("created_at".into(), time(account.created_at)),
+        ("revision".into(), n(account.revision)),
     ]);
     if let Some(name) = &account.display_name {
         item.insert("display_name".into(), s(name));
@@ -214,6 +215,10 @@ pub(super) fn account_from(item: &Item) -> StoreResult<Account> {
             Some(_) => return Err(corrupt(item, "pushed_folders")),
         },
         created_at: get_time(item, "created_at")?,
+        revision: match item.get("revision") {
+            None => 0,
+            Some(_) => get_n(item, "revision")?,
+        },
     })
 }
 

@@ -27,31 +27,78 @@ impl crate::GuardStore for DynamoStore {
         window_start: DateTime<Utc>,
     ) -> StoreResult<u32> {
         match self.get(rate_pk(scope, window_start), "RATE").await? {
-            Some(item) => get_n(&item, "failures"),
-            None => Ok(0),
+            Some(item) if item.contains_key("failures") => get_n(&item, "failures"),
+            _ => Ok(0),
         }
     }
 
-    async fn add_failure(
+    async fn reserve_attempt(
         &self,
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
         expires_at: DateTime<Utc>,
-    ) -> StoreResult<u32> {
-        let output = self
+        limit: u32,
+    ) -> StoreResult<bool> {
+        let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(rate_pk(scope, window_start)))
             .key("sk", s("RATE"))
-            .update_expression("ADD failures :one SET expires_at = :expires")
+            .update_expression("ADD attempts :one SET expires_at = :expires")
+            .condition_expression("attribute_not_exists(attempts) OR attempts < :limit")
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
             .expression_attribute_values(":expires", n(expires_at.timestamp()))
-            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if condition_failed(&error) => Ok(false),
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    async fn release_attempt(
+        &self,
+        scope: &FailureScope<'_>,
+        window_start: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(rate_pk(scope, window_start)))
+            .key("sk", s("RATE"))
+            .update_expression("ADD attempts :minus_one")
+            .condition_expression("attempts > :zero")
+            .expression_attribute_values(":minus_one", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if condition_failed(&error) => Ok(()),
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    async fn count_failure(
+        &self,
+        scope: &FailureScope<'_>,
+        window_start: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(rate_pk(scope, window_start)))
+            .key("sk", s("RATE"))
+            .update_expression("ADD failures :one")
+            .expression_attribute_values(":one", n(1))
             .send()
             .await
             .map_err(backend)?;
-        get_n(&output.attributes.unwrap_or_default(), "failures")
+        Ok(())
     }
 
     async fn clear_failures(

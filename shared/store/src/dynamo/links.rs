@@ -16,8 +16,22 @@ impl crate::LinkStore for DynamoStore {
         &self,
         link: &Link,
         activation: &ActivationJob,
+        checked: &Account,
     ) -> StoreResult<LinkInsert> {
         contended("one account's link", || async {
+            // `Account::still_admits`, as a condition on the account item.
+            let account_unchanged = TransactWriteItem::builder()
+                .condition_check(build(
+                    ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(account_pk(&link.address)))
+                        .key("sk", s("ACCOUNT"))
+                        .condition_expression("enabled = :true AND password_hash = :hash")
+                        .expression_attribute_values(":true", AttributeValue::Bool(true))
+                        .expression_attribute_values(":hash", s(&checked.password_hash))
+                        .build(),
+                )?)
+                .build();
             // `Link::yields_to`, as a condition: no link yet, or a lower generation.
             let put_link = put_write(
                 Put::builder()
@@ -32,10 +46,17 @@ impl crate::LinkStore for DynamoStore {
                     .set_item(Some(activation_item(activation)))
                     .condition_expression("attribute_not_exists(pk)"),
             )?;
-            if self.transact(vec![put_link, put_job]).await? {
+            if self
+                .transact(vec![account_unchanged, put_link, put_job])
+                .await?
+            {
                 return Ok(Attempt::Done(LinkInsert::Inserted));
             }
-            // Refused or raced: the current link explains which.
+            // Refused or raced: the account or the current link explains which.
+            let account = self.account(&link.address).await?;
+            if !account.is_some_and(|account| account.still_admits(checked)) {
+                return Ok(Attempt::Done(LinkInsert::AccountChanged));
+            }
             Ok(match self.link(&link.address).await? {
                 Some(current) if !current.yields_to(link.generation) => {
                     Attempt::Done(LinkInsert::Conflict(current))

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::builders::{DeleteBuilder, PutBuilder, UpdateBuilder};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, Select, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, Select, TransactWriteItem, Update,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -16,8 +16,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::prelude::*;
 use crate::{
-    AccountDelete, DomainDelete, FailureScope, LinkInsert, LinkQuery, SecretAdd, StoreError,
-    StoreResult, Unlink,
+    AccountDelete, AccountUpdate, DomainDelete, FailureScope, LinkInsert, LinkQuery, SecretAdd,
+    StoreError, StoreResult, Unlink,
 };
 use pushmail_core::types::{
     Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Device, Domain,

@@ -39,16 +39,23 @@ impl crate::AccountStore for EmbeddedStore {
         .await
     }
 
-    async fn update_account(&self, account: &Account) -> StoreResult<bool> {
+    async fn update_account(&self, account: &Account) -> StoreResult<AccountUpdate> {
         let account = account.clone();
         self.write(move |txn| {
-            put_record(
-                txn,
-                ACCOUNTS,
-                account.address.as_str(),
-                &account,
-                Presence::Present,
-            )
+            let mut accounts = txn.open_table(ACCOUNTS)?;
+            let stored: Option<Account> = get(&accounts, account.address.as_str())?;
+            match stored {
+                None => Ok(AccountUpdate::NotFound),
+                Some(stored) if stored.revision != account.revision => Ok(AccountUpdate::Conflict),
+                Some(_) => {
+                    let updated = Account {
+                        revision: account.revision + 1,
+                        ..account
+                    };
+                    accounts.insert(updated.address.as_str(), encode(&updated)?.as_str())?;
+                    Ok(AccountUpdate::Updated(updated))
+                }
+            }
         })
         .await
     }

@@ -44,40 +44,69 @@ impl crate::GuardStore for EmbeddedStore {
         window_start: DateTime<Utc>,
     ) -> StoreResult<u32> {
         let k = key(&[&scope.key(), &window_start.timestamp().to_string()]);
-        self.read(move |txn| {
-            Ok(txn
-                .open_table(FAILURES)?
-                .get(k.as_str())?
-                .and_then(|v| v.value().parse().ok())
-                .unwrap_or(0))
-        })
-        .await
+        self.read(move |txn| Ok(counter(&txn.open_table(FAILURES)?, &k)?.failures))
+            .await
     }
 
-    async fn add_failure(
+    async fn reserve_attempt(
         &self,
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
         _expires_at: DateTime<Utc>,
-    ) -> StoreResult<u32> {
+        limit: u32,
+    ) -> StoreResult<bool> {
         let scope_key = scope.key();
         let k = key(&[&scope_key, &window_start.timestamp().to_string()]);
         let prefix = format!("{scope_key}{SEP}");
         self.write(move |txn| {
             let mut failures = txn.open_table(FAILURES)?;
-            let count = failures
-                .get(k.as_str())?
-                .and_then(|v| v.value().parse::<u32>().ok())
-                .unwrap_or(0)
-                + 1;
+            let mut count = counter(&failures, &k)?;
+            if count.attempts >= limit {
+                return Ok(false);
+            }
             // Older windows of this scope no longer count.
             for (old, _) in scan(&failures, &prefix, None, false)? {
                 if old != k {
                     failures.remove(old.as_str())?;
                 }
             }
+            count.attempts += 1;
             failures.insert(k.as_str(), count.to_string().as_str())?;
-            Ok(count)
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn release_attempt(
+        &self,
+        scope: &FailureScope<'_>,
+        window_start: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let k = key(&[&scope.key(), &window_start.timestamp().to_string()]);
+        self.write(move |txn| {
+            let mut failures = txn.open_table(FAILURES)?;
+            let mut count = counter(&failures, &k)?;
+            if count.attempts > 0 {
+                count.attempts -= 1;
+                failures.insert(k.as_str(), count.to_string().as_str())?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn count_failure(
+        &self,
+        scope: &FailureScope<'_>,
+        window_start: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let k = key(&[&scope.key(), &window_start.timestamp().to_string()]);
+        self.write(move |txn| {
+            let mut failures = txn.open_table(FAILURES)?;
+            let mut count = counter(&failures, &k)?;
+            count.failures += 1;
+            failures.insert(k.as_str(), count.to_string().as_str())?;
+            Ok(())
         })
         .await
     }
@@ -93,5 +122,30 @@ impl crate::GuardStore for EmbeddedStore {
             Ok(())
         })
         .await
+    }
+}
+
+/// A rate counter: checks reserved (in progress or failed), and of them the failed ones.
+#[derive(Debug, Default)]
+struct Counter {
+    attempts: u32,
+    failures: u32,
+}
+
+impl std::fmt::Display for Counter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.attempts, self.failures)
+    }
+}
+
+fn counter(table: &impl ReadableTable<&'static str, &'static str>, k: &str) -> TxResult<Counter> {
+    let Some(value) = table.get(k)? else {
+        return Ok(Counter::default());
+    };
+    let value = value.value();
+    let mut numbers = value.split(' ').map(|n| n.parse::<u32>().ok());
+    match (numbers.next().flatten(), numbers.next().flatten()) {
+        (Some(attempts), Some(failures)) => Ok(Counter { attempts, failures }),
+        _ => Err(StoreError::Corrupt(format!("rate counter {k:?} is {value:?}")).into()),
     }
 }

@@ -14,9 +14,14 @@ impl crate::LinkStore for EmbeddedStore {
         &self,
         link: &Link,
         activation: &ActivationJob,
+        checked: &Account,
     ) -> StoreResult<LinkInsert> {
-        let (link, activation) = (link.clone(), activation.clone());
+        let (link, activation, checked) = (link.clone(), activation.clone(), checked.clone());
         self.write(move |txn| {
+            let account: Option<Account> = get(&txn.open_table(ACCOUNTS)?, link.address.as_str())?;
+            if !account.is_some_and(|account| account.still_admits(&checked)) {
+                return Ok(LinkInsert::AccountChanged);
+            }
             let current: Option<Link> = get(&txn.open_table(LINKS)?, link.address.as_str())?;
             if let Some(current) = current.as_ref().filter(|c| !c.yields_to(link.generation)) {
                 return Ok(LinkInsert::Conflict(current.clone()));

@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    AccountDelete, DomainDelete, FailureScope, LinkInsert, LinkQuery, SecretAdd, StoreError,
-    StoreResult, Unlink,
+    AccountDelete, AccountUpdate, DomainDelete, FailureScope, LinkInsert, LinkQuery, SecretAdd,
+    StoreError, StoreResult, Unlink,
 };
 use pushmail_core::types::{
     Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Domain, DomainName,
