@@ -1,0 +1,143 @@
+//! Requests racing each other and parallel guessing, fired together at the real listeners: the
+//! rules the other suites check one request at a time must hold under concurrency too.
+
+use futures::future::join_all;
+use pushmail_core::password::verify_password;
+use pushmail_tests::{Answer, Harness, PASSWORD};
+use serde_json::json;
+
+fn count(answers: &[Answer], status: u16) -> usize {
+    answers.iter().filter(|a| a.status == status).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn self_service_racing_an_admin_change_never_undoes_it() {
+    let h = Harness::start().await;
+    let bob = h.account("bob").await;
+    let path = format!("/admin/accounts/{bob}");
+    for round in 0..10 {
+        assert_eq!(
+            h.admin_as_server("PATCH", &path, Some(json!({"enabled": true})))
+                .await
+                .status,
+            200
+        );
+        let folders = json!({"folders": [format!("Round{round}")]});
+        let (own, admin) = tokio::join!(
+            h.self_call("PUT", bob.as_str(), PASSWORD, Some(folders)),
+            h.admin_as_server("PATCH", &path, Some(json!({"enabled": false}))),
+        );
+        assert_eq!(admin.status, 200, "{:?}", admin.body);
+        assert!(matches!(own.status, 200 | 403), "{:?}", own.body);
+        let account = h.store.account(&bob).await.unwrap().unwrap();
+        assert!(!account.enabled, "round {round}: the disable was undone");
+    }
+    // A new password set while the old one is being checked for self-service stays set.
+    assert_eq!(
+        h.admin_as_server("PATCH", &path, Some(json!({"enabled": true})))
+            .await
+            .status,
+        200
+    );
+    let (own, admin) = tokio::join!(
+        h.self_call(
+            "PUT",
+            bob.as_str(),
+            PASSWORD,
+            Some(json!({"folders": ["X"]}))
+        ),
+        h.admin_as_server("PATCH", &path, Some(json!({"password": "a-new-password"}))),
+    );
+    assert_eq!(admin.status, 200);
+    assert!(matches!(own.status, 200 | 401), "{:?}", own.body);
+    let account = h.store.account(&bob).await.unwrap().unwrap();
+    assert!(verify_password("a-new-password", &account.password_hash));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_subscribe_guesses_check_no_more_passwords_than_the_limit() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let mut wrong = h.subscribe_body(&alice, "r-guess", 1);
+    wrong["password"] = json!("not the password");
+    let bodies = vec![wrong; 40];
+    let answers = join_all(bodies.iter().map(|b| h.post(b))).await;
+    let checked = count(&answers, 401);
+    assert!(checked <= 5, "{checked} guesses were checked");
+    assert_eq!(checked + count(&answers, 429), 40);
+    // The limit is reached: the right password is refused too, for the rest of the window...
+    let right = h.post(&h.subscribe_body(&alice, "r-1", 1)).await;
+    assert_eq!(right.status, 429, "{:?}", right.body);
+    assert!(right.retry_after.is_some());
+    // ...on this surface only: the user's own self-service login still works.
+    let own = h.self_call("GET", alice.as_str(), PASSWORD, None).await;
+    assert_eq!(own.status, 200, "{:?}", own.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_self_service_guesses_do_not_lock_out_the_device() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let answers =
+        join_all((0..30).map(|_| h.self_call("GET", alice.as_str(), "wrong guess", None))).await;
+    let checked = count(&answers, 401);
+    assert!(checked <= 5, "{checked} guesses were checked");
+    assert_eq!(checked + count(&answers, 429), 30);
+    let right = h.self_call("GET", alice.as_str(), PASSWORD, None).await;
+    assert_eq!(right.status, 429);
+    // The device's signed SUBSCRIBE is another surface, with counters of its own.
+    let subscribed = h.post(&h.subscribe_body(&alice, "r-1", 1)).await;
+    assert_eq!(subscribed.status, 200, "{:?}", subscribed.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscribe_racing_the_accounts_deletion_leaves_no_link() {
+    let h = Harness::start().await;
+    // The deletion lands at different moments of the SUBSCRIBE, sweeping across its password
+    // check (argon2 takes tens of milliseconds), where the old code lost the race.
+    for round in 0..12u64 {
+        let carol = h.account(&format!("carol{round}")).await;
+        let path = format!("/admin/accounts/{carol}");
+        let body = h.subscribe_body(&carol, "r-1", 1);
+        let (subscribed, deleted) = tokio::join!(h.post(&body), async {
+            tokio::time::sleep(std::time::Duration::from_millis(round * 6)).await;
+            h.admin_as_server("DELETE", &path, None).await
+        });
+        assert_eq!(deleted.status, 200, "{:?}", deleted.body);
+        assert!(
+            matches!(subscribed.status, 200 | 401),
+            "{:?}",
+            subscribed.body
+        );
+        assert_eq!(h.store.account(&carol).await.unwrap(), None);
+        assert_eq!(
+            h.store.link(&carol).await.unwrap(),
+            None,
+            "round {round}: a link outlived its account"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscribe_racing_a_disable_is_answered_as_it_was_recorded() {
+    let h = Harness::start().await;
+    for round in 0..12u64 {
+        let dave = h.account(&format!("dave{round}")).await;
+        let path = format!("/admin/accounts/{dave}");
+        let body = h.subscribe_body(&dave, "r-1", 1);
+        let (subscribed, disabled) = tokio::join!(h.post(&body), async {
+            tokio::time::sleep(std::time::Duration::from_millis(round * 6)).await;
+            h.admin_as_server("PATCH", &path, Some(json!({"enabled": false})))
+                .await
+        });
+        assert_eq!(disabled.status, 200);
+        let link = h.store.link(&dave).await.unwrap();
+        match subscribed.status {
+            // Recorded before the disable.
+            200 => assert!(link.is_some_and(|l| l.is_linked())),
+            // Refused: nothing recorded.
+            403 => assert_eq!(link, None, "round {round}"),
+            other => panic!("unexpected {other}: {:?}", subscribed.body),
+        }
+    }
+}
