@@ -11,7 +11,7 @@ use pushmail_core::types::{
 };
 use pushmail_store::{
     AccountDelete, AccountUpdate, DomainDelete, FailureScope, LinkInsert, LinkQuery, SecretAdd,
-    Store, StoreError, Surface, Unlink,
+    Store, StoreError, Surface, TokenDelete, Unlink,
 };
 
 macro_rules! conformance {
@@ -876,9 +876,33 @@ async fn tokens_and_audit(store: Arc<dyn Store>) {
         TokenScope::Domain(d.clone())
     );
     assert_eq!(store.list_tokens().await.unwrap().len(), 2);
-    assert!(store.delete_token("t1").await.unwrap());
-    assert!(!store.delete_token("t1").await.unwrap());
-    assert_eq!(store.token("t1").await.unwrap(), None);
+    // The only server-wide token stays; with a second one, either may go, not both.
+    assert_eq!(
+        store.delete_token("t1").await.unwrap(),
+        TokenDelete::LastServerToken
+    );
+    store
+        .put_token(&token("t3", TokenScope::Server))
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(store.delete_token("t1"), store.delete_token("t3"));
+    let mut outcomes = [a.unwrap(), b.unwrap()];
+    outcomes.sort_by_key(|o| *o == TokenDelete::Deleted);
+    assert_eq!(
+        outcomes,
+        [TokenDelete::LastServerToken, TokenDelete::Deleted]
+    );
+    assert_eq!(
+        store.delete_token("t9").await.unwrap(),
+        TokenDelete::NotFound
+    );
+    // A domain token dies with its domain.
+    store.create_domain(&domain("audit.example")).await.unwrap();
+    assert_eq!(
+        store.delete_domain(&d).await.unwrap(),
+        DomainDelete::Deleted
+    );
+    assert_eq!(store.token("t2").await.unwrap(), None);
 
     let start = now();
     for i in 0..5 {

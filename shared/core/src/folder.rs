@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::InvalidName;
+use crate::types::{InvalidName, quoted};
 
 /// The hierarchy delimiter, as IMAP's LIST announces it.
 pub const DELIMITER: char = '/';
@@ -20,7 +20,7 @@ pub struct FolderName(String);
 
 impl FolderName {
     pub fn parse(input: &str) -> Result<Self, InvalidName> {
-        let bad = |why: &str| InvalidName(format!("folder name {input:?} {why}"));
+        let bad = |why: &str| InvalidName(format!("folder name {} {why}", quoted(input)));
         if input.is_empty() || input.chars().count() > MAX_FOLDER_NAME_CHARS {
             return Err(bad("must be 1 to 255 characters"));
         }

@@ -136,11 +136,16 @@ impl SignatureHeaders {
         let bad = |detail: &str| Refusal::new(ErrorCode::BadSignature, detail);
         let timestamp = timestamp.ok_or_else(|| bad("the X-Push-Timestamp header is missing"))?;
         let signature = signature.ok_or_else(|| bad("the X-Push-Signature header is missing"))?;
+        // Canonical decimal only (no sign, no leading zero): the MAC covers the header's text,
+        // and this text is then the number's one spelling.
         if timestamp.is_empty()
             || timestamp.len() > 12
             || !timestamp.bytes().all(|b| b.is_ascii_digit())
+            || (timestamp.len() > 1 && timestamp.starts_with('0'))
         {
-            return Err(bad("X-Push-Timestamp must be unix seconds in decimal"));
+            return Err(bad(
+                "X-Push-Timestamp must be unix seconds in decimal, without leading zeros",
+            ));
         }
         let timestamp: i64 = timestamp
             .parse()
@@ -437,6 +442,9 @@ mod tests {
             (Some("1"), None),
             (Some("-1"), Some(good.as_str())),
             (Some("1.5"), Some(good.as_str())),
+            (Some("+1"), Some(good.as_str())),
+            // The MAC is over "1"; "01" is another text for the same number.
+            (Some("01"), Some(good.as_str())),
             (Some("1"), Some(&good[3..])),
             (Some("1"), Some("v2=00")),
             (Some("1"), Some(&good.to_uppercase().replace("V1=", "v1="))),

@@ -12,6 +12,17 @@ pub fn now() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
+/// Untrusted text as it may appear in an answer or a log line: quoted, with control characters
+/// escaped (no forged lines, no terminal escapes) and cut to 64 characters.
+pub fn quoted(untrusted: &str) -> String {
+    const SHOWN: usize = 64;
+    let mut shown: String = untrusted.chars().take(SHOWN).collect();
+    if untrusted.chars().nth(SHOWN).is_some() {
+        shown.push('…');
+    }
+    format!("{shown:?}")
+}
+
 /// A mail domain name, lower-cased: the spec compares domains case-insensitively.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -34,7 +45,10 @@ impl DomainName {
         if labels_ok {
             Ok(Self(name))
         } else {
-            Err(InvalidName(format!("`{input}` is not a valid domain name")))
+            Err(InvalidName(format!(
+                "{} is not a valid domain name",
+                quoted(input)
+            )))
         }
     }
 
@@ -73,7 +87,7 @@ pub struct Address {
 
 impl Address {
     pub fn parse(input: &str) -> Result<Self, InvalidName> {
-        let invalid = || InvalidName(format!("`{input}` is not a valid e-mail address"));
+        let invalid = || InvalidName(format!("{} is not a valid e-mail address", quoted(input)));
         let (local, domain) = input.rsplit_once('@').ok_or_else(invalid)?;
         let local_ok = !local.is_empty()
             && local.len() <= 64
@@ -444,6 +458,19 @@ mod tests {
             linked_at: now(),
             unlinked_at: None,
         }
+    }
+
+    #[test]
+    fn untrusted_text_is_quoted_escaped_and_cut() {
+        assert_eq!(quoted("a\r\nb\u{1b}[31m"), r#""a\r\nb\u{1b}[31m""#);
+        let long = quoted(&"x".repeat(10_000));
+        assert!(long.len() < 80 && long.ends_with("…\""), "{long}");
+        let error = Address::parse("evil\r\nINFO forged@example.com").unwrap_err();
+        assert!(
+            !error.0.contains('\n') && !error.0.contains('\r'),
+            "{}",
+            error.0
+        );
     }
 
     #[test]

@@ -9,12 +9,15 @@ use tracing::{error, info, warn};
 use crate::credentials::{CredentialError, check_credentials};
 use crate::mailer::{ActivationMail, Mailer};
 use pushmail_core::protocol::{
-    self, CallbackPolicy, ErrorCode, MAX_BODY_BYTES, PushRequest, REPLAY_WINDOW_SECS, Refusal,
-    Reply, SignatureHeaders, Subscribe, UncheckedRequest, Unsubscribe,
+    self, CallbackPolicy, ErrorCode, MAX_BODY_BYTES, MAX_LIVE_SECRETS, PushRequest,
+    REPLAY_WINDOW_SECS, Refusal, Reply, SignatureHeaders, Subscribe, UncheckedRequest, Unsubscribe,
 };
 use pushmail_core::types::{ActivationJob, ActivationState, Link, LinkState};
 use pushmail_store::{LinkInsert, Store, StoreError, Surface, Unlink};
 
+/// The key the signature check spends its padding MACs on (never a domain's secret: a match
+/// with it does not count).
+const UNUSED_SECRET: &[u8] = b"pushmail: no such push secret";
 /// SUBSCRIBE needs an IMAP listener heartbeat younger than this.
 pub const IMAP_LIVENESS_SECS: i64 = 60;
 /// How long one sender holds an activation job before another may take it over.
@@ -100,7 +103,8 @@ impl PushService {
         match self.answer(request, now).await {
             Ok(reply) => reply,
             Err(refusal) => {
-                info!(code = refusal.code.as_str(), detail = %refusal.detail, "request refused");
+                // Debug-quoted: the detail may quote the request, which must not forge log lines.
+                info!(code = refusal.code.as_str(), detail = ?refusal.detail, "request refused");
                 refusal.into()
             }
         }
@@ -147,21 +151,28 @@ impl PushService {
     }
 
     /// Accepts a signature made with any live secret of the email's domain. An unknown domain
-    /// gets the same answer as a wrong signature, so domains cannot be probed.
+    /// gets the same answer as a wrong signature, and the same work: one read of the domain's
+    /// secrets (none for an unknown domain) and [`MAX_LIVE_SECRETS`] MACs, padded with a
+    /// throw-away key, so the time taken does not tell which domains exist.
     async fn check_signature(
         &self,
         headers: &SignatureHeaders,
         domain: &pushmail_core::types::DomainName,
         body: &[u8],
     ) -> Result<(), Refusal> {
-        let secrets = match self.store.domain(domain).await? {
-            Some(_) => self.store.push_secrets(domain).await?,
-            None => Vec::new(),
-        };
-        // Check every secret, not just until one matches, so the time taken says nothing.
-        let matched = secrets.iter().fold(false, |any, secret| {
-            headers.is_signed_by(secret.value.as_bytes(), body) | any
-        });
+        let secrets = self.store.push_secrets(domain).await?;
+        let padding = std::iter::repeat_n(
+            UNUSED_SECRET,
+            (MAX_LIVE_SECRETS as usize).saturating_sub(secrets.len()),
+        );
+        // Every key is tried, not just until one matches, so the time says nothing either.
+        let matched = secrets
+            .iter()
+            .map(|secret| (secret.value.as_bytes(), true))
+            .chain(padding.map(|key| (key, false)))
+            .fold(false, |any, (key, real)| {
+                (headers.is_signed_by(key, body) & real) | any
+            });
         if matched {
             Ok(())
         } else {

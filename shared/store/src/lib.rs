@@ -16,7 +16,7 @@ mod liveness;
 mod outbox;
 
 pub use accounts::{AccountDelete, AccountStore, AccountUpdate};
-pub use admin::AdminStore;
+pub use admin::{AdminStore, TokenDelete};
 pub use domains::{DomainDelete, DomainStore, SecretAdd};
 pub use dynamo::{DynamoStore, DynamoStoreConfig};
 pub use embedded::EmbeddedStore;

@@ -1,6 +1,7 @@
 //! Admin tokens and the audit trail.
 
 use pushmail_core::types::{AdminToken, AuditEntry, DomainName, Page, TokenScope};
+use pushmail_store::TokenDelete;
 
 use super::{AdminService, Principal};
 use crate::error::{AdminError, AdminResult};
@@ -46,8 +47,16 @@ impl AdminService {
 
     pub async fn delete_token(&self, who: &Principal, id: &str) -> AdminResult<()> {
         who.require_server()?;
-        if !self.store.delete_token(id).await? {
-            return Err(AdminError::not_found(format!("no token {id}")));
+        match self.store.delete_token(id).await? {
+            TokenDelete::Deleted => {}
+            TokenDelete::NotFound => {
+                return Err(AdminError::not_found(format!("no token {id}")));
+            }
+            TokenDelete::LastServerToken => {
+                return Err(AdminError::conflict(
+                    "this is the last server-wide token; create another before deleting it",
+                ));
+            }
         }
         self.audit(&who.token_id, "token.delete", id, None).await
     }

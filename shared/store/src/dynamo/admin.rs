@@ -51,21 +51,50 @@ impl crate::AdminStore for DynamoStore {
             .collect()
     }
 
-    async fn delete_token(&self, id: &str) -> StoreResult<bool> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("TOKEN#{id}")))
-            .key("sk", s("TOKEN"))
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) if condition_failed(&error) => Ok(false),
-            Err(error) => Err(backend(error)),
-        }
+    async fn delete_token(&self, id: &str) -> StoreResult<TokenDelete> {
+        contended("the server-wide tokens", || async {
+            let Some(token) = self.token(id).await? else {
+                return Ok(Attempt::Done(TokenDelete::NotFound));
+            };
+            let delete = delete_write(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(format!("TOKEN#{id}")))
+                    .key("sk", s("TOKEN"))
+                    .condition_expression("attribute_exists(pk)"),
+            )?;
+            let mut writes = vec![delete];
+            if token.scope == TokenScope::Server {
+                // Another server-wide token must still exist when this one goes: two racing
+                // deletions of the last two conflict, and the retry finds only one left.
+                let other = self
+                    .list_tokens()
+                    .await?
+                    .into_iter()
+                    .find(|t| t.scope == TokenScope::Server && t.id != token.id);
+                let Some(other) = other else {
+                    return Ok(Attempt::Done(TokenDelete::LastServerToken));
+                };
+                writes.push(
+                    TransactWriteItem::builder()
+                        .condition_check(build(
+                            ConditionCheck::builder()
+                                .table_name(&self.table)
+                                .key("pk", s(format!("TOKEN#{}", other.id)))
+                                .key("sk", s("TOKEN"))
+                                .condition_expression("attribute_exists(pk)")
+                                .build(),
+                        )?)
+                        .build(),
+                );
+            }
+            Ok(if self.transact(writes).await? {
+                Attempt::Done(TokenDelete::Deleted)
+            } else {
+                Attempt::Raced
+            })
+        })
+        .await
     }
 
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {

@@ -84,6 +84,19 @@ impl crate::DomainStore for DynamoStore {
                     .key("sk", s(get_s(&secret, "sk")?)),
             )?);
         }
+        // A token scoped to the domain dies with it: it must not control a domain created later
+        // under the same name. (Found through the token index, which is eventually consistent:
+        // a token made in the same instant may be missed; docs/security.md.)
+        for token in self.list_tokens().await? {
+            if token.scope == TokenScope::Domain(name.clone()) {
+                writes.push(delete_write(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(format!("TOKEN#{}", token.id)))
+                        .key("sk", s("TOKEN")),
+                )?);
+            }
+        }
         Ok(if self.transact(writes).await? {
             DomainDelete::Deleted
         } else {

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::prelude::*;
 use crate::{
     AccountDelete, AccountUpdate, DomainDelete, FailureScope, LinkInsert, LinkQuery, SecretAdd,
-    StoreError, StoreResult, Unlink,
+    StoreError, StoreResult, TokenDelete, Unlink,
 };
 use pushmail_core::types::{
     Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Device, Domain,

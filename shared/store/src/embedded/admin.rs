@@ -30,10 +30,27 @@ impl crate::AdminStore for EmbeddedStore {
         .await
     }
 
-    async fn delete_token(&self, id: &str) -> StoreResult<bool> {
+    async fn delete_token(&self, id: &str) -> StoreResult<TokenDelete> {
         let id = id.to_owned();
-        self.write(move |txn| Ok(txn.open_table(TOKENS)?.remove(id.as_str())?.is_some()))
-            .await
+        self.write(move |txn| {
+            let mut tokens = txn.open_table(TOKENS)?;
+            let Some(token) = get::<AdminToken>(&tokens, &id)? else {
+                return Ok(TokenDelete::NotFound);
+            };
+            if token.scope == TokenScope::Server {
+                let mut server_tokens = 0;
+                for (_, record) in scan(&tokens, "", None, false)? {
+                    let other: AdminToken = decode(&record)?;
+                    server_tokens += usize::from(other.scope == TokenScope::Server);
+                }
+                if server_tokens <= 1 {
+                    return Ok(TokenDelete::LastServerToken);
+                }
+            }
+            tokens.remove(id.as_str())?;
+            Ok(TokenDelete::Deleted)
+        })
+        .await
     }
 
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {

@@ -90,6 +90,15 @@ impl crate::DomainStore for EmbeddedStore {
             for (k, _) in scan(&secrets, &prefix, None, false)? {
                 secrets.remove(k.as_str())?;
             }
+            // A token scoped to the domain dies with it: it must not control a domain
+            // created later under the same name.
+            let mut tokens = txn.open_table(TOKENS)?;
+            for (id, record) in scan(&tokens, "", None, false)? {
+                let token: AdminToken = decode(&record)?;
+                if token.scope == TokenScope::Domain(name.clone()) {
+                    tokens.remove(id.as_str())?;
+                }
+            }
             Ok(DomainDelete::Deleted)
         })
         .await

@@ -16,11 +16,11 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     AccountDelete, AccountUpdate, DomainDelete, FailureScope, LinkInsert, LinkQuery, SecretAdd,
-    StoreError, StoreResult, Unlink,
+    StoreError, StoreResult, TokenDelete, Unlink,
 };
 use pushmail_core::types::{
     Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Domain, DomainName,
-    Link, Page, PushSecret, ServerSettings, StoredMail, UnlinkRule,
+    Link, Page, PushSecret, ServerSettings, StoredMail, TokenScope, UnlinkRule,
 };
 
 type Records = TableDefinition<'static, &'static str, &'static str>;
