@@ -125,6 +125,13 @@ pub struct Answer {
     pub status: u16,
     pub body: Value,
     pub retry_after: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 pub struct Setup {
@@ -472,6 +479,7 @@ async fn answer_of(response: reqwest::Response) -> (Answer, String) {
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let headers = response.headers().clone();
     let text = response.text().await.expect("body");
     let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
     (
@@ -479,6 +487,7 @@ async fn answer_of(response: reqwest::Response) -> (Answer, String) {
             status,
             body,
             retry_after,
+            headers,
         },
         text,
     )

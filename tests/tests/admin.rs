@@ -55,10 +55,21 @@ async fn domain_token(h: &Harness, domain: &str) -> String {
 async fn tokens_are_required_and_checked() {
     let h = Harness::start().await;
     let path = "/admin/domains";
-    assert_error(
-        &h.admin_call("GET", path, None, None).await,
-        401,
-        "unauthorized",
+    let missing = h.admin_call("GET", path, None, None).await;
+    assert_error(&missing, 401, "unauthorized");
+    assert_eq!(
+        missing.header("www-authenticate"),
+        Some("Bearer realm=\"pushmail admin\"")
+    );
+    let own = h
+        .self_call("GET", "nobody@x.example", "wrong-password", None)
+        .await;
+    assert_error(&own, 401, "unauthorized");
+    assert!(
+        own.header("www-authenticate")
+            .is_some_and(|c| c.starts_with("Basic realm=")),
+        "{:?}",
+        own.headers
     );
     for bad in [
         "nonsense",

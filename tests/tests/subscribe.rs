@@ -583,7 +583,9 @@ async fn unknown_routes_and_methods_are_refused() {
     let h = Harness::start().await;
     let answer = h.get("/nowhere").await;
     assert_error(&answer, 404, "invalid_request");
-    assert_eq!(h.get("/subscribe").await.status, 405);
+    let wrong_method = h.get("/subscribe").await;
+    assert_error(&wrong_method, 405, "invalid_request");
+    assert_eq!(wrong_method.header("allow"), Some("POST"));
 }
 
 #[tokio::test]

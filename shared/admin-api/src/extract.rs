@@ -3,7 +3,7 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -45,22 +45,50 @@ pub fn json_answer(
     pushmail_http::json_response(status.as_u16(), body, retry_after_secs)
 }
 
-/// An [`AdminError`] as an HTTP answer.
-pub struct ApiError(pub AdminError);
+/// The challenge of a 401 on the admin routes (RFC 6750).
+const BEARER_CHALLENGE: &str = "Bearer realm=\"pushmail admin\"";
+/// The challenge of a 401 on the self-service routes (RFC 7617).
+pub const BASIC_CHALLENGE: &str = "Basic realm=\"pushmail\", charset=\"UTF-8\"";
+
+/// An [`AdminError`] as an HTTP answer; a 401 says how to authenticate (`WWW-Authenticate`).
+pub struct ApiError {
+    error: AdminError,
+    challenge: &'static str,
+}
+
+impl ApiError {
+    /// The error, challenging for the account's own Basic credentials if it is a 401.
+    pub fn basic(error: AdminError) -> Self {
+        Self {
+            error,
+            challenge: BASIC_CHALLENGE,
+        }
+    }
+}
 
 impl From<AdminError> for ApiError {
     fn from(error: AdminError) -> Self {
-        Self(error)
+        Self {
+            error,
+            challenge: BEARER_CHALLENGE,
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        json_answer(
-            status_of(&self.0),
-            &ErrorView::from(&self.0),
-            self.0.retry_after_secs(),
-        )
+        let mut response = json_answer(
+            status_of(&self.error),
+            &ErrorView::from(&self.error),
+            self.error.retry_after_secs(),
+        );
+        if matches!(self.error, AdminError::Unauthorized(_)) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(self.challenge),
+            );
+        }
+        response
     }
 }
 
@@ -103,13 +131,18 @@ impl FromRequestParts<AppState> for SelfAccount {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
             .and_then(|(_, encoded)| STANDARD.decode(encoded.trim()).ok())
             .and_then(|bytes| String::from_utf8(bytes).ok())
-            .ok_or_else(challenge)?;
-        let (address, password) = credentials.split_once(':').ok_or_else(challenge)?;
+            .ok_or_else(challenge)
+            .map_err(ApiError::basic)?;
+        let (address, password) = credentials
+            .split_once(':')
+            .ok_or_else(challenge)
+            .map_err(ApiError::basic)?;
         let source = pushmail_http::source_address(&parts.extensions);
         Ok(Self(
             state
                 .authenticate_account(address, password, source.as_deref())
-                .await?,
+                .await
+                .map_err(ApiError::basic)?,
         ))
     }
 }

@@ -403,6 +403,9 @@ async fn set_own_pushed_folders(
     JsonBody(input): JsonBody<PushedFolders>,
 ) -> Answer {
     ok(FoldersView {
-        folders: s.set_own_pushed_folders(account, input).await?,
+        folders: s
+            .set_own_pushed_folders(account, input)
+            .await
+            .map_err(ApiError::basic)?,
     })
 }

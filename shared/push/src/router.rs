@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::service::{IncomingRequest, PushService};
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
 use pushmail_core::protocol::{
@@ -20,6 +20,7 @@ pub fn router(service: Arc<PushService>) -> Router {
     Router::new()
         .route(SUBSCRIBE_PATH, post(subscribe))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(service)
 }
 
@@ -52,6 +53,20 @@ async fn not_found() -> Response {
     );
     let mut response = reply_response(refusal.into());
     *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+}
+
+/// Another method on the Subscribe URL: 405 with `Allow: POST` and the error body.
+async fn method_not_allowed() -> Response {
+    let refusal = Refusal::new(
+        ErrorCode::InvalidRequest,
+        "the Subscribe URL takes POST only",
+    );
+    let mut response = reply_response(refusal.into());
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
     response
 }
 
