@@ -22,6 +22,7 @@ use pushmail_core::types::{
     Account, Address, Domain, DomainName, PushSecret, ServerSettings, StoredMail, TokenScope,
 };
 use pushmail_push::mailer::{ActivationMail, MailError, Mailer, StoreMailer};
+use pushmail_push::resolver::Resolver;
 use pushmail_push::service::PushService;
 use pushmail_runtime::aws::AwsContext;
 use pushmail_store::{EmbeddedStore, Store};
@@ -101,6 +102,38 @@ impl Mailer for TestMailer {
     }
 }
 
+/// Callback names resolved from a table the test sets: the suites make no DNS queries, and a
+/// test can make a name point anywhere (to a private address, say) at any moment.
+#[derive(Default)]
+pub struct StaticResolver {
+    names: std::sync::Mutex<std::collections::HashMap<String, Vec<std::net::IpAddr>>>,
+}
+
+impl StaticResolver {
+    pub fn set(&self, name: &str, addresses: &[&str]) {
+        let addresses = addresses
+            .iter()
+            .map(|a| a.parse().expect("an IP"))
+            .collect();
+        self.names
+            .lock()
+            .expect("resolver lock")
+            .insert(name.to_owned(), addresses);
+    }
+}
+
+#[async_trait]
+impl Resolver for StaticResolver {
+    async fn resolve(&self, host: &str) -> std::io::Result<Vec<std::net::IpAddr>> {
+        self.names
+            .lock()
+            .expect("resolver lock")
+            .get(host)
+            .cloned()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such host"))
+    }
+}
+
 /// One test's world: its own store, domain and secret.
 pub struct Harness {
     pub base_url: String,
@@ -112,6 +145,8 @@ pub struct Harness {
     pub service: Arc<PushService>,
     pub domain: DomainName,
     pub secret: String,
+    /// How callback hosts resolve in this test (nothing resolves until set).
+    pub resolver: Arc<StaticResolver>,
     mailer: Arc<TestMailer>,
     http: reqwest::Client,
     last_timestamp: AtomicI64,
@@ -186,7 +221,14 @@ impl Harness {
             kept: StoreMailer::new(store.clone()),
             accepting: AtomicBool::new(setup.mail_accepted),
         });
-        let wired = pushmail_runtime::wire_on(store.clone(), mailer.clone(), true);
+        let resolver = Arc::new(StaticResolver::default());
+        let wired = pushmail_runtime::Backends {
+            store: store.clone(),
+            mailer: mailer.clone(),
+            resolver: resolver.clone(),
+            local_mode: true,
+        }
+        .services();
         let (_, server_token) = wired
             .admin
             .issue_token(TokenScope::Server, "test")
@@ -201,6 +243,7 @@ impl Harness {
             service: wired.push,
             domain: DomainName::parse(&format!("{}.example", unique("d"))).expect("valid domain"),
             secret: unique("secret-"),
+            resolver,
             mailer,
             http: reqwest::Client::new(),
             last_timestamp: AtomicI64::new(0),

@@ -3,7 +3,7 @@
 
 use futures::future::join_all;
 use pushmail_core::password::verify_password;
-use pushmail_tests::{Answer, Harness, PASSWORD};
+use pushmail_tests::{Answer, CallbackSink, Harness, PASSWORD};
 use serde_json::json;
 
 fn count(answers: &[Answer], status: u16) -> usize {
@@ -140,4 +140,81 @@ async fn a_subscribe_racing_a_disable_is_answered_as_it_was_recorded() {
             other => panic!("unexpected {other}: {:?}", subscribed.body),
         }
     }
+}
+
+#[tokio::test]
+async fn callbacks_must_name_public_hosts_at_subscribe() {
+    let h = Harness::start().await;
+    let erin = h.account("erin").await;
+    h.resolver.set("internal.push.example", &["10.0.0.5"]);
+    h.resolver
+        .set("mixed.push.example", &["93.184.216.34", "169.254.169.254"]);
+    for callback in [
+        "https://169.254.169.254/latest/meta-data",
+        "https://[fd00:ec2::254]/n",
+        "https://10.1.2.3/n",
+        "https://internal.push.example/n",
+        "https://mixed.push.example/n",
+        "https://push.example.net/n\r\nX-Injected: 1",
+    ] {
+        let mut body = h.subscribe_body(&erin, "r-1", 1);
+        body["callback"] = json!(callback);
+        let answer = h.post(&body).await;
+        assert_eq!(answer.status, 400, "{callback}: {:?}", answer.body);
+        assert_eq!(answer.body["error"], "invalid_request");
+    }
+    assert_eq!(h.store.link(&erin).await.unwrap(), None, "nothing recorded");
+    // A name that does not resolve now is accepted (spec §2), and judged again at each notice.
+    let mut body = h.subscribe_body(&erin, "r-1", 1);
+    body["callback"] = json!("https://not-yet.push.example/n");
+    assert_eq!(h.post(&body).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_notice_never_connects_to_a_host_that_now_resolves_inside() {
+    let h = Harness::start().await;
+    let sink = CallbackSink::start(200).await;
+    let port = sink
+        .url
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    // Local mode permits http to `localhost` (resolved by the test's table) and loopback
+    // addresses: while the name resolves there, notices go to it...
+    let frank = h.account("frank").await;
+    h.resolver.set("localhost", &["127.0.0.1"]);
+    let mut body = h.subscribe_body(&frank, "r-1", 1);
+    body["callback"] = json!(format!("http://localhost:{port}/n/frank"));
+    assert_eq!(h.post(&body).await.status, 200);
+    // ...but once it resolves to a private address, the notice is not sent there.
+    h.resolver.set("localhost", &["10.0.0.5"]);
+    let removed = h
+        .admin_as_server(
+            "DELETE",
+            &format!("/admin/accounts/{frank}/integration"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        removed.body,
+        json!({"status": "unlinked", "unlinked_notice": "attempted"})
+    );
+    assert!(sink.received().is_empty());
+    // The same removal to the loopback name is received: the sink would have seen it.
+    let grace = h.account("grace").await;
+    h.resolver.set("localhost", &["127.0.0.1"]);
+    let mut body = h.subscribe_body(&grace, "r-1", 1);
+    body["callback"] = json!(format!("http://localhost:{port}/n/grace"));
+    assert_eq!(h.post(&body).await.status, 200);
+    let removed = h
+        .admin_as_server(
+            "DELETE",
+            &format!("/admin/accounts/{grace}/integration"),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, 200);
+    assert_eq!(sink.received().len(), 1);
 }

@@ -473,7 +473,7 @@ async fn deleting_an_integrated_account_unlinks_it_and_tells_the_push_service() 
         .await;
     assert_eq!(
         deleted.body,
-        json!({"status": "deleted", "unlinked_notice": "delivered"})
+        json!({"status": "deleted", "unlinked_notice": "attempted"})
     );
     assert_eq!(h.store.account(&alice).await.unwrap(), None);
     assert_eq!(h.store.link(&alice).await.unwrap(), None);
@@ -776,7 +776,7 @@ async fn removing_an_integrated_account_unlinks_it_for_the_subscribe_url() {
     let removed = h.admin_as_server("DELETE", &path, None).await;
     assert_eq!(
         removed.body,
-        json!({"status": "unlinked", "unlinked_notice": "delivered"})
+        json!({"status": "unlinked", "unlinked_notice": "attempted"})
     );
     let notices = sink.received();
     assert_eq!(notices.len(), 1);
@@ -840,7 +840,7 @@ async fn an_unreachable_push_service_does_not_stop_a_removal() {
         .await;
     assert_eq!(
         removed.body,
-        json!({"status": "unlinked", "unlinked_notice": "unreachable"})
+        json!({"status": "unlinked", "unlinked_notice": "attempted"})
     );
     assert!(!h.store.link(&alice).await.unwrap().unwrap().is_linked());
 }

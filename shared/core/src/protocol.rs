@@ -234,11 +234,7 @@ impl PushRequest {
     }
 }
 
-/// Callback rules: https anywhere, or plain http to a loopback host when `local_mode` is on.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CallbackPolicy {
-    pub local_mode: bool,
-}
+pub use crate::network::CallbackPolicy;
 
 /// The request body as JSON, before its fields are checked. The email is read first so that the
 /// domain's secrets can be found, and the signature checked, before anything else is trusted.
@@ -362,6 +358,13 @@ fn check_callback(callback: &str, policy: CallbackPolicy) -> Result<(), Refusal>
     if callback.len() > MAX_CALLBACK_LEN {
         return Err(bad("is longer than 2048 characters"));
     }
+    // The URL parser would drop or encode these; the callback is kept as sent, so refuse them.
+    if callback
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(bad("must not contain spaces or control characters"));
+    }
     let url = url::Url::parse(callback).map_err(|e| bad(&format!("is not a URL: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad("must not carry credentials"));
@@ -370,6 +373,16 @@ fn check_callback(callback: &str, policy: CallbackPolicy) -> Result<(), Refusal>
         return Err(bad("must not carry a fragment"));
     }
     let host = url.host().ok_or_else(|| bad("has no host"))?;
+    let literal = match host {
+        url::Host::Ipv4(ip) => Some(std::net::IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(std::net::IpAddr::V6(ip)),
+        url::Host::Domain(_) => None,
+    };
+    if literal.is_some_and(|ip| !policy.permits(ip)) {
+        return Err(bad(
+            "must name a public host (not loopback, private, link-local or metadata)",
+        ));
+    }
     match url.scheme() {
         "https" => Ok(()),
         "http" if policy.local_mode && is_loopback(&host) => Ok(()),
@@ -499,6 +512,25 @@ mod tests {
             (json!({"callback": "not a url"}), "callback"),
             (
                 json!({"callback": "https://u:p@push.example.net/"}),
+                "callback",
+            ),
+            (
+                json!({"callback": "https://169.254.169.254/latest"}),
+                "callback",
+            ),
+            (json!({"callback": "https://10.0.0.7/n"}), "callback"),
+            (json!({"callback": "https://[fd00:ec2::254]/n"}), "callback"),
+            (json!({"callback": "https://127.0.0.1/n"}), "callback"),
+            (
+                json!({"callback": "https://[::ffff:192.168.0.1]/n"}),
+                "callback",
+            ),
+            (
+                json!({"callback": "https://push.example.net/n\r\nX: y"}),
+                "callback",
+            ),
+            (
+                json!({"callback": "https://push.example.net/a b"}),
                 "callback",
             ),
             (json!({"device": "Bold"}), "device"),

@@ -5,6 +5,7 @@
 pub mod credentials;
 pub mod mailer;
 pub mod notifier;
+pub mod resolver;
 pub mod router;
 pub mod service;
 

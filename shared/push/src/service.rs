@@ -8,6 +8,7 @@ use tracing::{error, info, warn};
 
 use crate::credentials::{CredentialError, check_credentials};
 use crate::mailer::{ActivationMail, Mailer};
+use crate::resolver::{Resolver, check_host};
 use pushmail_core::protocol::{
     self, CallbackPolicy, ErrorCode, MAX_BODY_BYTES, MAX_LIVE_SECRETS, PushRequest,
     REPLAY_WINDOW_SECS, Refusal, Reply, SignatureHeaders, Subscribe, UncheckedRequest, Unsubscribe,
@@ -65,6 +66,7 @@ pub struct SweepReport {
 pub struct PushService {
     store: Arc<dyn Store>,
     mailer: Arc<dyn Mailer>,
+    resolver: Arc<dyn Resolver>,
     settings: ServiceSettings,
 }
 
@@ -85,11 +87,24 @@ impl From<CredentialError> for Refusal {
 }
 
 impl PushService {
-    pub fn new(store: Arc<dyn Store>, mailer: Arc<dyn Mailer>, settings: ServiceSettings) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        mailer: Arc<dyn Mailer>,
+        resolver: Arc<dyn Resolver>,
+        settings: ServiceSettings,
+    ) -> Self {
         Self {
             store,
             mailer,
+            resolver,
             settings,
+        }
+    }
+
+    /// Where callbacks may point (spec §2).
+    pub fn callback_policy(&self) -> CallbackPolicy {
+        CallbackPolicy {
+            local_mode: self.settings.local_mode,
         }
     }
 
@@ -139,10 +154,7 @@ impl PushService {
                 "this signature was already used: sign every attempt afresh",
             ));
         }
-        let policy = CallbackPolicy {
-            local_mode: self.settings.local_mode,
-        };
-        match unchecked.validate(policy)? {
+        match unchecked.validate(self.callback_policy())? {
             PushRequest::Subscribe(subscribe) => {
                 self.subscribe(subscribe, request.source, now).await
             }
@@ -199,6 +211,18 @@ impl PushService {
             _ => return Err(disabled("push integration is turned off for this domain")),
         }
 
+        // The callback's name must not resolve to a refused address now (spec §2); it is
+        // checked again when each notice is sent.
+        if let Ok(url) = url::Url::parse(&request.callback)
+            && let Some(host) = url.host()
+            && check_host(self.resolver.as_ref(), &host, self.callback_policy())
+                .await
+                .is_err()
+        {
+            return Err(Refusal::invalid(
+                "field `callback` names a host that resolves to a non-public address",
+            ));
+        }
         let account = check_credentials(
             self.store.as_ref(),
             Surface::Subscribe,

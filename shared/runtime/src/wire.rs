@@ -6,6 +6,7 @@ use std::time::Duration;
 use pushmail_admin_api::service::AdminService;
 use pushmail_push::mailer::{Mailer, StoreMailer};
 use pushmail_push::notifier::HttpNotifier;
+use pushmail_push::resolver::{Resolver, SystemResolver};
 use pushmail_push::service::{PushService, ServiceSettings};
 use pushmail_store::{EmbeddedStore, Store, StoreError};
 
@@ -45,6 +46,8 @@ pub struct Wired {
 pub struct Backends {
     pub store: Arc<dyn Store>,
     pub mailer: Arc<dyn Mailer>,
+    /// Resolves callback hosts (the system's resolver, but for tests).
+    pub resolver: Arc<dyn Resolver>,
     pub local_mode: bool,
 }
 
@@ -54,6 +57,7 @@ impl Backends {
         Arc::new(PushService::new(
             self.store.clone(),
             self.mailer.clone(),
+            self.resolver.clone(),
             ServiceSettings {
                 local_mode: self.local_mode,
             },
@@ -66,7 +70,11 @@ impl Backends {
         let admin = Arc::new(AdminService::new(
             self.store.clone(),
             push.clone(),
-            Arc::new(HttpNotifier::new(NOTICE_TIMEOUT)),
+            Arc::new(HttpNotifier::new(
+                NOTICE_TIMEOUT,
+                self.resolver.clone(),
+                push.callback_policy(),
+            )),
         ));
         Wired {
             store: self.store.clone(),
@@ -91,6 +99,7 @@ pub async fn open(settings: &Settings) -> Result<Backends, WireError> {
     Ok(Backends {
         store,
         mailer,
+        resolver: Arc::new(SystemResolver),
         local_mode: settings.local_mode(),
     })
 }
@@ -108,6 +117,7 @@ pub async fn open_on_aws(settings: &Settings) -> Backends {
     Backends {
         store,
         mailer,
+        resolver: Arc::new(SystemResolver),
         local_mode: settings.local_mode(),
     }
 }
@@ -117,11 +127,13 @@ pub async fn wire(settings: &Settings) -> Result<Wired, WireError> {
     Ok(open(settings).await?.services())
 }
 
-/// Both services on a given store and mailer (the test harness's entry, too).
+/// Both services on a given store and mailer, resolving callback hosts with the system's
+/// resolver (the benchmark's entry; the test harness builds [`Backends`] itself).
 pub fn wire_on(store: Arc<dyn Store>, mailer: Arc<dyn Mailer>, local_mode: bool) -> Wired {
     Backends {
         store,
         mailer,
+        resolver: Arc::new(SystemResolver),
         local_mode,
     }
     .services()

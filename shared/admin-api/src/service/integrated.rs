@@ -2,25 +2,22 @@
 //! activation mail.
 
 use pushmail_core::types::{ActivationJob, ActivationState, Link, Page, now};
-use pushmail_push::notifier::NoticeOutcome;
 use pushmail_push::service::Delivery;
 use pushmail_store::LinkQuery;
 use serde::Serialize;
 use serde_json::json;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{AdminService, Principal};
 use crate::error::{AdminError, AdminResult};
 use crate::input::ListParams;
 
-/// What became of the UNLINKED notice to the push service.
+/// Whether the UNLINKED notice was sent. How the callback answered is logged, never answered:
+/// a callback is someone else's URL, and its fate must not turn the API into a probe of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeStatus {
-    Delivered,
-    /// The callback answered, but not with 2xx.
-    Refused,
-    Unreachable,
+    Attempted,
     /// The domain has no push secret to sign it with.
     NotSentNoSecret,
 }
@@ -104,14 +101,11 @@ impl AdminService {
             )
             .await;
         if outcome.delivered() {
-            Ok(NoticeStatus::Delivered)
+            info!(address = %link.address, "UNLINKED notice delivered");
         } else {
             warn!(address = %link.address, ?outcome, "UNLINKED notice not delivered");
-            Ok(match outcome {
-                NoticeOutcome::Answered(_) => NoticeStatus::Refused,
-                NoticeOutcome::Unreachable(_) => NoticeStatus::Unreachable,
-            })
         }
+        Ok(NoticeStatus::Attempted)
     }
 
     /// Queues the activation mail again and tries it at once; says whether it went out.

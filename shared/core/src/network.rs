@@ -1,0 +1,108 @@
+//! Which addresses pushmail may send a push service's notices to (spec §2): public hosts only,
+//! so that a callback cannot make pushmail reach into its own network (cloud metadata, private
+//! services) or report on it.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Whether `ip` is a public unicast address. Refused: loopback, private (RFC 1918, fc00::/7),
+/// link-local (169.254.0.0/16 with the cloud metadata addresses, fe80::/10), unspecified,
+/// multicast and broadcast (spec §2), and besides them shared address space (100.64.0.0/10,
+/// carrier NAT), "this network" (0.0.0.0/8), the IETF protocol block (192.0.0.0/24) and the
+/// deprecated site-local fec0::/10. IPv4 inside IPv6 (mapped or compatible) is judged as IPv4.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped().or_else(|| compatible_v4(v6)) {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0 && c == 0))
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // unique local, fc00::/7
+        || (first & 0xffc0) == 0xfe80 // link-local, fe80::/10
+        || (first & 0xffc0) == 0xfec0) // site-local, fec0::/10
+}
+
+/// `::a.b.c.d` (deprecated IPv4-compatible), but not `::` or `::1`.
+fn compatible_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let segments = ip.segments();
+    (segments[..6].iter().all(|&s| s == 0) && (segments[6] != 0 || segments[7] > 1))
+        .then(|| Ipv4Addr::from(((segments[6] as u32) << 16) | segments[7] as u32))
+}
+
+/// Where callbacks may point: public addresses, and loopback too in local mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallbackPolicy {
+    pub local_mode: bool,
+}
+
+impl CallbackPolicy {
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        is_public(ip) || (self.local_mode && ip.is_loopback())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_permitted() {
+        let aws = CallbackPolicy { local_mode: false };
+        let local = CallbackPolicy { local_mode: true };
+        for public in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "::ffff:93.184.216.34",
+        ] {
+            assert!(aws.permits(public.parse().unwrap()), "{public}");
+        }
+        for refused in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "0.1.2.3",
+            "100.64.0.1",
+            "192.0.0.170",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00:ec2::254",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "::10.0.0.1",
+        ] {
+            assert!(!aws.permits(refused.parse().unwrap()), "{refused}");
+        }
+        assert!(local.permits("127.0.0.1".parse().unwrap()));
+        assert!(local.permits("::1".parse().unwrap()));
+        assert!(!local.permits("10.0.0.1".parse().unwrap()));
+    }
+}
