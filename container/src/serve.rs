@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use pushmail_core::types::{Address, TokenScope, now};
+use pushmail_http::Limits;
 use pushmail_push::service::sweep_activations_every;
 use pushmail_runtime::seed::{Seed, seed};
 use pushmail_runtime::{Settings, logging, wire};
@@ -31,6 +32,30 @@ pub struct ServeOptions {
     /// Seed a demo domain and account (example.com, alice@example.com / alice-password).
     #[arg(long, env = "PUSHMAIL_DEMO")]
     demo: bool,
+    /// Seconds a client has to send a request's header, counted from when the connection waits
+    /// for it (so also how long a kept-alive connection may idle).
+    #[arg(long, env = "PUSHMAIL_HTTP_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    http_header_timeout: u64,
+    /// Seconds a request may take, from its header to the answer (body included).
+    #[arg(long, env = "PUSHMAIL_HTTP_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    http_request_timeout: u64,
+    /// Open connections per HTTP listener; more wait until one closes.
+    #[arg(long, env = "PUSHMAIL_HTTP_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    http_max_connections: u32,
+    /// Open connections per source address and HTTP listener; more are closed at once.
+    #[arg(long, env = "PUSHMAIL_HTTP_MAX_CONNECTIONS_PER_SOURCE", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    http_max_connections_per_source: u32,
+}
+
+impl ServeOptions {
+    fn limits(&self) -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs(self.http_header_timeout),
+            request_timeout: Duration::from_secs(self.http_request_timeout),
+            max_connections: self.http_max_connections as usize,
+            max_connections_per_source: self.http_max_connections_per_source as usize,
+        }
+    }
 }
 
 pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()> {
@@ -78,8 +103,17 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
         settings.describe_store()
     );
     info!(?settings, ?options, "pushmail running");
-    let subscribe = pushmail_http::serve(subscribe_listener, pushmail_push::router(wired.push));
-    let admin = pushmail_http::serve(admin_listener, pushmail_admin_api::router(wired.admin));
+    let limits = options.limits();
+    let subscribe = pushmail_http::serve(
+        subscribe_listener,
+        pushmail_push::router(wired.push),
+        limits,
+    );
+    let admin = pushmail_http::serve(
+        admin_listener,
+        pushmail_admin_api::router(wired.admin),
+        limits,
+    );
     let served = tokio::try_join!(subscribe, admin);
     for task in background {
         task.abort();

@@ -5,7 +5,6 @@
 //! `PUSHMAIL_TEST_STORE=embedded|dynamodb` chooses the backend; by default DynamoDB when
 //! `AWS_ENDPOINT_URL` is set, else embedded, so `cargo test` needs nothing running.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
@@ -542,8 +541,12 @@ pub async fn serve(router: axum::Router) -> String {
         .await
         .expect("bind");
     let address = listener.local_addr().expect("local address");
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(pushmail_http::serve_until(
+        listener,
+        router,
+        pushmail_http::Limits::default(),
+        std::future::pending(),
+    ));
     format!("http://{address}")
 }
 

@@ -166,6 +166,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             )
             .into());
         }
+        if pushmail_http::announces_more_than(request.headers(), MAX_BODY_BYTES) {
+            return Err(AdminError::TooLarge("the body is larger than 64 KiB".into()).into());
+        }
         let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
             .await
             .map_err(|_| AdminError::TooLarge("the body is larger than 64 KiB".into()))?;

@@ -7,23 +7,14 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tracing::info;
+
+mod serve;
+
+pub use serve::{Limits, serve, serve_until};
 
 /// Hands the router to the Lambda runtime.
 pub async fn run_on_lambda(app: Router) -> Result<(), lambda_http::Error> {
     lambda_http::run(app).await
-}
-
-/// Serves the router until SIGINT or SIGTERM, finishing requests in flight.
-pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
-    info!("stopped");
-    Ok(())
 }
 
 pub async fn shutdown_signal() {
@@ -42,6 +33,16 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     interrupt.await.unwrap_or_default();
+}
+
+/// Whether the request announces a body larger than `limit` bytes: refused before any of it is
+/// read, rather than waited for.
+pub fn announces_more_than(headers: &http::HeaderMap, limit: usize) -> bool {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|length| length > limit as u64)
 }
 
 /// The caller's IP: from API Gateway's request context on Lambda, from the socket locally.

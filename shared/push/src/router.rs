@@ -27,8 +27,16 @@ pub fn router(service: Arc<PushService>) -> Router {
 async fn subscribe(State(service): State<Arc<PushService>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let source = pushmail_http::source_address(&parts.extensions);
-    // Stops reading at the limit, so an oversize body is never buffered whole.
-    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+    // Stops reading at the limit, so an oversize body is never buffered whole; one announced
+    // as oversize is not waited for at all.
+    let announced_too_large = pushmail_http::announces_more_than(&parts.headers, MAX_BODY_BYTES);
+    let body = match announced_too_large {
+        true => Err(()),
+        false => axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(drop),
+    };
+    let Ok(body) = body else {
         return reply_response(
             Refusal::new(ErrorCode::TooLarge, "the body is larger than 16 KiB").into(),
         );
