@@ -391,6 +391,19 @@ impl Harness {
         panic!("still busy after 20 tries");
     }
 
+    /// POSTs `body` signed with the test's secret at `timestamp` (unix seconds).
+    pub async fn post_signed_at(&self, body: &Value, timestamp: i64) -> Answer {
+        let bytes = serde_json::to_vec(body).expect("json");
+        let signature = sign(self.secret.as_bytes(), timestamp, &bytes);
+        self.post_raw(
+            bytes,
+            "application/json",
+            Some(&timestamp.to_string()),
+            Some(&signature),
+        )
+        .await
+    }
+
     /// As [`Harness::post`], signed with another secret.
     pub async fn post_signed_with(&self, body: &Value, secret: &str) -> Answer {
         let bytes = serde_json::to_vec(body).expect("json");

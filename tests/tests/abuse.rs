@@ -218,3 +218,24 @@ async fn a_notice_never_connects_to_a_host_that_now_resolves_inside() {
     assert_eq!(removed.status, 200);
     assert_eq!(sink.received().len(), 1);
 }
+
+#[tokio::test]
+async fn after_an_admin_removal_the_highest_generation_does_not_block_relinking() {
+    let h = Harness::start().await;
+    let ivy = h.account("ivy").await;
+    let top = h.post(&h.subscribe_body(&ivy, "r-max", u64::MAX)).await;
+    assert_eq!(top.status, 200, "{:?}", top.body);
+    let path = format!("/admin/accounts/{ivy}/integration");
+    assert_eq!(h.admin_as_server("DELETE", &path, None).await.status, 200);
+    // A SUBSCRIBE signed before the removal is stale, as any would be...
+    let stale = h.post(&h.subscribe_body(&ivy, "r-new", 1)).await;
+    assert_eq!(stale.status, 409, "{:?}", stale.body);
+    // ...but one signed after it links again, although no generation is above 2^64-1.
+    let after = chrono::Utc::now().timestamp() + 2;
+    let again = h
+        .post_signed_at(&h.subscribe_body(&ivy, "r-new", 1), after)
+        .await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    let link = h.store.link(&ivy).await.unwrap().unwrap();
+    assert!(link.is_linked() && link.generation == 1);
+}

@@ -653,7 +653,7 @@ async fn insert_links(h: &Harness, count: usize) -> Vec<Address> {
         };
         h.store.put_account(&owner).await.unwrap();
         assert_eq!(
-            h.store.insert_link(&link, &job, &owner).await.unwrap(),
+            h.store.insert_link(&link, &job, &owner, at).await.unwrap(),
             LinkInsert::Inserted
         );
         addresses.push(address);

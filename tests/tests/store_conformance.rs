@@ -57,8 +57,57 @@ conformance!(
     tokens_and_audit,
     kept_mail_is_listed_newest_first_per_recipient,
     racing_account_updates_are_each_applied_once,
+    after_an_admin_removal_a_later_subscribe_links_whatever_its_generation,
     a_link_needs_the_account_as_its_password_was_checked,
 );
+
+async fn after_an_admin_removal_a_later_subscribe_links_whatever_its_generation(
+    store: Arc<dyn Store>,
+) {
+    let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    let (top, job) = link("max@acc.example", "r-max", u64::MAX, at);
+    assert_eq!(insert(&*store, &top, &job).await, LinkInsert::Inserted);
+    let removed_at = at + Duration::milliseconds(1500);
+    store.remove_link(&top.address, removed_at).await.unwrap();
+    assert_eq!(
+        store.link(&top.address).await.unwrap().unwrap().state,
+        LinkState::Removed
+    );
+    let owner = account("max@acc.example");
+    let (again, again_job) = link("max@acc.example", "r-new", 1, removed_at);
+    // Signed before the removal (in its second): stale, refused.
+    let before = DateTime::from_timestamp(1_800_000_001, 0).unwrap();
+    assert!(matches!(
+        store
+            .insert_link(&again, &again_job, &owner, before)
+            .await
+            .unwrap(),
+        LinkInsert::Conflict(_)
+    ));
+    // Signed after it: links again, at generation 1.
+    let after = DateTime::from_timestamp(1_800_000_002, 0).unwrap();
+    assert_eq!(
+        store
+            .insert_link(&again, &again_job, &owner, after)
+            .await
+            .unwrap(),
+        LinkInsert::Inserted
+    );
+    let current = store.link(&top.address).await.unwrap().unwrap();
+    assert!(current.is_linked());
+    assert_eq!(current.generation, 1);
+    // An UNSUBSCRIBE's tombstone keeps its bar whenever the next SUBSCRIBE is signed.
+    store.unlink(&top.address, "r-new", 1, after).await.unwrap();
+    let (stale, stale_job) = link("max@acc.example", "r-old", 1, after);
+    let later = after + Duration::hours(1);
+    assert!(matches!(
+        store
+            .insert_link(&stale, &stale_job, &owner, later)
+            .await
+            .unwrap(),
+        LinkInsert::Conflict(_)
+    ));
+}
 
 async fn racing_account_updates_are_each_applied_once(store: Arc<dyn Store>) {
     let address = Address::parse("racer@acc.example").unwrap();
@@ -100,21 +149,21 @@ async fn a_link_needs_the_account_as_its_password_was_checked(store: Arc<dyn Sto
     let (l, job) = link("checked@acc.example", "r-1", 1, at);
     // Deleted meanwhile (never created here), disabled meanwhile, new password meanwhile.
     assert_eq!(
-        store.insert_link(&l, &job, &checked).await.unwrap(),
+        store.insert_link(&l, &job, &checked, at).await.unwrap(),
         LinkInsert::AccountChanged
     );
     let mut disabled = checked.clone();
     disabled.enabled = false;
     store.put_account(&disabled).await.unwrap();
     assert_eq!(
-        store.insert_link(&l, &job, &checked).await.unwrap(),
+        store.insert_link(&l, &job, &checked, at).await.unwrap(),
         LinkInsert::AccountChanged
     );
     let mut new_password = checked.clone();
     new_password.password_hash = "$argon2id$v=19$other".into();
     store.put_account(&new_password).await.unwrap();
     assert_eq!(
-        store.insert_link(&l, &job, &checked).await.unwrap(),
+        store.insert_link(&l, &job, &checked, at).await.unwrap(),
         LinkInsert::AccountChanged
     );
     // Nothing was recorded by the refusals: no link, no activation job.
@@ -128,7 +177,7 @@ async fn a_link_needs_the_account_as_its_password_was_checked(store: Arc<dyn Sto
     );
     store.put_account(&checked).await.unwrap();
     assert_eq!(
-        store.insert_link(&l, &job, &checked).await.unwrap(),
+        store.insert_link(&l, &job, &checked, at).await.unwrap(),
         LinkInsert::Inserted
     );
 }
@@ -157,7 +206,10 @@ async fn insert(store: &dyn Store, link: &Link, job: &ActivationJob) -> LinkInse
     if store.account(&link.address).await.unwrap().is_none() {
         store.put_account(&owner).await.unwrap();
     }
-    store.insert_link(link, job, &owner).await.unwrap()
+    store
+        .insert_link(link, job, &owner, link.linked_at)
+        .await
+        .unwrap()
 }
 
 fn link(
@@ -839,7 +891,7 @@ async fn admin_removal_and_requeue(store: Arc<dyn Store>) {
     let tombstone = store.link(&l.address).await.unwrap().unwrap();
     assert_eq!(
         (tombstone.state, tombstone.generation),
-        (LinkState::Unlinked, 2)
+        (LinkState::Removed, 2)
     );
     assert!(!store.requeue_activation(&job).await.unwrap());
     let listed = store

@@ -278,6 +278,9 @@ pub enum LinkState {
     /// Kept as a tombstone: its generation is the high-water mark a later SUBSCRIBE must beat,
     /// so a stale SUBSCRIBE arriving after the unlink cannot bring the link back.
     Unlinked,
+    /// A tombstone an admin made (the integrated account removed): as `Unlinked`, except that
+    /// a SUBSCRIBE signed after the removal may link again whatever its generation.
+    Removed,
 }
 
 /// An account's link to a push service: at most one per account (the "integrated account").
@@ -315,11 +318,16 @@ impl Link {
         self.state == LinkState::Linked
     }
 
-    /// A SUBSCRIBE of `generation` may replace this link (live or tombstone) only if it is
-    /// strictly newer: the first of two equal generations wins, and a tombstone's generation is
-    /// the bar a stale SUBSCRIBE cannot pass.
-    pub fn yields_to(&self, generation: u64) -> bool {
+    /// A SUBSCRIBE of `generation`, signed at `signed_at`, may replace this link (live or
+    /// tombstone) only if it is strictly newer: the first of two equal generations wins, and a
+    /// tombstone's generation is the bar a stale SUBSCRIBE cannot pass. After an admin's
+    /// removal, a SUBSCRIBE signed after it (by the whole second) links again whatever its
+    /// generation: the removal, not the device, ended the link, and the push service's counter
+    /// may stand anywhere, even at 2^64−1; one signed before it still needs a higher generation.
+    pub fn yields_to(&self, generation: u64, signed_at: DateTime<Utc>) -> bool {
         generation > self.generation
+            || (self.state == LinkState::Removed
+                && self.unlinked_at.is_some_and(|removed| removed < signed_at))
     }
 
     /// Whether `subscription_id` is this account's live subscription (activation mail and
@@ -349,6 +357,14 @@ impl Link {
             unlinked_at: Some(at),
             generation: generation.max(self.generation),
             ..self.clone()
+        }
+    }
+
+    /// This link as an admin's removal from `at` (see [`Link::yields_to`]).
+    pub fn removed(&self, at: DateTime<Utc>) -> Self {
+        Self {
+            state: LinkState::Removed,
+            ..self.tombstone(at, self.generation)
         }
     }
 }
@@ -476,7 +492,8 @@ mod tests {
     #[test]
     fn link_rules() {
         let link = live_link("r-1", 5);
-        assert!(link.yields_to(6) && !link.yields_to(5) && !link.yields_to(4));
+        let at = now();
+        assert!(link.yields_to(6, at) && !link.yields_to(5, at) && !link.yields_to(4, at));
         assert!(link.is_current("sub_1") && !link.is_current("sub_2"));
         assert_eq!(link.unlink_rule("r-1", 5), UnlinkRule::Unlink);
         assert_eq!(link.unlink_rule("r-2", 6), UnlinkRule::Unlink);
@@ -487,7 +504,25 @@ mod tests {
         assert_eq!(tombstone.generation, 7);
         assert_eq!(link.tombstone(now(), 2).generation, 5);
         assert_eq!(tombstone.unlink_rule("r-1", 9), UnlinkRule::NotLinked);
-        assert!(!tombstone.yields_to(7) && tombstone.yields_to(8));
+        assert!(!tombstone.yields_to(7, at) && tombstone.yields_to(8, at));
+        let top = live_link("r-1", u64::MAX);
+        let removed_at = now();
+        let removed = top.removed(removed_at);
+        assert!(!removed.is_linked());
+        assert_eq!(removed.unlink_rule("r-1", u64::MAX), UnlinkRule::NotLinked);
+        let second = chrono::Duration::seconds(1);
+        assert!(
+            !removed.yields_to(1, removed_at - second),
+            "signed before the removal"
+        );
+        assert!(
+            removed.yields_to(1, removed_at + second),
+            "signed after the removal"
+        );
+        assert!(
+            !top.tombstone(removed_at, u64::MAX)
+                .yields_to(1, removed_at + second)
+        );
     }
 
     #[test]

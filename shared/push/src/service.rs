@@ -156,7 +156,9 @@ impl PushService {
         }
         match unchecked.validate(self.callback_policy())? {
             PushRequest::Subscribe(subscribe) => {
-                self.subscribe(subscribe, request.source, now).await
+                let signed_at = DateTime::from_timestamp(headers.timestamp, 0).unwrap_or(now);
+                self.subscribe(subscribe, request.source, signed_at, now)
+                    .await
             }
             PushRequest::Unsubscribe(unsubscribe) => self.unsubscribe(unsubscribe, now).await,
         }
@@ -199,6 +201,7 @@ impl PushService {
         &self,
         request: Subscribe,
         source: Option<&str>,
+        signed_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Reply, Refusal> {
         let domain_name = request.email.domain();
@@ -267,7 +270,11 @@ impl PushService {
             attempts: 0,
             not_before: now,
         };
-        match self.store.insert_link(&link, &job, &account).await? {
+        match self
+            .store
+            .insert_link(&link, &job, &account, signed_at)
+            .await?
+        {
             LinkInsert::Inserted => {
                 info!(address = %link.address, subscription = %link.subscription_id, generation = link.generation, "subscribed");
                 let activation = match self.deliver_activation(&link.subscription_id, now).await? {

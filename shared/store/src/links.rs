@@ -45,14 +45,16 @@ pub enum Unlink {
 pub trait LinkStore: Send + Sync {
     /// The account's link, live or tombstone, read consistently.
     async fn link(&self, address: &Address) -> StoreResult<Option<Link>>;
-    /// Makes `link` current, atomically, if no link exists or the current one (live or
-    /// tombstone) has a lower generation, and the account still admits the password check made
-    /// against `checked` (`Account::still_admits`); with it, queues `activation` in the outbox.
+    /// Makes `link` current, atomically, if there is no link or the current one (live or
+    /// tombstone) yields to it (`Link::yields_to` its generation, signed at `signed_at`), and
+    /// the account still admits the password check made against `checked`
+    /// (`Account::still_admits`); with it, queues `activation` in the outbox.
     async fn insert_link(
         &self,
         link: &Link,
         activation: &ActivationJob,
         checked: &Account,
+        signed_at: DateTime<Utc>,
     ) -> StoreResult<LinkInsert>;
     /// Turns the live link into a tombstone if it is not newer than (`registration`,
     /// `generation`): a lower generation, or the same generation and registration.
@@ -66,7 +68,8 @@ pub trait LinkStore: Send + Sync {
 
     /// Integrated accounts (live links), newest first, in pages.
     async fn list_links(&self, query: &LinkQuery) -> StoreResult<Page<Link>>;
-    /// Unlinks the live link whatever its generation (an admin's removal); returns it as it was.
+    /// Unlinks the live link whatever its generation (an admin's removal, `Link::removed`);
+    /// returns it as it was.
     async fn remove_link(&self, address: &Address, at: DateTime<Utc>) -> StoreResult<Option<Link>>;
     /// Queues the current subscription's activation mail again (marking the link pending);
     /// false if the account has no live link.

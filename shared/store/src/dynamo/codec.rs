@@ -266,6 +266,7 @@ pub(super) fn link_state_str(state: LinkState) -> &'static str {
     match state {
         LinkState::Linked => "linked",
         LinkState::Unlinked => "unlinked",
+        LinkState::Removed => "removed",
     }
 }
 
@@ -273,6 +274,7 @@ pub(super) fn link_from(item: &Item) -> StoreResult<Link> {
     let state = match get_s(item, "state")? {
         "linked" => LinkState::Linked,
         "unlinked" => LinkState::Unlinked,
+        "removed" => LinkState::Removed,
         _ => return Err(corrupt(item, "state")),
     };
     let activation = match get_s(item, "activation")? {

@@ -17,6 +17,7 @@ impl crate::LinkStore for DynamoStore {
         link: &Link,
         activation: &ActivationJob,
         checked: &Account,
+        signed_at: DateTime<Utc>,
     ) -> StoreResult<LinkInsert> {
         contended("one account's link", || async {
             // `Account::still_admits`, as a condition on the account item.
@@ -32,13 +33,20 @@ impl crate::LinkStore for DynamoStore {
                         .build(),
                 )?)
                 .build();
-            // `Link::yields_to`, as a condition: no link yet, or a lower generation.
+            // `Link::yields_to`, as a condition: no link yet, a lower generation, or an admin's
+            // removal before the signature.
             let put_link = put_write(
                 Put::builder()
                     .table_name(&self.table)
                     .set_item(Some(link_item(link)))
-                    .condition_expression("attribute_not_exists(pk) OR generation < :generation")
-                    .expression_attribute_values(":generation", n(link.generation)),
+                    .condition_expression(
+                        "attribute_not_exists(pk) OR generation < :generation \
+                         OR (#state = :removed AND unlinked_at < :signed_at)",
+                    )
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":generation", n(link.generation))
+                    .expression_attribute_values(":removed", s("removed"))
+                    .expression_attribute_values(":signed_at", time(signed_at)),
             )?;
             let put_job = put_write(
                 Put::builder()
@@ -58,7 +66,7 @@ impl crate::LinkStore for DynamoStore {
                 return Ok(Attempt::Done(LinkInsert::AccountChanged));
             }
             Ok(match self.link(&link.address).await? {
-                Some(current) if !current.yields_to(link.generation) => {
+                Some(current) if !current.yields_to(link.generation, signed_at) => {
                     Attempt::Done(LinkInsert::Conflict(current))
                 }
                 _ => Attempt::Raced,
@@ -147,11 +155,11 @@ impl crate::LinkStore for DynamoStore {
             .key("pk", s(account_pk(address)))
             .key("sk", s("LINK"))
             .update_expression(
-                "SET #state = :unlinked, unlinked_at = :at REMOVE gsi1pk, gsi1sk, gsi2pk, gsi2sk",
+                "SET #state = :removed, unlinked_at = :at REMOVE gsi1pk, gsi1sk, gsi2pk, gsi2sk",
             )
             .condition_expression("#state = :linked")
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":unlinked", s("unlinked"))
+            .expression_attribute_values(":removed", s("removed"))
             .expression_attribute_values(":linked", s("linked"))
             .expression_attribute_values(":at", time(at))
             .return_values(ReturnValue::AllOld)

@@ -15,6 +15,7 @@ impl crate::LinkStore for EmbeddedStore {
         link: &Link,
         activation: &ActivationJob,
         checked: &Account,
+        signed_at: DateTime<Utc>,
     ) -> StoreResult<LinkInsert> {
         let (link, activation, checked) = (link.clone(), activation.clone(), checked.clone());
         self.write(move |txn| {
@@ -23,7 +24,10 @@ impl crate::LinkStore for EmbeddedStore {
                 return Ok(LinkInsert::AccountChanged);
             }
             let current: Option<Link> = get(&txn.open_table(LINKS)?, link.address.as_str())?;
-            if let Some(current) = current.as_ref().filter(|c| !c.yields_to(link.generation)) {
+            if let Some(current) = current
+                .as_ref()
+                .filter(|c| !c.yields_to(link.generation, signed_at))
+            {
                 return Ok(LinkInsert::Conflict(current.clone()));
             }
             put_link(txn, &link, current.as_ref())?;
@@ -101,8 +105,7 @@ impl crate::LinkStore for EmbeddedStore {
             let Some(current) = current.filter(Link::is_linked) else {
                 return Ok(None);
             };
-            let tombstone = current.tombstone(at, current.generation);
-            put_link(txn, &tombstone, Some(&current))?;
+            put_link(txn, &current.removed(at), Some(&current))?;
             Ok(Some(current))
         })
         .await
