@@ -239,3 +239,41 @@ async fn after_an_admin_removal_the_highest_generation_does_not_block_relinking(
     let link = h.store.link(&ivy).await.unwrap().unwrap();
     assert!(link.is_linked() && link.generation == 1);
 }
+
+#[tokio::test]
+async fn folder_names_that_could_escape_or_confuse_are_refused_and_change_nothing() {
+    let h = Harness::start().await;
+    let judy = h.account("judy").await;
+    let path = format!("/admin/accounts/{judy}/pushed-folders");
+    let set = h
+        .admin_as_server("PUT", &path, Some(json!({"folders": ["Work"]})))
+        .await;
+    assert_eq!(set.status, 200);
+    for bad in [
+        "..",
+        "/",
+        "/etc/passwd",
+        "INBOX ",
+        "INBOX/",
+        "a//b",
+        "x/../y",
+        "tab\there",
+        "*",
+    ] {
+        let by_admin = h
+            .admin_as_server("PUT", &path, Some(json!({"folders": [bad]})))
+            .await;
+        assert_eq!(by_admin.status, 400, "{bad:?}: {:?}", by_admin.body);
+        let by_self = h
+            .self_call(
+                "PUT",
+                judy.as_str(),
+                PASSWORD,
+                Some(json!({"folders": [bad]})),
+            )
+            .await;
+        assert_eq!(by_self.status, 400, "{bad:?}: {:?}", by_self.body);
+    }
+    let account = h.store.account(&judy).await.unwrap().unwrap();
+    assert_eq!(account.pushed_folders, vec!["Work"]);
+}
