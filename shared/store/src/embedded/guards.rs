@@ -82,15 +82,8 @@ impl crate::GuardStore for EmbeddedStore {
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let k = key(&[&scope.key(), &window_start.timestamp().to_string()]);
-        self.write(move |txn| {
-            let mut failures = txn.open_table(FAILURES)?;
-            let mut count = counter(&failures, &k)?;
-            if count.attempts > 0 {
-                count.attempts -= 1;
-                failures.insert(k.as_str(), count.to_string().as_str())?;
-            }
-            Ok(())
+        self.change_counter(scope, window_start, |count| {
+            count.attempts = count.attempts.saturating_sub(1);
         })
         .await
     }
@@ -100,15 +93,8 @@ impl crate::GuardStore for EmbeddedStore {
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let k = key(&[&scope.key(), &window_start.timestamp().to_string()]);
-        self.write(move |txn| {
-            let mut failures = txn.open_table(FAILURES)?;
-            let mut count = counter(&failures, &k)?;
-            count.failures += 1;
-            failures.insert(k.as_str(), count.to_string().as_str())?;
-            Ok(())
-        })
-        .await
+        self.change_counter(scope, window_start, |count| count.failures += 1)
+            .await
     }
 
     async fn clear_failures(
@@ -119,6 +105,26 @@ impl crate::GuardStore for EmbeddedStore {
         let k = key(&[&scope.key(), &window_start.timestamp().to_string()]);
         self.write(move |txn| {
             txn.open_table(FAILURES)?.remove(k.as_str())?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl EmbeddedStore {
+    /// Reads a rate counter, changes it and writes it back, in one write transaction.
+    async fn change_counter(
+        &self,
+        scope: &FailureScope<'_>,
+        window_start: DateTime<Utc>,
+        change: impl FnOnce(&mut Counter) + Send + 'static,
+    ) -> StoreResult<()> {
+        let k = key(&[&scope.key(), &window_start.timestamp().to_string()]);
+        self.write(move |txn| {
+            let mut failures = txn.open_table(FAILURES)?;
+            let mut count = counter(&failures, &k)?;
+            change(&mut count);
+            failures.insert(k.as_str(), count.to_string().as_str())?;
             Ok(())
         })
         .await
