@@ -3,6 +3,7 @@
 //! Nothing here does I/O; the store, the services and the listeners build on it.
 
 pub mod folder;
+pub mod mailbox;
 pub mod network;
 pub mod password;
 pub mod protocol;

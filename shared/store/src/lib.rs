@@ -13,6 +13,7 @@ mod guards;
 mod kept_mail;
 mod links;
 mod liveness;
+mod mailbox;
 mod outbox;
 
 pub use accounts::{AccountDelete, AccountStore, AccountUpdate};
@@ -24,6 +25,7 @@ pub use guards::{FailureScope, GuardStore, Surface};
 pub use kept_mail::KeptMailStore;
 pub use links::{LinkInsert, LinkQuery, LinkStore, Unlink};
 pub use liveness::LivenessStore;
+pub use mailbox::{Change, ChangeKind, Delivery, MailboxStore};
 pub use outbox::OutboxStore;
 
 /// Every concern's store in one: what a process wires up and the services hold as

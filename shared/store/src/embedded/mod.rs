@@ -206,6 +206,7 @@ impl EmbeddedStore {
             for table in ALL_TABLES {
                 txn.open_table(table)?;
             }
+            mailbox::create_tables(&txn)?;
             txn.commit()?;
             Ok(db)
         };
@@ -330,4 +331,5 @@ mod guards;
 mod kept_mail;
 mod links;
 mod liveness;
+mod mailbox;
 mod outbox;

@@ -1,0 +1,185 @@
+//! Mailboxes: the folders every account has, messages as the store keeps them, and the
+//! envelope read from a message's header (what a new-mail notice and IMAP need).
+
+use chrono::{DateTime, Utc};
+use mail_parser::MessageParser;
+use serde::{Deserialize, Serialize};
+
+use crate::folder::FolderName;
+use crate::types::Address;
+
+/// A folder's SPECIAL-USE role (RFC 6154), for every client and for the push service's aliases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecialUse {
+    Sent,
+    Drafts,
+    Trash,
+    Junk,
+}
+
+impl SpecialUse {
+    /// The attribute as IMAP's LIST shows it.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Self::Sent => "\\Sent",
+            Self::Drafts => "\\Drafts",
+            Self::Trash => "\\Trash",
+            Self::Junk => "\\Junk",
+        }
+    }
+}
+
+/// The folders created with every account.
+pub const DEFAULT_FOLDERS: [(&str, Option<SpecialUse>); 5] = [
+    ("INBOX", None),
+    ("Sent", Some(SpecialUse::Sent)),
+    ("Drafts", Some(SpecialUse::Drafts)),
+    ("Trash", Some(SpecialUse::Trash)),
+    ("Junk", Some(SpecialUse::Junk)),
+];
+
+/// One folder of an account, with the counters IMAP needs: UIDs are allocated from
+/// `uid_next`, strictly increasing and never reused while `uid_validity` stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Folder {
+    pub account: Address,
+    pub name: FolderName,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub highest_modseq: u64,
+    pub special_use: Option<SpecialUse>,
+    /// Messages in the folder.
+    pub messages: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Folder {
+    /// A new, empty folder. `uid_validity` is the creation time in seconds, as servers commonly
+    /// choose: a folder deleted and created again gets a new one.
+    pub fn new(
+        account: Address,
+        name: FolderName,
+        special_use: Option<SpecialUse>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            account,
+            name,
+            uid_validity: u32::try_from(at.timestamp()).unwrap_or(u32::MAX).max(1),
+            uid_next: 1,
+            highest_modseq: 1,
+            special_use,
+            messages: 0,
+            created_at: at,
+        }
+    }
+}
+
+/// What a notice and IMAP's ENVELOPE need from a message's header, decoded (RFC 2047 words,
+/// folded lines). Every field is optional: a message may lack any header.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub from: Option<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: Option<String>,
+    pub date: Option<DateTime<Utc>>,
+    pub message_id: Option<String>,
+    pub list_id: Option<String>,
+}
+
+/// Fields cut to this many characters: an envelope is metadata, not a place for a whole header.
+const MAX_FIELD_CHARS: usize = 998;
+const MAX_RECIPIENTS: usize = 100;
+
+fn cut(text: &str) -> String {
+    text.chars().take(MAX_FIELD_CHARS).collect()
+}
+
+impl Envelope {
+    /// Reads the envelope from a raw message (its header only).
+    pub fn parse(raw: &[u8]) -> Self {
+        let Some(message) = MessageParser::default().parse_headers(raw) else {
+            return Self::default();
+        };
+        let addresses = |list: Option<&mail_parser::Address<'_>>| -> Vec<String> {
+            list.map(|list| {
+                list.iter()
+                    .filter_map(|addr| addr.address())
+                    .take(MAX_RECIPIENTS)
+                    .map(cut)
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        Self {
+            from: addresses(message.from()).into_iter().next(),
+            to: addresses(message.to()),
+            cc: addresses(message.cc()),
+            subject: message.subject().map(cut),
+            date: message
+                .date()
+                .and_then(|date| DateTime::from_timestamp(date.to_timestamp(), 0)),
+            message_id: message.message_id().map(cut),
+            list_id: message.header_raw("List-Id").map(|v| cut(v.trim())),
+        }
+    }
+}
+
+/// A message as the store keeps it, but for its body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageMeta {
+    pub uid: u32,
+    pub flags: Vec<String>,
+    pub internal_date: DateTime<Utc>,
+    pub size: u64,
+    pub modseq: u64,
+    pub envelope: Envelope,
+}
+
+/// A message to store: its raw bytes (CRLF lines, as received) and what to record with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub raw: Vec<u8>,
+    pub flags: Vec<String>,
+    pub internal_date: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_envelope_is_decoded_from_the_header() {
+        let raw = b"From: =?UTF-8?B?SsO2cmc=?= <joerg@example.org>\r\n\
+            To: alice@example.com, \"Bob\" <bob@example.com>\r\n\
+            Subject: =?ISO-8859-1?Q?Gr=FC=DFe?= aus\r\n  Berlin\r\n\
+            Date: Fri, 27 Nov 2026 10:00:00 +0100\r\n\
+            Message-ID: <m1@example.org>\r\n\
+            List-Id: Rust users <rust.lists.example.org>\r\n\
+            \r\n\
+            body\r\n";
+        let envelope = Envelope::parse(raw);
+        assert_eq!(envelope.from.as_deref(), Some("joerg@example.org"));
+        assert_eq!(envelope.to, vec!["alice@example.com", "bob@example.com"]);
+        assert_eq!(envelope.subject.as_deref(), Some("Grüße aus Berlin"));
+        let nine_utc = DateTime::parse_from_rfc3339("2026-11-27T09:00:00Z").unwrap();
+        assert_eq!(envelope.date, Some(nine_utc.into()));
+        assert_eq!(envelope.message_id.as_deref(), Some("m1@example.org"));
+        assert_eq!(
+            envelope.list_id.as_deref(),
+            Some("Rust users <rust.lists.example.org>")
+        );
+        assert_eq!(Envelope::parse(b""), Envelope::default());
+    }
+
+    #[test]
+    fn every_account_gets_inbox_and_the_special_folders() {
+        let names: Vec<_> = DEFAULT_FOLDERS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, ["INBOX", "Sent", "Drafts", "Trash", "Junk"]);
+        for (name, _) in DEFAULT_FOLDERS {
+            assert!(FolderName::parse(name).is_ok());
+        }
+    }
+}

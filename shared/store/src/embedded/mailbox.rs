@@ -1,0 +1,231 @@
+//! Mailboxes: folders, messages, bodies and the change log, each delivery one write
+//! transaction (durable on commit).
+
+use pushmail_core::folder::FolderName;
+use pushmail_core::mailbox::{DEFAULT_FOLDERS, Envelope, Folder, MessageMeta, NewMessage};
+use redb::TableDefinition;
+
+use super::*;
+use crate::mailbox::{Change, ChangeKind, Delivery};
+
+/// `<account> SEP <folder>` → folder.
+const FOLDERS: Records = TableDefinition::new("mail_folders");
+/// `<account> SEP <folder> SEP <uid, 10 digits>` → message metadata.
+const MESSAGES: Records = TableDefinition::new("mail_messages");
+/// The same keys → raw message bytes.
+const BODIES: TableDefinition<'static, &'static str, &'static [u8]> =
+    TableDefinition::new("mail_bodies");
+/// `<account>` → the account's usage and change counter.
+const ACCOUNT_STATE: Records = TableDefinition::new("mail_account_state");
+/// `<account> SEP <counter, 20 digits>` → change.
+const CHANGES: Records = TableDefinition::new("mail_changes");
+
+pub(super) fn create_tables(txn: &WriteTransaction) -> TxResult<()> {
+    for table in [FOLDERS, MESSAGES, ACCOUNT_STATE, CHANGES] {
+        txn.open_table(table)?;
+    }
+    txn.open_table(BODIES)?;
+    Ok(())
+}
+
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+struct AccountState {
+    usage: u64,
+    changes: u64,
+}
+
+/// Up to `limit` values of the keys after `after` that start with `prefix`, in key order, read
+/// from `after` on (not from the prefix's start: a long folder is not read whole).
+fn values_after(
+    table: &impl ReadableTable<&'static str, &'static str>,
+    prefix: &str,
+    after: &str,
+    limit: usize,
+) -> TxResult<Vec<String>> {
+    use std::ops::Bound::Excluded;
+    let end = format!("{prefix}{}", char::MAX);
+    let mut values = Vec::new();
+    for entry in table
+        .range::<&str>((Excluded(after), Excluded(end.as_str())))?
+        .take(limit)
+    {
+        values.push(entry?.1.value().to_owned());
+    }
+    Ok(values)
+}
+
+fn folder_key(account: &Address, folder: &FolderName) -> String {
+    key(&[account.as_str(), folder.as_str()])
+}
+
+fn message_key(account: &Address, folder: &FolderName, uid: u32) -> String {
+    key(&[account.as_str(), folder.as_str(), &format!("{uid:010}")])
+}
+
+#[async_trait]
+impl crate::MailboxStore for EmbeddedStore {
+    async fn create_default_folders(
+        &self,
+        account: &Address,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let account = account.clone();
+        self.write(move |txn| {
+            let mut folders = txn.open_table(FOLDERS)?;
+            for (name, special_use) in DEFAULT_FOLDERS {
+                let name = FolderName::parse(name)
+                    .map_err(|e| StoreError::Corrupt(format!("default folder: {}", e.0)))?;
+                let k = folder_key(&account, &name);
+                if folders.get(k.as_str())?.is_none() {
+                    let folder = Folder::new(account.clone(), name, special_use, at);
+                    folders.insert(k.as_str(), encode(&folder)?.as_str())?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn folders(&self, account: &Address) -> StoreResult<Vec<Folder>> {
+        let prefix = key(&[account.as_str(), ""]);
+        self.read(move |txn| {
+            scan(&txn.open_table(FOLDERS)?, &prefix, None, false)?
+                .iter()
+                .map(|(_, v)| decode(v))
+                .collect()
+        })
+        .await
+    }
+
+    async fn folder(&self, account: &Address, name: &FolderName) -> StoreResult<Option<Folder>> {
+        let k = folder_key(account, name);
+        self.read(move |txn| get(&txn.open_table(FOLDERS)?, &k))
+            .await
+    }
+
+    async fn deliver(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        message: &NewMessage,
+        quota_bytes: Option<u64>,
+    ) -> StoreResult<Delivery> {
+        let (account, name, message) = (account.clone(), folder.clone(), message.clone());
+        let envelope = Envelope::parse(&message.raw);
+        self.write(move |txn| {
+            let mut folders = txn.open_table(FOLDERS)?;
+            let folder_key = folder_key(&account, &name);
+            let Some(mut folder) = get::<Folder>(&folders, &folder_key)? else {
+                return Ok(Delivery::NoSuchFolder);
+            };
+            let mut states = txn.open_table(ACCOUNT_STATE)?;
+            let mut state: AccountState = get(&states, account.as_str())?.unwrap_or_default();
+            let size = message.raw.len() as u64;
+            if quota_bytes.is_some_and(|quota| state.usage.saturating_add(size) > quota) {
+                return Ok(Delivery::OverQuota);
+            }
+            let uid = folder.uid_next;
+            folder.uid_next = uid
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Backend(format!("{name}: no UIDs left")))?;
+            folder.highest_modseq += 1;
+            folder.messages += 1;
+            state.usage += size;
+            state.changes += 1;
+            let meta = MessageMeta {
+                uid,
+                flags: message.flags.clone(),
+                internal_date: message.internal_date,
+                size,
+                modseq: folder.highest_modseq,
+                envelope,
+            };
+            let message_key = message_key(&account, &name, uid);
+            txn.open_table(MESSAGES)?
+                .insert(message_key.as_str(), encode(&meta)?.as_str())?;
+            txn.open_table(BODIES)?
+                .insert(message_key.as_str(), message.raw.as_slice())?;
+            let change = Change {
+                counter: state.changes,
+                folder: name.clone(),
+                uid,
+                kind: ChangeKind::Added,
+            };
+            let change_key = key(&[account.as_str(), &format!("{:020}", state.changes)]);
+            txn.open_table(CHANGES)?
+                .insert(change_key.as_str(), encode(&change)?.as_str())?;
+            folders.insert(folder_key.as_str(), encode(&folder)?.as_str())?;
+            states.insert(account.as_str(), encode(&state)?.as_str())?;
+            Ok(Delivery::Stored {
+                uid,
+                uid_validity: folder.uid_validity,
+                modseq: folder.highest_modseq,
+                change: state.changes,
+            })
+        })
+        .await
+    }
+
+    async fn messages(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        after_uid: u32,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageMeta>> {
+        let prefix = key(&[account.as_str(), folder.as_str(), ""]);
+        let after = message_key(account, folder, after_uid);
+        self.read(move |txn| {
+            values_after(&txn.open_table(MESSAGES)?, &prefix, &after, limit)?
+                .iter()
+                .map(|v| decode(v))
+                .collect()
+        })
+        .await
+    }
+
+    async fn message_body(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uid: u32,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let k = message_key(account, folder, uid);
+        self.read(move |txn| {
+            Ok(txn
+                .open_table(BODIES)?
+                .get(k.as_str())?
+                .map(|body| body.value().to_vec()))
+        })
+        .await
+    }
+
+    async fn changes_since(
+        &self,
+        account: &Address,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Change>> {
+        let prefix = key(&[account.as_str(), ""]);
+        let after = key(&[account.as_str(), &format!("{after:020}")]);
+        self.read(move |txn| {
+            values_after(&txn.open_table(CHANGES)?, &prefix, &after, limit)?
+                .iter()
+                .map(|v| decode(v))
+                .collect()
+        })
+        .await
+    }
+
+    async fn mailbox_usage(&self, account: &Address) -> StoreResult<u64> {
+        let account = account.clone();
+        self.read(move |txn| {
+            Ok(
+                get::<AccountState>(&txn.open_table(ACCOUNT_STATE)?, account.as_str())?
+                    .unwrap_or_default()
+                    .usage,
+            )
+        })
+        .await
+    }
+}

@@ -1,0 +1,168 @@
+//! The mailbox store's rules. Today on the embedded backend only: the DynamoDB backend (bodies
+//! in S3) is next, and will run this same suite.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use pushmail_core::folder::FolderName;
+use pushmail_core::mailbox::{NewMessage, SpecialUse};
+use pushmail_core::types::{Address, now};
+use pushmail_store::{ChangeKind, Delivery, EmbeddedStore, MailboxStore};
+
+fn inbox() -> FolderName {
+    FolderName::parse("INBOX").unwrap()
+}
+
+fn message(subject: &str, bytes: usize) -> NewMessage {
+    let mut raw = format!(
+        "From: Bob <bob@example.org>\r\nTo: alice@example.com\r\nSubject: {subject}\r\n\r\n"
+    )
+    .into_bytes();
+    raw.resize(raw.len().max(bytes), b'x');
+    NewMessage {
+        raw,
+        flags: vec![],
+        internal_date: now(),
+    }
+}
+
+async fn store_with_account() -> (Arc<EmbeddedStore>, Address, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(&dir.path().join("pushmail.redb")).unwrap());
+    let alice = Address::parse("alice@example.com").unwrap();
+    store.create_default_folders(&alice, now()).await.unwrap();
+    (store, alice, dir)
+}
+
+#[tokio::test]
+async fn every_account_has_inbox_and_the_special_folders_once() {
+    let (store, alice, _dir) = store_with_account().await;
+    let before = store.folders(&alice).await.unwrap();
+    store.create_default_folders(&alice, now()).await.unwrap();
+    assert_eq!(store.folders(&alice).await.unwrap(), before, "idempotent");
+    let mut names: Vec<_> = before.iter().map(|f| f.name.as_str().to_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["Drafts", "INBOX", "Junk", "Sent", "Trash"]);
+    let sent = before.iter().find(|f| f.name.as_str() == "Sent").unwrap();
+    assert_eq!(sent.special_use, Some(SpecialUse::Sent));
+    assert!(before.iter().all(|f| f.uid_next == 1 && f.uid_validity > 0));
+}
+
+#[tokio::test]
+async fn deliveries_get_increasing_uids_with_their_envelope_body_and_change() {
+    let (store, alice, _dir) = store_with_account().await;
+    let folder = store.folder(&alice, &inbox()).await.unwrap().unwrap();
+    let mut uids = Vec::new();
+    for i in 1..=3 {
+        let delivery = store
+            .deliver(&alice, &inbox(), &message(&format!("m{i}"), 0), None)
+            .await
+            .unwrap();
+        let Delivery::Stored {
+            uid,
+            uid_validity,
+            change,
+            ..
+        } = delivery
+        else {
+            panic!("{delivery:?}");
+        };
+        assert_eq!((uid_validity, change), (folder.uid_validity, i as u64));
+        uids.push(uid);
+    }
+    assert_eq!(uids, [1, 2, 3]);
+    let listed = store.messages(&alice, &inbox(), 1, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|m| m.uid).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(listed[0].envelope.subject.as_deref(), Some("m2"));
+    assert_eq!(listed[0].envelope.from.as_deref(), Some("bob@example.org"));
+    let body = store
+        .message_body(&alice, &inbox(), 3)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(body.starts_with(b"From: Bob") && body.ends_with(b"Subject: m3\r\n\r\n"));
+    assert_eq!(store.message_body(&alice, &inbox(), 4).await.unwrap(), None);
+    let changes = store.changes_since(&alice, 1, 10).await.unwrap();
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| (c.counter, c.uid, c.kind))
+            .collect::<Vec<_>>(),
+        [(2, 2, ChangeKind::Added), (3, 3, ChangeKind::Added)]
+    );
+    let folder = store.folder(&alice, &inbox()).await.unwrap().unwrap();
+    assert_eq!((folder.uid_next, folder.messages), (4, 3));
+    let all = store.messages(&alice, &inbox(), 0, 10).await.unwrap();
+    let usage: u64 = all.iter().map(|m| m.size).sum();
+    assert_eq!(store.mailbox_usage(&alice).await.unwrap(), usage);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_deliveries_never_share_or_skip_a_uid() {
+    let (store, alice, _dir) = store_with_account().await;
+    let deliveries: Vec<_> = (0..50)
+        .map(|i| {
+            let (store, alice) = (store.clone(), alice.clone());
+            tokio::spawn(async move {
+                match store
+                    .deliver(&alice, &inbox(), &message(&format!("r{i}"), 0), None)
+                    .await
+                    .unwrap()
+                {
+                    Delivery::Stored { uid, .. } => uid,
+                    other => panic!("{other:?}"),
+                }
+            })
+        })
+        .collect();
+    let mut uids = Vec::new();
+    for delivery in deliveries {
+        uids.push(delivery.await.unwrap());
+    }
+    uids.sort();
+    assert_eq!(uids, (1..=50).collect::<Vec<u32>>());
+    assert_eq!(store.changes_since(&alice, 0, 100).await.unwrap().len(), 50);
+}
+
+#[tokio::test]
+async fn over_quota_and_unknown_folders_store_nothing() {
+    let (store, alice, _dir) = store_with_account().await;
+    let first = store
+        .deliver(&alice, &inbox(), &message("a", 600), Some(1000))
+        .await
+        .unwrap();
+    assert!(matches!(first, Delivery::Stored { uid: 1, .. }));
+    assert_eq!(
+        store
+            .deliver(&alice, &inbox(), &message("b", 600), Some(1000))
+            .await
+            .unwrap(),
+        Delivery::OverQuota
+    );
+    let nowhere = FolderName::parse("Nowhere").unwrap();
+    assert_eq!(
+        store
+            .deliver(&alice, &nowhere, &message("c", 10), None)
+            .await
+            .unwrap(),
+        Delivery::NoSuchFolder
+    );
+    assert_eq!(store.mailbox_usage(&alice).await.unwrap(), 600);
+    assert_eq!(store.changes_since(&alice, 0, 10).await.unwrap().len(), 1);
+    let folder = store.folder(&alice, &inbox()).await.unwrap().unwrap();
+    assert_eq!(folder.uid_next, 2, "no UID spent on a refusal");
+}
+
+#[tokio::test]
+async fn a_delivered_message_survives_reopening_the_store() {
+    let (store, alice, dir) = store_with_account().await;
+    store
+        .deliver(&alice, &inbox(), &message("kept", 0), None)
+        .await
+        .unwrap();
+    drop(store);
+    let reopened = EmbeddedStore::open(&dir.path().join("pushmail.redb")).unwrap();
+    let kept = reopened.messages(&alice, &inbox(), 0, 10).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].internal_date <= Utc::now());
+}
