@@ -1,4 +1,4 @@
-"""Create pushmail's table and SES identity on an AWS endpoint (moto, LocalStack, or AWS itself).
+"""Create pushmail's table, message bucket and SES identity on an AWS endpoint (moto, LocalStack, or AWS itself).
 
 Reads the table definition from infra/table.json, the same file the SAM template is checked against.
 Idempotent: an existing table or identity is left as it is.
@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import boto3
+import botocore.config
 from botocore.exceptions import ClientError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,18 @@ def main() -> int:
             TableName=table_name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute},
         )
+
+    bucket = os.environ.get("PUSHMAIL_BUCKET", "pushmail-mail")
+    # Path-style: moto and LocalStack serve buckets by path, not by host name.
+    s3 = boto3.client("s3", region_name=region,
+                      config=botocore.config.Config(s3={"addressing_style": "path"}))
+    try:
+        s3.create_bucket(Bucket=bucket)
+        print(f"created bucket {bucket}")
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+        print(f"bucket {bucket} exists")
 
     ses = boto3.client("ses", region_name=region)
     ses.verify_domain_identity(Domain=mail_domain)

@@ -77,8 +77,10 @@ pub async fn dynamo_store() -> TestStore {
     endpoint();
     let table = unique("pushmail-test-");
     create_table(&table).await;
+    let bucket = unique("pushmail-test-");
+    create_bucket(&bucket).await;
     TestStore {
-        store: Arc::new(AwsContext::from_env().await.dynamo_store(table)),
+        store: Arc::new(AwsContext::from_env().await.mail_store(table, bucket)),
         backend: "dynamodb",
         _dir: None,
     }
@@ -621,6 +623,20 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .http_client(https)
         .load()
         .await
+}
+
+/// Creates an S3 bucket for message bodies (path-style, as moto and LocalStack serve them).
+pub async fn create_bucket(name: &str) {
+    let sdk = sdk_config().await;
+    let config = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+        .create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .expect("create bucket");
 }
 
 /// Creates a table exactly as infra/table.json defines it.

@@ -5,7 +5,7 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider:
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use pushmail_push::mailer::SesMailer;
-use pushmail_store::{DynamoStore, DynamoStoreConfig};
+use pushmail_store::{DynamoStore, DynamoStoreConfig, S3Bodies};
 
 /// Loaded AWS settings (region, credentials, and `AWS_ENDPOINT_URL` for LocalStack or moto).
 /// Load it once per process: every client built from it shares one HTTPS connector.
@@ -30,6 +30,7 @@ impl AwsContext {
         }
     }
 
+    /// The table, without message bodies (what the Lambda functions need).
     pub fn dynamo_store(&self, table: impl Into<String>) -> DynamoStore {
         DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&self.config),
@@ -37,6 +38,19 @@ impl AwsContext {
                 table: table.into(),
             },
         )
+    }
+
+    /// The table, with message bodies in the S3 `bucket` (what the mail listeners need).
+    pub fn mail_store(&self, table: impl Into<String>, bucket: impl Into<String>) -> DynamoStore {
+        // A custom endpoint (moto, LocalStack) serves buckets by path, not by host name.
+        let s3 = aws_sdk_s3::config::Builder::from(&self.config)
+            .force_path_style(custom_endpoint())
+            .build();
+        self.dynamo_store(table)
+            .with_bodies(std::sync::Arc::new(S3Bodies {
+                client: aws_sdk_s3::Client::from_conf(s3),
+                bucket: bucket.into(),
+            }))
     }
 
     pub fn ses_mailer(&self, from: impl Into<String>) -> SesMailer {
@@ -51,10 +65,7 @@ impl AwsContext {
 /// are the only roots; with a custom endpoint (`AWS_ENDPOINT_URL…`: LocalStack, a proxy) the
 /// whole Mozilla set is.
 fn trust_roots() -> TlsContext {
-    let custom_endpoint = std::env::vars_os().any(|(name, _)| {
-        name.to_str()
-            .is_some_and(|n| n.starts_with("AWS_ENDPOINT_URL"))
-    });
+    let custom_endpoint = custom_endpoint();
     let mut pem = String::new();
     for certificate in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
         let der = certificate.as_ref();
@@ -76,6 +87,14 @@ fn trust_roots() -> TlsContext {
         .with_trust_store(roots)
         .build()
         .unwrap_or_default()
+}
+
+/// Whether AWS calls go to a custom endpoint (`AWS_ENDPOINT_URL…`: LocalStack, moto, a proxy).
+fn custom_endpoint() -> bool {
+    std::env::vars_os().any(|(name, _)| {
+        name.to_str()
+            .is_some_and(|n| n.starts_with("AWS_ENDPOINT_URL"))
+    })
 }
 
 /// A self-signed root names itself in its subject (and issuer): these common names are ASCII

@@ -9,6 +9,7 @@ use clap::builder::BoolishValueParser;
 const DEFAULT_HASH_CONCURRENCY: u16 = pushmail_core::password::DEFAULT_HASH_CONCURRENCY as u16;
 
 pub const DEFAULT_TABLE: &str = "pushmail";
+pub const DEFAULT_BUCKET: &str = "pushmail-mail";
 pub const DEFAULT_MAIL_FROM: &str = "pushmail <push@pushmail.test>";
 
 /// Where pushmail keeps its records.
@@ -48,6 +49,9 @@ pub struct Settings {
     /// The DynamoDB table, with `--store dynamodb`.
     #[arg(long, env = "PUSHMAIL_TABLE", default_value = DEFAULT_TABLE)]
     pub table: String,
+    /// The S3 bucket for message bodies, with `--store dynamodb`.
+    #[arg(long, env = "PUSHMAIL_BUCKET", default_value = DEFAULT_BUCKET)]
+    pub bucket: String,
     /// Where system mail goes [default: ses with --store dynamodb, else store].
     #[arg(long, env = "PUSHMAIL_MAIL", value_enum)]
     pub mail: Option<MailKind>,

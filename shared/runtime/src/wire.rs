@@ -89,7 +89,9 @@ impl Backends {
 pub async fn open(settings: &Settings) -> Result<Backends, WireError> {
     pushmail_core::password::set_hash_concurrency(settings.hash_concurrency.into());
     if settings.store == StoreKind::Dynamodb {
-        return Ok(open_on_aws(settings).await);
+        let aws = AwsContext::from_env().await;
+        let store: Arc<dyn Store> = Arc::new(aws.mail_store(&settings.table, &settings.bucket));
+        return Ok(on_aws(&aws, store, settings));
     }
     let store: Arc<dyn Store> = Arc::new(open_embedded(settings)?);
     let mailer: Arc<dyn Mailer> = match settings.mail_kind() {
@@ -104,12 +106,16 @@ pub async fn open(settings: &Settings) -> Result<Backends, WireError> {
     })
 }
 
-/// The DynamoDB store and its mailer, whatever `settings.store` says: the Lambda functions'
-/// entry (they never link the embedded engine).
+/// The DynamoDB store (without message bodies) and its mailer, whatever `settings.store`
+/// says: the Lambda functions' entry (they link neither the embedded engine nor S3).
 pub async fn open_on_aws(settings: &Settings) -> Backends {
     pushmail_core::password::set_hash_concurrency(settings.hash_concurrency.into());
     let aws = AwsContext::from_env().await;
     let store: Arc<dyn Store> = Arc::new(aws.dynamo_store(&settings.table));
+    on_aws(&aws, store, settings)
+}
+
+fn on_aws(aws: &AwsContext, store: Arc<dyn Store>, settings: &Settings) -> Backends {
     let mailer: Arc<dyn Mailer> = match settings.mail_kind() {
         MailKind::Ses => Arc::new(aws.ses_mailer(&settings.mail_from)),
         MailKind::Store => Arc::new(StoreMailer::new(store.clone())),

@@ -19,7 +19,7 @@ mod outbox;
 pub use accounts::{AccountDelete, AccountStore, AccountUpdate};
 pub use admin::{AdminStore, TokenDelete};
 pub use domains::{DomainDelete, DomainStore, SecretAdd};
-pub use dynamo::{DynamoStore, DynamoStoreConfig};
+pub use dynamo::{BodyStore, DynamoStore, DynamoStoreConfig, S3Bodies};
 pub use embedded::EmbeddedStore;
 pub use guards::{FailureScope, GuardStore, Surface};
 pub use kept_mail::KeptMailStore;
@@ -39,6 +39,7 @@ pub trait Store:
     + AdminStore
     + KeptMailStore
     + LivenessStore
+    + MailboxStore
 {
 }
 
@@ -51,6 +52,7 @@ impl<T> Store for T where
         + AdminStore
         + KeptMailStore
         + LivenessStore
+        + MailboxStore
 {
 }
 
@@ -58,7 +60,7 @@ impl<T> Store for T where
 pub mod prelude {
     pub use crate::{
         AccountStore, AdminStore, DomainStore, GuardStore, KeptMailStore, LinkStore, LivenessStore,
-        OutboxStore, Store,
+        MailboxStore, OutboxStore, Store,
     };
 }
 

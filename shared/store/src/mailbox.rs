@@ -1,7 +1,6 @@
 //! The store of mailboxes: folders, messages and their bodies, and each account's change log
 //! (so that listeners on other machines can learn what changed; the IMAP listener's IDLE reads
-//! it). Embedded backend today; the DynamoDB backend, with bodies in S3, is next (so this trait
-//! is not yet part of [`crate::Store`]).
+//! it). On DynamoDB the bodies are in S3.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -1,6 +1,7 @@
 //! The DynamoDB backend: one table, keys and items as in docs/data-model.md.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -85,19 +86,99 @@ pub struct DynamoStoreConfig {
     pub table: String,
 }
 
+/// Where the DynamoDB backend keeps message bodies (metadata stays in the table): S3 on AWS
+/// ([`S3Bodies`]). A trait, so that a process that handles no mail (the Lambda functions) does
+/// not link an S3 client at all.
+#[async_trait]
+pub trait BodyStore: Send + Sync + std::fmt::Debug {
+    async fn put_body(&self, key: &str, raw: &[u8]) -> StoreResult<()>;
+    async fn body(&self, key: &str) -> StoreResult<Vec<u8>>;
+    async fn delete_body(&self, key: &str) -> StoreResult<()>;
+}
+
+/// Message bodies in one S3 bucket.
+#[derive(Debug, Clone)]
+pub struct S3Bodies {
+    pub client: aws_sdk_s3::Client,
+    pub bucket: String,
+}
+
+fn s3_error<E: std::error::Error + 'static>(error: E) -> StoreError {
+    StoreError::Backend(aws_sdk_s3::error::DisplayErrorContext(error).to_string())
+}
+
+#[async_trait]
+impl BodyStore for S3Bodies {
+    async fn put_body(&self, key: &str, raw: &[u8]) -> StoreResult<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("message/rfc822")
+            .body(aws_sdk_s3::primitives::ByteStream::from(raw.to_vec()))
+            .send()
+            .await
+            .map_err(s3_error)?;
+        Ok(())
+    }
+
+    async fn body(&self, key: &str) -> StoreResult<Vec<u8>> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(s3_error)?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Backend(format!("reading a message body: {e}")))?;
+        Ok(bytes.into_bytes().to_vec())
+    }
+
+    async fn delete_body(&self, key: &str) -> StoreResult<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(s3_error)?;
+        Ok(())
+    }
+}
+
 /// [`Store`] on one DynamoDB table.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+    bodies: Option<Arc<dyn BodyStore>>,
+    /// Deliveries to one account from this process take turns (striped by account), so they
+    /// do not spend their conditional writes on each other; other processes still race, and
+    /// the conditions decide.
+    delivery_turns: Arc<[tokio::sync::Mutex<()>; DELIVERY_STRIPES]>,
 }
+
+const DELIVERY_STRIPES: usize = 64;
 
 impl DynamoStore {
     pub fn new(client: Client, config: DynamoStoreConfig) -> Self {
         Self {
             client,
             table: config.table,
+            bodies: None,
+            delivery_turns: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
         }
+    }
+
+    /// The store with message bodies kept in `bodies` (needed for [`crate::MailboxStore`]).
+    pub fn with_bodies(mut self, bodies: Arc<dyn BodyStore>) -> Self {
+        self.bodies = Some(bodies);
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -445,4 +526,5 @@ mod guards;
 mod kept_mail;
 mod links;
 mod liveness;
+mod mailbox;
 mod outbox;

@@ -1,0 +1,371 @@
+//! Mailboxes on DynamoDB, bodies in S3. A delivery uploads the body first (under a key of its
+//! own, so a retried transaction reuses it), then records everything else in one transaction:
+//! the folder's `uid_next` and counters and the account's usage and change counter, each
+//! conditioned on the values read, plus the message and change items. Two processes delivering
+//! to one account at once conflict, and the loser reads again: UIDs only grow, none is shared.
+
+use pushmail_core::folder::FolderName;
+use pushmail_core::mailbox::{
+    DEFAULT_FOLDERS, Envelope, Folder, MessageMeta, NewMessage, SpecialUse,
+};
+
+use super::*;
+use crate::mailbox::{Change, ChangeKind, Delivery};
+
+const STATE_SK: &str = "MAILSTATE";
+
+fn folder_sk(name: &FolderName) -> String {
+    format!("FOLDER#{name}")
+}
+
+/// U+0001 ends the folder's name: no folder name contains a control character, so one
+/// folder's messages never sort among another's (`a` and `a#b`, say).
+fn message_sk(name: &FolderName, uid: u32) -> String {
+    format!("MSG#{name}\u{1}{uid:010}")
+}
+
+/// Above every message key of the folder.
+fn messages_end(name: &FolderName) -> String {
+    format!("MSG#{name}\u{2}")
+}
+
+fn change_sk(counter: u64) -> String {
+    format!("CHANGE#{counter:020}")
+}
+
+fn special_use_str(role: SpecialUse) -> &'static str {
+    match role {
+        SpecialUse::Sent => "sent",
+        SpecialUse::Drafts => "drafts",
+        SpecialUse::Trash => "trash",
+        SpecialUse::Junk => "junk",
+    }
+}
+
+fn folder_item(folder: &Folder) -> Item {
+    let mut item: Item = HashMap::from([
+        ("pk".into(), s(account_pk(&folder.account))),
+        ("sk".into(), s(folder_sk(&folder.name))),
+        ("account".into(), s(folder.account.as_str())),
+        ("name".into(), s(folder.name.as_str())),
+        ("uid_validity".into(), n(folder.uid_validity)),
+        ("uid_next".into(), n(folder.uid_next)),
+        ("highest_modseq".into(), n(folder.highest_modseq)),
+        ("messages".into(), n(folder.messages)),
+        ("created_at".into(), time(folder.created_at)),
+    ]);
+    if let Some(role) = folder.special_use {
+        item.insert("special_use".into(), s(special_use_str(role)));
+    }
+    item
+}
+
+fn folder_from(item: &Item) -> StoreResult<Folder> {
+    let special_use = match get_opt_s(item, "special_use").as_deref() {
+        None => None,
+        Some("sent") => Some(SpecialUse::Sent),
+        Some("drafts") => Some(SpecialUse::Drafts),
+        Some("trash") => Some(SpecialUse::Trash),
+        Some("junk") => Some(SpecialUse::Junk),
+        Some(_) => return Err(corrupt(item, "special_use")),
+    };
+    Ok(Folder {
+        account: get_parsed(item, "account", Address::parse)?,
+        name: get_parsed(item, "name", FolderName::parse)?,
+        uid_validity: get_n(item, "uid_validity")?,
+        uid_next: get_n(item, "uid_next")?,
+        highest_modseq: get_n(item, "highest_modseq")?,
+        special_use,
+        messages: get_n(item, "messages")?,
+        created_at: get_time(item, "created_at")?,
+    })
+}
+
+/// An S3 key of the body's own: message bodies are immutable, and a retried delivery reuses it.
+fn body_key(account: &Address) -> String {
+    format!("mail/{account}/{}", uuid::Uuid::new_v4().simple())
+}
+
+impl DynamoStore {
+    /// Up to `limit` items of a partition with sort keys after `after`, up to `end`, in order.
+    async fn items_after(
+        &self,
+        pk: String,
+        after: String,
+        end: String,
+        limit: usize,
+    ) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :after AND :end")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":after", s(&after))
+                .expression_attribute_values(":end", s(&end))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in output.items.unwrap_or_default() {
+                if get_s(&item, "sk")? != after {
+                    items.push(item);
+                }
+                if items.len() >= limit {
+                    return Ok(items);
+                }
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    fn bodies(&self) -> StoreResult<&Arc<dyn BodyStore>> {
+        self.bodies.as_ref().ok_or_else(|| {
+            StoreError::Backend("no S3 bucket is configured for message bodies".into())
+        })
+    }
+
+    /// The account's usage and change counter, and whether the item exists.
+    async fn mail_state(&self, account: &Address) -> StoreResult<(u64, u64, bool)> {
+        Ok(match self.get(account_pk(account), STATE_SK).await? {
+            Some(item) => (get_n(&item, "usage_bytes")?, get_n(&item, "changes")?, true),
+            None => (0, 0, false),
+        })
+    }
+}
+
+#[async_trait]
+impl crate::MailboxStore for DynamoStore {
+    async fn create_default_folders(
+        &self,
+        account: &Address,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        for (name, special_use) in DEFAULT_FOLDERS {
+            let name = FolderName::parse(name)
+                .map_err(|e| StoreError::Corrupt(format!("default folder: {}", e.0)))?;
+            let folder = Folder::new(account.clone(), name, special_use, at);
+            // Exists already: left as it is.
+            self.put_if(folder_item(&folder), "attribute_not_exists(pk)", vec![])
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn folders(&self, account: &Address) -> StoreResult<Vec<Folder>> {
+        self.query_partition(account_pk(account), Some("FOLDER#"), false)
+            .await?
+            .iter()
+            .map(folder_from)
+            .collect()
+    }
+
+    async fn folder(&self, account: &Address, name: &FolderName) -> StoreResult<Option<Folder>> {
+        self.get(account_pk(account), &folder_sk(name))
+            .await?
+            .as_ref()
+            .map(folder_from)
+            .transpose()
+    }
+
+    async fn deliver(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        message: &NewMessage,
+        quota_bytes: Option<u64>,
+    ) -> StoreResult<Delivery> {
+        let bodies = self.bodies()?;
+        let size = message.raw.len() as u64;
+        let envelope = Envelope::parse(&message.raw);
+        // Refusals need no body: check them before uploading.
+        if self.folder(account, folder).await?.is_none() {
+            return Ok(Delivery::NoSuchFolder);
+        }
+        let (usage, _, _) = self.mail_state(account).await?;
+        if quota_bytes.is_some_and(|quota| usage.saturating_add(size) > quota) {
+            return Ok(Delivery::OverQuota);
+        }
+        let key = body_key(account);
+        bodies.put_body(&key, &message.raw).await?;
+        let pk = account_pk(account);
+        let stripe = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            account.hash(&mut hasher);
+            (hasher.finish() % DELIVERY_STRIPES as u64) as usize
+        };
+        let _turn = self.delivery_turns[stripe].lock().await;
+        let stored = contended("one account's mailbox", || async {
+            let Some(current) = self.folder(account, folder).await? else {
+                return Ok(Attempt::Done(Delivery::NoSuchFolder));
+            };
+            let (usage, changes, state_exists) = self.mail_state(account).await?;
+            if quota_bytes.is_some_and(|quota| usage.saturating_add(size) > quota) {
+                return Ok(Attempt::Done(Delivery::OverQuota));
+            }
+            let uid = current.uid_next;
+            let Some(uid_next) = uid.checked_add(1) else {
+                return Err(StoreError::Backend(format!("{folder}: no UIDs left")));
+            };
+            let modseq = current.highest_modseq + 1;
+            let change = changes + 1;
+            let meta = MessageMeta {
+                uid,
+                flags: message.flags.clone(),
+                internal_date: message.internal_date,
+                size,
+                modseq,
+                envelope: envelope.clone(),
+            };
+            let meta_json = serde_json::to_string(&meta)
+                .map_err(|e| StoreError::Corrupt(format!("message metadata: {e}")))?;
+            let state_condition = if state_exists {
+                "changes = :changes"
+            } else {
+                "attribute_not_exists(pk)"
+            };
+            let mut state_update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s(STATE_SK))
+                .update_expression("SET changes = :next_change, usage_bytes = :usage")
+                .condition_expression(state_condition)
+                .expression_attribute_values(":next_change", n(change))
+                .expression_attribute_values(":usage", n(usage + size));
+            if state_exists {
+                state_update = state_update.expression_attribute_values(":changes", n(changes));
+            }
+            let writes = vec![
+                update_write(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(&pk))
+                        .key("sk", s(folder_sk(folder)))
+                        .update_expression(
+                            "SET uid_next = :uid_next, highest_modseq = :modseq \
+                             ADD messages :one",
+                        )
+                        .condition_expression("uid_next = :uid")
+                        .expression_attribute_values(":uid_next", n(uid_next))
+                        .expression_attribute_values(":modseq", n(modseq))
+                        .expression_attribute_values(":one", n(1))
+                        .expression_attribute_values(":uid", n(uid)),
+                )?,
+                update_write(state_update)?,
+                put_write(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .item("pk", s(&pk))
+                        .item("sk", s(message_sk(folder, uid)))
+                        .item("meta", s(meta_json))
+                        .item("body_key", s(&key))
+                        .condition_expression("attribute_not_exists(pk)"),
+                )?,
+                put_write(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .item("pk", s(&pk))
+                        .item("sk", s(change_sk(change)))
+                        .item("counter", n(change))
+                        .item("folder", s(folder.as_str()))
+                        .item("uid", n(uid))
+                        .item("kind", s("added"))
+                        .condition_expression("attribute_not_exists(pk)"),
+                )?,
+            ];
+            Ok(if self.transact(writes).await? {
+                Attempt::Done(Delivery::Stored {
+                    uid,
+                    uid_validity: current.uid_validity,
+                    modseq,
+                    change,
+                })
+            } else {
+                Attempt::Raced
+            })
+        })
+        .await?;
+        if !matches!(stored, Delivery::Stored { .. }) {
+            // Refused after all (a racing delivery filled the quota): the body is not kept.
+            let _ = bodies.delete_body(&key).await;
+        }
+        Ok(stored)
+    }
+
+    async fn messages(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        after_uid: u32,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageMeta>> {
+        self.items_after(
+            account_pk(account),
+            message_sk(folder, after_uid),
+            messages_end(folder),
+            limit,
+        )
+        .await?
+        .iter()
+        .map(|item| {
+            serde_json::from_str(get_s(item, "meta")?)
+                .map_err(|e| StoreError::Corrupt(format!("message metadata: {e}")))
+        })
+        .collect()
+    }
+
+    async fn message_body(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uid: u32,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let Some(item) = self
+            .get(account_pk(account), &message_sk(folder, uid))
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(self.bodies()?.body(get_s(&item, "body_key")?).await?))
+    }
+
+    async fn changes_since(
+        &self,
+        account: &Address,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Change>> {
+        self.items_after(
+            account_pk(account),
+            change_sk(after),
+            "CHANGE#~".into(),
+            limit,
+        )
+        .await?
+        .iter()
+        .map(|item| {
+            Ok(Change {
+                counter: get_n(item, "counter")?,
+                folder: get_parsed(item, "folder", FolderName::parse)?,
+                uid: get_n(item, "uid")?,
+                kind: match get_s(item, "kind")? {
+                    "added" => ChangeKind::Added,
+                    _ => return Err(corrupt(item, "kind")),
+                },
+            })
+        })
+        .collect()
+    }
+
+    async fn mailbox_usage(&self, account: &Address) -> StoreResult<u64> {
+        Ok(self.mail_state(account).await?.0)
+    }
+}
