@@ -51,7 +51,10 @@ async fn main() {
         Arc::new(EmbeddedStore::open(&dir.path().join("pushmail.redb")).unwrap());
     let push = pushmail_runtime::wire_on(
         store.clone(),
-        Arc::new(StoreMailer::new(store.clone())),
+        Arc::new(StoreMailer::new(
+            store.clone(),
+            "pushmail <push@bench.example>",
+        )),
         true,
     )
     .push;

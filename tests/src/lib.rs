@@ -219,7 +219,7 @@ impl Harness {
         let test_store = test_store().await;
         let store = test_store.store.clone();
         let mailer = Arc::new(TestMailer {
-            kept: StoreMailer::new(store.clone()),
+            kept: StoreMailer::new(store.clone(), "pushmail <push@pushmail.test>"),
             accepting: AtomicBool::new(setup.mail_accepted),
         });
         let resolver = Arc::new(StaticResolver::default());

@@ -375,6 +375,13 @@ async fn accounts_lifecycle_and_password_never_shown() {
         .await;
     assert_status(&read, 200);
     assert!(read.body.get("password").is_none() && !read.body.to_string().contains("argon2"));
+    // The account comes with its mailbox: INBOX and the special folders.
+    let folders = h
+        .store
+        .folders(&Address::parse(&address).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(folders.len(), 5);
 
     for bad in [
         json!({"address": "short", "password": "2short"}),

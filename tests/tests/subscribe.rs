@@ -75,6 +75,29 @@ async fn subscribe_links_the_account_and_sends_the_activation_mail() {
     let mails = h.activation_mails(&alice).await;
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].subject, ACTIVATION_SUBJECT);
+    // Kept mail also lands in the account's INBOX, as a message a mail client would show.
+    let inbox = pushmail_core::folder::FolderName::parse("INBOX").unwrap();
+    let delivered = h.store.messages(&alice, &inbox, 0, 10).await.unwrap();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(
+        delivered[0].envelope.subject.as_deref(),
+        Some(ACTIVATION_SUBJECT)
+    );
+    assert_eq!(
+        delivered[0].envelope.from.as_deref(),
+        Some("push@pushmail.test")
+    );
+    assert_eq!(delivered[0].envelope.to, vec![alice.to_string()]);
+    let raw = h
+        .store
+        .message_body(&alice, &inbox, delivered[0].uid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&raw).contains(&subscription),
+        "the body names the subscription"
+    );
     let text = mails[0].body.as_str();
     assert!(text.contains(alice.as_str()), "{text}");
     assert!(

@@ -63,15 +63,39 @@ pub trait Mailer: Send + Sync {
     async fn send_activation(&self, mail: &ActivationMail) -> Result<(), MailError>;
 }
 
-/// [`Mailer`] that keeps each mail in the store, for the recipient (and the admin API) to read:
-/// the local process's choice when no mail service is configured, so no mail is dropped.
+impl ActivationMail {
+    /// The mail as an RFC 5322 message from `from`, with CRLF lines, as it lands in a mailbox.
+    pub fn to_message(&self, from: &str) -> Vec<u8> {
+        let (name, address) = match from.rsplit_once('<') {
+            Some((name, rest)) => (name.trim().trim_matches('"'), rest.trim_end_matches('>')),
+            None => ("", from),
+        };
+        mail_builder::MessageBuilder::new()
+            .from((name, address))
+            .to(self.to.as_str())
+            .subject(self.subject())
+            .date(self.linked_at.timestamp())
+            .message_id(format!("{}@pushmail", self.subscription_id))
+            .text_body(self.text_body())
+            .write_to_vec()
+            .unwrap_or_default()
+    }
+}
+
+/// [`Mailer`] that keeps each mail in the store for the recipient: as a message in the
+/// account's INBOX (what a mail client sees), and in the kept-mail list the admin API shows.
+/// The local process's choice when no mail service is configured, so no mail is dropped.
 pub struct StoreMailer {
     store: std::sync::Arc<dyn pushmail_store::Store>,
+    from: String,
 }
 
 impl StoreMailer {
-    pub fn new(store: std::sync::Arc<dyn pushmail_store::Store>) -> Self {
-        Self { store }
+    pub fn new(store: std::sync::Arc<dyn pushmail_store::Store>, from: impl Into<String>) -> Self {
+        Self {
+            store,
+            from: from.into(),
+        }
     }
 }
 
@@ -85,10 +109,29 @@ impl Mailer for StoreMailer {
             body: mail.text_body(),
             at: pushmail_core::types::now(),
         };
+        let not_sent = |e: pushmail_store::StoreError| MailError::NotSent(e.to_string());
+        // The folders come with the account; created here too, for accounts made before that.
         self.store
-            .record_mail(&stored)
+            .create_default_folders(&mail.to, stored.at)
             .await
-            .map_err(|e| MailError::NotSent(e.to_string()))
+            .map_err(not_sent)?;
+        let message = pushmail_core::mailbox::NewMessage {
+            raw: mail.to_message(&self.from),
+            flags: Vec::new(),
+            internal_date: stored.at,
+        };
+        let inbox = pushmail_core::folder::FolderName::parse("INBOX")
+            .map_err(|e| MailError::NotSent(e.0))?;
+        match self
+            .store
+            .deliver(&mail.to, &inbox, &message, None)
+            .await
+            .map_err(not_sent)?
+        {
+            pushmail_store::Delivery::Stored { .. } => {}
+            refused => return Err(MailError::NotSent(format!("INBOX refused it: {refused:?}"))),
+        }
+        self.store.record_mail(&stored).await.map_err(not_sent)
     }
 }
 

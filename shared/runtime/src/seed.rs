@@ -99,6 +99,7 @@ pub async fn seed(store: &Arc<dyn Store>, seed: &Seed) -> Result<(), SeedError> 
             }
         };
         if written {
+            store.create_default_folders(&seed.account, at).await?;
             return Ok(());
         }
     }

@@ -96,7 +96,7 @@ pub async fn open(settings: &Settings) -> Result<Backends, WireError> {
     let store: Arc<dyn Store> = Arc::new(open_embedded(settings)?);
     let mailer: Arc<dyn Mailer> = match settings.mail_kind() {
         MailKind::Ses => Arc::new(AwsContext::from_env().await.ses_mailer(&settings.mail_from)),
-        MailKind::Store => Arc::new(StoreMailer::new(store.clone())),
+        MailKind::Store => Arc::new(StoreMailer::new(store.clone(), &settings.mail_from)),
     };
     Ok(Backends {
         store,
@@ -118,7 +118,7 @@ pub async fn open_on_aws(settings: &Settings) -> Backends {
 fn on_aws(aws: &AwsContext, store: Arc<dyn Store>, settings: &Settings) -> Backends {
     let mailer: Arc<dyn Mailer> = match settings.mail_kind() {
         MailKind::Ses => Arc::new(aws.ses_mailer(&settings.mail_from)),
-        MailKind::Store => Arc::new(StoreMailer::new(store.clone())),
+        MailKind::Store => Arc::new(StoreMailer::new(store.clone(), &settings.mail_from)),
     };
     Backends {
         store,

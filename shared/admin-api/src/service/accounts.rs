@@ -78,6 +78,9 @@ impl AdminService {
         if !self.store.create_account(&account).await? {
             return Err(AdminError::conflict(format!("account {address} exists")));
         }
+        self.store
+            .create_default_folders(&address, account.created_at)
+            .await?;
         self.audit(
             &who.token_id,
             "account.create",
