@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("shared/core", &[]),
     ("shared/store", &["pushmail-core"]),
-    ("shared/http", &[]),
+    ("shared/http", &["pushmail-core"]),
     (
         "shared/push",
         &["pushmail-core", "pushmail-store", "pushmail-http"],

@@ -3,9 +3,7 @@
 //! a whole, and a graceful shutdown. What an unauthenticated peer can make a listener hold is
 //! bounded by these (docs/security.md).
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -15,6 +13,7 @@ use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use pushmail_core::network::SourceCounts;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
@@ -48,43 +47,6 @@ impl Default for Limits {
     }
 }
 
-/// Open connections per source address.
-#[derive(Default)]
-struct Sources(Mutex<HashMap<IpAddr, usize>>);
-
-/// One open connection of a source; gives its place back when dropped.
-struct SourceSlot {
-    sources: Arc<Sources>,
-    ip: IpAddr,
-}
-
-impl Sources {
-    fn enter(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<SourceSlot> {
-        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(ip).or_insert(0);
-        if *count >= limit {
-            return None;
-        }
-        *count += 1;
-        Some(SourceSlot {
-            sources: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for SourceSlot {
-    fn drop(&mut self) {
-        let mut open = self.sources.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// Serves the router until SIGINT or SIGTERM, then lets requests in flight finish (30 s).
 pub async fn serve(listener: TcpListener, app: Router, limits: Limits) -> std::io::Result<()> {
     serve_until(listener, app, limits, crate::shutdown_signal()).await
@@ -102,7 +64,7 @@ pub async fn serve_until(
         answer_within,
     ));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let sources = Arc::new(Sources::default());
+    let sources = Arc::new(SourceCounts::default());
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
