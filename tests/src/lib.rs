@@ -269,6 +269,22 @@ impl Harness {
         harness
     }
 
+    /// An SMTP listener (the inbound role) on a free loopback port, on this harness's store.
+    pub async fn smtp(&self, settings: pushmail_smtp::InboundSettings) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("local address");
+        let inbound = Arc::new(pushmail_smtp::Inbound::new(self.store.clone(), settings));
+        tokio::spawn(pushmail_smtp::serve(
+            listener,
+            inbound,
+            pushmail_smtp::SmtpLimits::default(),
+            std::future::pending(),
+        ));
+        address
+    }
+
     /// Which backend this harness runs on.
     pub fn backend(&self) -> &'static str {
         self._store.backend
@@ -342,6 +358,10 @@ impl Harness {
             })
             .await
             .expect("account");
+        self.store
+            .create_default_folders(&address, Utc::now())
+            .await
+            .expect("folders");
         address
     }
 

@@ -39,6 +39,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["pushmail-runtime", "pushmail-admin-api", "pushmail-http"],
     ),
     ("functions/sweeper", &["pushmail-runtime", "pushmail-core"]),
+    ("shared/smtp", &["pushmail-core", "pushmail-store"]),
     (
         "container",
         &[
@@ -46,6 +47,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "pushmail-push",
             "pushmail-admin-api",
             "pushmail-http",
+            "pushmail-smtp",
             "pushmail-store",
             "pushmail-core",
         ],

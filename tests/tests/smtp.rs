@@ -1,0 +1,303 @@
+//! The SMTP listener's inbound role over real TCP: delivery into INBOX, and each refusal with
+//! its code and nothing stored (unknown users, relaying with every classic trick, size, too
+//! many recipients, over-long lines, bare LF or CR: SMTP smuggling).
+
+use pushmail_core::folder::FolderName;
+use pushmail_smtp::InboundSettings;
+use pushmail_tests::Harness;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+struct Client {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+}
+
+impl Client {
+    async fn connect(address: std::net::SocketAddr) -> (Self, String) {
+        let (reader, writer) = TcpStream::connect(address).await.unwrap().into_split();
+        let mut client = Self {
+            reader: BufReader::new(reader),
+            writer,
+        };
+        let greeting = client.reply().await;
+        (client, greeting)
+    }
+
+    /// One reply, its lines joined; multi-line replies read to their last line.
+    async fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            let read = self.reader.read_line(&mut line).await.unwrap();
+            assert!(read > 0, "the server closed the connection; so far: {all}");
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    }
+
+    async fn send(&mut self, raw: &[u8]) {
+        self.writer.write_all(raw).await.unwrap();
+    }
+
+    async fn command(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        self.reply().await
+    }
+}
+
+fn inbox() -> FolderName {
+    FolderName::parse("INBOX").unwrap()
+}
+
+fn code(reply: &str) -> &str {
+    &reply[..reply.len().min(9)]
+}
+
+#[tokio::test]
+async fn mail_for_a_local_account_lands_in_its_inbox() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let smtp = h.smtp(InboundSettings::default()).await;
+    let (mut client, greeting) = Client::connect(smtp).await;
+    assert!(greeting.starts_with("220 "), "{greeting}");
+    let ehlo = client.command("EHLO sender.example").await;
+    for capability in [
+        "SIZE",
+        "PIPELINING",
+        "8BITMIME",
+        "ENHANCEDSTATUSCODES",
+        "SMTPUTF8",
+    ] {
+        assert!(ehlo.contains(capability), "{ehlo}");
+    }
+    assert!(
+        !ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"),
+        "not offered inbound yet"
+    );
+    assert!(code(&client.command("MAIL FROM:<bob@sender.example>").await).starts_with("250 2.1.0"));
+    assert!(code(&client.command(&format!("RCPT TO:<{alice}>")).await).starts_with("250 2.1.5"));
+    assert!(client.command("DATA").await.starts_with("354"));
+    client
+        .send(b"From: bob@sender.example\r\nSubject: hello\r\n\r\nfirst line\r\n..dot stuffed\r\n.\r\n")
+        .await;
+    let queued = client.reply().await;
+    assert!(queued.starts_with("250 2.0.0"), "{queued}");
+    assert!(client.command("QUIT").await.starts_with("221"));
+
+    let messages = h.store.messages(&alice, &inbox(), 0, 10).await.unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].envelope.subject.as_deref(), Some("hello"));
+    let raw = h
+        .store
+        .message_body(&alice, &inbox(), messages[0].uid)
+        .await
+        .unwrap()
+        .unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    assert!(
+        raw.starts_with("Received: from sender.example (127.0.0.1)"),
+        "{raw}"
+    );
+    assert!(
+        raw.ends_with("\r\nfirst line\r\n.dot stuffed\r\n"),
+        "{raw:?}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_users_and_relaying_are_refused_with_every_trick() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let smtp = h.smtp(InboundSettings::default()).await;
+    let (mut client, _) = Client::connect(smtp).await;
+    client.command("EHLO relay.test").await;
+    client.command("MAIL FROM:<spam@relay.test>").await;
+    let domain = &h.domain;
+    let cases = [
+        (format!("RCPT TO:<nobody@{domain}>"), "550 5.1.1"),
+        ("RCPT TO:<victim@elsewhere.example>".to_owned(), "550 5.7.1"),
+        (
+            format!("RCPT TO:<victim%elsewhere.example@{domain}>"),
+            "550 5.1.1",
+        ),
+        (
+            format!("RCPT TO:<@{domain}:victim@elsewhere.example>"),
+            "550 5.7.1",
+        ),
+        (
+            format!("RCPT TO:<\"victim@elsewhere.example\"@{domain}>"),
+            "550 5.1.1",
+        ),
+        (
+            format!("RCPT TO:<victim@elsewhere.example@{domain}>"),
+            "550 5.1.1",
+        ),
+        (
+            format!("RCPT TO:<victim!elsewhere.example@{domain}>"),
+            "550 5.1.1",
+        ),
+    ];
+    for (command, expected) in cases {
+        let reply = client.command(&command).await;
+        assert!(
+            reply.starts_with(expected) || reply.starts_with("501"),
+            "{command}: {reply}"
+        );
+        assert!(!reply.starts_with("250"), "{command}: {reply}");
+    }
+    // With no recipient accepted, DATA is refused, and nothing was stored anywhere.
+    assert!(client.command("DATA").await.starts_with("554 5.5.1"));
+    assert!(
+        h.store
+            .messages(&alice, &inbox(), 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Commands out of order.
+    let (mut fresh, _) = Client::connect(smtp).await;
+    assert!(
+        fresh
+            .command("MAIL FROM:<a@b.example>")
+            .await
+            .starts_with("503")
+    );
+    fresh.command("HELO x").await;
+    assert!(
+        fresh
+            .command(&format!("RCPT TO:<{alice}>"))
+            .await
+            .starts_with("503")
+    );
+}
+
+#[tokio::test]
+async fn smuggling_long_lines_size_and_recipient_limits_store_nothing() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let smtp = h
+        .smtp(InboundSettings {
+            max_message_bytes: 2000,
+            max_recipients: 2,
+            ..InboundSettings::default()
+        })
+        .await;
+    let (mut client, _) = Client::connect(smtp).await;
+    client.command("EHLO x.example").await;
+
+    // A bare LF then ".\r\n" does not end DATA (that is the smuggling trick): the real end is
+    // CRLF.CRLF, and the message with a bare LF is refused whole, the "smuggled" one with it.
+    client.command("MAIL FROM:<a@x.example>").await;
+    client.command(&format!("RCPT TO:<{alice}>")).await;
+    client.command("DATA").await;
+    client
+        .send(b"Subject: one\r\n\r\nbody\n.\r\nMAIL FROM:<evil@x.example>\r\nRCPT TO:<x@y>\r\nDATA\r\nSubject: smuggled\r\n\r\n.\r\n")
+        .await;
+    let refused = client.reply().await;
+    assert!(refused.starts_with("550 5.6.0"), "{refused}");
+    // A bare CR inside a line, too.
+    client.command("MAIL FROM:<a@x.example>").await;
+    client.command(&format!("RCPT TO:<{alice}>")).await;
+    client.command("DATA").await;
+    client.send(b"Subject: cr\r\n\r\nhalf\rline\r\n.\r\n").await;
+    assert!(client.reply().await.starts_with("550 5.6.0"));
+    // A text line over 1,000 octets.
+    client.command("MAIL FROM:<a@x.example>").await;
+    client.command(&format!("RCPT TO:<{alice}>")).await;
+    client.command("DATA").await;
+    let mut long = b"Subject: long\r\n\r\n".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 1200));
+    long.extend_from_slice(b"\r\n.\r\n");
+    client.send(&long).await;
+    assert!(client.reply().await.starts_with("550 5.5.2"));
+    // Over the size announced, and over the size sent.
+    assert!(
+        client
+            .command("MAIL FROM:<a@x.example> SIZE=5000")
+            .await
+            .starts_with("552 5.3.4")
+    );
+    client.command("MAIL FROM:<a@x.example>").await;
+    client.command(&format!("RCPT TO:<{alice}>")).await;
+    client.command("DATA").await;
+    let mut big = b"Subject: big\r\n\r\n".to_vec();
+    for _ in 0..40 {
+        big.extend(std::iter::repeat_n(b'y', 100));
+        big.extend_from_slice(b"\r\n");
+    }
+    big.extend_from_slice(b".\r\n");
+    client.send(&big).await;
+    assert!(client.reply().await.starts_with("552 5.3.4"));
+    // More recipients than allowed.
+    let bob = h.account("bob").await;
+    let carol = h.account("carol").await;
+    client.command("MAIL FROM:<a@x.example>").await;
+    for rcpt in [&alice, &bob] {
+        assert!(
+            client
+                .command(&format!("RCPT TO:<{rcpt}>"))
+                .await
+                .starts_with("250")
+        );
+    }
+    assert!(
+        client
+            .command(&format!("RCPT TO:<{carol}>"))
+            .await
+            .starts_with("452 4.5.3")
+    );
+    client.command("RSET").await;
+    // A command line over 512 octets.
+    let reply = client.command(&format!("NOOP {}", "z".repeat(600))).await;
+    assert!(reply.starts_with("500 5.5.2"), "{reply}");
+
+    for account in [&alice, &bob, &carol] {
+        assert!(
+            h.store
+                .messages(account, &inbox(), 0, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing stored for {account}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pipelined_commands_are_answered_in_order() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let smtp = h.smtp(InboundSettings::default()).await;
+    let (mut client, _) = Client::connect(smtp).await;
+    client.command("EHLO p.example").await;
+    client
+        .send(
+            format!(
+                "MAIL FROM:<p@p.example>\r\nRCPT TO:<{alice}>\r\nRCPT TO:<nobody@{}>\r\nDATA\r\n",
+                h.domain
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert!(client.reply().await.starts_with("250 2.1.0"));
+    assert!(client.reply().await.starts_with("250 2.1.5"));
+    assert!(client.reply().await.starts_with("550 5.1.1"));
+    assert!(client.reply().await.starts_with("354"));
+    client
+        .send(b"Subject: piped\r\n\r\nx\r\n.\r\nQUIT\r\n")
+        .await;
+    assert!(client.reply().await.starts_with("250 2.0.0"));
+    assert!(client.reply().await.starts_with("221"));
+    assert_eq!(
+        h.store
+            .messages(&alice, &inbox(), 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
