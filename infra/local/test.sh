@@ -57,7 +57,7 @@ target/debug/pushmail heartbeat --store dynamodb
 PUSHMAIL_TOKEN=$(target/debug/pushmail bootstrap --store dynamodb --label e2e)
 export PUSHMAIL_TOKEN
 mkdir -p .local
-target/debug/pushmail --store dynamodb --mail ses --local-mode true \
+target/debug/pushmail --store dynamodb --mail ses --local-mode true --smtp-addr 127.0.0.1:0 \
   --subscribe-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin_port" >.local/e2e-dynamodb.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
@@ -78,9 +78,10 @@ echo "== schemathesis against the admin API"
 echo "== the README's examples against the local process (README command 1, embedded store)"
 port=$(free_port)
 admin_port=$(free_port)
+smtp_port=$(free_port)
 local_dir=$(mktemp -d)
 target/debug/pushmail --data-dir "$local_dir" --demo --subscribe-addr "127.0.0.1:$port" \
-  --admin-addr "127.0.0.1:$admin_port" >.local/e2e-pushmail.log 2>&1 &
+  --admin-addr "127.0.0.1:$admin_port" --smtp-addr "127.0.0.1:$smtp_port" >.local/e2e-pushmail.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   curl -s -o /dev/null "http://127.0.0.1:$admin_port/" && break
@@ -96,6 +97,7 @@ readme_example() {
   [ -n "$code" ] || { echo "README.md has no example:$1 block" >&2; exit 1; }
   code=${code//127.0.0.1:8080/127.0.0.1:$port}
   code=${code//127.0.0.1:8081/127.0.0.1:$admin_port}
+  code=${code//127.0.0.1:2525/127.0.0.1:$smtp_port}
   printf '%s\n' "$code"
 }
 expect() {  # expect NAME OUTPUT PATTERN...
@@ -110,9 +112,10 @@ expect() {  # expect NAME OUTPUT PATTERN...
 }
 expect subscribe "$(bash -c "$(readme_example subscribe)")" '"status":"subscribed"' '"activation":"sent"'
 expect kept-mail "$(bash -c "$(readme_example kept-mail)")" 'Email activation information (push mail)'
+expect smtp "$(bash -c "$(readme_example smtp)")" '"subject":"Hello over SMTP"' '"from":"bob@example.org"'
 expect admin "$(bash -c "$(readme_example admin)")" \
   '"name":"example.org"' '"address":"bob@example.org"' '"status":"subscribed"' \
   '"registration":"r-bob"' '"status":"unlinked"'
 
 rm -rf "$local_dir"
-echo "end-to-end: 4 passed, 0 failed"
+echo "end-to-end: 5 passed, 0 failed"

@@ -301,3 +301,67 @@ async fn pipelined_commands_are_answered_in_order() {
         1
     );
 }
+
+#[tokio::test]
+async fn delivered_mail_is_listed_by_the_admin_api() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let smtp = h.smtp(InboundSettings::default()).await;
+    let (mut client, _) = Client::connect(smtp).await;
+    client.command("EHLO a.example").await;
+    for i in 1..=3 {
+        client.command("MAIL FROM:<bob@a.example>").await;
+        client.command(&format!("RCPT TO:<{alice}>")).await;
+        client.command("DATA").await;
+        client
+            .send(
+                format!("From: Bob <bob@a.example>\r\nSubject: note {i}\r\n\r\nhi\r\n.\r\n")
+                    .as_bytes(),
+            )
+            .await;
+        assert!(client.reply().await.starts_with("250"));
+    }
+    let folders = h
+        .admin_as_server("GET", &format!("/admin/accounts/{alice}/folders"), None)
+        .await;
+    assert_eq!(folders.status, 200, "{:?}", folders.body);
+    let inbox = folders.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "INBOX")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (inbox["messages"].as_u64(), inbox["uid_next"].as_u64()),
+        (Some(3), Some(4))
+    );
+    let path = format!("/admin/accounts/{alice}/folders/INBOX/messages?limit=2");
+    let first = h.admin_as_server("GET", &path, None).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    assert_eq!(first.body["items"][0]["subject"], "note 1");
+    assert_eq!(first.body["items"][0]["from"], "bob@a.example");
+    let cursor = first.body["cursor"].as_str().unwrap().to_owned();
+    let rest = h
+        .admin_as_server("GET", &format!("{path}&cursor={cursor}"), None)
+        .await;
+    assert_eq!(rest.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest.body["items"][0]["uid"], 3);
+    assert!(rest.body["cursor"].is_null());
+    let missing = h
+        .admin_as_server(
+            "GET",
+            &format!("/admin/accounts/{alice}/folders/Nowhere/messages"),
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+    let bad = h
+        .admin_as_server(
+            "GET",
+            &format!("/admin/accounts/{alice}/folders/..%2Fx/messages"),
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+}

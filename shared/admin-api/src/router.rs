@@ -19,9 +19,9 @@ use crate::input::{
 };
 use crate::service::AdminService;
 use crate::views::{
-    AccountDeletedView, AccountView, ActivationView, AuditView, DomainView, FoldersView, ItemsView,
-    LinkView, MailView, NewSecretView, PageView, SecretView, ServerSettingsView, TokenView,
-    UnlinkedView,
+    AccountDeletedView, AccountView, ActivationView, AuditView, DomainView, FolderView,
+    FoldersView, ItemsView, LinkView, MailView, MessageView, NewSecretView, PageView, SecretView,
+    ServerSettingsView, TokenView, UnlinkedView,
 };
 
 /// The OpenAPI 3.1 description of every route below; a test holds the two together.
@@ -65,6 +65,11 @@ pub fn router(service: Arc<AdminService>) -> Router {
             get(pushed_folders).put(set_pushed_folders),
         )
         .route("/accounts/{address}/mail", get(account_mail))
+        .route("/accounts/{address}/folders", get(folders))
+        .route(
+            "/accounts/{address}/folders/{folder}/messages",
+            get(folder_messages),
+        )
         .route(
             "/accounts/{address}/integration",
             get(integration).delete(remove_integration),
@@ -271,6 +276,29 @@ async fn account_mail(
     ok(ItemsView::of(
         s.account_mail(&who, &address, &params).await?,
         MailView::from,
+    ))
+}
+
+async fn folders(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(address): Path<String>,
+) -> Answer {
+    ok(ItemsView::of(
+        s.folders(&who, &address).await?,
+        FolderView::from,
+    ))
+}
+
+async fn folder_messages(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path((address, folder)): Path<(String, String)>,
+    Listing(params): Listing,
+) -> Answer {
+    ok(PageView::of(
+        s.folder_messages(&who, &address, &folder, &params).await?,
+        MessageView::from,
     ))
 }
 

@@ -3,6 +3,7 @@
 //! have always had on the wire.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use pushmail_core::mailbox::{Folder, MessageMeta, SpecialUse};
 use pushmail_core::types::{
     Account, ActivationState, AdminToken, AuditEntry, Device, Domain, DomainName, Link, Page,
     PushSecret, ServerSettings, StoredMail, TokenScope,
@@ -288,6 +289,63 @@ impl From<(AdminToken, String)> for TokenView {
         Self {
             token: Some(plaintext),
             ..token.into()
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct FolderView {
+    pub messages: u32,
+    pub name: String,
+    pub special_use: Option<SpecialUse>,
+    pub uid_next: u32,
+    pub uid_validity: u32,
+}
+
+impl From<Folder> for FolderView {
+    fn from(folder: Folder) -> Self {
+        Self {
+            messages: folder.messages,
+            name: folder.name.into(),
+            special_use: folder.special_use,
+            uid_next: folder.uid_next,
+            uid_validity: folder.uid_validity,
+        }
+    }
+}
+
+/// A message as listed: its envelope, never its body.
+#[derive(Debug, Serialize)]
+pub struct MessageView {
+    pub cc: Vec<String>,
+    pub date: Option<String>,
+    pub flags: Vec<String>,
+    pub from: Option<String>,
+    #[serde(serialize_with = "rfc3339")]
+    pub internal_date: DateTime<Utc>,
+    pub message_id: Option<String>,
+    pub size: u64,
+    pub subject: Option<String>,
+    pub to: Vec<String>,
+    pub uid: u32,
+}
+
+impl From<MessageMeta> for MessageView {
+    fn from(message: MessageMeta) -> Self {
+        let envelope = message.envelope;
+        Self {
+            cc: envelope.cc,
+            date: envelope
+                .date
+                .map(|at| at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            flags: message.flags,
+            from: envelope.from,
+            internal_date: message.internal_date,
+            message_id: envelope.message_id,
+            size: message.size,
+            subject: envelope.subject,
+            to: envelope.to,
+            uid: message.uid,
         }
     }
 }

@@ -6,6 +6,7 @@
 mod accounts;
 mod domains;
 mod integrated;
+mod mailboxes;
 mod tokens;
 
 use std::sync::Arc;
