@@ -16,6 +16,8 @@ struct Process {
     child: Child,
     subscribe: String,
     admin: String,
+    /// The SMTP listener's address, as the process printed it.
+    smtp: String,
     /// The first-run token, when this start printed one.
     token: Option<String>,
 }
@@ -59,10 +61,14 @@ async fn start(data_dir: &Path) -> Process {
         .expect("pushmail starts");
     let stdout = child.stdout.take().unwrap();
     let mut token = None;
+    let mut smtp = String::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
         if let Some(t) = line.trim().strip_prefix("export PUSHMAIL_TOKEN=") {
             token = Some(t.to_owned());
+        }
+        if let Some(address) = line.strip_prefix("SMTP:") {
+            smtp = address.trim().to_owned();
         }
         if line.starts_with("Store:") {
             break;
@@ -70,6 +76,7 @@ async fn start(data_dir: &Path) -> Process {
     }
     let process = Process {
         child,
+        smtp,
         subscribe: format!("http://127.0.0.1:{subscribe_port}/subscribe"),
         admin: format!("http://127.0.0.1:{admin_port}/admin"),
         token,
@@ -312,4 +319,106 @@ async fn sigkill_during_a_stream_of_subscribes_loses_no_acknowledged_link() {
         .unwrap()
         .status();
     assert_eq!(status.as_u16(), 200);
+}
+
+/// Sends `count` messages to alice over one SMTP session, reporting each acknowledged subject.
+async fn deliver_stream(
+    smtp: String,
+    client: usize,
+    count: usize,
+    acknowledged: tokio::sync::mpsc::UnboundedSender<String>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let Ok(stream) = tokio::net::TcpStream::connect(&smtp).await else {
+        return;
+    };
+    let (reader, mut writer) = stream.into_split();
+    let mut lines = tokio::io::BufReader::new(reader).lines();
+    let expect = async |lines: &mut tokio::io::Lines<_>, code: &str| -> bool {
+        loop {
+            match lines.next_line().await {
+                Ok(Some(line)) if line.starts_with(&format!("{code}-")) => continue,
+                Ok(Some(line)) => return line.starts_with(code),
+                _ => return false,
+            }
+        }
+    };
+    if !expect(&mut lines, "220").await {
+        return;
+    }
+    let _ = writer.write_all(b"EHLO crash.test\r\n").await;
+    if !expect(&mut lines, "250").await {
+        return;
+    }
+    for i in 0..count {
+        let subject = format!("crash {client}-{i}");
+        let transaction = b"MAIL FROM:<c@crash.test>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n";
+        if writer.write_all(transaction).await.is_err()
+            || !expect(&mut lines, "250").await
+            || !expect(&mut lines, "250").await
+            || !expect(&mut lines, "354").await
+        {
+            return;
+        }
+        let body = format!("Subject: {subject}\r\n\r\nbody\r\n.\r\n");
+        if writer.write_all(body.as_bytes()).await.is_err() || !expect(&mut lines, "250").await {
+            return;
+        }
+        if acknowledged.send(subject).is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_stream_of_deliveries_loses_no_acknowledged_message() {
+    let dir = data_dir();
+    let mut process = start(dir.path()).await;
+    let (sender, mut acknowledged) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let streams: Vec<_> = (0..6)
+        .map(|client| {
+            tokio::spawn(deliver_stream(
+                process.smtp.clone(),
+                client,
+                40,
+                sender.clone(),
+            ))
+        })
+        .collect();
+    drop(sender);
+    // Kill once a good part is acknowledged, with the rest in flight.
+    let mut acked = Vec::new();
+    while acked.len() < 60 {
+        match acknowledged.recv().await {
+            Some(subject) => acked.push(subject),
+            None => break,
+        }
+    }
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+    for stream in streams {
+        let _ = stream.await;
+    }
+    while let Ok(subject) = acknowledged.try_recv() {
+        acked.push(subject);
+    }
+    assert!(acked.len() >= 60, "only {} acknowledged", acked.len());
+
+    let store = EmbeddedStore::open(&dir.path().join("pushmail.redb")).expect("reopens");
+    let alice = Address::parse("alice@example.com").unwrap();
+    let inbox = pushmail_core::folder::FolderName::parse("INBOX").unwrap();
+    let stored = store.messages(&alice, &inbox, 0, 10_000).await.unwrap();
+    let subjects: std::collections::HashSet<_> = stored
+        .iter()
+        .filter_map(|m| m.envelope.subject.clone())
+        .collect();
+    for subject in &acked {
+        assert!(
+            subjects.contains(subject),
+            "acknowledged {subject} was lost"
+        );
+    }
+    let mut uids: Vec<u32> = stored.iter().map(|m| m.uid).collect();
+    uids.dedup();
+    assert_eq!(uids.len(), stored.len(), "UIDs are unique");
 }

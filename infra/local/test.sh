@@ -117,5 +117,8 @@ expect admin "$(bash -c "$(readme_example admin)")" \
   '"name":"example.org"' '"address":"bob@example.org"' '"status":"subscribed"' \
   '"registration":"r-bob"' '"status":"unlinked"'
 
+echo "== Python's smtplib against the SMTP listener"
+"$venv/bin/python" tests/e2e/smtp_client.py --port "$smtp_port" --to alice@example.com
+
 rm -rf "$local_dir"
 echo "end-to-end: 5 passed, 0 failed"
