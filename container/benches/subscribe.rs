@@ -83,6 +83,7 @@ async fn main() {
                 pushed_folders: vec![],
                 created_at: now(),
                 revision: 0,
+                quota_bytes: None,
             })
             .await
             .unwrap();

@@ -355,6 +355,7 @@ impl Harness {
                 pushed_folders: Vec::new(),
                 created_at: Utc::now(),
                 revision: 0,
+                quota_bytes: None,
             })
             .await
             .expect("account");

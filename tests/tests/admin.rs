@@ -657,6 +657,7 @@ async fn insert_links(h: &Harness, count: usize) -> Vec<Address> {
             pushed_folders: vec![],
             created_at: at,
             revision: 0,
+            quota_bytes: None,
         };
         h.store.put_account(&owner).await.unwrap();
         assert_eq!(

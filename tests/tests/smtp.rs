@@ -365,3 +365,61 @@ async fn delivered_mail_is_listed_by_the_admin_api() {
         .await;
     assert_eq!(bad.status, 400);
 }
+
+#[tokio::test]
+async fn a_full_mailbox_refuses_with_552_5_2_2_and_stores_nothing() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let path = format!("/admin/accounts/{alice}");
+    let bad = h
+        .admin_as_server("PATCH", &path, Some(serde_json::json!({"quota_bytes": 0})))
+        .await;
+    assert_eq!(bad.status, 400);
+    let set = h
+        .admin_as_server(
+            "PATCH",
+            &path,
+            Some(serde_json::json!({"quota_bytes": 600})),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    assert_eq!(set.body["quota_bytes"], 600);
+    let smtp = h.smtp(InboundSettings::default()).await;
+    let (mut client, _) = Client::connect(smtp).await;
+    client.command("EHLO q.example").await;
+    let mut replies = Vec::new();
+    for i in 0..3 {
+        client.command("MAIL FROM:<q@q.example>").await;
+        client.command(&format!("RCPT TO:<{alice}>")).await;
+        client.command("DATA").await;
+        let body = format!("Subject: q{i}\r\n\r\n{}\r\n.\r\n", "z".repeat(200));
+        client.send(body.as_bytes()).await;
+        replies.push(client.reply().await);
+    }
+    // Each message takes ~330 octets with its Received header: the first fits, the next not.
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    assert!(replies[1].starts_with("552 5.2.2"), "{replies:?}");
+    assert!(replies[2].starts_with("552 5.2.2"), "{replies:?}");
+    assert_eq!(
+        h.store
+            .messages(&alice, &inbox(), 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // The quota lifted, mail comes in again.
+    let lifted = h
+        .admin_as_server(
+            "PATCH",
+            &path,
+            Some(serde_json::json!({"quota_bytes": null})),
+        )
+        .await;
+    assert!(lifted.body["quota_bytes"].is_null());
+    client.command("MAIL FROM:<q@q.example>").await;
+    client.command(&format!("RCPT TO:<{alice}>")).await;
+    client.command("DATA").await;
+    client.send(b"Subject: after\r\n\r\nx\r\n.\r\n").await;
+    assert!(client.reply().await.starts_with("250"));
+}

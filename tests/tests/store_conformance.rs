@@ -197,6 +197,7 @@ fn account(address: &str) -> Account {
         pushed_folders: vec![],
         created_at: now(),
         revision: 0,
+        quota_bytes: None,
     }
 }
 

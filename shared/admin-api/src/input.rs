@@ -73,6 +73,7 @@ pub struct NewAccount {
     pub display_name: Option<String>,
     pub enabled: Option<bool>,
     pub pushed_folders: Option<Vec<String>>,
+    pub quota_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +83,9 @@ pub struct AccountPatch {
     pub enabled: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
     pub display_name: Option<Option<String>>,
+    /// A new quota; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    pub quota_bytes: Option<Option<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +190,20 @@ pub fn check_host_port(field: &str, value: &str) -> AdminResult<()> {
         Err(AdminError::invalid(format!(
             "field `{field}` must be a host name or IP, with an optional :port"
         )))
+    }
+}
+
+/// The largest quota one may set: 1 PiB, far past any mailbox, well inside every counter.
+const MAX_QUOTA_BYTES: u64 = 1 << 50;
+
+/// A mailbox quota: 1 byte to 1 PiB.
+pub fn check_quota(quota: u64) -> AdminResult<u64> {
+    if (1..=MAX_QUOTA_BYTES).contains(&quota) {
+        Ok(quota)
+    } else {
+        Err(AdminError::invalid(
+            "field `quota_bytes` must be a whole number of bytes from 1 to 2^50",
+        ))
     }
 }
 

@@ -153,6 +153,7 @@ pub struct AccountView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
     pub pushed_folders: Vec<String>,
+    pub quota_bytes: Option<u64>,
 }
 
 impl From<Account> for AccountView {
@@ -164,6 +165,7 @@ impl From<Account> for AccountView {
             enabled: account.enabled,
             password: None,
             pushed_folders: account.pushed_folders,
+            quota_bytes: account.quota_bytes,
         }
     }
 }

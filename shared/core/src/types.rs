@@ -221,6 +221,9 @@ pub struct Account {
     /// so two writers racing cannot silently undo each other (see `AccountStore`).
     #[serde(default)]
     pub revision: u64,
+    /// Bytes the account's messages may take; `None`: no limit.
+    #[serde(default)]
+    pub quota_bytes: Option<u64>,
 }
 
 impl Account {
@@ -240,6 +243,7 @@ impl fmt::Debug for Account {
             .field("display_name", &self.display_name)
             .field("pushed_folders", &self.pushed_folders)
             .field("revision", &self.revision)
+            .field("quota_bytes", &self.quota_bytes)
             .finish()
     }
 }

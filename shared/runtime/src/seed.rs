@@ -94,6 +94,7 @@ pub async fn seed(store: &Arc<dyn Store>, seed: &Seed) -> Result<(), SeedError> 
                         pushed_folders: Vec::new(),
                         created_at: at,
                         revision: 0,
+                        quota_bytes: None,
                     })
                     .await?
             }

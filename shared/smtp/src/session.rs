@@ -58,7 +58,8 @@ enum End {
 #[derive(Default)]
 struct Envelope {
     from: Option<String>,
-    recipients: Vec<Address>,
+    /// Each accepted recipient, with its mailbox quota.
+    recipients: Vec<(Address, Option<u64>)>,
 }
 
 impl Inbound {
@@ -214,8 +215,12 @@ impl Inbound {
         }
         match self.store.account(&address).await {
             Ok(Some(account)) if account.enabled => {
-                if !envelope.recipients.contains(&address) {
-                    envelope.recipients.push(address);
+                if !envelope
+                    .recipients
+                    .iter()
+                    .any(|(known, _)| *known == address)
+                {
+                    envelope.recipients.push((address, account.quota_bytes));
                 }
                 "250 2.1.5 Recipient OK"
             }
@@ -307,8 +312,8 @@ impl Inbound {
         let at = Utc::now();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let inbox = FolderName::parse("INBOX").expect("INBOX is a folder name");
-        let mut stored = 0;
-        for recipient in &envelope.recipients {
+        let (mut stored, mut full) = (0, 0);
+        for (recipient, quota) in &envelope.recipients {
             let received = format!(
                 "Received: from {} ({})\r\n\tby {} (pushmail) with ESMTP id {id}\r\n\tfor <{recipient}>; {}\r\n",
                 sanitize(helo),
@@ -323,10 +328,14 @@ impl Inbound {
                 flags: Vec::new(),
                 internal_date: at,
             };
-            match self.store.deliver(recipient, &inbox, &new, None).await {
+            match self.store.deliver(recipient, &inbox, &new, *quota).await {
                 Ok(Delivery::Stored { uid, .. }) => {
                     stored += 1;
                     info!(%recipient, uid, id, "delivered");
+                }
+                Ok(Delivery::OverQuota) => {
+                    full += 1;
+                    warn!(%recipient, id, "not delivered: over quota");
                 }
                 Ok(refused) => warn!(%recipient, ?refused, id, "not delivered"),
                 Err(error) => warn!(%recipient, %error, id, "not delivered"),
@@ -334,6 +343,7 @@ impl Inbound {
         }
         match stored {
             n if n == envelope.recipients.len() => format!("250 2.0.0 OK: queued as {id}"),
+            0 if full == envelope.recipients.len() => "552 5.2.2 Mailbox full".into(),
             0 => "451 4.3.0 Not stored; try again later".into(),
             // Some recipients have it: telling the sender to retry would duplicate it for them.
             _ => format!("250 2.0.0 OK: queued as {id} (not for every recipient)"),

@@ -11,7 +11,8 @@ use pushmail_store::{AccountDelete, AccountUpdate, Surface};
 use super::{AdminService, NoticeStatus, Principal};
 use crate::error::{AdminError, AdminResult};
 use crate::input::{
-    AccountPatch, ListParams, NewAccount, PushedFolders, check_folders, check_password, check_text,
+    AccountPatch, ListParams, NewAccount, PushedFolders, check_folders, check_password,
+    check_quota, check_text,
 };
 
 const GENERATED_PASSWORD_CHARS: usize = 20;
@@ -64,6 +65,7 @@ impl AdminService {
             check_text("display_name", name, 256)?;
         }
         let pushed_folders = check_folders(input.pushed_folders.as_deref().unwrap_or_default())?;
+        let quota_bytes = input.quota_bytes.map(check_quota).transpose()?;
         let account = Account {
             address: address.clone(),
             password_hash: hash_password_off_thread(&password)
@@ -74,6 +76,7 @@ impl AdminService {
             pushed_folders,
             created_at: now(),
             revision: 0,
+            quota_bytes,
         };
         if !self.store.create_account(&account).await? {
             return Err(AdminError::conflict(format!("account {address} exists")));
@@ -129,6 +132,9 @@ impl AdminService {
         if let Some(Some(name)) = &patch.display_name {
             check_text("display_name", name, 256)?;
         }
+        if let Some(Some(quota)) = patch.quota_bytes {
+            check_quota(quota)?;
+        }
         // Hashed once, before the record is read, so the read-modify-write below is short.
         let password_hash = match &patch.password {
             Some(password) => Some(hash_password_off_thread(password).await?),
@@ -144,6 +150,9 @@ impl AdminService {
                 }
                 if let Some(name) = &patch.display_name {
                     account.display_name = name.clone();
+                }
+                if let Some(quota) = patch.quota_bytes {
+                    account.quota_bytes = quota;
                 }
                 Ok(())
             })

@@ -190,6 +190,9 @@ pub(super) fn account_item(account: &Account) -> Item {
         ("created_at".into(), time(account.created_at)),
         ("revision".into(), n(account.revision)),
     ]);
+    if let Some(quota) = account.quota_bytes {
+        item.insert("quota_bytes".into(), n(quota));
+    }
     if let Some(name) = &account.display_name {
         item.insert("display_name".into(), s(name));
     }
@@ -218,6 +221,10 @@ pub(super) fn account_from(item: &Item) -> StoreResult<Account> {
         revision: match item.get("revision") {
             None => 0,
             Some(_) => get_n(item, "revision")?,
+        },
+        quota_bytes: match item.get("quota_bytes") {
+            None => None,
+            Some(_) => Some(get_n(item, "quota_bytes")?),
         },
     })
 }
