@@ -35,7 +35,6 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// when the test ends).
 pub struct TestStore {
     pub store: Arc<dyn Store>,
-    pub backend: &'static str,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -67,7 +66,6 @@ pub fn embedded_store() -> TestStore {
     let store = EmbeddedStore::open(&dir.path().join("pushmail.redb")).expect("embedded store");
     TestStore {
         store: Arc::new(store),
-        backend: "embedded",
         _dir: Some(dir),
     }
 }
@@ -81,7 +79,6 @@ pub async fn dynamo_store() -> TestStore {
     create_bucket(&bucket).await;
     TestStore {
         store: Arc::new(AwsContext::from_env().await.mail_store(table, bucket)),
-        backend: "dynamodb",
         _dir: None,
     }
 }
@@ -283,11 +280,6 @@ impl Harness {
             std::future::pending(),
         ));
         address
-    }
-
-    /// Which backend this harness runs on.
-    pub fn backend(&self) -> &'static str {
-        self._store.backend
     }
 
     /// Server switch on, domain with push on and one secret.

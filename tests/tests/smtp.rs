@@ -47,6 +47,19 @@ impl Client {
         self.send(format!("{line}\r\n").as_bytes()).await;
         self.reply().await
     }
+
+    /// MAIL, RCPT and DATA (each must be accepted), then `data` (ending in CRLF.CRLF); the
+    /// answer to the message.
+    async fn transaction(&mut self, from: &str, to: &str, data: &[u8]) -> String {
+        let mail = self.command(&format!("MAIL FROM:<{from}>")).await;
+        assert!(mail.starts_with("250"), "MAIL: {mail}");
+        let rcpt = self.command(&format!("RCPT TO:<{to}>")).await;
+        assert!(rcpt.starts_with("250"), "RCPT: {rcpt}");
+        let data_reply = self.command("DATA").await;
+        assert!(data_reply.starts_with("354"), "DATA: {data_reply}");
+        self.send(data).await;
+        self.reply().await
+    }
 }
 
 fn inbox() -> FolderName {
@@ -191,29 +204,31 @@ async fn smuggling_long_lines_size_and_recipient_limits_store_nothing() {
 
     // A bare LF then ".\r\n" does not end DATA (that is the smuggling trick): the real end is
     // CRLF.CRLF, and the message with a bare LF is refused whole, the "smuggled" one with it.
-    client.command("MAIL FROM:<a@x.example>").await;
-    client.command(&format!("RCPT TO:<{alice}>")).await;
-    client.command("DATA").await;
-    client
-        .send(b"Subject: one\r\n\r\nbody\n.\r\nMAIL FROM:<evil@x.example>\r\nRCPT TO:<x@y>\r\nDATA\r\nSubject: smuggled\r\n\r\n.\r\n")
+    let refused = client
+        .transaction(
+            "a@x.example",
+            alice.as_str(),
+            b"Subject: one\r\n\r\nbody\n.\r\nMAIL FROM:<evil@x.example>\r\nRCPT TO:<x@y>\r\nDATA\r\nSubject: smuggled\r\n\r\n.\r\n",
+        )
         .await;
-    let refused = client.reply().await;
     assert!(refused.starts_with("550 5.6.0"), "{refused}");
     // A bare CR inside a line, too.
-    client.command("MAIL FROM:<a@x.example>").await;
-    client.command(&format!("RCPT TO:<{alice}>")).await;
-    client.command("DATA").await;
-    client.send(b"Subject: cr\r\n\r\nhalf\rline\r\n.\r\n").await;
-    assert!(client.reply().await.starts_with("550 5.6.0"));
+    let refused = client
+        .transaction(
+            "a@x.example",
+            alice.as_str(),
+            b"Subject: cr\r\n\r\nhalf\rline\r\n.\r\n",
+        )
+        .await;
+    assert!(refused.starts_with("550 5.6.0"), "{refused}");
     // A text line over 1,000 octets.
-    client.command("MAIL FROM:<a@x.example>").await;
-    client.command(&format!("RCPT TO:<{alice}>")).await;
-    client.command("DATA").await;
     let mut long = b"Subject: long\r\n\r\n".to_vec();
     long.extend(std::iter::repeat_n(b'x', 1200));
     long.extend_from_slice(b"\r\n.\r\n");
-    client.send(&long).await;
-    assert!(client.reply().await.starts_with("550 5.5.2"));
+    let refused = client
+        .transaction("a@x.example", alice.as_str(), &long)
+        .await;
+    assert!(refused.starts_with("550 5.5.2"), "{refused}");
     // Over the size announced, and over the size sent.
     assert!(
         client
@@ -221,17 +236,16 @@ async fn smuggling_long_lines_size_and_recipient_limits_store_nothing() {
             .await
             .starts_with("552 5.3.4")
     );
-    client.command("MAIL FROM:<a@x.example>").await;
-    client.command(&format!("RCPT TO:<{alice}>")).await;
-    client.command("DATA").await;
     let mut big = b"Subject: big\r\n\r\n".to_vec();
     for _ in 0..40 {
         big.extend(std::iter::repeat_n(b'y', 100));
         big.extend_from_slice(b"\r\n");
     }
     big.extend_from_slice(b".\r\n");
-    client.send(&big).await;
-    assert!(client.reply().await.starts_with("552 5.3.4"));
+    let refused = client
+        .transaction("a@x.example", alice.as_str(), &big)
+        .await;
+    assert!(refused.starts_with("552 5.3.4"), "{refused}");
     // More recipients than allowed.
     let bob = h.account("bob").await;
     let carol = h.account("carol").await;
@@ -310,16 +324,11 @@ async fn delivered_mail_is_listed_by_the_admin_api() {
     let (mut client, _) = Client::connect(smtp).await;
     client.command("EHLO a.example").await;
     for i in 1..=3 {
-        client.command("MAIL FROM:<bob@a.example>").await;
-        client.command(&format!("RCPT TO:<{alice}>")).await;
-        client.command("DATA").await;
-        client
-            .send(
-                format!("From: Bob <bob@a.example>\r\nSubject: note {i}\r\n\r\nhi\r\n.\r\n")
-                    .as_bytes(),
-            )
+        let data = format!("From: Bob <bob@a.example>\r\nSubject: note {i}\r\n\r\nhi\r\n.\r\n");
+        let queued = client
+            .transaction("bob@a.example", alice.as_str(), data.as_bytes())
             .await;
-        assert!(client.reply().await.starts_with("250"));
+        assert!(queued.starts_with("250"), "{queued}");
     }
     let folders = h
         .admin_as_server("GET", &format!("/admin/accounts/{alice}/folders"), None)
@@ -389,12 +398,12 @@ async fn a_full_mailbox_refuses_with_552_5_2_2_and_stores_nothing() {
     client.command("EHLO q.example").await;
     let mut replies = Vec::new();
     for i in 0..3 {
-        client.command("MAIL FROM:<q@q.example>").await;
-        client.command(&format!("RCPT TO:<{alice}>")).await;
-        client.command("DATA").await;
         let body = format!("Subject: q{i}\r\n\r\n{}\r\n.\r\n", "z".repeat(200));
-        client.send(body.as_bytes()).await;
-        replies.push(client.reply().await);
+        replies.push(
+            client
+                .transaction("q@q.example", alice.as_str(), body.as_bytes())
+                .await,
+        );
     }
     // Each message takes ~330 octets with its Received header: the first fits, the next not.
     assert!(replies[0].starts_with("250"), "{replies:?}");
@@ -417,9 +426,12 @@ async fn a_full_mailbox_refuses_with_552_5_2_2_and_stores_nothing() {
         )
         .await;
     assert!(lifted.body["quota_bytes"].is_null());
-    client.command("MAIL FROM:<q@q.example>").await;
-    client.command(&format!("RCPT TO:<{alice}>")).await;
-    client.command("DATA").await;
-    client.send(b"Subject: after\r\n\r\nx\r\n.\r\n").await;
-    assert!(client.reply().await.starts_with("250"));
+    let queued = client
+        .transaction(
+            "q@q.example",
+            alice.as_str(),
+            b"Subject: after\r\n\r\nx\r\n.\r\n",
+        )
+        .await;
+    assert!(queued.starts_with("250"), "{queued}");
 }
