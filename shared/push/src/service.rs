@@ -6,7 +6,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use tracing::{error, info, warn};
 
-use crate::credentials::{CredentialError, check_credentials};
 use crate::mailer::{ActivationMail, Mailer};
 use crate::resolver::{Resolver, check_host};
 use pushmail_core::protocol::{
@@ -14,6 +13,7 @@ use pushmail_core::protocol::{
     REPLAY_WINDOW_SECS, Refusal, Reply, SignatureHeaders, Subscribe, UncheckedRequest, Unsubscribe,
 };
 use pushmail_core::types::{ActivationJob, ActivationState, Link, LinkState};
+use pushmail_store::credentials::{CredentialError, check_credentials};
 use pushmail_store::{LinkInsert, Store, StoreError, Surface, Unlink};
 
 /// The key the signature check spends its padding MACs on (never a domain's secret: a match
@@ -70,19 +70,18 @@ pub struct PushService {
     settings: ServiceSettings,
 }
 
-impl From<CredentialError> for Refusal {
-    fn from(error: CredentialError) -> Self {
-        match error {
-            CredentialError::BadCredentials => {
-                Refusal::new(ErrorCode::BadCredentials, error.to_string())
-            }
-            CredentialError::RateLimited { .. } | CredentialError::Busy => Refusal {
-                code: ErrorCode::RateLimited,
-                detail: error.to_string(),
-                retry_after_secs: error.retry_after_secs(),
-            },
-            CredentialError::Store(error) => error.into(),
+/// How a failed credential check is told to the push service.
+fn credential_refusal(error: CredentialError) -> Refusal {
+    match error {
+        CredentialError::BadCredentials => {
+            Refusal::new(ErrorCode::BadCredentials, error.to_string())
         }
+        CredentialError::RateLimited { .. } | CredentialError::Busy => Refusal {
+            code: ErrorCode::RateLimited,
+            detail: error.to_string(),
+            retry_after_secs: error.retry_after_secs(),
+        },
+        CredentialError::Store(error) => error.into(),
     }
 }
 
@@ -234,7 +233,8 @@ impl PushService {
             source,
             now,
         )
-        .await?;
+        .await
+        .map_err(credential_refusal)?;
         if !account.enabled {
             return Err(disabled("this account is disabled"));
         }
@@ -291,7 +291,7 @@ impl PushService {
             // answered as that account is now.
             LinkInsert::AccountChanged => Err(match self.store.account(&link.address).await? {
                 Some(account) if !account.enabled => disabled("this account is disabled"),
-                _ => CredentialError::BadCredentials.into(),
+                _ => credential_refusal(CredentialError::BadCredentials),
             }),
         }
     }

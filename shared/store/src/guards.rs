@@ -13,6 +13,8 @@ use crate::StoreResult;
 pub enum Surface {
     Subscribe,
     SelfService,
+    /// AUTH on the SMTP submission listener.
+    Submission,
 }
 
 impl Surface {
@@ -20,6 +22,7 @@ impl Surface {
         match self {
             Self::Subscribe => "subscribe",
             Self::SelfService => "self",
+            Self::Submission => "smtp",
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod admin;
+pub mod credentials;
 mod domains;
 mod dynamo;
 mod embedded;

@@ -5,7 +5,7 @@ use rand::distributions::Alphanumeric;
 
 use pushmail_core::password::hash_password_off_thread;
 use pushmail_core::types::{Account, Address, Page, StoredMail, now};
-use pushmail_push::credentials::{CredentialError, check_credentials};
+use pushmail_store::credentials::{CredentialError, check_credentials};
 use pushmail_store::{AccountDelete, AccountUpdate, Surface};
 
 use super::{AdminService, NoticeStatus, Principal};

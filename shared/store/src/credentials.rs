@@ -1,11 +1,11 @@
 //! Checking an account's password, with rate limiting per account and per source, per surface.
-//! Shared by the Subscribe URL and the self-service routes (and later IMAP/SMTP logins).
+//! Shared by the Subscribe URL, the self-service routes and the mail listeners' logins.
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::{FailureScope, Store, StoreError, Surface};
 use pushmail_core::password;
 use pushmail_core::types::{Account, Address};
-use pushmail_store::{FailureScope, Store, StoreError, Surface};
 
 /// Failed checks allowed per account in one window; the next attempt is refused.
 pub const ACCOUNT_FAILURE_LIMIT: u32 = 5;
