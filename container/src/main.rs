@@ -4,7 +4,9 @@
 //! listeners and the notice dispatcher join this process.
 
 mod commands;
+mod mail;
 mod serve;
+mod tls;
 
 use clap::{Parser, Subcommand};
 use pushmail_runtime::Settings;

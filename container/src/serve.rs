@@ -10,7 +10,9 @@ use pushmail_http::Limits;
 use pushmail_push::service::sweep_activations_every;
 use pushmail_runtime::seed::{Seed, seed};
 use pushmail_runtime::{Settings, logging, wire};
-use pushmail_smtp::{Inbound, InboundSettings, SmtpLimits};
+use pushmail_smtp::SmtpLimits;
+
+use crate::mail::MailOptions;
 use pushmail_store::Store;
 use tracing::{error, info, warn};
 
@@ -30,15 +32,6 @@ pub struct ServeOptions {
     /// Where the admin API listens.
     #[arg(long, env = "PUSHMAIL_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
     admin_addr: SocketAddr,
-    /// Where SMTP listens for mail to the local accounts (the inbound role, port 25's job).
-    #[arg(long, env = "PUSHMAIL_SMTP_ADDR", default_value = "127.0.0.1:2525")]
-    smtp_addr: SocketAddr,
-    /// The name the SMTP listener gives itself (greeting, Received headers).
-    #[arg(long, env = "PUSHMAIL_HOSTNAME", default_value = "localhost")]
-    hostname: String,
-    /// The largest message SMTP accepts, in octets.
-    #[arg(long, env = "PUSHMAIL_SMTP_MAX_MESSAGE_BYTES", default_value_t = 25 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
-    smtp_max_message_bytes: u64,
     /// Seed a demo domain and account (example.com, alice@example.com / alice-password).
     #[arg(long, env = "PUSHMAIL_DEMO")]
     demo: bool,
@@ -55,6 +48,8 @@ pub struct ServeOptions {
     /// Open connections per source address and HTTP listener; more are closed at once.
     #[arg(long, env = "PUSHMAIL_HTTP_MAX_CONNECTIONS_PER_SOURCE", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     http_max_connections_per_source: u32,
+    #[command(flatten)]
+    mail: MailOptions,
 }
 
 impl ServeOptions {
@@ -82,17 +77,14 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     }
     let subscribe_listener = bind(options.subscribe_addr).await?;
     let admin_listener = bind(options.admin_addr).await?;
-    let smtp_listener = bind(options.smtp_addr).await?;
+    let smtp_listener = bind(options.mail.smtp_addr).await?;
+    let submission_listener = bind(options.mail.submission_addr).await?;
     let smtp_address = smtp_listener.local_addr()?;
-    let inbound = Arc::new(Inbound::new(
-        wired.store.clone(),
-        InboundSettings {
-            hostname: options.hostname.clone(),
-            max_message_bytes: usize::try_from(options.smtp_max_message_bytes)
-                .unwrap_or(usize::MAX),
-            ..InboundSettings::default()
-        },
-    ));
+    let submission_address = submission_listener.local_addr()?;
+    let mail = options
+        .mail
+        .build(&settings, wired.store.clone(), options.demo)
+        .await?;
     let subscribe_url = format!(
         "http://{}{}",
         subscribe_listener.local_addr()?,
@@ -119,7 +111,7 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
         ACTIVATION_SWEEP_EVERY,
     )));
     println!(
-        "Subscribe URL: {subscribe_url}\nAdmin API:     http://{}/admin\nSMTP:          {smtp_address}\nStore:         {}\n",
+        "Subscribe URL: {subscribe_url}\nAdmin API:     http://{}/admin\nSMTP:          {smtp_address}\nSubmission:    {submission_address}\nStore:         {}\n",
         admin_listener.local_addr()?,
         settings.describe_store()
     );
@@ -137,11 +129,20 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     );
     let smtp = pushmail_smtp::serve(
         smtp_listener,
-        inbound,
+        mail.inbound,
         SmtpLimits::default(),
         pushmail_http::shutdown_signal(),
     );
-    let served = tokio::try_join!(subscribe, admin, smtp);
+    let submission = pushmail_smtp::serve(
+        submission_listener,
+        mail.submission,
+        SmtpLimits::default(),
+        pushmail_http::shutdown_signal(),
+    );
+    if let Some(outgoing) = mail.outgoing {
+        background.push(tokio::spawn(outgoing.run(std::future::pending())));
+    }
+    let served = tokio::try_join!(subscribe, admin, smtp, submission);
     for task in background {
         task.abort();
     }

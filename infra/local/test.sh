@@ -57,7 +57,7 @@ target/debug/pushmail heartbeat --store dynamodb
 PUSHMAIL_TOKEN=$(target/debug/pushmail bootstrap --store dynamodb --label e2e)
 export PUSHMAIL_TOKEN
 mkdir -p .local
-target/debug/pushmail --store dynamodb --mail ses --local-mode true --smtp-addr 127.0.0.1:0 \
+target/debug/pushmail --store dynamodb --mail ses --local-mode true --smtp-addr 127.0.0.1:0 --submission-addr 127.0.0.1:0 \
   --subscribe-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin_port" >.local/e2e-dynamodb.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
@@ -79,9 +79,10 @@ echo "== the README's examples against the local process (README command 1, embe
 port=$(free_port)
 admin_port=$(free_port)
 smtp_port=$(free_port)
+submission_port=$(free_port)
 local_dir=$(mktemp -d)
 target/debug/pushmail --data-dir "$local_dir" --demo --subscribe-addr "127.0.0.1:$port" \
-  --admin-addr "127.0.0.1:$admin_port" --smtp-addr "127.0.0.1:$smtp_port" >.local/e2e-pushmail.log 2>&1 &
+  --admin-addr "127.0.0.1:$admin_port" --smtp-addr "127.0.0.1:$smtp_port" --submission-addr "127.0.0.1:$submission_port" >.local/e2e-pushmail.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   curl -s -o /dev/null "http://127.0.0.1:$admin_port/" && break
@@ -98,6 +99,7 @@ readme_example() {
   code=${code//127.0.0.1:8080/127.0.0.1:$port}
   code=${code//127.0.0.1:8081/127.0.0.1:$admin_port}
   code=${code//127.0.0.1:2525/127.0.0.1:$smtp_port}
+  code=${code//127.0.0.1:2587/127.0.0.1:$submission_port}
   printf '%s\n' "$code"
 }
 expect() {  # expect NAME OUTPUT PATTERN...

@@ -28,6 +28,7 @@ use pushmail_store::{EmbeddedStore, Store};
 use serde_json::{Value, json};
 
 pub mod openapi;
+pub mod smtp;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -267,15 +268,20 @@ impl Harness {
     }
 
     /// An SMTP listener (the inbound role) on a free loopback port, on this harness's store.
-    pub async fn smtp(&self, settings: pushmail_smtp::InboundSettings) -> std::net::SocketAddr {
+    pub async fn smtp(&self, settings: pushmail_smtp::SmtpSettings) -> std::net::SocketAddr {
+        self.listen_smtp(pushmail_smtp::Smtp::inbound(self.store.clone(), settings))
+            .await
+    }
+
+    /// A listener for `smtp` (either role) on a free loopback port.
+    pub async fn listen_smtp(&self, smtp: pushmail_smtp::Smtp) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let address = listener.local_addr().expect("local address");
-        let inbound = Arc::new(pushmail_smtp::Inbound::new(self.store.clone(), settings));
         tokio::spawn(pushmail_smtp::serve(
             listener,
-            inbound,
+            Arc::new(smtp),
             pushmail_smtp::SmtpLimits::default(),
             std::future::pending(),
         ));

@@ -3,64 +3,9 @@
 //! many recipients, over-long lines, bare LF or CR: SMTP smuggling).
 
 use pushmail_core::folder::FolderName;
-use pushmail_smtp::InboundSettings;
+use pushmail_smtp::SmtpSettings;
 use pushmail_tests::Harness;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-
-struct Client {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
-}
-
-impl Client {
-    async fn connect(address: std::net::SocketAddr) -> (Self, String) {
-        let (reader, writer) = TcpStream::connect(address).await.unwrap().into_split();
-        let mut client = Self {
-            reader: BufReader::new(reader),
-            writer,
-        };
-        let greeting = client.reply().await;
-        (client, greeting)
-    }
-
-    /// One reply, its lines joined; multi-line replies read to their last line.
-    async fn reply(&mut self) -> String {
-        let mut all = String::new();
-        loop {
-            let mut line = String::new();
-            let read = self.reader.read_line(&mut line).await.unwrap();
-            assert!(read > 0, "the server closed the connection; so far: {all}");
-            all.push_str(&line);
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return all;
-            }
-        }
-    }
-
-    async fn send(&mut self, raw: &[u8]) {
-        self.writer.write_all(raw).await.unwrap();
-    }
-
-    async fn command(&mut self, line: &str) -> String {
-        self.send(format!("{line}\r\n").as_bytes()).await;
-        self.reply().await
-    }
-
-    /// MAIL, RCPT and DATA (each must be accepted), then `data` (ending in CRLF.CRLF); the
-    /// answer to the message.
-    async fn transaction(&mut self, from: &str, to: &str, data: &[u8]) -> String {
-        let mail = self.command(&format!("MAIL FROM:<{from}>")).await;
-        assert!(mail.starts_with("250"), "MAIL: {mail}");
-        let rcpt = self.command(&format!("RCPT TO:<{to}>")).await;
-        assert!(rcpt.starts_with("250"), "RCPT: {rcpt}");
-        let data_reply = self.command("DATA").await;
-        assert!(data_reply.starts_with("354"), "DATA: {data_reply}");
-        self.send(data).await;
-        self.reply().await
-    }
-}
+use pushmail_tests::smtp::Client;
 
 fn inbox() -> FolderName {
     FolderName::parse("INBOX").unwrap()
@@ -74,7 +19,7 @@ fn code(reply: &str) -> &str {
 async fn mail_for_a_local_account_lands_in_its_inbox() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
-    let smtp = h.smtp(InboundSettings::default()).await;
+    let smtp = h.smtp(SmtpSettings::default()).await;
     let (mut client, greeting) = Client::connect(smtp).await;
     assert!(greeting.starts_with("220 "), "{greeting}");
     let ehlo = client.command("EHLO sender.example").await;
@@ -125,7 +70,7 @@ async fn mail_for_a_local_account_lands_in_its_inbox() {
 async fn unknown_users_and_relaying_are_refused_with_every_trick() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
-    let smtp = h.smtp(InboundSettings::default()).await;
+    let smtp = h.smtp(SmtpSettings::default()).await;
     let (mut client, _) = Client::connect(smtp).await;
     client.command("EHLO relay.test").await;
     client.command("MAIL FROM:<spam@relay.test>").await;
@@ -193,10 +138,10 @@ async fn smuggling_long_lines_size_and_recipient_limits_store_nothing() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
     let smtp = h
-        .smtp(InboundSettings {
+        .smtp(SmtpSettings {
             max_message_bytes: 2000,
             max_recipients: 2,
-            ..InboundSettings::default()
+            ..SmtpSettings::default()
         })
         .await;
     let (mut client, _) = Client::connect(smtp).await;
@@ -285,7 +230,7 @@ async fn smuggling_long_lines_size_and_recipient_limits_store_nothing() {
 async fn pipelined_commands_are_answered_in_order() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
-    let smtp = h.smtp(InboundSettings::default()).await;
+    let smtp = h.smtp(SmtpSettings::default()).await;
     let (mut client, _) = Client::connect(smtp).await;
     client.command("EHLO p.example").await;
     client
@@ -320,7 +265,7 @@ async fn pipelined_commands_are_answered_in_order() {
 async fn delivered_mail_is_listed_by_the_admin_api() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
-    let smtp = h.smtp(InboundSettings::default()).await;
+    let smtp = h.smtp(SmtpSettings::default()).await;
     let (mut client, _) = Client::connect(smtp).await;
     client.command("EHLO a.example").await;
     for i in 1..=3 {
@@ -393,7 +338,7 @@ async fn a_full_mailbox_refuses_with_552_5_2_2_and_stores_nothing() {
         .await;
     assert_eq!(set.status, 200, "{:?}", set.body);
     assert_eq!(set.body["quota_bytes"], 600);
-    let smtp = h.smtp(InboundSettings::default()).await;
+    let smtp = h.smtp(SmtpSettings::default()).await;
     let (mut client, _) = Client::connect(smtp).await;
     client.command("EHLO q.example").await;
     let mut replies = Vec::new();

@@ -54,7 +54,11 @@ impl AwsContext {
     }
 
     pub fn ses_mailer(&self, from: impl Into<String>) -> SesMailer {
-        SesMailer::new(aws_sdk_ses::Client::new(&self.config), from.into())
+        SesMailer::new(self.ses_client(), from.into())
+    }
+
+    pub fn ses_client(&self) -> aws_sdk_ses::Client {
+        aws_sdk_ses::Client::new(&self.config)
     }
 }
 

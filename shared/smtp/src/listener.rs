@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pushmail_core::network::SourceCounts;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::session::Inbound;
+use crate::session::Smtp;
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -39,7 +39,7 @@ impl Default for SmtpLimits {
 /// Serves SMTP sessions until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    inbound: Arc<Inbound>,
+    smtp: Arc<Smtp>,
     limits: SmtpLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -76,10 +76,9 @@ pub async fn serve(
             });
             continue;
         };
-        let inbound = inbound.clone();
+        let smtp = smtp.clone();
         sessions.spawn(async move {
-            let (reader, writer) = stream.into_split();
-            let session = inbound.converse(BufReader::new(reader), writer, peer);
+            let session = smtp.converse(stream, peer);
             if tokio::time::timeout(limits.session_timeout, session)
                 .await
                 .is_err()

@@ -1,25 +1,34 @@
-//! One SMTP conversation in the inbound role: mail for the local domains' accounts, each
-//! recipient checked, no relaying, and 250 after DATA only once the message is durably in every
-//! recipient's INBOX.
+//! One SMTP conversation, in either role: inbound (mail for the local domains' accounts, each
+//! recipient checked, no relaying, no AUTH) or submission (the device's mail: AUTH after
+//! STARTTLS, MAIL FROM the account itself, any recipient). 250 after DATA only once the message
+//! is durable wherever it goes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::NewMessage;
-use pushmail_core::types::Address;
-use pushmail_store::{Delivery, Store};
+use pushmail_core::types::{Account, Address};
+use pushmail_store::Store;
 use smtp_proto::Request;
-use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
-use tracing::{info, warn};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio_rustls::TlsAcceptor;
 
-use crate::wire::{Line, MAX_COMMAND_LINE, MAX_TEXT_LINE, read_line};
+use crate::connection::Connection;
+use crate::outgoing::Outgoing;
+use crate::wire::{Line, MAX_COMMAND_LINE, read_line};
 
-/// What the inbound role allows.
+/// Which listener a session belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Port 25's job: mail from anywhere for local accounts only.
+    Inbound,
+    /// Port 587's job: mail from authenticated accounts to anywhere.
+    Submission,
+}
+
+/// What a listener allows.
 #[derive(Debug, Clone)]
-pub struct InboundSettings {
+pub struct SmtpSettings {
     /// The name this server gives itself in its greeting and Received headers.
     pub hostname: String,
     /// The largest message accepted, in octets (announced as SIZE).
@@ -28,98 +37,180 @@ pub struct InboundSettings {
     pub max_recipients: usize,
     /// How long the peer may stay silent.
     pub idle_timeout: Duration,
+    /// Submission: AUTH without TLS is allowed from loopback peers (local tests, `--demo`).
+    pub plaintext_auth_on_loopback: bool,
 }
 
-impl Default for InboundSettings {
+impl Default for SmtpSettings {
     fn default() -> Self {
         Self {
             hostname: "pushmail.local".into(),
             max_message_bytes: 25 * 1024 * 1024,
             max_recipients: 100,
             idle_timeout: Duration::from_secs(300),
+            plaintext_auth_on_loopback: false,
         }
     }
 }
 
-/// The inbound role, shared by every session.
-pub struct Inbound {
-    store: Arc<dyn Store>,
-    settings: InboundSettings,
+/// A listener's role with everything its sessions share.
+pub struct Smtp {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) settings: SmtpSettings,
+    pub(crate) role: Role,
+    tls: Option<TlsAcceptor>,
+    /// Where submitted mail for other domains goes (submission only).
+    pub(crate) outgoing: Option<Arc<Outgoing>>,
 }
 
-/// Why a session ended early.
-enum End {
+/// Why a session ended.
+pub(crate) enum End {
     Quit,
     Closed,
     Idle,
 }
 
-/// One transaction's envelope.
+/// The state of one conversation.
 #[derive(Default)]
-struct Envelope {
-    from: Option<String>,
-    /// Each accepted recipient, with its mailbox quota.
-    recipients: Vec<(Address, Option<u64>)>,
+pub(crate) struct Session {
+    pub helo: Option<String>,
+    /// The authenticated account (submission).
+    pub user: Option<Account>,
+    pub tls: bool,
+    pub envelope: Envelope,
 }
 
-impl Inbound {
-    pub fn new(store: Arc<dyn Store>, settings: InboundSettings) -> Self {
-        Self { store, settings }
+/// One transaction's envelope.
+#[derive(Default)]
+pub(crate) struct Envelope {
+    pub from: Option<String>,
+    /// Each accepted local recipient, with its mailbox quota.
+    pub local: Vec<(Address, Option<u64>)>,
+    /// Accepted recipients elsewhere (submission only).
+    pub remote: Vec<Address>,
+}
+
+impl Envelope {
+    pub fn recipients(&self) -> usize {
+        self.local.len() + self.remote.len()
+    }
+}
+
+/// What a command asks of the loop beyond its answer.
+enum Next {
+    StartTls,
+    End(End),
+}
+
+impl Smtp {
+    pub fn inbound(store: Arc<dyn Store>, settings: SmtpSettings) -> Self {
+        Self {
+            store,
+            settings,
+            role: Role::Inbound,
+            tls: None,
+            outgoing: None,
+        }
     }
 
-    pub fn settings(&self) -> &InboundSettings {
+    /// The submission role; without `outgoing` (no relay configured) mail to other domains
+    /// is refused at RCPT.
+    pub fn submission(
+        store: Arc<dyn Store>,
+        settings: SmtpSettings,
+        outgoing: Option<Arc<Outgoing>>,
+    ) -> Self {
+        Self {
+            store,
+            settings,
+            role: Role::Submission,
+            tls: None,
+            outgoing,
+        }
+    }
+
+    /// Offers STARTTLS with this certificate.
+    pub fn with_tls(mut self, acceptor: TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
+    }
+
+    pub fn settings(&self) -> &SmtpSettings {
         &self.settings
     }
 
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
     /// Runs one conversation to its end.
-    pub async fn converse<R, W>(&self, mut reader: R, mut writer: W, peer: SocketAddr)
+    pub async fn converse<S>(&self, stream: S, peer: SocketAddr)
     where
-        R: AsyncBufRead + Unpin,
-        W: AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + Unpin,
     {
+        let mut io = BufReader::new(Connection::Plain(stream));
         let greeting = format!("220 {} ESMTP pushmail\r\n", self.settings.hostname);
-        if writer.write_all(greeting.as_bytes()).await.is_err() {
+        if io.write_all(greeting.as_bytes()).await.is_err() {
             return;
         }
-        let end = self.commands(&mut reader, &mut writer, peer).await;
+        let mut session = Session::default();
+        let end = loop {
+            match self.commands(&mut io, &mut session, peer).await {
+                Ok(Next::StartTls) => {
+                    let Some(acceptor) = &self.tls else { return };
+                    // Whatever the peer pipelined after STARTTLS was sent in the clear: it is
+                    // dropped with the buffer, never read as if it came over TLS.
+                    match Connection::start_tls(io, acceptor).await {
+                        Ok(tls) => io = BufReader::new(tls),
+                        Err(error) => {
+                            tracing::info!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                    }
+                    // RFC 3207 §4.2: the session starts over.
+                    session = Session {
+                        tls: true,
+                        ..Session::default()
+                    };
+                }
+                Ok(Next::End(end)) => break Ok(end),
+                Err(error) => break Err(error),
+            }
+        };
         let farewell: &[u8] = match end {
             Ok(End::Quit) => b"221 2.0.0 Bye\r\n",
             Ok(End::Idle) => b"421 4.4.2 Idle too long; closing\r\n",
             Ok(End::Closed) | Err(_) => return,
         };
-        let _ = writer.write_all(farewell).await;
-        let _ = writer.flush().await;
+        let _ = io.write_all(farewell).await;
+        let _ = io.flush().await;
     }
 
-    async fn commands<R, W>(
+    /// Answers commands until the session ends or TLS starts.
+    async fn commands<S>(
         &self,
-        reader: &mut R,
-        writer: &mut W,
+        io: &mut BufReader<Connection<S>>,
+        session: &mut Session,
         peer: SocketAddr,
-    ) -> std::io::Result<End>
+    ) -> std::io::Result<Next>
     where
-        R: AsyncBufRead + Unpin,
-        W: AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut helo: Option<String> = None;
-        let mut envelope = Envelope::default();
         loop {
-            let Ok(line) = tokio::time::timeout(
-                self.settings.idle_timeout,
-                read_line(reader, MAX_COMMAND_LINE),
-            )
-            .await
+            let Ok(line) =
+                tokio::time::timeout(self.settings.idle_timeout, read_line(io, MAX_COMMAND_LINE))
+                    .await
             else {
-                return Ok(End::Idle);
+                return Ok(Next::End(End::Idle));
             };
             let mut line = match line? {
-                Line::Closed => return Ok(End::Closed),
+                Line::Closed => return Ok(Next::End(End::Closed)),
                 Line::TooLong => {
-                    reply(writer, "500 5.5.2 Line too long").await?;
+                    reply(io, "500 5.5.2 Line too long").await?;
                     continue;
                 }
                 Line::BareLineEnding(_) => {
-                    reply(writer, "500 5.5.2 Lines must end with CRLF").await?;
+                    reply(io, "500 5.5.2 Lines must end with CRLF").await?;
                     continue;
                 }
                 Line::Complete(line) => line,
@@ -128,80 +219,141 @@ impl Inbound {
             let request = match Request::parse(&mut line.iter()) {
                 Ok(request) => request,
                 Err(smtp_proto::Error::UnknownCommand) => {
-                    reply(writer, "500 5.5.1 Unknown command").await?;
+                    reply(io, "500 5.5.1 Unknown command").await?;
                     continue;
                 }
                 Err(_) => {
-                    reply(writer, "501 5.5.4 Syntax error in parameters").await?;
+                    reply(io, "501 5.5.4 Syntax error in parameters").await?;
                     continue;
                 }
             };
             match request {
                 Request::Ehlo { host } => {
-                    helo = Some(host.to_string());
-                    envelope = Envelope::default();
-                    let capabilities = format!(
-                        "250-{}\r\n250-SIZE {}\r\n250-PIPELINING\r\n250-8BITMIME\r\n\
-                         250-ENHANCEDSTATUSCODES\r\n250 SMTPUTF8",
-                        self.settings.hostname, self.settings.max_message_bytes
-                    );
-                    reply(writer, &capabilities).await?;
+                    session.helo = Some(host.to_string());
+                    session.envelope = Envelope::default();
+                    reply(io, &self.capabilities(session, peer)).await?;
                 }
                 Request::Helo { host } => {
-                    helo = Some(host.to_string());
-                    envelope = Envelope::default();
-                    reply(writer, &format!("250 {}", self.settings.hostname)).await?;
+                    session.helo = Some(host.to_string());
+                    session.envelope = Envelope::default();
+                    reply(io, &format!("250 {}", self.settings.hostname)).await?;
                 }
-                Request::Mail { from } => {
-                    if helo.is_none() {
-                        reply(writer, "503 5.5.1 Say EHLO first").await?;
-                    } else if envelope.from.is_some() {
-                        reply(writer, "503 5.5.1 A transaction is already open").await?;
-                    } else if from.size > self.settings.max_message_bytes {
-                        reply(writer, "552 5.3.4 Message too big").await?;
+                Request::StartTls => {
+                    if session.tls {
+                        reply(io, "503 5.5.1 TLS is already on").await?;
+                    } else if self.tls.is_none() {
+                        reply(io, "502 5.5.1 STARTTLS is not offered here").await?;
                     } else {
-                        envelope.from = Some(from.address.to_string());
-                        reply(writer, "250 2.1.0 Sender OK").await?;
+                        reply(io, "220 2.0.0 Ready to start TLS").await?;
+                        return Ok(Next::StartTls);
                     }
                 }
+                Request::Auth {
+                    mechanism,
+                    initial_response,
+                } => {
+                    let answer = self
+                        .authenticate(io, session, peer, mechanism, &initial_response)
+                        .await?;
+                    reply(io, &answer).await?;
+                }
+                Request::Mail { from } => {
+                    let answer = self.sender(session, &from.address, from.size);
+                    reply(io, &answer).await?;
+                }
                 Request::Rcpt { to } => {
-                    let answer = self.recipient(&mut envelope, &to.address).await;
-                    reply(writer, answer).await?;
+                    let answer = self.recipient(session, &to.address).await;
+                    reply(io, answer).await?;
                 }
                 Request::Data => {
+                    let envelope = &session.envelope;
                     if envelope.from.is_none() {
-                        reply(writer, "503 5.5.1 MAIL first").await?;
-                    } else if envelope.recipients.is_empty() {
-                        reply(writer, "554 5.5.1 No valid recipients").await?;
+                        reply(io, "503 5.5.1 MAIL first").await?;
+                    } else if envelope.recipients() == 0 {
+                        reply(io, "554 5.5.1 No valid recipients").await?;
                     } else {
-                        reply(writer, "354 End data with <CR><LF>.<CR><LF>").await?;
-                        let answer = self
-                            .data(reader, &envelope, helo.as_deref().unwrap_or(""), peer)
-                            .await?;
-                        envelope = Envelope::default();
-                        reply(writer, &answer).await?;
+                        reply(io, "354 End data with <CR><LF>.<CR><LF>").await?;
+                        let answer = match self.read_message(io).await? {
+                            Ok(message) => self.accept_message(session, message, peer).await,
+                            Err(refusal) => refusal.to_owned(),
+                        };
+                        session.envelope = Envelope::default();
+                        reply(io, &answer).await?;
                     }
                 }
                 Request::Rset => {
-                    envelope = Envelope::default();
-                    reply(writer, "250 2.0.0 OK").await?;
+                    session.envelope = Envelope::default();
+                    reply(io, "250 2.0.0 OK").await?;
                 }
-                Request::Noop { .. } => reply(writer, "250 2.0.0 OK").await?,
+                Request::Noop { .. } => reply(io, "250 2.0.0 OK").await?,
                 Request::Vrfy { .. } => {
-                    reply(writer, "252 2.5.0 Cannot verify; send the mail").await?;
+                    reply(io, "252 2.5.0 Cannot verify; send the mail").await?;
                 }
-                Request::Quit => return Ok(End::Quit),
-                _ => reply(writer, "502 5.5.1 Command not implemented").await?,
+                Request::Quit => return Ok(Next::End(End::Quit)),
+                _ => reply(io, "502 5.5.1 Command not implemented").await?,
             }
         }
     }
 
-    /// Checks one RCPT: a local domain (else relaying, refused), an existing account.
-    async fn recipient(&self, envelope: &mut Envelope, raw: &str) -> &'static str {
+    /// The EHLO answer: AUTH only where it may be used, STARTTLS until TLS is on.
+    fn capabilities(&self, session: &Session, peer: SocketAddr) -> String {
+        let mut lines = vec![
+            self.settings.hostname.clone(),
+            format!("SIZE {}", self.settings.max_message_bytes),
+            "PIPELINING".into(),
+            "8BITMIME".into(),
+            "ENHANCEDSTATUSCODES".into(),
+            "SMTPUTF8".into(),
+        ];
+        if self.tls.is_some() && !session.tls {
+            lines.push("STARTTLS".into());
+        }
+        if self.auth_allowed(session, peer) && session.user.is_none() {
+            lines.push("AUTH PLAIN LOGIN".into());
+        }
+        let last = lines.len() - 1;
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| format!("250{}{line}", if i == last { ' ' } else { '-' }))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    }
+
+    /// Checks MAIL FROM: inbound takes any sender; submission only the authenticated account.
+    fn sender(&self, session: &mut Session, from: &str, size: usize) -> String {
+        if session.helo.is_none() {
+            return "503 5.5.1 Say EHLO first".into();
+        }
+        if session.envelope.from.is_some() {
+            return "503 5.5.1 A transaction is already open".into();
+        }
+        if size > self.settings.max_message_bytes {
+            return "552 5.3.4 Message too big".into();
+        }
+        if self.role == Role::Submission {
+            let Some(user) = &session.user else {
+                return "530 5.7.0 Authentication required".into();
+            };
+            let own = Address::parse(from).is_ok_and(|from| from == user.address);
+            if !own {
+                return format!(
+                    "553 5.7.1 Sender address must be {}, the account you logged in as",
+                    user.address
+                );
+            }
+        }
+        session.envelope.from = Some(from.to_string());
+        "250 2.1.0 Sender OK".into()
+    }
+
+    /// Checks one RCPT: a local account, or (submission only) any other domain.
+    async fn recipient(&self, session: &mut Session, raw: &str) -> &'static str {
+        let envelope = &mut session.envelope;
         if envelope.from.is_none() {
             return "503 5.5.1 MAIL first";
         }
-        if envelope.recipients.len() >= self.settings.max_recipients {
+        if envelope.recipients() >= self.settings.max_recipients {
             return "452 4.5.3 Too many recipients";
         }
         // Quoted local parts, percent hacks and source routes are not addresses of ours.
@@ -210,17 +362,22 @@ impl Inbound {
         };
         match self.store.domain(&address.domain()).await {
             Ok(Some(_)) => {}
+            Ok(None) if self.role == Role::Submission && self.outgoing.is_none() => {
+                return "550 5.7.1 No relay is configured for mail to other domains";
+            }
+            Ok(None) if self.role == Role::Submission => {
+                if !envelope.remote.contains(&address) {
+                    envelope.remote.push(address);
+                }
+                return "250 2.1.5 Recipient OK";
+            }
             Ok(None) => return "550 5.7.1 Relaying denied",
             Err(_) => return "451 4.3.0 Temporary failure; try again later",
         }
         match self.store.account(&address).await {
             Ok(Some(account)) if account.enabled => {
-                if !envelope
-                    .recipients
-                    .iter()
-                    .any(|(known, _)| *known == address)
-                {
-                    envelope.recipients.push((address, account.quota_bytes));
+                if !envelope.local.iter().any(|(known, _)| *known == address) {
+                    envelope.local.push((address, account.quota_bytes));
                 }
                 "250 2.1.5 Recipient OK"
             }
@@ -228,138 +385,12 @@ impl Inbound {
             Err(_) => "451 4.3.0 Temporary failure; try again later",
         }
     }
-
-    /// Reads the message to CRLF.CRLF and stores it, or says why not (nothing stored).
-    async fn data<R: AsyncBufRead + Unpin>(
-        &self,
-        reader: &mut R,
-        envelope: &Envelope,
-        helo: &str,
-        peer: SocketAddr,
-    ) -> std::io::Result<String> {
-        let mut message = Vec::new();
-        let (mut too_big, mut too_long, mut bare) = (false, false, false);
-        // CRLF.CRLF ends the message only after a line that itself ended in CRLF.
-        let mut after_crlf = true;
-        loop {
-            let line = match tokio::time::timeout(
-                self.settings.idle_timeout,
-                read_line(reader, MAX_TEXT_LINE),
-            )
-            .await
-            {
-                Ok(line) => line?,
-                Err(_) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "idle during DATA",
-                    ));
-                }
-            };
-            let text = match line {
-                Line::Closed => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "closed during DATA",
-                    ));
-                }
-                Line::TooLong => {
-                    too_long = true;
-                    after_crlf = true;
-                    continue;
-                }
-                Line::BareLineEnding(text) => {
-                    bare = true;
-                    // A bare CR inside a line that ends in CRLF: the next line may end DATA.
-                    after_crlf = !text.ends_with(b"\n");
-                    continue;
-                }
-                Line::Complete(text) => text,
-            };
-            if after_crlf && text == b"." {
-                break;
-            }
-            after_crlf = true;
-            let text = text.strip_prefix(b".").unwrap_or(&text);
-            if message.len() + text.len() + 2 > self.settings.max_message_bytes {
-                too_big = true;
-            }
-            if !too_big {
-                message.extend_from_slice(text);
-                message.extend_from_slice(b"\r\n");
-            }
-        }
-        if bare {
-            warn!(%peer, "message refused: bare CR or LF");
-            return Ok("550 5.6.0 Bare CR or LF in the message: lines must end with CRLF".into());
-        }
-        if too_long {
-            return Ok("550 5.5.2 Line too long (over 1000 octets)".into());
-        }
-        if too_big {
-            return Ok("552 5.3.4 Message too big".into());
-        }
-        Ok(self.store_message(envelope, message, helo, peer).await)
-    }
-
-    async fn store_message(
-        &self,
-        envelope: &Envelope,
-        message: Vec<u8>,
-        helo: &str,
-        peer: SocketAddr,
-    ) -> String {
-        let at = Utc::now();
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let inbox = FolderName::parse("INBOX").expect("INBOX is a folder name");
-        let (mut stored, mut full) = (0, 0);
-        for (recipient, quota) in &envelope.recipients {
-            let received = format!(
-                "Received: from {} ({})\r\n\tby {} (pushmail) with ESMTP id {id}\r\n\tfor <{recipient}>; {}\r\n",
-                sanitize(helo),
-                peer.ip(),
-                self.settings.hostname,
-                at.to_rfc2822()
-            );
-            let mut raw = received.into_bytes();
-            raw.extend_from_slice(&message);
-            let new = NewMessage {
-                raw,
-                flags: Vec::new(),
-                internal_date: at,
-            };
-            match self.store.deliver(recipient, &inbox, &new, *quota).await {
-                Ok(Delivery::Stored { uid, .. }) => {
-                    stored += 1;
-                    info!(%recipient, uid, id, "delivered");
-                }
-                Ok(Delivery::OverQuota) => {
-                    full += 1;
-                    warn!(%recipient, id, "not delivered: over quota");
-                }
-                Ok(refused) => warn!(%recipient, ?refused, id, "not delivered"),
-                Err(error) => warn!(%recipient, %error, id, "not delivered"),
-            }
-        }
-        match stored {
-            n if n == envelope.recipients.len() => format!("250 2.0.0 OK: queued as {id}"),
-            0 if full == envelope.recipients.len() => "552 5.2.2 Mailbox full".into(),
-            0 => "451 4.3.0 Not stored; try again later".into(),
-            // Some recipients have it: telling the sender to retry would duplicate it for them.
-            _ => format!("250 2.0.0 OK: queued as {id} (not for every recipient)"),
-        }
-    }
 }
 
-/// A HELO name as it may appear in a header: printable, no spaces, cut.
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(255)
-        .collect()
-}
-
-async fn reply<W: AsyncWrite + Unpin>(writer: &mut W, text: &str) -> std::io::Result<()> {
+pub(crate) async fn reply<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    text: &str,
+) -> std::io::Result<()> {
     writer.write_all(text.as_bytes()).await?;
     writer.write_all(b"\r\n").await?;
     writer.flush().await

@@ -16,6 +16,7 @@ mod links;
 mod liveness;
 mod mailbox;
 mod outbox;
+mod relay;
 
 pub use accounts::{AccountDelete, AccountStore, AccountUpdate};
 pub use admin::{AdminStore, TokenDelete};
@@ -28,6 +29,7 @@ pub use links::{LinkInsert, LinkQuery, LinkStore, Unlink};
 pub use liveness::LivenessStore;
 pub use mailbox::{Change, ChangeKind, Delivery, MailboxStore};
 pub use outbox::OutboxStore;
+pub use relay::{RelayJob, RelayStore};
 
 /// Every concern's store in one: what a process wires up and the services hold as
 /// `Arc<dyn Store>`. Implemented by every type that implements each concern's trait.
@@ -41,6 +43,7 @@ pub trait Store:
     + KeptMailStore
     + LivenessStore
     + MailboxStore
+    + RelayStore
 {
 }
 
@@ -54,6 +57,7 @@ impl<T> Store for T where
         + KeptMailStore
         + LivenessStore
         + MailboxStore
+        + RelayStore
 {
 }
 
@@ -61,7 +65,7 @@ impl<T> Store for T where
 pub mod prelude {
     pub use crate::{
         AccountStore, AdminStore, DomainStore, GuardStore, KeptMailStore, LinkStore, LivenessStore,
-        MailboxStore, OutboxStore, Store,
+        MailboxStore, OutboxStore, RelayStore, Store,
     };
 }
 

@@ -126,7 +126,7 @@ impl DynamoStore {
         }
     }
 
-    fn bodies(&self) -> StoreResult<&Arc<dyn BodyStore>> {
+    pub(super) fn bodies(&self) -> StoreResult<&Arc<dyn BodyStore>> {
         self.bodies.as_ref().ok_or_else(|| {
             StoreError::Backend("no S3 bucket is configured for message bodies".into())
         })

@@ -528,3 +528,4 @@ mod links;
 mod liveness;
 mod mailbox;
 mod outbox;
+mod relay;

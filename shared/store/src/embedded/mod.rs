@@ -207,6 +207,7 @@ impl EmbeddedStore {
                 txn.open_table(table)?;
             }
             mailbox::create_tables(&txn)?;
+            relay::create_tables(&txn)?;
             txn.commit()?;
             Ok(db)
         };
@@ -333,3 +334,4 @@ mod links;
 mod liveness;
 mod mailbox;
 mod outbox;
+mod relay;

@@ -1,0 +1,176 @@
+//! The mail listeners' settings and wiring: SMTP inbound and submission, their certificate, and
+//! the relay for mail to other domains (a smarthost, or SES when system mail goes through SES).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pushmail_core::types::Address;
+use pushmail_runtime::Settings;
+use pushmail_runtime::aws::AwsContext;
+use pushmail_runtime::settings::MailKind;
+use pushmail_smtp::{Outgoing, RelayPolicy, Smarthost, Smtp, SmtpSettings, Transport, Verdict};
+use pushmail_store::Store;
+use tokio_rustls::TlsAcceptor;
+use tracing::warn;
+
+#[derive(Debug, clap::Args)]
+pub struct MailOptions {
+    /// Where SMTP listens for mail to the local accounts (the inbound role, port 25's job).
+    #[arg(long, env = "PUSHMAIL_SMTP_ADDR", default_value = "127.0.0.1:2525")]
+    pub smtp_addr: SocketAddr,
+    /// Where SMTP listens for the devices' mail (the submission role, port 587's job: AUTH).
+    #[arg(
+        long,
+        env = "PUSHMAIL_SUBMISSION_ADDR",
+        default_value = "127.0.0.1:2587"
+    )]
+    pub submission_addr: SocketAddr,
+    /// The name the mail listeners give themselves (greeting, Received headers, bounces).
+    #[arg(long, env = "PUSHMAIL_HOSTNAME", default_value = "localhost")]
+    pub hostname: String,
+    /// The largest message SMTP accepts, in octets.
+    #[arg(long, env = "PUSHMAIL_SMTP_MAX_MESSAGE_BYTES", default_value_t = 25 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
+    pub smtp_max_message_bytes: u64,
+    /// The mail listeners' certificate chain (PEM), for STARTTLS. Without one, STARTTLS is
+    /// not offered (with --demo a self-signed certificate is made at start).
+    #[arg(long, env = "PUSHMAIL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "PUSHMAIL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow AUTH without TLS from loopback peers on the submission listener (local tests; on
+    /// with --demo). Never from other addresses.
+    #[arg(long, env = "PUSHMAIL_SMTP_PLAINTEXT_AUTH_ON_LOOPBACK")]
+    pub smtp_plaintext_auth_on_loopback: bool,
+    /// The relay (host:port, plain SMTP) for submitted mail to other domains. Without one, such
+    /// mail goes through SES when system mail does (--mail ses), else it is refused at RCPT.
+    #[arg(long, env = "PUSHMAIL_SMARTHOST")]
+    pub smarthost: Option<String>,
+    /// Seconds before the first retry of a relay that failed; each further wait doubles (up to
+    /// an hour).
+    #[arg(long, env = "PUSHMAIL_RELAY_FIRST_RETRY_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub relay_first_retry_secs: u64,
+    /// Seconds after which mail the relay still has not taken is bounced to its sender.
+    #[arg(long, env = "PUSHMAIL_RELAY_GIVE_UP_SECS", default_value_t = 5 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..=30 * 86_400))]
+    pub relay_give_up_secs: u64,
+}
+
+/// Both SMTP roles and the relay queue's worker, ready to serve.
+pub struct MailListeners {
+    pub inbound: Arc<Smtp>,
+    pub submission: Arc<Smtp>,
+    pub outgoing: Option<Arc<Outgoing>>,
+}
+
+impl MailOptions {
+    pub async fn build(
+        &self,
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        demo: bool,
+    ) -> anyhow::Result<MailListeners> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::from_files(cert, key)?),
+            _ if demo => Some(crate::tls::self_signed(&self.hostname)?),
+            _ => {
+                warn!("no --tls-cert: STARTTLS is not offered");
+                None
+            }
+        };
+        let smtp_settings = SmtpSettings {
+            hostname: self.hostname.clone(),
+            max_message_bytes: usize::try_from(self.smtp_max_message_bytes).unwrap_or(usize::MAX),
+            plaintext_auth_on_loopback: self.smtp_plaintext_auth_on_loopback || demo,
+            ..SmtpSettings::default()
+        };
+        let outgoing = self.transport(settings).await.map(|transport| {
+            Arc::new(Outgoing::new(
+                store.clone(),
+                transport,
+                RelayPolicy {
+                    first_retry: Duration::from_secs(self.relay_first_retry_secs),
+                    give_up_after: Duration::from_secs(self.relay_give_up_secs),
+                    ..RelayPolicy::default()
+                },
+                self.hostname.clone(),
+            ))
+        });
+        let with_tls = |smtp: Smtp, tls: &Option<TlsAcceptor>| match tls {
+            Some(acceptor) => smtp.with_tls(acceptor.clone()),
+            None => smtp,
+        };
+        Ok(MailListeners {
+            inbound: Arc::new(with_tls(
+                Smtp::inbound(store.clone(), smtp_settings.clone()),
+                &tls,
+            )),
+            submission: Arc::new(with_tls(
+                Smtp::submission(store, smtp_settings, outgoing.clone()),
+                &tls,
+            )),
+            outgoing,
+        })
+    }
+
+    async fn transport(&self, settings: &Settings) -> Option<Arc<dyn Transport>> {
+        if let Some(address) = &self.smarthost {
+            return Some(Arc::new(Smarthost {
+                address: address.clone(),
+                hostname: self.hostname.clone(),
+                timeout: Duration::from_secs(120),
+            }));
+        }
+        if settings.mail_kind() == MailKind::Ses {
+            let client = AwsContext::from_env().await.ses_client();
+            return Some(Arc::new(SesTransport { client }));
+        }
+        warn!("no --smarthost and no SES: submitted mail to other domains is refused");
+        None
+    }
+}
+
+/// SES v1 `SendRawEmail`: one call for every recipient, so one verdict for all.
+struct SesTransport {
+    client: aws_sdk_ses::Client,
+}
+
+#[async_trait]
+impl Transport for SesTransport {
+    async fn send(&self, sender: &Address, recipients: &[Address], raw: &[u8]) -> Vec<Verdict> {
+        let message = aws_sdk_ses::types::RawMessage::builder()
+            .data(aws_sdk_ses::primitives::Blob::new(raw))
+            .build();
+        let message = match message {
+            Ok(message) => message,
+            Err(error) => return vec![Verdict::Permanent(error.to_string()); recipients.len()],
+        };
+        let sent = self
+            .client
+            .send_raw_email()
+            .source(sender.as_str())
+            .set_destinations(Some(
+                recipients.iter().map(|r| r.as_str().to_owned()).collect(),
+            ))
+            .raw_message(message)
+            .send()
+            .await;
+        let verdict = match sent {
+            Ok(_) => Verdict::Accepted,
+            Err(error) => {
+                let text = aws_sdk_ses::error::DisplayErrorContext(&error).to_string();
+                // Refused content or an unverified address will not pass on a retry.
+                match error.as_service_error() {
+                    Some(service) if service.is_message_rejected() => Verdict::Permanent(text),
+                    Some(service) if service.is_mail_from_domain_not_verified_exception() => {
+                        Verdict::Permanent(text)
+                    }
+                    _ => Verdict::Temporary(text),
+                }
+            }
+        };
+        vec![verdict; recipients.len()]
+    }
+}

@@ -1,0 +1,206 @@
+//! AUTH on the submission listener (RFC 4954): PLAIN and LOGIN, only over TLS (or from
+//! loopback when the operator allows it), checked with the same per-account and per-source
+//! limits as SUBSCRIBE, on a surface of its own.
+
+use std::net::SocketAddr;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::Utc;
+use pushmail_core::types::Address;
+use pushmail_store::Surface;
+use pushmail_store::credentials::{CredentialError, check_credentials};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+use tracing::{info, warn};
+
+use crate::connection::Connection;
+use crate::session::{Role, Session, Smtp, reply};
+use crate::wire::{Line, read_line};
+
+/// RFC 4954 §4: a client's AUTH line may be up to 12,288 octets.
+const MAX_AUTH_LINE: usize = 12_288;
+
+const BAD_CREDENTIALS: &str = "535 5.7.8 Authentication credentials invalid";
+
+impl Smtp {
+    /// Whether AUTH may be used now: submission only, and only over TLS unless plaintext is
+    /// allowed for loopback peers.
+    pub(crate) fn auth_allowed(&self, session: &Session, peer: SocketAddr) -> bool {
+        self.role == Role::Submission
+            && (session.tls
+                || (self.settings.plaintext_auth_on_loopback && peer.ip().is_loopback()))
+    }
+
+    /// Runs one AUTH exchange; the answer is the final reply.
+    pub(crate) async fn authenticate<S>(
+        &self,
+        io: &mut BufReader<Connection<S>>,
+        session: &mut Session,
+        peer: SocketAddr,
+        mechanism: u64,
+        initial_response: &str,
+    ) -> std::io::Result<String>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if self.role != Role::Submission {
+            return Ok("502 5.5.1 AUTH is not offered here".into());
+        }
+        if !self.auth_allowed(session, peer) {
+            return Ok("530 5.7.0 Must issue a STARTTLS command first".into());
+        }
+        if session.user.is_some() {
+            return Ok("503 5.5.1 Already authenticated".into());
+        }
+        if session.envelope.from.is_some() {
+            return Ok("503 5.5.1 AUTH is not allowed during a mail transaction".into());
+        }
+        let initial = Some(initial_response).filter(|text| !text.is_empty());
+        let (login, password) = match mechanism {
+            smtp_proto::AUTH_PLAIN => {
+                let response = match initial {
+                    // "=" is an empty initial response (RFC 4954 §4).
+                    Some(text) => text.to_owned(),
+                    None => match challenge(io, "334 ").await? {
+                        Ok(text) => text,
+                        Err(answer) => return Ok(answer.into()),
+                    },
+                };
+                match decode(&response).as_deref().and_then(plain_parts) {
+                    Some(parts) => parts,
+                    None => return Ok("501 5.5.2 Cannot decode the PLAIN response".into()),
+                }
+            }
+            smtp_proto::AUTH_LOGIN => {
+                let login = match initial {
+                    Some(text) => text.to_owned(),
+                    None => match challenge(io, "334 VXNlcm5hbWU6").await? {
+                        Ok(text) => text,
+                        Err(answer) => return Ok(answer.into()),
+                    },
+                };
+                let password = match challenge(io, "334 UGFzc3dvcmQ6").await? {
+                    Ok(text) => text,
+                    Err(answer) => return Ok(answer.into()),
+                };
+                let login = decode(&login).and_then(|raw| String::from_utf8(raw).ok());
+                let password = decode(&password).and_then(|raw| String::from_utf8(raw).ok());
+                match login.zip(password) {
+                    Some(parts) => parts,
+                    None => return Ok("501 5.5.2 Cannot decode the LOGIN response".into()),
+                }
+            }
+            _ => return Ok("504 5.5.4 Unrecognized authentication mechanism".into()),
+        };
+        Ok(self.check(session, peer, &login, &password).await.into())
+    }
+
+    async fn check(
+        &self,
+        session: &mut Session,
+        peer: SocketAddr,
+        login: &str,
+        password: &str,
+    ) -> &'static str {
+        let Ok(address) = Address::parse(login) else {
+            return BAD_CREDENTIALS;
+        };
+        let source = peer.ip().to_string();
+        let checked = check_credentials(
+            self.store.as_ref(),
+            Surface::Submission,
+            &address,
+            password,
+            Some(&source),
+            Utc::now(),
+        )
+        .await;
+        match checked {
+            Ok(account) if account.enabled => {
+                info!(%peer, account = %address, "SMTP AUTH succeeded");
+                session.user = Some(account);
+                "235 2.7.0 Authentication successful"
+            }
+            Ok(_) | Err(CredentialError::BadCredentials) => {
+                info!(%peer, account = %address, "SMTP AUTH failed");
+                BAD_CREDENTIALS
+            }
+            Err(CredentialError::RateLimited { .. } | CredentialError::Busy) => {
+                warn!(%peer, account = %address, "SMTP AUTH refused: too many attempts");
+                "454 4.7.0 Too many authentication attempts; try again later"
+            }
+            Err(CredentialError::Store(error)) => {
+                warn!(%peer, %error, "SMTP AUTH could not be checked");
+                "454 4.7.0 Temporary authentication failure"
+            }
+        }
+    }
+}
+
+/// Sends a 334 challenge and reads the client's line; `Err` holds the final answer.
+async fn challenge<S>(
+    io: &mut BufReader<Connection<S>>,
+    prompt: &str,
+) -> std::io::Result<Result<String, &'static str>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    reply(io, prompt).await?;
+    Ok(match read_line(io, MAX_AUTH_LINE).await? {
+        Line::Complete(line) if line == b"*" => Err("501 5.0.0 Authentication cancelled"),
+        Line::Complete(line) => {
+            String::from_utf8(line).map_err(|_| "501 5.5.2 Cannot decode the response")
+        }
+        Line::TooLong => Err("500 5.5.6 Authentication exchange line is too long"),
+        Line::BareLineEnding(_) => Err("500 5.5.2 Lines must end with CRLF"),
+        Line::Closed => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed during AUTH",
+            ));
+        }
+    })
+}
+
+fn decode(text: &str) -> Option<Vec<u8>> {
+    if text == "=" {
+        return Some(Vec::new());
+    }
+    STANDARD.decode(text.trim()).ok()
+}
+
+/// PLAIN's `authzid NUL authcid NUL password` (RFC 4616); acting for someone else is refused.
+fn plain_parts(raw: &[u8]) -> Option<(String, String)> {
+    let mut parts = raw.split(|&b| b == 0);
+    let (authz, authc, password) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || authc.is_empty() {
+        return None;
+    }
+    let authc = String::from_utf8(authc.to_vec()).ok()?;
+    if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc.as_bytes()) {
+        return None;
+    }
+    Some((authc, String::from_utf8(password.to_vec()).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_responses() {
+        assert_eq!(
+            plain_parts(b"\0a@b.c\0pw"),
+            Some(("a@b.c".into(), "pw".into()))
+        );
+        assert_eq!(
+            plain_parts(b"a@b.c\0a@b.c\0pw"),
+            Some(("a@b.c".into(), "pw".into()))
+        );
+        // Acting as another account, or a part missing.
+        assert_eq!(plain_parts(b"boss@b.c\0a@b.c\0pw"), None);
+        assert_eq!(plain_parts(b"\0a@b.c"), None);
+        assert_eq!(plain_parts(b"\0\0pw"), None);
+        assert_eq!(plain_parts(b"\0a\0b\0c"), None);
+    }
+}

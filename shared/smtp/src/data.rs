@@ -1,0 +1,83 @@
+//! Reading a message after DATA: dot-unstuffed, bounded, and refused whole (after it has been
+//! read to its end, so the session stays in step) when a line is too long, the message too big,
+//! or a line ends in a bare CR or LF.
+
+use tokio::io::AsyncBufRead;
+use tracing::warn;
+
+use crate::session::Smtp;
+use crate::wire::{Line, MAX_TEXT_LINE, read_line};
+
+impl Smtp {
+    /// Reads to CRLF.CRLF. `Ok(Err(answer))` is a refusal; `Err` a broken connection.
+    pub(crate) async fn read_message<R: AsyncBufRead + Unpin>(
+        &self,
+        reader: &mut R,
+    ) -> std::io::Result<Result<Vec<u8>, &'static str>> {
+        let mut message = Vec::new();
+        let (mut too_big, mut too_long, mut bare) = (false, false, false);
+        // CRLF.CRLF ends the message only after a line that itself ended in CRLF.
+        let mut after_crlf = true;
+        loop {
+            let line = match tokio::time::timeout(
+                self.settings.idle_timeout,
+                read_line(reader, MAX_TEXT_LINE),
+            )
+            .await
+            {
+                Ok(line) => line?,
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "idle during DATA",
+                    ));
+                }
+            };
+            let text = match line {
+                Line::Closed => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "closed during DATA",
+                    ));
+                }
+                Line::TooLong => {
+                    too_long = true;
+                    after_crlf = true;
+                    continue;
+                }
+                Line::BareLineEnding(text) => {
+                    bare = true;
+                    // A bare CR inside a line that ends in CRLF: the next line may end DATA.
+                    after_crlf = !text.ends_with(b"\n");
+                    continue;
+                }
+                Line::Complete(text) => text,
+            };
+            if after_crlf && text == b"." {
+                break;
+            }
+            after_crlf = true;
+            let text = text.strip_prefix(b".").unwrap_or(&text);
+            if message.len() + text.len() + 2 > self.settings.max_message_bytes {
+                too_big = true;
+            }
+            if !too_big {
+                message.extend_from_slice(text);
+                message.extend_from_slice(b"\r\n");
+            }
+        }
+        if bare {
+            warn!("message refused: bare CR or LF");
+            return Ok(Err(
+                "550 5.6.0 Bare CR or LF in the message: lines must end with CRLF",
+            ));
+        }
+        if too_long {
+            return Ok(Err("550 5.5.2 Line too long (over 1000 octets)"));
+        }
+        if too_big {
+            return Ok(Err("552 5.3.4 Message too big"));
+        }
+        Ok(Ok(message))
+    }
+}

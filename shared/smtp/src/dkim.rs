@@ -1,0 +1,108 @@
+//! DKIM signatures for mail leaving a domain that has a key (`dkim_selector` + `dkim_key_ref`
+//! in the admin API). The key itself is never in the table: the reference names where it is.
+//! Supported here: `file:<path>` (a PEM file: PKCS#8 RSA or Ed25519, or PKCS#1 RSA). On AWS
+//! the template leaves signing to SES Easy DKIM instead (docs/deploy.md).
+
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dkim::DkimSigner;
+use pushmail_core::types::Domain;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// The header fields a signature covers (RFC 6376 §5.4.1's recommendations).
+const SIGNED_HEADERS: [&str; 12] = [
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Reply-To",
+    "In-Reply-To",
+    "References",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DkimError {
+    #[error("DKIM key reference `{0}` is not supported here (use file:<path>)")]
+    UnsupportedReference(String),
+    #[error("DKIM key {reference} cannot be read: {cause}")]
+    Unreadable { reference: String, cause: String },
+    #[error("DKIM signing failed: {0}")]
+    Signing(String),
+}
+
+/// A loaded signing key.
+pub enum DkimKey {
+    Rsa(RsaKey<Sha256>),
+    Ed25519(Ed25519Key),
+}
+
+impl DkimKey {
+    /// Reads the key a reference names.
+    pub fn load(reference: &str) -> Result<Self, DkimError> {
+        let Some(path) = reference.strip_prefix("file:") else {
+            return Err(DkimError::UnsupportedReference(reference.to_owned()));
+        };
+        let unreadable = |cause: String| DkimError::Unreadable {
+            reference: reference.to_owned(),
+            cause,
+        };
+        let pem = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+        Self::from_pem(&pem).map_err(unreadable)
+    }
+
+    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        let der = PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("not a PEM key: {e}"))?;
+        match der {
+            PrivateKeyDer::Pkcs8(pkcs8) => {
+                if let Ok(key) =
+                    Ed25519Key::from_pkcs8_maybe_unchecked_der(pkcs8.secret_pkcs8_der())
+                {
+                    return Ok(Self::Ed25519(key));
+                }
+                RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                    pkcs8.secret_pkcs8_der().to_vec(),
+                )))
+                .map(Self::Rsa)
+                .map_err(|e| format!("neither an Ed25519 nor an RSA key: {e}"))
+            }
+            other => RsaKey::<Sha256>::from_key_der(other)
+                .map(Self::Rsa)
+                .map_err(|e| format!("not an RSA key: {e}")),
+        }
+    }
+
+    /// The `DKIM-Signature:` header field (with its CRLF) for `message` from `domain`.
+    pub fn sign(self, domain: &str, selector: &str, message: &[u8]) -> Result<String, DkimError> {
+        let signature = match self {
+            Self::Rsa(key) => DkimSigner::from_key(key)
+                .domain(domain)
+                .selector(selector)
+                .headers(SIGNED_HEADERS)
+                .sign(message),
+            Self::Ed25519(key) => DkimSigner::from_key(key)
+                .domain(domain)
+                .selector(selector)
+                .headers(SIGNED_HEADERS)
+                .sign(message),
+        };
+        signature
+            .map(|signature| signature.to_header())
+            .map_err(|e| DkimError::Signing(e.to_string()))
+    }
+}
+
+/// The DKIM-Signature header for mail from `domain`, or `None` if the domain has no key.
+pub fn signature_for(domain: &Domain, message: &[u8]) -> Result<Option<String>, DkimError> {
+    let (Some(selector), Some(reference)) = (&domain.dkim_selector, &domain.dkim_key_ref) else {
+        return Ok(None);
+    };
+    DkimKey::load(reference)?
+        .sign(domain.name.as_str(), selector, message)
+        .map(Some)
+}

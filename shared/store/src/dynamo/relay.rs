@@ -1,0 +1,159 @@
+//! The relay queue: one item per job under one partition (`RELAY`), its bytes in S3 under
+//! `relay/<id>`. The job travels as JSON in `job`; `not_before` is also a number of its own, for
+//! the conditions that lease a job to one worker.
+
+use super::*;
+use crate::relay::RelayJob;
+
+const RELAY_PK: &str = "RELAY";
+
+fn relay_key(id: &str) -> Option<HashMap<String, AttributeValue>> {
+    Some(HashMap::from([
+        ("pk".into(), s(RELAY_PK)),
+        ("sk".into(), s(id)),
+    ]))
+}
+
+fn body_key(id: &str) -> String {
+    format!("relay/{id}")
+}
+
+fn relay_from(item: &Item) -> StoreResult<RelayJob> {
+    let mut job: RelayJob =
+        serde_json::from_str(get_s(item, "job")?).map_err(|_| corrupt(item, "job"))?;
+    job.not_before = get_millis(item, "not_before")?;
+    Ok(job)
+}
+
+fn encode(job: &RelayJob) -> StoreResult<AttributeValue> {
+    serde_json::to_string(job)
+        .map(s)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl crate::RelayStore for DynamoStore {
+    async fn enqueue_relay(&self, job: &RelayJob, raw: &[u8]) -> StoreResult<()> {
+        // The bytes first: a job is never visible without them.
+        self.bodies()?.put_body(&body_key(&job.id), raw).await?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(HashMap::from([
+                ("pk".into(), s(RELAY_PK)),
+                ("sk".into(), s(&job.id)),
+                ("job".into(), encode(job)?),
+                ("not_before".into(), n(job.not_before.timestamp_millis())),
+            ])))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn due_relays(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<RelayJob>> {
+        let mut jobs = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .filter_expression("not_before <= :now")
+                .expression_attribute_values(":pk", s(RELAY_PK))
+                .expression_attribute_values(":now", n(now.timestamp_millis()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in output.items.unwrap_or_default() {
+                jobs.push(relay_from(&item)?);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() || jobs.len() >= limit {
+                break;
+            }
+        }
+        jobs.sort_by_key(|job| job.created_at);
+        jobs.truncate(limit);
+        Ok(jobs)
+    }
+
+    async fn claim_relay(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Option<RelayJob>> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(relay_key(id))
+            .update_expression("SET not_before = :lease")
+            .condition_expression("attribute_exists(pk) AND not_before <= :now")
+            .expression_attribute_values(":lease", n(lease_until.timestamp_millis()))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => relay_from(&output.attributes.unwrap_or_default()).map(Some),
+            Err(error) if condition_failed(&error) => Ok(None),
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    async fn relay_body(&self, id: &str) -> StoreResult<Option<Vec<u8>>> {
+        if self.get(RELAY_PK.to_owned(), id).await?.is_none() {
+            return Ok(None);
+        }
+        self.bodies()?.body(&body_key(id)).await.map(Some)
+    }
+
+    async fn defer_relay(
+        &self,
+        id: &str,
+        remaining: &[Address],
+        retry_at: DateTime<Utc>,
+        error: &str,
+    ) -> StoreResult<()> {
+        let Some(item) = self.get(RELAY_PK.to_owned(), id).await? else {
+            return Ok(());
+        };
+        let mut job = relay_from(&item)?;
+        job.attempts += 1;
+        job.recipients = remaining.to_vec();
+        job.not_before = retry_at;
+        job.last_error = Some(error.to_owned());
+        // Only the worker holding the lease defers; the condition keeps a finished job finished.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(relay_key(id))
+            .update_expression("SET job = :job, not_before = :retry")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":job", encode(&job)?)
+            .expression_attribute_values(":retry", n(retry_at.timestamp_millis()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if condition_failed(&error) => Ok(()),
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    async fn finish_relay(&self, id: &str) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(relay_key(id))
+            .send()
+            .await
+            .map_err(backend)?;
+        self.bodies()?.delete_body(&body_key(id)).await
+    }
+}
