@@ -100,8 +100,10 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
             smtp_server: "127.0.0.1".into(),
         };
         seed(&wired.store, &demo).await?;
+        let dkim_record = demo_dkim(&wired.store, &settings.data_dir, &demo.account).await?;
         println!(
-            "Demo: domain example.com (push secret 'local-dev-secret'), account alice@example.com / alice-password"
+            "Demo: domain example.com (push secret 'local-dev-secret'), account alice@example.com / alice-password\n\
+             Demo DKIM: demo._domainkey.example.com TXT \"{dkim_record}\""
         );
         warn!("demo: reporting an IMAP listener alive, though none runs in this process yet");
         background.push(tokio::spawn(imap_standin(wired.store.clone())));
@@ -154,6 +156,37 @@ async fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))
+}
+
+/// Demo only: a DKIM key for the demo account's domain (new at each start, in the data folder,
+/// readable by its owner only), so that submitted mail leaves signed. Returns its TXT record.
+async fn demo_dkim(
+    store: &Arc<dyn Store>,
+    data_dir: &std::path::Path,
+    account: &Address,
+) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (pem, record) = pushmail_smtp::dkim::generate_ed25519()?;
+    std::fs::create_dir_all(data_dir)?;
+    let path = std::fs::canonicalize(data_dir)?.join("demo-dkim.pem");
+    let _ = std::fs::remove_file(&path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut file| file.write_all(pem.as_bytes()))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let name = account.domain();
+    let mut domain = store
+        .domain(&name)
+        .await?
+        .with_context(|| format!("demo domain {name} missing"))?;
+    domain.dkim_selector = Some("demo".into());
+    domain.dkim_key_ref = Some(format!("file:{}", path.display()));
+    store.put_domain(&domain).await?;
+    Ok(record)
 }
 
 /// Demo only: stands in for the IMAP listener's heartbeat (spec §2 answers 503 without one).

@@ -14,6 +14,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   infra/local/stack.sh down >/dev/null || true
+  rm -rf "${local_dir:-}" "${sink_dir:-}"
 }
 trap cleanup EXIT INT TERM
 
@@ -75,14 +76,34 @@ echo "== schemathesis against the admin API"
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
   --phases examples,fuzzing --max-examples "${PUSHMAIL_SCHEMATHESIS_EXAMPLES:-25}" --seed 1 --no-color
 
+echo "== Debian tools for the mail tests (swaks with TLS, Postfix's smtp-sink)"
+need=()
+command -v swaks >/dev/null || need+=(swaks)
+perl -MNet::SSLeay -MIO::Socket::SSL -e1 2>/dev/null || need+=(libnet-ssleay-perl libio-socket-ssl-perl)
+perl -MAuthen::SASL -e1 2>/dev/null || need+=(libauthen-sasl-perl)
+[ -x /usr/sbin/smtp-sink ] || need+=(postfix)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  # Postfix is wanted for its test tools only: no mail system is configured or started.
+  echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+
 echo "== the README's examples against the local process (README command 1, embedded store)"
+sink_port=$(free_port)
+sink_dir=$(mktemp -d)
+chmod 777 "$sink_dir"  # smtp-sink drops to nobody
+/usr/sbin/smtp-sink -u nobody -d "$sink_dir/%M." "127.0.0.1:$sink_port" 16 &
+pids+=($!)
 port=$(free_port)
 admin_port=$(free_port)
 smtp_port=$(free_port)
 submission_port=$(free_port)
 local_dir=$(mktemp -d)
 target/debug/pushmail --data-dir "$local_dir" --demo --subscribe-addr "127.0.0.1:$port" \
-  --admin-addr "127.0.0.1:$admin_port" --smtp-addr "127.0.0.1:$smtp_port" --submission-addr "127.0.0.1:$submission_port" >.local/e2e-pushmail.log 2>&1 &
+  --admin-addr "127.0.0.1:$admin_port" --smtp-addr "127.0.0.1:$smtp_port" --submission-addr "127.0.0.1:$submission_port" \
+  --smarthost "127.0.0.1:$sink_port" >.local/e2e-pushmail.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   curl -s -o /dev/null "http://127.0.0.1:$admin_port/" && break
@@ -115,12 +136,18 @@ expect() {  # expect NAME OUTPUT PATTERN...
 expect subscribe "$(bash -c "$(readme_example subscribe)")" '"status":"subscribed"' '"activation":"sent"'
 expect kept-mail "$(bash -c "$(readme_example kept-mail)")" 'Email activation information (push mail)'
 expect smtp "$(bash -c "$(readme_example smtp)")" '"subject":"Hello over SMTP"' '"from":"bob@example.org"'
+expect swaks "$(bash -c "$(readme_example swaks)" 2>&1)" '250 2.0.0 OK: queued as'
+expect submission "$(bash -c "$(readme_example submission)" 2>&1)" \
+  '235 2.7.0 Authentication successful' '"subject":"From the device"' '"\\Seen"'
 expect admin "$(bash -c "$(readme_example admin)")" \
   '"name":"example.org"' '"address":"bob@example.org"' '"status":"subscribed"' \
   '"registration":"r-bob"' '"status":"unlinked"'
 
-echo "== Python's smtplib against the SMTP listener"
+echo "== Python's smtplib against the SMTP listeners"
 "$venv/bin/python" tests/e2e/smtp_client.py --port "$smtp_port" --to alice@example.com
+dkim_record=$(sed -n 's/^Demo DKIM: .* TXT "\(.*\)"$/\1/p' .local/e2e-pushmail.log)
+"$venv/bin/python" tests/e2e/submission_client.py --port "$submission_port" --user alice@example.com \
+  --password alice-password --sink-dir "$sink_dir" --dkim-record "$dkim_record" --admin "http://127.0.0.1:$admin_port"
 
-rm -rf "$local_dir"
-echo "end-to-end: 5 passed, 0 failed"
+rm -rf "$local_dir" "$sink_dir"
+echo "end-to-end: 6 passed, 0 failed"
