@@ -423,3 +423,68 @@ async fn sigkill_during_a_stream_of_deliveries_loses_no_acknowledged_message() {
     uids.dedup();
     assert_eq!(uids.len(), stored.len(), "UIDs are unique");
 }
+
+/// One reply line (the last of a multi-line reply).
+async fn reply_line<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut tokio::io::Lines<R>) -> String {
+    loop {
+        let line = lines.next_line().await.unwrap().unwrap_or_default();
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return line;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_accepting_and_lets_a_session_in_flight_finish() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let dir = data_dir();
+    let mut process = start(dir.path()).await;
+    let stream = tokio::net::TcpStream::connect(&process.smtp).await.unwrap();
+    let (reader, mut writer) = stream.into_split();
+    let mut lines = tokio::io::BufReader::new(reader).lines();
+    assert!(reply_line(&mut lines).await.starts_with("220"));
+    writer
+        .write_all(
+            b"EHLO term.test\r\nMAIL FROM:<t@term.test>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n",
+        )
+        .await
+        .unwrap();
+    for code in ["250", "250", "250", "354"] {
+        let line = reply_line(&mut lines).await;
+        assert!(line.starts_with(code), "{line}");
+    }
+    // SIGTERM in the middle of DATA.
+    let pid = process.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(&process.smtp).await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The session in flight still finishes its message, and is told so.
+    writer
+        .write_all(b"Subject: finished after SIGTERM\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+        .await
+        .unwrap();
+    let done = reply_line(&mut lines).await;
+    assert!(done.starts_with("250 2.0.0"), "{done}");
+    assert!(reply_line(&mut lines).await.starts_with("221"));
+    let status = process.child.wait().unwrap();
+    assert!(status.success(), "exits cleanly: {status}");
+
+    let store = EmbeddedStore::open(&dir.path().join("pushmail.redb")).expect("reopens");
+    let alice = Address::parse("alice@example.com").unwrap();
+    let inbox = pushmail_core::folder::FolderName::parse("INBOX").unwrap();
+    let stored = store.messages(&alice, &inbox, 0, 100).await.unwrap();
+    assert!(
+        stored
+            .iter()
+            .any(|m| m.envelope.subject.as_deref() == Some("finished after SIGTERM"))
+    );
+}
