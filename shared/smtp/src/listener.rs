@@ -66,6 +66,8 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Replies are whole lines written at once: no reason to hold them back.
+        let _ = stream.set_nodelay(true);
         // Reap finished sessions so the set stays the size of the open ones.
         while sessions.try_join_next().is_some() {}
         let Some(source_slot) = sources.enter(peer.ip(), limits.max_connections_per_source) else {

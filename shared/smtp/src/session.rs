@@ -387,11 +387,15 @@ impl Smtp {
     }
 }
 
+/// Sends one reply in one write: two small writes would wait on each other (Nagle's algorithm
+/// against the peer's delayed ACK, 40 ms a reply).
 pub(crate) async fn reply<W: AsyncWrite + Unpin>(
     writer: &mut W,
     text: &str,
 ) -> std::io::Result<()> {
-    writer.write_all(text.as_bytes()).await?;
-    writer.write_all(b"\r\n").await?;
+    let mut line = Vec::with_capacity(text.len() + 2);
+    line.extend_from_slice(text.as_bytes());
+    line.extend_from_slice(b"\r\n");
+    writer.write_all(&line).await?;
     writer.flush().await
 }
