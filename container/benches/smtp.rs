@@ -96,7 +96,11 @@ async fn main() {
     println!("|---|---|---|---|---|---|");
     for size in [4 * 1024, 100 * 1024] {
         // Fewer large messages: the same bytes would take long for nothing new.
-        let total = if size > 10_000 { messages / 4 } else { messages };
+        let total = if size > 10_000 {
+            messages / 4
+        } else {
+            messages
+        };
         for sessions in [1, 10, 50] {
             let dir = tempfile::Builder::new()
                 .prefix("pushmail-bench-smtp-")
@@ -105,7 +109,10 @@ async fn main() {
             let store: Arc<dyn Store> =
                 Arc::new(EmbeddedStore::open(&dir.path().join("pushmail.redb")).unwrap());
             store
-                .put_domain(&Domain::new(DomainName::parse("bench.example").unwrap(), now()))
+                .put_domain(&Domain::new(
+                    DomainName::parse("bench.example").unwrap(),
+                    now(),
+                ))
                 .await
                 .unwrap();
             for i in 0..ACCOUNTS {
@@ -120,6 +127,7 @@ async fn main() {
                         created_at: now(),
                         revision: 0,
                         quota_bytes: None,
+                        sender_aliases: Vec::new(),
                     })
                     .await
                     .unwrap();

@@ -84,6 +84,7 @@ async fn main() {
                 created_at: now(),
                 revision: 0,
                 quota_bytes: None,
+                sender_aliases: Vec::new(),
             })
             .await
             .unwrap();

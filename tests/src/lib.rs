@@ -354,6 +354,7 @@ impl Harness {
                 created_at: Utc::now(),
                 revision: 0,
                 quota_bytes: None,
+                sender_aliases: Vec::new(),
             })
             .await
             .expect("account");

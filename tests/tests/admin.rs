@@ -658,6 +658,7 @@ async fn insert_links(h: &Harness, count: usize) -> Vec<Address> {
             created_at: at,
             revision: 0,
             quota_bytes: None,
+            sender_aliases: Vec::new(),
         };
         h.store.put_account(&owner).await.unwrap();
         assert_eq!(

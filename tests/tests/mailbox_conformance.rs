@@ -7,7 +7,7 @@ use chrono::Utc;
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{NewMessage, SpecialUse};
 use pushmail_core::types::{Address, now};
-use pushmail_store::{ChangeKind, Delivery, EmbeddedStore, MailboxStore, Store};
+use pushmail_store::{ChangeKind, Delivery, EmbeddedStore, MailboxStore, RelayJob, Store};
 
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
@@ -39,6 +39,7 @@ conformance!(
     deliveries_get_increasing_uids_with_their_envelope_body_and_change,
     racing_deliveries_never_share_or_skip_a_uid,
     over_quota_and_unknown_folders_store_nothing,
+    the_relay_queue_leases_each_job_to_one_worker,
 );
 
 fn inbox() -> FolderName {
@@ -194,4 +195,79 @@ async fn a_delivered_message_survives_reopening_the_embedded_store() {
     let kept = reopened.messages(&alice, &inbox(), 0, 10).await.unwrap();
     assert_eq!(kept.len(), 1);
     assert!(kept[0].internal_date <= Utc::now());
+}
+
+async fn the_relay_queue_leases_each_job_to_one_worker((store, alice): (Arc<dyn Store>, Address)) {
+    let at = now();
+    let bob = Address::parse("bob@remote.example").unwrap();
+    let carol = Address::parse("carol@remote.example").unwrap();
+    let id = format!("relay-{}", uuid::Uuid::new_v4().simple());
+    let job = RelayJob {
+        id: id.clone(),
+        sender: alice.clone(),
+        recipients: vec![bob.clone(), carol.clone()],
+        created_at: at,
+        not_before: at,
+        attempts: 0,
+        last_error: None,
+    };
+    store
+        .enqueue_relay(&job, b"Subject: out\r\n\r\nbody\r\n")
+        .await
+        .unwrap();
+    let due = store.due_relays(at, 100).await.unwrap();
+    assert!(due.iter().any(|j| j.id == id && j.recipients.len() == 2));
+    // Ten workers race for it: exactly one holds it.
+    let lease = at + chrono::Duration::minutes(15);
+    let claims = futures::future::join_all((0..10).map(|_| {
+        let (store, id) = (store.clone(), id.clone());
+        async move { store.claim_relay(&id, at, lease).await.unwrap() }
+    }))
+    .await;
+    assert_eq!(claims.iter().filter(|c| c.is_some()).count(), 1);
+    assert!(
+        !store
+            .due_relays(at, 100)
+            .await
+            .unwrap()
+            .iter()
+            .any(|j| j.id == id)
+    );
+    assert_eq!(
+        store.relay_body(&id).await.unwrap().as_deref(),
+        Some(&b"Subject: out\r\n\r\nbody\r\n"[..])
+    );
+    // Bob taken, Carol to try again later.
+    let retry = at + chrono::Duration::minutes(2);
+    store
+        .defer_relay(&id, std::slice::from_ref(&carol), retry, "451 later")
+        .await
+        .unwrap();
+    let again = store.due_relays(retry, 100).await.unwrap();
+    let again = again.iter().find(|j| j.id == id).expect("due again");
+    assert_eq!(again.recipients, vec![carol]);
+    assert_eq!(
+        (again.attempts, again.last_error.as_deref()),
+        (1, Some("451 later"))
+    );
+    store.finish_relay(&id).await.unwrap();
+    assert!(store.relay_body(&id).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_relay(&id, retry, lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Finishing twice, or deferring a finished job, is harmless.
+    store.finish_relay(&id).await.unwrap();
+    store.defer_relay(&id, &[], retry, "late").await.unwrap();
+    assert!(
+        !store
+            .due_relays(retry, 100)
+            .await
+            .unwrap()
+            .iter()
+            .any(|j| j.id == id)
+    );
 }

@@ -198,6 +198,7 @@ fn account(address: &str) -> Account {
         created_at: now(),
         revision: 0,
         quota_bytes: None,
+        sender_aliases: Vec::new(),
     }
 }
 

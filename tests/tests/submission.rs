@@ -559,3 +559,47 @@ async fn a_failing_relay_is_retried_then_given_up_with_a_bounce() {
     assert!(String::from_utf8_lossy(&dsn).contains("Status: 4.3.0"));
     assert_eq!(sink.received().len(), 1);
 }
+
+#[tokio::test]
+async fn an_admin_set_sender_alias_may_be_used_as_mail_from() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let path = format!("/admin/accounts/{alice}");
+    let domain = h.domain.clone();
+    // Each bad list is refused whole, with nothing changed.
+    for bad in [
+        serde_json::json!({"sender_aliases": ["sales@elsewhere.example"]}),
+        serde_json::json!({"sender_aliases": [alice.as_str()]}),
+        serde_json::json!({"sender_aliases": ["not an address"]}),
+        serde_json::json!({"sender_aliases": (0..33).map(|i| format!("a{i}@{domain}")).collect::<Vec<_>>()}),
+        serde_json::json!({"sender_aliases": "sales"}),
+    ] {
+        let answer = h.admin_as_server("PATCH", &path, Some(bad.clone())).await;
+        assert_eq!(answer.status, 400, "{bad}: {:?}", answer.body);
+    }
+    let unchanged = h.admin_as_server("GET", &path, None).await;
+    assert_eq!(unchanged.body["sender_aliases"], serde_json::json!([]));
+    let set = h
+        .admin_as_server(
+            "PATCH",
+            &path,
+            Some(serde_json::json!({"sender_aliases": [format!("Sales@{domain}"), format!("sales@{domain}")]})),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    assert_eq!(
+        set.body["sender_aliases"],
+        serde_json::json!([format!("sales@{domain}")])
+    );
+
+    let (address, connector) = submission(&h, None, false).await;
+    let mut client = over_tls(address, &connector).await;
+    let ok = client
+        .command(&format!("AUTH PLAIN {}", plain(alice.as_str(), PASSWORD)))
+        .await;
+    assert!(ok.starts_with("235"), "{ok}");
+    let other = client.command(&format!("MAIL FROM:<boss@{domain}>")).await;
+    assert!(other.starts_with("553"), "{other}");
+    let alias = client.command(&format!("MAIL FROM:<sales@{domain}>")).await;
+    assert!(alias.starts_with("250"), "{alias}");
+}

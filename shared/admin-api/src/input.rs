@@ -74,6 +74,7 @@ pub struct NewAccount {
     pub enabled: Option<bool>,
     pub pushed_folders: Option<Vec<String>>,
     pub quota_bytes: Option<u64>,
+    pub sender_aliases: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +87,8 @@ pub struct AccountPatch {
     /// A new quota; `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
     pub quota_bytes: Option<Option<u64>>,
+    /// Replaces the sender aliases (`[]` removes them).
+    pub sender_aliases: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -154,6 +154,7 @@ pub struct AccountView {
     pub password: Option<String>,
     pub pushed_folders: Vec<String>,
     pub quota_bytes: Option<u64>,
+    pub sender_aliases: Vec<String>,
 }
 
 impl From<Account> for AccountView {
@@ -166,6 +167,7 @@ impl From<Account> for AccountView {
             password: None,
             pushed_folders: account.pushed_folders,
             quota_bytes: account.quota_bytes,
+            sender_aliases: account.sender_aliases.into_iter().map(Into::into).collect(),
         }
     }
 }

@@ -95,6 +95,7 @@ pub async fn seed(store: &Arc<dyn Store>, seed: &Seed) -> Result<(), SeedError> 
                         created_at: at,
                         revision: 0,
                         quota_bytes: None,
+                        sender_aliases: Vec::new(),
                     })
                     .await?
             }

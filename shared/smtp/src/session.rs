@@ -335,10 +335,9 @@ impl Smtp {
             let Some(user) = &session.user else {
                 return "530 5.7.0 Authentication required".into();
             };
-            let own = Address::parse(from).is_ok_and(|from| from == user.address);
-            if !own {
+            if !Address::parse(from).is_ok_and(|from| user.may_send_as(&from)) {
                 return format!(
-                    "553 5.7.1 Sender address must be {}, the account you logged in as",
+                    "553 5.7.1 Sender address must be {}, the account you logged in as, or one of its aliases",
                     user.address
                 );
             }

@@ -66,6 +66,7 @@ impl AdminService {
         }
         let pushed_folders = check_folders(input.pushed_folders.as_deref().unwrap_or_default())?;
         let quota_bytes = input.quota_bytes.map(check_quota).transpose()?;
+        let sender_aliases = sender_aliases(&address, input.sender_aliases.as_deref())?;
         let account = Account {
             address: address.clone(),
             password_hash: hash_password_off_thread(&password)
@@ -77,6 +78,7 @@ impl AdminService {
             created_at: now(),
             revision: 0,
             quota_bytes,
+            sender_aliases: sender_aliases.unwrap_or_default(),
         };
         if !self.store.create_account(&account).await? {
             return Err(AdminError::conflict(format!("account {address} exists")));
@@ -135,6 +137,7 @@ impl AdminService {
         if let Some(Some(quota)) = patch.quota_bytes {
             check_quota(quota)?;
         }
+        let aliases = sender_aliases(&address, patch.sender_aliases.as_deref())?;
         // Hashed once, before the record is read, so the read-modify-write below is short.
         let password_hash = match &patch.password {
             Some(password) => Some(hash_password_off_thread(password).await?),
@@ -153,6 +156,9 @@ impl AdminService {
                 }
                 if let Some(quota) = patch.quota_bytes {
                     account.quota_bytes = quota;
+                }
+                if let Some(aliases) = &aliases {
+                    account.sender_aliases = aliases.clone();
                 }
                 Ok(())
             })
@@ -325,4 +331,13 @@ impl AdminService {
             .await?;
         Ok(account.pushed_folders)
     }
+}
+
+/// The sender aliases given in a request, checked by the rule on `Account`.
+fn sender_aliases(account: &Address, raw: Option<&[String]>) -> AdminResult<Option<Vec<Address>>> {
+    raw.map(|raw| {
+        Account::check_sender_aliases(account, raw)
+            .map_err(|why| AdminError::invalid(format!("field `sender_aliases`: {why}")))
+    })
+    .transpose()
 }

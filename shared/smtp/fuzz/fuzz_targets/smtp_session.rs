@@ -46,6 +46,7 @@ fn world() -> &'static World {
                     created_at: now,
                     revision: 0,
                     quota_bytes: Some(1 << 20),
+                    sender_aliases: Vec::new(),
                 })
                 .await
                 .unwrap();

@@ -196,7 +196,31 @@ pub(super) fn account_item(account: &Account) -> Item {
     if let Some(name) = &account.display_name {
         item.insert("display_name".into(), s(name));
     }
+    if !account.sender_aliases.is_empty() {
+        let aliases = account.sender_aliases.iter().map(|a| s(a.as_str()));
+        item.insert(
+            "sender_aliases".into(),
+            AttributeValue::L(aliases.collect()),
+        );
+    }
     item
+}
+
+/// A list of strings, each read with `parse`; absent is empty.
+fn get_list<T>(item: &Item, field: &str, parse: impl Fn(&str) -> Option<T>) -> StoreResult<Vec<T>> {
+    match item.get(field) {
+        None => Ok(Vec::new()),
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| {
+                v.as_s()
+                    .ok()
+                    .and_then(|text| parse(text))
+                    .ok_or_else(|| corrupt(item, field))
+            })
+            .collect(),
+        Some(_) => Err(corrupt(item, field)),
+    }
 }
 
 pub(super) fn account_from(item: &Item) -> StoreResult<Account> {
@@ -205,18 +229,7 @@ pub(super) fn account_from(item: &Item) -> StoreResult<Account> {
         password_hash: get_s(item, "password_hash")?.to_owned(),
         enabled: get_bool(item, "enabled")?,
         display_name: get_opt_s(item, "display_name"),
-        pushed_folders: match item.get("pushed_folders") {
-            None => Vec::new(),
-            Some(AttributeValue::L(list)) => list
-                .iter()
-                .map(|v| {
-                    v.as_s()
-                        .cloned()
-                        .map_err(|_| corrupt(item, "pushed_folders"))
-                })
-                .collect::<StoreResult<_>>()?,
-            Some(_) => return Err(corrupt(item, "pushed_folders")),
-        },
+        pushed_folders: get_list(item, "pushed_folders", |text| Some(text.to_owned()))?,
         created_at: get_time(item, "created_at")?,
         revision: match item.get("revision") {
             None => 0,
@@ -226,6 +239,7 @@ pub(super) fn account_from(item: &Item) -> StoreResult<Account> {
             None => None,
             Some(_) => Some(get_n(item, "quota_bytes")?),
         },
+        sender_aliases: get_list(item, "sender_aliases", |text| Address::parse(text).ok())?,
     })
 }
 
