@@ -275,6 +275,16 @@ impl Harness {
 
     /// A listener for `smtp` (either role) on a free loopback port.
     pub async fn listen_smtp(&self, smtp: pushmail_smtp::Smtp) -> std::net::SocketAddr {
+        self.listen_smtp_with(smtp, pushmail_smtp::SmtpLimits::default())
+            .await
+    }
+
+    /// The same, within `limits`.
+    pub async fn listen_smtp_with(
+        &self,
+        smtp: pushmail_smtp::Smtp,
+        limits: pushmail_smtp::SmtpLimits,
+    ) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -282,7 +292,7 @@ impl Harness {
         tokio::spawn(pushmail_smtp::serve(
             listener,
             Arc::new(smtp),
-            pushmail_smtp::SmtpLimits::default(),
+            limits,
             std::future::pending(),
         ));
         address

@@ -380,3 +380,143 @@ async fn a_full_mailbox_refuses_with_552_5_2_2_and_stores_nothing() {
         .await;
     assert!(queued.starts_with("250"), "{queued}");
 }
+
+/// Reads until the server closes the connection; what it said meanwhile.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut said = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut said),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "still open; so far: {}",
+        String::from_utf8_lossy(&said)
+    );
+    String::from_utf8_lossy(&said).into_owned()
+}
+
+#[tokio::test]
+async fn silent_and_endless_sessions_are_ended() {
+    use tokio::io::AsyncWriteExt;
+    let h = Harness::start().await;
+    let settings = SmtpSettings {
+        idle_timeout: std::time::Duration::from_millis(300),
+        ..SmtpSettings::default()
+    };
+    let limits = pushmail_smtp::SmtpLimits {
+        session_timeout: std::time::Duration::from_millis(1500),
+        ..pushmail_smtp::SmtpLimits::default()
+    };
+    let smtp = h
+        .listen_smtp_with(
+            pushmail_smtp::Smtp::inbound(h.store.clone(), settings),
+            limits,
+        )
+        .await;
+    // Silent after EHLO: told 421 and closed.
+    let mut silent = tokio::net::TcpStream::connect(smtp).await.unwrap();
+    silent.write_all(b"EHLO quiet.test\r\n").await.unwrap();
+    let said = until_closed(&mut silent).await;
+    assert!(said.contains("421 4.4.2"), "{said}");
+    // Silent in the middle of DATA: closed too.
+    let mut stalled = tokio::net::TcpStream::connect(smtp).await.unwrap();
+    stalled
+        .write_all(
+            b"EHLO a\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<x@nowhere.test>\r\nDATA\r\nSubject: half",
+        )
+        .await
+        .unwrap();
+    until_closed(&mut stalled).await;
+    // Busy but endless (a NOOP every 100 ms): ended by the session limit.
+    let mut busy = tokio::net::TcpStream::connect(smtp).await.unwrap();
+    let started = std::time::Instant::now();
+    let ended = loop {
+        if busy.write_all(b"NOOP\r\n").await.is_err() {
+            break started.elapsed();
+        }
+        let mut buffer = [0u8; 512];
+        use tokio::io::AsyncReadExt;
+        match tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            busy.read(&mut buffer),
+        )
+        .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => break started.elapsed(),
+            _ => {}
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "never ended"
+        );
+    };
+    assert!(
+        ended >= std::time::Duration::from_millis(1400),
+        "ended early: {ended:?}"
+    );
+}
+
+#[tokio::test]
+async fn connections_are_capped_per_source_and_in_all() {
+    use tokio::io::AsyncReadExt;
+    let h = Harness::start().await;
+    let limits = pushmail_smtp::SmtpLimits {
+        max_connections: 4,
+        max_connections_per_source: 2,
+        ..pushmail_smtp::SmtpLimits::default()
+    };
+    let smtp = h
+        .listen_smtp_with(
+            pushmail_smtp::Smtp::inbound(h.store.clone(), SmtpSettings::default()),
+            limits,
+        )
+        .await;
+    let (first, greeting) = Client::connect(smtp).await;
+    assert!(greeting.starts_with("220"));
+    let (_second, greeting) = Client::connect(smtp).await;
+    assert!(greeting.starts_with("220"));
+    // A third from the same address: told 421 and closed.
+    let mut third = tokio::net::TcpStream::connect(smtp).await.unwrap();
+    let said = until_closed(&mut third).await;
+    assert!(said.starts_with("421 4.7.0"), "{said}");
+    // Once one closes, the address may connect again.
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (_again, greeting) = Client::connect(smtp).await;
+    assert!(greeting.starts_with("220"), "{greeting}");
+
+    // From other loopback addresses, up to 4 sessions in all; a fifth waits unanswered.
+    let from = |ip: &str| {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+        socket
+    };
+    let mut others = Vec::new();
+    for ip in ["127.0.0.2", "127.0.0.3"] {
+        let mut stream = from(ip).connect(smtp).await.unwrap();
+        let mut greeting = [0u8; 3];
+        stream.read_exact(&mut greeting).await.unwrap();
+        assert_eq!(&greeting, b"220");
+        others.push(stream);
+    }
+    let mut waiting = from("127.0.0.4").connect(smtp).await.unwrap();
+    let mut greeting = [0u8; 3];
+    let early = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        waiting.read_exact(&mut greeting),
+    )
+    .await;
+    assert!(early.is_err(), "a fifth session was greeted");
+    others.pop();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        waiting.read_exact(&mut greeting),
+    )
+    .await
+    .expect("greeted once a place is free")
+    .unwrap();
+    assert_eq!(&greeting, b"220");
+}
