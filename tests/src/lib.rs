@@ -375,6 +375,31 @@ impl Harness {
         address
     }
 
+    /// A folder's messages (the first 100) with their bytes.
+    pub async fn stored_messages(
+        &self,
+        account: &Address,
+        folder: &str,
+    ) -> Vec<(pushmail_core::mailbox::MessageMeta, Vec<u8>)> {
+        let folder = pushmail_core::folder::FolderName::parse(folder).expect("folder name");
+        let mut stored = Vec::new();
+        for meta in self
+            .store
+            .messages(account, &folder, 0, 100)
+            .await
+            .expect("messages")
+        {
+            let raw = self
+                .store
+                .message_body(account, &folder, meta.uid)
+                .await
+                .expect("body")
+                .expect("a listed message has a body");
+            stored.push((meta, raw));
+        }
+        stored
+    }
+
     /// A SUBSCRIBE body with the test's defaults.
     pub fn subscribe_body(&self, address: &Address, registration: &str, generation: u64) -> Value {
         json!({

@@ -10,16 +10,11 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
-use pushmail_core::folder::FolderName;
 use pushmail_core::types::Address;
 use pushmail_smtp::{Outgoing, RelayPolicy, Smarthost, Smtp, SmtpSettings};
 use pushmail_tests::smtp::{Client, Sink, test_tls};
 use pushmail_tests::{Harness, PASSWORD};
 use tokio_rustls::TlsConnector;
-
-fn folder(name: &str) -> FolderName {
-    FolderName::parse(name).unwrap()
-}
 
 fn plain(login: &str, password: &str) -> String {
     STANDARD.encode(format!("\0{login}\0{password}"))
@@ -386,34 +381,21 @@ async fn device_mail_reaches_the_smarthost_signed_with_a_copy_in_sent() {
     );
 
     // Carol (local) has it in her INBOX; Alice has a copy in Sent, seen.
-    let inbox = h
-        .store
-        .messages(&carol, &folder("INBOX"), 0, 10)
-        .await
-        .unwrap();
+    let inbox = h.stored_messages(&carol, "INBOX").await;
     assert_eq!(inbox.len(), 1);
     assert_eq!(
-        inbox[0].envelope.subject.as_deref(),
+        inbox[0].0.envelope.subject.as_deref(),
         Some("from the device")
     );
-    let sent = h
-        .store
-        .messages(&alice, &folder("Sent"), 0, 10)
-        .await
-        .unwrap();
+    let sent = h.stored_messages(&alice, "Sent").await;
     assert_eq!(sent.len(), 1);
+    let (meta, copy) = &sent[0];
     assert!(
-        sent[0].flags.contains(&"\\Seen".to_owned()),
+        meta.flags.contains(&"\\Seen".to_owned()),
         "{:?}",
-        sent[0].flags
+        meta.flags
     );
-    let copy = h
-        .store
-        .message_body(&alice, &folder("Sent"), sent[0].uid)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(dkim_passes(&copy, "pm", h.domain.as_str(), &record).await);
+    assert!(dkim_passes(copy, "pm", h.domain.as_str(), &record).await);
 }
 
 /// Queues one message from `alice` to `to` through a fresh authenticated session.
@@ -450,23 +432,14 @@ async fn a_refused_recipient_bounces_into_the_senders_inbox() {
 
     let report = outgoing.work(Utc::now()).await.unwrap();
     assert_eq!((report.relayed, report.bounced), (0, 1));
-    let inbox = h
-        .store
-        .messages(&alice, &folder("INBOX"), 0, 10)
-        .await
-        .unwrap();
+    let inbox = h.stored_messages(&alice, "INBOX").await;
     assert_eq!(inbox.len(), 1);
+    let (meta, dsn) = &inbox[0];
     assert_eq!(
-        inbox[0].envelope.subject.as_deref(),
+        meta.envelope.subject.as_deref(),
         Some("Undelivered Mail Returned to Sender")
     );
-    let dsn = h
-        .store
-        .message_body(&alice, &folder("INBOX"), inbox[0].uid)
-        .await
-        .unwrap()
-        .unwrap();
-    let dsn = String::from_utf8_lossy(&dsn);
+    let dsn = String::from_utf8_lossy(dsn);
     assert!(
         dsn.contains("Final-Recipient: rfc822; ghost@remote.example"),
         "{dsn}"
@@ -544,19 +517,9 @@ async fn a_failing_relay_is_retried_then_given_up_with_a_bounce() {
         .await
         .unwrap();
     assert_eq!((last.relayed, last.bounced), (0, 1));
-    let inbox = h
-        .store
-        .messages(&alice, &folder("INBOX"), 0, 10)
-        .await
-        .unwrap();
+    let inbox = h.stored_messages(&alice, "INBOX").await;
     assert_eq!(inbox.len(), 1, "one bounce");
-    let dsn = h
-        .store
-        .message_body(&alice, &folder("INBOX"), inbox[0].uid)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&dsn).contains("Status: 4.3.0"));
+    assert!(String::from_utf8_lossy(&inbox[0].1).contains("Status: 4.3.0"));
     assert_eq!(sink.received().len(), 1);
 }
 

@@ -2,6 +2,43 @@
 
 use super::*;
 
+impl DynamoStore {
+    /// The items of a queue partition due at `now` (`not_before` at or before it), each read
+    /// with `decode`; at least `limit` of them when there are so many (callers sort and cut).
+    pub(super) async fn due_items<T>(
+        &self,
+        pk: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+        decode: impl Fn(&Item) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let mut due = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .filter_expression("not_before <= :now")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":now", n(now.timestamp_millis()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in output.items.unwrap_or_default() {
+                due.push(decode(&item)?);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() || due.len() >= limit {
+                return Ok(due);
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl crate::OutboxStore for DynamoStore {
     async fn claim_activation(
@@ -34,30 +71,9 @@ impl crate::OutboxStore for DynamoStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> StoreResult<Vec<ActivationJob>> {
-        let mut jobs = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .filter_expression("not_before <= :now")
-                .expression_attribute_values(":pk", s(OUTBOX_ACTIVATION))
-                .expression_attribute_values(":now", n(now.timestamp_millis()))
-                .select(Select::AllAttributes)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in output.items.unwrap_or_default() {
-                jobs.push(activation_from(&item)?);
-            }
-            start = output.last_evaluated_key;
-            if start.is_none() || jobs.len() >= limit {
-                break;
-            }
-        }
+        let mut jobs = self
+            .due_items(OUTBOX_ACTIVATION, now, limit, activation_from)
+            .await?;
         jobs.sort_by_key(|job| job.linked_at);
         jobs.truncate(limit);
         Ok(jobs)

@@ -52,29 +52,7 @@ impl crate::RelayStore for DynamoStore {
     }
 
     async fn due_relays(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<RelayJob>> {
-        let mut jobs = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .filter_expression("not_before <= :now")
-                .expression_attribute_values(":pk", s(RELAY_PK))
-                .expression_attribute_values(":now", n(now.timestamp_millis()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in output.items.unwrap_or_default() {
-                jobs.push(relay_from(&item)?);
-            }
-            start = output.last_evaluated_key;
-            if start.is_none() || jobs.len() >= limit {
-                break;
-            }
-        }
+        let mut jobs = self.due_items(RELAY_PK, now, limit, relay_from).await?;
         jobs.sort_by_key(|job| job.created_at);
         jobs.truncate(limit);
         Ok(jobs)
