@@ -71,6 +71,7 @@ impl MailOptions {
         settings: &Settings,
         store: Arc<dyn Store>,
         demo: bool,
+        noticed: Arc<tokio::sync::Notify>,
     ) -> anyhow::Result<MailListeners> {
         let tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::from_files(cert, key)?),
@@ -98,16 +99,19 @@ impl MailOptions {
                 self.hostname.clone(),
             ))
         });
-        let with_tls = |smtp: Smtp, tls: &Option<TlsAcceptor>| match tls {
-            Some(acceptor) => smtp.with_tls(acceptor.clone()),
-            None => smtp,
+        let finish = |smtp: Smtp, tls: &Option<TlsAcceptor>| {
+            let smtp = smtp.with_notice_hint(noticed.clone());
+            match tls {
+                Some(acceptor) => smtp.with_tls(acceptor.clone()),
+                None => smtp,
+            }
         };
         Ok(MailListeners {
-            inbound: Arc::new(with_tls(
+            inbound: Arc::new(finish(
                 Smtp::inbound(store.clone(), smtp_settings.clone()),
                 &tls,
             )),
-            submission: Arc::new(with_tls(
+            submission: Arc::new(finish(
                 Smtp::submission(store, smtp_settings, outgoing.clone()),
                 &tls,
             )),

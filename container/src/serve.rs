@@ -7,9 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use pushmail_core::types::{Address, TokenScope, now};
 use pushmail_http::Limits;
+use pushmail_push::dispatcher::DispatchSettings;
 use pushmail_push::service::sweep_activations_every;
 use pushmail_runtime::seed::{Seed, seed};
-use pushmail_runtime::{Settings, logging, wire};
+use pushmail_runtime::{Settings, logging, open};
 use pushmail_smtp::SmtpLimits;
 
 use crate::mail::MailOptions;
@@ -65,7 +66,9 @@ impl ServeOptions {
 
 pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()> {
     logging::init_tracing(settings.log_format());
-    let wired = wire(&settings).await?;
+    let backends = open(&settings).await?;
+    let wired = backends.services();
+    let dispatcher = backends.dispatcher(DispatchSettings::default());
     if wired.store.list_tokens().await?.is_empty() {
         let (_, token) = wired
             .admin
@@ -83,7 +86,12 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     let submission_address = submission_listener.local_addr()?;
     let mail = options
         .mail
-        .build(&settings, wired.store.clone(), options.demo)
+        .build(
+            &settings,
+            wired.store.clone(),
+            options.demo,
+            dispatcher.waker(),
+        )
         .await?;
     let subscribe_url = format!(
         "http://{}{}",
@@ -141,6 +149,7 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
         SmtpLimits::default(),
         pushmail_http::shutdown_signal(),
     );
+    background.push(tokio::spawn(dispatcher.run(std::future::pending())));
     if let Some(outgoing) = mail.outgoing {
         background.push(tokio::spawn(outgoing.run(std::future::pending())));
     }

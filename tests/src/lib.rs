@@ -375,6 +375,31 @@ impl Harness {
         address
     }
 
+    /// A new-mail notice dispatcher on this harness's store, sending through the same callback
+    /// policy and resolver as the service (loopback callbacks allowed), retrying quickly.
+    pub fn dispatcher(&self) -> Arc<pushmail_push::dispatcher::Dispatcher> {
+        use pushmail_push::dispatcher::{DispatchSettings, Dispatcher};
+        let notifier = pushmail_push::notifier::HttpNotifier::new(
+            std::time::Duration::from_secs(2),
+            std::time::Duration::from_secs(3),
+            self.resolver.clone(),
+            self.service.callback_policy(),
+        );
+        Dispatcher::new(
+            self.store.clone(),
+            Arc::new(notifier),
+            DispatchSettings {
+                retry: pushmail_core::notice::RetryPolicy {
+                    first_retry: std::time::Duration::from_millis(50),
+                    max_retry: std::time::Duration::from_millis(200),
+                    give_up_after: std::time::Duration::from_secs(3600),
+                },
+                poll_every: std::time::Duration::from_millis(20),
+                ..DispatchSettings::default()
+            },
+        )
+    }
+
     /// A folder's messages (the first 100) with their bytes.
     pub async fn stored_messages(
         &self,
@@ -620,10 +645,12 @@ pub async fn serve(router: axum::Router) -> String {
     format!("http://{address}")
 }
 
-/// A push service's callback endpoint on loopback that records what it receives.
+/// A push service's callback endpoint on loopback that records what it receives, answering
+/// with a status that can change (0: never answers, as a hung server).
 pub struct CallbackSink {
     pub url: String,
     received: Arc<std::sync::Mutex<Vec<ReceivedNotice>>>,
+    status: Arc<std::sync::atomic::AtomicU16>,
 }
 
 #[derive(Debug, Clone)]
@@ -631,15 +658,30 @@ pub struct ReceivedNotice {
     pub timestamp: String,
     pub signature: String,
     pub body: Vec<u8>,
+    /// What the sink answered.
+    pub status: u16,
+}
+
+impl ReceivedNotice {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON notice")
+    }
+
+    /// Whether the signature is `secret`'s over this timestamp and body (spec §1).
+    pub fn signed_with(&self, secret: &str) -> bool {
+        let timestamp: i64 = self.timestamp.parse().unwrap_or_default();
+        pushmail_core::protocol::sign(secret.as_bytes(), timestamp, &self.body) == self.signature
+    }
 }
 
 impl CallbackSink {
     /// Answers every POST with `status`.
     pub async fn start(status: u16) -> Self {
         let received: Arc<std::sync::Mutex<Vec<ReceivedNotice>>> = Arc::default();
-        let store = received.clone();
+        let status = Arc::new(std::sync::atomic::AtomicU16::new(status));
+        let (store, answer) = (received.clone(), status.clone());
         let handler = move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
-            let store = store.clone();
+            let (store, answer) = (store.clone(), answer.clone());
             async move {
                 let header = |name: &str| {
                     headers
@@ -648,11 +690,16 @@ impl CallbackSink {
                         .unwrap_or_default()
                         .to_owned()
                 };
+                let status = answer.load(Ordering::SeqCst);
                 store.lock().expect("sink lock").push(ReceivedNotice {
                     timestamp: header("x-push-timestamp"),
                     signature: header("x-push-signature"),
                     body: body.to_vec(),
+                    status,
                 });
+                if status == 0 {
+                    std::future::pending::<()>().await;
+                }
                 axum::http::StatusCode::from_u16(status).expect("status")
             }
         };
@@ -660,11 +707,38 @@ impl CallbackSink {
         Self {
             url: format!("{base}/n/"),
             received,
+            status,
         }
+    }
+
+    /// How the sink answers from now on.
+    pub fn answer_with(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
     }
 
     pub fn received(&self) -> Vec<ReceivedNotice> {
         self.received.lock().expect("sink lock").clone()
+    }
+
+    /// The notices answered 2xx, in the order they came.
+    pub fn accepted(&self) -> Vec<ReceivedNotice> {
+        self.received()
+            .into_iter()
+            .filter(|notice| (200..300).contains(&notice.status))
+            .collect()
+    }
+
+    /// Waits (up to 10 s) until `done` holds for what was received.
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&[ReceivedNotice]) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done(&self.received()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited in vain for {what}; received {:?}",
+                self.received()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 }
 

@@ -38,7 +38,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "functions/admin",
         &["pushmail-runtime", "pushmail-admin-api", "pushmail-http"],
     ),
-    ("functions/sweeper", &["pushmail-runtime", "pushmail-core"]),
+    (
+        "functions/sweeper",
+        &["pushmail-runtime", "pushmail-push", "pushmail-core"],
+    ),
     ("shared/smtp", &["pushmail-core", "pushmail-store"]),
     (
         "container",

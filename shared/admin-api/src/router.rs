@@ -20,8 +20,8 @@ use crate::input::{
 use crate::service::AdminService;
 use crate::views::{
     AccountDeletedView, AccountView, ActivationView, AuditView, DomainView, FolderView,
-    FoldersView, ItemsView, LinkView, MailView, MessageView, NewSecretView, PageView, SecretView,
-    ServerSettingsView, TokenView, UnlinkedView,
+    FoldersView, IntegrationView, ItemsView, LinkView, MailView, MessageView, NewSecretView,
+    PageView, SecretView, ServerSettingsView, TokenView, UnlinkedView,
 };
 
 /// The OpenAPI 3.1 description of every route below; a test holds the two together.
@@ -34,6 +34,7 @@ pub(crate) type AppState = Arc<AdminService>;
 pub fn router(service: Arc<AdminService>) -> Router {
     let admin = Router::new()
         .route("/server", get(server_settings).put(set_server_settings))
+        .route("/notices", get(notice_counts))
         .route("/domains", get(list_domains).post(create_domain))
         .route(
             "/domains/{domain}",
@@ -328,7 +329,15 @@ async fn integration(
     Admin(who): Admin,
     Path(address): Path<String>,
 ) -> Answer {
-    ok(LinkView::from(s.integrated(&who, &address).await?))
+    let (link, notices) = s.integrated(&who, &address).await?;
+    ok(IntegrationView {
+        link: LinkView::from(link),
+        notices: notices.into(),
+    })
+}
+
+async fn notice_counts(State(s): State<AppState>, Admin(who): Admin) -> Answer {
+    ok(s.notice_counts(&who).await?)
 }
 
 async fn remove_integration(

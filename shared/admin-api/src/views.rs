@@ -12,9 +12,20 @@ use serde::{Serialize, Serializer};
 
 use crate::error::AdminError;
 use crate::service::{CreatedAccount, NoticeStatus};
+use pushmail_store::AccountNotices;
 
 fn rfc3339<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn rfc3339_opt<S: Serializer>(
+    at: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => rfc3339(at, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// Every refusal: `{"detail": …, "error": …}`.
@@ -227,6 +238,48 @@ pub struct LinkView {
     pub linked_at: DateTime<Utc>,
     pub registration: String,
     pub subscription: String,
+}
+
+/// One integrated account: its link and how its new-mail notices are going.
+#[derive(Debug, Serialize)]
+pub struct IntegrationView {
+    #[serde(flatten)]
+    pub link: LinkView,
+    pub notices: AccountNoticesView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AccountNoticesView {
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub last_delivered_at: Option<DateTime<Utc>>,
+    pub last_failure: Option<NoticeFailureView>,
+    pub pending: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NoticeFailureView {
+    #[serde(serialize_with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    pub error: String,
+}
+
+impl From<AccountNotices> for AccountNoticesView {
+    fn from(notices: AccountNotices) -> Self {
+        Self {
+            last_delivered_at: notices.last_delivered_at,
+            last_failure: notices.last_failure.map(|failure| NoticeFailureView {
+                at: failure.at,
+                // The callback's status or the transport's words: cut, one line.
+                error: failure
+                    .error
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .take(300)
+                    .collect(),
+            }),
+            pending: notices.pending,
+        }
+    }
 }
 
 impl From<Link> for LinkView {

@@ -5,6 +5,7 @@
 pub mod folder;
 pub mod mailbox;
 pub mod network;
+pub mod notice;
 pub mod password;
 pub mod protocol;
 pub mod types;

@@ -2,6 +2,7 @@
 //! checks with their rate limits, the activation outbox and the mailers that send it, signed
 //! notices to the push service, and the axum router that serves it (on Lambda or locally).
 
+pub mod dispatcher;
 pub mod mailer;
 pub mod notifier;
 pub mod resolver;

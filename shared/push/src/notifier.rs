@@ -1,5 +1,5 @@
-//! Signed notices to a push service's callback (spec §4): today the admin's UNLINKED notice;
-//! the durable NEW_MAIL dispatcher will send through the same trait.
+//! Signed notices to a push service's callback (spec §4): the admin's UNLINKED notice and the
+//! dispatcher's NEW_MAIL notices.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,10 +46,16 @@ pub struct HttpNotifier {
 }
 
 impl HttpNotifier {
-    pub fn new(timeout: Duration, resolver: Arc<dyn Resolver>, policy: CallbackPolicy) -> Self {
+    /// `connect` bounds the connection; `total` the whole request, answer included.
+    pub fn new(
+        connect: Duration,
+        total: Duration,
+        resolver: Arc<dyn Resolver>,
+        policy: CallbackPolicy,
+    ) -> Self {
         let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
+            .timeout(total)
+            .connect_timeout(connect)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("pushmail/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(Arc::new(PermittedAddresses {

@@ -181,8 +181,11 @@ impl Smtp {
             internal_date: at,
         };
         match self.store.deliver(account, &folder, &new, quota).await {
-            Ok(Delivery::Stored { uid, .. }) => {
+            Ok(Delivery::Stored { uid, noticed, .. }) => {
                 info!(%account, %folder, uid, id, "delivered");
+                if let Some(hint) = self.noticed.as_ref().filter(|_| noticed) {
+                    hint.notify_one();
+                }
                 Stored::Yes
             }
             Ok(Delivery::OverQuota) => {

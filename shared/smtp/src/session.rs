@@ -61,6 +61,8 @@ pub struct Smtp {
     tls: Option<TlsAcceptor>,
     /// Where submitted mail for other domains goes (submission only).
     pub(crate) outgoing: Option<Arc<Outgoing>>,
+    /// Told when a delivery recorded a new-mail notice (the dispatcher's wake-up).
+    pub(crate) noticed: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Why a session ended.
@@ -110,6 +112,7 @@ impl Smtp {
             role: Role::Inbound,
             tls: None,
             outgoing: None,
+            noticed: None,
         }
     }
 
@@ -126,12 +129,19 @@ impl Smtp {
             role: Role::Submission,
             tls: None,
             outgoing,
+            noticed: None,
         }
     }
 
     /// Offers STARTTLS with this certificate.
     pub fn with_tls(mut self, acceptor: TlsAcceptor) -> Self {
         self.tls = Some(acceptor);
+        self
+    }
+
+    /// Wakes `noticed` whenever a delivery records a new-mail notice.
+    pub fn with_notice_hint(mut self, noticed: Arc<tokio::sync::Notify>) -> Self {
+        self.noticed = Some(noticed);
         self
     }
 

@@ -15,6 +15,7 @@ mod kept_mail;
 mod links;
 mod liveness;
 mod mailbox;
+mod notices;
 mod outbox;
 mod relay;
 
@@ -28,6 +29,7 @@ pub use kept_mail::KeptMailStore;
 pub use links::{LinkInsert, LinkQuery, LinkStore, Unlink};
 pub use liveness::LivenessStore;
 pub use mailbox::{Change, ChangeKind, Delivery, MailboxStore};
+pub use notices::{AccountNotices, NoticeCounts, NoticeDrop, NoticeFailure, NoticeStore};
 pub use outbox::OutboxStore;
 pub use relay::{RelayJob, RelayStore};
 
@@ -43,6 +45,7 @@ pub trait Store:
     + KeptMailStore
     + LivenessStore
     + MailboxStore
+    + NoticeStore
     + RelayStore
 {
 }
@@ -57,6 +60,7 @@ impl<T> Store for T where
         + KeptMailStore
         + LivenessStore
         + MailboxStore
+        + NoticeStore
         + RelayStore
 {
 }
@@ -65,7 +69,7 @@ impl<T> Store for T where
 pub mod prelude {
     pub use crate::{
         AccountStore, AdminStore, DomainStore, GuardStore, KeptMailStore, LinkStore, LivenessStore,
-        MailboxStore, OutboxStore, RelayStore, Store,
+        MailboxStore, NoticeStore, OutboxStore, RelayStore, Store,
     };
 }
 

@@ -14,12 +14,15 @@ use crate::StoreResult;
 /// What [`MailboxStore::deliver`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
-    /// Stored, durably, under this UID; `change` is the account's change counter after it.
+    /// Stored, durably, under this UID; `change` is the account's change counter after it;
+    /// `noticed`: a new-mail notice was recorded with it (the account is integrated and the
+    /// folder pushed).
     Stored {
         uid: u32,
         uid_validity: u32,
         modseq: u64,
         change: u64,
+        noticed: bool,
     },
     NoSuchFolder,
     /// The account's quota would be exceeded: nothing stored.
@@ -51,7 +54,8 @@ pub trait MailboxStore: Send + Sync {
     async fn folder(&self, account: &Address, name: &FolderName) -> StoreResult<Option<Folder>>;
     /// Stores a message in a folder, in one atomic and durable write with everything that
     /// depends on it: its UID (the folder's `uid_next`, so UIDs only grow and are never reused),
-    /// the folder's counters, the account's usage and its change log. Refused, with nothing
+    /// the folder's counters, the account's usage and its change log, and the new-mail notice
+    /// (`Notice::for_delivery`: a live link and a pushed folder). Refused, with nothing
     /// stored, when it would take the account's usage over `quota_bytes`.
     async fn deliver(
         &self,

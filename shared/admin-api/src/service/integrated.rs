@@ -3,7 +3,7 @@
 
 use pushmail_core::types::{ActivationJob, ActivationState, Link, Page, now};
 use pushmail_push::service::Delivery;
-use pushmail_store::LinkQuery;
+use pushmail_store::{AccountNotices, LinkQuery, NoticeCounts};
 use serde::Serialize;
 use serde_json::json;
 use tracing::{info, warn};
@@ -45,8 +45,21 @@ impl AdminService {
         Ok(self.store.list_links(&query).await?)
     }
 
-    pub async fn integrated(&self, who: &Principal, raw: &str) -> AdminResult<Link> {
-        self.live_link(who, raw).await
+    /// The account's link with how its new-mail notices are going.
+    pub async fn integrated(
+        &self,
+        who: &Principal,
+        raw: &str,
+    ) -> AdminResult<(Link, AccountNotices)> {
+        let link = self.live_link(who, raw).await?;
+        let notices = self.store.account_notices(&link.address).await?;
+        Ok((link, notices))
+    }
+
+    /// Server-wide notice counts (server tokens only).
+    pub async fn notice_counts(&self, who: &Principal) -> AdminResult<NoticeCounts> {
+        who.require_server()?;
+        Ok(self.store.notice_counts().await?)
     }
 
     /// Unlinks an integrated account and tells the push service once, best effort.

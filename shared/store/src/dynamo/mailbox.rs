@@ -9,6 +9,8 @@ use pushmail_core::mailbox::{
     DEFAULT_FOLDERS, Envelope, Folder, MessageMeta, NewMessage, SpecialUse,
 };
 
+use pushmail_core::notice::Notice;
+
 use super::*;
 use crate::mailbox::{Change, ChangeKind, Delivery};
 
@@ -227,6 +229,21 @@ impl crate::MailboxStore for DynamoStore {
             };
             let meta_json = serde_json::to_string(&meta)
                 .map_err(|e| StoreError::Corrupt(format!("message metadata: {e}")))?;
+            // A link changed between this read and the transaction is caught at dispatch: the
+            // dispatcher sends only for the subscription that is current then.
+            let notice = match self.account(account).await? {
+                Some(owner) => Notice::for_delivery(
+                    &owner,
+                    self.link(account).await?.as_ref(),
+                    folder,
+                    uid,
+                    current.uid_validity,
+                    change,
+                    &envelope,
+                    message.internal_date,
+                ),
+                None => None,
+            };
             let state_condition = if state_exists {
                 "changes = :changes"
             } else {
@@ -243,7 +260,7 @@ impl crate::MailboxStore for DynamoStore {
             if state_exists {
                 state_update = state_update.expression_attribute_values(":changes", n(changes));
             }
-            let writes = vec![
+            let mut writes = vec![
                 update_write(
                     Update::builder()
                         .table_name(&self.table)
@@ -281,12 +298,16 @@ impl crate::MailboxStore for DynamoStore {
                         .condition_expression("attribute_not_exists(pk)"),
                 )?,
             ];
+            if let Some(notice) = &notice {
+                writes.push(put_write(super::notices::record(&self.table, notice)?)?);
+            }
             Ok(if self.transact(writes).await? {
                 Attempt::Done(Delivery::Stored {
                     uid,
                     uid_validity: current.uid_validity,
                     modseq,
                     change,
+                    noticed: notice.is_some(),
                 })
             } else {
                 Attempt::Raced

@@ -527,5 +527,6 @@ mod kept_mail;
 mod links;
 mod liveness;
 mod mailbox;
+mod notices;
 mod outbox;
 mod relay;

@@ -3,6 +3,7 @@
 
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{DEFAULT_FOLDERS, Envelope, Folder, MessageMeta, NewMessage};
+use pushmail_core::notice::Notice;
 use redb::TableDefinition;
 
 use super::*;
@@ -156,11 +157,31 @@ impl crate::MailboxStore for EmbeddedStore {
                 .insert(change_key.as_str(), encode(&change)?.as_str())?;
             folders.insert(folder_key.as_str(), encode(&folder)?.as_str())?;
             states.insert(account.as_str(), encode(&state)?.as_str())?;
+            let notice = match get::<Account>(&txn.open_table(ACCOUNTS)?, account.as_str())? {
+                Some(owner) => {
+                    let link: Option<Link> = get(&txn.open_table(LINKS)?, account.as_str())?;
+                    Notice::for_delivery(
+                        &owner,
+                        link.as_ref(),
+                        &name,
+                        uid,
+                        folder.uid_validity,
+                        state.changes,
+                        &meta.envelope,
+                        message.internal_date,
+                    )
+                }
+                None => None,
+            };
+            if let Some(notice) = &notice {
+                super::notices::record(txn, notice)?;
+            }
             Ok(Delivery::Stored {
                 uid,
                 uid_validity: folder.uid_validity,
                 modseq: folder.highest_modseq,
                 change: state.changes,
+                noticed: notice.is_some(),
             })
         })
         .await

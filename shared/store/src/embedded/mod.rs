@@ -208,6 +208,7 @@ impl EmbeddedStore {
             }
             mailbox::create_tables(&txn)?;
             relay::create_tables(&txn)?;
+            notices::create_tables(&txn)?;
             txn.commit()?;
             Ok(db)
         };
@@ -333,5 +334,6 @@ mod kept_mail;
 mod links;
 mod liveness;
 mod mailbox;
+mod notices;
 mod outbox;
 mod relay;

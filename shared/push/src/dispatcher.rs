@@ -1,0 +1,228 @@
+//! The new-mail notice dispatcher (spec §4): sends each recorded notice to the current
+//! subscription's callback, signed with the domain's newest secret, and retries with backoff
+//! and jitter for 24 h.
+//!
+//! One account's notices go out one at a time and in order; each account is worked by a task
+//! of its own, so a dead or slow callback holds up only its own account (never another's, and
+//! never the next pass), within a bound on how many accounts are worked at once. A pass starts
+//! as soon as a delivery records a notice (`waker`), else every poll period.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pushmail_core::notice::{Notice, RetryPolicy};
+use pushmail_core::types::Address;
+use pushmail_store::{NoticeDrop, Store, StoreError, Unlink};
+use tokio::sync::{Notify, Semaphore};
+use tracing::{info, warn};
+
+use crate::notifier::{NoticeOutcome, Notifier};
+
+/// How the dispatcher works.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchSettings {
+    pub retry: RetryPolicy,
+    /// Accounts whose notices are being sent at once.
+    pub concurrency: usize,
+    /// How often the store is looked at besides the wake-ups.
+    pub poll_every: Duration,
+    /// Notices read per pass.
+    pub batch: usize,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            concurrency: 64,
+            poll_every: Duration::from_secs(1),
+            batch: 2000,
+        }
+    }
+}
+
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    notifier: Arc<dyn Notifier>,
+    settings: DispatchSettings,
+    wake: Arc<Notify>,
+    slots: Arc<Semaphore>,
+    /// Accounts a task is working now: a pass leaves them to it.
+    busy: Arc<Mutex<HashSet<Address>>>,
+}
+
+/// What happened to one notice.
+enum Sent {
+    Delivered,
+    /// Not sent now; the account's later notices wait behind it.
+    Deferred,
+    /// Dropped, or the subscription ended: go on with the next.
+    Done,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        notifier: Arc<dyn Notifier>,
+        settings: DispatchSettings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            notifier,
+            settings,
+            wake: Arc::new(Notify::new()),
+            slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            busy: Arc::default(),
+        })
+    }
+
+    /// Notify it when a delivery recorded a notice: the next pass starts at once.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Passes until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(error) = self.clone().pass(Utc::now()).await {
+                warn!(%error, "notice pass failed");
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.settings.poll_every) => {}
+                () = &mut shutdown => return,
+            }
+        }
+    }
+
+    /// Starts a task for every account whose oldest pending notice is due and that no task is
+    /// working; returns without waiting for them.
+    pub async fn pass(self: Arc<Self>, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let pending = self.store.pending_notices(self.settings.batch).await?;
+        let mut started = 0;
+        for group in pending.chunk_by(|a, b| a.email == b.email) {
+            // Order within an account: its oldest notice decides.
+            if group[0].not_before > now {
+                continue;
+            }
+            let account = group[0].email.clone();
+            if !self.busy.lock().expect("busy lock").insert(account.clone()) {
+                continue;
+            }
+            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                return Ok(started);
+            };
+            let dispatcher = self.clone();
+            tokio::spawn(async move {
+                dispatcher.work_account(&account).await;
+                dispatcher.busy.lock().expect("busy lock").remove(&account);
+                drop(slot);
+            });
+            started += 1;
+        }
+        Ok(started)
+    }
+
+    /// Waits until no account is being worked (tests and the Lambda sweep).
+    pub async fn settle(&self) {
+        while !self.busy.lock().expect("busy lock").is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Sends an account's notices in order, read afresh (the pass's list may predate a task
+    /// that has just sent some of them), up to the first that must wait.
+    async fn work_account(&self, account: &Address) {
+        let notices = match self
+            .store
+            .account_pending_notices(account, self.settings.batch)
+            .await
+        {
+            Ok(notices) => notices,
+            Err(error) => {
+                warn!(%error, %account, "pending notices not read");
+                return;
+            }
+        };
+        for notice in notices {
+            match self.send(&notice).await {
+                Ok(Sent::Delivered | Sent::Done) => {}
+                Ok(Sent::Deferred) => return,
+                Err(error) => {
+                    warn!(%error, id = notice.id, "notice left for the next pass");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn send(&self, notice: &Notice) -> Result<Sent, StoreError> {
+        let now = Utc::now();
+        if notice.not_before > now {
+            return Ok(Sent::Deferred);
+        }
+        let link = self.store.link(&notice.email).await?;
+        let Some(link) = link.filter(|link| link.is_current(&notice.subscription_id)) else {
+            // Superseded or unlinked: the old callback is never told.
+            self.store.drop_notice(notice, NoticeDrop::Stale).await?;
+            return Ok(Sent::Done);
+        };
+        if self.settings.retry.expired(notice.received, now) {
+            warn!(id = notice.id, email = %notice.email, "notice expired undelivered");
+            self.store.drop_notice(notice, NoticeDrop::Expired).await?;
+            return Ok(Sent::Done);
+        }
+        let secrets = self.store.push_secrets(&notice.email.domain()).await?;
+        let Some(secret) = secrets.first() else {
+            return self
+                .failed(notice, "no push secret to sign with", now)
+                .await;
+        };
+        let outcome = self
+            .notifier
+            .notify(&link.callback, secret.value.as_bytes(), &notice.body())
+            .await;
+        match outcome {
+            outcome if outcome.delivered() => {
+                info!(id = notice.id, email = %notice.email, "notice delivered");
+                self.store.notice_delivered(notice, Utc::now()).await?;
+                Ok(Sent::Delivered)
+            }
+            NoticeOutcome::Answered(status @ (404 | 410)) => {
+                // Spec §4: the subscription ends as an UNSUBSCRIBE of its generation would.
+                let ended = self
+                    .store
+                    .unlink(&link.address, &link.registration, link.generation, now)
+                    .await?;
+                info!(email = %notice.email, status, ?ended, "callback gone: subscription ended");
+                if !matches!(ended, Unlink::Unlinked(_) | Unlink::NotLinked) {
+                    warn!(email = %notice.email, "callback gone, but a newer link stands");
+                }
+                self.store.drop_notice(notice, NoticeDrop::Stale).await?;
+                Ok(Sent::Done)
+            }
+            NoticeOutcome::Answered(status) => {
+                self.failed(notice, &format!("HTTP {status}"), now).await
+            }
+            NoticeOutcome::Unreachable(why) => self.failed(notice, &why, now).await,
+        }
+    }
+
+    async fn failed(
+        &self,
+        notice: &Notice,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Sent, StoreError> {
+        let jitter = rand::random::<f64>();
+        let retry_at = self.settings.retry.retry_at(notice.attempts, now, jitter);
+        warn!(id = notice.id, email = %notice.email, error, %retry_at, "notice deferred");
+        self.store
+            .notice_failed(notice, retry_at, error, now)
+            .await?;
+        Ok(Sent::Deferred)
+    }
+}

@@ -1,0 +1,250 @@
+//! New-mail notices: one item each under the `NOTICE` partition, sorted by account and then by
+//! the account's change counter (so one query reads them grouped and in order); the notice as
+//! JSON in `notice`. Per account, its last delivery and failure in `ACCOUNT#a`/`NOTICESTATUS`;
+//! server-wide counters in `NOTICE_COUNTS`/`COUNTS`, raised with ADD in the same transaction as
+//! the change they count.
+
+use aws_sdk_dynamodb::types::Select;
+use pushmail_core::notice::Notice;
+
+use super::*;
+use crate::notices::{AccountNotices, NoticeCounts, NoticeDrop, NoticeFailure};
+
+const NOTICE_PK: &str = "NOTICE";
+const COUNTS_PK: &str = "NOTICE_COUNTS";
+const STATUS_SK: &str = "NOTICESTATUS";
+
+/// U+0001 ends the address: no address contains it, so one account's notices stay together.
+fn notice_sk(account: &Address, seq: u64) -> String {
+    format!("{account}\u{1}{seq:020}")
+}
+
+fn notice_key(notice: &Notice) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".into(), s(NOTICE_PK)),
+        ("sk".into(), s(notice_sk(&notice.email, notice.seq))),
+    ])
+}
+
+fn encode(notice: &Notice) -> StoreResult<AttributeValue> {
+    serde_json::to_string(notice)
+        .map(s)
+        .map_err(|e| StoreError::Corrupt(format!("notice: {e}")))
+}
+
+fn notice_from(item: &Item) -> StoreResult<Notice> {
+    serde_json::from_str(get_s(item, "notice")?).map_err(|_| corrupt(item, "notice"))
+}
+
+/// The notice's item, for a delivery's transaction.
+pub(super) fn record(
+    table: &str,
+    notice: &Notice,
+) -> StoreResult<aws_sdk_dynamodb::types::builders::PutBuilder> {
+    Ok(Put::builder()
+        .table_name(table)
+        .item("pk", s(NOTICE_PK))
+        .item("sk", s(notice_sk(&notice.email, notice.seq)))
+        .item("notice", encode(notice)?)
+        .condition_expression("attribute_not_exists(pk)"))
+}
+
+impl DynamoStore {
+    fn count(&self, name: &str) -> StoreResult<TransactWriteItem> {
+        update_write(
+            Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(COUNTS_PK))
+                .key("sk", s("COUNTS"))
+                .update_expression("ADD #counter :one")
+                .expression_attribute_names("#counter", name)
+                .expression_attribute_values(":one", n(1)),
+        )
+    }
+
+    fn take(&self, notice: &Notice) -> StoreResult<TransactWriteItem> {
+        delete_write(
+            Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(notice_key(notice)))
+                .condition_expression("attribute_exists(pk)"),
+        )
+    }
+
+    /// Pending notices (those of one account with `prefix`), in key order, at most `limit`.
+    async fn query_notices(&self, prefix: Option<&str>, limit: usize) -> StoreResult<Vec<Notice>> {
+        let mut notices = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", s(NOTICE_PK))
+                .consistent_read(true)
+                .set_exclusive_start_key(start);
+            query = match prefix {
+                Some(prefix) => query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let output = query.send().await.map_err(backend)?;
+            for item in output.items.unwrap_or_default() {
+                notices.push(notice_from(&item)?);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() || notices.len() >= limit {
+                notices.truncate(limit);
+                return Ok(notices);
+            }
+        }
+    }
+
+    /// How many items a query finds (paged, counting only).
+    async fn count_items(&self, pk: &str, prefix: Option<&str>) -> StoreResult<u64> {
+        let mut total = 0;
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .select(Select::Count)
+                .expression_attribute_values(":pk", s(pk))
+                .set_exclusive_start_key(start);
+            query = match prefix {
+                Some(prefix) => query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let output = query.send().await.map_err(backend)?;
+            total += output.count.max(0) as u64;
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl crate::NoticeStore for DynamoStore {
+    async fn pending_notices(&self, limit: usize) -> StoreResult<Vec<Notice>> {
+        self.query_notices(None, limit).await
+    }
+
+    async fn account_pending_notices(
+        &self,
+        account: &Address,
+        limit: usize,
+    ) -> StoreResult<Vec<Notice>> {
+        self.query_notices(Some(&format!("{account}\u{1}")), limit)
+            .await
+    }
+
+    async fn notice_delivered(&self, notice: &Notice, at: DateTime<Utc>) -> StoreResult<()> {
+        let status = update_write(
+            Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(account_pk(&notice.email)))
+                .key("sk", s(STATUS_SK))
+                .update_expression("SET last_delivered_at = :at")
+                .expression_attribute_values(":at", time(at)),
+        )?;
+        // Cancelled: another worker took it first; nothing to record twice.
+        self.transact(vec![self.take(notice)?, status, self.count("delivered")?])
+            .await
+            .map(|_| ())
+    }
+
+    async fn notice_failed(
+        &self,
+        notice: &Notice,
+        retry_at: DateTime<Utc>,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut retried = notice.clone();
+        retried.attempts += 1;
+        retried.not_before = retry_at;
+        let keep = update_write(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(notice_key(notice)))
+                .update_expression("SET notice = :notice")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":notice", encode(&retried)?),
+        )?;
+        let status = update_write(
+            Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(account_pk(&notice.email)))
+                .key("sk", s(STATUS_SK))
+                .update_expression("SET last_failure_at = :at, last_failure = :error")
+                .expression_attribute_values(":at", time(at))
+                .expression_attribute_values(":error", s(error)),
+        )?;
+        self.transact(vec![keep, status, self.count("failed_attempts")?])
+            .await
+            .map(|_| ())
+    }
+
+    async fn drop_notice(&self, notice: &Notice, why: NoticeDrop) -> StoreResult<()> {
+        let counter = match why {
+            NoticeDrop::Stale => "dropped_stale",
+            NoticeDrop::Expired => "dropped_expired",
+        };
+        self.transact(vec![self.take(notice)?, self.count(counter)?])
+            .await
+            .map(|_| ())
+    }
+
+    async fn account_notices(&self, account: &Address) -> StoreResult<AccountNotices> {
+        let item = self
+            .get(account_pk(account), STATUS_SK)
+            .await?
+            .unwrap_or_default();
+        let last_failure = match (
+            item.get("last_failure_at"),
+            get_opt_s(&item, "last_failure"),
+        ) {
+            (Some(_), Some(error)) => Some(NoticeFailure {
+                at: get_time(&item, "last_failure_at")?,
+                error,
+            }),
+            _ => None,
+        };
+        Ok(AccountNotices {
+            last_delivered_at: match item.get("last_delivered_at") {
+                Some(_) => Some(get_time(&item, "last_delivered_at")?),
+                None => None,
+            },
+            last_failure,
+            pending: self
+                .count_items(NOTICE_PK, Some(&format!("{account}\u{1}")))
+                .await?,
+        })
+    }
+
+    async fn notice_counts(&self) -> StoreResult<NoticeCounts> {
+        let item = self
+            .get(COUNTS_PK.to_owned(), "COUNTS")
+            .await?
+            .unwrap_or_default();
+        let value = |name: &str| -> StoreResult<u64> {
+            match item.get(name) {
+                Some(_) => get_n(&item, name),
+                None => Ok(0),
+            }
+        };
+        Ok(NoticeCounts {
+            pending: self.count_items(NOTICE_PK, None).await?,
+            delivered: value("delivered")?,
+            failed_attempts: value("failed_attempts")?,
+            dropped_stale: value("dropped_stale")?,
+            dropped_expired: value("dropped_expired")?,
+        })
+    }
+}

@@ -1,0 +1,72 @@
+//! The store of new-mail notices: recorded by [`crate::MailboxStore::deliver`] in the same
+//! transaction as the message, taken off by the dispatcher once the callback has them.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pushmail_core::notice::Notice;
+use pushmail_core::types::Address;
+use serde::{Deserialize, Serialize};
+
+use crate::StoreResult;
+
+/// Why a notice was given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeDrop {
+    /// Its subscription was superseded or unlinked: the old callback is never told.
+    Stale,
+    /// Still not delivered after the retry period (24 h).
+    Expired,
+}
+
+/// The last failed attempt for an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeFailure {
+    pub at: DateTime<Utc>,
+    /// The callback's HTTP status, or what kept it from answering.
+    pub error: String,
+}
+
+/// One integrated account's notices, for the admin API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountNotices {
+    pub last_delivered_at: Option<DateTime<Utc>>,
+    pub last_failure: Option<NoticeFailure>,
+    #[serde(skip)]
+    pub pending: u64,
+}
+
+/// Server-wide counts, for the admin API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeCounts {
+    pub pending: u64,
+    pub delivered: u64,
+    /// Failed attempts (each retried, until the notice expires).
+    pub failed_attempts: u64,
+    pub dropped_stale: u64,
+    pub dropped_expired: u64,
+}
+
+#[async_trait]
+pub trait NoticeStore: Send + Sync {
+    /// Pending notices, ordered by account and, within one, by `seq`: at most `limit`.
+    async fn pending_notices(&self, limit: usize) -> StoreResult<Vec<Notice>>;
+    /// One account's pending notices in `seq` order, at most `limit`, read afresh.
+    async fn account_pending_notices(
+        &self,
+        account: &Address,
+        limit: usize,
+    ) -> StoreResult<Vec<Notice>>;
+    /// The callback took it: drops it and records the time for its account.
+    async fn notice_delivered(&self, notice: &Notice, at: DateTime<Utc>) -> StoreResult<()>;
+    /// An attempt failed: counts it and keeps the notice until `retry_at`.
+    async fn notice_failed(
+        &self,
+        notice: &Notice,
+        retry_at: DateTime<Utc>,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn drop_notice(&self, notice: &Notice, why: NoticeDrop) -> StoreResult<()>;
+    async fn account_notices(&self, account: &Address) -> StoreResult<AccountNotices>;
+    async fn notice_counts(&self) -> StoreResult<NoticeCounts>;
+}
