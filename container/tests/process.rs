@@ -488,3 +488,110 @@ async fn sigterm_stops_accepting_and_lets_a_session_in_flight_finish() {
             .any(|m| m.envelope.subject.as_deref() == Some("finished after SIGTERM"))
     );
 }
+
+/// A push service's callback on loopback: keeps every NEW_MAIL it accepts, answers `status`.
+async fn notice_sink(
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    accepted: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+) -> String {
+    use std::sync::atomic::Ordering;
+    let handler = move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+        let (status, accepted) = (status.clone(), accepted.clone());
+        async move {
+            let answer = status.load(Ordering::SeqCst);
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let timestamp: i64 = header("x-push-timestamp").parse().unwrap_or_default();
+            let signed = sign(b"local-dev-secret", timestamp, &body) == header("x-push-signature");
+            if answer == 200 && signed {
+                accepted
+                    .lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap());
+            }
+            axum::http::StatusCode::from_u16(if signed { answer } else { 401 }).unwrap()
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/n/{id}", axum::routing::post(handler));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}/n/alice")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_pending_at_a_sigkill_all_arrive_after_the_restart() {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let dir = data_dir();
+    let mut process = start(dir.path()).await;
+    let status = std::sync::Arc::new(AtomicU16::new(503));
+    let accepted = std::sync::Arc::<std::sync::Mutex<Vec<Value>>>::default();
+    let callback = notice_sink(status.clone(), accepted.clone()).await;
+    let body = serde_json::to_vec(&json!({
+        "type": "SUBSCRIBE", "email": "alice@example.com", "password": "alice-password",
+        "registration": "r-notices", "generation": 1, "callback": callback,
+    }))
+    .unwrap();
+    let timestamp = now().timestamp();
+    let subscribed = reqwest::Client::new()
+        .post(&process.subscribe)
+        .header("content-type", "application/json")
+        .header("x-push-timestamp", timestamp.to_string())
+        .header(
+            "x-push-signature",
+            sign(b"local-dev-secret", timestamp, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscribed.status().as_u16(), 200);
+
+    // The callback is down while the mail comes in; then the process is killed.
+    let (sender, mut acknowledged) = tokio::sync::mpsc::unbounded_channel::<String>();
+    deliver_stream(process.smtp.clone(), 0, 15, sender).await;
+    let mut acked = Vec::new();
+    while let Ok(subject) = acknowledged.try_recv() {
+        acked.push(subject);
+    }
+    assert_eq!(acked.len(), 15);
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+    assert!(accepted.lock().unwrap().is_empty());
+
+    // Back up, and the callback too: every acknowledged message is announced.
+    status.store(200, Ordering::SeqCst);
+    let _again = start(dir.path()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let announced: std::collections::HashSet<String> = accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|notice| notice["subject"].as_str().map(str::to_owned))
+            .collect();
+        if acked.iter().all(|subject| announced.contains(subject)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not announced after the restart: {:?}",
+            acked
+                .iter()
+                .filter(|s| !announced.contains(*s))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let notices = accepted.lock().unwrap().clone();
+    assert!(
+        notices
+            .iter()
+            .all(|n| n["type"] == "NEW_MAIL" && n["email"] == "alice@example.com")
+    );
+}
