@@ -51,6 +51,7 @@ export PUSHMAIL_SES_IDENTITY=pushmail.test PUSHMAIL_MAIL_FROM="pushmail <push@pu
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 admin_port=$(free_port)
+e2e_smtp_port=$(free_port)
 url="http://127.0.0.1:$port/subscribe"
 target/debug/pushmail seed --store dynamodb --secret e2e-secret \
   --account carol@e2e.example --password carol-password --subscribe-url "$url"
@@ -58,7 +59,7 @@ target/debug/pushmail heartbeat --store dynamodb
 PUSHMAIL_TOKEN=$(target/debug/pushmail bootstrap --store dynamodb --label e2e)
 export PUSHMAIL_TOKEN
 mkdir -p .local
-target/debug/pushmail --store dynamodb --mail ses --local-mode true --smtp-addr 127.0.0.1:0 --submission-addr 127.0.0.1:0 \
+target/debug/pushmail --store dynamodb --mail ses --local-mode true --smtp-addr "127.0.0.1:$e2e_smtp_port" --submission-addr 127.0.0.1:0 \
   --subscribe-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin_port" >.local/e2e-dynamodb.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
@@ -66,7 +67,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 "$venv/bin/python" tests/e2e/push_service.py --url "$url" --secret e2e-secret \
-  --email carol@e2e.example --password carol-password --moto "$AWS_ENDPOINT_URL_SES"
+  --email carol@e2e.example --password carol-password --moto "$AWS_ENDPOINT_URL_SES" \
+  --smtp-port "$e2e_smtp_port"
 
 echo "== schemathesis against the admin API"
 # deleteToken is left out: schemathesis reuses ids it has seen, and would revoke its own token

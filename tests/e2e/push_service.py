@@ -10,8 +10,11 @@ and the activation mails SES recorded. Standard library only.
 import argparse
 import hashlib
 import hmac
+import http.server
 import json
+import smtplib
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -48,11 +51,89 @@ class PushService:
             return error.code, json.loads(error.read())
 
 
+class Callback:
+    """The push service's callback endpoint on loopback: answers `status`, keeps every notice
+    with whether its signature (spec §1) checks out and when it came."""
+
+    def __init__(self, secret):
+        self.status = 503
+        self.received = []
+        callback = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                stamp = self.headers.get("X-Push-Timestamp", "")
+                mac = hmac.new(secret, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+                signed = hmac.compare_digest(self.headers.get("X-Push-Signature", ""), f"v1={mac}")
+                callback.received.append((json.loads(body), signed, callback.status, time.monotonic()))
+                self.send_response(callback.status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/n/e2e"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, what, done, seconds=15):
+        deadline = time.monotonic() + seconds
+        while not done(self.received):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+
+def new_mail_checks(push, check, email, password, smtp_port):
+    """Spec §4 against the SMTP listener: a NEW_MAIL for mail sent while the callback was down,
+    once it is up, and one within milliseconds with it up."""
+    callback = Callback(push.secret)
+    status, body = push.post({"type": "SUBSCRIBE", "email": email, "password": password,
+                              "registration": "r-e2e-notices", "generation": 10,
+                              "callback": callback.url})
+    check("SUBSCRIBE with a loopback callback", status == 200, body)
+
+    def send(subject):
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as smtp:
+            smtp.sendmail("sender@e2e.example", [email],
+                          f"From: sender@e2e.example\r\nSubject: {subject}\r\n\r\nhi\r\n")
+        return time.monotonic()
+
+    def announced(subject):
+        return lambda got: any(n["subject"] == subject and s == 200 for n, _, s, _ in got)
+
+    send("while the callback is down")
+    check("the notice is tried while the callback is down",
+          callback.wait("a failed attempt", lambda got: any(s == 503 for _, _, s, _ in got)))
+    callback.status = 200
+    check("NEW_MAIL arrives once the callback is back",
+          callback.wait("the notice", announced("while the callback is down"), seconds=30),
+          [n for n, _, _, _ in callback.received])
+    sent_at = send("with the callback up")
+    arrived = callback.wait("the second notice", announced("with the callback up"))
+    check("NEW_MAIL arrives with the callback up", arrived)
+    if arrived:
+        at = next(t for n, _, s, t in callback.received if n["subject"] == "with the callback up")
+        print(f"     250 -> NEW_MAIL in {(at - sent_at) * 1000:.1f} ms")
+    notices = [n for n, _, _, _ in callback.received if n.get("type") == "NEW_MAIL"]
+    check("every notice is signed with the domain secret", all(s for _, s, _, _ in callback.received))
+    check("notices carry the spec's fields", all(
+        {"id", "subscription", "registration", "email", "folder", "uid", "uidvalidity", "from",
+         "subject", "received"} <= set(n) and n["email"] == email and n["registration"] == "r-e2e-notices"
+        for n in notices), notices)
+    ids = {n["id"] for n, _, _, _ in callback.received if n["subject"] == "while the callback is down"}
+    check("a retried notice keeps its id", len(ids) == 1, ids)
+    callback.server.shutdown()
+
+
 def main():
     parser = argparse.ArgumentParser()
     for flag in ("--url", "--secret", "--email", "--password"):
         parser.add_argument(flag, required=True)
     parser.add_argument("--moto")
+    parser.add_argument("--smtp-port", type=int, help="also check NEW_MAIL notices (spec §4)")
     args = parser.parse_args()
     push = PushService(args.url, args.secret)
     results = {"passed": 0, "failed": 0}
@@ -102,6 +183,8 @@ def main():
     sent = mails()
     if sent is not None:
         check("two activation mails, one per subscription", len(sent) == 2, sent)
+    if args.smtp_port:
+        new_mail_checks(push, check, args.email, args.password, args.smtp_port)
 
     print(f"{results['passed']} passed, {results['failed']} failed")
     return 1 if results["failed"] else 0
