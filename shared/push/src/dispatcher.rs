@@ -109,12 +109,14 @@ impl Dispatcher {
                 continue;
             }
             let account = group[0].email.clone();
+            // Every slot taken (that many callbacks slow at once): the rest wait for the next
+            // pass rather than hold this one up.
+            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                return Ok(started);
+            };
             if !self.busy.lock().expect("busy lock").insert(account.clone()) {
                 continue;
             }
-            let Ok(slot) = self.slots.clone().acquire_owned().await else {
-                return Ok(started);
-            };
             let dispatcher = self.clone();
             tokio::spawn(async move {
                 dispatcher.work_account(&account).await;
