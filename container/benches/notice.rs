@@ -105,6 +105,7 @@ async fn main() {
             revision: 0,
             quota_bytes: None,
             sender_aliases: Vec::new(),
+            filing_rules: Vec::new(),
         };
         store.put_account(&account).await.unwrap();
         store.create_default_folders(&address, now()).await.unwrap();

@@ -128,6 +128,7 @@ async fn main() {
                         revision: 0,
                         quota_bytes: None,
                         sender_aliases: Vec::new(),
+                        filing_rules: Vec::new(),
                     })
                     .await
                     .unwrap();

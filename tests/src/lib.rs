@@ -365,6 +365,7 @@ impl Harness {
                 revision: 0,
                 quota_bytes: None,
                 sender_aliases: Vec::new(),
+                filing_rules: Vec::new(),
             })
             .await
             .expect("account");
@@ -561,9 +562,22 @@ impl Harness {
             .await
     }
 
-    /// A self-service request with HTTP Basic credentials.
+    /// A self-service request to the pushed folders with HTTP Basic credentials.
     pub async fn self_call(
         &self,
+        method: &str,
+        address: &str,
+        password: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        self.self_call_at("/self/pushed-folders", method, address, password, body)
+            .await
+    }
+
+    /// A self-service request to `path` with HTTP Basic credentials.
+    pub async fn self_call_at(
+        &self,
+        path: &str,
         method: &str,
         address: &str,
         password: &str,
@@ -573,12 +587,12 @@ impl Harness {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self
             .http
-            .request(method, format!("{}/self/pushed-folders", self.admin_url))
+            .request(method, format!("{}{path}", self.admin_url))
             .basic_auth(address, Some(password));
         if let Some(body) = body {
             request = request.json(&body);
         }
-        into_admin_answer(method_name, "/self/pushed-folders", request).await
+        into_admin_answer(method_name, path, request).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {

@@ -659,6 +659,7 @@ async fn insert_links(h: &Harness, count: usize) -> Vec<Address> {
             revision: 0,
             quota_bytes: None,
             sender_aliases: Vec::new(),
+            filing_rules: Vec::new(),
         };
         h.store.put_account(&owner).await.unwrap();
         assert_eq!(

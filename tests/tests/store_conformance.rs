@@ -199,6 +199,7 @@ fn account(address: &str) -> Account {
         revision: 0,
         quota_bytes: None,
         sender_aliases: Vec::new(),
+        filing_rules: Vec::new(),
     }
 }
 

@@ -91,6 +91,13 @@ pub struct AccountPatch {
     pub sender_aliases: Option<Vec<String>>,
 }
 
+/// An account's filing rules, replaced whole (folder names checked as they are read).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilingRules {
+    pub rules: Vec<pushmail_core::rules::FilingRule>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PushedFolders {

@@ -14,14 +14,14 @@ use serde::Serialize;
 use crate::error::AdminError;
 use crate::extract::{Admin, ApiError, JsonBody, Listing, SelfAccount, json_answer};
 use crate::input::{
-    AccountPatch, DomainSettingsInput, NewAccount, NewDomain, NewToken, PushedFolders,
+    AccountPatch, DomainSettingsInput, FilingRules, NewAccount, NewDomain, NewToken, PushedFolders,
     ServerSettingsInput,
 };
 use crate::service::AdminService;
 use crate::views::{
     AccountDeletedView, AccountView, ActivationView, AuditView, DomainView, FolderView,
     FoldersView, IntegrationView, ItemsView, LinkView, MailView, MessageView, NewSecretView,
-    PageView, SecretView, ServerSettingsView, TokenView, UnlinkedView,
+    PageView, RulesView, SecretView, ServerSettingsView, TokenView, UnlinkedView,
 };
 
 /// The OpenAPI 3.1 description of every route below; a test holds the two together.
@@ -81,11 +81,19 @@ pub fn router(service: Arc<AdminService>) -> Router {
         )
         .route("/integrated-accounts", get(list_all_integrated))
         .route("/audit", get(server_audit))
+        .route(
+            "/accounts/{address}/rules",
+            get(filing_rules).put(set_filing_rules),
+        )
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", axum::routing::delete(delete_token))
         .route("/openapi.yaml", get(openapi));
     Router::new()
         .nest("/admin", admin)
+        .route(
+            "/self/rules",
+            get(own_filing_rules).put(set_own_filing_rules),
+        )
         .route(
             "/self/pushed-folders",
             get(own_pushed_folders).put(set_own_pushed_folders),
@@ -442,6 +450,46 @@ async fn set_own_pushed_folders(
     ok(FoldersView {
         folders: s
             .set_own_pushed_folders(account, input)
+            .await
+            .map_err(ApiError::basic)?,
+    })
+}
+
+async fn filing_rules(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(address): Path<String>,
+) -> Answer {
+    ok(RulesView {
+        rules: s.filing_rules(&who, &address).await?,
+    })
+}
+
+async fn set_filing_rules(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(address): Path<String>,
+    JsonBody(input): JsonBody<FilingRules>,
+) -> Answer {
+    ok(RulesView {
+        rules: s.set_filing_rules(&who, &address, input).await?,
+    })
+}
+
+async fn own_filing_rules(SelfAccount(account): SelfAccount) -> Answer {
+    ok(RulesView {
+        rules: account.filing_rules,
+    })
+}
+
+async fn set_own_filing_rules(
+    State(s): State<AppState>,
+    SelfAccount(account): SelfAccount,
+    JsonBody(input): JsonBody<FilingRules>,
+) -> Answer {
+    ok(RulesView {
+        rules: s
+            .set_own_filing_rules(account, input)
             .await
             .map_err(ApiError::basic)?,
     })

@@ -240,6 +240,12 @@ pub struct LinkView {
     pub subscription: String,
 }
 
+/// An account's filing rules, as stored (the rule type is the API's shape).
+#[derive(Debug, Serialize)]
+pub struct RulesView {
+    pub rules: Vec<pushmail_core::rules::FilingRule>,
+}
+
 /// One integrated account: its link and how its new-mail notices are going.
 #[derive(Debug, Serialize)]
 pub struct IntegrationView {

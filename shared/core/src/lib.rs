@@ -8,4 +8,5 @@ pub mod network;
 pub mod notice;
 pub mod password;
 pub mod protocol;
+pub mod rules;
 pub mod types;

@@ -228,6 +228,9 @@ pub struct Account {
     /// Mail to them is not delivered to the account: they are for sending only.
     #[serde(default)]
     pub sender_aliases: Vec<Address>,
+    /// Filing rules applied at delivery, in order (`FilingRule::file`).
+    #[serde(default)]
+    pub filing_rules: Vec<crate::rules::FilingRule>,
 }
 
 /// At most this many sender aliases per account.

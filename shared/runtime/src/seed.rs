@@ -96,6 +96,7 @@ pub async fn seed(store: &Arc<dyn Store>, seed: &Seed) -> Result<(), SeedError> 
                         revision: 0,
                         quota_bytes: None,
                         sender_aliases: Vec::new(),
+                        filing_rules: Vec::new(),
                     })
                     .await?
             }

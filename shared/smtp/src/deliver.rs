@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use chrono::{DateTime, Utc};
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::NewMessage;
+use pushmail_core::rules::FilingRule;
 use pushmail_core::types::{Account, Address};
 use pushmail_store::Delivery;
 use tracing::{info, warn};
@@ -61,15 +62,12 @@ impl Smtp {
         id: &str,
     ) -> String {
         let (mut stored, mut full) = (0, 0);
-        for (recipient, quota) in &envelope.local {
+        for recipient in &envelope.local {
             let mut raw = self
-                .received(helo, peer, "ESMTP", id, recipient, at)
+                .received(helo, peer, "ESMTP", id, &recipient.address, at)
                 .into_bytes();
             raw.extend_from_slice(message);
-            match self
-                .store_into(recipient, "INBOX", raw, &[], *quota, at, id)
-                .await
-            {
+            match self.deliver_to(recipient, raw, at, id).await {
                 Stored::Yes => stored += 1,
                 Stored::Full => full += 1,
                 Stored::No => {}
@@ -125,16 +123,12 @@ impl Smtp {
             }
         }
         let mut not_stored = 0;
-        for (recipient, quota) in &envelope.local {
+        for recipient in &envelope.local {
             let mut raw = self
-                .received(helo, peer, protocol, id, recipient, at)
+                .received(helo, peer, protocol, id, &recipient.address, at)
                 .into_bytes();
             raw.extend_from_slice(&signed);
-            if !matches!(
-                self.store_into(recipient, "INBOX", raw, &[], *quota, at, id)
-                    .await,
-                Stored::Yes
-            ) {
+            if !matches!(self.deliver_to(recipient, raw, at, id).await, Stored::Yes) {
                 not_stored += 1;
             }
         }
@@ -159,6 +153,34 @@ impl Smtp {
             return format!("250 2.0.0 OK: queued as {id} (not for every recipient)");
         }
         format!("250 2.0.0 OK: queued as {id}")
+    }
+
+    /// Into the folder the recipient's filing rules pick (INBOX if none applies), created if
+    /// missing; if it cannot be created, INBOX, so the message is not lost.
+    async fn deliver_to(
+        &self,
+        recipient: &Account,
+        raw: Vec<u8>,
+        at: DateTime<Utc>,
+        id: &str,
+    ) -> Stored {
+        let filing = FilingRule::file(&recipient.filing_rules, &raw);
+        let address = &recipient.address;
+        let mut folder = filing.folder;
+        if !folder.is_inbox()
+            && let Err(error) = self.store.create_folder(address, &folder, at).await
+        {
+            warn!(%address, %folder, %error, id, "filing folder not created; into INBOX");
+            folder = FolderName::parse("INBOX").expect("INBOX is a folder name");
+        }
+        let flags = if filing.seen {
+            vec!["\\Seen".to_owned()]
+        } else {
+            Vec::new()
+        };
+        let folder = folder.as_str().to_owned();
+        self.store_into(address, &folder, raw, &flags, recipient.quota_bytes, at, id)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]

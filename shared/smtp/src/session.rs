@@ -86,8 +86,8 @@ pub(crate) struct Session {
 #[derive(Default)]
 pub(crate) struct Envelope {
     pub from: Option<String>,
-    /// Each accepted local recipient, with its mailbox quota.
-    pub local: Vec<(Address, Option<u64>)>,
+    /// Each accepted local recipient (its quota and filing rules with it).
+    pub local: Vec<Account>,
     /// Accepted recipients elsewhere (submission only).
     pub remote: Vec<Address>,
 }
@@ -385,8 +385,8 @@ impl Smtp {
         }
         match self.store.account(&address).await {
             Ok(Some(account)) if account.enabled => {
-                if !envelope.local.iter().any(|(known, _)| *known == address) {
-                    envelope.local.push((address, account.quota_bytes));
+                if !envelope.local.iter().any(|known| known.address == address) {
+                    envelope.local.push(account);
                 }
                 "250 2.1.5 Recipient OK"
             }

@@ -49,6 +49,13 @@ pub trait MailboxStore: Send + Sync {
     /// Creates the default folders (INBOX, Sent, Drafts, Trash, Junk) the account lacks.
     async fn create_default_folders(&self, account: &Address, at: DateTime<Utc>)
     -> StoreResult<()>;
+    /// Creates a folder (no special use) unless it exists; an existing one is left as it is.
+    async fn create_folder(
+        &self,
+        account: &Address,
+        name: &FolderName,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// The account's folders, by name.
     async fn folders(&self, account: &Address) -> StoreResult<Vec<Folder>>;
     async fn folder(&self, account: &Address, name: &FolderName) -> StoreResult<Option<Folder>>;

@@ -79,6 +79,7 @@ impl AdminService {
             revision: 0,
             quota_bytes,
             sender_aliases: sender_aliases.unwrap_or_default(),
+            filing_rules: Vec::new(),
         };
         if !self.store.create_account(&account).await? {
             return Err(AdminError::conflict(format!("account {address} exists")));
@@ -175,7 +176,7 @@ impl AdminService {
 
     /// Applies `change` to the stored account and writes it if nobody wrote it meanwhile;
     /// otherwise reads it again and reapplies the change, a few times.
-    async fn modify_account(
+    pub(super) async fn modify_account(
         &self,
         address: &Address,
         mut change: impl FnMut(&mut Account) -> AdminResult<()>,
@@ -314,22 +315,37 @@ impl AdminService {
     ) -> AdminResult<Vec<String>> {
         let folders = check_folders(&input.folders)?;
         let account = self
-            .modify_account(&checked.address, |account| {
-                if !account.enabled {
-                    return Err(AdminError::forbidden("this account is disabled"));
-                }
-                if !account.still_admits(&checked) {
-                    return Err(AdminError::unauthorized(
-                        "unknown account or wrong password",
-                    ));
-                }
+            .modify_own_account(&checked, |account| {
                 account.pushed_folders = folders.clone();
-                Ok(())
             })
             .await?;
         self.folders_changed(&account, &format!("self:{}", account.address))
             .await?;
         Ok(account.pushed_folders)
+    }
+}
+
+impl AdminService {
+    /// Self-service: applies `change` to the account only while the password check it was
+    /// made with still stands (an admin's disabling or new password meanwhile wins).
+    pub(super) async fn modify_own_account(
+        &self,
+        checked: &Account,
+        change: impl Fn(&mut Account),
+    ) -> AdminResult<Account> {
+        self.modify_account(&checked.address, |account| {
+            if !account.enabled {
+                return Err(AdminError::forbidden("this account is disabled"));
+            }
+            if !account.still_admits(checked) {
+                return Err(AdminError::unauthorized(
+                    "unknown account or wrong password",
+                ));
+            }
+            change(account);
+            Ok(())
+        })
+        .await
     }
 }
 

@@ -7,6 +7,7 @@ mod accounts;
 mod domains;
 mod integrated;
 mod mailboxes;
+mod rules;
 mod tokens;
 
 use std::sync::Arc;

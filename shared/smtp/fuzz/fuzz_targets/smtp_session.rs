@@ -47,6 +47,7 @@ fn world() -> &'static World {
                     revision: 0,
                     quota_bytes: Some(1 << 20),
                     sender_aliases: Vec::new(),
+                    filing_rules: Vec::new(),
                 })
                 .await
                 .unwrap();

@@ -196,6 +196,11 @@ pub(super) fn account_item(account: &Account) -> Item {
     if let Some(name) = &account.display_name {
         item.insert("display_name".into(), s(name));
     }
+    if !account.filing_rules.is_empty()
+        && let Ok(rules) = serde_json::to_string(&account.filing_rules)
+    {
+        item.insert("filing_rules".into(), s(rules));
+    }
     if !account.sender_aliases.is_empty() {
         let aliases = account.sender_aliases.iter().map(|a| s(a.as_str()));
         item.insert(
@@ -240,6 +245,10 @@ pub(super) fn account_from(item: &Item) -> StoreResult<Account> {
             Some(_) => Some(get_n(item, "quota_bytes")?),
         },
         sender_aliases: get_list(item, "sender_aliases", |text| Address::parse(text).ok())?,
+        filing_rules: match get_opt_s(item, "filing_rules") {
+            Some(json) => serde_json::from_str(&json).map_err(|_| corrupt(item, "filing_rules"))?,
+            None => Vec::new(),
+        },
     })
 }
 

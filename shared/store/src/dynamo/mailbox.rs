@@ -161,6 +161,19 @@ impl crate::MailboxStore for DynamoStore {
         Ok(())
     }
 
+    async fn create_folder(
+        &self,
+        account: &Address,
+        name: &FolderName,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let folder = Folder::new(account.clone(), name.clone(), None, at);
+        // Exists already: left as it is.
+        self.put_if(folder_item(&folder), "attribute_not_exists(pk)", vec![])
+            .await?;
+        Ok(())
+    }
+
     async fn folders(&self, account: &Address) -> StoreResult<Vec<Folder>> {
         self.query_partition(account_pk(account), Some("FOLDER#"), false)
             .await?

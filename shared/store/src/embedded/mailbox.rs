@@ -87,6 +87,25 @@ impl crate::MailboxStore for EmbeddedStore {
         .await
     }
 
+    async fn create_folder(
+        &self,
+        account: &Address,
+        name: &FolderName,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (account, name) = (account.clone(), name.clone());
+        self.write(move |txn| {
+            let mut folders = txn.open_table(FOLDERS)?;
+            let k = folder_key(&account, &name);
+            if folders.get(k.as_str())?.is_none() {
+                let folder = Folder::new(account, name, None, at);
+                folders.insert(k.as_str(), encode(&folder)?.as_str())?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn folders(&self, account: &Address) -> StoreResult<Vec<Folder>> {
         let prefix = key(&[account.as_str(), ""]);
         self.read(move |txn| {
