@@ -141,6 +141,7 @@ expect smtp "$(bash -c "$(readme_example smtp)")" '"subject":"Hello over SMTP"' 
 expect swaks "$(bash -c "$(readme_example swaks)" 2>&1)" '250 2.0.0 OK: queued as'
 expect submission "$(bash -c "$(readme_example submission)" 2>&1)" \
   '235 2.7.0 Authentication successful' '"subject":"From the device"' '"\\Seen"'
+expect rules "$(bash -c "$(readme_example rules)" 2>&1)" '"subject":"This week in Rust"'
 expect admin "$(bash -c "$(readme_example admin)")" \
   '"name":"example.org"' '"address":"bob@example.org"' '"status":"subscribed"' \
   '"registration":"r-bob"' '"status":"unlinked"'
