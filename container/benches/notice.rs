@@ -5,6 +5,9 @@
 //!     cargo bench -p pushmail --bench notice
 //!     BENCH_ACCOUNTS=1000 BENCH_MESSAGES=5000 cargo bench -p pushmail --bench notice
 
+mod common;
+use common::*;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,31 +22,7 @@ use pushmail_push::notifier::HttpNotifier;
 use pushmail_push::resolver::SystemResolver;
 use pushmail_smtp::{Smtp, SmtpLimits, SmtpSettings};
 use pushmail_store::{EmbeddedStore, Store};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-async fn reply<R: AsyncBufReadExt + Unpin>(reader: &mut R) -> String {
-    loop {
-        let mut line = String::new();
-        assert!(reader.read_line(&mut line).await.unwrap() > 0, "closed");
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return line;
-        }
-    }
-}
+use tokio::io::{AsyncWriteExt, BufReader};
 
 /// When each subject's 250 came, and when its notice came.
 type Times = Arc<Mutex<HashMap<String, Instant>>>;

@@ -8,6 +8,9 @@
 //! Each session sends its share of the messages one after another (MAIL, RCPT and DATA
 //! pipelined, as PIPELINING allows), to one of 50 accounts.
 
+mod common;
+use common::*;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,23 +18,9 @@ use std::time::{Duration, Instant};
 use pushmail_core::types::{Account, Address, Domain, DomainName, now};
 use pushmail_smtp::{SmtpLimits, SmtpSettings};
 use pushmail_store::{EmbeddedStore, Store};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 
 const ACCOUNTS: usize = 50;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
 
 /// A message of about `size` octets: a header and 76-character lines.
 fn message(size: usize, n: usize) -> Vec<u8> {
@@ -47,18 +36,6 @@ fn message(size: usize, n: usize) -> Vec<u8> {
     }
     raw.extend_from_slice(b".\r\n");
     raw
-}
-
-async fn reply<R: AsyncBufReadExt + Unpin>(reader: &mut R) -> String {
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await.unwrap() == 0 {
-            panic!("the server closed the connection");
-        }
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return line;
-        }
-    }
 }
 
 /// One session sending `count` messages; the latency of each (end of DATA → 250).

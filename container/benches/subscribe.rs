@@ -9,6 +9,9 @@
 //! made once, so setting up 10,000 accounts does not dominate; every SUBSCRIBE still verifies
 //! its password against it, as in production.
 
+mod common;
+use common::*;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,20 +27,6 @@ use serde_json::json;
 
 const SECRET: &str = "bench-secret";
 const PASSWORD: &str = "bench-password";
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {

@@ -3,6 +3,34 @@
 use super::*;
 
 impl DynamoStore {
+    /// Takes a queue item until `lease_until` if it is due at `now` (`not_before` at or before
+    /// it): one conditional write, so of racing workers exactly one gets it. The item as it is
+    /// now, or `None` if it is gone or held.
+    pub(super) async fn lease(
+        &self,
+        key: HashMap<String, AttributeValue>,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Option<Item>> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression("SET not_before = :lease")
+            .condition_expression("attribute_exists(pk) AND not_before <= :now")
+            .expression_attribute_values(":lease", n(lease_until.timestamp_millis()))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Some(output.attributes.unwrap_or_default())),
+            Err(error) if condition_failed(&error) => Ok(None),
+            Err(error) => Err(backend(error)),
+        }
+    }
+
     /// The items of a queue partition due at `now` (`not_before` at or before it), each read
     /// with `decode`; at least `limit` of them when there are so many (callers sort and cut).
     pub(super) async fn due_items<T>(
@@ -47,23 +75,15 @@ impl crate::OutboxStore for DynamoStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Option<ActivationJob>> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(outbox_key(subscription_id).into_iter().collect()))
-            .update_expression("SET not_before = :lease")
-            .condition_expression("attribute_exists(pk) AND not_before <= :now")
-            .expression_attribute_values(":lease", n(lease_until.timestamp_millis()))
-            .expression_attribute_values(":now", n(now.timestamp_millis()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(output) => activation_from(&output.attributes.unwrap_or_default()).map(Some),
-            Err(error) if condition_failed(&error) => Ok(None),
-            Err(error) => Err(backend(error)),
-        }
+        self.lease(
+            outbox_key(subscription_id).into_iter().collect(),
+            now,
+            lease_until,
+        )
+        .await?
+        .as_ref()
+        .map(activation_from)
+        .transpose()
     }
 
     async fn due_activations(

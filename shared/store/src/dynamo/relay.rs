@@ -7,11 +7,8 @@ use crate::relay::RelayJob;
 
 const RELAY_PK: &str = "RELAY";
 
-fn relay_key(id: &str) -> Option<HashMap<String, AttributeValue>> {
-    Some(HashMap::from([
-        ("pk".into(), s(RELAY_PK)),
-        ("sk".into(), s(id)),
-    ]))
+fn relay_key(id: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".into(), s(RELAY_PK)), ("sk".into(), s(id))])
 }
 
 fn body_key(id: &str) -> String {
@@ -64,23 +61,11 @@ impl crate::RelayStore for DynamoStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Option<RelayJob>> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(relay_key(id))
-            .update_expression("SET not_before = :lease")
-            .condition_expression("attribute_exists(pk) AND not_before <= :now")
-            .expression_attribute_values(":lease", n(lease_until.timestamp_millis()))
-            .expression_attribute_values(":now", n(now.timestamp_millis()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(output) => relay_from(&output.attributes.unwrap_or_default()).map(Some),
-            Err(error) if condition_failed(&error) => Ok(None),
-            Err(error) => Err(backend(error)),
-        }
+        self.lease(relay_key(id), now, lease_until)
+            .await?
+            .as_ref()
+            .map(relay_from)
+            .transpose()
     }
 
     async fn relay_body(&self, id: &str) -> StoreResult<Option<Vec<u8>>> {
@@ -110,7 +95,7 @@ impl crate::RelayStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(relay_key(id))
+            .set_key(Some(relay_key(id)))
             .update_expression("SET job = :job, not_before = :retry")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":job", encode(&job)?)
@@ -128,7 +113,7 @@ impl crate::RelayStore for DynamoStore {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(relay_key(id))
+            .set_key(Some(relay_key(id)))
             .send()
             .await
             .map_err(backend)?;

@@ -1,0 +1,35 @@
+//! What the benchmarks share: their settings from the environment, percentiles, SMTP replies.
+
+#![allow(dead_code)] // each benchmark uses its own part
+
+use std::time::Duration;
+
+use tokio::io::AsyncBufReadExt;
+
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// One SMTP reply, read to its last line.
+pub async fn reply<R: AsyncBufReadExt + Unpin>(reader: &mut R) -> String {
+    loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).await.unwrap() > 0,
+            "the server closed the connection"
+        );
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return line;
+        }
+    }
+}
