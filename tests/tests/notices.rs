@@ -301,3 +301,32 @@ async fn superseded_subscriptions_never_hear_of_pending_notices_and_rotation_sig
     let counts = h.store.notice_counts().await.unwrap();
     assert!(counts.dropped_stale >= 1);
 }
+
+#[tokio::test]
+async fn two_dispatchers_on_one_store_send_each_notice_once_and_in_order() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let sink = CallbackSink::start(200).await;
+    integrate(&h, &alice, &sink, "r-1", 1).await;
+    // Two processes' dispatchers (or the container's and the sweeper's) on the same store.
+    let (one, two) = (h.dispatcher(), h.dispatcher());
+    let workers = [
+        tokio::spawn(one.clone().run(std::future::pending())),
+        tokio::spawn(two.clone().run(std::future::pending())),
+    ];
+    let subjects_sent: Vec<String> = (0..20).map(|i| format!("mail {i:02}")).collect();
+    for subject in &subjects_sent {
+        deliver(&h, &alice, "INBOX", subject).await;
+        one.waker().notify_one();
+        two.waker().notify_one();
+    }
+    sink.wait_for("every notice", |got| got.len() >= 21).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for worker in workers {
+        worker.abort();
+    }
+    let got = subjects(&sink);
+    let mut expected = vec![ACTIVATION.to_owned()];
+    expected.extend(subjects_sent);
+    assert_eq!(got, expected, "each once, in order");
+}

@@ -20,6 +20,9 @@ use tracing::{info, warn};
 
 use crate::notifier::{NoticeOutcome, Notifier};
 
+/// How long a dispatcher holds a notice it is sending: longer than an attempt can take.
+const LEASE: chrono::Duration = chrono::Duration::seconds(60);
+
 /// How the dispatcher works.
 #[derive(Debug, Clone, Copy)]
 pub struct DispatchSettings {
@@ -163,7 +166,9 @@ impl Dispatcher {
 
     async fn send(&self, notice: &Notice) -> Result<Sent, StoreError> {
         let now = Utc::now();
-        if notice.not_before > now {
+        // Held while it is sent, so another dispatcher (a second process, the sweeper) neither
+        // sends it too nor sends the account's next one ahead of it.
+        if notice.not_before > now || !self.store.lease_notice(notice, now, now + LEASE).await? {
             return Ok(Sent::Deferred);
         }
         let link = self.store.link(&notice.email).await?;

@@ -56,6 +56,14 @@ pub trait NoticeStore: Send + Sync {
         account: &Address,
         limit: usize,
     ) -> StoreResult<Vec<Notice>>;
+    /// Takes the notice for one sender until `lease_until`, if it is due at `now` and no other
+    /// dispatcher (another process, the sweeper) holds it: false if it is held or gone.
+    async fn lease_notice(
+        &self,
+        notice: &Notice,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// The callback took it: drops it and records the time for its account.
     async fn notice_delivered(&self, notice: &Notice, at: DateTime<Utc>) -> StoreResult<()>;
     /// An attempt failed: counts it and keeps the notice until `retry_at`.

@@ -32,8 +32,14 @@ fn encode(notice: &Notice) -> StoreResult<AttributeValue> {
         .map_err(|e| StoreError::Corrupt(format!("notice: {e}")))
 }
 
+/// The notice; its due time is the item's own `not_before` (which a lease moves).
 fn notice_from(item: &Item) -> StoreResult<Notice> {
-    serde_json::from_str(get_s(item, "notice")?).map_err(|_| corrupt(item, "notice"))
+    let mut notice: Notice =
+        serde_json::from_str(get_s(item, "notice")?).map_err(|_| corrupt(item, "notice"))?;
+    if item.contains_key("not_before") {
+        notice.not_before = get_millis(item, "not_before")?;
+    }
+    Ok(notice)
 }
 
 /// The notice's item, for a delivery's transaction.
@@ -46,6 +52,7 @@ pub(super) fn record(
         .item("pk", s(NOTICE_PK))
         .item("sk", s(notice_sk(&notice.email, notice.seq)))
         .item("notice", encode(notice)?)
+        .item("not_before", n(notice.not_before.timestamp_millis()))
         .condition_expression("attribute_not_exists(pk)"))
 }
 
@@ -144,6 +151,18 @@ impl crate::NoticeStore for DynamoStore {
             .await
     }
 
+    async fn lease_notice(
+        &self,
+        notice: &Notice,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        Ok(self
+            .lease(notice_key(notice), now, lease_until)
+            .await?
+            .is_some())
+    }
+
     async fn notice_delivered(&self, notice: &Notice, at: DateTime<Utc>) -> StoreResult<()> {
         let status = update_write(
             Update::builder()
@@ -173,9 +192,10 @@ impl crate::NoticeStore for DynamoStore {
             Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(notice_key(notice)))
-                .update_expression("SET notice = :notice")
+                .update_expression("SET notice = :notice, not_before = :retry")
                 .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":notice", encode(&retried)?),
+                .expression_attribute_values(":notice", encode(&retried)?)
+                .expression_attribute_values(":retry", n(retry_at.timestamp_millis())),
         )?;
         let status = update_write(
             Update::builder()

@@ -89,6 +89,26 @@ impl crate::NoticeStore for EmbeddedStore {
         .await
     }
 
+    async fn lease_notice(
+        &self,
+        notice: &Notice,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let key = notice_key(notice);
+        self.write(move |txn| {
+            let mut notices = txn.open_table(NOTICES)?;
+            let stored: Option<Notice> = get(&notices, &key)?;
+            let Some(mut stored) = stored.filter(|n| n.not_before <= now) else {
+                return Ok(false);
+            };
+            stored.not_before = lease_until;
+            notices.insert(key.as_str(), encode(&stored)?.as_str())?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn notice_delivered(&self, notice: &Notice, at: DateTime<Utc>) -> StoreResult<()> {
         let notice = notice.clone();
         self.write(move |txn| {
