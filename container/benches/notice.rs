@@ -17,10 +17,11 @@ use pushmail_core::types::{
     Account, ActivationJob, ActivationState, Address, Domain, DomainName, Link, LinkState,
     PushSecret, now,
 };
+use pushmail_listener::Limits;
 use pushmail_push::dispatcher::{DispatchSettings, Dispatcher};
 use pushmail_push::notifier::HttpNotifier;
 use pushmail_push::resolver::SystemResolver;
-use pushmail_smtp::{Smtp, SmtpLimits, SmtpSettings};
+use pushmail_smtp::{Smtp, SmtpSettings};
 use pushmail_store::{EmbeddedStore, Store};
 use tokio::io::{AsyncWriteExt, BufReader};
 
@@ -138,12 +139,12 @@ async fn main() {
     let smtp = listener.local_addr().unwrap();
     let inbound =
         Smtp::inbound(store.clone(), SmtpSettings::default()).with_notice_hint(dispatcher.waker());
-    tokio::spawn(pushmail_smtp::serve(
+    tokio::spawn(pushmail_listener::serve(
         listener,
         Arc::new(inbound),
-        SmtpLimits {
+        Limits {
             max_connections_per_source: 64,
-            ..SmtpLimits::default()
+            ..Limits::default()
         },
         std::future::pending(),
     ));

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pushmail_core::types::{Account, Address, Domain, DomainName, now};
-use pushmail_smtp::{SmtpLimits, SmtpSettings};
+use pushmail_listener::Limits;
+use pushmail_smtp::SmtpSettings;
 use pushmail_store::{EmbeddedStore, Store};
 use tokio::io::{AsyncWriteExt, BufReader};
 
@@ -114,12 +115,12 @@ async fn main() {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let address = listener.local_addr().unwrap();
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let server = tokio::spawn(pushmail_smtp::serve(
+            let server = tokio::spawn(pushmail_listener::serve(
                 listener,
                 Arc::new(pushmail_smtp::Smtp::inbound(store, SmtpSettings::default())),
-                SmtpLimits {
+                Limits {
                     max_connections_per_source: 64,
-                    ..SmtpLimits::default()
+                    ..Limits::default()
                 },
                 async move {
                     let _ = stopped.await;

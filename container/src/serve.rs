@@ -11,7 +11,6 @@ use pushmail_push::dispatcher::DispatchSettings;
 use pushmail_push::service::sweep_activations_every;
 use pushmail_runtime::seed::{Seed, seed};
 use pushmail_runtime::{Settings, logging, open};
-use pushmail_smtp::SmtpLimits;
 
 use crate::mail::MailOptions;
 use pushmail_store::Store;
@@ -137,16 +136,16 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
         pushmail_admin_api::router(wired.admin),
         limits,
     );
-    let smtp = pushmail_smtp::serve(
+    let smtp = pushmail_listener::serve(
         smtp_listener,
         mail.inbound,
-        SmtpLimits::default(),
+        pushmail_listener::Limits::default(),
         pushmail_http::shutdown_signal(),
     );
-    let submission = pushmail_smtp::serve(
+    let submission = pushmail_listener::serve(
         submission_listener,
         mail.submission,
-        SmtpLimits::default(),
+        pushmail_listener::Limits::default(),
         pushmail_http::shutdown_signal(),
     );
     background.push(tokio::spawn(dispatcher.run(std::future::pending())));

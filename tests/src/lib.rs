@@ -275,7 +275,7 @@ impl Harness {
 
     /// A listener for `smtp` (either role) on a free loopback port.
     pub async fn listen_smtp(&self, smtp: pushmail_smtp::Smtp) -> std::net::SocketAddr {
-        self.listen_smtp_with(smtp, pushmail_smtp::SmtpLimits::default())
+        self.listen_smtp_with(smtp, pushmail_listener::Limits::default())
             .await
     }
 
@@ -283,13 +283,13 @@ impl Harness {
     pub async fn listen_smtp_with(
         &self,
         smtp: pushmail_smtp::Smtp,
-        limits: pushmail_smtp::SmtpLimits,
+        limits: pushmail_listener::Limits,
     ) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let address = listener.local_addr().expect("local address");
-        tokio::spawn(pushmail_smtp::serve(
+        tokio::spawn(pushmail_listener::serve(
             listener,
             Arc::new(smtp),
             limits,

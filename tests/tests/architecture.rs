@@ -42,7 +42,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "functions/sweeper",
         &["pushmail-runtime", "pushmail-push", "pushmail-core"],
     ),
-    ("shared/smtp", &["pushmail-core", "pushmail-store"]),
+    ("shared/listener", &["pushmail-core"]),
+    (
+        "shared/smtp",
+        &["pushmail-core", "pushmail-store", "pushmail-listener"],
+    ),
     (
         "container",
         &[
@@ -51,6 +55,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "pushmail-admin-api",
             "pushmail-http",
             "pushmail-smtp",
+            "pushmail-listener",
             "pushmail-store",
             "pushmail-core",
         ],

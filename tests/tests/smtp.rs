@@ -406,9 +406,9 @@ async fn silent_and_endless_sessions_are_ended() {
         idle_timeout: std::time::Duration::from_millis(300),
         ..SmtpSettings::default()
     };
-    let limits = pushmail_smtp::SmtpLimits {
+    let limits = pushmail_listener::Limits {
         session_timeout: std::time::Duration::from_millis(1500),
-        ..pushmail_smtp::SmtpLimits::default()
+        ..pushmail_listener::Limits::default()
     };
     let smtp = h
         .listen_smtp_with(
@@ -463,10 +463,10 @@ async fn silent_and_endless_sessions_are_ended() {
 async fn connections_are_capped_per_source_and_in_all() {
     use tokio::io::AsyncReadExt;
     let h = Harness::start().await;
-    let limits = pushmail_smtp::SmtpLimits {
+    let limits = pushmail_listener::Limits {
         max_connections: 4,
         max_connections_per_source: 2,
-        ..pushmail_smtp::SmtpLimits::default()
+        ..pushmail_listener::Limits::default()
     };
     let smtp = h
         .listen_smtp_with(

@@ -13,9 +13,9 @@ use pushmail_store::credentials::{CredentialError, check_credentials};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tracing::{info, warn};
 
-use crate::connection::Connection;
 use crate::session::{Role, Session, Smtp, reply};
 use crate::wire::{Line, read_line};
+use pushmail_listener::Connection;
 
 /// RFC 4954 §4: a client's AUTH line may be up to 12,288 octets.
 const MAX_AUTH_LINE: usize = 12_288;

@@ -13,9 +13,9 @@ use smtp_proto::Request;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio_rustls::TlsAcceptor;
 
-use crate::connection::Connection;
 use crate::outgoing::Outgoing;
 use crate::wire::{Line, MAX_COMMAND_LINE, read_line};
+use pushmail_listener::Connection;
 
 /// Which listener a session belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -398,6 +398,21 @@ impl Smtp {
 
 /// Sends one reply in one write: two small writes would wait on each other (Nagle's algorithm
 /// against the peer's delayed ACK, 40 ms a reply).
+#[async_trait::async_trait]
+impl pushmail_listener::Conversation for Smtp {
+    async fn converse(&self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        Smtp::converse(self, stream, peer).await;
+    }
+
+    fn too_many_connections(&self) -> &'static [u8] {
+        b"421 4.7.0 Too many connections from your address\r\n"
+    }
+
+    fn protocol(&self) -> &'static str {
+        "smtp"
+    }
+}
+
 pub(crate) async fn reply<W: AsyncWrite + Unpin>(
     writer: &mut W,
     text: &str,

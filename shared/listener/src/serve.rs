@@ -1,23 +1,35 @@
-//! The SMTP listener: connections within their bounds, one session each, and a graceful
+//! A mail listener: connections within their bounds, one session each, and a graceful
 //! shutdown that lets sessions in flight finish (30 s).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use pushmail_core::network::SourceCounts;
+use std::net::SocketAddr;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::session::Smtp;
+/// A protocol's sessions, as a listener runs them.
+#[async_trait::async_trait]
+pub trait Conversation: Send + Sync + 'static {
+    /// Runs one session on an accepted connection to its end.
+    async fn converse(&self, stream: TcpStream, peer: SocketAddr);
+    /// What a peer over its per-source limit is told before the connection closes (a whole
+    /// line of the protocol, CRLF included).
+    fn too_many_connections(&self) -> &'static [u8];
+    /// The protocol's name, for the logs.
+    fn protocol(&self) -> &'static str;
+}
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// What one SMTP listener allows each peer.
+/// What one listener allows each peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SmtpLimits {
+pub struct Limits {
     /// Open sessions; more wait in the kernel's backlog.
     pub max_connections: usize,
     /// Open sessions from one IP address; more are told 421 and closed.
@@ -26,7 +38,7 @@ pub struct SmtpLimits {
     pub session_timeout: Duration,
 }
 
-impl Default for SmtpLimits {
+impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 256,
@@ -36,11 +48,11 @@ impl Default for SmtpLimits {
     }
 }
 
-/// Serves SMTP sessions until `shutdown` completes.
-pub async fn serve(
+/// Serves sessions until `shutdown` completes.
+pub async fn serve<C: Conversation>(
     listener: TcpListener,
-    smtp: Arc<Smtp>,
-    limits: SmtpLimits,
+    conversation: Arc<C>,
+    limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -71,21 +83,21 @@ pub async fn serve(
         // Reap finished sessions so the set stays the size of the open ones.
         while sessions.try_join_next().is_some() {}
         let Some(source_slot) = sources.enter(peer.ip(), limits.max_connections_per_source) else {
+            let refusal = conversation.too_many_connections();
             tokio::spawn(async move {
-                let _ = stream
-                    .write_all(b"421 4.7.0 Too many connections from your address\r\n")
-                    .await;
+                let _ = stream.write_all(refusal).await;
             });
             continue;
         };
-        let smtp = smtp.clone();
+        let conversation = conversation.clone();
         sessions.spawn(async move {
-            let session = smtp.converse(stream, peer);
+            let protocol = conversation.protocol();
+            let session = conversation.converse(stream, peer);
             if tokio::time::timeout(limits.session_timeout, session)
                 .await
                 .is_err()
             {
-                warn!(%peer, "SMTP session ended: too long");
+                warn!(%peer, protocol, "session ended: too long");
             }
             drop((permit, source_slot));
         });
@@ -95,9 +107,10 @@ pub async fn serve(
         while sessions.join_next().await.is_some() {}
     })
     .await;
+    let protocol = conversation.protocol();
     match finished {
-        Ok(()) => info!("SMTP listener stopped"),
-        Err(_) => warn!("SMTP listener stopped with sessions still open"),
+        Ok(()) => info!(protocol, "listener stopped"),
+        Err(_) => warn!(protocol, "listener stopped with sessions still open"),
     }
     Ok(())
 }
