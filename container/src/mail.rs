@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pushmail_core::types::Address;
+use pushmail_imap::{Imap, ImapSettings};
 use pushmail_runtime::Settings;
 use pushmail_runtime::aws::AwsContext;
 use pushmail_runtime::settings::MailKind;
@@ -45,6 +46,14 @@ pub struct MailOptions {
     /// with --demo). Never from other addresses.
     #[arg(long, env = "PUSHMAIL_SMTP_PLAINTEXT_AUTH_ON_LOOPBACK")]
     pub smtp_plaintext_auth_on_loopback: bool,
+    /// Where IMAP listens (STARTTLS; LOGIN only over TLS, or from loopback with
+    /// --imap-plaintext-login-on-loopback).
+    #[arg(long, env = "PUSHMAIL_IMAP_ADDR", default_value = "127.0.0.1:1143")]
+    pub imap_addr: SocketAddr,
+    /// Allow LOGIN without TLS from loopback peers on the IMAP listener (local tests; on with
+    /// --demo). Never from other addresses.
+    #[arg(long, env = "PUSHMAIL_IMAP_PLAINTEXT_LOGIN_ON_LOOPBACK")]
+    pub imap_plaintext_login_on_loopback: bool,
     /// The relay (host:port, plain SMTP) for submitted mail to other domains. Without one, such
     /// mail goes through SES when system mail does (--mail ses), else it is refused at RCPT.
     #[arg(long, env = "PUSHMAIL_SMARTHOST")]
@@ -62,6 +71,7 @@ pub struct MailOptions {
 pub struct MailListeners {
     pub inbound: Arc<Smtp>,
     pub submission: Arc<Smtp>,
+    pub imap: Arc<Imap>,
     pub outgoing: Option<Arc<Outgoing>>,
 }
 
@@ -99,14 +109,31 @@ impl MailOptions {
                 self.hostname.clone(),
             ))
         });
+        let changes = tokio::sync::broadcast::channel(1024).0;
         let finish = |smtp: Smtp, tls: &Option<TlsAcceptor>| {
-            let smtp = smtp.with_notice_hint(noticed.clone());
+            let smtp = smtp
+                .with_notice_hint(noticed.clone())
+                .with_change_hint(changes.clone());
             match tls {
                 Some(acceptor) => smtp.with_tls(acceptor.clone()),
                 None => smtp,
             }
         };
+        let imap = Imap::new(
+            store.clone(),
+            ImapSettings {
+                hostname: self.hostname.clone(),
+                plaintext_login_on_loopback: self.imap_plaintext_login_on_loopback || demo,
+                ..ImapSettings::default()
+            },
+            changes.clone(),
+        );
+        let imap = match &tls {
+            Some(acceptor) => imap.with_tls(acceptor.clone()),
+            None => imap,
+        };
         Ok(MailListeners {
+            imap: Arc::new(imap),
             inbound: Arc::new(finish(
                 Smtp::inbound(store.clone(), smtp_settings.clone()),
                 &tls,

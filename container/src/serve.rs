@@ -14,11 +14,12 @@ use pushmail_runtime::{Settings, logging, open};
 
 use crate::mail::MailOptions;
 use pushmail_store::Store;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 /// How often activation mails that the mailer refused earlier are retried.
 const ACTIVATION_SWEEP_EVERY: Duration = Duration::from_secs(30);
-const IMAP_STANDIN_EVERY: Duration = Duration::from_secs(20);
+/// The IMAP listener's heartbeat (spec §2: SUBSCRIBE needs a live IMAP listener).
+const IMAP_HEARTBEAT_EVERY: Duration = Duration::from_secs(20);
 
 #[derive(Debug, clap::Args)]
 pub struct ServeOptions {
@@ -81,6 +82,8 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     let admin_listener = bind(options.admin_addr).await?;
     let smtp_listener = bind(options.mail.smtp_addr).await?;
     let submission_listener = bind(options.mail.submission_addr).await?;
+    let imap_listener = bind(options.mail.imap_addr).await?;
+    let imap_address = imap_listener.local_addr()?;
     let smtp_address = smtp_listener.local_addr()?;
     let submission_address = submission_listener.local_addr()?;
     let mail = options
@@ -112,15 +115,13 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
             "Demo: domain example.com (push secret 'local-dev-secret'), account alice@example.com / alice-password\n\
              Demo DKIM: demo._domainkey.example.com TXT \"{dkim_record}\""
         );
-        warn!("demo: reporting an IMAP listener alive, though none runs in this process yet");
-        background.push(tokio::spawn(imap_standin(wired.store.clone())));
     }
     background.push(tokio::spawn(sweep_activations_every(
         wired.push.clone(),
         ACTIVATION_SWEEP_EVERY,
     )));
     println!(
-        "Subscribe URL: {subscribe_url}\nAdmin API:     http://{}/admin\nSMTP:          {smtp_address}\nSubmission:    {submission_address}\nStore:         {}\n",
+        "Subscribe URL: {subscribe_url}\nAdmin API:     http://{}/admin\nSMTP:          {smtp_address}\nSubmission:    {submission_address}\nIMAP:          {imap_address}\nStore:         {}\n",
         admin_listener.local_addr()?,
         settings.describe_store()
     );
@@ -152,7 +153,14 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     if let Some(outgoing) = mail.outgoing {
         background.push(tokio::spawn(outgoing.run(std::future::pending())));
     }
-    let served = tokio::try_join!(subscribe, admin, smtp, submission);
+    let imap = pushmail_listener::serve(
+        imap_listener,
+        mail.imap,
+        pushmail_listener::Limits::default(),
+        pushmail_http::shutdown_signal(),
+    );
+    background.push(tokio::spawn(imap_heartbeat(wired.store.clone())));
+    let served = tokio::try_join!(subscribe, admin, smtp, submission, imap);
     for task in background {
         task.abort();
     }
@@ -197,13 +205,14 @@ async fn demo_dkim(
     Ok(record)
 }
 
-/// Demo only: stands in for the IMAP listener's heartbeat (spec §2 answers 503 without one).
-async fn imap_standin(store: Arc<dyn Store>) {
-    let mut ticks = tokio::time::interval(IMAP_STANDIN_EVERY);
+/// While the IMAP listener runs, it says so every 20 s (SUBSCRIBE answers 503 without it).
+async fn imap_heartbeat(store: Arc<dyn Store>) {
+    let instance = format!("imap-{}-{}", std::process::id(), now().timestamp_millis());
+    let mut ticks = tokio::time::interval(IMAP_HEARTBEAT_EVERY);
     loop {
         ticks.tick().await;
-        if let Err(error) = store.record_heartbeat("imap", "demo-standin", now()).await {
-            error!(%error, "demo IMAP heartbeat failed");
+        if let Err(error) = store.record_heartbeat("imap", &instance, now()).await {
+            error!(%error, "IMAP heartbeat failed");
         }
     }
 }

@@ -54,6 +54,7 @@ async fn start(data_dir: &Path) -> Process {
         .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
         .args(["--smtp-addr", "127.0.0.1:0"])
         .args(["--submission-addr", "127.0.0.1:0"])
+        .args(["--imap-addr", "127.0.0.1:0"])
         .env_remove("AWS_ENDPOINT_URL")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

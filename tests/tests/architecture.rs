@@ -44,6 +44,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("shared/listener", &["pushmail-core"]),
     (
+        "shared/imap",
+        &["pushmail-core", "pushmail-store", "pushmail-listener"],
+    ),
+    (
         "shared/smtp",
         &["pushmail-core", "pushmail-store", "pushmail-listener"],
     ),
@@ -55,6 +59,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "pushmail-admin-api",
             "pushmail-http",
             "pushmail-smtp",
+            "pushmail-imap",
             "pushmail-listener",
             "pushmail-store",
             "pushmail-core",

@@ -208,6 +208,10 @@ impl Smtp {
                 if let Some(hint) = self.noticed.as_ref().filter(|_| noticed) {
                     hint.notify_one();
                 }
+                if let Some(changed) = &self.changed {
+                    // No idler listening is fine: the hint is only a hint.
+                    let _ = changed.send(account.clone());
+                }
                 Stored::Yes
             }
             Ok(Delivery::OverQuota) => {

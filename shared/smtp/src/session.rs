@@ -63,6 +63,8 @@ pub struct Smtp {
     pub(crate) outgoing: Option<Arc<Outgoing>>,
     /// Told when a delivery recorded a new-mail notice (the dispatcher's wake-up).
     pub(crate) noticed: Option<Arc<tokio::sync::Notify>>,
+    /// Told which account's mailbox a delivery changed (IMAP idlers in this process).
+    pub(crate) changed: Option<tokio::sync::broadcast::Sender<Address>>,
 }
 
 /// Why a session ended.
@@ -113,6 +115,7 @@ impl Smtp {
             tls: None,
             outgoing: None,
             noticed: None,
+            changed: None,
         }
     }
 
@@ -130,6 +133,7 @@ impl Smtp {
             tls: None,
             outgoing,
             noticed: None,
+            changed: None,
         }
     }
 
@@ -142,6 +146,12 @@ impl Smtp {
     /// Wakes `noticed` whenever a delivery records a new-mail notice.
     pub fn with_notice_hint(mut self, noticed: Arc<tokio::sync::Notify>) -> Self {
         self.noticed = Some(noticed);
+        self
+    }
+
+    /// Sends each account whose mailbox a delivery changed to `changed`.
+    pub fn with_change_hint(mut self, changed: tokio::sync::broadcast::Sender<Address>) -> Self {
+        self.changed = Some(changed);
         self
     }
 

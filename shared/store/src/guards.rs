@@ -15,6 +15,8 @@ pub enum Surface {
     SelfService,
     /// AUTH on the SMTP submission listener.
     Submission,
+    /// LOGIN on the IMAP listener.
+    Imap,
 }
 
 impl Surface {
@@ -23,6 +25,7 @@ impl Surface {
             Self::Subscribe => "subscribe",
             Self::SelfService => "self",
             Self::Submission => "smtp",
+            Self::Imap => "imap",
         }
     }
 }

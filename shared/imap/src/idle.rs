@@ -1,0 +1,75 @@
+//! IDLE (RFC 2177): new mail in the selected folder is told as `* N EXISTS` as soon as this
+//! process hears of it (a hint from a delivery here), or at the next look at the change log
+//! (every `idle_poll`: mail delivered by another process). A hint only says "look": the change
+//! log is what is reported, so a lost hint delays, never loses, an EXISTS.
+
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::response::StatusKind;
+use pushmail_core::types::Address;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+use crate::session::{Imap, Next, Result, Session, ok, send_status};
+use crate::wire::Wire;
+
+enum Wake {
+    Done(bool),
+    Look,
+    Keepalive,
+    TooLong,
+}
+
+impl Imap {
+    pub(crate) async fn idle<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &mut Session,
+        account: &Address,
+        tag: Tag<'static>,
+    ) -> Result<Next> {
+        let mut hints = self.hints.subscribe();
+        wire.send_raw(b"+ idling\r\n").await?;
+        // Anything delivered since the folder was selected, at once.
+        self.report_changes(wire, session).await?;
+        let ends = Instant::now() + self.settings.idle_max;
+        let mut keepalive = Instant::now() + self.settings.keepalive;
+        loop {
+            let wake = tokio::select! {
+                done = wire.idle_done() => Wake::Done(done?),
+                hint = hints.recv() => match hint {
+                    Ok(changed) if changed != *account => continue,
+                    // A hint for this account, or hints missed: look.
+                    Ok(_) | Err(RecvError::Lagged(_)) => Wake::Look,
+                    Err(RecvError::Closed) => {
+                        tokio::time::sleep(self.settings.idle_poll).await;
+                        Wake::Look
+                    }
+                },
+                () = tokio::time::sleep(self.settings.idle_poll) => Wake::Look,
+                () = tokio::time::sleep_until(keepalive) => Wake::Keepalive,
+                () = tokio::time::sleep_until(ends) => Wake::TooLong,
+            };
+            match wake {
+                Wake::Done(true) => {
+                    ok(wire, tag, "IDLE terminated").await?;
+                    return Ok(Next::Continue);
+                }
+                Wake::Done(false) => {
+                    send_status(wire, Some(tag), StatusKind::Bad, None, "Expected DONE").await?;
+                    return Ok(Next::Logout);
+                }
+                Wake::Look => self.report_changes(wire, session).await?,
+                Wake::Keepalive => {
+                    keepalive = Instant::now() + self.settings.keepalive;
+                    wire.send_raw(b"* OK Still here\r\n").await?;
+                }
+                Wake::TooLong => {
+                    wire.send_raw(b"* BYE IDLE for too long; reconnect\r\n")
+                        .await?;
+                    return Ok(Next::Logout);
+                }
+            }
+        }
+    }
+}

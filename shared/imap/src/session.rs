@@ -1,0 +1,361 @@
+//! One IMAP session (RFC 3501): greeting, the state machine (not authenticated, authenticated,
+//! selected), and the commands of each state. Folder commands are in `folders.rs`, FETCH in
+//! `fetch.rs`, IDLE in `idle.rs`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::{Tag, Text, Vec1};
+use imap_codec::imap_types::response::{
+    Bye, Capability, Code, Data, Greeting, Response, Status, StatusBody, StatusKind, Tagged,
+};
+use pushmail_core::types::{Account, Address};
+use pushmail_listener::Connection;
+use pushmail_store::credentials::{CredentialError, check_credentials};
+use pushmail_store::{Store, Surface};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::broadcast;
+use tokio_rustls::TlsAcceptor;
+use tracing::{info, warn};
+
+use crate::folders::Selected;
+use crate::wire::{Incoming, Wire};
+
+/// What the listener allows.
+#[derive(Debug, Clone)]
+pub struct ImapSettings {
+    pub hostname: String,
+    /// LOGIN without TLS from loopback peers (local tests, `--demo`); never from elsewhere.
+    pub plaintext_login_on_loopback: bool,
+    /// Before LOGIN, a silent peer is logged out after this (RFC 3501 §5.4 suggests 30 min
+    /// after login; before it, much less).
+    pub login_timeout: Duration,
+    /// After LOGIN (RFC 3501 §5.4: at least 30 minutes).
+    pub idle_timeout: Duration,
+    /// How often an idling session looks at the change log when no hint came.
+    pub idle_poll: Duration,
+    /// `* OK Still here` while idling.
+    pub keepalive: Duration,
+    /// An IDLE ends after this (RFC 2177: clients re-issue it within 29 minutes).
+    pub idle_max: Duration,
+}
+
+impl Default for ImapSettings {
+    fn default() -> Self {
+        Self {
+            hostname: "pushmail.local".into(),
+            plaintext_login_on_loopback: false,
+            login_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(30 * 60),
+            idle_poll: Duration::from_secs(1),
+            keepalive: Duration::from_secs(120),
+            idle_max: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// The listener's shared part.
+pub struct Imap {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) settings: ImapSettings,
+    tls: Option<TlsAcceptor>,
+    /// Accounts whose mailboxes changed in this process: idlers wake at once.
+    pub(crate) hints: broadcast::Sender<Address>,
+}
+
+/// A session's state.
+pub(crate) struct Session {
+    pub tls: bool,
+    pub user: Option<Account>,
+    pub selected: Option<Selected>,
+    pub peer: SocketAddr,
+}
+
+pub(crate) enum Next {
+    Continue,
+    StartTls,
+    Logout,
+}
+
+pub(crate) type Result<T> = std::io::Result<T>;
+
+impl Imap {
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: ImapSettings,
+        hints: broadcast::Sender<Address>,
+    ) -> Self {
+        Self {
+            store,
+            settings,
+            tls: None,
+            hints,
+        }
+    }
+
+    pub fn with_tls(mut self, acceptor: TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
+    }
+
+    fn login_allowed(&self, session: &Session) -> bool {
+        session.tls
+            || (self.settings.plaintext_login_on_loopback && session.peer.ip().is_loopback())
+    }
+
+    pub(crate) fn capabilities(&self, session: &Session) -> Vec1<Capability<'static>> {
+        let mut capabilities = vec![Capability::Imap4Rev1];
+        if session.user.is_none() {
+            if self.tls.is_some() && !session.tls {
+                capabilities.push(Capability::StartTls);
+            }
+            if !self.login_allowed(session) {
+                capabilities.push(Capability::LoginDisabled);
+            }
+        } else {
+            capabilities.extend([Capability::Idle, Capability::Unselect, Capability::Id]);
+        }
+        Vec1::try_from(capabilities).expect("IMAP4rev1 is always there")
+    }
+
+    /// Runs one session to its end.
+    pub async fn converse<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, peer: SocketAddr) {
+        let mut wire = Wire::new(Connection::Plain(stream));
+        let mut session = Session {
+            tls: false,
+            user: None,
+            selected: None,
+            peer,
+        };
+        let greeting = Greeting::ok(
+            Some(Code::Capability(self.capabilities(&session))),
+            "pushmail IMAP ready",
+        );
+        match greeting {
+            Ok(greeting) if wire.greet(&greeting).await.is_ok() => {}
+            _ => return,
+        }
+        loop {
+            match self.commands(&mut wire, &mut session).await {
+                Ok(Next::StartTls) => {
+                    let Some(acceptor) = &self.tls else { return };
+                    // Anything pipelined after STARTTLS came in the clear: dropped with the
+                    // framing state, never read as if it came over TLS.
+                    match Connection::start_tls(
+                        tokio::io::BufReader::new(wire.into_connection()),
+                        acceptor,
+                    )
+                    .await
+                    {
+                        Ok(tls) => wire = Wire::new(tls),
+                        Err(error) => {
+                            info!(%peer, %error, "IMAP TLS handshake failed");
+                            return;
+                        }
+                    }
+                    session.tls = true;
+                }
+                Ok(Next::Continue) => {}
+                Ok(Next::Logout) | Err(_) => return,
+            }
+        }
+    }
+
+    async fn commands<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &mut Session,
+    ) -> Result<Next> {
+        loop {
+            let limit = if session.user.is_some() {
+                self.settings.idle_timeout
+            } else {
+                self.settings.login_timeout
+            };
+            let incoming = match tokio::time::timeout(limit, wire.next_command()).await {
+                Ok(incoming) => incoming?,
+                Err(_) => {
+                    bye(wire, "Autologout; idle for too long").await?;
+                    return Ok(Next::Logout);
+                }
+            };
+            let command = match incoming {
+                Incoming::Closed => return Ok(Next::Logout),
+                Incoming::Bad(tag, why) => {
+                    send_status(wire, tag, StatusKind::Bad, None, why).await?;
+                    continue;
+                }
+                Incoming::Command(command) => command,
+            };
+            match self.command(wire, session, command).await? {
+                Next::Continue => {}
+                next => return Ok(next),
+            }
+        }
+    }
+
+    async fn command<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &mut Session,
+        command: Command<'static>,
+    ) -> Result<Next> {
+        let tag = command.tag;
+        match command.body {
+            CommandBody::Capability => {
+                let data = Data::Capability(self.capabilities(session));
+                wire.send(&Response::Data(data)).await?;
+                ok(wire, tag, "CAPABILITY done").await?;
+            }
+            CommandBody::Noop | CommandBody::Check => {
+                self.report_changes(wire, session).await?;
+                ok(wire, tag, "Done").await?;
+            }
+            CommandBody::Logout => {
+                bye(wire, "Logging out").await?;
+                ok(wire, tag, "LOGOUT done").await?;
+                return Ok(Next::Logout);
+            }
+            CommandBody::StartTLS => {
+                if session.tls || self.tls.is_none() || session.user.is_some() {
+                    no_or_bad(wire, tag, StatusKind::Bad, "STARTTLS is not available now").await?;
+                } else {
+                    ok(wire, tag, "Begin TLS negotiation now").await?;
+                    return Ok(Next::StartTls);
+                }
+            }
+            CommandBody::Login { username, password } => {
+                let username = String::from_utf8_lossy(username.as_ref()).into_owned();
+                let password = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
+                self.login(wire, session, tag, &username, &password).await?;
+            }
+            CommandBody::Id { .. } => {
+                wire.send_raw(b"* ID (\"name\" \"pushmail\")\r\n").await?;
+                ok(wire, tag, "ID done").await?;
+            }
+            body if session.user.is_none() => {
+                let _ = body;
+                no_or_bad(wire, tag, StatusKind::Bad, "Log in first").await?;
+            }
+            body => return self.authenticated(wire, session, tag, body).await,
+        }
+        Ok(Next::Continue)
+    }
+
+    async fn login<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &mut Session,
+        tag: Tag<'static>,
+        username: &str,
+        password: &str,
+    ) -> Result<()> {
+        if session.user.is_some() {
+            return no_or_bad(wire, tag, StatusKind::Bad, "Already logged in").await;
+        }
+        if !self.login_allowed(session) {
+            return no_or_bad(
+                wire,
+                tag,
+                StatusKind::No,
+                "LOGIN is disabled before STARTTLS",
+            )
+            .await;
+        }
+        let failed = "Authentication failed";
+        let Ok(address) = Address::parse(username) else {
+            return no_or_bad(wire, tag, StatusKind::No, failed).await;
+        };
+        let source = session.peer.ip().to_string();
+        let checked = check_credentials(
+            self.store.as_ref(),
+            Surface::Imap,
+            &address,
+            password,
+            Some(&source),
+            Utc::now(),
+        )
+        .await;
+        match checked {
+            Ok(account) if account.enabled => {
+                info!(peer = %session.peer, account = %address, "IMAP login");
+                session.user = Some(account);
+                let code = Code::Capability(self.capabilities(session));
+                send_status(wire, Some(tag), StatusKind::Ok, Some(code), "Logged in").await
+            }
+            Ok(_) | Err(CredentialError::BadCredentials) => {
+                info!(peer = %session.peer, account = %address, "IMAP login failed");
+                no_or_bad(wire, tag, StatusKind::No, failed).await
+            }
+            Err(error) => {
+                warn!(peer = %session.peer, %error, "IMAP login refused");
+                no_or_bad(
+                    wire,
+                    tag,
+                    StatusKind::No,
+                    "Too many attempts; try again later",
+                )
+                .await
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl pushmail_listener::Conversation for Imap {
+    async fn converse(&self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        Imap::converse(self, stream, peer).await;
+    }
+
+    fn too_many_connections(&self) -> &'static [u8] {
+        b"* BYE Too many connections from your address\r\n"
+    }
+
+    fn protocol(&self) -> &'static str {
+        "imap"
+    }
+}
+
+pub(crate) async fn send_status<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<S>,
+    tag: Option<Tag<'static>>,
+    kind: StatusKind,
+    code: Option<Code<'static>>,
+    text: &str,
+) -> Result<()> {
+    let text =
+        Text::try_from(text.to_owned()).unwrap_or_else(|_| Text::try_from("Done").expect("text"));
+    let body = StatusBody { kind, code, text };
+    let status = match tag {
+        Some(tag) => Status::Tagged(Tagged { tag, body }),
+        None => Status::Untagged(body),
+    };
+    wire.send(&Response::Status(status)).await
+}
+
+pub(crate) async fn ok<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<S>,
+    tag: Tag<'static>,
+    text: &str,
+) -> Result<()> {
+    send_status(wire, Some(tag), StatusKind::Ok, None, text).await
+}
+
+pub(crate) async fn no_or_bad<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<S>,
+    tag: Tag<'static>,
+    kind: StatusKind,
+    text: &str,
+) -> Result<()> {
+    send_status(wire, Some(tag), kind, None, text).await
+}
+
+async fn bye<S: AsyncRead + AsyncWrite + Unpin>(wire: &mut Wire<S>, text: &str) -> Result<()> {
+    let text =
+        Text::try_from(text.to_owned()).unwrap_or_else(|_| Text::try_from("Bye").expect("text"));
+    wire.send(&Response::Status(Status::Bye(Bye { code: None, text })))
+        .await
+}

@@ -1,0 +1,308 @@
+//! The IMAP listener over real TCP (and TLS): LOGIN only after STARTTLS unless loopback
+//! plaintext is allowed, LIST with SPECIAL-USE, SELECT, FETCH by number and by UID, IDLE woken
+//! by a delivery in this process (hint) and by one from another process (change log only).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use pushmail_core::folder::FolderName;
+use pushmail_core::mailbox::NewMessage;
+use pushmail_imap::{Imap, ImapSettings};
+use pushmail_smtp::{Smtp, SmtpSettings};
+use pushmail_tests::smtp::{Client, test_tls};
+use pushmail_tests::{Harness, PASSWORD};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+struct Peer {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+}
+
+impl Peer {
+    async fn connect(address: SocketAddr) -> (Self, String) {
+        let (reader, writer) = TcpStream::connect(address).await.unwrap().into_split();
+        let mut peer = Self {
+            reader: BufReader::new(reader),
+            writer,
+        };
+        let greeting = peer.line().await;
+        (peer, greeting)
+    }
+
+    async fn line(&mut self) -> String {
+        let mut line = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), self.reader.read_line(&mut line))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(read > 0, "closed");
+        line
+    }
+
+    /// Sends `tag command` and reads up to the tagged answer; all lines, the tagged one last.
+    async fn command(&mut self, tag: &str, command: &str) -> Vec<String> {
+        self.writer
+            .write_all(format!("{tag} {command}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line().await;
+            let done = line.starts_with(&format!("{tag} "));
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+}
+
+fn last(lines: &[String]) -> &str {
+    lines.last().map(String::as_str).unwrap_or_default()
+}
+
+async fn listener(
+    h: &Harness,
+    settings: ImapSettings,
+) -> (
+    SocketAddr,
+    tokio::sync::broadcast::Sender<pushmail_core::types::Address>,
+) {
+    let hints = tokio::sync::broadcast::channel(64).0;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let imap = Imap::new(h.store.clone(), settings, hints.clone());
+    tokio::spawn(pushmail_listener::serve(
+        listener,
+        std::sync::Arc::new(imap),
+        pushmail_listener::Limits::default(),
+        std::future::pending(),
+    ));
+    (address, hints)
+}
+
+fn loopback_plaintext() -> ImapSettings {
+    ImapSettings {
+        plaintext_login_on_loopback: true,
+        idle_poll: Duration::from_millis(200),
+        ..ImapSettings::default()
+    }
+}
+
+#[tokio::test]
+async fn login_list_select_fetch() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    for subject in ["one", "two"] {
+        let raw = format!("From: bob@example.org\r\nSubject: {subject}\r\n\r\nbody {subject}\r\n");
+        h.store
+            .deliver(
+                &alice,
+                &FolderName::parse("INBOX").unwrap(),
+                &NewMessage {
+                    raw: raw.into_bytes(),
+                    flags: vec!["\\Seen".into()],
+                    internal_date: Utc::now(),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let (mut peer, greeting) = Peer::connect(address).await;
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    let bad = peer.command("a0", "SELECT INBOX").await;
+    assert!(last(&bad).starts_with("a0 BAD"), "{bad:?}");
+    let wrong = peer
+        .command("a1", &format!("LOGIN {alice} wrong-password"))
+        .await;
+    assert!(last(&wrong).starts_with("a1 NO"), "{wrong:?}");
+    let login = peer
+        .command("a2", &format!("LOGIN {alice} \"{PASSWORD}\""))
+        .await;
+    assert!(last(&login).starts_with("a2 OK"), "{login:?}");
+    assert!(last(&login).contains("IDLE"), "{login:?}");
+
+    let list = peer.command("a3", "LIST \"\" \"*\"").await;
+    let joined = list.join("");
+    for expected in [
+        "() \"/\" INBOX",
+        "(\\Sent) \"/\" Sent",
+        "(\\Trash) \"/\" Trash",
+        "(\\Drafts) \"/\" Drafts",
+        "(\\Junk) \"/\" Junk",
+    ] {
+        assert!(joined.contains(expected), "{expected} in {joined}");
+    }
+    let select = peer.command("a4", "SELECT INBOX").await;
+    let joined = select.join("");
+    assert!(
+        joined.contains("* 2 EXISTS")
+            && joined.contains("[UIDVALIDITY ")
+            && joined.contains("[UIDNEXT 3]"),
+        "{joined}"
+    );
+    assert!(
+        last(&select).starts_with("a4 OK [READ-WRITE]"),
+        "{select:?}"
+    );
+    let fetch = peer
+        .command("a5", "FETCH 1:* (UID FLAGS RFC822.SIZE)")
+        .await;
+    assert_eq!(fetch.len(), 3, "{fetch:?}");
+    assert!(
+        fetch[0].starts_with("* 1 FETCH (UID 1 FLAGS (\\Seen) RFC822.SIZE "),
+        "{fetch:?}"
+    );
+    // BODY[] by UID: the message as stored, in a literal.
+    peer.writer
+        .write_all(b"a6 UID FETCH 2 (BODY.PEEK[])\r\n")
+        .await
+        .unwrap();
+    let head = peer.line().await;
+    assert!(head.starts_with("* 2 FETCH (UID 2 BODY[] {"), "{head}");
+    let mut rest = String::new();
+    loop {
+        let line = peer.line().await;
+        let done = line.starts_with("a6 ");
+        rest.push_str(&line);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        rest.contains("Subject: two") && rest.contains("body two"),
+        "{rest}"
+    );
+    assert!(rest.contains("a6 OK"), "{rest}");
+    let missing = peer.command("a7", "SELECT Nowhere").await;
+    assert!(last(&missing).starts_with("a7 NO"), "{missing:?}");
+    let logout = peer.command("a8", "LOGOUT").await;
+    assert!(logout[0].starts_with("* BYE"), "{logout:?}");
+}
+
+#[tokio::test]
+async fn login_waits_for_starttls_and_pipelined_commands_are_dropped() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (acceptor, connector) = test_tls();
+    let hints = tokio::sync::broadcast::channel(8).0;
+    let imap = Imap::new(h.store.clone(), ImapSettings::default(), hints).with_tls(acceptor);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(pushmail_listener::serve(
+        listener,
+        std::sync::Arc::new(imap),
+        pushmail_listener::Limits::default(),
+        std::future::pending(),
+    ));
+    let (mut peer, greeting) = Peer::connect(address).await;
+    assert!(
+        greeting.contains("STARTTLS") && greeting.contains("LOGINDISABLED"),
+        "{greeting}"
+    );
+    let refused = peer
+        .command("b1", &format!("LOGIN {alice} \"{PASSWORD}\""))
+        .await;
+    assert!(last(&refused).starts_with("b1 NO"), "{refused:?}");
+    // STARTTLS with a LOGIN pipelined behind it in the clear: never executed.
+    peer.writer
+        .write_all(format!("b2 STARTTLS\r\nb3 LOGIN {alice} \"{PASSWORD}\"\r\n").as_bytes())
+        .await
+        .unwrap();
+    assert!(peer.line().await.starts_with("b2 OK"));
+    let stream = peer.reader.into_inner().reunite(peer.writer).unwrap();
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, stream).await.unwrap();
+    let (reader, mut writer) = tokio::io::split(tls);
+    let mut reader = BufReader::new(reader);
+    writer.write_all(b"b4 CAPABILITY\r\n").await.unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    assert!(
+        line.starts_with("* CAPABILITY") && !line.contains("LOGINDISABLED"),
+        "the pipelined LOGIN was answered: {line}"
+    );
+    line.clear();
+    reader.read_line(&mut line).await.unwrap();
+    assert!(line.starts_with("b4 OK"), "{line}");
+    writer
+        .write_all(format!("b5 LOGIN {alice} \"{PASSWORD}\"\r\n").as_bytes())
+        .await
+        .unwrap();
+    line.clear();
+    reader.read_line(&mut line).await.unwrap();
+    assert!(line.starts_with("b5 OK"), "{line}");
+}
+
+/// Reads lines until one contains `what`, within 5 s; how long it took.
+async fn until(peer: &mut Peer, what: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let line = peer.line().await;
+        if line.contains(what) {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "no {what}");
+    }
+}
+
+#[tokio::test]
+async fn idle_wakes_for_mail_from_this_process_and_from_another() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (address, hints) = listener(&h, loopback_plaintext()).await;
+    let smtp = h
+        .listen_smtp(
+            Smtp::inbound(h.store.clone(), SmtpSettings::default()).with_change_hint(hints),
+        )
+        .await;
+    let (mut peer, _) = Peer::connect(address).await;
+    peer.command("c1", &format!("LOGIN {alice} \"{PASSWORD}\""))
+        .await;
+    let select = peer.command("c2", "SELECT INBOX").await;
+    assert!(select.join("").contains("* 0 EXISTS"), "{select:?}");
+    peer.writer.write_all(b"c3 IDLE\r\n").await.unwrap();
+    assert!(peer.line().await.starts_with("+ "));
+
+    // Through this process's SMTP listener: the hint wakes the idler at once.
+    let (mut client, _) = Client::connect(smtp).await;
+    client.command("EHLO sender.example").await;
+    let answer = client
+        .transaction(
+            "bob@example.org",
+            alice.as_str(),
+            b"Subject: hinted\r\n\r\nx\r\n.\r\n",
+        )
+        .await;
+    assert!(answer.starts_with("250"), "{answer}");
+    let hinted = until(&mut peer, "* 1 EXISTS").await;
+    // Stored by another process on the same table: no hint here, the change log tells.
+    h.store
+        .deliver(
+            &alice,
+            &FolderName::parse("INBOX").unwrap(),
+            &NewMessage {
+                raw: b"Subject: elsewhere\r\n\r\nx\r\n".to_vec(),
+                flags: vec![],
+                internal_date: Utc::now(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let polled = until(&mut peer, "* 2 EXISTS").await;
+    assert!(
+        polled < Duration::from_secs(2),
+        "the change log was read after {polled:?}"
+    );
+    eprintln!("EXISTS after a hinted delivery: {hinted:?}; after another process's: {polled:?}");
+    peer.writer.write_all(b"DONE\r\n").await.unwrap();
+    assert!(peer.line().await.starts_with("c3 OK"));
+    let fetch = peer.command("c4", "FETCH 2 (UID)").await;
+    assert!(fetch[0].starts_with("* 2 FETCH (UID 2)"), "{fetch:?}");
+}
