@@ -306,3 +306,69 @@ async fn idle_wakes_for_mail_from_this_process_and_from_another() {
     let fetch = peer.command("c4", "FETCH 2 (UID)").await;
     assert!(fetch[0].starts_with("* 2 FETCH (UID 2)"), "{fetch:?}");
 }
+
+#[tokio::test]
+async fn integrated_accounts_see_sent_items_and_deleted_items_and_status_counts() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let bob = h.account("bob").await;
+    assert_eq!(
+        h.post(&h.subscribe_body(&alice, "r-1", 1)).await.status,
+        200
+    );
+    h.store
+        .deliver(
+            &alice,
+            &FolderName::parse("Sent").unwrap(),
+            &NewMessage {
+                raw: b"Subject: sent one\r\n\r\nx\r\n".to_vec(),
+                flags: vec!["\\Seen".into()],
+                internal_date: Utc::now(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+
+    let (mut peer, _) = Peer::connect(address).await;
+    peer.command("d1", &format!("LOGIN {alice} \"{PASSWORD}\""))
+        .await;
+    let list = peer.command("d2", "LIST \"\" \"*\"").await.join("");
+    assert!(list.contains("(\\Sent) \"/\" \"Sent Items\""), "{list}");
+    assert!(list.contains("(\\Trash) \"/\" \"Deleted Items\""), "{list}");
+    assert!(
+        list.contains("(\\Sent) \"/\" Sent"),
+        "the real folder is listed too: {list}"
+    );
+    let select = peer.command("d3", "SELECT \"Sent Items\"").await.join("");
+    assert!(select.contains("* 1 EXISTS"), "{select}");
+    let status = peer
+        .command(
+            "d4",
+            "STATUS INBOX (MESSAGES UNSEEN UIDNEXT UIDVALIDITY RECENT)",
+        )
+        .await;
+    // The activation mail is in INBOX, unread.
+    assert!(
+        status[0].starts_with("* STATUS INBOX (MESSAGES 1 UNSEEN 1 UIDNEXT 2 UIDVALIDITY "),
+        "{status:?}"
+    );
+    let status = peer
+        .command("d5", "STATUS \"Deleted Items\" (MESSAGES)")
+        .await;
+    assert!(status[0].contains("(MESSAGES 0)"), "{status:?}");
+
+    // Not integrated: no aliases.
+    let (mut other, _) = Peer::connect(address).await;
+    other
+        .command("e1", &format!("LOGIN {bob} \"{PASSWORD}\""))
+        .await;
+    let list = other.command("e2", "LIST \"\" \"*\"").await.join("");
+    assert!(
+        !list.contains("Sent Items") && list.contains("Sent"),
+        "{list}"
+    );
+    let missing = other.command("e3", "SELECT \"Sent Items\"").await;
+    assert!(last(&missing).starts_with("e3 NO"), "{missing:?}");
+}

@@ -173,6 +173,21 @@ impl Domain {
     pub const DEFAULT_SENT_ITEMS: &'static str = "Sent Items";
     pub const DEFAULT_DELETED_ITEMS: &'static str = "Deleted Items";
 
+    /// The names an integrated account's Sent and Trash folders also answer to (the mission
+    /// page's "Sent Items"/"Deleted Items" aliases), whatever the folders are really called.
+    pub fn folder_aliases(&self) -> [(&str, crate::mailbox::SpecialUse); 2] {
+        [
+            (
+                self.sent_items_alias.as_str(),
+                crate::mailbox::SpecialUse::Sent,
+            ),
+            (
+                self.deleted_items_alias.as_str(),
+                crate::mailbox::SpecialUse::Trash,
+            ),
+        ]
+    }
+
     pub fn new(name: DomainName, created_at: DateTime<Utc>) -> Self {
         Self {
             name,

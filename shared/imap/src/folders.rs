@@ -9,6 +9,7 @@ use imap_codec::imap_types::core::{AString, Atom, QuotedChar, Tag};
 use imap_codec::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm};
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
+use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 use pushmail_core::folder::{DELIMITER, FolderName};
 use pushmail_core::mailbox::Folder;
 use pushmail_core::types::Address;
@@ -84,6 +85,62 @@ fn list_matches(pattern: &[u8], name: &[u8]) -> bool {
 }
 
 impl Imap {
+    /// An integrated account's folder aliases (alias → the folder with that special use); none
+    /// for an account that is not integrated, or when an alias is a folder's own name.
+    pub(crate) async fn folder_aliases(
+        &self,
+        account: &Address,
+    ) -> Result<Vec<(FolderName, FolderName)>> {
+        let linked = self
+            .store
+            .link(account)
+            .await
+            .map_err(std::io::Error::other)?
+            .is_some_and(|link| link.is_linked());
+        if !linked {
+            return Ok(Vec::new());
+        }
+        let Some(domain) = self
+            .store
+            .domain(&account.domain())
+            .await
+            .map_err(std::io::Error::other)?
+        else {
+            return Ok(Vec::new());
+        };
+        let folders = self
+            .store
+            .folders(account)
+            .await
+            .map_err(std::io::Error::other)?;
+        let mut aliases = Vec::new();
+        for (alias, role) in domain.folder_aliases() {
+            let Ok(alias) = FolderName::parse(alias) else {
+                continue;
+            };
+            let target = folders.iter().find(|f| f.special_use == Some(role));
+            if let Some(target) = target
+                && !folders.iter().any(|f| f.name == alias)
+            {
+                aliases.push((alias, target.name.clone()));
+            }
+        }
+        Ok(aliases)
+    }
+
+    /// The folder an IMAP name stands for: the folder itself, or what an alias names.
+    fn resolve(session: &Session, mailbox: &Mailbox<'_>) -> Option<FolderName> {
+        let name = folder_name(mailbox)?;
+        Some(
+            session
+                .aliases
+                .iter()
+                .find(|(alias, _)| *alias == name)
+                .map(|(_, target)| target.clone())
+                .unwrap_or(name),
+        )
+    }
+
     pub(crate) async fn authenticated<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         wire: &mut Wire<S>,
@@ -110,8 +167,16 @@ impl Imap {
                         string.as_ref().to_vec()
                     }
                 };
-                self.list(wire, &user.address, &pattern).await?;
+                self.list(wire, &user.address, &session.aliases, &pattern)
+                    .await?;
                 ok(wire, tag, "LIST done").await?;
+            }
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => {
+                self.status(wire, session, &user.address, tag, &mailbox, &item_names)
+                    .await?;
             }
             CommandBody::Select { mailbox, .. } => {
                 self.select(wire, session, &user.address, tag, &mailbox, false)
@@ -162,17 +227,28 @@ impl Imap {
         &self,
         wire: &mut Wire<S>,
         account: &Address,
+        aliases: &[(FolderName, FolderName)],
         pattern: &[u8],
     ) -> Result<()> {
         if pattern.is_empty() {
             // The hierarchy delimiter and root (RFC 3501 §6.3.8).
             return wire.send_raw(b"* LIST (\\Noselect) \"/\" \"\"\r\n").await;
         }
-        let folders = self
+        let mut folders = self
             .store
             .folders(account)
             .await
             .map_err(std::io::Error::other)?;
+        // Aliases are listed as folders of their own, with the special use of what they name.
+        let named: Vec<Folder> = aliases
+            .iter()
+            .filter_map(|(alias, target)| {
+                let mut folder = folders.iter().find(|f| f.name == *target)?.clone();
+                folder.name = alias.clone();
+                Some(folder)
+            })
+            .collect();
+        folders.extend(named);
         for folder in folders {
             let name = folder.name.as_str().as_bytes();
             let matches = if folder.name.is_inbox() {
@@ -221,7 +297,7 @@ impl Imap {
         read_only: bool,
     ) -> Result<()> {
         session.selected = None;
-        let folder = match folder_name(mailbox) {
+        let folder = match Self::resolve(session, mailbox) {
             Some(name) => self
                 .store
                 .folder(account, &name)
@@ -292,6 +368,68 @@ impl Imap {
             (Code::ReadWrite, "SELECT done")
         };
         send_status(wire, Some(tag), StatusKind::Ok, Some(code), text).await
+    }
+
+    async fn status<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &Session,
+        account: &Address,
+        tag: Tag<'static>,
+        mailbox: &Mailbox<'static>,
+        names: &[StatusDataItemName],
+    ) -> Result<()> {
+        let folder = match Self::resolve(session, mailbox) {
+            Some(name) => self
+                .store
+                .folder(account, &name)
+                .await
+                .map_err(std::io::Error::other)?,
+            None => None,
+        };
+        let Some(folder) = folder else {
+            return no_or_bad(wire, tag, StatusKind::No, "No such folder").await;
+        };
+        let mut unseen = 0;
+        if names.contains(&StatusDataItemName::Unseen) {
+            let mut after = 0;
+            loop {
+                let page = self
+                    .store
+                    .messages(account, &folder.name, after, 1000)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                let Some(last) = page.last() else { break };
+                after = last.uid;
+                unseen += page
+                    .iter()
+                    .filter(|m| !m.flags.iter().any(|f| f == "\\Seen"))
+                    .count() as u32;
+            }
+        }
+        let items: Vec<StatusDataItem> = names
+            .iter()
+            .filter_map(|name| match name {
+                StatusDataItemName::Messages => {
+                    Some(StatusDataItem::Messages(folder.messages))
+                }
+                StatusDataItemName::Recent => Some(StatusDataItem::Recent(0)),
+                StatusDataItemName::UidNext => {
+                    NonZeroU32::new(folder.uid_next).map(StatusDataItem::UidNext)
+                }
+                StatusDataItemName::UidValidity => {
+                    NonZeroU32::new(folder.uid_validity).map(StatusDataItem::UidValidity)
+                }
+                StatusDataItemName::Unseen => Some(StatusDataItem::Unseen(unseen)),
+                _ => None,
+            })
+            .collect();
+        let data = Data::Status {
+            mailbox: mailbox.clone(),
+            items: items.into(),
+        };
+        wire.send(&Response::Data(data)).await?;
+        ok(wire, tag, "STATUS done").await
     }
 
     /// The account's change counter now.

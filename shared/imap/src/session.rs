@@ -12,6 +12,7 @@ use imap_codec::imap_types::core::{Tag, Text, Vec1};
 use imap_codec::imap_types::response::{
     Bye, Capability, Code, Data, Greeting, Response, Status, StatusBody, StatusKind, Tagged,
 };
+use pushmail_core::folder::FolderName;
 use pushmail_core::types::{Account, Address};
 use pushmail_listener::Connection;
 use pushmail_store::credentials::{CredentialError, check_credentials};
@@ -70,6 +71,8 @@ pub struct Imap {
 pub(crate) struct Session {
     pub tls: bool,
     pub user: Option<Account>,
+    /// For an integrated account: alias name → the folder it stands for.
+    pub aliases: Vec<(FolderName, FolderName)>,
     pub selected: Option<Selected>,
     pub peer: SocketAddr,
 }
@@ -127,6 +130,7 @@ impl Imap {
         let mut session = Session {
             tls: false,
             user: None,
+            aliases: Vec::new(),
             selected: None,
             peer,
         };
@@ -282,6 +286,7 @@ impl Imap {
         match checked {
             Ok(account) if account.enabled => {
                 info!(peer = %session.peer, account = %address, "IMAP login");
+                session.aliases = self.folder_aliases(&address).await?;
                 session.user = Some(account);
                 let code = Code::Capability(self.capabilities(session));
                 send_status(wire, Some(tag), StatusKind::Ok, Some(code), "Logged in").await
