@@ -329,33 +329,15 @@ impl Imap {
         } else {
             flags.into_iter().map(FlagPerm::Flag).collect()
         };
-        send_status(
-            wire,
-            None,
-            StatusKind::Ok,
-            Some(Code::PermanentFlags(permanent)),
-            "Flags",
-        )
-        .await?;
+        let mut codes = vec![(Code::PermanentFlags(permanent), "Flags")];
         if let Some(validity) = NonZeroU32::new(folder.uid_validity) {
-            send_status(
-                wire,
-                None,
-                StatusKind::Ok,
-                Some(Code::UidValidity(validity)),
-                "UIDs valid",
-            )
-            .await?;
+            codes.push((Code::UidValidity(validity), "UIDs valid"));
         }
         if let Some(next) = NonZeroU32::new(folder.uid_next) {
-            send_status(
-                wire,
-                None,
-                StatusKind::Ok,
-                Some(Code::UidNext(next)),
-                "Predicted next UID",
-            )
-            .await?;
+            codes.push((Code::UidNext(next), "Predicted next UID"));
+        }
+        for (code, text) in codes {
+            send_status(wire, None, StatusKind::Ok, Some(code), text).await?;
         }
         session.selected = Some(Selected {
             folder: folder.name,
@@ -410,9 +392,7 @@ impl Imap {
         let items: Vec<StatusDataItem> = names
             .iter()
             .filter_map(|name| match name {
-                StatusDataItemName::Messages => {
-                    Some(StatusDataItem::Messages(folder.messages))
-                }
+                StatusDataItemName::Messages => Some(StatusDataItem::Messages(folder.messages)),
                 StatusDataItemName::Recent => Some(StatusDataItem::Recent(0)),
                 StatusDataItemName::UidNext => {
                     NonZeroU32::new(folder.uid_next).map(StatusDataItem::UidNext)

@@ -6,16 +6,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{Tag, Text, Vec1};
 use imap_codec::imap_types::response::{
     Bye, Capability, Code, Data, Greeting, Response, Status, StatusBody, StatusKind, Tagged,
 };
 use pushmail_core::folder::FolderName;
-use pushmail_core::types::{Account, Address};
+use pushmail_core::types::{Account, Address, quoted};
 use pushmail_listener::Connection;
-use pushmail_store::credentials::{CredentialError, check_credentials};
+use pushmail_store::credentials::{CredentialError, check_login};
 use pushmail_store::{Store, Surface};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast;
@@ -269,31 +268,25 @@ impl Imap {
             )
             .await;
         }
-        let failed = "Authentication failed";
-        let Ok(address) = Address::parse(username) else {
-            return no_or_bad(wire, tag, StatusKind::No, failed).await;
-        };
-        let source = session.peer.ip().to_string();
-        let checked = check_credentials(
+        let checked = check_login(
             self.store.as_ref(),
             Surface::Imap,
-            &address,
+            username,
             password,
-            Some(&source),
-            Utc::now(),
+            session.peer.ip(),
         )
         .await;
         match checked {
-            Ok(account) if account.enabled => {
-                info!(peer = %session.peer, account = %address, "IMAP login");
-                session.aliases = self.folder_aliases(&address).await?;
+            Ok(account) => {
+                info!(peer = %session.peer, account = %account.address, "IMAP login");
+                session.aliases = self.folder_aliases(&account.address).await?;
                 session.user = Some(account);
                 let code = Code::Capability(self.capabilities(session));
                 send_status(wire, Some(tag), StatusKind::Ok, Some(code), "Logged in").await
             }
-            Ok(_) | Err(CredentialError::BadCredentials) => {
-                info!(peer = %session.peer, account = %address, "IMAP login failed");
-                no_or_bad(wire, tag, StatusKind::No, failed).await
+            Err(CredentialError::BadCredentials) => {
+                info!(peer = %session.peer, login = %quoted(username), "IMAP login failed");
+                no_or_bad(wire, tag, StatusKind::No, "Authentication failed").await
             }
             Err(error) => {
                 warn!(peer = %session.peer, %error, "IMAP login refused");

@@ -6,10 +6,9 @@ use std::net::SocketAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chrono::Utc;
-use pushmail_core::types::Address;
+use pushmail_core::types::quoted;
 use pushmail_store::Surface;
-use pushmail_store::credentials::{CredentialError, check_credentials};
+use pushmail_store::credentials::{CredentialError, check_login};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tracing::{info, warn};
 
@@ -102,31 +101,26 @@ impl Smtp {
         login: &str,
         password: &str,
     ) -> &'static str {
-        let Ok(address) = Address::parse(login) else {
-            return BAD_CREDENTIALS;
-        };
-        let source = peer.ip().to_string();
-        let checked = check_credentials(
+        let checked = check_login(
             self.store.as_ref(),
             Surface::Submission,
-            &address,
+            login,
             password,
-            Some(&source),
-            Utc::now(),
+            peer.ip(),
         )
         .await;
         match checked {
-            Ok(account) if account.enabled => {
-                info!(%peer, account = %address, "SMTP AUTH succeeded");
+            Ok(account) => {
+                info!(%peer, account = %account.address, "SMTP AUTH succeeded");
                 session.user = Some(account);
                 "235 2.7.0 Authentication successful"
             }
-            Ok(_) | Err(CredentialError::BadCredentials) => {
-                info!(%peer, account = %address, "SMTP AUTH failed");
+            Err(CredentialError::BadCredentials) => {
+                info!(%peer, login = %quoted(login), "SMTP AUTH failed");
                 BAD_CREDENTIALS
             }
             Err(CredentialError::RateLimited { .. } | CredentialError::Busy) => {
-                warn!(%peer, account = %address, "SMTP AUTH refused: too many attempts");
+                warn!(%peer, login = %quoted(login), "SMTP AUTH refused: too many attempts");
                 "454 4.7.0 Too many authentication attempts; try again later"
             }
             Err(CredentialError::Store(error)) => {

@@ -115,6 +115,34 @@ pub async fn check_credentials(
     }
 }
 
+/// A mail listener's login (SMTP AUTH, IMAP LOGIN): `login` must be an address, the account
+/// enabled; the check is [`check_credentials`] with the peer's address as the source. Every
+/// refusal but the limits and the store's failure is `BadCredentials`, alike.
+pub async fn check_login(
+    store: &dyn Store,
+    surface: Surface,
+    login: &str,
+    password: &str,
+    peer: std::net::IpAddr,
+) -> Result<Account, CredentialError> {
+    let address = Address::parse(login).map_err(|_| CredentialError::BadCredentials)?;
+    let source = peer.to_string();
+    let account = check_credentials(
+        store,
+        surface,
+        &address,
+        password,
+        Some(&source),
+        Utc::now(),
+    )
+    .await?;
+    if account.enabled {
+        Ok(account)
+    } else {
+        Err(CredentialError::BadCredentials)
+    }
+}
+
 /// Why a reservation was refused: the failures reached the limit (wait for the window to
 /// end), or checks in progress fill it (try again in a second).
 async fn refusal(
