@@ -372,3 +372,40 @@ async fn integrated_accounts_see_sent_items_and_deleted_items_and_status_counts(
     let missing = other.command("e3", "SELECT \"Sent Items\"").await;
     assert!(last(&missing).starts_with("e3 NO"), "{missing:?}");
 }
+
+#[tokio::test]
+async fn literals_namespace_and_enable() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let (mut peer, greeting) = Peer::connect(address).await;
+    assert!(greeting.contains("LITERAL+"), "{greeting}");
+    // A literal beyond the bound: refused at once, no continuation, nothing read as a command.
+    peer.writer
+        .write_all(b"f0 LOGIN {100000}\r\n")
+        .await
+        .unwrap();
+    let refused = peer.line().await;
+    assert!(refused.starts_with("f0 BAD"), "{refused}");
+    // A synchronising literal: the server invites it.
+    let login = alice.as_str();
+    peer.writer
+        .write_all(format!("f1 LOGIN {{{}}}\r\n", login.len()).as_bytes())
+        .await
+        .unwrap();
+    assert!(peer.line().await.starts_with("+ "));
+    // The password as a non-synchronising one (LITERAL+): no invitation.
+    peer.writer
+        .write_all(format!("{login} {{{}+}}\r\n{PASSWORD}\r\n", PASSWORD.len()).as_bytes())
+        .await
+        .unwrap();
+    let logged_in = peer.line().await;
+    assert!(logged_in.starts_with("f1 OK"), "{logged_in}");
+    let namespace = peer.command("f2", "NAMESPACE").await;
+    assert_eq!(namespace[0], "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+    let enable = peer.command("f3", "ENABLE CONDSTORE").await;
+    assert!(
+        enable[0].starts_with("* ENABLED") && last(&enable).starts_with("f3 OK"),
+        "{enable:?}"
+    );
+}

@@ -186,6 +186,17 @@ impl Imap {
                 self.select(wire, session, &user.address, tag, &mailbox, true)
                     .await?;
             }
+            CommandBody::Namespace => {
+                // One personal namespace, no prefix, "/" between levels; no others.
+                wire.send_raw(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n")
+                    .await?;
+                ok(wire, tag, "NAMESPACE done").await?;
+            }
+            CommandBody::Enable { .. } => {
+                // No extension this server has needs enabling yet (RFC 5161: report none).
+                wire.send_raw(b"* ENABLED\r\n").await?;
+                ok(wire, tag, "ENABLE done").await?;
+            }
             CommandBody::Close | CommandBody::Unselect if session.selected.is_some() => {
                 session.selected = None;
                 ok(wire, tag, "Closed").await?;

@@ -109,7 +109,9 @@ impl Imap {
     }
 
     pub(crate) fn capabilities(&self, session: &Session) -> Vec1<Capability<'static>> {
-        let mut capabilities = vec![Capability::Imap4Rev1];
+        // LITERAL+ (RFC 7888) before login too: the framing takes non-synchronising literals
+        // within the same bound as any other.
+        let mut capabilities = vec![Capability::Imap4Rev1, Capability::LiteralPlus];
         if session.user.is_none() {
             if self.tls.is_some() && !session.tls {
                 capabilities.push(Capability::StartTls);
@@ -118,7 +120,13 @@ impl Imap {
                 capabilities.push(Capability::LoginDisabled);
             }
         } else {
-            capabilities.extend([Capability::Idle, Capability::Unselect, Capability::Id]);
+            capabilities.extend([
+                Capability::Idle,
+                Capability::Unselect,
+                Capability::Id,
+                Capability::Namespace,
+                Capability::Enable,
+            ]);
         }
         Vec1::try_from(capabilities).expect("IMAP4rev1 is always there")
     }

@@ -25,6 +25,13 @@ pub enum Incoming {
     Closed,
 }
 
+enum Framed {
+    Message,
+    /// A literal over the bound: skipped, with the command's tag if it could be read.
+    TooBig(Option<Tag<'static>>),
+    Closed,
+}
+
 pub struct Wire<S> {
     pub(crate) connection: Connection<S>,
     fragmentizer: Fragmentizer,
@@ -43,14 +50,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     }
 
     /// Reads until a whole message is there; a sync literal within the limit is invited with a
-    /// continuation, one beyond it refused and skipped.
-    async fn next_message(&mut self) -> io::Result<bool> {
+    /// continuation, one beyond it refused at once (the peer waits for the invitation, so
+    /// nothing of it is read).
+    async fn next_message(&mut self) -> io::Result<Framed> {
         loop {
             let Some(fragment) = self.fragmentizer.progress() else {
                 let mut buffer = [0u8; 4096];
                 let read = self.connection.read(&mut buffer).await?;
                 if read == 0 {
-                    return Ok(false);
+                    return Ok(Framed::Closed);
                 }
                 self.fragmentizer.enqueue_bytes(&buffer[..read]);
                 continue;
@@ -60,23 +68,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 ..
             } = fragment
             {
-                if length <= MAX_MESSAGE && !self.fragmentizer.is_max_message_size_exceeded() {
-                    if mode == LiteralMode::Sync {
-                        self.send_raw(b"+ Ready for literal data\r\n").await?;
-                    }
-                } else {
-                    self.fragmentizer.poison_message();
+                if length > MAX_MESSAGE || self.fragmentizer.is_max_message_size_exceeded() {
+                    let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
+                    self.fragmentizer.skip_message();
+                    return Ok(Framed::TooBig(tag));
+                }
+                if mode == LiteralMode::Sync {
+                    self.send_raw(b"+ Ready for literal data\r\n").await?;
                 }
             }
             if self.fragmentizer.is_message_complete() {
-                return Ok(true);
+                return Ok(Framed::Message);
             }
         }
     }
 
     pub async fn next_command(&mut self) -> io::Result<Incoming> {
-        if !self.next_message().await? {
-            return Ok(Incoming::Closed);
+        match self.next_message().await? {
+            Framed::Closed => return Ok(Incoming::Closed),
+            Framed::TooBig(tag) => return Ok(Incoming::Bad(tag, "Literal too big")),
+            Framed::Message => {}
         }
         if self.fragmentizer.is_max_message_size_exceeded() {
             let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
@@ -93,7 +104,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
 
     /// During IDLE: true when the peer sent DONE, false if it sent something else or closed.
     pub async fn idle_done(&mut self) -> io::Result<bool> {
-        if !self.next_message().await? {
+        if !matches!(self.next_message().await?, Framed::Message) {
             return Ok(false);
         }
         Ok(self
