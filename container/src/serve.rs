@@ -153,11 +153,16 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     if let Some(outgoing) = mail.outgoing {
         background.push(tokio::spawn(outgoing.run(std::future::pending())));
     }
+    let closing = mail.imap.clone();
     let imap = pushmail_listener::serve(
         imap_listener,
         mail.imap,
         pushmail_listener::Limits::default(),
-        pushmail_http::shutdown_signal(),
+        async move {
+            pushmail_http::shutdown_signal().await;
+            // Idlers are told BYE now rather than cut off when the grace period ends.
+            closing.close();
+        },
     );
     background.push(tokio::spawn(imap_heartbeat(wired.store.clone())));
     let served = tokio::try_join!(subscribe, admin, smtp, submission, imap);

@@ -409,3 +409,44 @@ async fn literals_namespace_and_enable() {
         "{enable:?}"
     );
 }
+
+#[tokio::test]
+async fn closing_tells_idlers_and_waiting_sessions_bye() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let hints = tokio::sync::broadcast::channel(8).0;
+    let imap = std::sync::Arc::new(Imap::new(h.store.clone(), loopback_plaintext(), hints));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let closing = imap.clone();
+    let served = tokio::spawn(pushmail_listener::serve(
+        listener,
+        imap,
+        pushmail_listener::Limits::default(),
+        async move {
+            let _ = stopped.await;
+            closing.close();
+        },
+    ));
+    let (mut idler, _) = Peer::connect(address).await;
+    idler
+        .command("g1", &format!("LOGIN {alice} \"{PASSWORD}\""))
+        .await;
+    idler.command("g2", "SELECT INBOX").await;
+    idler.writer.write_all(b"g3 IDLE\r\n").await.unwrap();
+    assert!(idler.line().await.starts_with("+ "));
+    let (mut waiting, _) = Peer::connect(address).await;
+    stop.send(()).unwrap();
+    assert!(idler.line().await.starts_with("* BYE"), "the idler is told");
+    assert!(
+        waiting.line().await.starts_with("* BYE"),
+        "a session between commands is told"
+    );
+    // Every session ended: the listener stops well before its 30 s grace.
+    tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .expect("stopped")
+        .unwrap()
+        .unwrap();
+}

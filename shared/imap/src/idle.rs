@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
-use crate::session::{Imap, Next, Result, Session, ok, send_status};
+use crate::session::{Imap, Next, Result, Session, bye, ok, send_status};
 use crate::wire::Wire;
 
 enum Wake {
@@ -18,6 +18,7 @@ enum Wake {
     Look,
     Keepalive,
     TooLong,
+    Closing,
 }
 
 impl Imap {
@@ -29,6 +30,7 @@ impl Imap {
         tag: Tag<'static>,
     ) -> Result<Next> {
         let mut hints = self.hints.subscribe();
+        let mut closing = self.closing();
         wire.send_raw(b"+ idling\r\n").await?;
         // Anything delivered since the folder was selected, at once.
         self.report_changes(wire, session).await?;
@@ -49,6 +51,7 @@ impl Imap {
                 () = tokio::time::sleep(self.settings.idle_poll) => Wake::Look,
                 () = tokio::time::sleep_until(keepalive) => Wake::Keepalive,
                 () = tokio::time::sleep_until(ends) => Wake::TooLong,
+                _ = async { closing.wait_for(|closing| *closing).await.is_ok() } => Wake::Closing,
             };
             match wake {
                 Wake::Done(true) => {
@@ -63,6 +66,10 @@ impl Imap {
                 Wake::Keepalive => {
                     keepalive = Instant::now() + self.settings.keepalive;
                     wire.send_raw(b"* OK Still here\r\n").await?;
+                }
+                Wake::Closing => {
+                    bye(wire, "Server shutting down").await?;
+                    return Ok(Next::Logout);
                 }
                 Wake::TooLong => {
                     wire.send_raw(b"* BYE IDLE for too long; reconnect\r\n")

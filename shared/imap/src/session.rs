@@ -64,6 +64,9 @@ pub struct Imap {
     tls: Option<TlsAcceptor>,
     /// Accounts whose mailboxes changed in this process: idlers wake at once.
     pub(crate) hints: broadcast::Sender<Address>,
+    /// True once the listener is shutting down: sessions say BYE between commands and idlers
+    /// at once, instead of being cut off when the grace period ends.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// A session's state.
@@ -95,7 +98,17 @@ impl Imap {
             settings,
             tls: None,
             hints,
+            closing: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Tells every session to end (RFC 3501 §7.1.5: an untagged BYE), and new ones too.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     pub fn with_tls(mut self, acceptor: TlsAcceptor) -> Self {
@@ -186,7 +199,15 @@ impl Imap {
             } else {
                 self.settings.login_timeout
             };
-            let incoming = match tokio::time::timeout(limit, wire.next_command()).await {
+            let mut closing = self.closing();
+            let read = tokio::select! {
+                read = tokio::time::timeout(limit, wire.next_command()) => read,
+                _ = async { closing.wait_for(|closing| *closing).await.is_ok() } => {
+                    bye(wire, "Server shutting down").await?;
+                    return Ok(Next::Logout);
+                }
+            };
+            let incoming = match read {
                 Ok(incoming) => incoming?,
                 Err(_) => {
                     bye(wire, "Autologout; idle for too long").await?;
@@ -359,7 +380,10 @@ pub(crate) async fn no_or_bad<S: AsyncRead + AsyncWrite + Unpin>(
     send_status(wire, Some(tag), kind, None, text).await
 }
 
-async fn bye<S: AsyncRead + AsyncWrite + Unpin>(wire: &mut Wire<S>, text: &str) -> Result<()> {
+pub(crate) async fn bye<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<S>,
+    text: &str,
+) -> Result<()> {
     let text =
         Text::try_from(text.to_owned()).unwrap_or_else(|_| Text::try_from("Bye").expect("text"));
     wire.send(&Response::Status(Status::Bye(Bye { code: None, text })))
