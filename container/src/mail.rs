@@ -50,6 +50,10 @@ pub struct MailOptions {
     /// --imap-plaintext-login-on-loopback).
     #[arg(long, env = "PUSHMAIL_IMAP_ADDR", default_value = "127.0.0.1:1143")]
     pub imap_addr: SocketAddr,
+    /// Where IMAP listens with TLS from the first byte (IMAPS, port 993's job); only with a
+    /// certificate (--tls-cert, or --demo's).
+    #[arg(long, env = "PUSHMAIL_IMAPS_ADDR", default_value = "127.0.0.1:1993")]
+    pub imaps_addr: SocketAddr,
     /// Allow LOGIN without TLS from loopback peers on the IMAP listener (local tests; on with
     /// --demo). Never from other addresses.
     #[arg(long, env = "PUSHMAIL_IMAP_PLAINTEXT_LOGIN_ON_LOOPBACK")]
@@ -72,6 +76,8 @@ pub struct MailListeners {
     pub inbound: Arc<Smtp>,
     pub submission: Arc<Smtp>,
     pub imap: Arc<Imap>,
+    /// IMAPS, when there is a certificate.
+    pub imaps: Option<Arc<Imap>>,
     pub outgoing: Option<Arc<Outgoing>>,
 }
 
@@ -119,21 +125,26 @@ impl MailOptions {
                 None => smtp,
             }
         };
-        let imap = Imap::new(
-            store.clone(),
-            ImapSettings {
-                hostname: self.hostname.clone(),
-                plaintext_login_on_loopback: self.imap_plaintext_login_on_loopback || demo,
-                ..ImapSettings::default()
-            },
-            changes.clone(),
-        );
-        let imap = match &tls {
-            Some(acceptor) => imap.with_tls(acceptor.clone()),
-            None => imap,
+        let imap_settings = ImapSettings {
+            hostname: self.hostname.clone(),
+            plaintext_login_on_loopback: self.imap_plaintext_login_on_loopback || demo,
+            ..ImapSettings::default()
+        };
+        let imap = Imap::new(store.clone(), imap_settings.clone(), changes.clone());
+        let (imap, imaps) = match &tls {
+            Some(acceptor) => (
+                imap.with_tls(acceptor.clone()),
+                Some(Arc::new(
+                    Imap::new(store.clone(), imap_settings, changes.clone())
+                        .with_tls(acceptor.clone())
+                        .implicit_tls(),
+                )),
+            ),
+            None => (imap, None),
         };
         Ok(MailListeners {
             imap: Arc::new(imap),
+            imaps,
             inbound: Arc::new(finish(
                 Smtp::inbound(store.clone(), smtp_settings.clone()),
                 &tls,

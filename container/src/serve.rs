@@ -95,6 +95,14 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
             dispatcher.waker(),
         )
         .await?;
+    let imaps_listener = match &mail.imaps {
+        Some(_) => Some(bind(options.mail.imaps_addr).await?),
+        None => None,
+    };
+    let imaps_address = match &imaps_listener {
+        Some(listener) => listener.local_addr()?.to_string(),
+        None => "off (no certificate)".to_owned(),
+    };
     let subscribe_url = format!(
         "http://{}{}",
         subscribe_listener.local_addr()?,
@@ -121,7 +129,7 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
         ACTIVATION_SWEEP_EVERY,
     )));
     println!(
-        "Subscribe URL: {subscribe_url}\nAdmin API:     http://{}/admin\nSMTP:          {smtp_address}\nSubmission:    {submission_address}\nIMAP:          {imap_address}\nStore:         {}\n",
+        "Subscribe URL: {subscribe_url}\nAdmin API:     http://{}/admin\nSMTP:          {smtp_address}\nSubmission:    {submission_address}\nIMAP:          {imap_address}\nIMAPS:         {imaps_address}\nStore:         {}\n",
         admin_listener.local_addr()?,
         settings.describe_store()
     );
@@ -153,7 +161,7 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     if let Some(outgoing) = mail.outgoing {
         background.push(tokio::spawn(outgoing.run(std::future::pending())));
     }
-    let closing = mail.imap.clone();
+    let closing = (mail.imap.clone(), mail.imaps.clone());
     let imap = pushmail_listener::serve(
         imap_listener,
         mail.imap,
@@ -161,11 +169,28 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
         async move {
             pushmail_http::shutdown_signal().await;
             // Idlers are told BYE now rather than cut off when the grace period ends.
-            closing.close();
+            closing.0.close();
+            if let Some(imaps) = &closing.1 {
+                imaps.close();
+            }
         },
     );
+    let imaps = async move {
+        match (mail.imaps, imaps_listener) {
+            (Some(imaps), Some(imaps_listener)) => {
+                pushmail_listener::serve(
+                    imaps_listener,
+                    imaps,
+                    pushmail_listener::Limits::default(),
+                    pushmail_http::shutdown_signal(),
+                )
+                .await
+            }
+            _ => Ok(()),
+        }
+    };
     background.push(tokio::spawn(imap_heartbeat(wired.store.clone())));
-    let served = tokio::try_join!(subscribe, admin, smtp, submission, imap);
+    let served = tokio::try_join!(subscribe, admin, smtp, submission, imap, imaps);
     for task in background {
         task.abort();
     }

@@ -55,6 +55,7 @@ async fn start(data_dir: &Path) -> Process {
         .args(["--smtp-addr", "127.0.0.1:0"])
         .args(["--submission-addr", "127.0.0.1:0"])
         .args(["--imap-addr", "127.0.0.1:0"])
+        .args(["--imaps-addr", "127.0.0.1:0"])
         .env_remove("AWS_ENDPOINT_URL")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

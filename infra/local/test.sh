@@ -59,7 +59,7 @@ target/debug/pushmail heartbeat --store dynamodb
 PUSHMAIL_TOKEN=$(target/debug/pushmail bootstrap --store dynamodb --label e2e)
 export PUSHMAIL_TOKEN
 mkdir -p .local
-target/debug/pushmail --store dynamodb --mail ses --local-mode true --smtp-addr "127.0.0.1:$e2e_smtp_port" --submission-addr 127.0.0.1:0 --imap-addr 127.0.0.1:0 \
+target/debug/pushmail --store dynamodb --mail ses --local-mode true --smtp-addr "127.0.0.1:$e2e_smtp_port" --submission-addr 127.0.0.1:0 --imap-addr 127.0.0.1:0 --imaps-addr 127.0.0.1:0 \
   --subscribe-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin_port" >.local/e2e-dynamodb.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
@@ -103,9 +103,10 @@ admin_port=$(free_port)
 smtp_port=$(free_port)
 submission_port=$(free_port)
 imap_port=$(free_port)
+imaps_port=$(free_port)
 local_dir=$(mktemp -d)
 target/debug/pushmail --data-dir "$local_dir" --demo --subscribe-addr "127.0.0.1:$port" \
-  --admin-addr "127.0.0.1:$admin_port" --smtp-addr "127.0.0.1:$smtp_port" --submission-addr "127.0.0.1:$submission_port" --imap-addr "127.0.0.1:$imap_port" \
+  --admin-addr "127.0.0.1:$admin_port" --smtp-addr "127.0.0.1:$smtp_port" --submission-addr "127.0.0.1:$submission_port" --imap-addr "127.0.0.1:$imap_port" --imaps-addr "127.0.0.1:$imaps_port" \
   --smarthost "127.0.0.1:$sink_port" >.local/e2e-pushmail.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
@@ -155,7 +156,7 @@ dkim_record=$(sed -n 's/^Demo DKIM: .* TXT "\(.*\)"$/\1/p' .local/e2e-pushmail.l
 
 echo "== imaplib and IMAPClient (IDLE) against the IMAP listener"
 "$venv/bin/python" tests/e2e/imap_client.py --imap-port "$imap_port" --smtp-port "$smtp_port" \
-  --user alice@example.com --password alice-password
+  --user alice@example.com --password alice-password --imaps-port "$imaps_port"
 
 rm -rf "$local_dir" "$sink_dir"
 echo "end-to-end: 7 passed, 0 failed"

@@ -21,6 +21,7 @@ def main():
     parser.add_argument("--smtp-port", type=int, required=True)
     parser.add_argument("--user", required=True)
     parser.add_argument("--password", required=True)
+    parser.add_argument("--imaps-port", type=int, help="also log in over IMAPS (TLS from the start)")
     args = parser.parse_args()
     passed = failed = 0
 
@@ -66,6 +67,15 @@ def main():
         body = fetched[newest][b"BODY[]"]
         check("the new message can be fetched", subject.encode() in body, body[:200])
         check("there is one more message", len(uids) == before + 1, (len(uids), before))
+
+    if args.imaps_port:
+        with IMAPClient("127.0.0.1", port=args.imaps_port, ssl=True, ssl_context=context) as client:
+            caps = client.capabilities()
+            check("IMAPS offers LOGIN, not STARTTLS",
+                  b"STARTTLS" not in caps and b"LOGINDISABLED" not in caps, caps)
+            client.login(args.user, args.password)
+            selected = client.select_folder("INBOX")
+            check("IMAPS LOGIN and SELECT", selected[b"EXISTS"] >= 1, selected)
 
     print(f"imap: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

@@ -67,6 +67,8 @@ pub struct Imap {
     /// True once the listener is shutting down: sessions say BYE between commands and idlers
     /// at once, instead of being cut off when the grace period ends.
     closing: tokio::sync::watch::Sender<bool>,
+    /// TLS from the first byte (port 993's way) rather than after STARTTLS.
+    implicit_tls: bool,
 }
 
 /// A session's state.
@@ -99,7 +101,14 @@ impl Imap {
             tls: None,
             hints,
             closing: tokio::sync::watch::channel(false).0,
+            implicit_tls: false,
         }
+    }
+
+    /// The same listener with TLS from the first byte (IMAPS): needs `with_tls`.
+    pub fn implicit_tls(mut self) -> Self {
+        self.implicit_tls = true;
+        self
     }
 
     /// Tells every session to end (RFC 3501 §7.1.5: an untagged BYE), and new ones too.
@@ -146,9 +155,25 @@ impl Imap {
 
     /// Runs one session to its end.
     pub async fn converse<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, peer: SocketAddr) {
-        let mut wire = Wire::new(Connection::Plain(stream));
+        let mut connection = Connection::Plain(stream);
+        if self.implicit_tls {
+            let Some(acceptor) = &self.tls else { return };
+            connection = match Connection::start_tls(
+                tokio::io::BufReader::new(connection),
+                acceptor,
+            )
+            .await
+            {
+                Ok(tls) => tls,
+                Err(error) => {
+                    info!(%peer, %error, "IMAPS handshake failed");
+                    return;
+                }
+            };
+        }
+        let mut wire = Wire::new(connection);
         let mut session = Session {
-            tls: false,
+            tls: self.implicit_tls,
             user: None,
             aliases: Vec::new(),
             selected: None,
