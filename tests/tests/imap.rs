@@ -450,3 +450,49 @@ async fn closing_tells_idlers_and_waiting_sessions_bye() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn authenticate_plain_with_and_without_an_initial_response() {
+    use base64::Engine;
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let plain = |password: &str| {
+        base64::engine::general_purpose::STANDARD.encode(format!("\0{alice}\0{password}"))
+    };
+    let (mut peer, greeting) = Peer::connect(address).await;
+    assert!(
+        greeting.contains("AUTH=PLAIN") && greeting.contains("SASL-IR"),
+        "{greeting}"
+    );
+    let wrong = peer
+        .command("h1", &format!("AUTHENTICATE PLAIN {}", plain("wrong")))
+        .await;
+    assert!(last(&wrong).starts_with("h1 NO"), "{wrong:?}");
+    // Cancelled half-way.
+    peer.writer
+        .write_all(b"h2 AUTHENTICATE PLAIN\r\n")
+        .await
+        .unwrap();
+    assert!(peer.line().await.starts_with("+"));
+    peer.writer.write_all(b"*\r\n").await.unwrap();
+    assert!(peer.line().await.starts_with("h2 BAD"));
+    // The response on a line of its own.
+    peer.writer
+        .write_all(b"h3 AUTHENTICATE PLAIN\r\n")
+        .await
+        .unwrap();
+    assert!(peer.line().await.starts_with("+"));
+    peer.writer
+        .write_all(format!("{}\r\n", plain(PASSWORD)).as_bytes())
+        .await
+        .unwrap();
+    let ok = peer.line().await;
+    assert!(ok.starts_with("h3 OK"), "{ok}");
+    // With SASL-IR, on a second connection.
+    let (mut second, _) = Peer::connect(address).await;
+    let ok = second
+        .command("i1", &format!("AUTHENTICATE PLAIN {}", plain(PASSWORD)))
+        .await;
+    assert!(last(&ok).starts_with("i1 OK"), "{ok:?}");
+}

@@ -9,4 +9,5 @@ pub mod notice;
 pub mod password;
 pub mod protocol;
 pub mod rules;
+pub mod sasl;
 pub mod types;

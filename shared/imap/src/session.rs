@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{Tag, Text, Vec1};
 use imap_codec::imap_types::response::{
     Bye, Capability, Code, Data, Greeting, Response, Status, StatusBody, StatusKind, Tagged,
 };
 use pushmail_core::folder::FolderName;
+use pushmail_core::sasl::parse_plain;
 use pushmail_core::types::{Account, Address, quoted};
 use pushmail_listener::Connection;
 use pushmail_store::credentials::{CredentialError, check_login};
@@ -138,7 +140,9 @@ impl Imap {
             if self.tls.is_some() && !session.tls {
                 capabilities.push(Capability::StartTls);
             }
-            if !self.login_allowed(session) {
+            if self.login_allowed(session) {
+                capabilities.extend([Capability::Auth(AuthMechanism::Plain), Capability::SaslIr]);
+            } else {
                 capabilities.push(Capability::LoginDisabled);
             }
         } else {
@@ -282,6 +286,39 @@ impl Imap {
                 } else {
                     ok(wire, tag, "Begin TLS negotiation now").await?;
                     return Ok(Next::StartTls);
+                }
+            }
+            CommandBody::Authenticate {
+                mechanism,
+                initial_response,
+            } => {
+                if mechanism != AuthMechanism::Plain {
+                    no_or_bad(wire, tag, StatusKind::No, "Only AUTHENTICATE PLAIN").await?;
+                } else if !self.login_allowed(session) || session.user.is_some() {
+                    // Checked before any exchange, as LOGIN is.
+                    self.login(wire, session, tag, "", "").await?;
+                } else {
+                    let response = match initial_response {
+                        Some(data) => Some(data.declassify().to_vec()),
+                        None => {
+                            wire.send_raw(b"+ \r\n").await?;
+                            wire.authenticate_data().await?
+                        }
+                    };
+                    match response.as_deref().and_then(parse_plain) {
+                        Some((login, password)) => {
+                            self.login(wire, session, tag, &login, &password).await?;
+                        }
+                        None => {
+                            no_or_bad(
+                                wire,
+                                tag,
+                                StatusKind::Bad,
+                                "AUTHENTICATE cancelled or malformed",
+                            )
+                            .await?;
+                        }
+                    }
                 }
             }
             CommandBody::Login { username, password } => {

@@ -7,10 +7,13 @@ use std::io;
 use imap_codec::encode::Encoder;
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::auth::AuthenticateData;
 use imap_codec::imap_types::command::Command;
 use imap_codec::imap_types::core::{LiteralMode, Tag};
 use imap_codec::imap_types::response::{Greeting, Response};
-use imap_codec::{CommandCodec, GreetingCodec, IdleDoneCodec, ResponseCodec};
+use imap_codec::{
+    AuthenticateDataCodec, CommandCodec, GreetingCodec, IdleDoneCodec, ResponseCodec,
+};
 use pushmail_listener::Connection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -100,6 +103,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 Ok(Incoming::Bad(tag, "Syntax error"))
             }
         }
+    }
+
+    /// During AUTHENTICATE: the client's response, `None` if it cancelled (`*`) or sent
+    /// something that is not one.
+    pub async fn authenticate_data(&mut self) -> io::Result<Option<Vec<u8>>> {
+        if !matches!(self.next_message().await?, Framed::Message) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed during AUTHENTICATE",
+            ));
+        }
+        Ok(
+            match self
+                .fragmentizer
+                .decode_message(&AuthenticateDataCodec::default())
+            {
+                Ok(AuthenticateData::Continue(data)) => Some(data.declassify().to_vec()),
+                _ => None,
+            },
+        )
     }
 
     /// During IDLE: true when the peer sent DONE, false if it sent something else or closed.

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use pushmail_core::sasl::parse_plain;
 use pushmail_core::types::quoted;
 use pushmail_store::Surface;
 use pushmail_store::credentials::{CredentialError, check_login};
@@ -65,7 +66,7 @@ impl Smtp {
                         Err(answer) => return Ok(answer.into()),
                     },
                 };
-                match decode(&response).as_deref().and_then(plain_parts) {
+                match decode(&response).as_deref().and_then(parse_plain) {
                     Some(parts) => parts,
                     None => return Ok("501 5.5.2 Cannot decode the PLAIN response".into()),
                 }
@@ -161,40 +162,4 @@ fn decode(text: &str) -> Option<Vec<u8>> {
         return Some(Vec::new());
     }
     STANDARD.decode(text.trim()).ok()
-}
-
-/// PLAIN's `authzid NUL authcid NUL password` (RFC 4616); acting for someone else is refused.
-fn plain_parts(raw: &[u8]) -> Option<(String, String)> {
-    let mut parts = raw.split(|&b| b == 0);
-    let (authz, authc, password) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || authc.is_empty() {
-        return None;
-    }
-    let authc = String::from_utf8(authc.to_vec()).ok()?;
-    if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc.as_bytes()) {
-        return None;
-    }
-    Some((authc, String::from_utf8(password.to_vec()).ok()?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plain_responses() {
-        assert_eq!(
-            plain_parts(b"\0a@b.c\0pw"),
-            Some(("a@b.c".into(), "pw".into()))
-        );
-        assert_eq!(
-            plain_parts(b"a@b.c\0a@b.c\0pw"),
-            Some(("a@b.c".into(), "pw".into()))
-        );
-        // Acting as another account, or a part missing.
-        assert_eq!(plain_parts(b"boss@b.c\0a@b.c\0pw"), None);
-        assert_eq!(plain_parts(b"\0a@b.c"), None);
-        assert_eq!(plain_parts(b"\0\0pw"), None);
-        assert_eq!(plain_parts(b"\0a\0b\0c"), None);
-    }
 }
