@@ -496,3 +496,57 @@ async fn authenticate_plain_with_and_without_an_initial_response() {
         .await;
     assert!(last(&ok).starts_with("i1 OK"), "{ok:?}");
 }
+
+#[tokio::test]
+async fn store_changes_flags_and_reading_a_body_marks_it_seen() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    for subject in ["one", "two"] {
+        h.store
+            .deliver(
+                &alice,
+                &FolderName::parse("INBOX").unwrap(),
+                &NewMessage {
+                    raw: format!("Subject: {subject}\r\n\r\nx\r\n").into_bytes(),
+                    flags: vec![],
+                    internal_date: Utc::now(),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let (mut peer, _) = Peer::connect(address).await;
+    peer.command("j1", &format!("LOGIN {alice} \"{PASSWORD}\""))
+        .await;
+    peer.command("j2", "EXAMINE INBOX").await;
+    let refused = peer.command("j3", "STORE 1 +FLAGS (\\Flagged)").await;
+    assert!(last(&refused).starts_with("j3 NO"), "{refused:?}");
+    peer.command("j4", "SELECT INBOX").await;
+    let stored = peer
+        .command("j5", "STORE 1:2 +FLAGS (\\Flagged $Work)")
+        .await;
+    assert_eq!(
+        stored[0], "* 1 FETCH (FLAGS (\\Flagged $Work))\r\n",
+        "{stored:?}"
+    );
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    let silent = peer
+        .command("j6", "UID STORE 2 -FLAGS.SILENT ($Work)")
+        .await;
+    assert_eq!(silent.len(), 1, "{silent:?}");
+    let replaced = peer.command("j7", "UID STORE 1 FLAGS (\\Answered)").await;
+    assert_eq!(
+        replaced[0], "* 1 FETCH (FLAGS (\\Answered) UID 1)\r\n",
+        "{replaced:?}"
+    );
+    // PEEK leaves it unread; BODY[] marks it read.
+    let peek = peer.command("j8", "FETCH 2 (BODY.PEEK[])").await.join("");
+    assert!(!peek.contains("\\Seen"), "{peek}");
+    let read = peer.command("j9", "FETCH 2 (BODY[])").await.join("");
+    assert!(read.contains("FLAGS (\\Flagged \\Seen)"), "{read}");
+    let flags = peer.command("j10", "FETCH 1:2 (FLAGS)").await;
+    assert_eq!(flags[0], "* 1 FETCH (FLAGS (\\Answered))\r\n");
+    assert_eq!(flags[1], "* 2 FETCH (FLAGS (\\Flagged \\Seen))\r\n");
+}

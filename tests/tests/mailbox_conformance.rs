@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::{NewMessage, SpecialUse};
+use pushmail_core::mailbox::{FlagChange, NewMessage, SpecialUse};
 use pushmail_core::types::{Address, now};
 use pushmail_store::{ChangeKind, Delivery, EmbeddedStore, MailboxStore, RelayJob, Store};
 
@@ -40,6 +40,7 @@ conformance!(
     racing_deliveries_never_share_or_skip_a_uid,
     over_quota_and_unknown_folders_store_nothing,
     the_relay_queue_leases_each_job_to_one_worker,
+    racing_flag_changes_are_each_applied_with_their_own_modseq,
 );
 
 fn inbox() -> FolderName {
@@ -269,5 +270,89 @@ async fn the_relay_queue_leases_each_job_to_one_worker((store, alice): (Arc<dyn 
             .unwrap()
             .iter()
             .any(|j| j.id == id)
+    );
+}
+
+async fn racing_flag_changes_are_each_applied_with_their_own_modseq(
+    (store, alice): (Arc<dyn Store>, Address),
+) {
+    let Delivery::Stored {
+        uid,
+        modseq,
+        change,
+        ..
+    } = store
+        .deliver(&alice, &inbox(), &message("flags", 10), None)
+        .await
+        .unwrap()
+    else {
+        panic!("not stored");
+    };
+    // Ten writers add a flag each at once: none is lost.
+    let added = futures::future::join_all((0..10).map(|i| {
+        let (store, alice) = (store.clone(), alice.clone());
+        async move {
+            let flag = FlagChange::Add(vec![format!("$Label{i}")]);
+            store
+                .update_flags(&alice, &inbox(), uid, &flag)
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    assert!(added.iter().all(Option::is_some));
+    let meta = &store.messages(&alice, &inbox(), 0, 10).await.unwrap()[0];
+    assert_eq!(meta.flags.len(), 10, "{:?}", meta.flags);
+    assert_eq!(meta.modseq, modseq + 10);
+    let folder = store.folder(&alice, &inbox()).await.unwrap().unwrap();
+    assert_eq!(folder.highest_modseq, modseq + 10);
+    let changes = store.changes_since(&alice, change, 100).await.unwrap();
+    assert_eq!(changes.len(), 10);
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.kind == ChangeKind::Flags && c.uid == uid)
+    );
+    // Case-insensitive, once; no change, no new modseq; removal; unknown message.
+    let same = FlagChange::Add(vec!["$label0".into()]);
+    store
+        .update_flags(&alice, &inbox(), uid, &same)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .folder(&alice, &inbox())
+            .await
+            .unwrap()
+            .unwrap()
+            .highest_modseq,
+        modseq + 10
+    );
+    let replaced = store
+        .update_flags(
+            &alice,
+            &inbox(),
+            uid,
+            &FlagChange::Replace(vec!["\\Seen".into()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced, Some(vec!["\\Seen".to_owned()]));
+    let removed = store
+        .update_flags(
+            &alice,
+            &inbox(),
+            uid,
+            &FlagChange::Remove(vec!["\\SEEN".into()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(removed, Some(vec![]));
+    assert_eq!(
+        store
+            .update_flags(&alice, &inbox(), uid + 99, &same)
+            .await
+            .unwrap(),
+        None
     );
 }

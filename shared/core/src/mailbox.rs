@@ -138,6 +138,40 @@ pub struct MessageMeta {
     pub envelope: Envelope,
 }
 
+/// A change of a message's flags (IMAP STORE, or a FETCH of its body marking it seen).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlagChange {
+    Add(Vec<String>),
+    Remove(Vec<String>),
+    Replace(Vec<String>),
+}
+
+impl FlagChange {
+    /// The flags after the change; flags compare case-insensitively (RFC 3501 §2.3.2) and are
+    /// kept once, in the order they came.
+    pub fn apply(&self, flags: &[String]) -> Vec<String> {
+        let same = |a: &String, b: &String| a.eq_ignore_ascii_case(b);
+        let mut out: Vec<String> = match self {
+            Self::Replace(new) => new.clone(),
+            Self::Add(new) => flags.iter().chain(new).cloned().collect(),
+            Self::Remove(gone) => flags
+                .iter()
+                .filter(|f| !gone.iter().any(|g| same(f, g)))
+                .cloned()
+                .collect(),
+        };
+        let mut seen: Vec<String> = Vec::with_capacity(out.len());
+        out.retain(|f| {
+            let first = !seen.iter().any(|s| same(s, f));
+            if first {
+                seen.push(f.clone());
+            }
+            first
+        });
+        out
+    }
+}
+
 /// A message to store: its raw bytes (CRLF lines, as received) and what to record with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {

@@ -13,9 +13,11 @@ use imap_codec::imap_types::fetch::{
 use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
+use pushmail_core::mailbox::FlagChange;
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::folders::Selected;
 use crate::session::{Imap, Result, Session};
 use crate::wire::Wire;
 
@@ -28,6 +30,8 @@ struct Wanted {
     internal_date: bool,
     /// The whole message, as `BODY[]` or as `RFC822`.
     body: Option<BodyForm>,
+    /// `BODY.PEEK[]`: the message is not marked read.
+    peek: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -55,8 +59,13 @@ fn wanted(names: &MacroOrMessageDataItemNames<'_>, uid: bool) -> Wanted {
             MessageDataItemName::Flags => wanted.flags = true,
             MessageDataItemName::Rfc822Size => wanted.size = true,
             MessageDataItemName::InternalDate => wanted.internal_date = true,
-            MessageDataItemName::BodyExt { section: None, .. } => {
-                wanted.body = Some(BodyForm::Body)
+            MessageDataItemName::BodyExt {
+                section: None,
+                peek,
+                ..
+            } => {
+                wanted.body = Some(BodyForm::Body);
+                wanted.peek = peek;
             }
             MessageDataItemName::Rfc822 => wanted.body = Some(BodyForm::Rfc822),
             _ => {}
@@ -69,6 +78,38 @@ fn flag(name: &str) -> Option<FlagFetch<'static>> {
     Flag::try_from(name)
         .ok()
         .map(|flag| FlagFetch::Flag(flag.into_static()))
+}
+
+/// (sequence number, UID) of each message of the selected folder a set names, in order.
+pub(crate) fn targets(selected: &Selected, set: &SequenceSet, by_uid: bool) -> Vec<(u32, u32)> {
+    if by_uid {
+        let Some(largest) = selected.uids.last().and_then(|&u| NonZeroU32::new(u)) else {
+            return Vec::new();
+        };
+        let asked: std::collections::BTreeSet<u32> =
+            set.iter(largest).map(NonZeroU32::get).collect();
+        selected
+            .uids
+            .iter()
+            .enumerate()
+            .filter(|(_, uid)| asked.contains(uid))
+            .map(|(i, &uid)| (i as u32 + 1, uid))
+            .collect()
+    } else {
+        let Some(largest) = NonZeroU32::new(selected.uids.len() as u32) else {
+            return Vec::new();
+        };
+        set.iter(largest)
+            .filter_map(|seq| {
+                let uid = *selected.uids.get(seq.get() as usize - 1)?;
+                Some((seq.get(), uid))
+            })
+            .collect()
+    }
+}
+
+pub(crate) fn flag_items(flags: &[String]) -> MessageDataItem<'static> {
+    MessageDataItem::Flags(flags.iter().filter_map(|f| flag(f)).collect())
 }
 
 impl Imap {
@@ -85,32 +126,9 @@ impl Imap {
             return Ok(());
         };
         let wanted = wanted(&names, by_uid);
-        // (sequence number, UID) of each message the set names, in order.
-        let targets: Vec<(u32, u32)> = if by_uid {
-            let Some(largest) = selected.uids.last().and_then(|&u| NonZeroU32::new(u)) else {
-                return Ok(());
-            };
-            let asked: std::collections::BTreeSet<u32> =
-                set.iter(largest).map(NonZeroU32::get).collect();
-            selected
-                .uids
-                .iter()
-                .enumerate()
-                .filter(|(_, uid)| asked.contains(uid))
-                .map(|(i, &uid)| (i as u32 + 1, uid))
-                .collect()
-        } else {
-            let Some(largest) = NonZeroU32::new(selected.uids.len() as u32) else {
-                return Ok(());
-            };
-            set.iter(largest)
-                .filter_map(|seq| {
-                    let uid = *selected.uids.get(seq.get() as usize - 1)?;
-                    Some((seq.get(), uid))
-                })
-                .collect()
-        };
+        let targets = targets(selected, set, by_uid);
         let folder = selected.folder.clone();
+        let selected_read_only = selected.read_only;
         let first = targets.first().map(|(_, uid)| uid - 1).unwrap_or(0);
         let metas = self
             .store
@@ -127,10 +145,25 @@ impl Imap {
             {
                 items.push(MessageDataItem::Uid(uid));
             }
-            if wanted.flags {
-                items.push(MessageDataItem::Flags(
-                    meta.flags.iter().filter_map(|f| flag(f)).collect(),
-                ));
+            let mut flags = meta.flags.clone();
+            // BODY[] and RFC822 (not BODY.PEEK[]) mark the message read, in a read-write view.
+            if wanted.body.is_some()
+                && !wanted.peek
+                && !selected_read_only
+                && !flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"))
+            {
+                let seen = FlagChange::Add(vec!["\\Seen".to_owned()]);
+                if let Some(after) = self
+                    .store
+                    .update_flags(account, &folder, uid, &seen)
+                    .await
+                    .map_err(std::io::Error::other)?
+                {
+                    flags = after;
+                }
+            }
+            if wanted.flags || (wanted.body.is_some() && !wanted.peek && !selected_read_only) {
+                items.push(flag_items(&flags));
             }
             if wanted.size {
                 items.push(MessageDataItem::Rfc822Size(meta.size as u32));

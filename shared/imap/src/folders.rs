@@ -21,6 +21,8 @@ use crate::wire::Wire;
 /// The selected folder as this session sees it.
 pub(crate) struct Selected {
     pub folder: FolderName,
+    /// EXAMINE: nothing in the folder changes through this view.
+    pub read_only: bool,
     /// UIDs in order: message sequence number n is `uids[n - 1]`.
     pub uids: Vec<u32>,
     /// The account's change counter this view has caught up with.
@@ -218,12 +220,34 @@ impl Imap {
                 .await?;
                 ok(wire, tag, "FETCH done").await?;
             }
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                ..
+            } if session.selected.is_some() => {
+                self.store_flags(
+                    wire,
+                    session,
+                    &user.address,
+                    tag,
+                    &sequence_set,
+                    kind,
+                    response,
+                    &flags,
+                    uid,
+                )
+                .await?;
+            }
             CommandBody::Idle if session.selected.is_some() => {
                 return self.idle(wire, session, &user.address, tag).await;
             }
             CommandBody::Close
             | CommandBody::Unselect
             | CommandBody::Fetch { .. }
+            | CommandBody::Store { .. }
             | CommandBody::Idle => {
                 no_or_bad(wire, tag, StatusKind::Bad, "Select a folder first").await?;
             }
@@ -352,6 +376,7 @@ impl Imap {
         }
         session.selected = Some(Selected {
             folder: folder.name,
+            read_only,
             uids,
             seen_change,
         });

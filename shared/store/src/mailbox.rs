@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::{Folder, MessageMeta, NewMessage};
+use pushmail_core::mailbox::{FlagChange, Folder, MessageMeta, NewMessage};
 use pushmail_core::types::Address;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +42,8 @@ pub struct Change {
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     Added,
+    /// The message's flags changed.
+    Flags,
 }
 
 #[async_trait]
@@ -71,6 +73,15 @@ pub trait MailboxStore: Send + Sync {
         message: &NewMessage,
         quota_bytes: Option<u64>,
     ) -> StoreResult<Delivery>;
+    /// Changes a message's flags in one atomic write with the folder's HIGHESTMODSEQ and the
+    /// account's change log; the flags after it, or `None` if there is no such message.
+    async fn update_flags(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uid: u32,
+        change: &FlagChange,
+    ) -> StoreResult<Option<Vec<String>>>;
     /// A folder's messages with a UID above `after_uid`, in UID order, at most `limit`.
     async fn messages(
         &self,

@@ -6,7 +6,7 @@
 
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{
-    DEFAULT_FOLDERS, Envelope, Folder, MessageMeta, NewMessage, SpecialUse,
+    DEFAULT_FOLDERS, Envelope, FlagChange, Folder, MessageMeta, NewMessage, SpecialUse,
 };
 
 use pushmail_core::notice::Notice;
@@ -14,15 +14,15 @@ use pushmail_core::notice::Notice;
 use super::*;
 use crate::mailbox::{Change, ChangeKind, Delivery};
 
-const STATE_SK: &str = "MAILSTATE";
+pub(super) const STATE_SK: &str = "MAILSTATE";
 
-fn folder_sk(name: &FolderName) -> String {
+pub(super) fn folder_sk(name: &FolderName) -> String {
     format!("FOLDER#{name}")
 }
 
 /// U+0001 ends the folder's name: no folder name contains a control character, so one
 /// folder's messages never sort among another's (`a` and `a#b`, say).
-fn message_sk(name: &FolderName, uid: u32) -> String {
+pub(super) fn message_sk(name: &FolderName, uid: u32) -> String {
     format!("MSG#{name}\u{1}{uid:010}")
 }
 
@@ -31,7 +31,7 @@ fn messages_end(name: &FolderName) -> String {
     format!("MSG#{name}\u{2}")
 }
 
-fn change_sk(counter: u64) -> String {
+pub(super) fn change_sk(counter: u64) -> String {
     format!("CHANGE#{counter:020}")
 }
 
@@ -135,7 +135,17 @@ impl DynamoStore {
     }
 
     /// The account's usage and change counter, and whether the item exists.
-    async fn mail_state(&self, account: &Address) -> StoreResult<(u64, u64, bool)> {
+    /// This process's writes to one account's mailbox take turns (striped by account), so
+    /// they do not spend their conditional writes on each other; other processes still race.
+    pub(super) async fn account_turn(&self, account: &Address) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        account.hash(&mut hasher);
+        let stripe = (hasher.finish() % DELIVERY_STRIPES as u64) as usize;
+        self.delivery_turns[stripe].lock().await
+    }
+
+    pub(super) async fn mail_state(&self, account: &Address) -> StoreResult<(u64, u64, bool)> {
         Ok(match self.get(account_pk(account), STATE_SK).await? {
             Some(item) => (get_n(&item, "usage_bytes")?, get_n(&item, "changes")?, true),
             None => (0, 0, false),
@@ -211,13 +221,7 @@ impl crate::MailboxStore for DynamoStore {
         let key = body_key(account);
         bodies.put_body(&key, &message.raw).await?;
         let pk = account_pk(account);
-        let stripe = {
-            use std::hash::{Hash, Hasher};
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            account.hash(&mut hasher);
-            (hasher.finish() % DELIVERY_STRIPES as u64) as usize
-        };
-        let _turn = self.delivery_turns[stripe].lock().await;
+        let _turn = self.account_turn(account).await;
         let stored = contended("one account's mailbox", || async {
             let Some(current) = self.folder(account, folder).await? else {
                 return Ok(Attempt::Done(Delivery::NoSuchFolder));
@@ -334,6 +338,16 @@ impl crate::MailboxStore for DynamoStore {
         Ok(stored)
     }
 
+    async fn update_flags(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uid: u32,
+        change: &FlagChange,
+    ) -> StoreResult<Option<Vec<String>>> {
+        self.change_flags(account, folder, uid, change).await
+    }
+
     async fn messages(
         &self,
         account: &Address,
@@ -392,6 +406,7 @@ impl crate::MailboxStore for DynamoStore {
                 uid: get_n(item, "uid")?,
                 kind: match get_s(item, "kind")? {
                     "added" => ChangeKind::Added,
+                    "flags" => ChangeKind::Flags,
                     _ => return Err(corrupt(item, "kind")),
                 },
             })

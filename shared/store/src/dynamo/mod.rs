@@ -522,6 +522,7 @@ fn rate_pk(scope: &FailureScope<'_>, window_start: DateTime<Utc>) -> String {
 mod accounts;
 mod admin;
 mod domains;
+mod flags;
 mod guards;
 mod kept_mail;
 mod links;

@@ -2,7 +2,9 @@
 //! transaction (durable on commit).
 
 use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::{DEFAULT_FOLDERS, Envelope, Folder, MessageMeta, NewMessage};
+use pushmail_core::mailbox::{
+    DEFAULT_FOLDERS, Envelope, FlagChange, Folder, MessageMeta, NewMessage,
+};
 use pushmail_core::notice::Notice;
 use redb::TableDefinition;
 
@@ -202,6 +204,52 @@ impl crate::MailboxStore for EmbeddedStore {
                 change: state.changes,
                 noticed: notice.is_some(),
             })
+        })
+        .await
+    }
+
+    async fn update_flags(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uid: u32,
+        change: &FlagChange,
+    ) -> StoreResult<Option<Vec<String>>> {
+        let (account, name, change) = (account.clone(), folder.clone(), change.clone());
+        self.write(move |txn| {
+            let mut messages = txn.open_table(MESSAGES)?;
+            let message_key = message_key(&account, &name, uid);
+            let Some(mut meta) = get::<MessageMeta>(&messages, &message_key)? else {
+                return Ok(None);
+            };
+            let flags = change.apply(&meta.flags);
+            if flags == meta.flags {
+                return Ok(Some(flags));
+            }
+            let mut folders = txn.open_table(FOLDERS)?;
+            let folder_key = folder_key(&account, &name);
+            let Some(mut folder) = get::<Folder>(&folders, &folder_key)? else {
+                return Ok(None);
+            };
+            let mut states = txn.open_table(ACCOUNT_STATE)?;
+            let mut state: AccountState = get(&states, account.as_str())?.unwrap_or_default();
+            folder.highest_modseq += 1;
+            state.changes += 1;
+            meta.flags = flags.clone();
+            meta.modseq = folder.highest_modseq;
+            messages.insert(message_key.as_str(), encode(&meta)?.as_str())?;
+            let entry = Change {
+                counter: state.changes,
+                folder: name.clone(),
+                uid,
+                kind: ChangeKind::Flags,
+            };
+            let change_key = key(&[account.as_str(), &format!("{:020}", state.changes)]);
+            txn.open_table(CHANGES)?
+                .insert(change_key.as_str(), encode(&entry)?.as_str())?;
+            folders.insert(folder_key.as_str(), encode(&folder)?.as_str())?;
+            states.insert(account.as_str(), encode(&state)?.as_str())?;
+            Ok(Some(flags))
         })
         .await
     }

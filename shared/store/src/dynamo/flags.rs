@@ -1,0 +1,97 @@
+//! Flag changes on DynamoDB: one transaction that rewrites the message's metadata and raises
+//! the folder's HIGHESTMODSEQ and the account's change counter, each conditioned on what was
+//! read, with the change-log item; a racing writer makes it read again.
+
+use pushmail_core::folder::FolderName;
+use pushmail_core::mailbox::{FlagChange, MessageMeta};
+
+use super::mailbox::{STATE_SK, change_sk, folder_sk, message_sk};
+use super::*;
+
+impl DynamoStore {
+    pub(super) async fn change_flags(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uid: u32,
+        change: &FlagChange,
+    ) -> StoreResult<Option<Vec<String>>> {
+        let pk = account_pk(account);
+        let _turn = self.account_turn(account).await;
+        contended("one account's mailbox", || async {
+            let Some(item) = self.get(pk.clone(), &message_sk(folder, uid)).await? else {
+                return Ok(Attempt::Done(None));
+            };
+            let old_json = get_s(&item, "meta")?.to_owned();
+            let mut meta: MessageMeta = serde_json::from_str(&old_json)
+                .map_err(|e| StoreError::Corrupt(format!("message metadata: {e}")))?;
+            let flags = change.apply(&meta.flags);
+            if flags == meta.flags {
+                return Ok(Attempt::Done(Some(flags)));
+            }
+            let Some(current) = self.folder(account, folder).await? else {
+                return Ok(Attempt::Done(None));
+            };
+            let (_, changes, state_exists) = self.mail_state(account).await?;
+            let modseq = current.highest_modseq + 1;
+            let counter = changes + 1;
+            meta.flags = flags.clone();
+            meta.modseq = modseq;
+            let new_json = serde_json::to_string(&meta)
+                .map_err(|e| StoreError::Corrupt(format!("message metadata: {e}")))?;
+            let mut state = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s(STATE_SK))
+                .update_expression("SET changes = :next")
+                .expression_attribute_values(":next", n(counter));
+            state = if state_exists {
+                state
+                    .condition_expression("changes = :changes")
+                    .expression_attribute_values(":changes", n(changes))
+            } else {
+                state.condition_expression("attribute_not_exists(pk)")
+            };
+            let writes = vec![
+                update_write(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(&pk))
+                        .key("sk", s(message_sk(folder, uid)))
+                        .update_expression("SET meta = :new")
+                        .condition_expression("meta = :old")
+                        .expression_attribute_values(":new", s(new_json))
+                        .expression_attribute_values(":old", s(&old_json)),
+                )?,
+                update_write(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(&pk))
+                        .key("sk", s(folder_sk(folder)))
+                        .update_expression("SET highest_modseq = :modseq")
+                        .condition_expression("highest_modseq = :seen")
+                        .expression_attribute_values(":modseq", n(modseq))
+                        .expression_attribute_values(":seen", n(current.highest_modseq)),
+                )?,
+                update_write(state)?,
+                put_write(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .item("pk", s(&pk))
+                        .item("sk", s(change_sk(counter)))
+                        .item("counter", n(counter))
+                        .item("folder", s(folder.as_str()))
+                        .item("uid", n(uid))
+                        .item("kind", s("flags"))
+                        .condition_expression("attribute_not_exists(pk)"),
+                )?,
+            ];
+            Ok(if self.transact(writes).await? {
+                Attempt::Done(Some(flags))
+            } else {
+                Attempt::Raced
+            })
+        })
+        .await
+    }
+}
