@@ -125,6 +125,7 @@ readme_example() {
   code=${code//127.0.0.1:8081/127.0.0.1:$admin_port}
   code=${code//127.0.0.1:2525/127.0.0.1:$smtp_port}
   code=${code//127.0.0.1:2587/127.0.0.1:$submission_port}
+  code=${code//127.0.0.1:1143/127.0.0.1:$imap_port}
   printf '%s\n' "$code"
 }
 expect() {  # expect NAME OUTPUT PATTERN...
@@ -144,6 +145,7 @@ expect swaks "$(bash -c "$(readme_example swaks)" 2>&1)" '250 2.0.0 OK: queued a
 expect submission "$(bash -c "$(readme_example submission)" 2>&1)" \
   '235 2.7.0 Authentication successful' '"subject":"From the device"' '"\\Seen"'
 expect rules "$(bash -c "$(readme_example rules)" 2>&1)" '"subject":"This week in Rust"'
+expect imap "$(bash -c "$(readme_example imap)" 2>&1)" 'Subject: Email activation information (push mail)' '* SEARCH 1'
 expect admin "$(bash -c "$(readme_example admin)")" \
   '"name":"example.org"' '"address":"bob@example.org"' '"status":"subscribed"' \
   '"registration":"r-bob"' '"status":"unlinked"'

@@ -550,3 +550,51 @@ async fn store_changes_flags_and_reading_a_body_marks_it_seen() {
     assert_eq!(flags[0], "* 1 FETCH (FLAGS (\\Answered))\r\n");
     assert_eq!(flags[1], "* 2 FETCH (FLAGS (\\Flagged \\Seen))\r\n");
 }
+
+#[tokio::test]
+async fn search_by_flags_envelope_and_sets() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    for (subject, flags) in [
+        ("lunch plans", vec!["\\Seen"]),
+        ("Invoice 42", vec![]),
+        ("LUNCH again", vec!["\\Flagged"]),
+    ] {
+        h.store
+            .deliver(
+                &alice,
+                &FolderName::parse("INBOX").unwrap(),
+                &NewMessage {
+                    raw: format!("From: Bob <bob@example.org>\r\nSubject: {subject}\r\n\r\nx\r\n")
+                        .into_bytes(),
+                    flags: flags.into_iter().map(str::to_owned).collect(),
+                    internal_date: Utc::now(),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let (mut peer, _) = Peer::connect(address).await;
+    peer.command("k1", &format!("LOGIN {alice} \"{PASSWORD}\""))
+        .await;
+    peer.command("k2", "SELECT INBOX").await;
+    let cases = [
+        ("SEARCH ALL", "* SEARCH 1 2 3"),
+        ("SEARCH UNSEEN", "* SEARCH 2 3"),
+        ("SEARCH SUBJECT lunch", "* SEARCH 1 3"),
+        ("SEARCH OR FLAGGED SEEN", "* SEARCH 1 3"),
+        ("SEARCH NOT SUBJECT lunch FROM bob", "* SEARCH 2"),
+        ("UID SEARCH 2:* UNSEEN", "* SEARCH 2 3"),
+        ("SEARCH UID 1,3", "* SEARCH 1 3"),
+        ("SEARCH SUBJECT nothing", "* SEARCH"),
+    ];
+    for (i, (command, expected)) in cases.iter().enumerate() {
+        let answer = peer.command(&format!("s{i}"), command).await;
+        assert_eq!(answer[0].trim_end(), *expected, "{command}: {answer:?}");
+        assert!(last(&answer).contains("OK"), "{answer:?}");
+    }
+    let refused = peer.command("k3", "SEARCH BODY lunch").await;
+    assert!(last(&refused).starts_with("k3 BAD"), "{refused:?}");
+}

@@ -241,6 +241,10 @@ impl Imap {
                 )
                 .await?;
             }
+            CommandBody::Search { criteria, uid, .. } if session.selected.is_some() => {
+                self.search(wire, session, &user.address, tag, &criteria, uid)
+                    .await?;
+            }
             CommandBody::Idle if session.selected.is_some() => {
                 return self.idle(wire, session, &user.address, tag).await;
             }
@@ -248,6 +252,7 @@ impl Imap {
             | CommandBody::Unselect
             | CommandBody::Fetch { .. }
             | CommandBody::Store { .. }
+            | CommandBody::Search { .. }
             | CommandBody::Idle => {
                 no_or_bad(wire, tag, StatusKind::Bad, "Select a folder first").await?;
             }
