@@ -154,6 +154,13 @@ async fn login_list_select_fetch() {
         .command("a5", "FETCH 1:* (UID FLAGS RFC822.SIZE)")
         .await;
     assert_eq!(fetch.len(), 3, "{fetch:?}");
+    // INTERNALDATE in IMAP's own form (whole seconds), though the store keeps milliseconds.
+    let dated = peer.command("a5d", "FETCH 1 (INTERNALDATE)").await;
+    assert!(
+        dated[0].starts_with("* 1 FETCH (INTERNALDATE \""),
+        "{dated:?}"
+    );
+    assert!(last(&dated).starts_with("a5d OK"), "{dated:?}");
     assert!(
         fetch[0].starts_with("* 1 FETCH (UID 1 FLAGS (\\Seen) RFC822.SIZE "),
         "{fetch:?}"

@@ -4,6 +4,7 @@
 
 use std::num::NonZeroU32;
 
+use chrono::Timelike;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::core::{IString, Literal, NString, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
@@ -169,8 +170,14 @@ impl Imap {
                 items.push(MessageDataItem::Rfc822Size(meta.size as u32));
             }
             if wanted.internal_date {
-                let date = DateTime::unvalidated(meta.internal_date.fixed_offset());
-                items.push(MessageDataItem::InternalDate(date));
+                // IMAP dates have whole seconds (found by fuzzing: the stored date has ms).
+                let whole = meta
+                    .internal_date
+                    .with_nanosecond(0)
+                    .unwrap_or(meta.internal_date);
+                if let Ok(date) = DateTime::try_from(whole.fixed_offset()) {
+                    items.push(MessageDataItem::InternalDate(date));
+                }
             }
             if let Some(form) = wanted.body {
                 let raw = self

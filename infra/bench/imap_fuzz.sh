@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Fuzzes the IMAP command path (shared/imap/fuzz, target imap_session) for a while: arbitrary
+# bytes into sessions on a real embedded store with an account and three messages. Not part of
+# the test command.
+#
+#   infra/bench/imap_fuzz.sh [SECONDS]    (default 300)
+#
+# Needs a nightly toolchain and cargo-fuzz (installed if missing). Seeds a corpus of well-formed
+# sessions first; a crash leaves its input under shared/imap/fuzz/artifacts/ and fails the script.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+seconds=${1:-300}
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+cd "$root/shared/imap/fuzz"
+corpus=corpus/imap_session
+mkdir -p "$corpus"
+seed() { printf '%b' "$2" >"$corpus/seed-$1"; }
+seed login 'a1 CAPABILITY\r\na2 LOGIN alice@example.com pw\r\na3 LIST "" "*"\r\na4 SELECT INBOX\r\na5 FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)\r\na6 UID FETCH 1:2 (BODY.PEEK[])\r\na7 LOGOUT\r\n'
+seed store 'a1 LOGIN alice@example.com pw\r\na2 SELECT INBOX\r\na3 STORE 1:* +FLAGS (\\Seen $X)\r\na4 UID STORE 2 -FLAGS.SILENT (\\Seen)\r\na5 SEARCH OR UNSEEN SUBJECT m1 NOT UID 3\r\na6 STATUS INBOX (MESSAGES UNSEEN UIDNEXT)\r\n'
+seed literal 'a1 LOGIN {17}\r\nalice@example.com {2+}\r\npw\r\na2 NAMESPACE\r\na3 ENABLE CONDSTORE\r\na4 ID NIL\r\n'
+seed idle 'a1 AUTHENTICATE PLAIN AGFsaWNlQGV4YW1wbGUuY29tAHB3\r\na2 EXAMINE INBOX\r\na3 IDLE\r\nDONE\r\na4 UNSELECT\r\na5 STARTTLS\r\n'
+cargo +nightly fuzz run --target-dir "$root/target/fuzz" imap_session "$corpus" -- \
+  -max_total_time="$seconds" -max_len=8192 -timeout=10 -print_final_stats=1
