@@ -5,7 +5,7 @@
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{FlagChange, MessageMeta};
 
-use super::mailbox::{STATE_SK, change_sk, folder_sk, message_sk};
+use super::mailbox::{folder_sk, message_sk};
 use super::*;
 
 impl DynamoStore {
@@ -39,19 +39,10 @@ impl DynamoStore {
             meta.modseq = modseq;
             let new_json = serde_json::to_string(&meta)
                 .map_err(|e| StoreError::Corrupt(format!("message metadata: {e}")))?;
-            let mut state = Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(&pk))
-                .key("sk", s(STATE_SK))
+            let state = self
+                .state_update(account, changes, state_exists)
                 .update_expression("SET changes = :next")
                 .expression_attribute_values(":next", n(counter));
-            state = if state_exists {
-                state
-                    .condition_expression("changes = :changes")
-                    .expression_attribute_values(":changes", n(changes))
-            } else {
-                state.condition_expression("attribute_not_exists(pk)")
-            };
             let writes = vec![
                 update_write(
                     Update::builder()
@@ -74,17 +65,7 @@ impl DynamoStore {
                         .expression_attribute_values(":seen", n(current.highest_modseq)),
                 )?,
                 update_write(state)?,
-                put_write(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .item("pk", s(&pk))
-                        .item("sk", s(change_sk(counter)))
-                        .item("counter", n(counter))
-                        .item("folder", s(folder.as_str()))
-                        .item("uid", n(uid))
-                        .item("kind", s("flags"))
-                        .condition_expression("attribute_not_exists(pk)"),
-                )?,
+                put_write(self.change_put(account, counter, folder, uid, "flags"))?,
             ];
             Ok(if self.transact(writes).await? {
                 Attempt::Done(Some(flags))

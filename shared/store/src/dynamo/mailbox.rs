@@ -145,6 +145,47 @@ impl DynamoStore {
         self.delivery_turns[stripe].lock().await
     }
 
+    /// The update of the account's mailbox state, conditioned on the change counter read
+    /// (`changes`, or no state item yet); the caller sets what it writes.
+    pub(super) fn state_update(
+        &self,
+        account: &Address,
+        changes: u64,
+        state_exists: bool,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(account_pk(account)))
+            .key("sk", s(STATE_SK));
+        if state_exists {
+            update
+                .condition_expression("changes = :changes")
+                .expression_attribute_values(":changes", n(changes))
+        } else {
+            update.condition_expression("attribute_not_exists(pk)")
+        }
+    }
+
+    /// The change-log item numbered `counter` (`kind`: `added` or `flags`).
+    pub(super) fn change_put(
+        &self,
+        account: &Address,
+        counter: u64,
+        folder: &FolderName,
+        uid: u32,
+        kind: &str,
+    ) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+        Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(account_pk(account)))
+            .item("sk", s(change_sk(counter)))
+            .item("counter", n(counter))
+            .item("folder", s(folder.as_str()))
+            .item("uid", n(uid))
+            .item("kind", s(kind))
+            .condition_expression("attribute_not_exists(pk)")
+    }
+
     pub(super) async fn mail_state(&self, account: &Address) -> StoreResult<(u64, u64, bool)> {
         Ok(match self.get(account_pk(account), STATE_SK).await? {
             Some(item) => (get_n(&item, "usage_bytes")?, get_n(&item, "changes")?, true),
@@ -261,22 +302,11 @@ impl crate::MailboxStore for DynamoStore {
                 ),
                 None => None,
             };
-            let state_condition = if state_exists {
-                "changes = :changes"
-            } else {
-                "attribute_not_exists(pk)"
-            };
-            let mut state_update = Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(&pk))
-                .key("sk", s(STATE_SK))
-                .update_expression("SET changes = :next_change, usage_bytes = :usage")
-                .condition_expression(state_condition)
-                .expression_attribute_values(":next_change", n(change))
+            let state_update = self
+                .state_update(account, changes, state_exists)
+                .update_expression("SET changes = :next, usage_bytes = :usage")
+                .expression_attribute_values(":next", n(change))
                 .expression_attribute_values(":usage", n(usage + size));
-            if state_exists {
-                state_update = state_update.expression_attribute_values(":changes", n(changes));
-            }
             let mut writes = vec![
                 update_write(
                     Update::builder()
@@ -303,17 +333,7 @@ impl crate::MailboxStore for DynamoStore {
                         .item("body_key", s(&key))
                         .condition_expression("attribute_not_exists(pk)"),
                 )?,
-                put_write(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .item("pk", s(&pk))
-                        .item("sk", s(change_sk(change)))
-                        .item("counter", n(change))
-                        .item("folder", s(folder.as_str()))
-                        .item("uid", n(uid))
-                        .item("kind", s("added"))
-                        .condition_expression("attribute_not_exists(pk)"),
-                )?,
+                put_write(self.change_put(account, change, folder, uid, "added"))?,
             ];
             if let Some(notice) = &notice {
                 writes.push(put_write(super::notices::record(&self.table, notice)?)?);
