@@ -2,6 +2,7 @@
 //! that order them, the push protocol's wire format and signatures, password hashing.
 //! Nothing here does I/O; the store, the services and the listeners build on it.
 
+pub mod account;
 pub mod folder;
 pub mod mailbox;
 pub mod network;
