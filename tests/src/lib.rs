@@ -58,6 +58,34 @@ pub async fn test_store() -> TestStore {
     }
 }
 
+/// Runs each test function on both backends: `on_both_backends!(setup; test, …)` calls
+/// `test(setup(store).await)` with a fresh DynamoDB table and then a fresh embedded store.
+/// Without an AWS endpoint (moto in the test command) the DynamoDB half says it was skipped
+/// and passes, so a plain `cargo test` runs the embedded half alone.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($setup:ident; $($test:ident),* $(,)?) => {
+        mod on_dynamodb {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $test() {
+                if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+                    eprintln!("skipped: no AWS_ENDPOINT_URL for the DynamoDB backend");
+                    return;
+                }
+                let store = $crate::dynamo_store().await;
+                super::$test(super::$setup(store.store.clone()).await).await
+            })*
+        }
+        mod on_embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $test() {
+                let store = $crate::embedded_store();
+                super::$test(super::$setup(store.store.clone()).await).await
+            })*
+        }
+    };
+}
+
 /// A fresh embedded store in a temporary folder.
 pub fn embedded_store() -> TestStore {
     let dir = tempfile::Builder::new()

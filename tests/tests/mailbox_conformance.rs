@@ -9,32 +9,8 @@ use pushmail_core::mailbox::{FlagChange, NewMessage, SpecialUse};
 use pushmail_core::types::{Address, now};
 use pushmail_store::{ChangeKind, Delivery, EmbeddedStore, MailboxStore, RelayJob, Store};
 
-macro_rules! conformance {
-    ($($test:ident),* $(,)?) => {
-        /// Needs an AWS endpoint (moto in the test command); without one each test says it
-        /// was skipped and passes.
-        mod on_dynamodb {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $test() {
-                if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
-                    eprintln!("skipped: no AWS_ENDPOINT_URL for the DynamoDB backend");
-                    return;
-                }
-                let store = pushmail_tests::dynamo_store().await;
-                super::$test(super::with_account(store.store.clone()).await).await
-            })*
-        }
-        mod on_embedded {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $test() {
-                let store = pushmail_tests::embedded_store();
-                super::$test(super::with_account(store.store.clone()).await).await
-            })*
-        }
-    };
-}
-
-conformance!(
+pushmail_tests::on_both_backends!(
+    with_account;
     every_account_has_inbox_and_the_special_folders_once,
     deliveries_get_increasing_uids_with_their_envelope_body_and_change,
     racing_deliveries_never_share_or_skip_a_uid,

@@ -14,32 +14,13 @@ use pushmail_store::{
     Store, StoreError, Surface, TokenDelete, Unlink,
 };
 
-macro_rules! conformance {
-    ($($test:ident),* $(,)?) => {
-        /// Needs an AWS endpoint (moto in the test command); without one each test says it
-        /// was skipped and passes, so a plain `cargo test` runs the embedded half alone.
-        mod on_dynamodb {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $test() {
-                if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
-                    eprintln!("skipped: no AWS_ENDPOINT_URL for the DynamoDB backend");
-                    return;
-                }
-                let store = pushmail_tests::dynamo_store().await;
-                super::$test(store.store.clone()).await
-            })*
-        }
-        mod on_embedded {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $test() {
-                let store = pushmail_tests::embedded_store();
-                super::$test(store.store.clone()).await
-            })*
-        }
-    };
+/// The store as it comes.
+async fn plain_store(store: Arc<dyn Store>) -> Arc<dyn Store> {
+    store
 }
 
-conformance!(
+pushmail_tests::on_both_backends!(
+    plain_store;
     settings_default_off_and_round_trip,
     domains_are_created_once_updated_listed_and_deleted,
     at_most_two_secrets_newest_first,

@@ -52,6 +52,14 @@ pub struct Folder {
     /// Messages in the folder.
     pub messages: u32,
     pub created_at: DateTime<Utc>,
+    /// IMAP's subscription (LSUB). Every folder starts subscribed, so clients that show only
+    /// subscribed folders see the default ones and those filing rules create.
+    #[serde(default = "subscribed_by_default")]
+    pub subscribed: bool,
+}
+
+fn subscribed_by_default() -> bool {
+    true
 }
 
 impl Folder {
@@ -72,6 +80,7 @@ impl Folder {
             special_use,
             messages: 0,
             created_at: at,
+            subscribed: true,
         }
     }
 }
@@ -136,6 +145,15 @@ pub struct MessageMeta {
     pub size: u64,
     pub modseq: u64,
     pub envelope: Envelope,
+}
+
+impl MessageMeta {
+    /// Flagged for removal by the next EXPUNGE.
+    pub fn is_deleted(&self) -> bool {
+        self.flags
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case("\\Deleted"))
+    }
 }
 
 /// A change of a message's flags (IMAP STORE, or a FETCH of its body marking it seen).

@@ -44,7 +44,55 @@ pub enum ChangeKind {
     Added,
     /// The message's flags changed.
     Flags,
+    /// The message was removed (IMAP EXPUNGE or MOVE, or its folder deleted).
+    Expunged,
 }
+
+impl ChangeKind {
+    /// The name the DynamoDB change items carry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "added",
+            Self::Flags => "flags",
+            Self::Expunged => "expunged",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Added, Self::Flags, Self::Expunged]
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+}
+
+/// What [`MailboxStore::copy`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Copied {
+    /// Each message copied: (its UID in the source, its UID in the destination), and the
+    /// destination's UIDVALIDITY (for UIDPLUS's COPYUID).
+    Copied {
+        uid_validity: u32,
+        uids: Vec<(u32, u32)>,
+    },
+    NoSuchFolder,
+    OverQuota,
+}
+
+/// What [`MailboxStore::delete_folder`] and [`MailboxStore::rename_folder`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderChange {
+    Done,
+    NoSuchFolder,
+    /// RENAME's destination exists already.
+    Exists,
+    /// Deleting needs the folder empty, and a message arrived: try again.
+    NotEmpty,
+    /// RENAME into the folder's own subfolder.
+    IntoItself,
+}
+
+/// How many messages a folder-wide operation reads or moves at a time.
+const PAGE: usize = 500;
 
 #[async_trait]
 pub trait MailboxStore: Send + Sync {
@@ -73,6 +121,39 @@ pub trait MailboxStore: Send + Sync {
         message: &NewMessage,
         quota_bytes: Option<u64>,
     ) -> StoreResult<Delivery>;
+    /// Stores a message the way [`deliver`](Self::deliver) does but without a new-mail notice:
+    /// IMAP APPEND and COPY put mail where the user already knows it is.
+    async fn append(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        message: &NewMessage,
+        quota_bytes: Option<u64>,
+    ) -> StoreResult<Delivery>;
+    /// Removes the messages with these UIDs (those that exist; with `only_deleted`, only those
+    /// flagged `\Deleted` at the time of the write), each with an `expunged` change, the
+    /// folder's count and the account's usage; the UIDs removed, in order.
+    async fn expunge(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uids: &[u32],
+        only_deleted: bool,
+    ) -> StoreResult<Vec<u32>>;
+    /// Removes an empty folder; `NotEmpty` while it holds a message.
+    async fn remove_empty_folder(
+        &self,
+        account: &Address,
+        name: &FolderName,
+    ) -> StoreResult<FolderChange>;
+    /// Marks a folder subscribed or not (IMAP SUBSCRIBE/UNSUBSCRIBE); false if there is no
+    /// such folder.
+    async fn set_subscribed(
+        &self,
+        account: &Address,
+        name: &FolderName,
+        subscribed: bool,
+    ) -> StoreResult<bool>;
     /// Changes a message's flags in one atomic write with the folder's HIGHESTMODSEQ and the
     /// account's change log; the flags after it, or `None` if there is no such message.
     async fn update_flags(
@@ -106,4 +187,161 @@ pub trait MailboxStore: Send + Sync {
     ) -> StoreResult<Vec<Change>>;
     /// Bytes the account's messages take.
     async fn mailbox_usage(&self, account: &Address) -> StoreResult<u64>;
+
+    /// Every UID of a folder, in order.
+    async fn all_uids(&self, account: &Address, folder: &FolderName) -> StoreResult<Vec<u32>> {
+        let mut uids = Vec::new();
+        loop {
+            let after = uids.last().copied().unwrap_or(0);
+            let page = self.messages(account, folder, after, PAGE).await?;
+            if page.is_empty() {
+                return Ok(uids);
+            }
+            uids.extend(page.iter().map(|m| m.uid));
+        }
+    }
+
+    /// Copies messages (body, flags and internal date) into another folder, in UID order,
+    /// without new-mail notices. All or none: the quota is checked for all of them first, and
+    /// if a copy fails part-way those already made are removed again.
+    async fn copy(
+        &self,
+        account: &Address,
+        from: &FolderName,
+        uids: &[u32],
+        to: &FolderName,
+        quota_bytes: Option<u64>,
+    ) -> StoreResult<Copied> {
+        let Some(target) = self.folder(account, to).await? else {
+            return Ok(Copied::NoSuchFolder);
+        };
+        let mut wanted: Vec<u32> = uids.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut metas = Vec::with_capacity(wanted.len());
+        for &uid in wanted.iter().filter(|&&uid| uid > 0) {
+            if let Some(meta) = self.messages(account, from, uid - 1, 1).await?.pop()
+                && meta.uid == uid
+            {
+                metas.push(meta);
+            }
+        }
+        let total: u64 = metas.iter().map(|m| m.size).sum();
+        let usage = self.mailbox_usage(account).await?;
+        if quota_bytes.is_some_and(|quota| usage.saturating_add(total) > quota) {
+            return Ok(Copied::OverQuota);
+        }
+        let mut copied: Vec<(u32, u32)> = Vec::with_capacity(metas.len());
+        let mut failure = None;
+        for meta in metas {
+            let Some(raw) = self.message_body(account, from, meta.uid).await? else {
+                continue; // expunged meanwhile
+            };
+            let message = NewMessage {
+                raw,
+                flags: meta.flags.clone(),
+                internal_date: meta.internal_date,
+            };
+            match self.append(account, to, &message, quota_bytes).await {
+                Ok(Delivery::Stored { uid, .. }) => copied.push((meta.uid, uid)),
+                Ok(refused) => {
+                    failure = Some(Ok(refused));
+                    break;
+                }
+                Err(error) => {
+                    failure = Some(Err(error));
+                    break;
+                }
+            }
+        }
+        if let Some(failure) = failure {
+            let made: Vec<u32> = copied.iter().map(|(_, new)| *new).collect();
+            self.expunge(account, to, &made, false).await?;
+            return match failure? {
+                Delivery::OverQuota => Ok(Copied::OverQuota),
+                _ => Ok(Copied::NoSuchFolder),
+            };
+        }
+        Ok(Copied::Copied {
+            uid_validity: target.uid_validity,
+            uids: copied,
+        })
+    }
+
+    /// Deletes a folder and its messages (IMAP DELETE). Its messages go first, then the empty
+    /// folder; a message delivered meanwhile is removed on the next round.
+    async fn delete_folder(
+        &self,
+        account: &Address,
+        name: &FolderName,
+    ) -> StoreResult<FolderChange> {
+        for _ in 0..10 {
+            if self.folder(account, name).await?.is_none() {
+                return Ok(FolderChange::NoSuchFolder);
+            }
+            loop {
+                let page: Vec<u32> = self
+                    .messages(account, name, 0, PAGE)
+                    .await?
+                    .iter()
+                    .map(|m| m.uid)
+                    .collect();
+                if page.is_empty() {
+                    break;
+                }
+                self.expunge(account, name, &page, false).await?;
+            }
+            match self.remove_empty_folder(account, name).await? {
+                FolderChange::NotEmpty => continue,
+                done => return Ok(done),
+            }
+        }
+        Ok(FolderChange::NotEmpty)
+    }
+
+    /// Renames a folder (IMAP RENAME): a new folder under the new name (so with a new
+    /// UIDVALIDITY, RFC 3501 §2.3.1.1) takes a copy of every message, then the old one is
+    /// deleted. A crash part-way leaves both, with every message in the old one: nothing is
+    /// lost. INBOX is special (RFC 3501 §6.3.5): its messages move and INBOX stays, empty.
+    async fn rename_folder(
+        &self,
+        account: &Address,
+        from: &FolderName,
+        to: &FolderName,
+        at: DateTime<Utc>,
+    ) -> StoreResult<FolderChange> {
+        if to.as_str().starts_with(&format!("{from}/")) {
+            return Ok(FolderChange::IntoItself);
+        }
+        if self.folder(account, from).await?.is_none() {
+            return Ok(FolderChange::NoSuchFolder);
+        }
+        if self.folder(account, to).await?.is_some() {
+            return Ok(FolderChange::Exists);
+        }
+        self.create_folder(account, to, at).await?;
+        let uids = self.all_uids(account, from).await?;
+        for chunk in uids.chunks(PAGE) {
+            if let Copied::OverQuota | Copied::NoSuchFolder =
+                self.copy(account, from, chunk, to, None).await?
+            {
+                return Ok(FolderChange::NoSuchFolder);
+            }
+        }
+        if from.is_inbox() {
+            self.expunge(account, from, &uids, false).await?;
+            return Ok(FolderChange::Done);
+        }
+        let changed = self.delete_folder(account, from).await?;
+        // Its subfolders move with it (RFC 3501 §6.3.5).
+        let prefix = format!("{from}/");
+        for folder in self.folders(account).await? {
+            if let Some(rest) = folder.name.as_str().strip_prefix(&prefix)
+                && let Ok(new_name) = FolderName::parse(&format!("{to}/{rest}"))
+            {
+                Box::pin(self.rename_folder(account, &folder.name, &new_name, at)).await?;
+            }
+        }
+        Ok(changed)
+    }
 }

@@ -7,6 +7,7 @@ use pushmail_core::mailbox::{FlagChange, MessageMeta};
 
 use super::mailbox::{folder_sk, message_sk};
 use super::*;
+use crate::mailbox::ChangeKind;
 
 impl DynamoStore {
     pub(super) async fn change_flags(
@@ -65,7 +66,7 @@ impl DynamoStore {
                         .expression_attribute_values(":seen", n(current.highest_modseq)),
                 )?,
                 update_write(state)?,
-                put_write(self.change_put(account, counter, folder, uid, "flags"))?,
+                put_write(self.change_put(account, counter, folder, uid, ChangeKind::Flags))?,
             ];
             Ok(if self.transact(writes).await? {
                 Attempt::Done(Some(flags))

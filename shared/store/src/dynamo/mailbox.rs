@@ -1,18 +1,13 @@
-//! Mailboxes on DynamoDB, bodies in S3. A delivery uploads the body first (under a key of its
-//! own, so a retried transaction reuses it), then records everything else in one transaction:
-//! the folder's `uid_next` and counters and the account's usage and change counter, each
-//! conditioned on the values read, plus the message and change items. Two processes delivering
-//! to one account at once conflict, and the loser reads again: UIDs only grow, none is shared.
+//! Mailboxes on DynamoDB, bodies in S3: the item layout, folders and reads. Storing a message
+//! is in `deliver.rs`, flag changes in `flags.rs`, removals in `expunge.rs`.
 
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{
-    DEFAULT_FOLDERS, Envelope, FlagChange, Folder, MessageMeta, NewMessage, SpecialUse,
+    DEFAULT_FOLDERS, FlagChange, Folder, MessageMeta, NewMessage, SpecialUse,
 };
 
-use pushmail_core::notice::Notice;
-
 use super::*;
-use crate::mailbox::{Change, ChangeKind, Delivery};
+use crate::mailbox::{Change, ChangeKind, Delivery, FolderChange};
 
 pub(super) const STATE_SK: &str = "MAILSTATE";
 
@@ -55,6 +50,7 @@ fn folder_item(folder: &Folder) -> Item {
         ("highest_modseq".into(), n(folder.highest_modseq)),
         ("messages".into(), n(folder.messages)),
         ("created_at".into(), time(folder.created_at)),
+        ("subscribed".into(), AttributeValue::Bool(folder.subscribed)),
     ]);
     if let Some(role) = folder.special_use {
         item.insert("special_use".into(), s(special_use_str(role)));
@@ -80,11 +76,13 @@ fn folder_from(item: &Item) -> StoreResult<Folder> {
         special_use,
         messages: get_n(item, "messages")?,
         created_at: get_time(item, "created_at")?,
+        // Absent on folders written before subscriptions were kept: subscribed.
+        subscribed: !item.contains_key("subscribed") || get_bool(item, "subscribed")?,
     })
 }
 
 /// An S3 key of the body's own: message bodies are immutable, and a retried delivery reuses it.
-fn body_key(account: &Address) -> String {
+pub(super) fn body_key(account: &Address) -> String {
     format!("mail/{account}/{}", uuid::Uuid::new_v4().simple())
 }
 
@@ -166,14 +164,14 @@ impl DynamoStore {
         }
     }
 
-    /// The change-log item numbered `counter` (`kind`: `added` or `flags`).
+    /// The change-log item numbered `counter`.
     pub(super) fn change_put(
         &self,
         account: &Address,
         counter: u64,
         folder: &FolderName,
         uid: u32,
-        kind: &str,
+        kind: ChangeKind,
     ) -> aws_sdk_dynamodb::types::builders::PutBuilder {
         Put::builder()
             .table_name(&self.table)
@@ -182,7 +180,7 @@ impl DynamoStore {
             .item("counter", n(counter))
             .item("folder", s(folder.as_str()))
             .item("uid", n(uid))
-            .item("kind", s(kind))
+            .item("kind", s(kind.as_str()))
             .condition_expression("attribute_not_exists(pk)")
     }
 
@@ -248,114 +246,47 @@ impl crate::MailboxStore for DynamoStore {
         message: &NewMessage,
         quota_bytes: Option<u64>,
     ) -> StoreResult<Delivery> {
-        let bodies = self.bodies()?;
-        let size = message.raw.len() as u64;
-        let envelope = Envelope::parse(&message.raw);
-        // Refusals need no body: check them before uploading.
-        if self.folder(account, folder).await?.is_none() {
-            return Ok(Delivery::NoSuchFolder);
-        }
-        let (usage, _, _) = self.mail_state(account).await?;
-        if quota_bytes.is_some_and(|quota| usage.saturating_add(size) > quota) {
-            return Ok(Delivery::OverQuota);
-        }
-        let key = body_key(account);
-        bodies.put_body(&key, &message.raw).await?;
-        let pk = account_pk(account);
-        let _turn = self.account_turn(account).await;
-        let stored = contended("one account's mailbox", || async {
-            let Some(current) = self.folder(account, folder).await? else {
-                return Ok(Attempt::Done(Delivery::NoSuchFolder));
-            };
-            let (usage, changes, state_exists) = self.mail_state(account).await?;
-            if quota_bytes.is_some_and(|quota| usage.saturating_add(size) > quota) {
-                return Ok(Attempt::Done(Delivery::OverQuota));
-            }
-            let uid = current.uid_next;
-            let Some(uid_next) = uid.checked_add(1) else {
-                return Err(StoreError::Backend(format!("{folder}: no UIDs left")));
-            };
-            let modseq = current.highest_modseq + 1;
-            let change = changes + 1;
-            let meta = MessageMeta {
-                uid,
-                flags: message.flags.clone(),
-                internal_date: message.internal_date,
-                size,
-                modseq,
-                envelope: envelope.clone(),
-            };
-            let meta_json = serde_json::to_string(&meta)
-                .map_err(|e| StoreError::Corrupt(format!("message metadata: {e}")))?;
-            // A link changed between this read and the transaction is caught at dispatch: the
-            // dispatcher sends only for the subscription that is current then.
-            let notice = match self.account(account).await? {
-                Some(owner) => Notice::for_delivery(
-                    &owner,
-                    self.link(account).await?.as_ref(),
-                    folder,
-                    uid,
-                    current.uid_validity,
-                    change,
-                    &envelope,
-                    message.internal_date,
-                ),
-                None => None,
-            };
-            let state_update = self
-                .state_update(account, changes, state_exists)
-                .update_expression("SET changes = :next, usage_bytes = :usage")
-                .expression_attribute_values(":next", n(change))
-                .expression_attribute_values(":usage", n(usage + size));
-            let mut writes = vec![
-                update_write(
-                    Update::builder()
-                        .table_name(&self.table)
-                        .key("pk", s(&pk))
-                        .key("sk", s(folder_sk(folder)))
-                        .update_expression(
-                            "SET uid_next = :uid_next, highest_modseq = :modseq \
-                             ADD messages :one",
-                        )
-                        .condition_expression("uid_next = :uid")
-                        .expression_attribute_values(":uid_next", n(uid_next))
-                        .expression_attribute_values(":modseq", n(modseq))
-                        .expression_attribute_values(":one", n(1))
-                        .expression_attribute_values(":uid", n(uid)),
-                )?,
-                update_write(state_update)?,
-                put_write(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .item("pk", s(&pk))
-                        .item("sk", s(message_sk(folder, uid)))
-                        .item("meta", s(meta_json))
-                        .item("body_key", s(&key))
-                        .condition_expression("attribute_not_exists(pk)"),
-                )?,
-                put_write(self.change_put(account, change, folder, uid, "added"))?,
-            ];
-            if let Some(notice) = &notice {
-                writes.push(put_write(super::notices::record(&self.table, notice)?)?);
-            }
-            Ok(if self.transact(writes).await? {
-                Attempt::Done(Delivery::Stored {
-                    uid,
-                    uid_validity: current.uid_validity,
-                    modseq,
-                    change,
-                    noticed: notice.is_some(),
-                })
-            } else {
-                Attempt::Raced
-            })
-        })
-        .await?;
-        if !matches!(stored, Delivery::Stored { .. }) {
-            // Refused after all (a racing delivery filled the quota): the body is not kept.
-            let _ = bodies.delete_body(&key).await;
-        }
-        Ok(stored)
+        self.store_message(account, folder, message, quota_bytes, true)
+            .await
+    }
+
+    async fn append(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        message: &NewMessage,
+        quota_bytes: Option<u64>,
+    ) -> StoreResult<Delivery> {
+        self.store_message(account, folder, message, quota_bytes, false)
+            .await
+    }
+
+    async fn expunge(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uids: &[u32],
+        only_deleted: bool,
+    ) -> StoreResult<Vec<u32>> {
+        self.remove_messages(account, folder, uids, only_deleted)
+            .await
+    }
+
+    async fn remove_empty_folder(
+        &self,
+        account: &Address,
+        name: &FolderName,
+    ) -> StoreResult<FolderChange> {
+        self.remove_folder_if_empty(account, name).await
+    }
+
+    async fn set_subscribed(
+        &self,
+        account: &Address,
+        name: &FolderName,
+        subscribed: bool,
+    ) -> StoreResult<bool> {
+        self.subscribe(account, name, subscribed).await
     }
 
     async fn update_flags(
@@ -424,11 +355,8 @@ impl crate::MailboxStore for DynamoStore {
                 counter: get_n(item, "counter")?,
                 folder: get_parsed(item, "folder", FolderName::parse)?,
                 uid: get_n(item, "uid")?,
-                kind: match get_s(item, "kind")? {
-                    "added" => ChangeKind::Added,
-                    "flags" => ChangeKind::Flags,
-                    _ => return Err(corrupt(item, "kind")),
-                },
+                kind: ChangeKind::parse(get_s(item, "kind")?)
+                    .ok_or_else(|| corrupt(item, "kind"))?,
             })
         })
         .collect()

@@ -521,7 +521,9 @@ fn rate_pk(scope: &FailureScope<'_>, window_start: DateTime<Utc>) -> String {
 
 mod accounts;
 mod admin;
+mod deliver;
 mod domains;
+mod expunge;
 mod flags;
 mod guards;
 mod kept_mail;

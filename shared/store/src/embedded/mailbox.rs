@@ -9,7 +9,7 @@ use pushmail_core::notice::Notice;
 use redb::TableDefinition;
 
 use super::*;
-use crate::mailbox::{Change, ChangeKind, Delivery};
+use crate::mailbox::{Change, ChangeKind, Delivery, FolderChange};
 
 /// `<account> SEP <folder>` → folder.
 const FOLDERS: Records = TableDefinition::new("mail_folders");
@@ -132,78 +132,112 @@ impl crate::MailboxStore for EmbeddedStore {
         message: &NewMessage,
         quota_bytes: Option<u64>,
     ) -> StoreResult<Delivery> {
-        let (account, name, message) = (account.clone(), folder.clone(), message.clone());
-        let envelope = Envelope::parse(&message.raw);
+        self.store_message(account, folder, message, quota_bytes, true)
+            .await
+    }
+
+    async fn append(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        message: &NewMessage,
+        quota_bytes: Option<u64>,
+    ) -> StoreResult<Delivery> {
+        self.store_message(account, folder, message, quota_bytes, false)
+            .await
+    }
+
+    async fn expunge(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uids: &[u32],
+        only_deleted: bool,
+    ) -> StoreResult<Vec<u32>> {
+        let (account, name, uids) = (account.clone(), folder.clone(), uids.to_vec());
         self.write(move |txn| {
             let mut folders = txn.open_table(FOLDERS)?;
             let folder_key = folder_key(&account, &name);
             let Some(mut folder) = get::<Folder>(&folders, &folder_key)? else {
-                return Ok(Delivery::NoSuchFolder);
+                return Ok(Vec::new());
             };
             let mut states = txn.open_table(ACCOUNT_STATE)?;
             let mut state: AccountState = get(&states, account.as_str())?.unwrap_or_default();
-            let size = message.raw.len() as u64;
-            if quota_bytes.is_some_and(|quota| state.usage.saturating_add(size) > quota) {
-                return Ok(Delivery::OverQuota);
-            }
-            let uid = folder.uid_next;
-            folder.uid_next = uid
-                .checked_add(1)
-                .ok_or_else(|| StoreError::Backend(format!("{name}: no UIDs left")))?;
-            folder.highest_modseq += 1;
-            folder.messages += 1;
-            state.usage += size;
-            state.changes += 1;
-            let meta = MessageMeta {
-                uid,
-                flags: message.flags.clone(),
-                internal_date: message.internal_date,
-                size,
-                modseq: folder.highest_modseq,
-                envelope,
-            };
-            let message_key = message_key(&account, &name, uid);
-            txn.open_table(MESSAGES)?
-                .insert(message_key.as_str(), encode(&meta)?.as_str())?;
-            txn.open_table(BODIES)?
-                .insert(message_key.as_str(), message.raw.as_slice())?;
-            let change = Change {
-                counter: state.changes,
-                folder: name.clone(),
-                uid,
-                kind: ChangeKind::Added,
-            };
-            let change_key = key(&[account.as_str(), &format!("{:020}", state.changes)]);
-            txn.open_table(CHANGES)?
-                .insert(change_key.as_str(), encode(&change)?.as_str())?;
-            folders.insert(folder_key.as_str(), encode(&folder)?.as_str())?;
-            states.insert(account.as_str(), encode(&state)?.as_str())?;
-            let notice = match get::<Account>(&txn.open_table(ACCOUNTS)?, account.as_str())? {
-                Some(owner) => {
-                    let link: Option<Link> = get(&txn.open_table(LINKS)?, account.as_str())?;
-                    Notice::for_delivery(
-                        &owner,
-                        link.as_ref(),
-                        &name,
-                        uid,
-                        folder.uid_validity,
-                        state.changes,
-                        &meta.envelope,
-                        message.internal_date,
-                    )
+            let mut messages = txn.open_table(MESSAGES)?;
+            let mut bodies = txn.open_table(BODIES)?;
+            let mut changes = txn.open_table(CHANGES)?;
+            let mut removed = Vec::new();
+            let mut wanted = uids;
+            wanted.sort_unstable();
+            wanted.dedup();
+            for uid in wanted {
+                let message_key = message_key(&account, &name, uid);
+                let Some(meta) = get::<MessageMeta>(&messages, &message_key)? else {
+                    continue;
+                };
+                if only_deleted && !meta.is_deleted() {
+                    continue;
                 }
-                None => None,
-            };
-            if let Some(notice) = &notice {
-                super::notices::record(txn, notice)?;
+                messages.remove(message_key.as_str())?;
+                bodies.remove(message_key.as_str())?;
+                folder.messages = folder.messages.saturating_sub(1);
+                state.usage = state.usage.saturating_sub(meta.size);
+                state.changes += 1;
+                let entry = Change {
+                    counter: state.changes,
+                    folder: name.clone(),
+                    uid,
+                    kind: ChangeKind::Expunged,
+                };
+                let change_key = key(&[account.as_str(), &format!("{:020}", state.changes)]);
+                changes.insert(change_key.as_str(), encode(&entry)?.as_str())?;
+                removed.push(uid);
             }
-            Ok(Delivery::Stored {
-                uid,
-                uid_validity: folder.uid_validity,
-                modseq: folder.highest_modseq,
-                change: state.changes,
-                noticed: notice.is_some(),
-            })
+            if !removed.is_empty() {
+                folder.highest_modseq += 1;
+                folders.insert(folder_key.as_str(), encode(&folder)?.as_str())?;
+                states.insert(account.as_str(), encode(&state)?.as_str())?;
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn remove_empty_folder(
+        &self,
+        account: &Address,
+        name: &FolderName,
+    ) -> StoreResult<FolderChange> {
+        let k = folder_key(account, name);
+        self.write(move |txn| {
+            let mut folders = txn.open_table(FOLDERS)?;
+            let Some(folder) = get::<Folder>(&folders, &k)? else {
+                return Ok(FolderChange::NoSuchFolder);
+            };
+            if folder.messages > 0 {
+                return Ok(FolderChange::NotEmpty);
+            }
+            folders.remove(k.as_str())?;
+            Ok(FolderChange::Done)
+        })
+        .await
+    }
+
+    async fn set_subscribed(
+        &self,
+        account: &Address,
+        name: &FolderName,
+        subscribed: bool,
+    ) -> StoreResult<bool> {
+        let k = folder_key(account, name);
+        self.write(move |txn| {
+            let mut folders = txn.open_table(FOLDERS)?;
+            let Some(mut folder) = get::<Folder>(&folders, &k)? else {
+                return Ok(false);
+            };
+            folder.subscribed = subscribed;
+            folders.insert(k.as_str(), encode(&folder)?.as_str())?;
+            Ok(true)
         })
         .await
     }
@@ -313,6 +347,97 @@ impl crate::MailboxStore for EmbeddedStore {
                     .unwrap_or_default()
                     .usage,
             )
+        })
+        .await
+    }
+}
+
+impl EmbeddedStore {
+    /// A delivery (`announce`: with its new-mail notice) or an APPEND.
+    async fn store_message(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        message: &NewMessage,
+        quota_bytes: Option<u64>,
+        announce: bool,
+    ) -> StoreResult<Delivery> {
+        let (account, name, message) = (account.clone(), folder.clone(), message.clone());
+        let envelope = Envelope::parse(&message.raw);
+        self.write(move |txn| {
+            let mut folders = txn.open_table(FOLDERS)?;
+            let folder_key = folder_key(&account, &name);
+            let Some(mut folder) = get::<Folder>(&folders, &folder_key)? else {
+                return Ok(Delivery::NoSuchFolder);
+            };
+            let mut states = txn.open_table(ACCOUNT_STATE)?;
+            let mut state: AccountState = get(&states, account.as_str())?.unwrap_or_default();
+            let size = message.raw.len() as u64;
+            if quota_bytes.is_some_and(|quota| state.usage.saturating_add(size) > quota) {
+                return Ok(Delivery::OverQuota);
+            }
+            let uid = folder.uid_next;
+            folder.uid_next = uid
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Backend(format!("{name}: no UIDs left")))?;
+            folder.highest_modseq += 1;
+            folder.messages += 1;
+            state.usage += size;
+            state.changes += 1;
+            let meta = MessageMeta {
+                uid,
+                flags: message.flags.clone(),
+                internal_date: message.internal_date,
+                size,
+                modseq: folder.highest_modseq,
+                envelope,
+            };
+            let message_key = message_key(&account, &name, uid);
+            txn.open_table(MESSAGES)?
+                .insert(message_key.as_str(), encode(&meta)?.as_str())?;
+            txn.open_table(BODIES)?
+                .insert(message_key.as_str(), message.raw.as_slice())?;
+            let change = Change {
+                counter: state.changes,
+                folder: name.clone(),
+                uid,
+                kind: ChangeKind::Added,
+            };
+            let change_key = key(&[account.as_str(), &format!("{:020}", state.changes)]);
+            txn.open_table(CHANGES)?
+                .insert(change_key.as_str(), encode(&change)?.as_str())?;
+            folders.insert(folder_key.as_str(), encode(&folder)?.as_str())?;
+            states.insert(account.as_str(), encode(&state)?.as_str())?;
+            let owner = match announce {
+                true => get::<Account>(&txn.open_table(ACCOUNTS)?, account.as_str())?,
+                false => None,
+            };
+            let notice = match owner {
+                Some(owner) => {
+                    let link: Option<Link> = get(&txn.open_table(LINKS)?, account.as_str())?;
+                    Notice::for_delivery(
+                        &owner,
+                        link.as_ref(),
+                        &name,
+                        uid,
+                        folder.uid_validity,
+                        state.changes,
+                        &meta.envelope,
+                        message.internal_date,
+                    )
+                }
+                None => None,
+            };
+            if let Some(notice) = &notice {
+                super::notices::record(txn, notice)?;
+            }
+            Ok(Delivery::Stored {
+                uid,
+                uid_validity: folder.uid_validity,
+                modseq: folder.highest_modseq,
+                change: state.changes,
+                noticed: notice.is_some(),
+            })
         })
         .await
     }

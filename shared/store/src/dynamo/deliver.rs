@@ -1,0 +1,139 @@
+//! Storing one message on DynamoDB (a delivery or an APPEND). The body is uploaded first under
+//! a key of its own, so a retried transaction reuses it; then one transaction records
+//! everything else: the folder's `uid_next` and counters and the account's usage and change
+//! counter, each conditioned on the values read, plus the message and change items and the
+//! new-mail notice. Two processes storing to one account at once conflict, and the loser
+//! reads again: UIDs only grow, none is shared.
+
+use pushmail_core::folder::FolderName;
+use pushmail_core::mailbox::{Envelope, MessageMeta, NewMessage};
+use pushmail_core::notice::Notice;
+
+use super::mailbox::{body_key, folder_sk, message_sk};
+use super::*;
+use crate::mailbox::{ChangeKind, Delivery};
+
+impl DynamoStore {
+    /// A delivery (`announce`: with its new-mail notice) or an APPEND.
+    pub(super) async fn store_message(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        message: &NewMessage,
+        quota_bytes: Option<u64>,
+        announce: bool,
+    ) -> StoreResult<Delivery> {
+        let bodies = self.bodies()?;
+        let size = message.raw.len() as u64;
+        let envelope = Envelope::parse(&message.raw);
+        // Refusals need no body: check them before uploading.
+        if self.folder(account, folder).await?.is_none() {
+            return Ok(Delivery::NoSuchFolder);
+        }
+        let (usage, _, _) = self.mail_state(account).await?;
+        if quota_bytes.is_some_and(|quota| usage.saturating_add(size) > quota) {
+            return Ok(Delivery::OverQuota);
+        }
+        let key = body_key(account);
+        bodies.put_body(&key, &message.raw).await?;
+        let pk = account_pk(account);
+        let _turn = self.account_turn(account).await;
+        let stored = contended("one account's mailbox", || async {
+            let Some(current) = self.folder(account, folder).await? else {
+                return Ok(Attempt::Done(Delivery::NoSuchFolder));
+            };
+            let (usage, changes, state_exists) = self.mail_state(account).await?;
+            if quota_bytes.is_some_and(|quota| usage.saturating_add(size) > quota) {
+                return Ok(Attempt::Done(Delivery::OverQuota));
+            }
+            let uid = current.uid_next;
+            let Some(uid_next) = uid.checked_add(1) else {
+                return Err(StoreError::Backend(format!("{folder}: no UIDs left")));
+            };
+            let modseq = current.highest_modseq + 1;
+            let change = changes + 1;
+            let meta = MessageMeta {
+                uid,
+                flags: message.flags.clone(),
+                internal_date: message.internal_date,
+                size,
+                modseq,
+                envelope: envelope.clone(),
+            };
+            let meta_json = serde_json::to_string(&meta)
+                .map_err(|e| StoreError::Corrupt(format!("message metadata: {e}")))?;
+            // A link changed between this read and the transaction is caught at dispatch: the
+            // dispatcher sends only for the subscription that is current then.
+            let owner = match announce {
+                true => self.account(account).await?,
+                false => None,
+            };
+            let notice = match owner {
+                Some(owner) => Notice::for_delivery(
+                    &owner,
+                    self.link(account).await?.as_ref(),
+                    folder,
+                    uid,
+                    current.uid_validity,
+                    change,
+                    &envelope,
+                    message.internal_date,
+                ),
+                None => None,
+            };
+            let state_update = self
+                .state_update(account, changes, state_exists)
+                .update_expression("SET changes = :next, usage_bytes = :usage")
+                .expression_attribute_values(":next", n(change))
+                .expression_attribute_values(":usage", n(usage + size));
+            let mut writes = vec![
+                update_write(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(&pk))
+                        .key("sk", s(folder_sk(folder)))
+                        .update_expression(
+                            "SET uid_next = :uid_next, highest_modseq = :modseq \
+                             ADD messages :one",
+                        )
+                        .condition_expression("uid_next = :uid")
+                        .expression_attribute_values(":uid_next", n(uid_next))
+                        .expression_attribute_values(":modseq", n(modseq))
+                        .expression_attribute_values(":one", n(1))
+                        .expression_attribute_values(":uid", n(uid)),
+                )?,
+                update_write(state_update)?,
+                put_write(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .item("pk", s(&pk))
+                        .item("sk", s(message_sk(folder, uid)))
+                        .item("meta", s(meta_json))
+                        .item("body_key", s(&key))
+                        .condition_expression("attribute_not_exists(pk)"),
+                )?,
+                put_write(self.change_put(account, change, folder, uid, ChangeKind::Added))?,
+            ];
+            if let Some(notice) = &notice {
+                writes.push(put_write(super::notices::record(&self.table, notice)?)?);
+            }
+            Ok(if self.transact(writes).await? {
+                Attempt::Done(Delivery::Stored {
+                    uid,
+                    uid_validity: current.uid_validity,
+                    modseq,
+                    change,
+                    noticed: notice.is_some(),
+                })
+            } else {
+                Attempt::Raced
+            })
+        })
+        .await?;
+        if !matches!(stored, Delivery::Stored { .. }) {
+            // Refused after all (a racing delivery filled the quota): the body is not kept.
+            let _ = bodies.delete_body(&key).await;
+        }
+        Ok(stored)
+    }
+}

@@ -1,0 +1,394 @@
+//! What IMAP changes in a mailbox, on both backends: EXPUNGE, COPY, folders created, deleted,
+//! renamed and subscribed.
+
+use std::sync::Arc;
+
+use pushmail_core::folder::FolderName;
+use pushmail_core::mailbox::{FlagChange, NewMessage};
+use pushmail_core::types::{Address, now};
+use pushmail_store::{ChangeKind, Copied, Delivery, FolderChange, Store};
+
+pushmail_tests::on_both_backends!(
+    with_account;
+    expunge_removes_only_deleted_messages_and_logs_each,
+    an_expunge_racing_an_undelete_removes_only_what_is_still_deleted,
+    a_copy_keeps_flags_and_dates_under_new_uids_all_or_none,
+    deleting_a_folder_removes_its_messages_and_their_usage,
+    renaming_moves_messages_and_subfolders_and_inbox_stays,
+    folders_are_subscribed_until_unsubscribed,
+);
+
+fn folder(name: &str) -> FolderName {
+    FolderName::parse(name).unwrap()
+}
+
+fn message(subject: &str, flags: &[&str]) -> NewMessage {
+    NewMessage {
+        raw: format!("From: bob@example.org\r\nSubject: {subject}\r\n\r\nHello\r\n").into_bytes(),
+        flags: flags.iter().map(|f| f.to_string()).collect(),
+        internal_date: now(),
+    }
+}
+
+async fn with_account(store: Arc<dyn Store>) -> (Arc<dyn Store>, Address) {
+    let alice = Address::parse("alice@example.com").unwrap();
+    store.create_default_folders(&alice, now()).await.unwrap();
+    (store, alice)
+}
+
+async fn append(store: &Arc<dyn Store>, alice: &Address, to: &str, m: &NewMessage) -> u32 {
+    match store.append(alice, &folder(to), m, None).await.unwrap() {
+        Delivery::Stored { uid, noticed, .. } => {
+            assert!(!noticed, "APPEND never announces");
+            uid
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn uids(store: &Arc<dyn Store>, alice: &Address, name: &str) -> Vec<u32> {
+    store.all_uids(alice, &folder(name)).await.unwrap()
+}
+
+async fn expunge_removes_only_deleted_messages_and_logs_each(
+    (store, alice): (Arc<dyn Store>, Address),
+) {
+    for i in 0..5 {
+        let flags: &[&str] = if i % 2 == 0 { &["\\Deleted"] } else { &[] };
+        append(&store, &alice, "INBOX", &message(&format!("m{i}"), flags)).await;
+    }
+    let before = store.changes_since(&alice, 0, 100).await.unwrap().len() as u64;
+    let usage = store.mailbox_usage(&alice).await.unwrap();
+    let removed = store
+        .expunge(&alice, &folder("INBOX"), &[1, 2, 3, 4, 5, 99], true)
+        .await
+        .unwrap();
+    assert_eq!(removed, [1, 3, 5]);
+    assert_eq!(uids(&store, &alice, "INBOX").await, [2, 4]);
+    assert_eq!(
+        store
+            .message_body(&alice, &folder("INBOX"), 1)
+            .await
+            .unwrap(),
+        None
+    );
+    let changes = store.changes_since(&alice, before, 100).await.unwrap();
+    assert_eq!(
+        changes.iter().map(|c| (c.uid, c.kind)).collect::<Vec<_>>(),
+        [1, 3, 5].map(|uid| (uid, ChangeKind::Expunged))
+    );
+    let inbox = store
+        .folder(&alice, &folder("INBOX"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (inbox.messages, inbox.uid_next),
+        (2, 6),
+        "UIDs are not reused"
+    );
+    let left: u64 = store
+        .messages(&alice, &folder("INBOX"), 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.size)
+        .sum();
+    assert_eq!(store.mailbox_usage(&alice).await.unwrap(), left);
+    assert!(left < usage);
+    // Again: nothing left to remove, nothing logged.
+    let again = store
+        .expunge(&alice, &folder("INBOX"), &[1, 2, 3], true)
+        .await;
+    assert_eq!(again.unwrap(), Vec::<u32>::new());
+    let unknown = store.expunge(&alice, &folder("Nope"), &[1], false).await;
+    assert_eq!(unknown.unwrap(), Vec::<u32>::new());
+}
+
+async fn an_expunge_racing_an_undelete_removes_only_what_is_still_deleted(
+    (store, alice): (Arc<dyn Store>, Address),
+) {
+    for round in 0..6 {
+        let uid = append(&store, &alice, "INBOX", &message("r", &["\\Deleted"])).await;
+        let undelete = {
+            let (store, alice) = (store.clone(), alice.clone());
+            tokio::spawn(async move {
+                let change = FlagChange::Remove(vec!["\\Deleted".into()]);
+                store
+                    .update_flags(&alice, &folder("INBOX"), uid, &change)
+                    .await
+                    .unwrap()
+            })
+        };
+        let expunge = {
+            let (store, alice) = (store.clone(), alice.clone());
+            tokio::spawn(async move {
+                store
+                    .expunge(&alice, &folder("INBOX"), &[uid], true)
+                    .await
+                    .unwrap()
+            })
+        };
+        let (undeleted, removed) = (undelete.await.unwrap(), expunge.await.unwrap());
+        let present = uids(&store, &alice, "INBOX").await.contains(&uid);
+        match (undeleted, removed.as_slice()) {
+            // The undelete came first: the message stays.
+            (Some(flags), []) => assert!(present && flags.is_empty(), "round {round}"),
+            // The expunge came first: the undelete found nothing.
+            (None, [gone]) => assert!(!present && *gone == uid, "round {round}"),
+            other => panic!("round {round}: both won: {other:?}"),
+        }
+    }
+}
+
+async fn a_copy_keeps_flags_and_dates_under_new_uids_all_or_none(
+    (store, alice): (Arc<dyn Store>, Address),
+) {
+    store
+        .create_folder(&alice, &folder("Archive"), now())
+        .await
+        .unwrap();
+    append(&store, &alice, "Archive", &message("already there", &[])).await;
+    let a = append(&store, &alice, "INBOX", &message("a", &["\\Seen"])).await;
+    let b = append(&store, &alice, "INBOX", &message("b", &["\\Flagged"])).await;
+    let copied = store
+        .copy(
+            &alice,
+            &folder("INBOX"),
+            &[b, a, 77],
+            &folder("Archive"),
+            None,
+        )
+        .await
+        .unwrap();
+    let archive = store
+        .folder(&alice, &folder("Archive"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        copied,
+        Copied::Copied {
+            uid_validity: archive.uid_validity,
+            uids: vec![(a, 2), (b, 3)]
+        }
+    );
+    let source = store
+        .messages(&alice, &folder("INBOX"), 0, 10)
+        .await
+        .unwrap();
+    let copies = store
+        .messages(&alice, &folder("Archive"), 1, 10)
+        .await
+        .unwrap();
+    for (original, copy) in source.iter().zip(&copies) {
+        assert_eq!(original.flags, copy.flags);
+        assert_eq!(original.internal_date, copy.internal_date);
+        assert_eq!(original.envelope, copy.envelope);
+        let body = |f: &str, uid| {
+            let store = store.clone();
+            let alice = alice.clone();
+            let f = folder(f);
+            async move { store.message_body(&alice, &f, uid).await.unwrap() }
+        };
+        assert_eq!(
+            body("INBOX", original.uid).await,
+            body("Archive", copy.uid).await
+        );
+    }
+    // Over quota: none of them copied.
+    let usage = store.mailbox_usage(&alice).await.unwrap();
+    let refused = store
+        .copy(
+            &alice,
+            &folder("INBOX"),
+            &[a, b],
+            &folder("Archive"),
+            Some(usage + 10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused, Copied::OverQuota);
+    assert_eq!(uids(&store, &alice, "Archive").await, [1, 2, 3]);
+    let nowhere = store
+        .copy(&alice, &folder("INBOX"), &[a], &folder("Nope"), None)
+        .await
+        .unwrap();
+    assert_eq!(nowhere, Copied::NoSuchFolder);
+}
+
+async fn deleting_a_folder_removes_its_messages_and_their_usage(
+    (store, alice): (Arc<dyn Store>, Address),
+) {
+    store
+        .create_folder(&alice, &folder("Old"), now())
+        .await
+        .unwrap();
+    for i in 0..3 {
+        append(&store, &alice, "Old", &message(&format!("o{i}"), &[])).await;
+    }
+    let kept = append(&store, &alice, "INBOX", &message("kept", &[])).await;
+    assert_eq!(
+        store.delete_folder(&alice, &folder("Old")).await.unwrap(),
+        FolderChange::Done
+    );
+    assert!(
+        store
+            .folder(&alice, &folder("Old"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.messages(&alice, &folder("Old"), 0, 10).await.unwrap(),
+        []
+    );
+    let inbox = store
+        .messages(&alice, &folder("INBOX"), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(inbox.iter().map(|m| m.uid).collect::<Vec<_>>(), [kept]);
+    assert_eq!(store.mailbox_usage(&alice).await.unwrap(), inbox[0].size);
+    assert_eq!(
+        store.delete_folder(&alice, &folder("Old")).await.unwrap(),
+        FolderChange::NoSuchFolder
+    );
+    // Created again: a new UIDVALIDITY is not needed for correctness here, but UIDs restart.
+    store
+        .create_folder(&alice, &folder("Old"), now())
+        .await
+        .unwrap();
+    assert_eq!(append(&store, &alice, "Old", &message("new", &[])).await, 1);
+}
+
+async fn renaming_moves_messages_and_subfolders_and_inbox_stays(
+    (store, alice): (Arc<dyn Store>, Address),
+) {
+    store
+        .create_folder(&alice, &folder("Work"), now())
+        .await
+        .unwrap();
+    store
+        .create_folder(&alice, &folder("Work/2026"), now())
+        .await
+        .unwrap();
+    append(&store, &alice, "Work", &message("w1", &["\\Seen"])).await;
+    append(&store, &alice, "Work/2026", &message("w2", &[])).await;
+    let at = now();
+    assert_eq!(
+        store
+            .rename_folder(&alice, &folder("Work"), &folder("Jobs"), at)
+            .await
+            .unwrap(),
+        FolderChange::Done
+    );
+    let mut names: Vec<String> = store
+        .folders(&alice)
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.name.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "Drafts",
+            "INBOX",
+            "Jobs",
+            "Jobs/2026",
+            "Junk",
+            "Sent",
+            "Trash"
+        ]
+    );
+    let jobs = store
+        .messages(&alice, &folder("Jobs"), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].flags, ["\\Seen"]);
+    assert_eq!(uids(&store, &alice, "Jobs/2026").await.len(), 1);
+    for (from, to, refusal) in [
+        ("Nope", "Other", FolderChange::NoSuchFolder),
+        ("Jobs", "Sent", FolderChange::Exists),
+        ("Jobs", "Jobs/deeper", FolderChange::IntoItself),
+    ] {
+        let changed = store
+            .rename_folder(&alice, &folder(from), &folder(to), at)
+            .await
+            .unwrap();
+        assert_eq!(changed, refusal, "{from} → {to}");
+    }
+    // INBOX: its messages move, INBOX stays, empty.
+    append(&store, &alice, "INBOX", &message("i1", &[])).await;
+    let changed = store
+        .rename_folder(&alice, &folder("INBOX"), &folder("Old mail"), at)
+        .await
+        .unwrap();
+    assert_eq!(changed, FolderChange::Done);
+    assert_eq!(uids(&store, &alice, "INBOX").await, Vec::<u32>::new());
+    assert_eq!(uids(&store, &alice, "Old mail").await.len(), 1);
+    assert!(
+        store
+            .folder(&alice, &folder("INBOX"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn folders_are_subscribed_until_unsubscribed((store, alice): (Arc<dyn Store>, Address)) {
+    store
+        .create_folder(&alice, &folder("Lists"), now())
+        .await
+        .unwrap();
+    let subscribed = |store: Arc<dyn Store>, alice: Address| async move {
+        let mut names: Vec<String> = store
+            .folders(&alice)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.subscribed)
+            .map(|f| f.name.to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(subscribed(store.clone(), alice.clone()).await.len(), 6);
+    assert!(
+        store
+            .set_subscribed(&alice, &folder("Lists"), false)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !subscribed(store.clone(), alice.clone())
+            .await
+            .contains(&"Lists".to_owned())
+    );
+    assert!(
+        store
+            .set_subscribed(&alice, &folder("Lists"), true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        subscribed(store.clone(), alice.clone())
+            .await
+            .contains(&"Lists".to_owned())
+    );
+    assert!(
+        !store
+            .set_subscribed(&alice, &folder("Nope"), true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .folder(&alice, &folder("Nope"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
