@@ -128,6 +128,7 @@ impl MailOptions {
         let imap_settings = ImapSettings {
             hostname: self.hostname.clone(),
             plaintext_login_on_loopback: self.imap_plaintext_login_on_loopback || demo,
+            max_message_bytes: usize::try_from(self.smtp_max_message_bytes).unwrap_or(usize::MAX),
             ..ImapSettings::default()
         };
         let imap = Imap::new(store.clone(), imap_settings.clone(), changes.clone());

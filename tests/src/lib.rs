@@ -27,6 +27,7 @@ use pushmail_runtime::aws::AwsContext;
 use pushmail_store::{EmbeddedStore, Store};
 use serde_json::{Value, json};
 
+pub mod imap;
 pub mod openapi;
 pub mod smtp;
 

@@ -2,7 +2,6 @@
 //! plaintext is allowed, LIST with SPECIAL-USE, SELECT, FETCH by number and by UID, IDLE woken
 //! by a delivery in this process (hint) and by one from another process (change log only).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -10,87 +9,10 @@ use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::NewMessage;
 use pushmail_imap::{Imap, ImapSettings};
 use pushmail_smtp::{Smtp, SmtpSettings};
+use pushmail_tests::imap::{Peer, last, listener, loopback_plaintext};
 use pushmail_tests::smtp::{Client, test_tls};
 use pushmail_tests::{Harness, PASSWORD};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-
-struct Peer {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
-}
-
-impl Peer {
-    async fn connect(address: SocketAddr) -> (Self, String) {
-        let (reader, writer) = TcpStream::connect(address).await.unwrap().into_split();
-        let mut peer = Self {
-            reader: BufReader::new(reader),
-            writer,
-        };
-        let greeting = peer.line().await;
-        (peer, greeting)
-    }
-
-    async fn line(&mut self) -> String {
-        let mut line = String::new();
-        let read = tokio::time::timeout(Duration::from_secs(10), self.reader.read_line(&mut line))
-            .await
-            .expect("an answer within 10 s")
-            .unwrap();
-        assert!(read > 0, "closed");
-        line
-    }
-
-    /// Sends `tag command` and reads up to the tagged answer; all lines, the tagged one last.
-    async fn command(&mut self, tag: &str, command: &str) -> Vec<String> {
-        self.writer
-            .write_all(format!("{tag} {command}\r\n").as_bytes())
-            .await
-            .unwrap();
-        let mut lines = Vec::new();
-        loop {
-            let line = self.line().await;
-            let done = line.starts_with(&format!("{tag} "));
-            lines.push(line);
-            if done {
-                return lines;
-            }
-        }
-    }
-}
-
-fn last(lines: &[String]) -> &str {
-    lines.last().map(String::as_str).unwrap_or_default()
-}
-
-async fn listener(
-    h: &Harness,
-    settings: ImapSettings,
-) -> (
-    SocketAddr,
-    tokio::sync::broadcast::Sender<pushmail_core::types::Address>,
-) {
-    let hints = tokio::sync::broadcast::channel(64).0;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let imap = Imap::new(h.store.clone(), settings, hints.clone());
-    tokio::spawn(pushmail_listener::serve(
-        listener,
-        std::sync::Arc::new(imap),
-        pushmail_listener::Limits::default(),
-        std::future::pending(),
-    ));
-    (address, hints)
-}
-
-fn loopback_plaintext() -> ImapSettings {
-    ImapSettings {
-        plaintext_login_on_loopback: true,
-        idle_poll: Duration::from_millis(200),
-        ..ImapSettings::default()
-    }
-}
 
 #[tokio::test]
 async fn login_list_select_fetch() {
@@ -130,11 +52,11 @@ async fn login_list_select_fetch() {
     let list = peer.command("a3", "LIST \"\" \"*\"").await;
     let joined = list.join("");
     for expected in [
-        "() \"/\" INBOX",
-        "(\\Sent) \"/\" Sent",
-        "(\\Trash) \"/\" Trash",
-        "(\\Drafts) \"/\" Drafts",
-        "(\\Junk) \"/\" Junk",
+        "(\\HasNoChildren) \"/\" INBOX",
+        "(\\HasNoChildren \\Sent) \"/\" Sent",
+        "(\\HasNoChildren \\Trash) \"/\" Trash",
+        "(\\HasNoChildren \\Drafts) \"/\" Drafts",
+        "(\\HasNoChildren \\Junk) \"/\" Junk",
     ] {
         assert!(joined.contains(expected), "{expected} in {joined}");
     }
@@ -342,10 +264,10 @@ async fn integrated_accounts_see_sent_items_and_deleted_items_and_status_counts(
     peer.command("d1", &format!("LOGIN {alice} \"{PASSWORD}\""))
         .await;
     let list = peer.command("d2", "LIST \"\" \"*\"").await.join("");
-    assert!(list.contains("(\\Sent) \"/\" \"Sent Items\""), "{list}");
-    assert!(list.contains("(\\Trash) \"/\" \"Deleted Items\""), "{list}");
+    assert!(list.contains("\\Sent) \"/\" \"Sent Items\""), "{list}");
+    assert!(list.contains("\\Trash) \"/\" \"Deleted Items\""), "{list}");
     assert!(
-        list.contains("(\\Sent) \"/\" Sent"),
+        list.contains("\\Sent) \"/\" Sent\r"),
         "the real folder is listed too: {list}"
     );
     let select = peer.command("d3", "SELECT \"Sent Items\"").await.join("");

@@ -18,7 +18,7 @@ use pushmail_core::mailbox::FlagChange;
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::folders::Selected;
+use crate::select::Selected;
 use crate::session::{Imap, Result, Session};
 use crate::wire::Wire;
 
@@ -160,6 +160,9 @@ impl Imap {
                     .await
                     .map_err(std::io::Error::other)?
                 {
+                    if let Some(selected) = &mut session.selected {
+                        selected.own_flags.insert(uid, after.clone());
+                    }
                     flags = after;
                 }
             }

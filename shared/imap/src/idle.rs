@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
+use crate::select::Expunges;
 use crate::session::{Imap, Next, Result, Session, bye, ok, send_status};
 use crate::wire::Wire;
 
@@ -33,7 +34,7 @@ impl Imap {
         let mut closing = self.closing();
         wire.send_raw(b"+ idling\r\n").await?;
         // Anything delivered since the folder was selected, at once.
-        self.report_changes(wire, session).await?;
+        self.report_changes(wire, session, Expunges::Report).await?;
         let ends = Instant::now() + self.settings.idle_max;
         let mut keepalive = Instant::now() + self.settings.keepalive;
         loop {
@@ -62,7 +63,7 @@ impl Imap {
                     send_status(wire, Some(tag), StatusKind::Bad, None, "Expected DONE").await?;
                     return Ok(Next::Logout);
                 }
-                Wake::Look => self.report_changes(wire, session).await?,
+                Wake::Look => self.report_changes(wire, session, Expunges::Report).await?,
                 Wake::Keepalive => {
                     keepalive = Instant::now() + self.settings.keepalive;
                     wire.send_raw(b"* OK Still here\r\n").await?;

@@ -11,7 +11,7 @@ use pushmail_core::mailbox::MessageMeta;
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::folders::Selected;
+use crate::select::Selected;
 use crate::session::{Imap, Result, Session, no_or_bad, ok};
 use crate::wire::Wire;
 

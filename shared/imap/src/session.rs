@@ -1,6 +1,6 @@
 //! One IMAP session (RFC 3501): greeting, the state machine (not authenticated, authenticated,
-//! selected), and the commands of each state. Folder commands are in `folders.rs`, FETCH in
-//! `fetch.rs`, IDLE in `idle.rs`.
+//! selected), and the commands of the first state. The others are dispatched in `commands.rs`
+//! to a file per command group.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
-use crate::folders::Selected;
+use crate::select::Selected;
 use crate::wire::{Incoming, Wire};
 
 /// What the listener allows.
@@ -43,6 +43,11 @@ pub struct ImapSettings {
     pub keepalive: Duration,
     /// An IDLE ends after this (RFC 2177: clients re-issue it within 29 minutes).
     pub idle_max: Duration,
+    /// The largest message APPEND takes (the SMTP listener's bound, so mail that can arrive
+    /// can also be filed back).
+    pub max_message_bytes: usize,
+    /// Folders an account may have.
+    pub max_folders: usize,
 }
 
 impl Default for ImapSettings {
@@ -55,6 +60,8 @@ impl Default for ImapSettings {
             idle_poll: Duration::from_secs(1),
             keepalive: Duration::from_secs(120),
             idle_max: Duration::from_secs(30 * 60),
+            max_message_bytes: 25 * 1024 * 1024,
+            max_folders: 1000,
         }
     }
 }
@@ -149,6 +156,10 @@ impl Imap {
             capabilities.extend([
                 Capability::Idle,
                 Capability::Unselect,
+                Capability::UidPlus,
+                Capability::Move,
+                named("CHILDREN"),
+                named("SPECIAL-USE"),
                 Capability::Id,
                 Capability::Namespace,
                 Capability::Enable,
@@ -245,6 +256,10 @@ impl Imap {
             };
             let command = match incoming {
                 Incoming::Closed => return Ok(Next::Logout),
+                Incoming::Overflow => {
+                    bye(wire, "Literal too big").await?;
+                    return Ok(Next::Logout);
+                }
                 Incoming::Bad(tag, why) => {
                     send_status(wire, tag, StatusKind::Bad, None, why).await?;
                     continue;
@@ -270,10 +285,6 @@ impl Imap {
                 let data = Data::Capability(self.capabilities(session));
                 wire.send(&Response::Data(data)).await?;
                 ok(wire, tag, "CAPABILITY done").await?;
-            }
-            CommandBody::Noop | CommandBody::Check => {
-                self.report_changes(wire, session).await?;
-                ok(wire, tag, "Done").await?;
             }
             CommandBody::Logout => {
                 bye(wire, "Logging out").await?;
@@ -372,6 +383,7 @@ impl Imap {
                 info!(peer = %session.peer, account = %account.address, "IMAP login");
                 session.aliases = self.folder_aliases(&account.address).await?;
                 session.user = Some(account);
+                wire.allow_messages_of(self.settings.max_message_bytes);
                 let code = Code::Capability(self.capabilities(session));
                 send_status(wire, Some(tag), StatusKind::Ok, Some(code), "Logged in").await
             }
@@ -423,6 +435,30 @@ pub(crate) async fn send_status<S: AsyncRead + AsyncWrite + Unpin>(
         None => Status::Untagged(body),
     };
     wire.send(&Response::Status(status)).await
+}
+
+/// A capability imap-types has no variant for.
+fn named(name: &'static str) -> Capability<'static> {
+    Capability::from(imap_codec::imap_types::core::Atom::try_from(name).expect("an atom"))
+}
+
+/// A store error as the session's I/O error: the session ends (its peer sees the connection
+/// close) and the error is logged by the listener, rather than an answer that would be wrong.
+pub(crate) fn io<E: std::error::Error + Send + Sync + 'static>(error: E) -> std::io::Error {
+    std::io::Error::other(error)
+}
+
+/// A tagged status written as it is, for response codes imap-types does not know (UIDPLUS's
+/// APPENDUID and COPYUID).
+pub(crate) async fn tagged_raw<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<S>,
+    tag: &Tag<'static>,
+    kind: &str,
+    text: &str,
+) -> Result<()> {
+    let text: String = text.chars().filter(|c| !c.is_control()).collect();
+    wire.send_raw(format!("{} {kind} {text}\r\n", tag.inner()).as_bytes())
+        .await
 }
 
 pub(crate) async fn ok<S: AsyncRead + AsyncWrite + Unpin>(

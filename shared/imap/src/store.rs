@@ -1,10 +1,10 @@
 //! STORE and UID STORE: flags added, removed or replaced, each message in one atomic store write
 //! (`MailboxStore::update_flags`), answered with the flags after unless `.SILENT`.
 
-use imap_codec::imap_types::core::{Tag, Vec1};
+use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
-use imap_codec::imap_types::response::{Data, Response, StatusKind};
+use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 use pushmail_core::mailbox::FlagChange;
 use pushmail_core::types::Address;
@@ -12,8 +12,13 @@ use std::num::NonZeroU32;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::fetch::{flag_items, targets};
-use crate::session::{Imap, Result, Session, no_or_bad, ok};
+use crate::session::{Imap, Result, Session};
 use crate::wire::Wire;
+
+pub(crate) enum Stored {
+    Done,
+    Refused(&'static str),
+}
 
 impl Imap {
     #[allow(clippy::too_many_arguments)]
@@ -22,24 +27,17 @@ impl Imap {
         wire: &mut Wire<S>,
         session: &mut Session,
         account: &Address,
-        tag: Tag<'static>,
         set: &SequenceSet,
         kind: StoreType,
         response: StoreResponse,
         flags: &[Flag<'static>],
         by_uid: bool,
-    ) -> Result<()> {
+    ) -> Result<Stored> {
         let Some(selected) = &session.selected else {
-            return no_or_bad(wire, tag, StatusKind::Bad, "Select a folder first").await;
+            return Ok(Stored::Refused("Select a folder first"));
         };
         if selected.read_only {
-            return no_or_bad(
-                wire,
-                tag,
-                StatusKind::No,
-                "The folder is read-only (EXAMINE)",
-            )
-            .await;
+            return Ok(Stored::Refused("The folder is read-only (EXAMINE)"));
         }
         let names: Vec<String> = flags.iter().map(ToString::to_string).collect();
         let change = match kind {
@@ -54,9 +52,13 @@ impl Imap {
                 .update_flags(account, &folder, uid, &change)
                 .await
                 .map_err(std::io::Error::other)?;
-            let (Some(after), StoreResponse::Answer) = (after, response) else {
+            let Some(after) = after else { continue };
+            if let Some(selected) = &mut session.selected {
+                selected.own_flags.insert(uid, after.clone());
+            }
+            if response != StoreResponse::Answer {
                 continue;
-            };
+            }
             let mut items = vec![flag_items(&after)];
             if by_uid && let Some(uid) = NonZeroU32::new(uid) {
                 items.push(MessageDataItem::Uid(uid));
@@ -66,6 +68,6 @@ impl Imap {
                     .await?;
             }
         }
-        ok(wire, tag, "STORE done").await
+        Ok(Stored::Done)
     }
 }

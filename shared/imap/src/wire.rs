@@ -17,35 +17,52 @@ use imap_codec::{
 use pushmail_listener::Connection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// The largest command, literals included (no APPEND yet: commands are short).
-pub const MAX_MESSAGE: u32 = 64 * 1024;
+/// The largest command, literals included, before login and for every command but APPEND.
+pub const MAX_MESSAGE: usize = 64 * 1024;
 
 /// What the peer sent next.
 pub enum Incoming {
     Command(Command<'static>),
     /// Not a command this server can read: answer BAD (with the tag when there is one).
     Bad(Option<Tag<'static>>, &'static str),
+    /// The peer sent more than the bounds allow in a way the framing cannot skip (a
+    /// non-synchronising literal over the bound is already on its way): say BYE and close.
+    Overflow,
     Closed,
 }
 
 enum Framed {
     Message,
-    /// A literal over the bound: skipped, with the command's tag if it could be read.
+    /// A command or literal over the bound: skipped, with the command's tag if it was read.
     TooBig(Option<Tag<'static>>),
+    Overflow,
     Closed,
 }
 
 pub struct Wire<S> {
     pub(crate) connection: Connection<S>,
+    /// Unbounded itself: the bounds are ours (`limit`), checked after every read, so they can
+    /// grow after login, for APPEND.
     fragmentizer: Fragmentizer,
+    /// The largest message (a command with its literals) taken now.
+    limit: usize,
+    /// A line over the bound is being thrown away up to its end; its tag, if it had one.
+    discarding: Option<Option<Tag<'static>>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     pub fn new(connection: Connection<S>) -> Self {
         Self {
             connection,
-            fragmentizer: Fragmentizer::new(MAX_MESSAGE),
+            fragmentizer: Fragmentizer::without_max_message_size(),
+            limit: MAX_MESSAGE,
+            discarding: None,
         }
+    }
+
+    /// After login: messages (APPEND's literal) up to this many bytes, besides the command.
+    pub fn allow_messages_of(&mut self, bytes: usize) {
+        self.limit = MAX_MESSAGE.saturating_add(bytes);
     }
 
     pub fn into_connection(self) -> Connection<S> {
@@ -54,10 +71,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
 
     /// Reads until a whole message is there; a sync literal within the limit is invited with a
     /// continuation, one beyond it refused at once (the peer waits for the invitation, so
-    /// nothing of it is read).
+    /// nothing of it is read). A line over the limit is thrown away as it comes, so no peer
+    /// makes this hold more than the limit and one read.
     async fn next_message(&mut self) -> io::Result<Framed> {
         loop {
             let Some(fragment) = self.fragmentizer.progress() else {
+                if self.fragmentizer.message_bytes().len() > self.limit {
+                    if self.discarding.is_none() {
+                        let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
+                        self.discarding = Some(tag);
+                    }
+                    self.fragmentizer.skip_message();
+                }
                 let mut buffer = [0u8; 4096];
                 let read = self.connection.read(&mut buffer).await?;
                 if read == 0 {
@@ -66,21 +91,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 self.fragmentizer.enqueue_bytes(&buffer[..read]);
                 continue;
             };
-            if let FragmentInfo::Line {
-                announcement: Some(LiteralAnnouncement { mode, length }),
-                ..
-            } = fragment
-            {
-                if length > MAX_MESSAGE || self.fragmentizer.is_max_message_size_exceeded() {
+            let announcement = match fragment {
+                FragmentInfo::Line { announcement, .. } => announcement,
+                FragmentInfo::Literal { .. } => None,
+            };
+            if let Some(tag) = self.discarding.take() {
+                // The end of the overlong line: it had a literal after all (cannot be skipped
+                // safely), or the command is answered BAD.
+                self.fragmentizer.skip_message();
+                return Ok(match announcement {
+                    Some(_) => Framed::Overflow,
+                    None => Framed::TooBig(tag),
+                });
+            }
+            if let Some(LiteralAnnouncement { mode, length }) = announcement {
+                let total = self.fragmentizer.message_bytes().len() + length as usize;
+                if total > self.limit {
                     let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
                     self.fragmentizer.skip_message();
-                    return Ok(Framed::TooBig(tag));
+                    return Ok(match mode {
+                        LiteralMode::Sync => Framed::TooBig(tag),
+                        // Its bytes are coming anyway and would be read as commands.
+                        LiteralMode::NonSync => Framed::Overflow,
+                    });
                 }
                 if mode == LiteralMode::Sync {
                     self.send_raw(b"+ Ready for literal data\r\n").await?;
                 }
             }
             if self.fragmentizer.is_message_complete() {
+                if self.fragmentizer.message_bytes().len() > self.limit {
+                    let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
+                    self.fragmentizer.skip_message();
+                    return Ok(Framed::TooBig(tag));
+                }
                 return Ok(Framed::Message);
             }
         }
@@ -89,12 +133,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     pub async fn next_command(&mut self) -> io::Result<Incoming> {
         match self.next_message().await? {
             Framed::Closed => return Ok(Incoming::Closed),
-            Framed::TooBig(tag) => return Ok(Incoming::Bad(tag, "Literal too big")),
+            Framed::Overflow => return Ok(Incoming::Overflow),
+            Framed::TooBig(tag) => return Ok(Incoming::Bad(tag, "Command or literal too big")),
             Framed::Message => {}
-        }
-        if self.fragmentizer.is_max_message_size_exceeded() {
-            let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
-            return Ok(Incoming::Bad(tag, "Command too long"));
         }
         match self.fragmentizer.decode_message(&CommandCodec::default()) {
             Ok(command) => Ok(Incoming::Command(command.into_static())),

@@ -1,0 +1,78 @@
+//! APPEND with UIDPLUS's APPENDUID: a message stored as the client sent it, with its flags and
+//! date, without a new-mail notice (the client put it there). The literal's size is bounded
+//! by the wire (`max_message_bytes`); the account's quota by the store: `NO [OVERQUOTA]`.
+
+use chrono::Utc;
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::flag::Flag;
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::response::StatusKind;
+use pushmail_core::mailbox::NewMessage;
+use pushmail_core::types::{Address, now};
+use pushmail_store::Delivery;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::select::Expunges;
+use crate::session::{Imap, Result, Session, io, no_or_bad, tagged_raw};
+use crate::wire::Wire;
+
+impl Imap {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn append<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &mut Session,
+        account: &Address,
+        tag: Tag<'static>,
+        mailbox: &Mailbox<'_>,
+        flags: &[Flag<'_>],
+        date: Option<&DateTime>,
+        message: &LiteralOrLiteral8<'_>,
+    ) -> Result<()> {
+        let raw = match message {
+            LiteralOrLiteral8::Literal(literal) => literal.data(),
+            LiteralOrLiteral8::Literal8(literal) => literal.data.as_ref(),
+        };
+        if raw.is_empty() {
+            return no_or_bad(wire, tag, StatusKind::Bad, "An empty message").await;
+        }
+        let Some(folder) = Self::resolve(session, mailbox) else {
+            return no_or_bad(wire, tag, StatusKind::No, "[TRYCREATE] No such folder").await;
+        };
+        let message = NewMessage {
+            raw: raw.to_vec(),
+            // \Recent is the server's to set (RFC 3501 §2.3.2); pushmail has no \Recent.
+            flags: flags
+                .iter()
+                .map(ToString::to_string)
+                .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                .collect(),
+            internal_date: date
+                .map(|date| date.as_ref().with_timezone(&Utc))
+                .unwrap_or_else(now),
+        };
+        let quota = self.quota(account).await?;
+        let stored = self
+            .store
+            .append(account, &folder, &message, quota)
+            .await
+            .map_err(io)?;
+        match stored {
+            Delivery::Stored {
+                uid, uid_validity, ..
+            } => {
+                self.report_changes(wire, session, Expunges::Report).await?;
+                let text = format!("[APPENDUID {uid_validity} {uid}] APPEND done");
+                tagged_raw(wire, &tag, "OK", &text).await
+            }
+            Delivery::NoSuchFolder => {
+                no_or_bad(wire, tag, StatusKind::No, "[TRYCREATE] No such folder").await
+            }
+            Delivery::OverQuota => {
+                no_or_bad(wire, tag, StatusKind::No, "[OVERQUOTA] Over the quota").await
+            }
+        }
+    }
+}

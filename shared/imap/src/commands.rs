@@ -1,0 +1,244 @@
+//! The commands of the authenticated and selected states, each handed to its group's file:
+//! `list.rs`, `mailboxes.rs`, `select.rs`, `fetch.rs`, `store.rs`, `search.rs`, `copy.rs`,
+//! `expunge.rs`, `append.rs`, `idle.rs`. After a command in the selected state the view
+//! catches up with the change log before the tagged answer.
+
+use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::response::StatusKind;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::select::Expunges;
+use crate::session::{Imap, Next, Result, Session, no_or_bad, ok};
+use crate::store::Stored;
+use crate::wire::Wire;
+
+impl Imap {
+    pub(crate) async fn authenticated<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &mut Session,
+        tag: Tag<'static>,
+        body: CommandBody<'static>,
+    ) -> Result<Next> {
+        let Some(user) = session.user.clone() else {
+            no_or_bad(wire, tag, StatusKind::Bad, "Log in first").await?;
+            return Ok(Next::Continue);
+        };
+        let account = &user.address;
+        let selected = session.selected.is_some();
+        match body {
+            CommandBody::Noop | CommandBody::Check => {
+                self.report_changes(wire, session, Expunges::Report).await?;
+                ok(wire, tag, "Done").await?;
+            }
+            CommandBody::List {
+                mailbox_wildcard, ..
+            } => {
+                self.list(wire, session, account, tag, &mailbox_wildcard, false)
+                    .await?;
+            }
+            CommandBody::Lsub {
+                mailbox_wildcard, ..
+            } => {
+                self.list(wire, session, account, tag, &mailbox_wildcard, true)
+                    .await?;
+            }
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => {
+                self.status(wire, session, account, tag, &mailbox, &item_names)
+                    .await?;
+            }
+            CommandBody::Create { mailbox } => {
+                self.create(wire, session, account, tag, &mailbox).await?;
+            }
+            CommandBody::Delete { mailbox } => {
+                self.delete(wire, session, account, tag, &mailbox).await?;
+            }
+            CommandBody::Rename { from, to } => {
+                self.rename(wire, session, account, tag, &from, &to).await?;
+            }
+            CommandBody::Subscribe { mailbox } => {
+                self.subscribe(wire, session, account, tag, &mailbox, true)
+                    .await?;
+            }
+            CommandBody::Unsubscribe { mailbox } => {
+                self.subscribe(wire, session, account, tag, &mailbox, false)
+                    .await?;
+            }
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                self.append(
+                    wire,
+                    session,
+                    account,
+                    tag,
+                    &mailbox,
+                    &flags,
+                    date.as_ref(),
+                    &message,
+                )
+                .await?;
+            }
+            CommandBody::Select { mailbox, .. } => {
+                self.select(wire, session, account, tag, &mailbox, false)
+                    .await?;
+            }
+            CommandBody::Examine { mailbox, .. } => {
+                self.select(wire, session, account, tag, &mailbox, true)
+                    .await?;
+            }
+            CommandBody::Namespace => {
+                // One personal namespace, no prefix, "/" between levels; no others.
+                wire.send_raw(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n")
+                    .await?;
+                ok(wire, tag, "NAMESPACE done").await?;
+            }
+            CommandBody::Enable { .. } => {
+                // No extension this server has needs enabling (RFC 5161: report none).
+                wire.send_raw(b"* ENABLED\r\n").await?;
+                ok(wire, tag, "ENABLE done").await?;
+            }
+            CommandBody::Close if selected => {
+                self.close_folder(wire, session, account, tag).await?;
+            }
+            CommandBody::Unselect if selected => {
+                session.selected = None;
+                ok(wire, tag, "UNSELECT done").await?;
+            }
+            CommandBody::Expunge if selected => {
+                self.expunge(wire, session, account, tag, None).await?;
+            }
+            CommandBody::ExpungeUid { sequence_set } if selected => {
+                self.expunge(wire, session, account, tag, Some(&sequence_set))
+                    .await?;
+            }
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                ..
+            } if selected => {
+                self.fetch(
+                    wire,
+                    session,
+                    account,
+                    &sequence_set,
+                    macro_or_item_names,
+                    uid,
+                )
+                .await?;
+                self.report_changes(wire, session, held_unless(uid)).await?;
+                ok(wire, tag, "FETCH done").await?;
+            }
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                ..
+            } if selected => {
+                let stored = self
+                    .store_flags(
+                        wire,
+                        session,
+                        account,
+                        &sequence_set,
+                        kind,
+                        response,
+                        &flags,
+                        uid,
+                    )
+                    .await?;
+                match stored {
+                    Stored::Done => {
+                        self.report_changes(wire, session, held_unless(uid)).await?;
+                        ok(wire, tag, "STORE done").await?;
+                    }
+                    Stored::Refused(why) => {
+                        no_or_bad(wire, tag, StatusKind::No, why).await?;
+                    }
+                }
+            }
+            CommandBody::Search { criteria, uid, .. } if selected => {
+                self.search(wire, session, account, tag, &criteria, uid)
+                    .await?;
+            }
+            CommandBody::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } if selected => {
+                self.copy(
+                    wire,
+                    session,
+                    account,
+                    tag,
+                    &sequence_set,
+                    &mailbox,
+                    uid,
+                    false,
+                )
+                .await?;
+            }
+            CommandBody::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } if selected => {
+                self.copy(
+                    wire,
+                    session,
+                    account,
+                    tag,
+                    &sequence_set,
+                    &mailbox,
+                    uid,
+                    true,
+                )
+                .await?;
+            }
+            CommandBody::Idle if selected => {
+                return self.idle(wire, session, account, tag).await;
+            }
+            CommandBody::Close
+            | CommandBody::Unselect
+            | CommandBody::Expunge
+            | CommandBody::ExpungeUid { .. }
+            | CommandBody::Fetch { .. }
+            | CommandBody::Store { .. }
+            | CommandBody::Search { .. }
+            | CommandBody::Copy { .. }
+            | CommandBody::Move { .. }
+            | CommandBody::Idle => {
+                no_or_bad(wire, tag, StatusKind::Bad, "Select a folder first").await?;
+            }
+            _ => {
+                no_or_bad(
+                    wire,
+                    tag,
+                    StatusKind::Bad,
+                    "Not a command this server knows",
+                )
+                .await?;
+            }
+        }
+        Ok(Next::Continue)
+    }
+}
+
+/// EXPUNGE responses wait during FETCH, STORE and SEARCH by sequence number.
+fn held_unless(by_uid: bool) -> Expunges {
+    if by_uid {
+        Expunges::Report
+    } else {
+        Expunges::Hold
+    }
+}

@@ -1,0 +1,290 @@
+//! Folder names and listings: LIST/LSUB (SPECIAL-USE and CHILDREN attributes, the push
+//! service's alias names), STATUS, and how IMAP names map to folders (modified UTF-7, INBOX
+//! in any case, aliases).
+
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::core::{AString, Atom, QuotedChar, Tag};
+use imap_codec::imap_types::flag::FlagNameAttribute;
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::response::{Data, Response, StatusKind};
+use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
+use pushmail_core::folder::{DELIMITER, FolderName};
+use pushmail_core::mailbox::Folder;
+use pushmail_core::types::Address;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::session::{Imap, Result, Session, io, no_or_bad, ok};
+use crate::utf7;
+use crate::wire::Wire;
+
+/// The IMAP name of a folder.
+pub(crate) fn mailbox_name(name: &FolderName) -> Mailbox<'static> {
+    if name.is_inbox() {
+        return Mailbox::Inbox;
+    }
+    AString::try_from(utf7::encode(name.as_str()))
+        .map(Mailbox::from)
+        .unwrap_or(Mailbox::Inbox)
+}
+
+/// A folder name from IMAP's, if it is one pushmail accepts. A trailing delimiter is dropped
+/// (RFC 3501 §6.3.3: CREATE `a/` creates `a`).
+pub(crate) fn folder_name(mailbox: &Mailbox<'_>) -> Option<FolderName> {
+    match mailbox {
+        Mailbox::Inbox => FolderName::parse("INBOX").ok(),
+        Mailbox::Other(other) => {
+            let name = utf7::decode(other.as_ref())?;
+            FolderName::parse(name.strip_suffix(DELIMITER).unwrap_or(&name)).ok()
+        }
+    }
+}
+
+fn attributes(folder: &Folder, all: &[Folder]) -> Vec<FlagNameAttribute<'static>> {
+    let prefix = format!("{}{DELIMITER}", folder.name);
+    let children = all.iter().any(|f| f.name.as_str().starts_with(&prefix));
+    // CHILDREN (RFC 3348).
+    let mut names = vec![if children {
+        "HasChildren"
+    } else {
+        "HasNoChildren"
+    }];
+    if let Some(role) = folder.special_use {
+        names.push(role.attribute().trim_start_matches('\\'));
+    }
+    names
+        .into_iter()
+        .filter_map(|name| Atom::try_from(name.to_owned()).ok())
+        .map(FlagNameAttribute::from)
+        .collect()
+}
+
+/// `*` and `%` of LIST (RFC 3501 §6.3.8): `%` stops at the hierarchy delimiter. Dynamic
+/// programming over the pattern, so no pattern costs more than its length times the name's.
+fn list_matches(pattern: &[u8], name: &[u8]) -> bool {
+    let mut matched = vec![false; name.len() + 1];
+    matched[0] = true;
+    for &c in pattern {
+        let mut next = vec![false; name.len() + 1];
+        let mut reachable = false;
+        for j in 0..=name.len() {
+            match c {
+                b'*' => {
+                    reachable |= matched[j];
+                    next[j] = reachable;
+                }
+                b'%' => {
+                    if j > 0 && name[j - 1] == DELIMITER as u8 {
+                        reachable = false;
+                    }
+                    reachable |= matched[j];
+                    next[j] = reachable;
+                }
+                _ => next[j] = j > 0 && matched[j - 1] && name[j - 1] == c,
+            }
+        }
+        matched = next;
+    }
+    matched[name.len()]
+}
+
+/// LIST's pattern as the names it matches are written: modified UTF-7 decoded, so `*` and `%`
+/// match characters, not their encoding.
+fn pattern_of(wildcard: &ListMailbox<'_>) -> Option<String> {
+    let bytes = match wildcard {
+        ListMailbox::Token(token) => token.as_ref(),
+        ListMailbox::String(string) => string.as_ref(),
+    };
+    utf7::decode(bytes)
+}
+
+impl Imap {
+    /// An integrated account's folder aliases (alias → the folder with that special use); none
+    /// for an account that is not integrated, or when an alias is a folder's own name.
+    pub(crate) async fn folder_aliases(
+        &self,
+        account: &Address,
+    ) -> Result<Vec<(FolderName, FolderName)>> {
+        let linked = self
+            .store
+            .link(account)
+            .await
+            .map_err(io)?
+            .is_some_and(|link| link.is_linked());
+        if !linked {
+            return Ok(Vec::new());
+        }
+        let Some(domain) = self.store.domain(&account.domain()).await.map_err(io)? else {
+            return Ok(Vec::new());
+        };
+        let folders = self.store.folders(account).await.map_err(io)?;
+        let mut aliases = Vec::new();
+        for (alias, role) in domain.folder_aliases() {
+            let Ok(alias) = FolderName::parse(alias) else {
+                continue;
+            };
+            let target = folders.iter().find(|f| f.special_use == Some(role));
+            if let Some(target) = target
+                && !folders.iter().any(|f| f.name == alias)
+            {
+                aliases.push((alias, target.name.clone()));
+            }
+        }
+        Ok(aliases)
+    }
+
+    /// The folder an IMAP name stands for: the folder itself, or what an alias names.
+    pub(crate) fn resolve(session: &Session, mailbox: &Mailbox<'_>) -> Option<FolderName> {
+        let name = folder_name(mailbox)?;
+        Some(
+            session
+                .aliases
+                .iter()
+                .find(|(alias, _)| *alias == name)
+                .map(|(_, target)| target.clone())
+                .unwrap_or(name),
+        )
+    }
+
+    /// LIST, or LSUB (`subscribed_only`).
+    pub(crate) async fn list<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &Session,
+        account: &Address,
+        tag: Tag<'static>,
+        wildcard: &ListMailbox<'_>,
+        subscribed_only: bool,
+    ) -> Result<()> {
+        let Some(pattern) = pattern_of(wildcard) else {
+            return no_or_bad(wire, tag, StatusKind::Bad, "Not a modified UTF-7 pattern").await;
+        };
+        let keyword = if subscribed_only { "LSUB" } else { "LIST" };
+        if pattern.is_empty() {
+            // The hierarchy delimiter and root (RFC 3501 §6.3.8).
+            wire.send_raw(format!("* {keyword} (\\Noselect) \"/\" \"\"\r\n").as_bytes())
+                .await?;
+            return ok(wire, tag, "LIST done").await;
+        }
+        let mut folders = self.store.folders(account).await.map_err(io)?;
+        // Aliases are listed as folders of their own, with the special use of what they name.
+        let named: Vec<Folder> = session
+            .aliases
+            .iter()
+            .filter_map(|(alias, target)| {
+                let mut folder = folders.iter().find(|f| f.name == *target)?.clone();
+                folder.name = alias.clone();
+                Some(folder)
+            })
+            .collect();
+        folders.extend(named);
+        for folder in &folders {
+            if subscribed_only && !folder.subscribed {
+                continue;
+            }
+            let name = folder.name.as_str().as_bytes();
+            let matches = if folder.name.is_inbox() {
+                list_matches(pattern.to_ascii_uppercase().as_bytes(), name)
+            } else {
+                list_matches(pattern.as_bytes(), name)
+            };
+            if !matches {
+                continue;
+            }
+            let (items, delimiter, mailbox) = (
+                attributes(folder, &folders),
+                QuotedChar::try_from(DELIMITER).ok(),
+                mailbox_name(&folder.name),
+            );
+            let data = if subscribed_only {
+                Data::Lsub {
+                    items,
+                    delimiter,
+                    mailbox,
+                }
+            } else {
+                Data::List {
+                    items,
+                    delimiter,
+                    mailbox,
+                }
+            };
+            wire.send(&Response::Data(data)).await?;
+        }
+        ok(wire, tag, &format!("{keyword} done")).await
+    }
+
+    pub(crate) async fn status<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &Session,
+        account: &Address,
+        tag: Tag<'static>,
+        mailbox: &Mailbox<'static>,
+        names: &[StatusDataItemName],
+    ) -> Result<()> {
+        let folder = match Self::resolve(session, mailbox) {
+            Some(name) => self.store.folder(account, &name).await.map_err(io)?,
+            None => None,
+        };
+        let Some(folder) = folder else {
+            return no_or_bad(wire, tag, StatusKind::No, "[NONEXISTENT] No such folder").await;
+        };
+        let mut unseen = 0;
+        if names.contains(&StatusDataItemName::Unseen) {
+            let mut after = 0;
+            loop {
+                let page = self
+                    .store
+                    .messages(account, &folder.name, after, 1000)
+                    .await
+                    .map_err(io)?;
+                let Some(last) = page.last() else { break };
+                after = last.uid;
+                unseen += page
+                    .iter()
+                    .filter(|m| !m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
+                    .count() as u32;
+            }
+        }
+        let items: Vec<StatusDataItem> = names
+            .iter()
+            .filter_map(|name| match name {
+                StatusDataItemName::Messages => Some(StatusDataItem::Messages(folder.messages)),
+                StatusDataItemName::Recent => Some(StatusDataItem::Recent(0)),
+                StatusDataItemName::UidNext => {
+                    NonZeroU32::new(folder.uid_next).map(StatusDataItem::UidNext)
+                }
+                StatusDataItemName::UidValidity => {
+                    NonZeroU32::new(folder.uid_validity).map(StatusDataItem::UidValidity)
+                }
+                StatusDataItemName::Unseen => Some(StatusDataItem::Unseen(unseen)),
+                StatusDataItemName::HighestModSeq => {
+                    Some(StatusDataItem::HighestModSeq(folder.highest_modseq))
+                }
+                _ => None,
+            })
+            .collect();
+        let data = Data::Status {
+            mailbox: mailbox.clone(),
+            items: items.into(),
+        };
+        wire.send(&Response::Data(data)).await?;
+        ok(wire, tag, "STATUS done").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::list_matches;
+
+    #[test]
+    fn list_wildcards() {
+        assert!(list_matches(b"*", b"Lists/rust"));
+        assert!(list_matches(b"%", b"INBOX"));
+        assert!(!list_matches(b"%", b"Lists/rust"));
+        assert!(list_matches(b"Lists/%", b"Lists/rust"));
+        assert!(list_matches(b"L*t", b"Lists/rust"));
+        assert!(!list_matches(b"Sent", b"Sent Items"));
+    }
+}

@@ -1,0 +1,231 @@
+//! The selected folder: SELECT/EXAMINE, CLOSE/UNSELECT, and keeping the session's view (its
+//! UIDs, from which message sequence numbers come) in step with the change log: new messages
+//! as `* N EXISTS`, removed ones as `* n EXPUNGE`, other sessions' flag changes as FETCH.
+
+use std::collections::{BTreeSet, HashMap};
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::core::{Tag, Vec1};
+use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::flag::{Flag, FlagPerm};
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
+use pushmail_core::folder::FolderName;
+use pushmail_core::types::Address;
+use pushmail_store::ChangeKind;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::fetch::flag_items;
+use crate::session::{Imap, Result, Session, io, no_or_bad, send_status};
+use crate::wire::Wire;
+
+/// The selected folder as this session sees it.
+pub(crate) struct Selected {
+    pub folder: FolderName,
+    /// EXAMINE: nothing in the folder changes through this view.
+    pub read_only: bool,
+    /// UIDs in order: message sequence number n is `uids[n - 1]`.
+    pub uids: Vec<u32>,
+    /// The account's change counter this view has caught up with.
+    pub seen_change: u64,
+    /// Flags this session set itself and already told its client, until the change log
+    /// brings them back: they are not told again.
+    pub own_flags: HashMap<u32, Vec<String>>,
+}
+
+impl Selected {
+    /// The sequence number of a UID in the view.
+    pub fn sequence_of(&self, uid: u32) -> Option<u32> {
+        self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
+    }
+}
+
+/// Whether untagged EXPUNGE may be sent now: never during FETCH, STORE or SEARCH by sequence
+/// number (RFC 3501 §7.4.1), since the client's numbers would shift under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expunges {
+    Report,
+    Hold,
+}
+
+impl Imap {
+    pub(crate) async fn select<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &mut Session,
+        account: &Address,
+        tag: Tag<'static>,
+        mailbox: &Mailbox<'_>,
+        read_only: bool,
+    ) -> Result<()> {
+        session.selected = None;
+        let folder = match Self::resolve(session, mailbox) {
+            Some(name) => self.store.folder(account, &name).await.map_err(io)?,
+            None => None,
+        };
+        let Some(folder) = folder else {
+            return no_or_bad(wire, tag, StatusKind::No, "[NONEXISTENT] No such folder").await;
+        };
+        // The change counter first: a change between the two reads is reported again (and
+        // found already known), never missed.
+        let seen_change = self.change_counter(account).await?;
+        let uids = self
+            .store
+            .all_uids(account, &folder.name)
+            .await
+            .map_err(io)?;
+        let flags = vec![
+            Flag::Answered,
+            Flag::Flagged,
+            Flag::Deleted,
+            Flag::Seen,
+            Flag::Draft,
+        ];
+        wire.send(&Response::Data(Data::Flags(flags.clone())))
+            .await?;
+        wire.send(&Response::Data(Data::Exists(uids.len() as u32)))
+            .await?;
+        wire.send(&Response::Data(Data::Recent(0))).await?;
+        let mut permanent: Vec<FlagPerm> = Vec::new();
+        if !read_only {
+            permanent = flags.into_iter().map(FlagPerm::Flag).collect();
+            // Keywords of the client's own are kept too.
+            permanent.push(FlagPerm::Asterisk);
+        }
+        let mut codes = vec![(Code::PermanentFlags(permanent), "Flags")];
+        if let Some(validity) = NonZeroU32::new(folder.uid_validity) {
+            codes.push((Code::UidValidity(validity), "UIDs valid"));
+        }
+        if let Some(next) = NonZeroU32::new(folder.uid_next) {
+            codes.push((Code::UidNext(next), "Predicted next UID"));
+        }
+        for (code, text) in codes {
+            send_status(wire, None, StatusKind::Ok, Some(code), text).await?;
+        }
+        // CONDSTORE (RFC 7162 §3.1.2.1): every SELECT says it, enabled or not.
+        wire.send_raw(
+            format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", folder.highest_modseq).as_bytes(),
+        )
+        .await?;
+        session.selected = Some(Selected {
+            folder: folder.name,
+            read_only,
+            uids,
+            seen_change,
+            own_flags: HashMap::new(),
+        });
+        let (code, text) = if read_only {
+            (Code::ReadOnly, "EXAMINE done")
+        } else {
+            (Code::ReadWrite, "SELECT done")
+        };
+        send_status(wire, Some(tag), StatusKind::Ok, Some(code), text).await
+    }
+
+    /// The account's change counter now.
+    pub(crate) async fn change_counter(&self, account: &Address) -> Result<u64> {
+        let mut counter = 0;
+        loop {
+            let changes = self
+                .store
+                .changes_since(account, counter, 1000)
+                .await
+                .map_err(io)?;
+            match changes.last() {
+                Some(last) => counter = last.counter,
+                None => return Ok(counter),
+            }
+        }
+    }
+
+    /// Brings the view up to date with the change log: removed messages as `* n EXPUNGE`
+    /// (unless held: the log is then read only up to the first one), flag changes as FETCH,
+    /// new messages as `* N EXISTS`.
+    pub(crate) async fn report_changes<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &mut Session,
+        expunges: Expunges,
+    ) -> Result<()> {
+        let (Some(user), Some(selected)) = (&session.user, &mut session.selected) else {
+            return Ok(());
+        };
+        let account = user.address.clone();
+        let known = selected.uids.last().copied().unwrap_or(0);
+        let mut added: BTreeSet<u32> = BTreeSet::new();
+        let mut flagged: BTreeSet<u32> = BTreeSet::new();
+        'log: loop {
+            let changes = self
+                .store
+                .changes_since(&account, selected.seen_change, 1000)
+                .await
+                .map_err(io)?;
+            if changes.is_empty() {
+                break;
+            }
+            for change in changes {
+                if change.folder == selected.folder {
+                    match change.kind {
+                        ChangeKind::Added if change.uid > known => {
+                            added.insert(change.uid);
+                        }
+                        ChangeKind::Added => {}
+                        ChangeKind::Flags => {
+                            flagged.insert(change.uid);
+                        }
+                        ChangeKind::Expunged => {
+                            if added.remove(&change.uid) {
+                                // Came and went before this view heard of it.
+                            } else if let Some(seq) = selected.sequence_of(change.uid) {
+                                if expunges == Expunges::Hold {
+                                    break 'log;
+                                }
+                                wire.send(&Response::Data(Data::Expunge(
+                                    NonZeroU32::new(seq).expect("sequence numbers start at 1"),
+                                )))
+                                .await?;
+                                selected.uids.remove(seq as usize - 1);
+                            }
+                            flagged.remove(&change.uid);
+                        }
+                    }
+                }
+                selected.seen_change = change.counter;
+            }
+        }
+        // Flags of messages in the view, as they are now. Another session's STORE is rare
+        // enough to read each message alone.
+        for uid in flagged {
+            let Some(seq) = selected.sequence_of(uid) else {
+                continue;
+            };
+            let meta = self
+                .store
+                .messages(&account, &selected.folder, uid.saturating_sub(1), 1)
+                .await
+                .map_err(io)?
+                .pop()
+                .filter(|meta| meta.uid == uid);
+            let told = selected.own_flags.remove(&uid);
+            let (Some(meta), Some(seq), Some(uid)) =
+                (meta, NonZeroU32::new(seq), NonZeroU32::new(uid))
+            else {
+                continue;
+            };
+            if told.as_ref() == Some(&meta.flags) {
+                continue;
+            }
+            let items = vec![flag_items(&meta.flags), MessageDataItem::Uid(uid)];
+            if let Ok(items) = Vec1::try_from(items) {
+                wire.send(&Response::Data(Data::Fetch { seq, items }))
+                    .await?;
+            }
+        }
+        if !added.is_empty() {
+            selected.uids.extend(added);
+            let exists = selected.uids.len() as u32;
+            wire.send(&Response::Data(Data::Exists(exists))).await?;
+        }
+        Ok(())
+    }
+}

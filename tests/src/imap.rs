@@ -1,0 +1,87 @@
+//! An IMAP peer for the tests: a line reader over raw TCP, and a listener on a free port.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use pushmail_imap::{Imap, ImapSettings};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::Harness;
+
+pub struct Peer {
+    pub reader: BufReader<OwnedReadHalf>,
+    pub writer: OwnedWriteHalf,
+}
+
+impl Peer {
+    pub async fn connect(address: SocketAddr) -> (Self, String) {
+        let (reader, writer) = TcpStream::connect(address).await.unwrap().into_split();
+        let mut peer = Self {
+            reader: BufReader::new(reader),
+            writer,
+        };
+        let greeting = peer.line().await;
+        (peer, greeting)
+    }
+
+    pub async fn line(&mut self) -> String {
+        let mut line = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), self.reader.read_line(&mut line))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(read > 0, "closed");
+        line
+    }
+
+    /// Sends `tag command` and reads up to the tagged answer; all lines, the tagged one last.
+    pub async fn command(&mut self, tag: &str, command: &str) -> Vec<String> {
+        self.writer
+            .write_all(format!("{tag} {command}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line().await;
+            let done = line.starts_with(&format!("{tag} "));
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+}
+
+pub fn last(lines: &[String]) -> &str {
+    lines.last().map(String::as_str).unwrap_or_default()
+}
+
+pub async fn listener(
+    h: &Harness,
+    settings: ImapSettings,
+) -> (
+    SocketAddr,
+    tokio::sync::broadcast::Sender<pushmail_core::types::Address>,
+) {
+    let hints = tokio::sync::broadcast::channel(64).0;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let imap = Imap::new(h.store.clone(), settings, hints.clone());
+    tokio::spawn(pushmail_listener::serve(
+        listener,
+        std::sync::Arc::new(imap),
+        pushmail_listener::Limits::default(),
+        std::future::pending(),
+    ));
+    (address, hints)
+}
+
+pub fn loopback_plaintext() -> ImapSettings {
+    ImapSettings {
+        plaintext_login_on_loopback: true,
+        idle_poll: Duration::from_millis(200),
+        ..ImapSettings::default()
+    }
+}
