@@ -1,15 +1,16 @@
-//! FETCH and UID FETCH: UID, FLAGS, RFC822.SIZE, INTERNALDATE, and the whole message
-//! (BODY[], BODY.PEEK[], RFC822) — what a push service or a syncing client reads. Other items
-//! (ENVELOPE, BODYSTRUCTURE, sections) come with the rest of the IMAP issue.
+//! FETCH and UID FETCH: UID, FLAGS, RFC822.SIZE, INTERNALDATE, MODSEQ from the metadata;
+//! ENVELOPE, BODY/BODYSTRUCTURE, RFC822.* and BODY[<section>]<<partial>> from the message
+//! (`mime.rs`), read and parsed once per message. Reading the text marks it `\Seen` unless
+//! PEEKed or in an EXAMINEd folder.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use chrono::Timelike;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::core::{IString, Literal, NString, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
-    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
+    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
 use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::response::{Data, Response};
@@ -18,40 +19,52 @@ use pushmail_core::mailbox::FlagChange;
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::mime::Parsed;
 use crate::select::Selected;
-use crate::session::{Imap, Result, Session};
+use crate::session::{Imap, Result, Session, io};
 use crate::wire::Wire;
 
+/// `<start.length>` of a section, if asked.
+type Partial = Option<(u32, NonZeroU32)>;
+
 /// The items one FETCH asks for, as pushmail answers them.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Wanted {
     uid: bool,
     flags: bool,
     size: bool,
     internal_date: bool,
-    /// The whole message, as `BODY[]` or as `RFC822`.
-    body: Option<BodyForm>,
-    /// `BODY.PEEK[]`: the message is not marked read.
-    peek: bool,
+    modseq: bool,
+    envelope: bool,
+    /// BODYSTRUCTURE (`Some(true)`) or BODY without a section (`Some(false)`).
+    structure: Option<bool>,
+    rfc822: bool,
+    rfc822_header: bool,
+    rfc822_text: bool,
+    /// `BODY[<section>]<<partial>>`, each as asked.
+    sections: Vec<(Option<Section<'static>>, Partial)>,
+    /// Some item reads the message text and is not a PEEK: the message is marked read.
+    marks_seen: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum BodyForm {
-    Body,
-    Rfc822,
+impl Wanted {
+    fn needs_body(&self) -> bool {
+        self.envelope
+            || self.structure.is_some()
+            || self.rfc822
+            || self.rfc822_header
+            || self.rfc822_text
+            || !self.sections.is_empty()
+    }
 }
 
-fn wanted(names: &MacroOrMessageDataItemNames<'_>, uid: bool) -> Wanted {
+fn wanted(names: &MacroOrMessageDataItemNames<'static>, uid: bool) -> Wanted {
     let mut wanted = Wanted {
         uid,
         ..Wanted::default()
     };
-    let names: Vec<MessageDataItemName<'_>> = match names {
-        MacroOrMessageDataItemNames::Macro(_) => vec![
-            MessageDataItemName::Flags,
-            MessageDataItemName::InternalDate,
-            MessageDataItemName::Rfc822Size,
-        ],
+    let names: Vec<MessageDataItemName<'static>> = match names {
+        MacroOrMessageDataItemNames::Macro(m) => m.expand().into_static(),
         MacroOrMessageDataItemNames::MessageDataItemNames(names) => names.clone(),
     };
     for name in names {
@@ -60,19 +73,52 @@ fn wanted(names: &MacroOrMessageDataItemNames<'_>, uid: bool) -> Wanted {
             MessageDataItemName::Flags => wanted.flags = true,
             MessageDataItemName::Rfc822Size => wanted.size = true,
             MessageDataItemName::InternalDate => wanted.internal_date = true,
-            MessageDataItemName::BodyExt {
-                section: None,
-                peek,
-                ..
-            } => {
-                wanted.body = Some(BodyForm::Body);
-                wanted.peek = peek;
+            MessageDataItemName::ModSeq => wanted.modseq = true,
+            MessageDataItemName::Envelope => wanted.envelope = true,
+            MessageDataItemName::BodyStructure => wanted.structure = Some(true),
+            MessageDataItemName::Body => {
+                wanted.structure.get_or_insert(false);
             }
-            MessageDataItemName::Rfc822 => wanted.body = Some(BodyForm::Rfc822),
-            _ => {}
+            MessageDataItemName::BodyExt {
+                section,
+                partial,
+                peek,
+            } => {
+                wanted.marks_seen |= !peek;
+                wanted.sections.push((section, partial));
+            }
+            MessageDataItemName::Rfc822 => {
+                wanted.rfc822 = true;
+                wanted.marks_seen = true;
+            }
+            MessageDataItemName::Rfc822Header => wanted.rfc822_header = true,
+            MessageDataItemName::Rfc822Text => {
+                wanted.rfc822_text = true;
+                wanted.marks_seen = true;
+            }
+            // BINARY is not announced.
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {}
         }
     }
     wanted
+}
+
+/// A section's bytes, cut to `<start.length>` when asked (RFC 3501 §6.4.5).
+fn cut(bytes: Vec<u8>, partial: Partial) -> Vec<u8> {
+    match partial {
+        None => bytes,
+        Some((start, length)) => bytes
+            .into_iter()
+            .skip(start as usize)
+            .take(length.get() as usize)
+            .collect(),
+    }
+}
+
+fn literal(bytes: Vec<u8>) -> NString<'static> {
+    Literal::try_from(bytes)
+        .map(|literal| NString(Some(IString::from(literal))))
+        .unwrap_or(NString(None))
 }
 
 fn flag(name: &str) -> Option<FlagFetch<'static>> {
@@ -147,30 +193,36 @@ impl Imap {
                 items.push(MessageDataItem::Uid(uid));
             }
             let mut flags = meta.flags.clone();
-            // BODY[] and RFC822 (not BODY.PEEK[]) mark the message read, in a read-write view.
-            if wanted.body.is_some()
-                && !wanted.peek
+            let mut modseq = meta.modseq;
+            // Reading the text (not PEEK) marks the message read, in a read-write view.
+            let marking = wanted.marks_seen
                 && !selected_read_only
-                && !flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"))
-            {
+                && !flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"));
+            if marking {
                 let seen = FlagChange::Add(vec!["\\Seen".to_owned()]);
                 if let Some(after) = self
                     .store
                     .update_flags(account, &folder, uid, &seen)
                     .await
-                    .map_err(std::io::Error::other)?
+                    .map_err(io)?
                 {
                     if let Some(selected) = &mut session.selected {
                         selected.own_flags.insert(uid, after.clone());
                     }
                     flags = after;
+                    modseq += 1;
                 }
             }
-            if wanted.flags || (wanted.body.is_some() && !wanted.peek && !selected_read_only) {
+            if wanted.flags || marking {
                 items.push(flag_items(&flags));
             }
             if wanted.size {
                 items.push(MessageDataItem::Rfc822Size(meta.size as u32));
+            }
+            if wanted.modseq
+                && let Some(modseq) = NonZeroU64::new(modseq)
+            {
+                items.push(MessageDataItem::ModSeq(modseq));
             }
             if wanted.internal_date {
                 // IMAP dates have whole seconds (found by fuzzing: the stored date has ms).
@@ -182,24 +234,43 @@ impl Imap {
                     items.push(MessageDataItem::InternalDate(date));
                 }
             }
-            if let Some(form) = wanted.body {
+            if wanted.needs_body() {
                 let raw = self
                     .store
                     .message_body(account, &folder, uid)
                     .await
-                    .map_err(std::io::Error::other)?
+                    .map_err(io)?
                     .unwrap_or_default();
-                let data = Literal::try_from(raw)
-                    .map(|literal| NString(Some(IString::from(literal))))
-                    .unwrap_or(NString(None));
-                items.push(match form {
-                    BodyForm::Body => MessageDataItem::BodyExt {
-                        section: None,
-                        origin: None,
-                        data,
-                    },
-                    BodyForm::Rfc822 => MessageDataItem::Rfc822(data),
-                });
+                let parsed = Parsed::new(&raw);
+                if wanted.envelope {
+                    items.push(MessageDataItem::Envelope(parsed.envelope()));
+                }
+                match wanted.structure {
+                    Some(true) => {
+                        items.push(MessageDataItem::BodyStructure(parsed.structure(true)))
+                    }
+                    Some(false) => items.push(MessageDataItem::Body(parsed.structure(false))),
+                    None => {}
+                }
+                if wanted.rfc822 {
+                    items.push(MessageDataItem::Rfc822(literal(raw.clone())));
+                }
+                if wanted.rfc822_header {
+                    let header = parsed.section(Some(&Section::Header(None)));
+                    items.push(MessageDataItem::Rfc822Header(literal(header)));
+                }
+                if wanted.rfc822_text {
+                    let text = parsed.section(Some(&Section::Text(None)));
+                    items.push(MessageDataItem::Rfc822Text(literal(text)));
+                }
+                for (section, partial) in &wanted.sections {
+                    let bytes = cut(parsed.section(section.as_ref()), *partial);
+                    items.push(MessageDataItem::BodyExt {
+                        section: section.clone(),
+                        origin: partial.map(|(start, _)| start),
+                        data: literal(bytes),
+                    });
+                }
             }
             let (Some(seq), Ok(items)) = (NonZeroU32::new(seq), Vec1::try_from(items)) else {
                 continue;

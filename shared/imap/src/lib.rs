@@ -13,6 +13,7 @@ mod fetch;
 mod idle;
 mod list;
 mod mailboxes;
+mod mime;
 mod search;
 mod select;
 mod session;

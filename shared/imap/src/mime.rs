@@ -1,0 +1,432 @@
+//! A stored message as FETCH shows it: its sections (RFC 3501 §6.4.5: `HEADER`, `TEXT`,
+//! `HEADER.FIELDS`, part numbers, `MIME`), ENVELOPE and BODYSTRUCTURE. mail-parser finds the
+//! parts and their offsets; the bytes returned are always the stored ones, never re-encoded.
+
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::body::{
+    BasicFields, Body, BodyStructure, Disposition, MultiPartExtensionData, SinglePartExtensionData,
+    SpecificFields,
+};
+use imap_codec::imap_types::core::{IString, NString, Vec1};
+use imap_codec::imap_types::envelope::{Address as ImapAddress, Envelope};
+use imap_codec::imap_types::fetch::Section;
+use mail_parser::{Address, Message, MessageParser, MessagePart, MimeHeaders, PartType};
+
+/// Nested messages and multiparts deeper than this are shown as opaque parts: a structure
+/// costs no more than its size.
+const MAX_DEPTH: usize = 16;
+
+/// A message parsed once for every item of one FETCH.
+pub(crate) struct Parsed<'x> {
+    raw: &'x [u8],
+    message: Option<Message<'x>>,
+}
+
+/// One part: the message (or embedded message) it belongs to and its index there.
+#[derive(Clone, Copy)]
+struct PartRef<'m, 'x> {
+    message: &'m Message<'x>,
+    id: usize,
+}
+
+impl<'m, 'x> PartRef<'m, 'x> {
+    fn part(&self) -> Option<&'m MessagePart<'x>> {
+        self.message.parts.get(self.id)
+    }
+
+    fn slice(&self, from: u32, to: u32) -> &'m [u8] {
+        self.message
+            .raw_message
+            .get(from as usize..to as usize)
+            .unwrap_or_default()
+    }
+
+    /// The part's own header (an RFC 822 header for a message, else its MIME header), with the
+    /// blank line that ends it.
+    fn header(&self) -> &'m [u8] {
+        self.part()
+            .map(|p| self.slice(p.offset_header, p.offset_body))
+            .unwrap_or_default()
+    }
+
+    fn body(&self) -> &'m [u8] {
+        self.part()
+            .map(|p| self.slice(p.offset_body, p.offset_end))
+            .unwrap_or_default()
+    }
+
+    fn children(&self) -> Vec<PartRef<'m, 'x>> {
+        match self.part().map(|p| &p.body) {
+            Some(PartType::Multipart(ids)) => ids
+                .iter()
+                .map(|&id| PartRef {
+                    message: self.message,
+                    id: id as usize,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The message a message/rfc822 part holds.
+    fn embedded(&self) -> Option<PartRef<'m, 'x>> {
+        match self.part().map(|p| &p.body) {
+            Some(PartType::Message(message)) => Some(PartRef { message, id: 0 }),
+            _ => None,
+        }
+    }
+
+    fn is_multipart(&self) -> bool {
+        matches!(self.part().map(|p| &p.body), Some(PartType::Multipart(_)))
+    }
+
+    /// The numbered parts of a message: its children if it is a multipart, else its body is
+    /// part 1 (RFC 3501 §6.4.5).
+    fn numbered(&self) -> Vec<PartRef<'m, 'x>> {
+        if self.is_multipart() {
+            self.children()
+        } else {
+            vec![*self]
+        }
+    }
+}
+
+impl<'x> Parsed<'x> {
+    pub fn new(raw: &'x [u8]) -> Self {
+        Self {
+            raw,
+            message: MessageParser::default().parse(raw),
+        }
+    }
+
+    fn root(&self) -> Option<PartRef<'_, 'x>> {
+        self.message
+            .as_ref()
+            .map(|message| PartRef { message, id: 0 })
+    }
+
+    fn part(&self, path: &Vec1<NonZeroU32>) -> Option<PartRef<'_, 'x>> {
+        let mut parts = self.root()?.numbered();
+        let mut current = None;
+        for number in path.as_ref() {
+            let part = *parts.get(number.get() as usize - 1)?;
+            parts = match part.embedded() {
+                Some(inner) => inner.numbered(),
+                None => part.children(),
+            };
+            current = Some(part);
+        }
+        current
+    }
+
+    /// The bytes of a section (`None`: the whole message); empty for a part that is not
+    /// there, as other servers answer.
+    pub fn section(&self, section: Option<&Section<'_>>) -> Vec<u8> {
+        let Some(section) = section else {
+            return self.raw.to_vec();
+        };
+        // HEADER/TEXT of a part: of the message the part holds.
+        let message_of = |path: &Option<imap_codec::imap_types::fetch::Part>| match path {
+            None => self.root(),
+            Some(path) => self.part(&path.0).and_then(|part| part.embedded()),
+        };
+        let bytes: &[u8] = match section {
+            Section::Part(path) => self.part(&path.0).map(|p| p.body()).unwrap_or_default(),
+            Section::Mime(path) => self.part(&path.0).map(|p| p.header()).unwrap_or_default(),
+            Section::Header(path) => message_of(path).map(|m| m.header()).unwrap_or_default(),
+            Section::Text(path) => message_of(path).map(|m| m.body()).unwrap_or_default(),
+            Section::HeaderFields(path, names) | Section::HeaderFieldsNot(path, names) => {
+                let keep = matches!(section, Section::HeaderFields(..));
+                let names: Vec<&[u8]> = names.as_ref().iter().map(|n| n.as_ref()).collect();
+                let header = message_of(path).map(|m| m.header()).unwrap_or_default();
+                return header_fields(header, &names, keep);
+            }
+        };
+        bytes.to_vec()
+    }
+
+    pub fn envelope(&self) -> Envelope<'static> {
+        match &self.message {
+            Some(message) => envelope(message),
+            None => envelope(&Message::default()),
+        }
+    }
+
+    /// BODYSTRUCTURE (`extended`) or BODY.
+    pub fn structure(&self, extended: bool) -> BodyStructure<'static> {
+        match self.root() {
+            Some(root) => structure(root, extended, 0),
+            None => text_plain(self.raw.len()),
+        }
+    }
+}
+
+/// The fields of a header named (`keep`) or not named in `names`, with the blank line.
+fn header_fields(header: &[u8], names: &[&[u8]], keep: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut keeping = false;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        if !matches!(line.first(), Some(b' ' | b'\t')) {
+            let name = line.split(|&b| b == b':').next().unwrap_or_default();
+            let name = name.trim_ascii();
+            keeping = names.iter().any(|n| n.eq_ignore_ascii_case(name)) == keep;
+        }
+        if keeping {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// An IMAP string of any bytes (quoted when it can be, else a literal); NIL for NUL bytes,
+/// which no IMAP string carries.
+fn nstring(bytes: Option<&[u8]>) -> NString<'static> {
+    NString(bytes.and_then(|b| IString::try_from(b.to_vec()).ok()))
+}
+
+fn istring(text: &str) -> IString<'static> {
+    IString::try_from(text.to_owned())
+        .unwrap_or_else(|_| IString::try_from("").expect("the empty string"))
+}
+
+/// A header's value as written (unfolded, trimmed), for ENVELOPE's date, subject and ids.
+fn raw_header(message: &Message<'_>, name: &str) -> Option<Vec<u8>> {
+    let root = message.parts.first()?;
+    let header = root
+        .headers
+        .iter()
+        .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
+    let value = message
+        .raw_message
+        .get(header.offset_start as usize..header.offset_end as usize)?;
+    let unfolded: Vec<u8> = value
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
+    Some(unfolded.trim_ascii().to_vec())
+}
+
+/// A display name as ENVELOPE carries it: plain ASCII as it is, anything else as an RFC 2047
+/// encoded word (the header was decoded by the parser).
+fn display_name(name: &str) -> Vec<u8> {
+    if name.is_ascii() {
+        return name.as_bytes().to_vec();
+    }
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(name.as_bytes());
+    format!("=?UTF-8?B?{encoded}?=").into_bytes()
+}
+
+fn addresses(list: Option<&Address<'_>>) -> Vec<ImapAddress<'static>> {
+    let one = |name: Option<&str>, address: Option<&str>| {
+        let (mailbox, host) = match address.and_then(|a| a.rsplit_once('@')) {
+            Some((mailbox, host)) => (Some(mailbox.as_bytes()), Some(host.as_bytes())),
+            None => (address.map(str::as_bytes), Some(&b""[..])),
+        };
+        ImapAddress {
+            name: nstring(name.map(display_name).as_deref()),
+            adl: NString(None),
+            mailbox: nstring(mailbox),
+            host: nstring(host),
+        }
+    };
+    let mut out = Vec::new();
+    match list {
+        Some(Address::List(list)) => {
+            out.extend(
+                list.iter()
+                    .map(|a| one(a.name.as_deref(), a.address.as_deref())),
+            );
+        }
+        Some(Address::Group(groups)) => {
+            for group in groups {
+                // RFC 3501 §7.4.2: a group is its name with a NIL host, the members, and a
+                // NIL mailbox and host.
+                if let Some(name) = &group.name {
+                    out.push(ImapAddress {
+                        name: NString(None),
+                        adl: NString(None),
+                        mailbox: nstring(Some(name.as_bytes())),
+                        host: NString(None),
+                    });
+                }
+                out.extend(
+                    group
+                        .addresses
+                        .iter()
+                        .map(|a| one(a.name.as_deref(), a.address.as_deref())),
+                );
+                if group.name.is_some() {
+                    out.push(ImapAddress {
+                        name: NString(None),
+                        adl: NString(None),
+                        mailbox: NString(None),
+                        host: NString(None),
+                    });
+                }
+            }
+        }
+        None => {}
+    }
+    out
+}
+
+fn envelope(message: &Message<'_>) -> Envelope<'static> {
+    let from = addresses(message.from());
+    let or_from =
+        |list: Vec<ImapAddress<'static>>| if list.is_empty() { from.clone() } else { list };
+    Envelope {
+        date: nstring(raw_header(message, "Date").as_deref()),
+        subject: nstring(raw_header(message, "Subject").as_deref()),
+        sender: or_from(addresses(message.sender())),
+        reply_to: or_from(addresses(message.reply_to())),
+        from: from.clone(),
+        to: addresses(message.to()),
+        cc: addresses(message.cc()),
+        bcc: addresses(message.bcc()),
+        in_reply_to: nstring(raw_header(message, "In-Reply-To").as_deref()),
+        message_id: nstring(raw_header(message, "Message-ID").as_deref()),
+    }
+}
+
+fn text_plain(size: usize) -> BodyStructure<'static> {
+    BodyStructure::Single {
+        body: Body {
+            basic: BasicFields {
+                parameter_list: vec![(istring("CHARSET"), istring("US-ASCII"))],
+                id: NString(None),
+                description: NString(None),
+                content_transfer_encoding: istring("7BIT"),
+                size: u32::try_from(size).unwrap_or(u32::MAX),
+            },
+            specific: SpecificFields::Text {
+                subtype: istring("PLAIN"),
+                number_of_lines: 0,
+            },
+        },
+        extension_data: None,
+    }
+}
+
+fn parameters(part: &MessagePart<'_>) -> Vec<(IString<'static>, IString<'static>)> {
+    part.content_type()
+        .and_then(|ct| ct.attributes())
+        .unwrap_or_default()
+        .iter()
+        .map(|a| (istring(&a.name), istring(&a.value)))
+        .collect()
+}
+
+fn disposition(part: &MessagePart<'_>) -> Option<Disposition<'static>> {
+    let disposition = part.content_disposition()?;
+    let parameters = disposition
+        .attributes()
+        .unwrap_or_default()
+        .iter()
+        .map(|a| (istring(&a.name), istring(&a.value)))
+        .collect();
+    Some(Disposition {
+        disposition: Some((istring(&disposition.c_type), parameters)),
+        tail: None,
+    })
+}
+
+fn structure(part: PartRef<'_, '_>, extended: bool, depth: usize) -> BodyStructure<'static> {
+    let Some(mime) = part.part() else {
+        return text_plain(0);
+    };
+    let (c_type, c_subtype) = match mime.content_type() {
+        Some(ct) => (
+            ct.c_type.to_ascii_lowercase(),
+            ct.c_subtype
+                .as_deref()
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
+        ),
+        None => ("text".to_owned(), "plain".to_owned()),
+    };
+    let children: Vec<BodyStructure<'static>> = if depth < MAX_DEPTH {
+        part.children()
+            .into_iter()
+            .map(|child| structure(child, extended, depth + 1))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if let Ok(bodies) = Vec1::try_from(children) {
+        return BodyStructure::Multi {
+            bodies,
+            subtype: istring(&c_subtype),
+            extension_data: extended.then(|| MultiPartExtensionData {
+                parameter_list: parameters(mime),
+                tail: Some(disposition(mime).unwrap_or(Disposition {
+                    disposition: None,
+                    tail: None,
+                })),
+            }),
+        };
+    }
+    let body = part.body();
+    let lines = bytecount_lines(body);
+    let mut parameter_list = parameters(mime);
+    if c_type == "text" && parameter_list.is_empty() {
+        parameter_list.push((istring("CHARSET"), istring("US-ASCII")));
+    }
+    let specific = match (c_type.as_str(), part.embedded()) {
+        ("text", _) => SpecificFields::Text {
+            subtype: istring(&c_subtype),
+            number_of_lines: lines,
+        },
+        ("message", Some(inner)) if c_subtype == "rfc822" && depth < MAX_DEPTH => {
+            SpecificFields::Message {
+                envelope: Box::new(envelope(inner.message)),
+                body_structure: Box::new(structure(inner, extended, depth + 1)),
+                number_of_lines: lines,
+            }
+        }
+        _ => SpecificFields::Basic {
+            r#type: istring(&c_type),
+            subtype: istring(&c_subtype),
+        },
+    };
+    BodyStructure::Single {
+        body: Body {
+            basic: BasicFields {
+                parameter_list,
+                id: nstring(
+                    mime.content_id()
+                        .map(|id| format!("<{id}>"))
+                        .as_deref()
+                        .map(str::as_bytes),
+                ),
+                description: nstring(mime.content_description().map(str::as_bytes)),
+                content_transfer_encoding: istring(
+                    &mime
+                        .content_transfer_encoding()
+                        .unwrap_or("7bit")
+                        .to_ascii_uppercase(),
+                ),
+                size: u32::try_from(body.len()).unwrap_or(u32::MAX),
+            },
+            specific,
+        },
+        extension_data: extended.then(|| SinglePartExtensionData {
+            md5: NString(None),
+            tail: disposition(mime),
+        }),
+    }
+}
+
+fn bytecount_lines(body: &[u8]) -> u32 {
+    u32::try_from(body.iter().filter(|&&b| b == b'\n').count()).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+#[path = "mime_tests.rs"]
+mod tests;
