@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{FlagChange, NewMessage};
 use pushmail_core::types::{Address, now};
-use pushmail_store::{ChangeKind, Copied, Delivery, FolderChange, Store};
+use pushmail_store::{ChangeKind, Copied, Delivery, FlagUpdate, FolderChange, Store};
 
 pushmail_tests::on_both_backends!(
     with_account;
@@ -16,6 +16,7 @@ pushmail_tests::on_both_backends!(
     deleting_a_folder_removes_its_messages_and_their_usage,
     renaming_moves_messages_and_subfolders_and_inbox_stays,
     folders_are_subscribed_until_unsubscribed,
+    of_racing_conditional_stores_one_applies_and_the_others_see_modified,
 );
 
 fn folder(name: &str) -> FolderName {
@@ -391,4 +392,58 @@ async fn folders_are_subscribed_until_unsubscribed((store, alice): (Arc<dyn Stor
             .unwrap()
             .is_none()
     );
+}
+
+async fn of_racing_conditional_stores_one_applies_and_the_others_see_modified(
+    (store, alice): (Arc<dyn Store>, Address),
+) {
+    let uid = append(&store, &alice, "INBOX", &message("c", &[])).await;
+    let modseq = store
+        .messages(&alice, &folder("INBOX"), 0, 1)
+        .await
+        .unwrap()[0]
+        .modseq;
+    let writers: Vec<_> = (0..6)
+        .map(|i| {
+            let (store, alice) = (store.clone(), alice.clone());
+            tokio::spawn(async move {
+                let change = FlagChange::Add(vec![format!("$writer{i}")]);
+                store
+                    .change_flags(&alice, &folder("INBOX"), uid, &change, Some(modseq))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for writer in writers {
+        match writer.await.unwrap() {
+            FlagUpdate::Applied {
+                flags,
+                modseq: after,
+            } => {
+                assert!(after > modseq);
+                applied.push(flags);
+            }
+            FlagUpdate::Modified => {}
+            FlagUpdate::NoSuchMessage => panic!("the message is there"),
+        }
+    }
+    assert_eq!(applied.len(), 1, "{applied:?}");
+    let stored = store
+        .messages(&alice, &folder("INBOX"), 0, 1)
+        .await
+        .unwrap();
+    assert_eq!(stored[0].flags, applied[0]);
+    let gone = store
+        .change_flags(
+            &alice,
+            &folder("INBOX"),
+            uid + 1,
+            &FlagChange::Add(vec![]),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone, FlagUpdate::NoSuchMessage);
 }

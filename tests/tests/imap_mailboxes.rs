@@ -367,3 +367,80 @@ async fn big_literals_only_after_login_and_within_the_message_bound() {
     let noop = peer.command("x6", "NOOP").await;
     assert!(last(&noop).starts_with("x6 OK"));
 }
+
+#[tokio::test]
+async fn condstore_changedsince_and_racing_unchangedsince_stores() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let mut peer = logged_in(address, alice.as_str()).await;
+    for i in 0..3 {
+        append(&mut peer, &format!("a{i}"), "INBOX", "", &mail("m")).await;
+    }
+    let caps = peer.command("c0", "CAPABILITY").await.join("");
+    assert!(caps.contains("CONDSTORE"), "{caps}");
+    let select = peer
+        .command("c1", "SELECT INBOX (CONDSTORE)")
+        .await
+        .join("");
+    let highest: u64 = select
+        .split("[HIGHESTMODSEQ ")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("HIGHESTMODSEQ in {select}"));
+    peer.command("c2", "STORE 2 +FLAGS.SILENT (\\Seen)").await;
+    let changed = peer
+        .command("c3", &format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {highest})"))
+        .await;
+    assert_eq!(changed.len(), 2, "only message 2 changed: {changed:?}");
+    assert!(
+        changed[0].starts_with("* 2 FETCH (FLAGS (\\Seen) MODSEQ ("),
+        "{changed:?}"
+    );
+
+    // Six sessions store on message 1 at once, each only if unchanged since now: one wins.
+    let modseq_of_1: u64 = {
+        let answer = peer.command("c4", "UID FETCH 1 (MODSEQ)").await;
+        answer[0]
+            .split("MODSEQ (")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{answer:?}"))
+    };
+    // Logged in one after another (parallel logins are bounded per account), then racing.
+    let mut peers = Vec::new();
+    for _ in 0..6 {
+        let mut peer = logged_in(address, alice.as_str()).await;
+        peer.command("r0", "SELECT INBOX").await;
+        peers.push(peer);
+    }
+    let racers: Vec<_> = peers
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut peer)| {
+            tokio::spawn(async move {
+                let command = format!("UID STORE 1 (UNCHANGEDSINCE {modseq_of_1}) +FLAGS ($r{i})");
+                last(&peer.command("r1", &command).await).to_owned()
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for racer in racers {
+        let answer = racer.await.unwrap();
+        if answer.starts_with("r1 OK [MODIFIED 1]") {
+            continue;
+        }
+        assert!(answer.starts_with("r1 OK STORE done"), "{answer}");
+        won += 1;
+    }
+    assert_eq!(won, 1);
+    let flags = &h
+        .store
+        .messages(&alice, &FolderName::parse("INBOX").unwrap(), 0, 1)
+        .await
+        .unwrap()[0]
+        .flags;
+    assert_eq!(flags.len(), 1, "one racer's keyword: {flags:?}");
+}

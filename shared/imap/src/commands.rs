@@ -3,13 +3,15 @@
 //! `expunge.rs`, `append.rs`, `idle.rs`. After a command in the selected state the view
 //! catches up with the change log before the tagged answer.
 
-use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::command::{CommandBody, FetchModifier, SelectParameter, StoreModifier};
 use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::response::StatusKind;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::copy::uid_set;
 use crate::select::Expunges;
-use crate::session::{Imap, Next, Result, Session, no_or_bad, ok};
+use crate::session::{Imap, Next, Result, Session, no_or_bad, ok, tagged_raw};
 use crate::store::Stored;
 use crate::wire::Wire;
 
@@ -86,11 +88,19 @@ impl Imap {
                 )
                 .await?;
             }
-            CommandBody::Select { mailbox, .. } => {
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => {
+                session.condstore |= parameters.contains(&SelectParameter::CondStore);
                 self.select(wire, session, account, tag, &mailbox, false)
                     .await?;
             }
-            CommandBody::Examine { mailbox, .. } => {
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => {
+                session.condstore |= parameters.contains(&SelectParameter::CondStore);
                 self.select(wire, session, account, tag, &mailbox, true)
                     .await?;
             }
@@ -100,9 +110,19 @@ impl Imap {
                     .await?;
                 ok(wire, tag, "NAMESPACE done").await?;
             }
-            CommandBody::Enable { .. } => {
-                // No extension this server has needs enabling (RFC 5161: report none).
-                wire.send_raw(b"* ENABLED\r\n").await?;
+            CommandBody::Enable { capabilities } => {
+                // CONDSTORE is the one extension here that can be enabled (RFC 5161).
+                let condstore = capabilities
+                    .as_ref()
+                    .iter()
+                    .any(|c| matches!(c, CapabilityEnable::CondStore));
+                session.condstore |= condstore;
+                let enabled: &[u8] = if condstore {
+                    b"* ENABLED CONDSTORE\r\n"
+                } else {
+                    b"* ENABLED\r\n"
+                };
+                wire.send_raw(enabled).await?;
                 ok(wire, tag, "ENABLE done").await?;
             }
             CommandBody::Close if selected => {
@@ -123,8 +143,12 @@ impl Imap {
                 sequence_set,
                 macro_or_item_names,
                 uid,
-                ..
+                modifiers,
             } if selected => {
+                let changed_since = modifiers.iter().find_map(|m| match m {
+                    FetchModifier::ChangedSince(since) => Some(since.get()),
+                    FetchModifier::Vanished => None,
+                });
                 self.fetch(
                     wire,
                     session,
@@ -132,6 +156,7 @@ impl Imap {
                     &sequence_set,
                     macro_or_item_names,
                     uid,
+                    changed_since,
                 )
                 .await?;
                 self.report_changes(wire, session, held_unless(uid)).await?;
@@ -143,8 +168,15 @@ impl Imap {
                 response,
                 flags,
                 uid,
-                ..
+                modifiers,
             } if selected => {
+                let unchanged_since = modifiers
+                    .iter()
+                    .map(|StoreModifier::UnchangedSince(since)| *since)
+                    .next();
+                if unchanged_since.is_some() {
+                    session.condstore = true;
+                }
                 let stored = self
                     .store_flags(
                         wire,
@@ -155,12 +187,21 @@ impl Imap {
                         response,
                         &flags,
                         uid,
+                        unchanged_since,
                     )
                     .await?;
                 match stored {
-                    Stored::Done => {
+                    Stored::Done { modified } => {
                         self.report_changes(wire, session, held_unless(uid)).await?;
-                        ok(wire, tag, "STORE done").await?;
+                        if modified.is_empty() {
+                            ok(wire, tag, "STORE done").await?;
+                        } else {
+                            let text = format!(
+                                "[MODIFIED {}] Conditional STORE failed for some",
+                                uid_set(&modified)
+                            );
+                            tagged_raw(wire, &tag, "OK", &text).await?;
+                        }
                     }
                     Stored::Refused(why) => {
                         no_or_bad(wire, tag, StatusKind::No, why).await?;

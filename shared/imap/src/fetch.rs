@@ -160,6 +160,7 @@ pub(crate) fn flag_items(flags: &[String]) -> MessageDataItem<'static> {
 }
 
 impl Imap {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn fetch<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         wire: &mut Wire<S>,
@@ -168,11 +169,15 @@ impl Imap {
         set: &SequenceSet,
         names: MacroOrMessageDataItemNames<'static>,
         by_uid: bool,
+        changed_since: Option<u64>,
     ) -> Result<()> {
         let Some(selected) = &session.selected else {
             return Ok(());
         };
-        let wanted = wanted(&names, by_uid);
+        let mut wanted = wanted(&names, by_uid);
+        // CHANGEDSINCE (RFC 7162 §3.1.4): only messages changed after it, with their MODSEQ.
+        wanted.modseq |= changed_since.is_some() || session.condstore;
+        session.condstore |= wanted.modseq;
         let targets = targets(selected, set, by_uid);
         let folder = selected.folder.clone();
         let selected_read_only = selected.read_only;
@@ -186,6 +191,9 @@ impl Imap {
             let Some(meta) = metas.iter().find(|m| m.uid == uid) else {
                 continue;
             };
+            if changed_since.is_some_and(|since| meta.modseq <= since) {
+                continue;
+            }
             let mut items = Vec::new();
             if wanted.uid
                 && let Some(uid) = NonZeroU32::new(uid)

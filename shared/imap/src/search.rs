@@ -1,18 +1,21 @@
-//! SEARCH and UID SEARCH over the selected folder's metadata: flags, dates, sizes, the envelope's
-//! From/To/Cc/Subject, sequence and UID sets, and their AND/OR/NOT. A key that would need the
-//! message text (BODY, TEXT, HEADER) is refused with BAD rather than answered wrongly.
+//! SEARCH and UID SEARCH: flags, dates, sizes, MODSEQ, the envelope's From/To/Cc/Subject,
+//! sequence and UID sets and their AND/OR/NOT from the metadata; BODY, TEXT, HEADER, BCC and
+//! SENTBEFORE/ON/SINCE from the message itself, read only when a key needs it (no index: each
+//! such search reads the folder, as servers without full-text search do). Text matches are
+//! case-insensitive substrings of the decoded text (RFC 3501 §6.4.4).
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::response::{Data, Response, StatusKind};
 use imap_codec::imap_types::search::SearchKey;
+use mail_parser::MessageParser;
 use pushmail_core::mailbox::MessageMeta;
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::select::Selected;
-use crate::session::{Imap, Result, Session, no_or_bad, ok};
+use crate::session::{Imap, Result, Session, io, no_or_bad, ok};
 use crate::wire::Wire;
 
 /// A key this server cannot decide from metadata.
@@ -32,25 +35,114 @@ fn any_contains(values: &[String], needle: &[u8]) -> bool {
 }
 
 /// Whether message `seq` (UID `meta.uid`) matches `key`.
+/// What a message's text keys look at, decoded once per message.
+struct MessageText {
+    /// Every header field, `name: value` decoded, one per line.
+    header: String,
+    body: String,
+    sent: Option<chrono::NaiveDate>,
+}
+
+impl MessageText {
+    fn new(raw: &[u8]) -> Self {
+        let Some(message) = MessageParser::default().parse(raw) else {
+            return Self {
+                header: String::new(),
+                body: String::from_utf8_lossy(raw).to_lowercase(),
+                sent: None,
+            };
+        };
+        let mut header = String::new();
+        for field in message.headers() {
+            let value = message
+                .raw_message
+                .get(field.offset_start as usize..field.offset_end as usize)
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            let value = match field.value.as_text() {
+                Some(decoded) => decoded.to_owned(),
+                None => value.replace(['\r', '\n'], ""),
+            };
+            header.push_str(&format!("{}: {}\n", field.name.as_str(), value.trim()));
+        }
+        let mut body = String::new();
+        for i in 0..message.text_body.len() {
+            body.extend(message.body_text(i));
+        }
+        for i in 0..message.html_body.len() {
+            body.extend(message.body_html(i));
+        }
+        Self {
+            header: header.to_lowercase(),
+            body: body.to_lowercase(),
+            sent: message
+                .date()
+                .and_then(|d| chrono::DateTime::from_timestamp(d.to_timestamp(), 0))
+                .map(|d| d.date_naive()),
+        }
+    }
+
+    /// A field's values contain `needle` (an empty needle: the field is there).
+    fn field_contains(&self, name: &[u8], needle: &[u8]) -> bool {
+        let name = String::from_utf8_lossy(name).to_lowercase();
+        let needle = String::from_utf8_lossy(needle).to_lowercase();
+        self.header.lines().any(|line| {
+            line.split_once(": ")
+                .is_some_and(|(field, value)| field == name && value.contains(&needle))
+        })
+    }
+}
+
+fn uses_modseq(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(uses_modseq),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        SearchKey::Not(key) => uses_modseq(key),
+        SearchKey::ModSequence { .. } => true,
+        _ => false,
+    }
+}
+
+/// Whether a key needs the message text.
+fn needs_text(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_text),
+        SearchKey::Or(a, b) => needs_text(a) || needs_text(b),
+        SearchKey::Not(key) => needs_text(key),
+        SearchKey::Body(_)
+        | SearchKey::Text(_)
+        | SearchKey::Header(..)
+        | SearchKey::Bcc(_)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_) => true,
+        _ => false,
+    }
+}
+
 fn matches(
     key: &SearchKey<'_>,
     seq: u32,
     meta: &MessageMeta,
     selected: &Selected,
+    text: Option<&MessageText>,
 ) -> std::result::Result<bool, Unsupported> {
     let date = meta.internal_date.date_naive();
+    let lower = |needle: &[u8]| String::from_utf8_lossy(needle).to_lowercase();
     Ok(match key {
         SearchKey::All => true,
         SearchKey::And(keys) => {
             for key in keys.as_ref() {
-                if !matches(key, seq, meta, selected)? {
+                if !matches(key, seq, meta, selected, text)? {
                     return Ok(false);
                 }
             }
             true
         }
-        SearchKey::Or(a, b) => matches(a, seq, meta, selected)? || matches(b, seq, meta, selected)?,
-        SearchKey::Not(key) => !matches(key, seq, meta, selected)?,
+        SearchKey::Or(a, b) => {
+            matches(a, seq, meta, selected, text)? || matches(b, seq, meta, selected, text)?
+        }
+        SearchKey::Not(key) => !matches(key, seq, meta, selected, text)?,
         SearchKey::SequenceSet(set) => {
             let largest = NonZeroU32::new(selected.uids.len() as u32).unwrap_or(NonZeroU32::MIN);
             set.iter(largest).any(|n| n.get() == seq)
@@ -86,8 +178,35 @@ fn matches(
         SearchKey::From(text) => contains(meta.envelope.from.as_deref(), text.as_ref()),
         SearchKey::To(text) => any_contains(&meta.envelope.to, text.as_ref()),
         SearchKey::Cc(text) => any_contains(&meta.envelope.cc, text.as_ref()),
-        SearchKey::Subject(text) => contains(meta.envelope.subject.as_deref(), text.as_ref()),
-        _ => return Err(Unsupported),
+        SearchKey::Subject(needle) => contains(meta.envelope.subject.as_deref(), needle.as_ref()),
+        SearchKey::ModSequence { modseq, .. } => meta.modseq >= *modseq,
+        SearchKey::Body(needle) => text
+            .ok_or(Unsupported)?
+            .body
+            .contains(&lower(needle.as_ref())),
+        SearchKey::Text(needle) => {
+            let text = text.ok_or(Unsupported)?;
+            let needle = lower(needle.as_ref());
+            text.header.contains(&needle) || text.body.contains(&needle)
+        }
+        SearchKey::Header(name, needle) => text
+            .ok_or(Unsupported)?
+            .field_contains(name.as_ref(), needle.as_ref()),
+        SearchKey::Bcc(needle) => text
+            .ok_or(Unsupported)?
+            .field_contains(b"bcc", needle.as_ref()),
+        SearchKey::SentBefore(day) => text
+            .ok_or(Unsupported)?
+            .sent
+            .is_some_and(|d| d < *day.as_ref()),
+        SearchKey::SentOn(day) => text
+            .ok_or(Unsupported)?
+            .sent
+            .is_some_and(|d| d == *day.as_ref()),
+        SearchKey::SentSince(day) => text
+            .ok_or(Unsupported)?
+            .sent
+            .is_some_and(|d| d >= *day.as_ref()),
     })
 }
 
@@ -105,14 +224,16 @@ impl Imap {
         let Some(selected) = &session.selected else {
             return no_or_bad(wire, tag, StatusKind::Bad, "Select a folder first").await;
         };
+        let reads_text = criteria.as_ref().iter().any(needs_text);
         let mut found = Vec::new();
+        let mut highest_modseq = 0;
         let mut after = 0;
         loop {
             let page = self
                 .store
                 .messages(account, &selected.folder, after, 1000)
                 .await
-                .map_err(std::io::Error::other)?;
+                .map_err(io)?;
             let Some(last) = page.last() else { break };
             after = last.uid;
             for meta in &page {
@@ -121,9 +242,18 @@ impl Imap {
                     continue;
                 };
                 let seq = position as u32 + 1;
+                let text = match reads_text {
+                    true => self
+                        .store
+                        .message_body(account, &selected.folder, meta.uid)
+                        .await
+                        .map_err(io)?
+                        .map(|raw| MessageText::new(&raw)),
+                    false => None,
+                };
                 let mut hit = true;
                 for key in criteria.as_ref() {
-                    match matches(key, seq, meta, selected) {
+                    match matches(key, seq, meta, selected, text.as_ref()) {
                         Ok(true) => {}
                         Ok(false) => {
                             hit = false;
@@ -134,7 +264,7 @@ impl Imap {
                                 wire,
                                 tag,
                                 StatusKind::Bad,
-                                "Search key not supported (only flags, dates, sizes, sets and envelope fields)",
+                                "Search key not supported",
                             )
                             .await;
                         }
@@ -142,10 +272,14 @@ impl Imap {
                 }
                 if hit && let Some(number) = NonZeroU32::new(if by_uid { meta.uid } else { seq }) {
                     found.push(number);
+                    highest_modseq = highest_modseq.max(meta.modseq);
                 }
             }
         }
-        wire.send(&Response::Data(Data::Search(found, None)))
+        // RFC 7162 §3.1.5: a search by MODSEQ tells the highest MODSEQ it found.
+        let by_modseq = criteria.as_ref().iter().any(uses_modseq);
+        let modseq = NonZeroU64::new(highest_modseq).filter(|_| by_modseq);
+        wire.send(&Response::Data(Data::Search(found, modseq)))
             .await?;
         ok(wire, tag, "SEARCH done").await
     }

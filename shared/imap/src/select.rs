@@ -3,7 +3,7 @@
 //! as `* N EXISTS`, removed ones as `* n EXPUNGE`, other sessions' flag changes as FETCH.
 
 use std::collections::{BTreeSet, HashMap};
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::fetch::MessageDataItem;
@@ -147,6 +147,7 @@ impl Imap {
         session: &mut Session,
         expunges: Expunges,
     ) -> Result<()> {
+        let condstore = session.condstore;
         let (Some(user), Some(selected)) = (&session.user, &mut session.selected) else {
             return Ok(());
         };
@@ -215,7 +216,10 @@ impl Imap {
             if told.as_ref() == Some(&meta.flags) {
                 continue;
             }
-            let items = vec![flag_items(&meta.flags), MessageDataItem::Uid(uid)];
+            let mut items = vec![flag_items(&meta.flags), MessageDataItem::Uid(uid)];
+            if condstore && let Some(modseq) = NonZeroU64::new(meta.modseq) {
+                items.push(MessageDataItem::ModSeq(modseq));
+            }
             if let Ok(items) = Vec1::try_from(items) {
                 wire.send(&Response::Data(Data::Fetch { seq, items }))
                     .await?;

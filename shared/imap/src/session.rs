@@ -88,6 +88,9 @@ pub(crate) struct Session {
     pub aliases: Vec<(FolderName, FolderName)>,
     pub selected: Option<Selected>,
     pub peer: SocketAddr,
+    /// CONDSTORE is on (ENABLE, SELECT (CONDSTORE), or a command using it, RFC 7162 §3.1):
+    /// FETCH responses carry MODSEQ.
+    pub condstore: bool,
 }
 
 pub(crate) enum Next {
@@ -163,6 +166,7 @@ impl Imap {
                 Capability::Id,
                 Capability::Namespace,
                 Capability::Enable,
+                Capability::CondStore,
             ]);
         }
         Vec1::try_from(capabilities).expect("IMAP4rev1 is always there")
@@ -193,6 +197,7 @@ impl Imap {
             aliases: Vec::new(),
             selected: None,
             peer,
+            condstore: false,
         };
         let greeting = Greeting::ok(
             Some(Code::Capability(self.capabilities(&session))),
@@ -393,13 +398,13 @@ impl Imap {
             }
             Err(error) => {
                 warn!(peer = %session.peer, %error, "IMAP login refused");
-                no_or_bad(
-                    wire,
-                    tag,
-                    StatusKind::No,
-                    "Too many attempts; try again later",
-                )
-                .await
+                // RFC 5530's codes: a busy server, or a limit reached.
+                let text = match error {
+                    CredentialError::Busy => "[UNAVAILABLE] Busy checking passwords; try again",
+                    CredentialError::Store(_) => "[UNAVAILABLE] Try again later",
+                    _ => "[LIMIT] Too many attempts; try again later",
+                };
+                no_or_bad(wire, tag, StatusKind::No, text).await
             }
         }
     }

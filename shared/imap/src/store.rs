@@ -1,5 +1,6 @@
 //! STORE and UID STORE: flags added, removed or replaced, each message in one atomic store write
-//! (`MailboxStore::update_flags`), answered with the flags after unless `.SILENT`.
+//! (`MailboxStore::change_flags`), answered with the flags after unless `.SILENT`; CONDSTORE's
+//! UNCHANGEDSINCE checked in that same write.
 
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::fetch::MessageDataItem;
@@ -8,15 +9,20 @@ use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 use pushmail_core::mailbox::FlagChange;
 use pushmail_core::types::Address;
-use std::num::NonZeroU32;
+use pushmail_store::FlagUpdate;
+use std::num::{NonZeroU32, NonZeroU64};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::fetch::{flag_items, targets};
-use crate::session::{Imap, Result, Session};
+use crate::session::{Imap, Result, Session, io};
 use crate::wire::Wire;
 
 pub(crate) enum Stored {
-    Done,
+    /// Done; with UNCHANGEDSINCE, the messages (by UID for UID STORE, else by number) left
+    /// alone because they changed after it (RFC 7162 §3.1.3: `OK [MODIFIED …]`).
+    Done {
+        modified: Vec<u32>,
+    },
     Refused(&'static str),
 }
 
@@ -32,6 +38,7 @@ impl Imap {
         response: StoreResponse,
         flags: &[Flag<'static>],
         by_uid: bool,
+        unchanged_since: Option<u64>,
     ) -> Result<Stored> {
         let Some(selected) = &session.selected else {
             return Ok(Stored::Refused("Select a folder first"));
@@ -46,28 +53,45 @@ impl Imap {
             StoreType::Replace => FlagChange::Replace(names),
         };
         let folder = selected.folder.clone();
+        let mut modified = Vec::new();
         for (seq, uid) in targets(selected, set, by_uid) {
-            let after = self
+            let update = self
                 .store
-                .update_flags(account, &folder, uid, &change)
+                .change_flags(account, &folder, uid, &change, unchanged_since)
                 .await
-                .map_err(std::io::Error::other)?;
-            let Some(after) = after else { continue };
+                .map_err(io)?;
+            let (after, modseq) = match update {
+                FlagUpdate::Applied { flags, modseq } => (flags, modseq),
+                FlagUpdate::Modified => {
+                    modified.push(if by_uid { uid } else { seq });
+                    continue;
+                }
+                FlagUpdate::NoSuchMessage => continue,
+            };
             if let Some(selected) = &mut session.selected {
                 selected.own_flags.insert(uid, after.clone());
             }
-            if response != StoreResponse::Answer {
+            // With CONDSTORE on, the new MODSEQ is news even to a .SILENT store (§3.1.3).
+            if response != StoreResponse::Answer && !session.condstore {
                 continue;
             }
-            let mut items = vec![flag_items(&after)];
+            let mut items = Vec::new();
+            if response == StoreResponse::Answer {
+                items.push(flag_items(&after));
+            }
             if by_uid && let Some(uid) = NonZeroU32::new(uid) {
                 items.push(MessageDataItem::Uid(uid));
+            }
+            if session.condstore
+                && let Some(modseq) = NonZeroU64::new(modseq)
+            {
+                items.push(MessageDataItem::ModSeq(modseq));
             }
             if let (Some(seq), Ok(items)) = (NonZeroU32::new(seq), Vec1::try_from(items)) {
                 wire.send(&Response::Data(Data::Fetch { seq, items }))
                     .await?;
             }
         }
-        Ok(Stored::Done)
+        Ok(Stored::Done { modified })
     }
 }

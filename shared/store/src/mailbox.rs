@@ -91,6 +91,19 @@ pub enum FolderChange {
     IntoItself,
 }
 
+/// What [`MailboxStore::change_flags`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlagUpdate {
+    /// The flags and the message's MODSEQ after the change (unchanged if it changed nothing).
+    Applied {
+        flags: Vec<String>,
+        modseq: u64,
+    },
+    /// CONDSTORE's UNCHANGEDSINCE: the message changed after that MODSEQ; nothing written.
+    Modified,
+    NoSuchMessage,
+}
+
 /// How many messages a folder-wide operation reads or moves at a time.
 const PAGE: usize = 500;
 
@@ -155,14 +168,16 @@ pub trait MailboxStore: Send + Sync {
         subscribed: bool,
     ) -> StoreResult<bool>;
     /// Changes a message's flags in one atomic write with the folder's HIGHESTMODSEQ and the
-    /// account's change log; the flags after it, or `None` if there is no such message.
-    async fn update_flags(
+    /// account's change log; with `unchanged_since` (CONDSTORE, RFC 7162 §3.1.3) only if the
+    /// message's MODSEQ is not above it, checked in the same write.
+    async fn change_flags(
         &self,
         account: &Address,
         folder: &FolderName,
         uid: u32,
         change: &FlagChange,
-    ) -> StoreResult<Option<Vec<String>>>;
+        unchanged_since: Option<u64>,
+    ) -> StoreResult<FlagUpdate>;
     /// A folder's messages with a UID above `after_uid`, in UID order, at most `limit`.
     async fn messages(
         &self,
@@ -187,6 +202,26 @@ pub trait MailboxStore: Send + Sync {
     ) -> StoreResult<Vec<Change>>;
     /// Bytes the account's messages take.
     async fn mailbox_usage(&self, account: &Address) -> StoreResult<u64>;
+
+    /// [`change_flags`](Self::change_flags) unconditionally: the flags after it, or `None` if
+    /// there is no such message.
+    async fn update_flags(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uid: u32,
+        change: &FlagChange,
+    ) -> StoreResult<Option<Vec<String>>> {
+        Ok(
+            match self
+                .change_flags(account, folder, uid, change, None)
+                .await?
+            {
+                FlagUpdate::Applied { flags, .. } => Some(flags),
+                FlagUpdate::Modified | FlagUpdate::NoSuchMessage => None,
+            },
+        )
+    }
 
     /// Every UID of a folder, in order.
     async fn all_uids(&self, account: &Address, folder: &FolderName) -> StoreResult<Vec<u32>> {

@@ -7,31 +7,39 @@ use pushmail_core::mailbox::{FlagChange, MessageMeta};
 
 use super::mailbox::{folder_sk, message_sk};
 use super::*;
-use crate::mailbox::ChangeKind;
+use crate::mailbox::{ChangeKind, FlagUpdate};
 
 impl DynamoStore {
-    pub(super) async fn change_flags(
+    pub(super) async fn write_flags(
         &self,
         account: &Address,
         folder: &FolderName,
         uid: u32,
         change: &FlagChange,
-    ) -> StoreResult<Option<Vec<String>>> {
+        unchanged_since: Option<u64>,
+    ) -> StoreResult<FlagUpdate> {
         let pk = account_pk(account);
         let _turn = self.account_turn(account).await;
         contended("one account's mailbox", || async {
             let Some(item) = self.get(pk.clone(), &message_sk(folder, uid)).await? else {
-                return Ok(Attempt::Done(None));
+                return Ok(Attempt::Done(FlagUpdate::NoSuchMessage));
             };
             let old_json = get_s(&item, "meta")?.to_owned();
             let mut meta: MessageMeta = serde_json::from_str(&old_json)
                 .map_err(|e| StoreError::Corrupt(format!("message metadata: {e}")))?;
+            // The write below is conditioned on this very metadata, so the check holds.
+            if unchanged_since.is_some_and(|since| meta.modseq > since) {
+                return Ok(Attempt::Done(FlagUpdate::Modified));
+            }
             let flags = change.apply(&meta.flags);
             if flags == meta.flags {
-                return Ok(Attempt::Done(Some(flags)));
+                return Ok(Attempt::Done(FlagUpdate::Applied {
+                    flags,
+                    modseq: meta.modseq,
+                }));
             }
             let Some(current) = self.folder(account, folder).await? else {
-                return Ok(Attempt::Done(None));
+                return Ok(Attempt::Done(FlagUpdate::NoSuchMessage));
             };
             let (_, changes, state_exists) = self.mail_state(account).await?;
             let modseq = current.highest_modseq + 1;
@@ -69,7 +77,7 @@ impl DynamoStore {
                 put_write(self.change_put(account, counter, folder, uid, ChangeKind::Flags))?,
             ];
             Ok(if self.transact(writes).await? {
-                Attempt::Done(Some(flags))
+                Attempt::Done(FlagUpdate::Applied { flags, modseq })
             } else {
                 Attempt::Raced
             })

@@ -7,7 +7,7 @@ use pushmail_core::mailbox::{
 };
 
 use super::*;
-use crate::mailbox::{Change, ChangeKind, Delivery, FolderChange};
+use crate::mailbox::{Change, ChangeKind, Delivery, FlagUpdate, FolderChange};
 
 pub(super) const STATE_SK: &str = "MAILSTATE";
 
@@ -289,14 +289,16 @@ impl crate::MailboxStore for DynamoStore {
         self.subscribe(account, name, subscribed).await
     }
 
-    async fn update_flags(
+    async fn change_flags(
         &self,
         account: &Address,
         folder: &FolderName,
         uid: u32,
         change: &FlagChange,
-    ) -> StoreResult<Option<Vec<String>>> {
-        self.change_flags(account, folder, uid, change).await
+        unchanged_since: Option<u64>,
+    ) -> StoreResult<FlagUpdate> {
+        self.write_flags(account, folder, uid, change, unchanged_since)
+            .await
     }
 
     async fn messages(

@@ -9,7 +9,7 @@ use pushmail_core::notice::Notice;
 use redb::TableDefinition;
 
 use super::*;
-use crate::mailbox::{Change, ChangeKind, Delivery, FolderChange};
+use crate::mailbox::{Change, ChangeKind, Delivery, FlagUpdate, FolderChange};
 
 /// `<account> SEP <folder>` → folder.
 const FOLDERS: Records = TableDefinition::new("mail_folders");
@@ -242,28 +242,35 @@ impl crate::MailboxStore for EmbeddedStore {
         .await
     }
 
-    async fn update_flags(
+    async fn change_flags(
         &self,
         account: &Address,
         folder: &FolderName,
         uid: u32,
         change: &FlagChange,
-    ) -> StoreResult<Option<Vec<String>>> {
+        unchanged_since: Option<u64>,
+    ) -> StoreResult<FlagUpdate> {
         let (account, name, change) = (account.clone(), folder.clone(), change.clone());
         self.write(move |txn| {
             let mut messages = txn.open_table(MESSAGES)?;
             let message_key = message_key(&account, &name, uid);
             let Some(mut meta) = get::<MessageMeta>(&messages, &message_key)? else {
-                return Ok(None);
+                return Ok(FlagUpdate::NoSuchMessage);
             };
+            if unchanged_since.is_some_and(|since| meta.modseq > since) {
+                return Ok(FlagUpdate::Modified);
+            }
             let flags = change.apply(&meta.flags);
             if flags == meta.flags {
-                return Ok(Some(flags));
+                return Ok(FlagUpdate::Applied {
+                    flags,
+                    modseq: meta.modseq,
+                });
             }
             let mut folders = txn.open_table(FOLDERS)?;
             let folder_key = folder_key(&account, &name);
             let Some(mut folder) = get::<Folder>(&folders, &folder_key)? else {
-                return Ok(None);
+                return Ok(FlagUpdate::NoSuchMessage);
             };
             let mut states = txn.open_table(ACCOUNT_STATE)?;
             let mut state: AccountState = get(&states, account.as_str())?.unwrap_or_default();
@@ -283,7 +290,10 @@ impl crate::MailboxStore for EmbeddedStore {
                 .insert(change_key.as_str(), encode(&entry)?.as_str())?;
             folders.insert(folder_key.as_str(), encode(&folder)?.as_str())?;
             states.insert(account.as_str(), encode(&state)?.as_str())?;
-            Ok(Some(flags))
+            Ok(FlagUpdate::Applied {
+                flags,
+                modseq: meta.modseq,
+            })
         })
         .await
     }
