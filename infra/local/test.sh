@@ -78,12 +78,14 @@ echo "== schemathesis against the admin API"
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
   --phases examples,fuzzing --max-examples "${PUSHMAIL_SCHEMATHESIS_EXAMPLES:-25}" --seed 1 --no-color
 
-echo "== Debian tools for the mail tests (swaks with TLS, Postfix's smtp-sink)"
+echo "== Debian tools for the mail tests (swaks with TLS, Postfix's smtp-sink, mbsync, fetchmail)"
 need=()
 command -v swaks >/dev/null || need+=(swaks)
 perl -MNet::SSLeay -MIO::Socket::SSL -e1 2>/dev/null || need+=(libnet-ssleay-perl libio-socket-ssl-perl)
 perl -MAuthen::SASL -e1 2>/dev/null || need+=(libauthen-sasl-perl)
 [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
+command -v mbsync >/dev/null || need+=(isync)
+command -v fetchmail >/dev/null || need+=(fetchmail)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo
   # Postfix is wanted for its test tools only: no mail system is configured or started.
@@ -160,5 +162,9 @@ echo "== imaplib and IMAPClient (IDLE) against the IMAP listener"
 "$venv/bin/python" tests/e2e/imap_client.py --imap-port "$imap_port" --smtp-port "$smtp_port" \
   --user alice@example.com --password alice-password --imaps-port "$imaps_port"
 
+echo "== mbsync and fetchmail syncing the whole account"
+"$venv/bin/python" tests/e2e/sync_clients.py --imap-port "$imap_port" --smtp-port "$smtp_port" \
+  --user alice@example.com --password alice-password
+
 rm -rf "$local_dir" "$sink_dir"
-echo "end-to-end: 7 passed, 0 failed"
+echo "end-to-end: 8 passed, 0 failed"

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Real IMAP clients against pushmail's IMAP listener: imaplib over STARTTLS (LOGIN, LIST with
-SPECIAL-USE, SELECT, FETCH) and IMAPClient's IDLE, woken by a mail sent over SMTP.
+"""Real IMAP clients against pushmail's IMAP listener: imaplib over STARTTLS through every
+RFC 3501 command (and UIDPLUS, MOVE, CONDSTORE), and IMAPClient's IDLE, woken by a mail sent over
+SMTP.
 
     python3 imap_client.py --imap-port 1143 --smtp-port 2525 --user alice@example.com --password P
 """
@@ -13,6 +14,57 @@ import sys
 import time
 
 from imapclient import IMAPClient
+
+
+def every_command(imap, check):
+    """The rest of RFC 3501's commands, in the order a client would use them."""
+    folder = f"e2e-{time.time_ns()}"
+    ok = lambda result: result[0] == "OK"
+    typ, data = imap.capability()
+    capabilities = data[0].decode().split()
+    check("CAPABILITY lists the extensions",
+          typ == "OK" and all(c in capabilities for c in ["IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "CHILDREN",
+                                               "NAMESPACE", "ID", "ENABLE", "LITERAL+", "UNSELECT",
+                                               "CONDSTORE"]), capabilities)
+    check("NOOP", ok(imap.noop()))
+    check("CREATE (with a superior level)", ok(imap.create(f"{folder}/sub")))
+    check("SUBSCRIBE", ok(imap.subscribe(folder)))
+    check("LSUB", folder.encode() in b" ".join(imap.lsub()[1]))
+    check("UNSUBSCRIBE", ok(imap.unsubscribe(folder)))
+    check("RENAME", ok(imap.rename(f"{folder}/sub", f"{folder}/renamed")))
+    message = f"From: e2e@example.org\r\nSubject: {folder}\r\n\r\nappended\r\n".encode()
+    typ, data = imap.append(folder, "(\\Flagged)", imaplib.Time2Internaldate(time.time()), message)
+    check("APPEND answers APPENDUID", typ == "OK" and b"APPENDUID" in data[0], data)
+    typ, data = imap.status(folder, "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ)")
+    check("STATUS", typ == "OK" and b"MESSAGES 1" in data[0], data)
+    typ, data = imap.select(folder, readonly=True)
+    check("EXAMINE", typ == "OK" and data == [b"1"], data)
+    typ, data = imap.store("1", "+FLAGS", "(\\Seen)")
+    check("STORE is refused under EXAMINE", typ == "NO", data)
+    typ, data = imap.select(folder)
+    check("SELECT", typ == "OK", data)
+    typ, data = imap.fetch("1", "(FLAGS ENVELOPE BODYSTRUCTURE BODY.PEEK[TEXT] RFC822.SIZE)")
+    check("FETCH ENVELOPE BODYSTRUCTURE and a section",
+          typ == "OK" and b"ENVELOPE" in data[0][0] and data[0][1] == b"appended\r\n", data)
+    typ, data = imap.store("1", "+FLAGS", "(\\Seen $Label1)")
+    check("STORE", typ == "OK" and b"$Label1" in data[0], data)
+    typ, data = imap.search(None, "FLAGGED", "TEXT", "appended")
+    check("SEARCH", typ == "OK" and data == [b"1"], data)
+    typ, data = imap.copy("1", "INBOX")
+    check("COPY answers COPYUID", typ == "OK" and b"COPYUID" in data[0], data)
+    typ, data = imap.uid("FETCH", "1:*", "(UID FLAGS)")
+    check("UID FETCH", typ == "OK" and b"UID 1" in data[0], data)
+    typ, data = imap.uid("MOVE", "1", f"{folder}/renamed")
+    check("UID MOVE", typ == "OK", data)
+    typ, data = imap.select(f"{folder}/renamed")
+    imap.store("1", "+FLAGS", "(\\Deleted)")
+    typ, data = imap.expunge()
+    check("EXPUNGE", typ == "OK" and data == [b"1"], data)
+    check("CHECK", ok(imap.check()))
+    check("CLOSE", ok(imap.close()))
+    check("DELETE", ok(imap.delete(f"{folder}/renamed")) and ok(imap.delete(folder)))
+    typ, data = imap.delete("INBOX")
+    check("DELETE INBOX is refused", typ == "NO", data)
 
 
 def main():
@@ -41,10 +93,19 @@ def main():
     typ, folders = imap.list()
     listed = b" ".join(folders)
     check("LIST shows INBOX and the special-use folders",
-          all(f in listed for f in [b"INBOX", b"(\\Sent)", b"(\\Trash)", b"(\\Drafts)", b"(\\Junk)"]), listed)
+          all(f in listed for f in [b"INBOX", b"\\Sent)", b"\\Trash)", b"\\Drafts)", b"\\Junk)"]), listed)
     typ, data = imap.select("INBOX")
     check("SELECT INBOX", typ == "OK", data)
+    every_command(imap, check)
+    typ, data = imap.select("INBOX")
     before = int(data[0])
+    imap.logout()
+
+    # AUTHENTICATE PLAIN, on a connection of its own.
+    imap = imaplib.IMAP4("127.0.0.1", args.imap_port)
+    imap.starttls(ssl_context=context)
+    typ, _ = imap.authenticate("PLAIN", lambda _: f"\0{args.user}\0{args.password}".encode())
+    check("AUTHENTICATE PLAIN", typ == "OK")
     imap.logout()
 
     subject = f"imap e2e {time.time_ns()}"
