@@ -115,7 +115,7 @@ impl MailOptions {
                 self.hostname.clone(),
             ))
         });
-        let changes = tokio::sync::broadcast::channel(1024).0;
+        let changes = hints.clone();
         let finish = |smtp: Smtp, tls: &Option<TlsAcceptor>| {
             let smtp = smtp
                 .with_notice_hint(noticed.clone())

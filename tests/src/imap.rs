@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use pushmail_core::hints::ChangeHints;
 use pushmail_imap::{Imap, ImapSettings};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -58,14 +59,8 @@ pub fn last(lines: &[String]) -> &str {
     lines.last().map(String::as_str).unwrap_or_default()
 }
 
-pub async fn listener(
-    h: &Harness,
-    settings: ImapSettings,
-) -> (
-    SocketAddr,
-    tokio::sync::broadcast::Sender<pushmail_core::types::Address>,
-) {
-    let hints = tokio::sync::broadcast::channel(64).0;
+pub async fn listener(h: &Harness, settings: ImapSettings) -> (SocketAddr, ChangeHints) {
+    let hints = ChangeHints::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let imap = Imap::new(h.store.clone(), settings, hints.clone());

@@ -119,7 +119,7 @@ async fn login_waits_for_starttls_and_pipelined_commands_are_dropped() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
     let (acceptor, connector) = test_tls();
-    let hints = tokio::sync::broadcast::channel(8).0;
+    let hints = pushmail_core::hints::ChangeHints::new();
     let imap = Imap::new(h.store.clone(), ImapSettings::default(), hints).with_tls(acceptor);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -343,7 +343,7 @@ async fn literals_namespace_and_enable() {
 async fn closing_tells_idlers_and_waiting_sessions_bye() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
-    let hints = tokio::sync::broadcast::channel(8).0;
+    let hints = pushmail_core::hints::ChangeHints::new();
     let imap = std::sync::Arc::new(Imap::new(h.store.clone(), loopback_plaintext(), hints));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

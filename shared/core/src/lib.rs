@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod folder;
+pub mod hints;
 pub mod mailbox;
 pub mod network;
 pub mod notice;

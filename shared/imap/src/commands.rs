@@ -7,6 +7,7 @@ use imap_codec::imap_types::command::{CommandBody, FetchModifier, SelectParamete
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::response::StatusKind;
+use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::copy::uid_set;
@@ -29,6 +30,39 @@ impl Imap {
         };
         let account = &user.address;
         let selected = session.selected.is_some();
+        // Commands that may change messages: other sessions (here, and in other processes
+        // through the bridge) are hinted to look. (A FETCH that marks a message read hints
+        // on its own.)
+        let writes = matches!(
+            body,
+            CommandBody::Append { .. }
+                | CommandBody::Store { .. }
+                | CommandBody::Copy { .. }
+                | CommandBody::Move { .. }
+                | CommandBody::Expunge
+                | CommandBody::ExpungeUid { .. }
+                | CommandBody::Close
+                | CommandBody::Delete { .. }
+                | CommandBody::Rename { .. }
+        );
+        let next = self
+            .dispatch(wire, session, account, selected, tag, body)
+            .await?;
+        if writes {
+            self.hints.changed(account);
+        }
+        Ok(next)
+    }
+
+    async fn dispatch<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &mut Session,
+        account: &Address,
+        selected: bool,
+        tag: Tag<'static>,
+        body: CommandBody<'static>,
+    ) -> Result<Next> {
         match body {
             CommandBody::Noop | CommandBody::Check => {
                 self.report_changes(wire, session, Expunges::Report).await?;

@@ -187,6 +187,7 @@ impl Imap {
             .messages(account, &folder, first, targets.len().max(1) + 1000)
             .await
             .map_err(std::io::Error::other)?;
+        let mut marked_any = false;
         for (seq, uid) in targets {
             let Some(meta) = metas.iter().find(|m| m.uid == uid) else {
                 continue;
@@ -219,6 +220,7 @@ impl Imap {
                     }
                     flags = after;
                     modseq += 1;
+                    marked_any = true;
                 }
             }
             if wanted.flags || marking {
@@ -285,6 +287,9 @@ impl Imap {
             };
             wire.send(&Response::Data(Data::Fetch { seq, items }))
                 .await?;
+        }
+        if marked_any {
+            self.hints.changed(account);
         }
         Ok(())
     }

@@ -13,13 +13,13 @@ use imap_codec::imap_types::response::{
     Bye, Capability, Code, Data, Greeting, Response, Status, StatusBody, StatusKind, Tagged,
 };
 use pushmail_core::folder::FolderName;
+use pushmail_core::hints::ChangeHints;
 use pushmail_core::sasl::parse_plain;
-use pushmail_core::types::{Account, Address, quoted};
+use pushmail_core::types::{Account, quoted};
 use pushmail_listener::Connection;
 use pushmail_store::credentials::{CredentialError, check_login};
 use pushmail_store::{Store, Surface};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::broadcast;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
@@ -72,7 +72,7 @@ pub struct Imap {
     pub(crate) settings: ImapSettings,
     tls: Option<TlsAcceptor>,
     /// Accounts whose mailboxes changed in this process: idlers wake at once.
-    pub(crate) hints: broadcast::Sender<Address>,
+    pub(crate) hints: ChangeHints,
     /// True once the listener is shutting down: sessions say BYE between commands and idlers
     /// at once, instead of being cut off when the grace period ends.
     closing: tokio::sync::watch::Sender<bool>,
@@ -102,11 +102,7 @@ pub(crate) enum Next {
 pub(crate) type Result<T> = std::io::Result<T>;
 
 impl Imap {
-    pub fn new(
-        store: Arc<dyn Store>,
-        settings: ImapSettings,
-        hints: broadcast::Sender<Address>,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, settings: ImapSettings, hints: ChangeHints) -> Self {
         Self {
             store,
             settings,

@@ -60,6 +60,12 @@ impl AwsContext {
     pub fn ses_client(&self) -> aws_sdk_ses::Client {
         aws_sdk_ses::Client::new(&self.config)
     }
+
+    /// The loaded configuration, for clients of services only one binary uses (the
+    /// listeners' SNS and SQS change hints).
+    pub fn sdk_config(&self) -> &aws_config::SdkConfig {
+        &self.config
+    }
 }
 
 /// The roots the SDK's HTTPS client trusts, compiled in: the system's certificate directory is

@@ -63,8 +63,8 @@ pub struct Smtp {
     pub(crate) outgoing: Option<Arc<Outgoing>>,
     /// Told when a delivery recorded a new-mail notice (the dispatcher's wake-up).
     pub(crate) noticed: Option<Arc<tokio::sync::Notify>>,
-    /// Told which account's mailbox a delivery changed (IMAP idlers in this process).
-    pub(crate) changed: Option<tokio::sync::broadcast::Sender<Address>>,
+    /// Told which account's mailbox a delivery changed (IMAP idlers, here and elsewhere).
+    pub(crate) changed: Option<pushmail_core::hints::ChangeHints>,
 }
 
 /// Why a session ended.
@@ -149,8 +149,8 @@ impl Smtp {
         self
     }
 
-    /// Sends each account whose mailbox a delivery changed to `changed`.
-    pub fn with_change_hint(mut self, changed: tokio::sync::broadcast::Sender<Address>) -> Self {
+    /// Hints each account whose mailbox a delivery changed to `changed`.
+    pub fn with_change_hint(mut self, changed: pushmail_core::hints::ChangeHints) -> Self {
         self.changed = Some(changed);
         self
     }
