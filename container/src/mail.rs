@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pushmail_core::hints::ChangeHints;
 use pushmail_core::types::Address;
 use pushmail_imap::{Imap, ImapSettings};
 use pushmail_runtime::Settings;
@@ -58,6 +59,20 @@ pub struct MailOptions {
     /// --demo). Never from other addresses.
     #[arg(long, env = "PUSHMAIL_IMAP_PLAINTEXT_LOGIN_ON_LOOPBACK")]
     pub imap_plaintext_login_on_loopback: bool,
+    /// An SNS topic over which listener processes sharing the table tell each other which
+    /// mailboxes changed, so IMAP idlers wake at once whichever process took the mail (each
+    /// process reads its own SQS queue, made at start). Without one, only this process's
+    /// changes wake idlers at once; the others' are found by polling.
+    #[arg(long, env = "PUSHMAIL_HINT_TOPIC_ARN")]
+    pub hint_topic_arn: Option<String>,
+    /// Seconds an SQS receive waits for a hint (long polling; 1 to 20).
+    #[arg(long, env = "PUSHMAIL_HINT_WAIT_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub hint_wait_secs: u64,
+    /// Seconds between an idling IMAP session's looks at the change log when no hint came:
+    /// the bound on how late a lost hint makes an EXISTS. Default: 1 without --hint-topic-arn
+    /// (hints from other processes only come this way), 30 with it (each look is a read).
+    #[arg(long, env = "PUSHMAIL_IMAP_IDLE_POLL_SECS", value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub imap_idle_poll_secs: Option<u64>,
     /// The relay (host:port, plain SMTP) for submitted mail to other domains. Without one, such
     /// mail goes through SES when system mail does (--mail ses), else it is refused at RCPT.
     #[arg(long, env = "PUSHMAIL_SMARTHOST")]
@@ -88,6 +103,7 @@ impl MailOptions {
         store: Arc<dyn Store>,
         demo: bool,
         noticed: Arc<tokio::sync::Notify>,
+        hints: ChangeHints,
     ) -> anyhow::Result<MailListeners> {
         let tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::from_files(cert, key)?),
@@ -129,6 +145,12 @@ impl MailOptions {
             hostname: self.hostname.clone(),
             plaintext_login_on_loopback: self.imap_plaintext_login_on_loopback || demo,
             max_message_bytes: usize::try_from(self.smtp_max_message_bytes).unwrap_or(usize::MAX),
+            idle_poll: Duration::from_secs(self.imap_idle_poll_secs.unwrap_or(
+                match self.hint_topic_arn {
+                    Some(_) => 30,
+                    None => 1,
+                },
+            )),
             ..ImapSettings::default()
         };
         let imap = Imap::new(store.clone(), imap_settings.clone(), changes.clone());

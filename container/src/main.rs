@@ -4,6 +4,7 @@
 //! listeners and the notice dispatcher join this process.
 
 mod commands;
+mod hints;
 mod mail;
 mod serve;
 mod tls;

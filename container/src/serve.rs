@@ -12,6 +12,7 @@ use pushmail_push::service::sweep_activations_every;
 use pushmail_runtime::seed::{Seed, seed};
 use pushmail_runtime::{Settings, logging, open};
 
+use crate::hints::Hints;
 use crate::mail::MailOptions;
 use pushmail_store::Store;
 use tracing::{error, info};
@@ -86,6 +87,11 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     let imap_address = imap_listener.local_addr()?;
     let smtp_address = smtp_listener.local_addr()?;
     let submission_address = submission_listener.local_addr()?;
+    let hints = Hints::start(
+        options.mail.hint_topic_arn.as_deref(),
+        Duration::from_secs(options.mail.hint_wait_secs),
+    )
+    .await?;
     let mail = options
         .mail
         .build(
@@ -93,6 +99,7 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
             wired.store.clone(),
             options.demo,
             dispatcher.waker(),
+            hints.hints.clone(),
         )
         .await?;
     let imaps_listener = match &mail.imaps {
@@ -194,6 +201,7 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     for task in background {
         task.abort();
     }
+    hints.stop().await;
     served?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-"""Create pushmail's table, message bucket and SES identity on an AWS endpoint (moto, LocalStack, or AWS itself).
+"""Create pushmail's table, message bucket, change-hint topic and SES identity on an AWS endpoint (moto, LocalStack, or AWS itself).
 
 Reads the table definition from infra/table.json, the same file the SAM template is checked against.
 Idempotent: an existing table or identity is left as it is.
@@ -56,6 +56,11 @@ def main() -> int:
         if error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
         print(f"bucket {bucket} exists")
+
+    # The listeners' change hints: one SNS topic; each process makes its own SQS queue.
+    topic = os.environ.get("PUSHMAIL_HINT_TOPIC", "pushmail-hints")
+    arn = boto3.client("sns", region_name=region).create_topic(Name=topic)["TopicArn"]
+    print(f"hint topic {arn}")
 
     ses = boto3.client("ses", region_name=region)
     ses.verify_domain_identity(Domain=mail_domain)

@@ -47,11 +47,12 @@ echo "== end to end: pushmail on DynamoDB and SES, a spec-following push service
 cargo build --quiet --bin pushmail
 export PUSHMAIL_TABLE="e2e-$(date +%s)-$$"
 export PUSHMAIL_SES_IDENTITY=pushmail.test PUSHMAIL_MAIL_FROM="pushmail <push@pushmail.test>"
-"$venv/bin/python" infra/local/setup_aws.py >/dev/null
+hint_topic=$("$venv/bin/python" infra/local/setup_aws.py | sed -n 's/^hint topic //p')
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 admin_port=$(free_port)
 e2e_smtp_port=$(free_port)
+e2e_imap_port=$(free_port)
 url="http://127.0.0.1:$port/subscribe"
 target/debug/pushmail seed --store dynamodb --secret e2e-secret \
   --account carol@e2e.example --password carol-password --subscribe-url "$url"
@@ -59,8 +60,16 @@ target/debug/pushmail heartbeat --store dynamodb
 PUSHMAIL_TOKEN=$(target/debug/pushmail bootstrap --store dynamodb --label e2e)
 export PUSHMAIL_TOKEN
 mkdir -p .local
-target/debug/pushmail --store dynamodb --mail ses --local-mode true --smtp-addr "127.0.0.1:$e2e_smtp_port" --submission-addr 127.0.0.1:0 --imap-addr 127.0.0.1:0 --imaps-addr 127.0.0.1:0 \
-  --subscribe-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin_port" >.local/e2e-dynamodb.log 2>&1 &
+# Change hints over SNS and SQS; the change log is polled only every 60 s, so the second
+# listener's idler below wakes in time only through a hint.
+hint_flags=(--hint-topic-arn "$hint_topic" --imap-idle-poll-secs 60 --imap-plaintext-login-on-loopback)
+target/debug/pushmail --store dynamodb --mail ses --local-mode true --smtp-addr "127.0.0.1:$e2e_smtp_port" --submission-addr 127.0.0.1:0 --imap-addr "127.0.0.1:$e2e_imap_port" --imaps-addr 127.0.0.1:0 \
+  "${hint_flags[@]}" --subscribe-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin_port" >.local/e2e-dynamodb.log 2>&1 &
+pids+=($!)
+# A second listener process on the same table.
+second_imap_port=$(free_port)
+target/debug/pushmail --store dynamodb --mail ses --local-mode true --smtp-addr 127.0.0.1:0 --submission-addr 127.0.0.1:0 --imap-addr "127.0.0.1:$second_imap_port" --imaps-addr 127.0.0.1:0 \
+  "${hint_flags[@]}" --subscribe-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 >.local/e2e-dynamodb-second.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   curl -s -o /dev/null "http://127.0.0.1:$port/" && curl -s -o /dev/null "http://127.0.0.1:$admin_port/" && break
@@ -69,6 +78,12 @@ done
 "$venv/bin/python" tests/e2e/push_service.py --url "$url" --secret e2e-secret \
   --email carol@e2e.example --password carol-password --moto "$AWS_ENDPOINT_URL_SES" \
   --smtp-port "$e2e_smtp_port"
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$second_imap_port") 2>/dev/null && break
+  sleep 0.1
+done
+"$venv/bin/python" tests/e2e/two_listeners.py --smtp-port "$e2e_smtp_port" --imap-port-a "$e2e_imap_port" \
+  --imap-port-b "$second_imap_port" --user carol@e2e.example --password carol-password
 
 echo "== schemathesis against the admin API"
 # deleteToken is left out: schemathesis reuses ids it has seen, and would revoke its own token

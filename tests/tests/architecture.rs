@@ -43,6 +43,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["pushmail-runtime", "pushmail-push", "pushmail-core"],
     ),
     ("shared/listener", &["pushmail-core"]),
+    ("shared/hints", &["pushmail-core"]),
     (
         "shared/imap",
         &["pushmail-core", "pushmail-store", "pushmail-listener"],
@@ -61,6 +62,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "pushmail-smtp",
             "pushmail-imap",
             "pushmail-listener",
+            "pushmail-hints",
             "pushmail-store",
             "pushmail-core",
         ],

@@ -19,9 +19,8 @@ struct Bridge {
 async fn bridge(aws: &AwsContext, topic: &str) -> Bridge {
     let sns = aws_sdk_sns::Client::new(aws.sdk_config());
     let sqs = aws_sdk_sqs::Client::new(aws.sdk_config());
-    // Moto holds a queue while a receive waits on it: short waits keep the test quick there.
     let joined = Arc::new(
-        SnsSqsHints::join(sns, sqs, topic, Duration::from_secs(1))
+        SnsSqsHints::join(sns, sqs, topic, Duration::from_secs(20))
             .await
             .unwrap(),
     );

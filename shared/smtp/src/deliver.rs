@@ -210,7 +210,7 @@ impl Smtp {
                 }
                 if let Some(changed) = &self.changed {
                     // No idler listening is fine: the hint is only a hint.
-                    changed.changed(&account);
+                    changed.changed(account);
                 }
                 Stored::Yes
             }
