@@ -1,7 +1,6 @@
 //! The operator's one-shot commands.
 
 use std::io::Read;
-use std::time::Duration;
 
 use anyhow::Context;
 use pushmail_core::protocol::sign as sign_body;
@@ -95,26 +94,4 @@ pub fn sign(args: Sign) -> anyhow::Result<()> {
         sign_body(args.secret.as_bytes(), timestamp, &body)
     );
     Ok(())
-}
-
-#[derive(Debug, clap::Args)]
-pub struct Heartbeat {
-    #[command(flatten)]
-    settings: Settings,
-    /// Repeat every this many seconds until stopped [default: once].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    every: Option<u64>,
-}
-
-pub async fn heartbeat(args: Heartbeat) -> anyhow::Result<()> {
-    let store = pushmail_runtime::open(&args.settings).await?.store;
-    loop {
-        store
-            .record_heartbeat("imap", "pushmail-heartbeat", now())
-            .await?;
-        match args.every {
-            Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
-            None => return Ok(()),
-        }
-    }
 }

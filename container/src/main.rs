@@ -1,6 +1,6 @@
 //! pushmail on one machine: the Subscribe URL and the admin API served from the same routers as
 //! the Lambdas, on an embedded store (default) or DynamoDB, with the activation sweep running
-//! in-process; and the operator's commands (bootstrap, seed, sign, heartbeat). The IMAP/SMTP
+//! in-process; and the operator's commands (bootstrap, seed, sign). The IMAP/SMTP
 //! listeners and the notice dispatcher join this process.
 
 mod commands;
@@ -37,9 +37,6 @@ enum Command {
     Seed(commands::SeedArgs),
     /// Print the X-Push-Timestamp and X-Push-Signature headers for the body on standard input.
     Sign(commands::Sign),
-    /// Record an IMAP listener heartbeat, once or every N seconds (a stand-in until the IMAP
-    /// listener runs in this process).
-    Heartbeat(commands::Heartbeat),
 }
 
 #[tokio::main]
@@ -50,6 +47,5 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Bootstrap(args)) => commands::bootstrap(args).await,
         Some(Command::Seed(args)) => commands::seed(args).await,
         Some(Command::Sign(args)) => commands::sign(args),
-        Some(Command::Heartbeat(args)) => commands::heartbeat(args).await,
     }
 }

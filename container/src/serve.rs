@@ -196,7 +196,14 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
             _ => Ok(()),
         }
     };
-    background.push(tokio::spawn(imap_heartbeat(wired.store.clone())));
+    // The first heartbeat before any listener serves: a SUBSCRIBE that reaches this process
+    // never finds IMAP missing while it runs.
+    let instance = format!("imap-{}-{}", std::process::id(), now().timestamp_millis());
+    wired
+        .store
+        .record_heartbeat("imap", &instance, now())
+        .await?;
+    background.push(tokio::spawn(imap_heartbeat(wired.store.clone(), instance)));
     let served = tokio::try_join!(subscribe, admin, smtp, submission, imap, imaps);
     for task in background {
         task.abort();
@@ -244,8 +251,7 @@ async fn demo_dkim(
 }
 
 /// While the IMAP listener runs, it says so every 20 s (SUBSCRIBE answers 503 without it).
-async fn imap_heartbeat(store: Arc<dyn Store>) {
-    let instance = format!("imap-{}-{}", std::process::id(), now().timestamp_millis());
+async fn imap_heartbeat(store: Arc<dyn Store>, instance: String) {
     let mut ticks = tokio::time::interval(IMAP_HEARTBEAT_EVERY);
     loop {
         ticks.tick().await;

@@ -56,7 +56,6 @@ e2e_imap_port=$(free_port)
 url="http://127.0.0.1:$port/subscribe"
 target/debug/pushmail seed --store dynamodb --secret e2e-secret \
   --account carol@e2e.example --password carol-password --subscribe-url "$url"
-target/debug/pushmail heartbeat --store dynamodb
 PUSHMAIL_TOKEN=$(target/debug/pushmail bootstrap --store dynamodb --label e2e)
 export PUSHMAIL_TOKEN
 mkdir -p .local
