@@ -76,7 +76,7 @@ fn world() -> &'static World {
         };
         World {
             runtime,
-            imap: Imap::new(store, settings, tokio::sync::broadcast::channel(8).0),
+            imap: Imap::new(store, settings, pushmail_core::hints::ChangeHints::new()),
             _dir: dir,
         }
     })
