@@ -155,14 +155,13 @@ impl MailOptions {
         };
         let imap = Imap::new(store.clone(), imap_settings.clone(), changes.clone());
         let (imap, imaps) = match &tls {
-            Some(acceptor) => (
-                imap.with_tls(acceptor.clone()),
-                Some(Arc::new(
-                    Imap::new(store.clone(), imap_settings, changes.clone())
-                        .with_tls(acceptor.clone())
-                        .implicit_tls(),
-                )),
-            ),
+            Some(acceptor) => {
+                let imaps = Imap::new(store.clone(), imap_settings, changes.clone())
+                    .sharing_limits_with(&imap)
+                    .with_tls(acceptor.clone())
+                    .implicit_tls();
+                (imap.with_tls(acceptor.clone()), Some(Arc::new(imaps)))
+            }
             None => (imap, None),
         };
         Ok(MailListeners {

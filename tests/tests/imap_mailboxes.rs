@@ -444,3 +444,35 @@ async fn condstore_changedsince_and_racing_unchangedsince_stores() {
         .flags;
     assert_eq!(flags.len(), 1, "one racer's keyword: {flags:?}");
 }
+
+#[tokio::test]
+async fn sessions_per_account_are_bounded_and_given_back() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let bob = h.account("bob").await;
+    let settings = ImapSettings {
+        max_sessions_per_account: 2,
+        ..loopback_plaintext()
+    };
+    let (address, _) = listener(&h, settings).await;
+    let first = logged_in(address, alice.as_str()).await;
+    let mut second = logged_in(address, alice.as_str()).await;
+    let (mut third, _) = Peer::connect(address).await;
+    let refused = third
+        .command("t1", &format!("LOGIN {alice} \"{PASSWORD}\""))
+        .await;
+    assert!(last(&refused).starts_with("t1 NO [LIMIT]"), "{refused:?}");
+    // Still not logged in: nothing but the states before LOGIN.
+    let select = third.command("t2", "SELECT INBOX").await;
+    assert!(last(&select).starts_with("t2 BAD"), "{select:?}");
+    // Another account is not held up.
+    logged_in(address, bob.as_str()).await;
+    // A session that ends gives its slot back.
+    second.command("t3", "LOGOUT").await;
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = third
+        .command("t4", &format!("LOGIN {alice} \"{PASSWORD}\""))
+        .await;
+    assert!(last(&again).starts_with("t4 OK"), "{again:?}");
+}

@@ -17,6 +17,7 @@ mod mime;
 mod search;
 mod select;
 mod session;
+mod slots;
 mod store;
 mod utf7;
 mod wire;

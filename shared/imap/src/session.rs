@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::select::Selected;
+use crate::slots::{AccountSlot, AccountSlots};
 use crate::wire::{Incoming, Wire};
 
 /// What the listener allows.
@@ -48,6 +49,8 @@ pub struct ImapSettings {
     pub max_message_bytes: usize,
     /// Folders an account may have.
     pub max_folders: usize,
+    /// Sessions one account may have logged in at once (in this process).
+    pub max_sessions_per_account: usize,
 }
 
 impl Default for ImapSettings {
@@ -62,6 +65,8 @@ impl Default for ImapSettings {
             idle_max: Duration::from_secs(30 * 60),
             max_message_bytes: 25 * 1024 * 1024,
             max_folders: 1000,
+            // Mail clients open a few each (Thunderbird up to 5), the push service its own.
+            max_sessions_per_account: 20,
         }
     }
 }
@@ -78,6 +83,7 @@ pub struct Imap {
     closing: tokio::sync::watch::Sender<bool>,
     /// TLS from the first byte (port 993's way) rather than after STARTTLS.
     implicit_tls: bool,
+    slots: Arc<AccountSlots>,
 }
 
 /// A session's state.
@@ -91,6 +97,8 @@ pub(crate) struct Session {
     /// CONDSTORE is on (ENABLE, SELECT (CONDSTORE), or a command using it, RFC 7162 §3.1):
     /// FETCH responses carry MODSEQ.
     pub condstore: bool,
+    /// Held from LOGIN to the end of the session.
+    slot: Option<AccountSlot>,
 }
 
 pub(crate) enum Next {
@@ -110,7 +118,14 @@ impl Imap {
             hints,
             closing: tokio::sync::watch::channel(false).0,
             implicit_tls: false,
+            slots: Arc::new(AccountSlots::default()),
         }
+    }
+
+    /// Counts sessions per account together with `other` (IMAP and IMAPS of one process).
+    pub fn sharing_limits_with(mut self, other: &Imap) -> Self {
+        self.slots = other.slots.clone();
+        self
     }
 
     /// The same listener with TLS from the first byte (IMAPS): needs `with_tls`.
@@ -194,6 +209,7 @@ impl Imap {
             selected: None,
             peer,
             condstore: false,
+            slot: None,
         };
         let greeting = Greeting::ok(
             Some(Code::Capability(self.capabilities(&session))),
@@ -381,6 +397,13 @@ impl Imap {
         .await;
         match checked {
             Ok(account) => {
+                let limit = self.settings.max_sessions_per_account;
+                let Some(slot) = self.slots.take(&account.address, limit) else {
+                    info!(peer = %session.peer, account = %account.address, "IMAP login: too many sessions");
+                    let text = format!("[LIMIT] At most {limit} sessions at once for one account");
+                    return no_or_bad(wire, tag, StatusKind::No, &text).await;
+                };
+                session.slot = Some(slot);
                 info!(peer = %session.peer, account = %account.address, "IMAP login");
                 session.aliases = self.folder_aliases(&account.address).await?;
                 session.user = Some(account);
