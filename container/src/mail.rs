@@ -59,6 +59,18 @@ pub struct MailOptions {
     /// --demo). Never from other addresses.
     #[arg(long, env = "PUSHMAIL_IMAP_PLAINTEXT_LOGIN_ON_LOOPBACK")]
     pub imap_plaintext_login_on_loopback: bool,
+    /// IMAP sessions open at once (IMAP and IMAPS each). A push service holds one idling
+    /// session per integrated account, so this is sized for accounts, not people; raise the
+    /// process's open-files limit with it.
+    #[arg(long, env = "PUSHMAIL_IMAP_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub imap_max_connections: u64,
+    /// IMAP sessions from one address. A push service connects from few addresses with many
+    /// accounts; a peer that never logs in is logged out after a minute.
+    #[arg(long, env = "PUSHMAIL_IMAP_MAX_CONNECTIONS_PER_SOURCE", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub imap_max_connections_per_source: u64,
+    /// Logged-in IMAP sessions of one account at once (mail clients open a few each).
+    #[arg(long, env = "PUSHMAIL_IMAP_MAX_SESSIONS_PER_ACCOUNT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub imap_max_sessions_per_account: u64,
     /// An SNS topic over which listener processes sharing the table tell each other which
     /// mailboxes changed, so IMAP idlers wake at once whichever process took the mail (each
     /// process reads its own SQS queue, made at start). Without one, only this process's
@@ -96,7 +108,20 @@ pub struct MailListeners {
     pub outgoing: Option<Arc<Outgoing>>,
 }
 
+/// How long an IMAP session may last, whatever it does: long, since a push service's idling
+/// session is meant to stay (inactivity ends one sooner: 30 minutes, 1 before login).
+const IMAP_SESSION_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 impl MailOptions {
+    /// The IMAP listeners' bounds.
+    pub fn imap_limits(&self) -> pushmail_listener::Limits {
+        pushmail_listener::Limits {
+            max_connections: self.imap_max_connections as usize,
+            max_connections_per_source: self.imap_max_connections_per_source as usize,
+            session_timeout: IMAP_SESSION_LIFETIME,
+        }
+    }
+
     pub async fn build(
         &self,
         settings: &Settings,
@@ -151,6 +176,7 @@ impl MailOptions {
                     None => 1,
                 },
             )),
+            max_sessions_per_account: self.imap_max_sessions_per_account as usize,
             ..ImapSettings::default()
         };
         let imap = Imap::new(store.clone(), imap_settings.clone(), changes.clone());

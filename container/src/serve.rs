@@ -169,26 +169,22 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
         background.push(tokio::spawn(outgoing.run(std::future::pending())));
     }
     let closing = (mail.imap.clone(), mail.imaps.clone());
-    let imap = pushmail_listener::serve(
-        imap_listener,
-        mail.imap,
-        pushmail_listener::Limits::default(),
-        async move {
-            pushmail_http::shutdown_signal().await;
-            // Idlers are told BYE now rather than cut off when the grace period ends.
-            closing.0.close();
-            if let Some(imaps) = &closing.1 {
-                imaps.close();
-            }
-        },
-    );
+    let imap_limits = options.mail.imap_limits();
+    let imap = pushmail_listener::serve(imap_listener, mail.imap, imap_limits, async move {
+        pushmail_http::shutdown_signal().await;
+        // Idlers are told BYE now rather than cut off when the grace period ends.
+        closing.0.close();
+        if let Some(imaps) = &closing.1 {
+            imaps.close();
+        }
+    });
     let imaps = async move {
         match (mail.imaps, imaps_listener) {
             (Some(imaps), Some(imaps_listener)) => {
                 pushmail_listener::serve(
                     imaps_listener,
                     imaps,
-                    pushmail_listener::Limits::default(),
+                    imap_limits,
                     pushmail_http::shutdown_signal(),
                 )
                 .await
