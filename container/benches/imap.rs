@@ -23,58 +23,78 @@ use std::time::{Duration, Instant};
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let sessions = env_usize("BENCH_SESSIONS", 1000);
-    let server = Server::start(&[]).await;
-    server.deliver_many(200, 4 * 1024).await;
-
     println!("## Memory per idle session (LOGIN, SELECT INBOX of 200, IDLE)\n");
     println!("| sessions | transport | server RSS before | after | per session |");
     println!("|---|---|---|---|---|");
-    // Password checks first: argon2's working memory (19 MiB a check, four at once) stays
-    // with the allocator afterwards and is not the sessions'.
-    let mut warm = tokio::task::JoinSet::new();
-    for _ in 0..8 {
-        let server = server.clone();
-        warm.spawn(async move { server.session(false).await.login().await });
-    }
-    warm.join_all().await;
     for tls in [false, true] {
-        let before = server.rss_bytes();
-        let mut idlers = Vec::with_capacity(sessions);
-        // Logged in a few at a time: each login is an argon2 check, bounded per account.
-        let mut opening = tokio::task::JoinSet::new();
-        for _ in 0..sessions {
-            if opening.len() >= 4
-                && let Some(done) = opening.join_next().await
-            {
-                idlers.push(done.unwrap());
-            }
+        // A fresh process each: memory freed by one run stays with the allocator.
+        let server = Server::start(&[]).await;
+        server.deliver_many(200, 4 * 1024).await;
+        // Password checks and a SELECT first: argon2's working memory (19 MiB a check, four at
+        // once) and the store's page cache stay afterwards and are not the sessions'.
+        let mut warm = tokio::task::JoinSet::new();
+        for _ in 0..4 {
             let server = server.clone();
-            opening.spawn(async move {
+            warm.spawn(async move {
                 let mut session = server.session(tls).await;
                 session.login().await;
                 session.command("SELECT INBOX").await;
-                session.idle().await;
+            });
+        }
+        warm.join_all().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = server.rss_bytes();
+        // Stage by stage, so the table says where the memory goes.
+        let mut idlers = Vec::with_capacity(sessions);
+        for _ in 0..sessions {
+            idlers.push(server.session(tls).await);
+        }
+        let connected = server.rss_bytes();
+        let mut logged_in = Vec::with_capacity(sessions);
+        let mut opening = tokio::task::JoinSet::new();
+        // A few at a time: each login is an argon2 check, bounded per account.
+        for mut session in idlers {
+            if opening.len() >= 4
+                && let Some(done) = opening.join_next().await
+            {
+                logged_in.push(done.unwrap());
+            }
+            opening.spawn(async move {
+                session.login().await;
                 session
             });
         }
         while let Some(done) = opening.join_next().await {
-            idlers.push(done.unwrap());
+            logged_in.push(done.unwrap());
+        }
+        let after_login = server.rss_bytes();
+        for session in &mut logged_in {
+            session.command("SELECT INBOX").await;
+        }
+        let selected = server.rss_bytes();
+        for session in &mut logged_in {
+            session.idle().await;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = server.rss_bytes();
-        let per = after.saturating_sub(before) / sessions as u64;
+        let kb = |from: u64, to: u64| to.saturating_sub(from) as f64 / sessions as f64 / 1024.0;
         println!(
-            "| {sessions} | {} | {:.1} MB | {:.1} MB | {:.1} KB |",
+            "| {sessions} | {} | {:.1} MB | {:.1} MB | {:.1} KB (connected {:.1}, LOGIN {:.1}, SELECT {:.1}, IDLE {:.1}) |",
             if tls { "TLS (IMAPS)" } else { "plaintext" },
             before as f64 / 1e6,
             after as f64 / 1e6,
-            per as f64 / 1024.0
+            kb(before, after),
+            kb(before, connected),
+            kb(connected, after_login),
+            kb(after_login, selected),
+            kb(selected, after),
         );
+        let idlers = logged_in;
         drop(idlers);
-        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 
     println!("\n## SMTP 250 → EXISTS at an idler (one process)\n");
+    let server = Server::start(&[]).await;
     let latencies = server.exists_latencies(&server, 500).await;
     println!("| deliveries | p50 | p99 |");
     println!("|---|---|---|");
@@ -97,7 +117,11 @@ async fn main() {
         let started = Instant::now();
         let answer = session.command(&format!("UID FETCH 1:* {items}")).await;
         let elapsed = started.elapsed();
-        assert!(answer.ends_with(" OK FETCH done\r\n"), "{}", &answer[answer.len() - 200..]);
+        assert!(
+            answer.ends_with(" OK FETCH done\r\n"),
+            "{}",
+            &answer[answer.len() - 200..]
+        );
         println!(
             "| {items} | {:.0} ms | {:.0} |",
             millis(elapsed),

@@ -476,3 +476,30 @@ async fn sessions_per_account_are_bounded_and_given_back() {
         .await;
     assert!(last(&again).starts_with("t4 OK"), "{again:?}");
 }
+
+#[tokio::test]
+async fn huge_sets_are_never_expanded() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let mut peer = logged_in(address, alice.as_str()).await;
+    for i in 0..3 {
+        append(&mut peer, &format!("a{i}"), "INBOX", "", &mail("m")).await;
+    }
+    peer.command("s0", "SELECT INBOX").await;
+    // Each would be billions of numbers if expanded; all answer at once (the peer waits 10 s).
+    for (tag, command, first) in [
+        ("h1", "UID FETCH 1:4294967295 (UID)", "* 1 FETCH (UID 1)"),
+        ("h2", "FETCH 2:4294967295 (UID)", "* 2 FETCH (UID 2)"),
+        ("h3", "UID SEARCH UID 2:4000000000,1", "* SEARCH 1 2 3"),
+        ("h4", "SEARCH 1,3:4000000000", "* SEARCH 1 3"),
+        ("h5", "UID STORE 3:4294967295 +FLAGS.SILENT (x)", "h5 OK"),
+    ] {
+        let answer = peer.command(tag, command).await;
+        assert!(answer[0].starts_with(first), "{command}: {answer:?}");
+        assert!(
+            last(&answer).starts_with(&format!("{tag} OK")),
+            "{answer:?}"
+        );
+    }
+}

@@ -24,11 +24,11 @@ impl Imap {
         tag: Tag<'static>,
         body: CommandBody<'static>,
     ) -> Result<Next> {
-        let Some(user) = session.user.clone() else {
+        let Some(account) = session.user.clone() else {
             no_or_bad(wire, tag, StatusKind::Bad, "Log in first").await?;
             return Ok(Next::Continue);
         };
-        let account = &user.address;
+        let account = &account;
         let selected = session.selected.is_some();
         // Commands that may change messages: other sessions (here, and in other processes
         // through the bridge) are hinted to look. (A FETCH that marks a message read hints
@@ -281,7 +281,7 @@ impl Imap {
                 .await?;
             }
             CommandBody::Idle if selected => {
-                return self.idle(wire, session, account, tag).await;
+                return self.idle(wire, session, tag).await;
             }
             CommandBody::Close
             | CommandBody::Unselect

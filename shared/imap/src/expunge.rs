@@ -40,7 +40,7 @@ impl Imap {
                 .into_iter()
                 .map(|(_, uid)| uid)
                 .collect(),
-            None => selected.uids.clone(),
+            None => selected.uids.to_vec(),
         };
         let folder = selected.folder.clone();
         self.store
@@ -63,7 +63,7 @@ impl Imap {
             && !selected.read_only
         {
             self.store
-                .expunge(account, &selected.folder, &selected.uids, true)
+                .expunge(account, &selected.folder, &selected.uids.to_vec(), true)
                 .await
                 .map_err(io)?;
         }

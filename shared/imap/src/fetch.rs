@@ -14,7 +14,7 @@ use imap_codec::imap_types::fetch::{
 };
 use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::response::{Data, Response};
-use imap_codec::imap_types::sequence::SequenceSet;
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use pushmail_core::mailbox::FlagChange;
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -127,32 +127,61 @@ fn flag(name: &str) -> Option<FlagFetch<'static>> {
         .map(|flag| FlagFetch::Flag(flag.into_static()))
 }
 
+/// A sequence set as sorted, merged ranges, `*` standing for `largest`; membership by binary
+/// search, so no set (`1:4294967295` say) is ever expanded.
+pub(crate) struct Ranges(Vec<(u32, u32)>);
+
+impl Ranges {
+    pub fn new(set: &SequenceSet, largest: u32) -> Self {
+        let value = |v: &SeqOrUid| match v {
+            SeqOrUid::Value(n) => n.get(),
+            SeqOrUid::Asterisk => largest,
+        };
+        let mut ranges: Vec<(u32, u32)> = set
+            .0
+            .as_ref()
+            .iter()
+            .map(|sequence| match sequence {
+                Sequence::Single(v) => (value(v), value(v)),
+                Sequence::Range(a, b) => {
+                    let (a, b) = (value(a), value(b));
+                    (a.min(b), a.max(b))
+                }
+            })
+            .collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
+        for (lo, hi) in ranges {
+            match merged.last_mut() {
+                Some((_, end)) if lo <= end.saturating_add(1) => *end = (*end).max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        Self(merged)
+    }
+
+    pub fn contains(&self, n: u32) -> bool {
+        let i = self.0.partition_point(|&(lo, _)| lo <= n);
+        i > 0 && n <= self.0[i - 1].1
+    }
+}
+
 /// (sequence number, UID) of each message of the selected folder a set names, in order.
 pub(crate) fn targets(selected: &Selected, set: &SequenceSet, by_uid: bool) -> Vec<(u32, u32)> {
-    if by_uid {
-        let Some(largest) = selected.uids.last().and_then(|&u| NonZeroU32::new(u)) else {
-            return Vec::new();
-        };
-        let asked: std::collections::BTreeSet<u32> =
-            set.iter(largest).map(NonZeroU32::get).collect();
-        selected
-            .uids
-            .iter()
-            .enumerate()
-            .filter(|(_, uid)| asked.contains(uid))
-            .map(|(i, &uid)| (i as u32 + 1, uid))
-            .collect()
+    let largest = if by_uid {
+        selected.uids.last().unwrap_or(0)
     } else {
-        let Some(largest) = NonZeroU32::new(selected.uids.len() as u32) else {
-            return Vec::new();
-        };
-        set.iter(largest)
-            .filter_map(|seq| {
-                let uid = *selected.uids.get(seq.get() as usize - 1)?;
-                Some((seq.get(), uid))
-            })
-            .collect()
+        selected.uids.len()
+    };
+    if largest == 0 {
+        return Vec::new();
     }
+    let ranges = Ranges::new(set, largest);
+    selected
+        .uids
+        .iter()
+        .filter(|&(seq, uid)| ranges.contains(if by_uid { uid } else { seq }))
+        .collect()
 }
 
 pub(crate) fn flag_items(flags: &[String]) -> MessageDataItem<'static> {

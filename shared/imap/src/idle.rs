@@ -5,7 +5,6 @@
 
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::StatusKind;
-use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
@@ -27,21 +26,23 @@ impl Imap {
         &self,
         wire: &mut Wire<S>,
         session: &mut Session,
-        account: &Address,
         tag: Tag<'static>,
     ) -> Result<Next> {
+        let Some(account) = session.user.clone() else {
+            return Ok(Next::Logout);
+        };
         let mut hints = self.hints.subscribe();
         let mut closing = self.closing();
         wire.send_raw(b"+ idling\r\n").await?;
         // Anything delivered since the folder was selected, at once.
-        self.report_changes(wire, session, Expunges::Report).await?;
+        Box::pin(self.report_changes(wire, session, Expunges::Report)).await?;
         let ends = Instant::now() + self.settings.idle_max;
         let mut keepalive = Instant::now() + self.settings.keepalive;
         loop {
             let wake = tokio::select! {
                 done = wire.idle_done() => Wake::Done(done?),
                 hint = hints.recv() => match hint {
-                    Ok(changed) if changed != *account => continue,
+                    Ok(changed) if changed != account => continue,
                     // A hint for this account, or hints missed: look.
                     Ok(_) | Err(RecvError::Lagged(_)) => Wake::Look,
                     Err(RecvError::Closed) => {
@@ -50,8 +51,10 @@ impl Imap {
                     }
                 },
                 () = tokio::time::sleep(self.settings.idle_poll) => Wake::Look,
-                () = tokio::time::sleep_until(keepalive) => Wake::Keepalive,
-                () = tokio::time::sleep_until(ends) => Wake::TooLong,
+                // One timer for both: the keepalive, or the end if it comes first.
+                () = tokio::time::sleep_until(keepalive.min(ends)) => {
+                    if keepalive < ends { Wake::Keepalive } else { Wake::TooLong }
+                }
                 _ = async { closing.wait_for(|closing| *closing).await.is_ok() } => Wake::Closing,
             };
             match wake {
@@ -63,7 +66,10 @@ impl Imap {
                     send_status(wire, Some(tag), StatusKind::Bad, None, "Expected DONE").await?;
                     return Ok(Next::Logout);
                 }
-                Wake::Look => self.report_changes(wire, session, Expunges::Report).await?,
+                // Boxed, as every step but the wait: an idling session holds only the wait.
+                Wake::Look => {
+                    Box::pin(self.report_changes(wire, session, Expunges::Report)).await?
+                }
                 Wake::Keepalive => {
                     keepalive = Instant::now() + self.settings.keepalive;
                     wire.send_raw(b"* OK Still here\r\n").await?;

@@ -19,6 +19,7 @@ mod select;
 mod session;
 mod slots;
 mod store;
+mod uids;
 mod utf7;
 mod wire;
 

@@ -14,6 +14,7 @@ use pushmail_core::mailbox::MessageMeta;
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::fetch::Ranges;
 use crate::select::Selected;
 use crate::session::{Imap, Result, Session, io, no_or_bad, ok};
 use crate::wire::Wire;
@@ -143,17 +144,9 @@ fn matches(
             matches(a, seq, meta, selected, text)? || matches(b, seq, meta, selected, text)?
         }
         SearchKey::Not(key) => !matches(key, seq, meta, selected, text)?,
-        SearchKey::SequenceSet(set) => {
-            let largest = NonZeroU32::new(selected.uids.len() as u32).unwrap_or(NonZeroU32::MIN);
-            set.iter(largest).any(|n| n.get() == seq)
-        }
+        SearchKey::SequenceSet(set) => Ranges::new(set, selected.uids.len()).contains(seq),
         SearchKey::Uid(set) => {
-            let largest = selected
-                .uids
-                .last()
-                .and_then(|&u| NonZeroU32::new(u))
-                .unwrap_or(NonZeroU32::MIN);
-            set.iter(largest).any(|n| n.get() == meta.uid)
+            Ranges::new(set, selected.uids.last().unwrap_or(0)).contains(meta.uid)
         }
         SearchKey::Seen => has_flag(meta, "\\Seen"),
         SearchKey::Unseen => !has_flag(meta, "\\Seen"),
@@ -238,10 +231,9 @@ impl Imap {
             after = last.uid;
             for meta in &page {
                 // Only what this view knows of: later messages come with their EXISTS.
-                let Ok(position) = selected.uids.binary_search(&meta.uid) else {
+                let Some(seq) = selected.uids.sequence_of(meta.uid) else {
                     continue;
                 };
-                let seq = position as u32 + 1;
                 let text = match reads_text {
                     true => self
                         .store

@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::fetch::flag_items;
 use crate::session::{Imap, Result, Session, io, no_or_bad, send_status};
+use crate::uids::UidMap;
 use crate::wire::Wire;
 
 /// The selected folder as this session sees it.
@@ -24,8 +25,8 @@ pub(crate) struct Selected {
     pub folder: FolderName,
     /// EXAMINE: nothing in the folder changes through this view.
     pub read_only: bool,
-    /// UIDs in order: message sequence number n is `uids[n - 1]`.
-    pub uids: Vec<u32>,
+    /// UIDs in order: message sequence number n is the n-th.
+    pub uids: UidMap,
     /// The account's change counter this view has caught up with.
     pub seen_change: u64,
     /// Flags this session set itself and already told its client, until the change log
@@ -36,7 +37,7 @@ pub(crate) struct Selected {
 impl Selected {
     /// The sequence number of a UID in the view.
     pub fn sequence_of(&self, uid: u32) -> Option<u32> {
-        self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
+        self.uids.sequence_of(uid)
     }
 }
 
@@ -69,11 +70,12 @@ impl Imap {
         // The change counter first: a change between the two reads is reported again (and
         // found already known), never missed.
         let seen_change = self.change_counter(account).await?;
-        let uids = self
-            .store
-            .all_uids(account, &folder.name)
-            .await
-            .map_err(io)?;
+        let uids = UidMap::from_sorted(
+            self.store
+                .all_uids(account, &folder.name)
+                .await
+                .map_err(io)?,
+        );
         let flags = vec![
             Flag::Answered,
             Flag::Flagged,
@@ -83,8 +85,7 @@ impl Imap {
         ];
         wire.send(&Response::Data(Data::Flags(flags.clone())))
             .await?;
-        wire.send(&Response::Data(Data::Exists(uids.len() as u32)))
-            .await?;
+        wire.send(&Response::Data(Data::Exists(uids.len()))).await?;
         wire.send(&Response::Data(Data::Recent(0))).await?;
         let mut permanent: Vec<FlagPerm> = Vec::new();
         if !read_only {
@@ -151,8 +152,8 @@ impl Imap {
         let (Some(user), Some(selected)) = (&session.user, &mut session.selected) else {
             return Ok(());
         };
-        let account = user.address.clone();
-        let known = selected.uids.last().copied().unwrap_or(0);
+        let account = user.clone();
+        let known = selected.uids.last().unwrap_or(0);
         let mut added: BTreeSet<u32> = BTreeSet::new();
         let mut flagged: BTreeSet<u32> = BTreeSet::new();
         'log: loop {
@@ -185,7 +186,7 @@ impl Imap {
                                     NonZeroU32::new(seq).expect("sequence numbers start at 1"),
                                 )))
                                 .await?;
-                                selected.uids.remove(seq as usize - 1);
+                                selected.uids.remove_sequence(seq);
                             }
                             flagged.remove(&change.uid);
                         }
@@ -226,8 +227,10 @@ impl Imap {
             }
         }
         if !added.is_empty() {
-            selected.uids.extend(added);
-            let exists = selected.uids.len() as u32;
+            for uid in added {
+                selected.uids.push(uid);
+            }
+            let exists = selected.uids.len();
             wire.send(&Response::Data(Data::Exists(exists))).await?;
         }
         Ok(())

@@ -15,7 +15,7 @@ use imap_codec::imap_types::response::{
 use pushmail_core::folder::FolderName;
 use pushmail_core::hints::ChangeHints;
 use pushmail_core::sasl::parse_plain;
-use pushmail_core::types::{Account, quoted};
+use pushmail_core::types::{Address, quoted};
 use pushmail_listener::Connection;
 use pushmail_store::credentials::{CredentialError, check_login};
 use pushmail_store::{Store, Surface};
@@ -89,7 +89,8 @@ pub struct Imap {
 /// A session's state.
 pub(crate) struct Session {
     pub tls: bool,
-    pub user: Option<Account>,
+    /// The logged-in account (its address only: what else a command needs it reads fresh).
+    pub user: Option<Address>,
     /// For an integrated account: alias name → the folder it stands for.
     pub aliases: Vec<(FolderName, FolderName)>,
     pub selected: Option<Selected>,
@@ -188,10 +189,10 @@ impl Imap {
         let mut connection = Connection::Plain(stream);
         if self.implicit_tls {
             let Some(acceptor) = &self.tls else { return };
-            connection = match Connection::start_tls(
+            connection = match Box::pin(Connection::start_tls(
                 tokio::io::BufReader::new(connection),
                 acceptor,
-            )
+            ))
             .await
             {
                 Ok(tls) => tls,
@@ -225,10 +226,10 @@ impl Imap {
                     let Some(acceptor) = &self.tls else { return };
                     // Anything pipelined after STARTTLS came in the clear: dropped with the
                     // framing state, never read as if it came over TLS.
-                    match Connection::start_tls(
+                    match Box::pin(Connection::start_tls(
                         tokio::io::BufReader::new(wire.into_connection()),
                         acceptor,
-                    )
+                    ))
                     .await
                     {
                         Ok(tls) => wire = Wire::new(tls),
@@ -283,7 +284,22 @@ impl Imap {
                 }
                 Incoming::Command(command) => command,
             };
-            match self.command(wire, session, command).await? {
+            // Boxed: the largest command's state is held only while it runs, not by every
+            // session waiting between commands. IDLE, which may last half an hour in every
+            // session at once, is boxed on its own, at its own (small) size.
+            let next = match (command.body, session.selected.is_some()) {
+                (CommandBody::Idle, true) => {
+                    Box::pin(self.idle(wire, session, command.tag)).await?
+                }
+                (body, _) => {
+                    let command = Command {
+                        tag: command.tag,
+                        body,
+                    };
+                    Box::pin(self.command(wire, session, command)).await?
+                }
+            };
+            match next {
                 Next::Continue => {}
                 next => return Ok(next),
             }
@@ -406,7 +422,7 @@ impl Imap {
                 session.slot = Some(slot);
                 info!(peer = %session.peer, account = %account.address, "IMAP login");
                 session.aliases = self.folder_aliases(&account.address).await?;
-                session.user = Some(account);
+                session.user = Some(account.address);
                 wire.allow_messages_of(self.settings.max_message_bytes);
                 let code = Code::Capability(self.capabilities(session));
                 send_status(wire, Some(tag), StatusKind::Ok, Some(code), "Logged in").await

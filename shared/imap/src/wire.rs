@@ -20,6 +20,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// The largest command, literals included, before login and for every command but APPEND.
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
+/// A read between commands: most commands fit.
+const SMALL_READ: usize = 128;
+/// A read within a command (APPEND's literal).
+const LARGE_READ: usize = 16 * 1024;
+
 /// What the peer sent next.
 pub enum Incoming {
     Command(Command<'static>),
@@ -83,12 +88,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                     }
                     self.fragmentizer.skip_message();
                 }
-                let mut buffer = [0u8; 4096];
-                let read = self.connection.read(&mut buffer).await?;
-                if read == 0 {
+                if self.read_more().await? == 0 {
                     return Ok(Framed::Closed);
                 }
-                self.fragmentizer.enqueue_bytes(&buffer[..read]);
                 continue;
             };
             let announcement = match fragment {
@@ -127,6 +129,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 }
                 return Ok(Framed::Message);
             }
+        }
+    }
+
+    /// Reads what the peer sent into the framing. Between commands, where an idle session waits
+    /// for hours, the wait holds only a small buffer and a fresh (empty) framer, so an idle
+    /// session costs little memory; within a command (a literal coming) reads are larger.
+    async fn read_more(&mut self) -> io::Result<usize> {
+        if self.fragmentizer.message_bytes().is_empty() && self.discarding.is_none() {
+            // Nothing pending (progress() has taken every byte): drop the buffers' capacity.
+            self.fragmentizer = Fragmentizer::without_max_message_size();
+            let mut buffer = [0u8; SMALL_READ];
+            let read = self.connection.read(&mut buffer).await?;
+            self.fragmentizer.enqueue_bytes(&buffer[..read]);
+            Ok(read)
+        } else {
+            let mut buffer = vec![0u8; LARGE_READ];
+            let read = self.connection.read(&mut buffer).await?;
+            self.fragmentizer.enqueue_bytes(&buffer[..read]);
+            Ok(read)
         }
     }
 
