@@ -14,6 +14,25 @@ import time
 from imapclient import IMAPClient
 
 
+def measure(args):
+    """SMTP 250 on A -> `* n EXISTS` at an idler on B, `--latency-runs` times."""
+    latencies = []
+    with IMAPClient("127.0.0.1", port=args.imap_port_b, ssl=False) as idler, \
+            smtplib.SMTP("127.0.0.1", args.smtp_port, timeout=10) as smtp:
+        idler.login(args.user, args.password)
+        idler.select_folder("INBOX")
+        idler.idle()
+        for n in range(args.latency_runs):
+            smtp.sendmail("bench@e2e.example", [args.user],
+                          f"From: bench@e2e.example\r\nSubject: latency {n}\r\n\r\nx\r\n")
+            acknowledged = time.monotonic()
+            while not any(r[1] == b"EXISTS" for r in idler.idle_check(timeout=args.within)):
+                pass
+            latencies.append(time.monotonic() - acknowledged)
+        idler.idle_done()
+    return latencies
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smtp-port", type=int, required=True, help="process A's SMTP")
@@ -22,6 +41,8 @@ def main():
     parser.add_argument("--user", required=True)
     parser.add_argument("--password", required=True)
     parser.add_argument("--within", type=float, default=10.0, help="seconds (the poll is 60)")
+    parser.add_argument("--latency-runs", type=int, default=0,
+                        help="then measure SMTP 250 on A -> EXISTS on B this many times (a benchmark)")
     args = parser.parse_args()
     passed = failed = 0
 
@@ -64,6 +85,13 @@ def main():
         fetched = idler.fetch([exists], ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"]) if exists else {}
         body = b"".join(v.get(b"BODY[HEADER.FIELDS (SUBJECT)]", b"") for v in fetched.values())
         check("B serves the message A took", subject.encode() in body, body)
+
+    if args.latency_runs:
+        latencies = measure(args)
+        latencies.sort()
+        pick = lambda p: latencies[min(len(latencies) - 1, int(len(latencies) * p))]
+        print(f"     {len(latencies)} deliveries: SMTP 250 on A -> EXISTS on B "
+              f"p50 {pick(0.50) * 1000:.1f} ms, p99 {pick(0.99) * 1000:.1f} ms")
 
     print(f"two listeners: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

@@ -66,6 +66,24 @@ fn mail(subject: &str) -> String {
     format!("From: bob@example.org\r\nSubject: {subject}\r\n\r\nHello {subject}\r\n")
 }
 
+/// A listener, alice logged in with three messages appended to INBOX, and INBOX selected.
+async fn inbox_of_three() -> (
+    Harness,
+    std::net::SocketAddr,
+    pushmail_core::types::Address,
+    Peer,
+) {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let mut peer = logged_in(address, alice.as_str()).await;
+    for i in 0..3 {
+        append(&mut peer, &format!("a{i}"), "INBOX", "", &mail("m")).await;
+    }
+    peer.command("s0", "SELECT INBOX").await;
+    (h, address, alice, peer)
+}
+
 #[tokio::test]
 async fn create_delete_rename_subscribe_and_their_refusals() {
     let h = Harness::start().await;
@@ -262,14 +280,7 @@ async fn append_copy_move_and_expunge_with_uidplus() {
 
 #[tokio::test]
 async fn other_sessions_flags_and_expunges_reach_a_selected_session() {
-    let h = Harness::start().await;
-    let alice = h.account("alice").await;
-    let (address, _) = listener(&h, loopback_plaintext()).await;
-    let mut writer = logged_in(address, alice.as_str()).await;
-    for i in 0..3 {
-        append(&mut writer, &format!("a{i}"), "INBOX", "", &mail("m")).await;
-    }
-    writer.command("w0", "SELECT INBOX").await;
+    let (_h, address, alice, mut writer) = inbox_of_three().await;
     let mut reader = logged_in(address, alice.as_str()).await;
     reader.command("r0", "SELECT INBOX").await;
 
@@ -370,13 +381,7 @@ async fn big_literals_only_after_login_and_within_the_message_bound() {
 
 #[tokio::test]
 async fn condstore_changedsince_and_racing_unchangedsince_stores() {
-    let h = Harness::start().await;
-    let alice = h.account("alice").await;
-    let (address, _) = listener(&h, loopback_plaintext()).await;
-    let mut peer = logged_in(address, alice.as_str()).await;
-    for i in 0..3 {
-        append(&mut peer, &format!("a{i}"), "INBOX", "", &mail("m")).await;
-    }
+    let (h, address, alice, mut peer) = inbox_of_three().await;
     let caps = peer.command("c0", "CAPABILITY").await.join("");
     assert!(caps.contains("CONDSTORE"), "{caps}");
     let select = peer
@@ -479,14 +484,7 @@ async fn sessions_per_account_are_bounded_and_given_back() {
 
 #[tokio::test]
 async fn huge_sets_are_never_expanded() {
-    let h = Harness::start().await;
-    let alice = h.account("alice").await;
-    let (address, _) = listener(&h, loopback_plaintext()).await;
-    let mut peer = logged_in(address, alice.as_str()).await;
-    for i in 0..3 {
-        append(&mut peer, &format!("a{i}"), "INBOX", "", &mail("m")).await;
-    }
-    peer.command("s0", "SELECT INBOX").await;
+    let (_h, _, _, mut peer) = inbox_of_three().await;
     // Each would be billions of numbers if expanded; all answer at once (the peer waits 10 s).
     for (tag, command, first) in [
         ("h1", "UID FETCH 1:4294967295 (UID)", "* 1 FETCH (UID 1)"),

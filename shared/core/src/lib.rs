@@ -3,6 +3,7 @@
 //! Nothing here does I/O; the store, the services and the listeners build on it.
 
 pub mod account;
+pub mod counts;
 pub mod folder;
 pub mod hints;
 pub mod mailbox;

@@ -2,9 +2,7 @@
 //! so that a callback cannot make pushmail reach into its own network (cloud metadata, private
 //! services) or report on it.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, Mutex};
 
 /// Whether `ip` is a public unicast address. Refused: loopback, private (RFC 1918, fc00::/7),
 /// link-local (169.254.0.0/16 with the cloud metadata addresses, fe80::/10), unspecified,
@@ -64,43 +62,10 @@ impl CallbackPolicy {
 }
 
 /// Open connections per source address, for a listener's per-source cap.
-#[derive(Debug, Default)]
-pub struct SourceCounts(Mutex<HashMap<IpAddr, usize>>);
+pub type SourceCounts = crate::counts::Counts<IpAddr>;
 
 /// One open connection of a source; gives its place back when dropped.
-#[derive(Debug)]
-pub struct SourceSlot {
-    sources: Arc<SourceCounts>,
-    ip: IpAddr,
-}
-
-impl SourceCounts {
-    /// Takes a place for a connection from `ip`, unless `limit` are open already.
-    pub fn enter(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<SourceSlot> {
-        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(ip).or_insert(0);
-        if *count >= limit {
-            return None;
-        }
-        *count += 1;
-        Some(SourceSlot {
-            sources: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for SourceSlot {
-    fn drop(&mut self) {
-        let mut open = self.sources.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.ip);
-            }
-        }
-    }
-}
+pub type SourceSlot = crate::counts::Place<IpAddr>;
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,6 @@ mod mime;
 mod search;
 mod select;
 mod session;
-mod slots;
 mod store;
 mod uids;
 mod utf7;

@@ -102,26 +102,13 @@ impl Imap {
         if let Some(why) = self.protected(session, account, &name).await? {
             return no_or_bad(wire, tag, StatusKind::No, why).await;
         }
-        match self.store.delete_folder(account, &name).await.map_err(io)? {
-            FolderChange::Done => {
-                if session.selected.as_ref().is_some_and(|s| s.folder == name) {
-                    session.selected = None;
-                }
-                ok(wire, tag, "DELETE done").await
-            }
-            FolderChange::NoSuchFolder => {
-                no_or_bad(wire, tag, StatusKind::No, "[NONEXISTENT] No such folder").await
-            }
-            _ => {
-                no_or_bad(
-                    wire,
-                    tag,
-                    StatusKind::No,
-                    "[INUSE] Mail keeps arriving; try again",
-                )
-                .await
-            }
+        let changed = self.store.delete_folder(account, &name).await.map_err(io)?;
+        if changed == FolderChange::Done
+            && session.selected.as_ref().is_some_and(|s| s.folder == name)
+        {
+            session.selected = None;
         }
+        answer(wire, tag, changed, "DELETE done").await
     }
 
     pub(crate) async fn rename<S: AsyncRead + AsyncWrite + Unpin>(
@@ -155,27 +142,7 @@ impl Imap {
             .rename_folder(account, &from, &to, now())
             .await
             .map_err(io)?;
-        match changed {
-            FolderChange::Done => ok(wire, tag, "RENAME done").await,
-            FolderChange::NoSuchFolder => {
-                no_or_bad(wire, tag, StatusKind::No, "[NONEXISTENT] No such folder").await
-            }
-            FolderChange::Exists => {
-                no_or_bad(wire, tag, StatusKind::No, "[ALREADYEXISTS] It exists").await
-            }
-            FolderChange::IntoItself => {
-                no_or_bad(wire, tag, StatusKind::No, "[CANNOT] Not into itself").await
-            }
-            FolderChange::NotEmpty => {
-                no_or_bad(
-                    wire,
-                    tag,
-                    StatusKind::No,
-                    "[INUSE] Mail keeps arriving; try again",
-                )
-                .await
-            }
-        }
+        answer(wire, tag, changed, "RENAME done").await
     }
 
     pub(crate) async fn subscribe<S: AsyncRead + AsyncWrite + Unpin>(
@@ -201,4 +168,21 @@ impl Imap {
             no_or_bad(wire, tag, StatusKind::No, "[NONEXISTENT] No such folder").await
         }
     }
+}
+
+/// The answer to a DELETE or RENAME the store did (or refused).
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<S>,
+    tag: Tag<'static>,
+    changed: FolderChange,
+    done: &str,
+) -> Result<()> {
+    let refusal = match changed {
+        FolderChange::Done => return ok(wire, tag, done).await,
+        FolderChange::NoSuchFolder => "[NONEXISTENT] No such folder",
+        FolderChange::Exists => "[ALREADYEXISTS] It exists",
+        FolderChange::IntoItself => "[CANNOT] Not into itself",
+        FolderChange::NotEmpty => "[INUSE] Mail keeps arriving; try again",
+    };
+    no_or_bad(wire, tag, StatusKind::No, refusal).await
 }

@@ -12,6 +12,7 @@ use imap_codec::imap_types::core::{Tag, Text, Vec1};
 use imap_codec::imap_types::response::{
     Bye, Capability, Code, Data, Greeting, Response, Status, StatusBody, StatusKind, Tagged,
 };
+use pushmail_core::counts::{Counts, Place};
 use pushmail_core::folder::FolderName;
 use pushmail_core::hints::ChangeHints;
 use pushmail_core::sasl::parse_plain;
@@ -24,7 +25,6 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::select::Selected;
-use crate::slots::{AccountSlot, AccountSlots};
 use crate::wire::{Incoming, Wire};
 
 /// What the listener allows.
@@ -83,7 +83,8 @@ pub struct Imap {
     closing: tokio::sync::watch::Sender<bool>,
     /// TLS from the first byte (port 993's way) rather than after STARTTLS.
     implicit_tls: bool,
-    slots: Arc<AccountSlots>,
+    /// Logged-in sessions per account.
+    slots: Arc<Counts<Address>>,
 }
 
 /// A session's state.
@@ -99,7 +100,7 @@ pub(crate) struct Session {
     /// FETCH responses carry MODSEQ.
     pub condstore: bool,
     /// Held from LOGIN to the end of the session.
-    slot: Option<AccountSlot>,
+    slot: Option<Place<Address>>,
 }
 
 pub(crate) enum Next {
@@ -119,7 +120,7 @@ impl Imap {
             hints,
             closing: tokio::sync::watch::channel(false).0,
             implicit_tls: false,
-            slots: Arc::new(AccountSlots::default()),
+            slots: Arc::new(Counts::default()),
         }
     }
 
@@ -414,7 +415,7 @@ impl Imap {
         match checked {
             Ok(account) => {
                 let limit = self.settings.max_sessions_per_account;
-                let Some(slot) = self.slots.take(&account.address, limit) else {
+                let Some(slot) = self.slots.enter(account.address.clone(), limit) else {
                     info!(peer = %session.peer, account = %account.address, "IMAP login: too many sessions");
                     let text = format!("[LIMIT] At most {limit} sessions at once for one account");
                     return no_or_bad(wire, tag, StatusKind::No, &text).await;
