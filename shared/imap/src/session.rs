@@ -213,13 +213,17 @@ impl Imap {
             condstore: false,
             slot: None,
         };
-        let greeting = Greeting::ok(
-            Some(Code::Capability(self.capabilities(&session))),
-            "pushmail IMAP ready",
-        );
-        match greeting {
-            Ok(greeting) if wire.greet(&greeting).await.is_ok() => {}
-            _ => return,
+        // Boxed, as every step but the wait between commands: see `commands`.
+        let capabilities = self.capabilities(&session);
+        let greeted = Box::pin(async {
+            match Greeting::ok(Some(Code::Capability(capabilities)), "pushmail IMAP ready") {
+                Ok(greeting) => wire.greet(&greeting).await.is_ok(),
+                Err(_) => false,
+            }
+        })
+        .await;
+        if !greeted {
+            return;
         }
         loop {
             match self.commands(&mut wire, &mut session).await {
@@ -247,6 +251,9 @@ impl Imap {
         }
     }
 
+    /// The session's life between greeting and end. Its own state is only the wait for the
+    /// next command (what every idle session holds); everything else runs boxed, at its own
+    /// size, while it runs.
     async fn commands<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         wire: &mut Wire<S>,
@@ -260,51 +267,59 @@ impl Imap {
             };
             let mut closing = self.closing();
             let read = tokio::select! {
-                read = tokio::time::timeout(limit, wire.next_command()) => read,
-                _ = async { closing.wait_for(|closing| *closing).await.is_ok() } => {
-                    bye(wire, "Server shutting down").await?;
-                    return Ok(Next::Logout);
-                }
+                read = tokio::time::timeout(limit, wire.next_command()) => Some(read),
+                _ = async { closing.wait_for(|closing| *closing).await.is_ok() } => None,
             };
-            let incoming = match read {
-                Ok(incoming) => incoming?,
-                Err(_) => {
-                    bye(wire, "Autologout; idle for too long").await?;
-                    return Ok(Next::Logout);
-                }
-            };
-            let command = match incoming {
-                Incoming::Closed => return Ok(Next::Logout),
-                Incoming::Overflow => {
-                    bye(wire, "Literal too big").await?;
-                    return Ok(Next::Logout);
-                }
-                Incoming::Bad(tag, why) => {
-                    send_status(wire, tag, StatusKind::Bad, None, why).await?;
-                    continue;
-                }
-                Incoming::Command(command) => command,
-            };
-            // Boxed: the largest command's state is held only while it runs, not by every
-            // session waiting between commands. IDLE, which may last half an hour in every
-            // session at once, is boxed on its own, at its own (small) size.
-            let next = match (command.body, session.selected.is_some()) {
-                (CommandBody::Idle, true) => {
+            // IDLE, which may last half an hour in every session at once, is boxed on its
+            // own, at its own (small) size, with nothing else held.
+            let next = match read {
+                Some(Ok(Ok(Incoming::Command(command))))
+                    if matches!(command.body, CommandBody::Idle) && session.selected.is_some() =>
+                {
                     Box::pin(self.idle(wire, session, command.tag)).await?
                 }
-                (body, _) => {
-                    let command = Command {
-                        tag: command.tag,
-                        body,
-                    };
-                    Box::pin(self.command(wire, session, command)).await?
-                }
+                read => Box::pin(self.answer(wire, session, read)).await?,
             };
             match next {
                 Next::Continue => {}
                 next => return Ok(next),
             }
         }
+    }
+
+    /// What the wait for a command brought: a command (run), nothing in time (autologout),
+    /// or the listener closing (`None`).
+    async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &mut Session,
+        read: Option<std::result::Result<Result<Incoming>, tokio::time::error::Elapsed>>,
+    ) -> Result<Next> {
+        let incoming = match read {
+            None => {
+                Box::pin(bye(wire, "Server shutting down")).await?;
+                return Ok(Next::Logout);
+            }
+            Some(Ok(incoming)) => incoming?,
+            Some(Err(_)) => {
+                Box::pin(bye(wire, "Autologout; idle for too long")).await?;
+                return Ok(Next::Logout);
+            }
+        };
+        let command = match incoming {
+            Incoming::Closed => return Ok(Next::Logout),
+            Incoming::Overflow => {
+                Box::pin(bye(wire, "Literal too big")).await?;
+                return Ok(Next::Logout);
+            }
+            Incoming::Bad(tag, why) => {
+                Box::pin(send_status(wire, tag, StatusKind::Bad, None, why)).await?;
+                return Ok(Next::Continue);
+            }
+            Incoming::Command(command) => command,
+        };
+        // The largest command's state is held only while it runs.
+        Box::pin(self.command(wire, session, command)).await
     }
 
     async fn command<S: AsyncRead + AsyncWrite + Unpin>(
