@@ -80,3 +80,35 @@ pub fn loopback_plaintext() -> ImapSettings {
         ..ImapSettings::default()
     }
 }
+
+/// Stores a message in one of `account`'s folders, as a delivery does (a notice if the account
+/// is integrated and the folder pushed), with these flags.
+pub async fn deliver(
+    h: &Harness,
+    account: &pushmail_core::types::Address,
+    folder: &str,
+    raw: impl Into<Vec<u8>>,
+    flags: Vec<String>,
+) {
+    let folder = pushmail_core::folder::FolderName::parse(folder).expect("a folder name");
+    let message = pushmail_core::mailbox::NewMessage {
+        raw: raw.into(),
+        flags,
+        internal_date: chrono::Utc::now(),
+    };
+    let delivered = h.store.deliver(account, &folder, &message, None).await;
+    assert!(
+        matches!(delivered, Ok(pushmail_store::Delivery::Stored { .. })),
+        "{delivered:?}"
+    );
+}
+
+/// A session logged in as `account` (plaintext LOGIN from loopback).
+pub async fn logged_in(address: SocketAddr, account: &str) -> Peer {
+    let (mut peer, _) = Peer::connect(address).await;
+    let login = peer
+        .command("l0", &format!("LOGIN {account} \"{}\"", crate::PASSWORD))
+        .await;
+    assert!(last(&login).starts_with("l0 OK"), "{login:?}");
+    peer
+}

@@ -4,12 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::NewMessage;
 use pushmail_imap::{Imap, ImapSettings};
 use pushmail_smtp::{Smtp, SmtpSettings};
-use pushmail_tests::imap::{Peer, last, listener, loopback_plaintext};
+use pushmail_tests::imap::{Peer, deliver, last, listener, loopback_plaintext};
 use pushmail_tests::smtp::{Client, test_tls};
 use pushmail_tests::{Harness, PASSWORD};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -20,19 +17,7 @@ async fn login_list_select_fetch() {
     let alice = h.account("alice").await;
     for subject in ["one", "two"] {
         let raw = format!("From: bob@example.org\r\nSubject: {subject}\r\n\r\nbody {subject}\r\n");
-        h.store
-            .deliver(
-                &alice,
-                &FolderName::parse("INBOX").unwrap(),
-                &NewMessage {
-                    raw: raw.into_bytes(),
-                    flags: vec!["\\Seen".into()],
-                    internal_date: Utc::now(),
-                },
-                None,
-            )
-            .await
-            .unwrap();
+        deliver(&h, &alice, "INBOX", raw.into_bytes(), vec!["\\Seen".into()]).await;
     }
     let (address, _) = listener(&h, loopback_plaintext()).await;
     let (mut peer, greeting) = Peer::connect(address).await;
@@ -211,19 +196,14 @@ async fn idle_wakes_for_mail_from_this_process_and_from_another() {
     assert!(answer.starts_with("250"), "{answer}");
     let hinted = until(&mut peer, "* 1 EXISTS").await;
     // Stored by another process on the same table: no hint here, the change log tells.
-    h.store
-        .deliver(
-            &alice,
-            &FolderName::parse("INBOX").unwrap(),
-            &NewMessage {
-                raw: b"Subject: elsewhere\r\n\r\nx\r\n".to_vec(),
-                flags: vec![],
-                internal_date: Utc::now(),
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    deliver(
+        &h,
+        &alice,
+        "INBOX",
+        b"Subject: elsewhere\r\n\r\nx\r\n".to_vec(),
+        vec![],
+    )
+    .await;
     let polled = until(&mut peer, "* 2 EXISTS").await;
     assert!(
         polled < Duration::from_secs(2),
@@ -245,19 +225,14 @@ async fn integrated_accounts_see_sent_items_and_deleted_items_and_status_counts(
         h.post(&h.subscribe_body(&alice, "r-1", 1)).await.status,
         200
     );
-    h.store
-        .deliver(
-            &alice,
-            &FolderName::parse("Sent").unwrap(),
-            &NewMessage {
-                raw: b"Subject: sent one\r\n\r\nx\r\n".to_vec(),
-                flags: vec!["\\Seen".into()],
-                internal_date: Utc::now(),
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    deliver(
+        &h,
+        &alice,
+        "Sent",
+        b"Subject: sent one\r\n\r\nx\r\n".to_vec(),
+        vec!["\\Seen".into()],
+    )
+    .await;
     let (address, _) = listener(&h, loopback_plaintext()).await;
 
     let (mut peer, _) = Peer::connect(address).await;
@@ -431,19 +406,14 @@ async fn store_changes_flags_and_reading_a_body_marks_it_seen() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
     for subject in ["one", "two"] {
-        h.store
-            .deliver(
-                &alice,
-                &FolderName::parse("INBOX").unwrap(),
-                &NewMessage {
-                    raw: format!("Subject: {subject}\r\n\r\nx\r\n").into_bytes(),
-                    flags: vec![],
-                    internal_date: Utc::now(),
-                },
-                None,
-            )
-            .await
-            .unwrap();
+        deliver(
+            &h,
+            &alice,
+            "INBOX",
+            format!("Subject: {subject}\r\n\r\nx\r\n").into_bytes(),
+            vec![],
+        )
+        .await;
     }
     let (address, _) = listener(&h, loopback_plaintext()).await;
     let (mut peer, _) = Peer::connect(address).await;
@@ -489,20 +459,14 @@ async fn search_by_flags_envelope_and_sets() {
         ("Invoice 42", vec![]),
         ("LUNCH again", vec!["\\Flagged"]),
     ] {
-        h.store
-            .deliver(
-                &alice,
-                &FolderName::parse("INBOX").unwrap(),
-                &NewMessage {
-                    raw: format!("From: Bob <bob@example.org>\r\nSubject: {subject}\r\n\r\nx\r\n")
-                        .into_bytes(),
-                    flags: flags.into_iter().map(str::to_owned).collect(),
-                    internal_date: Utc::now(),
-                },
-                None,
-            )
-            .await
-            .unwrap();
+        deliver(
+            &h,
+            &alice,
+            "INBOX",
+            format!("From: Bob <bob@example.org>\r\nSubject: {subject}\r\n\r\nx\r\n").into_bytes(),
+            flags.into_iter().map(str::to_owned).collect(),
+        )
+        .await;
     }
     let (address, _) = listener(&h, loopback_plaintext()).await;
     let (mut peer, _) = Peer::connect(address).await;

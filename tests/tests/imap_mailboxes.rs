@@ -7,18 +7,9 @@ use std::time::Duration;
 use pushmail_core::folder::FolderName;
 use pushmail_imap::ImapSettings;
 use pushmail_store::AccountUpdate;
-use pushmail_tests::imap::{Peer, last, listener, loopback_plaintext};
+use pushmail_tests::imap::{Peer, last, listener, logged_in, loopback_plaintext};
 use pushmail_tests::{Harness, PASSWORD};
 use tokio::io::AsyncWriteExt;
-
-async fn logged_in(address: std::net::SocketAddr, account: &str) -> Peer {
-    let (mut peer, _) = Peer::connect(address).await;
-    let login = peer
-        .command("l0", &format!("LOGIN {account} \"{PASSWORD}\""))
-        .await;
-    assert!(last(&login).starts_with("l0 OK"), "{login:?}");
-    peer
-}
 
 async fn folder_names(h: &Harness, account: &pushmail_core::types::Address) -> Vec<String> {
     let mut names: Vec<String> = h
