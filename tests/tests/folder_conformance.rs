@@ -54,6 +54,7 @@ async fn uids(store: &Arc<dyn Store>, alice: &Address, name: &str) -> Vec<u32> {
 async fn expunge_removes_only_deleted_messages_and_logs_each(
     (store, alice): (Arc<dyn Store>, Address),
 ) {
+    assert_eq!(store.latest_change(&alice).await.unwrap(), 0, "no change yet");
     for i in 0..5 {
         let flags: &[&str] = if i % 2 == 0 { &["\\Deleted"] } else { &[] };
         append(&store, &alice, "INBOX", &message(&format!("m{i}"), flags)).await;
@@ -77,6 +78,11 @@ async fn expunge_removes_only_deleted_messages_and_logs_each(
     assert_eq!(
         changes.iter().map(|c| (c.uid, c.kind)).collect::<Vec<_>>(),
         [1, 3, 5].map(|uid| (uid, ChangeKind::Expunged))
+    );
+    // The counter a session reads at SELECT is the newest change's number.
+    assert_eq!(
+        store.latest_change(&alice).await.unwrap(),
+        changes.last().unwrap().counter
     );
     let inbox = store
         .folder(&alice, &folder("INBOX"))

@@ -69,7 +69,7 @@ impl Imap {
         };
         // The change counter first: a change between the two reads is reported again (and
         // found already known), never missed.
-        let seen_change = self.change_counter(account).await?;
+        let seen_change = self.store.latest_change(account).await.map_err(io)?;
         let uids = UidMap::from_sorted(
             self.store
                 .all_uids(account, &folder.name)
@@ -121,22 +121,6 @@ impl Imap {
             (Code::ReadWrite, "SELECT done")
         };
         send_status(wire, Some(tag), StatusKind::Ok, Some(code), text).await
-    }
-
-    /// The account's change counter now.
-    pub(crate) async fn change_counter(&self, account: &Address) -> Result<u64> {
-        let mut counter = 0;
-        loop {
-            let changes = self
-                .store
-                .changes_since(account, counter, 1000)
-                .await
-                .map_err(io)?;
-            match changes.last() {
-                Some(last) => counter = last.counter,
-                None => return Ok(counter),
-            }
-        }
     }
 
     /// Brings the view up to date with the change log: removed messages as `* n EXPUNGE`

@@ -202,6 +202,10 @@ pub trait MailboxStore: Send + Sync {
     ) -> StoreResult<Vec<Change>>;
     /// Bytes the account's messages take.
     async fn mailbox_usage(&self, account: &Address) -> StoreResult<u64>;
+    /// The account's change counter: the number of the newest change in its log (0 if none).
+    /// Raised in the same write as each change, so a reader that takes it before reading the
+    /// mailbox sees any later change again, never misses one.
+    async fn latest_change(&self, account: &Address) -> StoreResult<u64>;
 
     /// [`change_flags`](Self::change_flags) unconditionally: the flags after it, or `None` if
     /// there is no such message.

@@ -367,4 +367,8 @@ impl crate::MailboxStore for DynamoStore {
     async fn mailbox_usage(&self, account: &Address) -> StoreResult<u64> {
         Ok(self.mail_state(account).await?.0)
     }
+
+    async fn latest_change(&self, account: &Address) -> StoreResult<u64> {
+        Ok(self.mail_state(account).await?.1)
+    }
 }

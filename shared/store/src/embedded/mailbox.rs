@@ -350,19 +350,26 @@ impl crate::MailboxStore for EmbeddedStore {
     }
 
     async fn mailbox_usage(&self, account: &Address) -> StoreResult<u64> {
-        let account = account.clone();
-        self.read(move |txn| {
-            Ok(
-                get::<AccountState>(&txn.open_table(ACCOUNT_STATE)?, account.as_str())?
-                    .unwrap_or_default()
-                    .usage,
-            )
-        })
-        .await
+        Ok(self.account_state(account).await?.usage)
+    }
+
+    async fn latest_change(&self, account: &Address) -> StoreResult<u64> {
+        Ok(self.account_state(account).await?.changes)
     }
 }
 
 impl EmbeddedStore {
+    async fn account_state(&self, account: &Address) -> StoreResult<AccountState> {
+        let account = account.clone();
+        self.read(move |txn| {
+            Ok(
+                get::<AccountState>(&txn.open_table(ACCOUNT_STATE)?, account.as_str())?
+                    .unwrap_or_default(),
+            )
+        })
+        .await
+    }
+
     /// A delivery (`announce`: with its new-mail notice) or an APPEND.
     async fn store_message(
         &self,
