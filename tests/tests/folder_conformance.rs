@@ -54,7 +54,11 @@ async fn uids(store: &Arc<dyn Store>, alice: &Address, name: &str) -> Vec<u32> {
 async fn expunge_removes_only_deleted_messages_and_logs_each(
     (store, alice): (Arc<dyn Store>, Address),
 ) {
-    assert_eq!(store.latest_change(&alice).await.unwrap(), 0, "no change yet");
+    assert_eq!(
+        store.latest_change(&alice).await.unwrap(),
+        0,
+        "no change yet"
+    );
     for i in 0..5 {
         let flags: &[&str] = if i % 2 == 0 { &["\\Deleted"] } else { &[] };
         append(&store, &alice, "INBOX", &message(&format!("m{i}"), flags)).await;

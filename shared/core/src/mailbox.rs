@@ -148,11 +148,18 @@ pub struct MessageMeta {
 }
 
 impl MessageMeta {
+    /// Whether the message carries `flag` (flags compare case-insensitively, RFC 3501 §2.3.2).
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
+    }
+
     /// Flagged for removal by the next EXPUNGE.
     pub fn is_deleted(&self) -> bool {
-        self.flags
-            .iter()
-            .any(|f| f.eq_ignore_ascii_case("\\Deleted"))
+        self.has_flag("\\Deleted")
+    }
+
+    pub fn is_seen(&self) -> bool {
+        self.has_flag("\\Seen")
     }
 }
 

@@ -233,9 +233,7 @@ impl Imap {
             let mut flags = meta.flags.clone();
             let mut modseq = meta.modseq;
             // Reading the text (not PEEK) marks the message read, in a read-write view.
-            let marking = wanted.marks_seen
-                && !selected_read_only
-                && !flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"));
+            let marking = wanted.marks_seen && !selected_read_only && !meta.is_seen();
             if marking {
                 let seen = FlagChange::Add(vec!["\\Seen".to_owned()]);
                 if let Some(after) = self

@@ -241,10 +241,7 @@ impl Imap {
                     .map_err(io)?;
                 let Some(last) = page.last() else { break };
                 after = last.uid;
-                unseen += page
-                    .iter()
-                    .filter(|m| !m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
-                    .count() as u32;
+                unseen += page.iter().filter(|m| !m.is_seen()).count() as u32;
             }
         }
         let items: Vec<StatusDataItem> = names

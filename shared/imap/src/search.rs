@@ -22,10 +22,6 @@ use crate::wire::Wire;
 /// A key this server cannot decide from metadata.
 struct Unsupported;
 
-fn has_flag(meta: &MessageMeta, flag: &str) -> bool {
-    meta.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
-}
-
 fn contains(haystack: Option<&str>, needle: &[u8]) -> bool {
     let needle = String::from_utf8_lossy(needle).to_lowercase();
     haystack.is_some_and(|text| text.to_lowercase().contains(&needle))
@@ -148,18 +144,18 @@ fn matches(
         SearchKey::Uid(set) => {
             Ranges::new(set, selected.uids.last().unwrap_or(0)).contains(meta.uid)
         }
-        SearchKey::Seen => has_flag(meta, "\\Seen"),
-        SearchKey::Unseen => !has_flag(meta, "\\Seen"),
-        SearchKey::Flagged => has_flag(meta, "\\Flagged"),
-        SearchKey::Unflagged => !has_flag(meta, "\\Flagged"),
-        SearchKey::Answered => has_flag(meta, "\\Answered"),
-        SearchKey::Unanswered => !has_flag(meta, "\\Answered"),
-        SearchKey::Deleted => has_flag(meta, "\\Deleted"),
-        SearchKey::Undeleted => !has_flag(meta, "\\Deleted"),
-        SearchKey::Draft => has_flag(meta, "\\Draft"),
-        SearchKey::Undraft => !has_flag(meta, "\\Draft"),
-        SearchKey::Keyword(atom) => has_flag(meta, atom.as_ref()),
-        SearchKey::Unkeyword(atom) => !has_flag(meta, atom.as_ref()),
+        SearchKey::Seen => meta.has_flag("\\Seen"),
+        SearchKey::Unseen => !meta.has_flag("\\Seen"),
+        SearchKey::Flagged => meta.has_flag("\\Flagged"),
+        SearchKey::Unflagged => !meta.has_flag("\\Flagged"),
+        SearchKey::Answered => meta.has_flag("\\Answered"),
+        SearchKey::Unanswered => !meta.has_flag("\\Answered"),
+        SearchKey::Deleted => meta.has_flag("\\Deleted"),
+        SearchKey::Undeleted => !meta.has_flag("\\Deleted"),
+        SearchKey::Draft => meta.has_flag("\\Draft"),
+        SearchKey::Undraft => !meta.has_flag("\\Draft"),
+        SearchKey::Keyword(atom) => meta.has_flag(atom.as_ref()),
+        SearchKey::Unkeyword(atom) => !meta.has_flag(atom.as_ref()),
         // No session is ever first to see a message here: nothing is \Recent.
         SearchKey::Recent | SearchKey::New => false,
         SearchKey::Old => true,
