@@ -39,13 +39,23 @@ enum Command {
     Sign(commands::Sign),
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// How long a store call still blocking a thread may delay the exit once everything else stopped.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
-        None => serve::run(cli.settings, cli.serve).await,
-        Some(Command::Bootstrap(args)) => commands::bootstrap(args).await,
-        Some(Command::Seed(args)) => commands::seed(args).await,
-        Some(Command::Sign(args)) => commands::sign(args),
-    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        match cli.command {
+            None => serve::run(cli.settings, cli.serve).await,
+            Some(Command::Bootstrap(args)) => commands::bootstrap(args).await,
+            Some(Command::Seed(args)) => commands::seed(args).await,
+            Some(Command::Sign(args)) => commands::sign(args),
+        }
+    });
+    // Dropping the runtime would wait for blocking tasks without end: a stopped process exits.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    result
 }

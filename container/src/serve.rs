@@ -67,6 +67,8 @@ impl ServeOptions {
 
 pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()> {
     logging::init_tracing(settings.log_format());
+    // Before anything is bound or printed: a SIGTERM from then on stops every listener.
+    let shutdown = pushmail_http::Shutdown::on_signal().context("cannot handle SIGTERM")?;
     let backends = open(&settings).await?;
     let wired = backends.services();
     let dispatcher = backends.dispatcher(DispatchSettings::default());
@@ -142,27 +144,29 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     );
     info!(?settings, ?options, "pushmail running");
     let limits = options.limits();
-    let subscribe = pushmail_http::serve(
+    let subscribe = pushmail_http::serve_until(
         subscribe_listener,
         pushmail_push::router(wired.push),
         limits,
+        shutdown.clone().requested(),
     );
-    let admin = pushmail_http::serve(
+    let admin = pushmail_http::serve_until(
         admin_listener,
         pushmail_admin_api::router(wired.admin),
         limits,
+        shutdown.clone().requested(),
     );
     let smtp = pushmail_listener::serve(
         smtp_listener,
         mail.inbound,
         pushmail_listener::Limits::default(),
-        pushmail_http::shutdown_signal(),
+        shutdown.clone().requested(),
     );
     let submission = pushmail_listener::serve(
         submission_listener,
         mail.submission,
         pushmail_listener::Limits::default(),
-        pushmail_http::shutdown_signal(),
+        shutdown.clone().requested(),
     );
     background.push(tokio::spawn(dispatcher.run(std::future::pending())));
     if let Some(outgoing) = mail.outgoing {
@@ -170,8 +174,9 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     }
     let closing = (mail.imap.clone(), mail.imaps.clone());
     let imap_limits = options.mail.imap_limits();
+    let imap_shutdown = shutdown.clone();
     let imap = pushmail_listener::serve(imap_listener, mail.imap, imap_limits, async move {
-        pushmail_http::shutdown_signal().await;
+        imap_shutdown.requested().await;
         // Idlers are told BYE now rather than cut off when the grace period ends.
         closing.0.close();
         if let Some(imaps) = &closing.1 {
@@ -181,13 +186,8 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     let imaps = async move {
         match (mail.imaps, imaps_listener) {
             (Some(imaps), Some(imaps_listener)) => {
-                pushmail_listener::serve(
-                    imaps_listener,
-                    imaps,
-                    imap_limits,
-                    pushmail_http::shutdown_signal(),
-                )
-                .await
+                pushmail_listener::serve(imaps_listener, imaps, imap_limits, shutdown.requested())
+                    .await
             }
             _ => Ok(()),
         }

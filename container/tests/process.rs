@@ -45,8 +45,9 @@ fn data_dir() -> tempfile::TempDir {
         .unwrap()
 }
 
-/// Starts `pushmail --demo` on free ports and waits until both listeners answer.
-async fn start(data_dir: &Path) -> Process {
+/// Starts `pushmail --demo` on free ports and reads its standard output up to the addresses it
+/// prints (its listeners may not serve yet).
+fn launch(data_dir: &Path) -> Process {
     let (subscribe_port, admin_port) = (free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_pushmail"))
         .args(["--data-dir", data_dir.to_str().unwrap(), "--demo"])
@@ -77,13 +78,18 @@ async fn start(data_dir: &Path) -> Process {
             break;
         }
     }
-    let process = Process {
+    Process {
         child,
         smtp,
         subscribe: format!("http://127.0.0.1:{subscribe_port}/subscribe"),
         admin: format!("http://127.0.0.1:{admin_port}/admin"),
         token,
-    };
+    }
+}
+
+/// Starts `pushmail --demo` on free ports and waits until both listeners answer.
+async fn start(data_dir: &Path) -> Process {
+    let process = launch(data_dir);
     let deadline = Instant::now() + Duration::from_secs(30);
     while reqwest::get(format!("{}/openapi.yaml", process.admin))
         .await
@@ -429,10 +435,36 @@ async fn sigkill_during_a_stream_of_deliveries_loses_no_acknowledged_message() {
 /// One reply line (the last of a multi-line reply).
 async fn reply_line<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut tokio::io::Lines<R>) -> String {
     loop {
-        let line = lines.next_line().await.unwrap().unwrap_or_default();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("a reply within 30 s")
+            .unwrap()
+            .unwrap_or_default();
         if line.as_bytes().get(3) != Some(&b'-') {
             return line;
         }
+    }
+}
+
+fn terminate(process: &Process) {
+    let pid = process.child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success(), "kill -TERM {pid}");
+}
+
+/// The process's exit status once it ends, failing the test (not hanging it) if it has not
+/// within `limit`; the process is then killed when `Process` drops.
+async fn exit_within(process: &mut Process, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = process.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running {limit:?} after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -456,14 +488,7 @@ async fn sigterm_stops_accepting_and_lets_a_session_in_flight_finish() {
         assert!(line.starts_with(code), "{line}");
     }
     // SIGTERM in the middle of DATA.
-    let pid = process.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    terminate(&process);
     let deadline = Instant::now() + Duration::from_secs(10);
     while tokio::net::TcpStream::connect(&process.smtp).await.is_ok() {
         assert!(Instant::now() < deadline, "still accepting after SIGTERM");
@@ -477,7 +502,8 @@ async fn sigterm_stops_accepting_and_lets_a_session_in_flight_finish() {
     let done = reply_line(&mut lines).await;
     assert!(done.starts_with("250 2.0.0"), "{done}");
     assert!(reply_line(&mut lines).await.starts_with("221"));
-    let status = process.child.wait().unwrap();
+    // The other listeners have nothing in flight; the SMTP one's grace period is 30 s.
+    let status = exit_within(&mut process, Duration::from_secs(40)).await;
     assert!(status.success(), "exits cleanly: {status}");
 
     let store = EmbeddedStore::open(&dir.path().join("pushmail.redb")).expect("reopens");
@@ -488,6 +514,19 @@ async fn sigterm_stops_accepting_and_lets_a_session_in_flight_finish() {
         stored
             .iter()
             .any(|m| m.envelope.subject.as_deref() == Some("finished after SIGTERM"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_as_soon_as_the_addresses_are_printed_stops_every_listener() {
+    let dir = data_dir();
+    // Only up to the addresses: the listeners may not have started waiting for a stop yet.
+    let mut process = launch(dir.path());
+    terminate(&process);
+    let status = exit_within(&mut process, Duration::from_secs(40)).await;
+    assert!(
+        status.success(),
+        "a clean stop, not killed by the signal: {status}"
     );
 }
 

@@ -10,6 +10,16 @@ cd "$root"
 export PUSHMAIL_STACK_PORT=${PUSHMAIL_STACK_PORT:-4567} PUSHMAIL_STACK_SES_PORT=${PUSHMAIL_STACK_SES_PORT:-4568}
 venv="$root/.venv"
 
+# A hung test fails the run with its name (cargo test prints "has been running for over 60
+# seconds") long before CI's own limit, instead of using it all up.
+bounded() {
+  local limit=$1; shift
+  local status=0
+  timeout -k 10 "$limit" "$@" || status=$?
+  if [ "$status" -eq 124 ]; then echo "TIMED OUT after ${limit} s: $*" >&2; fi
+  return "$status"
+}
+
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -37,10 +47,10 @@ infra/local/stack.sh up
 eval "$(infra/local/stack.sh env)"
 
 echo "== cargo test (DynamoDB and SES on moto; the conformance suite also on the embedded store)"
-cargo test --workspace
+bounded 1800 cargo test --workspace
 
 echo "== the service and admin suites again, on the embedded store"
-PUSHMAIL_TEST_STORE=embedded cargo test -p pushmail-tests --test subscribe --test admin --test abuse --test lambda_events
+PUSHMAIL_TEST_STORE=embedded bounded 900 cargo test -p pushmail-tests --test subscribe --test admin --test abuse --test lambda_events
 
 echo "== end to end: pushmail on DynamoDB and SES, a spec-following push service, schemathesis"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r infra/local/requirements-test.txt

@@ -9,30 +9,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 mod serve;
+mod shutdown;
 
-pub use serve::{Limits, serve, serve_until};
+pub use serve::{Limits, serve_until};
+pub use shutdown::Shutdown;
 
 /// Hands the router to the Lambda runtime.
 pub async fn run_on_lambda(app: Router) -> Result<(), lambda_http::Error> {
     lambda_http::run(app).await
-}
-
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => return interrupt.await.unwrap_or_default(),
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    interrupt.await.unwrap_or_default();
 }
 
 /// Whether the request announces a body larger than `limit` bytes: refused before any of it is

@@ -47,12 +47,8 @@ impl Default for Limits {
     }
 }
 
-/// Serves the router until SIGINT or SIGTERM, then lets requests in flight finish (30 s).
-pub async fn serve(listener: TcpListener, app: Router, limits: Limits) -> std::io::Result<()> {
-    serve_until(listener, app, limits, crate::shutdown_signal()).await
-}
-
-/// As [`serve`], until `shutdown` completes.
+/// Serves the router until `shutdown` completes (the process's [`crate::Shutdown`]), then lets
+/// requests in flight finish (30 s).
 pub async fn serve_until(
     listener: TcpListener,
     app: Router,
