@@ -1,7 +1,7 @@
 //! An IMAP peer for the tests: a line reader over raw TCP, and a listener on a free port.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pushmail_core::hints::ChangeHints;
 use pushmail_imap::{Imap, ImapSettings};
@@ -111,4 +111,16 @@ pub async fn logged_in(address: SocketAddr, account: &str) -> Peer {
         .await;
     assert!(last(&login).starts_with("l0 OK"), "{login:?}");
     peer
+}
+
+/// Reads lines until one contains `what`, within 5 s; how long it took.
+pub async fn until(peer: &mut Peer, what: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let line = peer.line().await;
+        if line.contains(what) {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "no {what}");
+    }
 }

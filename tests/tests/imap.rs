@@ -1,13 +1,12 @@
 //! The IMAP listener over real TCP (and TLS): LOGIN only after STARTTLS unless loopback
-//! plaintext is allowed, LIST with SPECIAL-USE, SELECT, FETCH by number and by UID, IDLE woken
-//! by a delivery in this process (hint) and by one from another process (change log only).
+//! plaintext is allowed, LIST with SPECIAL-USE, SELECT, FETCH by number and by UID. IDLE:
+//! `imap_idle.rs`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pushmail_imap::{Imap, ImapSettings};
-use pushmail_smtp::{Smtp, SmtpSettings};
 use pushmail_tests::imap::{Peer, deliver, last, listener, loopback_plaintext};
-use pushmail_tests::smtp::{Client, test_tls};
+use pushmail_tests::smtp::test_tls;
 use pushmail_tests::{Harness, PASSWORD};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -151,69 +150,6 @@ async fn login_waits_for_starttls_and_pipelined_commands_are_dropped() {
     line.clear();
     reader.read_line(&mut line).await.unwrap();
     assert!(line.starts_with("b5 OK"), "{line}");
-}
-
-/// Reads lines until one contains `what`, within 5 s; how long it took.
-async fn until(peer: &mut Peer, what: &str) -> Duration {
-    let started = Instant::now();
-    loop {
-        let line = peer.line().await;
-        if line.contains(what) {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < Duration::from_secs(5), "no {what}");
-    }
-}
-
-#[tokio::test]
-async fn idle_wakes_for_mail_from_this_process_and_from_another() {
-    let h = Harness::start().await;
-    let alice = h.account("alice").await;
-    let (address, hints) = listener(&h, loopback_plaintext()).await;
-    let smtp = h
-        .listen_smtp(
-            Smtp::inbound(h.store.clone(), SmtpSettings::default()).with_change_hint(hints),
-        )
-        .await;
-    let (mut peer, _) = Peer::connect(address).await;
-    peer.command("c1", &format!("LOGIN {alice} \"{PASSWORD}\""))
-        .await;
-    let select = peer.command("c2", "SELECT INBOX").await;
-    assert!(select.join("").contains("* 0 EXISTS"), "{select:?}");
-    peer.writer.write_all(b"c3 IDLE\r\n").await.unwrap();
-    assert!(peer.line().await.starts_with("+ "));
-
-    // Through this process's SMTP listener: the hint wakes the idler at once.
-    let (mut client, _) = Client::connect(smtp).await;
-    client.command("EHLO sender.example").await;
-    let answer = client
-        .transaction(
-            "bob@example.org",
-            alice.as_str(),
-            b"Subject: hinted\r\n\r\nx\r\n.\r\n",
-        )
-        .await;
-    assert!(answer.starts_with("250"), "{answer}");
-    let hinted = until(&mut peer, "* 1 EXISTS").await;
-    // Stored by another process on the same table: no hint here, the change log tells.
-    deliver(
-        &h,
-        &alice,
-        "INBOX",
-        b"Subject: elsewhere\r\n\r\nx\r\n".to_vec(),
-        vec![],
-    )
-    .await;
-    let polled = until(&mut peer, "* 2 EXISTS").await;
-    assert!(
-        polled < Duration::from_secs(2),
-        "the change log was read after {polled:?}"
-    );
-    eprintln!("EXISTS after a hinted delivery: {hinted:?}; after another process's: {polled:?}");
-    peer.writer.write_all(b"DONE\r\n").await.unwrap();
-    assert!(peer.line().await.starts_with("c3 OK"));
-    let fetch = peer.command("c4", "FETCH 2 (UID)").await;
-    assert!(fetch[0].starts_with("* 2 FETCH (UID 2)"), "{fetch:?}");
 }
 
 #[tokio::test]

@@ -32,13 +32,17 @@ impl Imap {
             return Ok(Next::Logout);
         };
         let mut hints = self.hints.subscribe();
-        let mut closing = self.closing();
         wire.send_raw(b"+ idling\r\n").await?;
         // Anything delivered since the folder was selected, at once.
         Box::pin(self.report_changes(wire, session, Expunges::Report)).await?;
         let ends = Instant::now() + self.settings.idle_max;
         let mut keepalive = Instant::now() + self.settings.keepalive;
+        // The next look at the change log without a hint: kept across other accounts' hints,
+        // which would otherwise put it off for as long as they keep coming.
+        let mut look = Instant::now() + self.settings.idle_poll;
         loop {
+            // One timer for all three: an idling session holds as little as it can.
+            let timer = look.min(keepalive).min(ends);
             let wake = tokio::select! {
                 done = wire.idle_done() => Wake::Done(done?),
                 hint = hints.recv() => match hint {
@@ -46,16 +50,20 @@ impl Imap {
                     // A hint for this account, or hints missed: look.
                     Ok(_) | Err(RecvError::Lagged(_)) => Wake::Look,
                     Err(RecvError::Closed) => {
-                        tokio::time::sleep(self.settings.idle_poll).await;
+                        tokio::time::sleep_until(look).await;
                         Wake::Look
                     }
                 },
-                () = tokio::time::sleep(self.settings.idle_poll) => Wake::Look,
-                // One timer for both: the keepalive, or the end if it comes first.
-                () = tokio::time::sleep_until(keepalive.min(ends)) => {
-                    if keepalive < ends { Wake::Keepalive } else { Wake::TooLong }
+                () = tokio::time::sleep_until(timer) => {
+                    if timer == ends {
+                        Wake::TooLong
+                    } else if timer == keepalive {
+                        Wake::Keepalive
+                    } else {
+                        Wake::Look
+                    }
                 }
-                _ = async { closing.wait_for(|closing| *closing).await.is_ok() } => Wake::Closing,
+                () = self.closed() => Wake::Closing,
             };
             match wake {
                 Wake::Done(true) => {
@@ -68,6 +76,7 @@ impl Imap {
                 }
                 // Boxed, as every step but the wait: an idling session holds only the wait.
                 Wake::Look => {
+                    look = Instant::now() + self.settings.idle_poll;
                     Box::pin(self.report_changes(wire, session, Expunges::Report)).await?
                 }
                 Wake::Keepalive => {

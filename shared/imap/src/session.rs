@@ -141,8 +141,18 @@ impl Imap {
         self.closing.send_replace(true);
     }
 
-    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.closing.subscribe()
+    /// Completes when the listener is closing, at once if it already is. Small: every waiting
+    /// session holds one.
+    pub(crate) fn closed(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let mut closing = self.closing.subscribe();
+        async move {
+            while !*closing.borrow_and_update() {
+                if closing.changed().await.is_err() {
+                    // The listener is gone without closing: nothing will ever close it.
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
     }
 
     pub fn with_tls(mut self, acceptor: TlsAcceptor) -> Self {
@@ -251,9 +261,10 @@ impl Imap {
         }
     }
 
-    /// The session's life between greeting and end. Its own state is only the wait for the
-    /// next command (what every idle session holds); everything else runs boxed, at its own
-    /// size, while it runs.
+    /// The session's life between greeting and end. Every step runs boxed, at its own size,
+    /// while it runs: the wait for the next command as much as the answer to it, so a session
+    /// in IDLE (what every push-service session does for hours) holds IDLE's state and not
+    /// also the other wait's.
     async fn commands<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         wire: &mut Wire<S>,
@@ -265,13 +276,7 @@ impl Imap {
             } else {
                 self.settings.login_timeout
             };
-            let mut closing = self.closing();
-            let read = tokio::select! {
-                read = tokio::time::timeout(limit, wire.next_command()) => Some(read),
-                _ = async { closing.wait_for(|closing| *closing).await.is_ok() } => None,
-            };
-            // IDLE, which may last half an hour in every session at once, is boxed on its
-            // own, at its own (small) size, with nothing else held.
+            let read = Box::pin(self.next_command(wire, limit)).await;
             let next = match read {
                 Some(Ok(Ok(Incoming::Command(command))))
                     if matches!(command.body, CommandBody::Idle) && session.selected.is_some() =>
@@ -284,6 +289,19 @@ impl Imap {
                 Next::Continue => {}
                 next => return Ok(next),
             }
+        }
+    }
+
+    /// The next command, `Err` if none came within `limit` (autologout), `None` if the listener
+    /// is closing.
+    async fn next_command<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        limit: std::time::Duration,
+    ) -> Option<std::result::Result<Result<Incoming>, tokio::time::error::Elapsed>> {
+        tokio::select! {
+            read = tokio::time::timeout(limit, wire.next_command()) => Some(read),
+            () = self.closed() => None,
         }
     }
 
