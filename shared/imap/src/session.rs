@@ -111,6 +111,15 @@ pub(crate) enum Next {
 
 pub(crate) type Result<T> = std::io::Result<T>;
 
+/// What the wait for a command brought: a command or not, `Err` if nothing came in time
+/// (autologout), `None` if the listener is closing.
+type Read = Option<std::result::Result<Result<Incoming>, tokio::time::error::Elapsed>>;
+
+enum Waited {
+    Idle(Tag<'static>),
+    Other(Box<Read>),
+}
+
 impl Imap {
     pub fn new(store: Arc<dyn Store>, settings: ImapSettings, hints: ChangeHints) -> Self {
         Self {
@@ -276,14 +285,10 @@ impl Imap {
             } else {
                 self.settings.login_timeout
             };
-            let read = Box::pin(self.next_command(wire, limit)).await;
-            let next = match read {
-                Some(Ok(Ok(Incoming::Command(command))))
-                    if matches!(command.body, CommandBody::Idle) && session.selected.is_some() =>
-                {
-                    Box::pin(self.idle(wire, session, command.tag)).await?
-                }
-                read => Box::pin(self.answer(wire, session, read)).await?,
+            let selected = session.selected.is_some();
+            let next = match Box::pin(self.next_command(wire, limit, selected)).await {
+                Waited::Idle(tag) => Box::pin(self.idle(wire, session, tag)).await?,
+                Waited::Other(read) => Box::pin(self.answer(wire, session, *read)).await?,
             };
             match next {
                 Next::Continue => {}
@@ -292,16 +297,25 @@ impl Imap {
         }
     }
 
-    /// The next command, `Err` if none came within `limit` (autologout), `None` if the listener
-    /// is closing.
+    /// The next command, IDLE (in a selected folder) told apart: the caller holds only its tag
+    /// while IDLE lasts, not a whole command.
     async fn next_command<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         wire: &mut Wire<S>,
         limit: std::time::Duration,
-    ) -> Option<std::result::Result<Result<Incoming>, tokio::time::error::Elapsed>> {
-        tokio::select! {
+        selected: bool,
+    ) -> Waited {
+        let read = tokio::select! {
             read = tokio::time::timeout(limit, wire.next_command()) => Some(read),
             () = self.closed() => None,
+        };
+        match read {
+            Some(Ok(Ok(Incoming::Command(command))))
+                if selected && matches!(command.body, CommandBody::Idle) =>
+            {
+                Waited::Idle(command.tag)
+            }
+            read => Waited::Other(Box::new(read)),
         }
     }
 
@@ -311,7 +325,7 @@ impl Imap {
         &self,
         wire: &mut Wire<S>,
         session: &mut Session,
-        read: Option<std::result::Result<Result<Incoming>, tokio::time::error::Elapsed>>,
+        read: Read,
     ) -> Result<Next> {
         let incoming = match read {
             None => {
@@ -479,10 +493,13 @@ impl Imap {
     }
 }
 
-#[async_trait::async_trait]
 impl pushmail_listener::Conversation for Imap {
-    async fn converse(&self, stream: tokio::net::TcpStream, peer: SocketAddr) {
-        Imap::converse(self, stream, peer).await;
+    fn converse(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+    ) -> impl Future<Output = ()> + Send {
+        Imap::converse(self, stream, peer)
     }
 
     fn too_many_connections(&self) -> &'static [u8] {

@@ -14,10 +14,10 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 /// A protocol's sessions, as a listener runs them.
-#[async_trait::async_trait]
 pub trait Conversation: Send + Sync + 'static {
-    /// Runs one session on an accepted connection to its end.
-    async fn converse(&self, stream: TcpStream, peer: SocketAddr);
+    /// Runs one session on an accepted connection to its end. The future lives in the
+    /// session's task itself, not boxed apart: one allocation per session, not two.
+    fn converse(&self, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> + Send;
     /// What a peer over its per-source limit is told before the connection closes (a whole
     /// line of the protocol, CRLF included).
     fn too_many_connections(&self) -> &'static [u8];

@@ -408,10 +408,13 @@ impl Smtp {
 
 /// Sends one reply in one write: two small writes would wait on each other (Nagle's algorithm
 /// against the peer's delayed ACK, 40 ms a reply).
-#[async_trait::async_trait]
 impl pushmail_listener::Conversation for Smtp {
-    async fn converse(&self, stream: tokio::net::TcpStream, peer: SocketAddr) {
-        Smtp::converse(self, stream, peer).await;
+    fn converse(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+    ) -> impl Future<Output = ()> + Send {
+        Smtp::converse(self, stream, peer)
     }
 
     fn too_many_connections(&self) -> &'static [u8] {
