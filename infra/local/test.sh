@@ -50,7 +50,7 @@ echo "== cargo test (DynamoDB and SES on moto; the conformance suite also on the
 bounded 1800 cargo test --workspace
 
 echo "== the service and admin suites again, on the embedded store"
-PUSHMAIL_TEST_STORE=embedded bounded 900 cargo test -p pushmail-tests --test subscribe --test admin --test abuse --test lambda_events
+PUSHMAIL_TEST_STORE=embedded bounded 900 cargo test -p pushmail-tests --test subscribe --test subscribe_refusals --test admin --test admin_access --test admin_integrated --test abuse --test lambda_events
 
 echo "== end to end: pushmail on DynamoDB and SES, a spec-following push service, schemathesis"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r infra/local/requirements-test.txt

@@ -9,10 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
 use chrono::{DateTime, Utc};
 use pushmail_admin_api::service::AdminService;
 use pushmail_core::password::hash_password;
@@ -23,95 +19,26 @@ use pushmail_core::types::{
 use pushmail_push::mailer::{ActivationMail, MailError, Mailer, StoreMailer};
 use pushmail_push::resolver::Resolver;
 use pushmail_push::service::PushService;
-use pushmail_runtime::aws::AwsContext;
-use pushmail_store::{EmbeddedStore, Store};
+use pushmail_store::Store;
 use serde_json::{Value, json};
 
+pub mod admin;
+mod callback;
+pub mod fixtures;
 pub mod imap;
 pub mod openapi;
 pub mod smtp;
+mod stores;
+pub mod subscribe;
+
+pub use callback::{CallbackSink, ReceivedNotice};
+use stores::unique;
+pub use stores::{
+    TestStore, create_bucket, create_table, dynamo_store, embedded_store, on_dynamodb, sdk_config,
+    test_store,
+};
 
 pub const PASSWORD: &str = "correct horse battery staple";
-
-/// A store for one test, and what keeps it alive (the embedded store's temporary folder, removed
-/// when the test ends).
-pub struct TestStore {
-    pub store: Arc<dyn Store>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-/// True when the tests run on DynamoDB (see the module's header).
-pub fn on_dynamodb() -> bool {
-    match std::env::var("PUSHMAIL_TEST_STORE").as_deref() {
-        Ok("dynamodb") => true,
-        Ok("embedded") => false,
-        Ok(other) => panic!("PUSHMAIL_TEST_STORE must be embedded or dynamodb, not {other}"),
-        Err(_) => std::env::var_os("AWS_ENDPOINT_URL").is_some(),
-    }
-}
-
-/// A fresh store on the backend [`on_dynamodb`] chooses.
-pub async fn test_store() -> TestStore {
-    if on_dynamodb() {
-        dynamo_store().await
-    } else {
-        embedded_store()
-    }
-}
-
-/// Runs each test function on both backends: `on_both_backends!(setup; test, …)` calls
-/// `test(setup(store).await)` with a fresh DynamoDB table and then a fresh embedded store.
-/// Without an AWS endpoint (moto in the test command) the DynamoDB half says it was skipped
-/// and passes, so a plain `cargo test` runs the embedded half alone.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($setup:ident; $($test:ident),* $(,)?) => {
-        mod on_dynamodb {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $test() {
-                if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
-                    eprintln!("skipped: no AWS_ENDPOINT_URL for the DynamoDB backend");
-                    return;
-                }
-                let store = $crate::dynamo_store().await;
-                super::$test(super::$setup(store.store.clone()).await).await
-            })*
-        }
-        mod on_embedded {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $test() {
-                let store = $crate::embedded_store();
-                super::$test(super::$setup(store.store.clone()).await).await
-            })*
-        }
-    };
-}
-
-/// A fresh embedded store in a temporary folder.
-pub fn embedded_store() -> TestStore {
-    let dir = tempfile::Builder::new()
-        .prefix("pushmail-test-")
-        .tempdir()
-        .expect("temporary folder");
-    let store = EmbeddedStore::open(&dir.path().join("pushmail.redb")).expect("embedded store");
-    TestStore {
-        store: Arc::new(store),
-        _dir: Some(dir),
-    }
-}
-
-/// A fresh table on the AWS endpoint, created as infra/table.json defines it.
-pub async fn dynamo_store() -> TestStore {
-    endpoint();
-    let table = unique("pushmail-test-");
-    create_table(&table).await;
-    let bucket = unique("pushmail-test-");
-    create_bucket(&bucket).await;
-    TestStore {
-        store: Arc::new(AwsContext::from_env().await.mail_store(table, bucket)),
-        _dir: None,
-    }
-}
 
 /// Kept mail (as the local process keeps it) that can be told to refuse, as SES refuses an
 /// unverified sender: the mailer failing is part of the activation rules under test.
@@ -197,6 +124,24 @@ impl Answer {
     }
 }
 
+/// The answer has this status (its body shown if not).
+pub fn assert_status(answer: &Answer, status: u16) {
+    assert_eq!(answer.status, status, "answer: {:?}", answer.body);
+}
+
+/// The answer is this error: status, machine-readable code and a human-readable detail.
+pub fn assert_error(answer: &Answer, status: u16, code: &str) {
+    assert_status(answer, status);
+    assert_eq!(answer.body["error"], code, "answer: {:?}", answer.body);
+    assert!(
+        answer.body["detail"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "no detail: {:?}",
+        answer.body
+    );
+}
+
 pub struct Setup {
     /// Whether the mailer accepts the activation mail from the start.
     pub mail_accepted: bool,
@@ -208,21 +153,6 @@ impl Default for Setup {
             mail_accepted: true,
         }
     }
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..16]
-    )
-}
-
-fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
-        panic!(
-            "AWS_ENDPOINT_URL is not set: run the DynamoDB tests with infra/local/test.sh, which starts moto"
-        )
-    })
 }
 
 /// Logs show with a failing test's output (RUST_LOG to filter).
@@ -686,191 +616,4 @@ pub async fn serve(router: axum::Router) -> String {
         std::future::pending(),
     ));
     format!("http://{address}")
-}
-
-/// A push service's callback endpoint on loopback that records what it receives, answering
-/// with a status that can change (0: never answers, as a hung server).
-pub struct CallbackSink {
-    pub url: String,
-    received: Arc<std::sync::Mutex<Vec<ReceivedNotice>>>,
-    status: Arc<std::sync::atomic::AtomicU16>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ReceivedNotice {
-    pub timestamp: String,
-    pub signature: String,
-    pub body: Vec<u8>,
-    /// What the sink answered.
-    pub status: u16,
-}
-
-impl ReceivedNotice {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("a JSON notice")
-    }
-
-    /// Whether the signature is `secret`'s over this timestamp and body (spec §1).
-    pub fn signed_with(&self, secret: &str) -> bool {
-        let timestamp: i64 = self.timestamp.parse().unwrap_or_default();
-        pushmail_core::protocol::sign(secret.as_bytes(), timestamp, &self.body) == self.signature
-    }
-}
-
-impl CallbackSink {
-    /// Answers every POST with `status`.
-    pub async fn start(status: u16) -> Self {
-        let received: Arc<std::sync::Mutex<Vec<ReceivedNotice>>> = Arc::default();
-        let status = Arc::new(std::sync::atomic::AtomicU16::new(status));
-        let (store, answer) = (received.clone(), status.clone());
-        let handler = move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
-            let (store, answer) = (store.clone(), answer.clone());
-            async move {
-                let header = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned()
-                };
-                let status = answer.load(Ordering::SeqCst);
-                store.lock().expect("sink lock").push(ReceivedNotice {
-                    timestamp: header("x-push-timestamp"),
-                    signature: header("x-push-signature"),
-                    body: body.to_vec(),
-                    status,
-                });
-                if status == 0 {
-                    std::future::pending::<()>().await;
-                }
-                axum::http::StatusCode::from_u16(status).expect("status")
-            }
-        };
-        let base = serve(axum::Router::new().route("/n/{id}", axum::routing::post(handler))).await;
-        Self {
-            url: format!("{base}/n/"),
-            received,
-            status,
-        }
-    }
-
-    /// How the sink answers from now on.
-    pub fn answer_with(&self, status: u16) {
-        self.status.store(status, Ordering::SeqCst);
-    }
-
-    pub fn received(&self) -> Vec<ReceivedNotice> {
-        self.received.lock().expect("sink lock").clone()
-    }
-
-    /// The notices answered 2xx, in the order they came.
-    pub fn accepted(&self) -> Vec<ReceivedNotice> {
-        self.received()
-            .into_iter()
-            .filter(|notice| (200..300).contains(&notice.status))
-            .collect()
-    }
-
-    /// Waits (up to 10 s) until `done` holds for what was received.
-    pub async fn wait_for(&self, what: &str, done: impl Fn(&[ReceivedNotice]) -> bool) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !done(&self.received()) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "waited in vain for {what}; received {:?}",
-                self.received()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    }
-}
-
-/// AWS settings for the harness's own clients, on the same TLS stack as pushmail's.
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-    let https = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(https)
-        .load()
-        .await
-}
-
-/// Creates an S3 bucket for message bodies (path-style, as moto and LocalStack serve them).
-pub async fn create_bucket(name: &str) {
-    let sdk = sdk_config().await;
-    let config = aws_sdk_s3::config::Builder::from(&sdk)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-        .create_bucket()
-        .bucket(name)
-        .send()
-        .await
-        .expect("create bucket");
-}
-
-/// Creates a table exactly as infra/table.json defines it.
-pub async fn create_table(name: &str) {
-    let definition: Value = serde_json::from_str(include_str!("../../infra/table.json"))
-        .expect("infra/table.json is JSON");
-    let sdk = sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let key_schema = |keys: &Value| -> Vec<KeySchemaElement> {
-        keys.as_array()
-            .expect("key schema")
-            .iter()
-            .map(|k| {
-                KeySchemaElement::builder()
-                    .attribute_name(k["AttributeName"].as_str().expect("name"))
-                    .key_type(KeyType::from(k["KeyType"].as_str().expect("type")))
-                    .build()
-                    .expect("key schema element")
-            })
-            .collect()
-    };
-    let mut request = client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::from(
-            definition["BillingMode"].as_str().expect("billing"),
-        ))
-        .set_key_schema(Some(key_schema(&definition["KeySchema"])));
-    for attribute in definition["AttributeDefinitions"]
-        .as_array()
-        .expect("attributes")
-    {
-        request = request.attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(attribute["AttributeName"].as_str().expect("name"))
-                .attribute_type(ScalarAttributeType::from(
-                    attribute["AttributeType"].as_str().expect("type"),
-                ))
-                .build()
-                .expect("attribute definition"),
-        );
-    }
-    for index in definition["GlobalSecondaryIndexes"]
-        .as_array()
-        .expect("indexes")
-    {
-        request = request.global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(index["IndexName"].as_str().expect("index name"))
-                .set_key_schema(Some(key_schema(&index["KeySchema"])))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::from(
-                            index["Projection"]["ProjectionType"]
-                                .as_str()
-                                .expect("projection"),
-                        ))
-                        .build(),
-                )
-                .build()
-                .expect("index"),
-        );
-    }
-    request.send().await.expect("create table");
 }

@@ -1,0 +1,71 @@
+//! Stored things as the store tests build them.
+
+use chrono::{DateTime, Utc};
+use pushmail_core::types::{
+    Account, ActivationJob, ActivationState, Address, Domain, DomainName, Link, LinkState, now,
+};
+use pushmail_store::{LinkInsert, Store};
+
+pub fn domain(name: &str) -> Domain {
+    let mut domain = Domain::new(DomainName::parse(name).unwrap(), now());
+    domain.push_enabled = true;
+    domain
+}
+
+pub fn account(address: &str) -> Account {
+    Account {
+        address: Address::parse(address).unwrap(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        enabled: true,
+        display_name: None,
+        pushed_folders: vec![],
+        created_at: now(),
+        revision: 0,
+        quota_bytes: None,
+        sender_aliases: Vec::new(),
+        filing_rules: Vec::new(),
+    }
+}
+
+/// Inserts a link for an account that exists as [`account`] makes it (created if missing).
+pub async fn insert(store: &dyn Store, link: &Link, job: &ActivationJob) -> LinkInsert {
+    let owner = account(link.address.as_str());
+    if store.account(&link.address).await.unwrap().is_none() {
+        store.put_account(&owner).await.unwrap();
+    }
+    store
+        .insert_link(link, job, &owner, link.linked_at)
+        .await
+        .unwrap()
+}
+
+pub fn link(
+    address: &str,
+    registration: &str,
+    generation: u64,
+    at: DateTime<Utc>,
+) -> (Link, ActivationJob) {
+    let address = Address::parse(address).unwrap();
+    let subscription_id = format!("sub_{}", uuid::Uuid::new_v4().simple());
+    let link = Link {
+        address: address.clone(),
+        subscription_id: subscription_id.clone(),
+        registration: registration.into(),
+        generation,
+        callback: "https://push.example.net/n".into(),
+        device: None,
+        state: LinkState::Linked,
+        activation: ActivationState::Pending,
+        linked_at: at,
+        unlinked_at: None,
+    };
+    let job = ActivationJob {
+        subscription_id,
+        address,
+        device: None,
+        linked_at: at,
+        attempts: 0,
+        not_before: at,
+    };
+    (link, job)
+}

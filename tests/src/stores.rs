@@ -1,0 +1,197 @@
+//! The harness's stores: the embedded one in a temporary folder, or a fresh DynamoDB table (and
+//! S3 bucket for message bodies) on the AWS endpoint, created as infra/table.json defines it.
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use pushmail_runtime::aws::AwsContext;
+use pushmail_store::{EmbeddedStore, Store};
+use serde_json::Value;
+
+/// A store for one test, and what keeps it alive (the embedded store's temporary folder, removed
+/// when the test ends).
+pub struct TestStore {
+    pub store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// True when the tests run on DynamoDB (see the module's header).
+pub fn on_dynamodb() -> bool {
+    match std::env::var("PUSHMAIL_TEST_STORE").as_deref() {
+        Ok("dynamodb") => true,
+        Ok("embedded") => false,
+        Ok(other) => panic!("PUSHMAIL_TEST_STORE must be embedded or dynamodb, not {other}"),
+        Err(_) => std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+    }
+}
+
+/// A fresh store on the backend [`on_dynamodb`] chooses.
+pub async fn test_store() -> TestStore {
+    if on_dynamodb() {
+        dynamo_store().await
+    } else {
+        embedded_store()
+    }
+}
+
+/// Runs each test function on both backends: `on_both_backends!(setup; test, …)` calls
+/// `test(setup(store).await)` with a fresh DynamoDB table and then a fresh embedded store.
+/// Without an AWS endpoint (moto in the test command) the DynamoDB half says it was skipped
+/// and passes, so a plain `cargo test` runs the embedded half alone.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($setup:ident; $($test:ident),* $(,)?) => {
+        mod on_dynamodb {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $test() {
+                if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+                    eprintln!("skipped: no AWS_ENDPOINT_URL for the DynamoDB backend");
+                    return;
+                }
+                let store = $crate::dynamo_store().await;
+                super::$test(super::$setup(store.store.clone()).await).await
+            })*
+        }
+        mod on_embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $test() {
+                let store = $crate::embedded_store();
+                super::$test(super::$setup(store.store.clone()).await).await
+            })*
+        }
+    };
+}
+
+/// A fresh embedded store in a temporary folder.
+pub fn embedded_store() -> TestStore {
+    let dir = tempfile::Builder::new()
+        .prefix("pushmail-test-")
+        .tempdir()
+        .expect("temporary folder");
+    let store = EmbeddedStore::open(&dir.path().join("pushmail.redb")).expect("embedded store");
+    TestStore {
+        store: Arc::new(store),
+        _dir: Some(dir),
+    }
+}
+
+/// A fresh table on the AWS endpoint, created as infra/table.json defines it.
+pub async fn dynamo_store() -> TestStore {
+    endpoint();
+    let table = unique("pushmail-test-");
+    create_table(&table).await;
+    let bucket = unique("pushmail-test-");
+    create_bucket(&bucket).await;
+    TestStore {
+        store: Arc::new(AwsContext::from_env().await.mail_store(table, bucket)),
+        _dir: None,
+    }
+}
+
+pub(crate) fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..16]
+    )
+}
+
+pub(crate) fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!(
+            "AWS_ENDPOINT_URL is not set: run the DynamoDB tests with infra/local/test.sh, which starts moto"
+        )
+    })
+}
+
+/// AWS settings for the harness's own clients, on the same TLS stack as pushmail's.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https)
+        .load()
+        .await
+}
+
+/// Creates an S3 bucket for message bodies (path-style, as moto and LocalStack serve them).
+pub async fn create_bucket(name: &str) {
+    let sdk = sdk_config().await;
+    let config = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+        .create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .expect("create bucket");
+}
+
+/// Creates a table exactly as infra/table.json defines it.
+pub async fn create_table(name: &str) {
+    let definition: Value = serde_json::from_str(include_str!("../../infra/table.json"))
+        .expect("infra/table.json is JSON");
+    let sdk = sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let key_schema = |keys: &Value| -> Vec<KeySchemaElement> {
+        keys.as_array()
+            .expect("key schema")
+            .iter()
+            .map(|k| {
+                KeySchemaElement::builder()
+                    .attribute_name(k["AttributeName"].as_str().expect("name"))
+                    .key_type(KeyType::from(k["KeyType"].as_str().expect("type")))
+                    .build()
+                    .expect("key schema element")
+            })
+            .collect()
+    };
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::from(
+            definition["BillingMode"].as_str().expect("billing"),
+        ))
+        .set_key_schema(Some(key_schema(&definition["KeySchema"])));
+    for attribute in definition["AttributeDefinitions"]
+        .as_array()
+        .expect("attributes")
+    {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attribute["AttributeName"].as_str().expect("name"))
+                .attribute_type(ScalarAttributeType::from(
+                    attribute["AttributeType"].as_str().expect("type"),
+                ))
+                .build()
+                .expect("attribute definition"),
+        );
+    }
+    for index in definition["GlobalSecondaryIndexes"]
+        .as_array()
+        .expect("indexes")
+    {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index["IndexName"].as_str().expect("index name"))
+                .set_key_schema(Some(key_schema(&index["KeySchema"])))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(
+                            index["Projection"]["ProjectionType"]
+                                .as_str()
+                                .expect("projection"),
+                        ))
+                        .build(),
+                )
+                .build()
+                .expect("index"),
+        );
+    }
+    request.send().await.expect("create table");
+}
