@@ -28,9 +28,9 @@ impl Imap {
         session: &mut Session,
         tag: Tag<'static>,
     ) -> Result<Next> {
-        let Some(account) = session.user.clone() else {
+        if session.user.is_none() {
             return Ok(Next::Logout);
-        };
+        }
         let mut hints = self.hints.subscribe();
         wire.send_raw(b"+ idling\r\n").await?;
         // Anything delivered since the folder was selected, at once.
@@ -46,7 +46,8 @@ impl Imap {
             let wake = tokio::select! {
                 done = wire.idle_done() => Wake::Done(done?),
                 hint = hints.recv() => match hint {
-                    Ok(changed) if changed != account => continue,
+                    // Compared with the session's own address: no copy held while idling.
+                    Ok(changed) if session.user.as_ref() != Some(&changed) => continue,
                     // A hint for this account, or hints missed: look.
                     Ok(_) | Err(RecvError::Lagged(_)) => Wake::Look,
                     Err(RecvError::Closed) => {
