@@ -10,8 +10,8 @@ cd "$root"
 export PUSHMAIL_STACK_PORT=${PUSHMAIL_STACK_PORT:-4567} PUSHMAIL_STACK_SES_PORT=${PUSHMAIL_STACK_SES_PORT:-4568}
 venv="$root/.venv"
 
-# A hung test fails the run with its name (cargo test prints "has been running for over 60
-# seconds") long before CI's own limit, instead of using it all up.
+# A hung step fails the run, named, long before CI's own limit instead of using it all up
+# (cargo test also names a hung test: "has been running for over 60 seconds").
 bounded() {
   local limit=$1; shift
   local status=0
@@ -84,20 +84,20 @@ for _ in $(seq 1 100); do
   curl -s -o /dev/null "http://127.0.0.1:$port/" && curl -s -o /dev/null "http://127.0.0.1:$admin_port/" && break
   sleep 0.1
 done
-"$venv/bin/python" tests/e2e/push_service.py --url "$url" --secret e2e-secret \
+bounded 600 "$venv/bin/python" tests/e2e/push_service.py --url "$url" --secret e2e-secret \
   --email carol@e2e.example --password carol-password --moto "$AWS_ENDPOINT_URL_SES" \
   --smtp-port "$e2e_smtp_port"
 for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$second_imap_port") 2>/dev/null && break
   sleep 0.1
 done
-"$venv/bin/python" tests/e2e/two_listeners.py --smtp-port "$e2e_smtp_port" --imap-port-a "$e2e_imap_port" \
+bounded 600 "$venv/bin/python" tests/e2e/two_listeners.py --smtp-port "$e2e_smtp_port" --imap-port-a "$e2e_imap_port" \
   --imap-port-b "$second_imap_port" --user carol@e2e.example --password carol-password
 
 echo "== schemathesis against the admin API"
 # deleteToken is left out: schemathesis reuses ids it has seen, and would revoke its own token
 # (the integration tests cover that route).
-"$venv/bin/schemathesis" run shared/admin-api/openapi.yaml --url "http://127.0.0.1:$admin_port" \
+bounded 900 "$venv/bin/schemathesis" run shared/admin-api/openapi.yaml --url "http://127.0.0.1:$admin_port" \
   -H "Authorization: Bearer $PUSHMAIL_TOKEN" --exclude-operation-id deleteToken \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
   --phases examples,fuzzing --max-examples "${PUSHMAIL_SCHEMATHESIS_EXAMPLES:-25}" --seed 1 --no-color
@@ -177,17 +177,17 @@ expect admin "$(bash -c "$(readme_example admin)")" \
   '"registration":"r-bob"' '"status":"unlinked"'
 
 echo "== Python's smtplib against the SMTP listeners"
-"$venv/bin/python" tests/e2e/smtp_client.py --port "$smtp_port" --to alice@example.com
+bounded 600 "$venv/bin/python" tests/e2e/smtp_client.py --port "$smtp_port" --to alice@example.com
 dkim_record=$(sed -n 's/^Demo DKIM: .* TXT "\(.*\)"$/\1/p' .local/e2e-pushmail.log)
-"$venv/bin/python" tests/e2e/submission_client.py --port "$submission_port" --user alice@example.com \
+bounded 600 "$venv/bin/python" tests/e2e/submission_client.py --port "$submission_port" --user alice@example.com \
   --password alice-password --sink-dir "$sink_dir" --dkim-record "$dkim_record" --admin "http://127.0.0.1:$admin_port"
 
 echo "== imaplib and IMAPClient (IDLE) against the IMAP listener"
-"$venv/bin/python" tests/e2e/imap_client.py --imap-port "$imap_port" --smtp-port "$smtp_port" \
+bounded 600 "$venv/bin/python" tests/e2e/imap_client.py --imap-port "$imap_port" --smtp-port "$smtp_port" \
   --user alice@example.com --password alice-password --imaps-port "$imaps_port"
 
 echo "== mbsync and fetchmail syncing the whole account"
-"$venv/bin/python" tests/e2e/sync_clients.py --imap-port "$imap_port" --smtp-port "$smtp_port" \
+bounded 600 "$venv/bin/python" tests/e2e/sync_clients.py --imap-port "$imap_port" --smtp-port "$smtp_port" \
   --user alice@example.com --password alice-password
 
 rm -rf "$local_dir" "$sink_dir"
