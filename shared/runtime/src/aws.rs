@@ -1,11 +1,22 @@
 //! The one place that loads AWS configuration; nothing past the store and mailer sees AWS types.
 
+use std::time::Duration;
+
 use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use pushmail_push::mailer::SesMailer;
 use pushmail_store::{DynamoStore, DynamoStoreConfig, S3Bodies};
+
+/// One AWS request's try, and a whole call with its retries. Without them a connection that
+/// stalls (half open, or an endpoint that accepts and never answers) holds its caller, an IMAP
+/// session or a SUBSCRIBE, for ever. A try outlasts SQS's 20 s long poll (the change hints).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(65);
+/// The SDK's own default, kept.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 
 /// Loaded AWS settings (region, credentials, and `AWS_ENDPOINT_URL` for LocalStack or moto).
 /// Load it once per process: every client built from it shares one HTTPS connector.
@@ -25,8 +36,20 @@ impl AwsContext {
         Self {
             config: aws_config::defaults(BehaviorVersion::latest())
                 .http_client(https)
+                .timeout_config(timeouts(ATTEMPT_TIMEOUT, CALL_TIMEOUT))
                 .load()
                 .await,
+        }
+    }
+
+    /// Other bounds on each try and each call than [`ATTEMPT_TIMEOUT`] and [`CALL_TIMEOUT`].
+    pub fn with_timeouts(self, attempt: Duration, call: Duration) -> Self {
+        Self {
+            config: self
+                .config
+                .into_builder()
+                .timeout_config(timeouts(attempt, call))
+                .build(),
         }
     }
 
@@ -117,6 +140,14 @@ fn is_amazon_trust_services_root(der: &[u8]) -> bool {
     NAMES
         .iter()
         .any(|name| der.windows(name.len()).any(|window| window == *name))
+}
+
+fn timeouts(attempt: Duration, call: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(call)
+        .build()
 }
 
 #[cfg(test)]
