@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{FlagChange, NewMessage};
 use pushmail_core::types::{Address, now};
-use pushmail_store::{ChangeKind, Copied, Delivery, FlagUpdate, FolderChange, Store};
+use pushmail_store::{ChangeKind, Copied, Delivery, FlagUpdate, FolderChange, MessagePages, Store};
 
 pushmail_tests::on_both_backends!(
     with_account;
@@ -17,6 +17,7 @@ pushmail_tests::on_both_backends!(
     renaming_moves_messages_and_subfolders_and_inbox_stays,
     folders_are_subscribed_until_unsubscribed,
     of_racing_conditional_stores_one_applies_and_the_others_see_modified,
+    a_folder_larger_than_a_page_is_read_and_deleted_to_its_end,
 );
 
 fn folder(name: &str) -> FolderName {
@@ -456,4 +457,49 @@ async fn of_racing_conditional_stores_one_applies_and_the_others_see_modified(
         .await
         .unwrap();
     assert_eq!(gone, FlagUpdate::NoSuchMessage);
+}
+
+/// Folder-wide reads and deletes go a page at a time (500; 5 here): past the first page nothing
+/// is skipped or read twice, and a folder is emptied whole.
+async fn a_folder_larger_than_a_page_is_read_and_deleted_to_its_end(
+    (store, alice): (Arc<dyn Store>, Address),
+) {
+    let big = folder("Big");
+    store.create_folder(&alice, &big, now()).await.unwrap();
+    // Appended from several clients at once.
+    let mut appends = tokio::task::JoinSet::new();
+    for client in 0..3 {
+        let (store, alice) = (store.clone(), alice.clone());
+        appends.spawn(async move {
+            for i in 0..4 {
+                append(
+                    &store,
+                    &alice,
+                    "Big",
+                    &message(&format!("{client}-{i}"), &[]),
+                )
+                .await;
+            }
+        });
+    }
+    appends.join_all().await;
+    assert_eq!(
+        uids(&store, &alice, "Big").await,
+        (1..=12).collect::<Vec<u32>>()
+    );
+    let mut pages = MessagePages::new(&*store, &alice, &big).of(5);
+    let mut read = Vec::new();
+    while let Some(page) = pages.next().await.unwrap() {
+        read.push(page.iter().map(|m| m.uid).collect::<Vec<_>>());
+    }
+    assert_eq!(
+        read,
+        [vec![1, 2, 3, 4, 5], vec![6, 7, 8, 9, 10], vec![11, 12]]
+    );
+    assert_eq!(
+        store.delete_folder(&alice, &big).await.unwrap(),
+        FolderChange::Done
+    );
+    assert!(store.folder(&alice, &big).await.unwrap().is_none());
+    assert_eq!(store.mailbox_usage(&alice).await.unwrap(), 0);
 }

@@ -12,6 +12,7 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 use pushmail_core::folder::{DELIMITER, FolderName};
 use pushmail_core::mailbox::Folder;
 use pushmail_core::types::Address;
+use pushmail_store::MessagePages;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::session::{Imap, Result, Session, io, no_or_bad, ok};
@@ -232,15 +233,8 @@ impl Imap {
         };
         let mut unseen = 0;
         if names.contains(&StatusDataItemName::Unseen) {
-            let mut after = 0;
-            loop {
-                let page = self
-                    .store
-                    .messages(account, &folder.name, after, 1000)
-                    .await
-                    .map_err(io)?;
-                let Some(last) = page.last() else { break };
-                after = last.uid;
+            let mut pages = MessagePages::new(&*self.store, account, &folder.name);
+            while let Some(page) = pages.next().await.map_err(io)? {
                 unseen += page.iter().filter(|m| !m.is_seen()).count() as u32;
             }
         }

@@ -12,6 +12,7 @@ use imap_codec::imap_types::search::SearchKey;
 use mail_parser::MessageParser;
 use pushmail_core::mailbox::MessageMeta;
 use pushmail_core::types::Address;
+use pushmail_store::MessagePages;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::fetch::Ranges;
@@ -216,15 +217,8 @@ impl Imap {
         let reads_text = criteria.as_ref().iter().any(needs_text);
         let mut found = Vec::new();
         let mut highest_modseq = 0;
-        let mut after = 0;
-        loop {
-            let page = self
-                .store
-                .messages(account, &selected.folder, after, 1000)
-                .await
-                .map_err(io)?;
-            let Some(last) = page.last() else { break };
-            after = last.uid;
+        let mut pages = MessagePages::new(&*self.store, account, &selected.folder);
+        while let Some(page) = pages.next().await.map_err(io)? {
             for meta in &page {
                 // Only what this view knows of: later messages come with their EXISTS.
                 let Some(seq) = selected.uids.sequence_of(meta.uid) else {

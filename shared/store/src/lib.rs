@@ -28,7 +28,9 @@ pub use guards::{FailureScope, GuardStore, Surface};
 pub use kept_mail::KeptMailStore;
 pub use links::{LinkInsert, LinkQuery, LinkStore, Unlink};
 pub use liveness::LivenessStore;
-pub use mailbox::{Change, ChangeKind, Copied, Delivery, FlagUpdate, FolderChange, MailboxStore};
+pub use mailbox::{
+    Change, ChangeKind, Copied, Delivery, FlagUpdate, FolderChange, MailboxStore, MessagePages,
+};
 pub use notices::{AccountNotices, NoticeCounts, NoticeDrop, NoticeFailure, NoticeStore};
 pub use outbox::OutboxStore;
 pub use relay::{RelayJob, RelayStore};

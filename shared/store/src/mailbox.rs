@@ -107,6 +107,48 @@ pub enum FlagUpdate {
 /// How many messages a folder-wide operation reads or moves at a time.
 const PAGE: usize = 500;
 
+/// A folder's messages a page at a time, in UID order: what a folder-wide read (SEARCH, STATUS
+/// UNSEEN, every UID) walks, holding one page and never the whole folder.
+pub struct MessagePages<'a, S: MailboxStore + ?Sized> {
+    store: &'a S,
+    account: &'a Address,
+    folder: &'a FolderName,
+    after: u32,
+    size: usize,
+}
+
+impl<'a, S: MailboxStore + ?Sized> MessagePages<'a, S> {
+    pub fn new(store: &'a S, account: &'a Address, folder: &'a FolderName) -> Self {
+        Self {
+            store,
+            account,
+            folder,
+            after: 0,
+            size: PAGE,
+        }
+    }
+
+    /// Pages of `size` messages (at least one) rather than the default 500.
+    pub fn of(self, size: usize) -> Self {
+        Self {
+            size: size.max(1),
+            ..self
+        }
+    }
+
+    /// The next page, `None` after the last.
+    pub async fn next(&mut self) -> StoreResult<Option<Vec<MessageMeta>>> {
+        let page = self
+            .store
+            .messages(self.account, self.folder, self.after, self.size)
+            .await?;
+        Ok(page.last().map(|last| last.uid).map(|uid| {
+            self.after = uid;
+            page
+        }))
+    }
+}
+
 #[async_trait]
 pub trait MailboxStore: Send + Sync {
     /// Creates the default folders (INBOX, Sent, Drafts, Trash, Junk) the account lacks.
@@ -230,14 +272,11 @@ pub trait MailboxStore: Send + Sync {
     /// Every UID of a folder, in order.
     async fn all_uids(&self, account: &Address, folder: &FolderName) -> StoreResult<Vec<u32>> {
         let mut uids = Vec::new();
-        loop {
-            let after = uids.last().copied().unwrap_or(0);
-            let page = self.messages(account, folder, after, PAGE).await?;
-            if page.is_empty() {
-                return Ok(uids);
-            }
+        let mut pages = MessagePages::new(self, account, folder);
+        while let Some(page) = pages.next().await? {
             uids.extend(page.iter().map(|m| m.uid));
         }
+        Ok(uids)
     }
 
     /// Copies messages (body, flags and internal date) into another folder, in UID order,
@@ -318,17 +357,10 @@ pub trait MailboxStore: Send + Sync {
             if self.folder(account, name).await?.is_none() {
                 return Ok(FolderChange::NoSuchFolder);
             }
-            loop {
-                let page: Vec<u32> = self
-                    .messages(account, name, 0, PAGE)
-                    .await?
-                    .iter()
-                    .map(|m| m.uid)
-                    .collect();
-                if page.is_empty() {
-                    break;
-                }
-                self.expunge(account, name, &page, false).await?;
+            let mut pages = MessagePages::new(self, account, name);
+            while let Some(page) = pages.next().await? {
+                let uids: Vec<u32> = page.iter().map(|m| m.uid).collect();
+                self.expunge(account, name, &uids, false).await?;
             }
             match self.remove_empty_folder(account, name).await? {
                 FolderChange::NotEmpty => continue,
