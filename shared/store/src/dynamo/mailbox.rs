@@ -95,35 +95,25 @@ impl DynamoStore {
         end: String,
         limit: usize,
     ) -> StoreResult<Vec<Item>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :after AND :end")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":after", s(&after))
+            .expression_attribute_values(":end", s(&end))
+            .consistent_read(true);
         let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :after AND :end")
-                .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":after", s(&after))
-                .expression_attribute_values(":end", s(&end))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in output.items.unwrap_or_default() {
-                if get_s(&item, "sk")? != after {
-                    items.push(item);
-                }
-                if items.len() >= limit {
-                    return Ok(items);
-                }
+        each_item(query, |item| {
+            // BETWEEN includes `after` itself.
+            if get_s(&item, "sk")? != after {
+                items.push(item);
             }
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+            Ok(items.len() < limit)
+        })
+        .await?;
+        Ok(items)
     }
 
     pub(super) fn bodies(&self) -> StoreResult<&Arc<dyn BodyStore>> {

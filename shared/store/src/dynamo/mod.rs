@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::builders::{DeleteBuilder, PutBuilder, UpdateBuilder};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
@@ -27,6 +28,21 @@ use pushmail_core::types::{
 };
 
 type Item = HashMap<String, AttributeValue>;
+
+/// The items a query finds, page after page (the SDK's paginator keeps the start key), handed
+/// to `take` until it answers `false` or the query is done.
+pub(super) async fn each_item(
+    query: QueryFluentBuilder,
+    mut take: impl FnMut(Item) -> StoreResult<bool>,
+) -> StoreResult<()> {
+    let mut items = query.into_paginator().items().send();
+    while let Some(item) = items.next().await {
+        if !take(item.map_err(backend)?)? {
+            break;
+        }
+    }
+    Ok(())
+}
 
 mod codec;
 use codec::*;
@@ -226,6 +242,22 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// A query of one partition, only its sort keys that start with `prefix` if given: the key
+    /// condition written once.
+    pub(super) fn partition_query(&self, pk: &str, prefix: Option<&str>) -> QueryFluentBuilder {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", s(pk));
+        match prefix {
+            Some(prefix) => query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", s(prefix)),
+            None => query.key_condition_expression("pk = :pk"),
+        }
+    }
+
     /// All items of a partition (whose sort key starts with `prefix`, if given), in key order.
     async fn query_partition(
         &self,
@@ -233,33 +265,17 @@ impl DynamoStore {
         prefix: Option<&str>,
         newest_first: bool,
     ) -> StoreResult<Vec<Item>> {
+        let query = self
+            .partition_query(&pk, prefix)
+            .scan_index_forward(!newest_first)
+            .consistent_read(true);
         let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .expression_attribute_values(":pk", s(pk.clone()));
-            let query = match prefix {
-                Some(prefix) => query
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":prefix", s(prefix)),
-                None => query.key_condition_expression("pk = :pk"),
-            };
-            let output = query
-                .scan_index_forward(!newest_first)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            items.extend(output.items.unwrap_or_default());
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+        each_item(query, |item| {
+            items.push(item);
+            Ok(true)
+        })
+        .await?;
+        Ok(items)
     }
 }
 

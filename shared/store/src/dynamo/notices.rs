@@ -81,58 +81,30 @@ impl DynamoStore {
     /// Pending notices (those of one account with `prefix`), in key order, at most `limit`.
     async fn query_notices(&self, prefix: Option<&str>, limit: usize) -> StoreResult<Vec<Notice>> {
         let mut notices = Vec::new();
-        let mut start = None;
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .expression_attribute_values(":pk", s(NOTICE_PK))
-                .consistent_read(true)
-                .set_exclusive_start_key(start);
-            query = match prefix {
-                Some(prefix) => query
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":prefix", s(prefix)),
-                None => query.key_condition_expression("pk = :pk"),
-            };
-            let output = query.send().await.map_err(backend)?;
-            for item in output.items.unwrap_or_default() {
-                notices.push(notice_from(&item)?);
-            }
-            start = output.last_evaluated_key;
-            if start.is_none() || notices.len() >= limit {
-                notices.truncate(limit);
-                return Ok(notices);
-            }
-        }
+        let query = self
+            .partition_query(NOTICE_PK, prefix)
+            .consistent_read(true);
+        each_item(query, |item| {
+            notices.push(notice_from(&item)?);
+            Ok(notices.len() < limit)
+        })
+        .await?;
+        notices.truncate(limit);
+        Ok(notices)
     }
 
     /// How many items a query finds (paged, counting only).
     async fn count_items(&self, pk: &str, prefix: Option<&str>) -> StoreResult<u64> {
+        let mut pages = self
+            .partition_query(pk, prefix)
+            .select(Select::Count)
+            .into_paginator()
+            .send();
         let mut total = 0;
-        let mut start = None;
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .select(Select::Count)
-                .expression_attribute_values(":pk", s(pk))
-                .set_exclusive_start_key(start);
-            query = match prefix {
-                Some(prefix) => query
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":prefix", s(prefix)),
-                None => query.key_condition_expression("pk = :pk"),
-            };
-            let output = query.send().await.map_err(backend)?;
-            total += output.count.max(0) as u64;
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(total);
-            }
+        while let Some(page) = pages.next().await {
+            total += page.map_err(backend)?.count.max(0) as u64;
         }
+        Ok(total)
     }
 }
 

@@ -40,30 +40,22 @@ impl DynamoStore {
         limit: usize,
         decode: impl Fn(&Item) -> StoreResult<T>,
     ) -> StoreResult<Vec<T>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .filter_expression("not_before <= :now")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .consistent_read(true);
         let mut due = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .filter_expression("not_before <= :now")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":now", n(now.timestamp_millis()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in output.items.unwrap_or_default() {
-                due.push(decode(&item)?);
-            }
-            start = output.last_evaluated_key;
-            if start.is_none() || due.len() >= limit {
-                return Ok(due);
-            }
-        }
+        each_item(query, |item| {
+            due.push(decode(&item)?);
+            Ok(due.len() < limit)
+        })
+        .await?;
+        Ok(due)
     }
 }
 
