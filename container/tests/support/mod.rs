@@ -1,0 +1,135 @@
+//! The `pushmail` process for the process tests: started on free ports in a fresh data
+//! directory, read from its standard output, stopped by signal, every wait bounded.
+#![allow(dead_code)] // each test file uses its own part
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Process {
+    pub child: Child,
+    pub subscribe: String,
+    pub admin: String,
+    /// The SMTP listener's address, as the process printed it.
+    pub smtp: String,
+    /// The first-run token, when this start printed one.
+    pub token: Option<String>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh data directory, removed when the test ends.
+pub fn data_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("pushmail-process-")
+        .tempdir()
+        .unwrap()
+}
+
+/// Starts `pushmail --demo` on free ports and reads its standard output up to the addresses it
+/// prints (its listeners may not serve yet).
+pub fn launch(data_dir: &Path) -> Process {
+    let (subscribe_port, admin_port) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushmail"))
+        .args(["--data-dir", data_dir.to_str().unwrap(), "--demo"])
+        .args(["--subscribe-addr", &format!("127.0.0.1:{subscribe_port}")])
+        .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
+        .args(["--smtp-addr", "127.0.0.1:0"])
+        .args(["--submission-addr", "127.0.0.1:0"])
+        .args(["--imap-addr", "127.0.0.1:0"])
+        .args(["--imaps-addr", "127.0.0.1:0"])
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pushmail starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut token = None;
+    let mut smtp = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(t) = line.trim().strip_prefix("export PUSHMAIL_TOKEN=") {
+            token = Some(t.to_owned());
+        }
+        if let Some(address) = line.strip_prefix("SMTP:") {
+            smtp = address.trim().to_owned();
+        }
+        if line.starts_with("Store:") {
+            break;
+        }
+    }
+    Process {
+        child,
+        smtp,
+        subscribe: format!("http://127.0.0.1:{subscribe_port}/subscribe"),
+        admin: format!("http://127.0.0.1:{admin_port}/admin"),
+        token,
+    }
+}
+
+/// Starts `pushmail --demo` on free ports and waits until both listeners answer.
+pub async fn start(data_dir: &Path) -> Process {
+    let process = launch(data_dir);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{}/openapi.yaml", process.admin))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "pushmail did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    process
+}
+
+/// One reply line (the last of a multi-line reply).
+pub async fn reply_line<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut tokio::io::Lines<R>,
+) -> String {
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("a reply within 30 s")
+            .unwrap()
+            .unwrap_or_default();
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return line;
+        }
+    }
+}
+
+pub fn terminate(process: &Process) {
+    let pid = process.child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success(), "kill -TERM {pid}");
+}
+
+/// The process's exit status once it ends, failing the test (not hanging it) if it has not
+/// within `limit`; the process is then killed when `Process` drops.
+pub async fn exit_within(process: &mut Process, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = process.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running {limit:?} after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
