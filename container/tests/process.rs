@@ -2,7 +2,6 @@
 //! HTTP, and killed with SIGKILL in the middle of a stream of SUBSCRIBEs. Mail, SIGTERM and
 //! notices: `process_mail.rs`.
 
-use pushmail_core::protocol::sign;
 use pushmail_core::types::{Address, now};
 use pushmail_store::prelude::*;
 use pushmail_store::{EmbeddedStore, LinkQuery};
@@ -20,22 +19,12 @@ async fn subscribe(
     generation: u64,
     timestamp: i64,
 ) -> Result<Value, String> {
-    let body = serde_json::to_vec(&json!({
+    let request = json!({
         "type": "SUBSCRIBE", "email": email, "password": password,
         "registration": format!("r-{}", email.replace('@', ".")), "generation": generation,
         "callback": "https://push.example.net/n/1",
-    }))
-    .unwrap();
-    let response = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("x-push-timestamp", timestamp.to_string())
-        .header(
-            "x-push-signature",
-            sign(b"local-dev-secret", timestamp, &body),
-        )
-        .body(body)
-        .send()
+    });
+    let response = post_signed(client, url, &request, timestamp)
         .await
         .map_err(|e| e.to_string())?;
     let status = response.status().as_u16();

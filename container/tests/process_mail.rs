@@ -220,24 +220,18 @@ async fn notices_pending_at_a_sigkill_all_arrive_after_the_restart() {
     let status = std::sync::Arc::new(AtomicU16::new(503));
     let accepted = std::sync::Arc::<std::sync::Mutex<Vec<Value>>>::default();
     let callback = notice_sink(status.clone(), accepted.clone()).await;
-    let body = serde_json::to_vec(&json!({
+    let request = json!({
         "type": "SUBSCRIBE", "email": "alice@example.com", "password": "alice-password",
         "registration": "r-notices", "generation": 1, "callback": callback,
-    }))
+    });
+    let subscribed = post_signed(
+        &reqwest::Client::new(),
+        &process.subscribe,
+        &request,
+        now().timestamp(),
+    )
+    .await
     .unwrap();
-    let timestamp = now().timestamp();
-    let subscribed = reqwest::Client::new()
-        .post(&process.subscribe)
-        .header("content-type", "application/json")
-        .header("x-push-timestamp", timestamp.to_string())
-        .header(
-            "x-push-signature",
-            sign(b"local-dev-secret", timestamp, &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(subscribed.status().as_u16(), 200);
 
     // The callback is down while the mail comes in; then the process is killed.

@@ -133,3 +133,24 @@ pub async fn exit_within(process: &mut Process, limit: Duration) -> std::process
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Posts a push-service request to the Subscribe URL, signed with the demo domain's secret.
+pub async fn post_signed(
+    client: &reqwest::Client,
+    url: &str,
+    request: &serde_json::Value,
+    timestamp: i64,
+) -> reqwest::Result<reqwest::Response> {
+    let body = serde_json::to_vec(request).expect("JSON");
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-push-timestamp", timestamp.to_string())
+        .header(
+            "x-push-signature",
+            pushmail_core::protocol::sign(b"local-dev-secret", timestamp, &body),
+        )
+        .body(body)
+        .send()
+        .await
+}
