@@ -20,6 +20,7 @@ pub async fn other_domain(h: &Harness) -> String {
     assert_status(&created, 201);
     name
 }
+
 pub async fn domain_token(h: &Harness, domain: &str) -> String {
     let answer = h
         .admin_as_server(

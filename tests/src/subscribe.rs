@@ -17,6 +17,7 @@ pub fn assert_subscribed(answer: &Answer, activation: &str) -> String {
         .expect("subscription id")
         .to_owned()
 }
+
 /// A refused request left nothing behind: no link, no mail, and a later valid SUBSCRIBE is new.
 pub async fn assert_no_trace(h: &Harness, address: &Address) {
     assert_eq!(

@@ -68,6 +68,7 @@ async fn subscribe_links_the_account_and_sends_the_activation_mail() {
         "{text}"
     );
 }
+
 #[tokio::test]
 async fn an_exact_replay_answers_the_same_and_sends_no_second_mail() {
     let h = Harness::start().await;
@@ -82,6 +83,7 @@ async fn an_exact_replay_answers_the_same_and_sends_no_second_mail() {
     assert_eq!(second.body, first.body);
     assert_eq!(h.activation_mails(&alice).await.len(), 1);
 }
+
 #[tokio::test]
 async fn a_higher_generation_supersedes_and_a_lower_one_is_stale() {
     let h = Harness::start().await;
@@ -102,6 +104,7 @@ async fn a_higher_generation_supersedes_and_a_lower_one_is_stale() {
     assert_eq!(h.store.link(&alice).await.unwrap().unwrap(), link);
     assert_eq!(h.activation_mails(&alice).await.len(), 2);
 }
+
 #[tokio::test]
 async fn unsubscribe_unlinks_once_then_answers_not_subscribed() {
     let h = Harness::start().await;
@@ -138,6 +141,7 @@ async fn unsubscribe_unlinks_once_then_answers_not_subscribed() {
     // Re-adding the account on the device (a new generation) links it again.
     assert_subscribed(&h.post(&h.subscribe_body(&alice, "r-2", 4)).await, "sent");
 }
+
 #[tokio::test]
 async fn a_late_unsubscribe_leaves_the_newer_link_in_place() {
     let h = Harness::start().await;
@@ -167,6 +171,7 @@ async fn a_late_unsubscribe_leaves_the_newer_link_in_place() {
         "stale_generation",
     );
 }
+
 #[tokio::test]
 async fn unsubscribe_works_even_when_integration_is_switched_off() {
     let h = Harness::start().await;
@@ -176,6 +181,7 @@ async fn unsubscribe_works_even_when_integration_is_switched_off() {
     let answer = h.post(&h.unsubscribe_body(&alice, "r-1", 1)).await;
     assert_eq!(answer.body, json!({"status": "unsubscribed"}));
 }
+
 #[tokio::test]
 async fn twenty_racing_subscribes_leave_one_link_with_the_highest_generation() {
     let h = Harness::start().await;
@@ -214,6 +220,7 @@ async fn twenty_racing_subscribes_leave_one_link_with_the_highest_generation() {
     assert_eq!(top[0].1, link.subscription_id);
     assert_eq!(top[0].0["registration"], link.registration.as_str());
 }
+
 #[tokio::test]
 async fn ses_refusing_leaves_activation_pending_and_it_goes_out_once_later() {
     let h = Harness::start_with(Setup {
@@ -255,6 +262,7 @@ async fn ses_refusing_leaves_activation_pending_and_it_goes_out_once_later() {
     assert_subscribed(&replay, "sent");
     assert_eq!(h.activation_mails(&alice).await.len(), 1);
 }
+
 #[tokio::test]
 async fn a_superseded_subscription_never_gets_its_pending_mail() {
     let h = Harness::start_with(Setup {
@@ -278,6 +286,7 @@ async fn a_superseded_subscription_never_gets_its_pending_mail() {
     assert_eq!(mails.len(), 1);
     assert!(mails[0].body.as_str().contains(&newer));
 }
+
 #[tokio::test]
 async fn the_password_is_never_stored_or_echoed() {
     let h = Harness::start().await;

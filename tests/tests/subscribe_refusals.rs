@@ -72,6 +72,7 @@ async fn signature_refusals_leave_no_trace() {
     }
     assert_no_trace(&h, &alice).await;
 }
+
 #[tokio::test]
 async fn a_replayed_signature_is_refused() {
     let h = Harness::start().await;
@@ -119,6 +120,7 @@ async fn a_replayed_signature_is_refused() {
     assert_error(&replayed, 401, "bad_signature");
     assert!(h.store.link(&alice).await.unwrap().unwrap().is_linked());
 }
+
 #[tokio::test]
 async fn either_of_two_live_secrets_is_accepted() {
     let h = Harness::start().await;
@@ -141,6 +143,7 @@ async fn either_of_two_live_secrets_is_accepted() {
     }
     assert_eq!(h.store.link(&alice).await.unwrap().unwrap().generation, 2);
 }
+
 #[tokio::test]
 async fn an_unknown_domain_gets_the_same_answer_as_a_wrong_signature() {
     let h = Harness::start().await;
@@ -149,6 +152,7 @@ async fn an_unknown_domain_gets_the_same_answer_as_a_wrong_signature() {
     assert_error(&answer, 401, "bad_signature");
     assert_eq!(h.store.link(&stranger).await.unwrap(), None);
 }
+
 #[tokio::test]
 async fn wrong_password_and_unknown_account_get_one_answer() {
     let h = Harness::start().await;
@@ -164,6 +168,7 @@ async fn wrong_password_and_unknown_account_get_one_answer() {
     assert_eq!(h.store.link(&nobody).await.unwrap(), None);
     assert_no_trace(&h, &alice).await;
 }
+
 #[tokio::test]
 async fn the_sixth_bad_password_in_a_row_is_rate_limited() {
     let h = Harness::start().await;
@@ -193,6 +198,7 @@ async fn the_sixth_bad_password_in_a_row_is_rate_limited() {
     assert_eq!(h.store.link(&alice).await.unwrap(), None);
     assert!(h.activation_mails(&alice).await.is_empty());
 }
+
 #[tokio::test]
 async fn a_good_password_resets_the_failure_count() {
     let h = Harness::start().await;
@@ -208,6 +214,7 @@ async fn a_good_password_resets_the_failure_count() {
     }
     assert_error(&h.post(&wrong).await, 429, "rate_limited");
 }
+
 #[tokio::test]
 async fn one_source_guessing_many_accounts_is_rate_limited() {
     let h = Harness::start().await;
@@ -222,6 +229,7 @@ async fn one_source_guessing_many_accounts_is_rate_limited() {
     assert_error(&answer, 429, "rate_limited");
     assert!(answer.retry_after.is_some());
 }
+
 #[tokio::test]
 async fn switches_off_refuse_with_403_and_leave_no_trace() {
     let h = Harness::start().await;
@@ -264,6 +272,7 @@ async fn switches_off_refuse_with_403_and_leave_no_trace() {
 
     assert_no_trace(&h, &alice).await;
 }
+
 #[tokio::test]
 async fn without_a_live_imap_listener_subscribe_answers_503() {
     let h = Harness::start().await;
@@ -280,6 +289,7 @@ async fn without_a_live_imap_listener_subscribe_answers_503() {
     h.imap_keepalive(true);
     assert_no_trace(&h, &alice).await;
 }
+
 #[tokio::test]
 async fn malformed_requests_are_refused_with_the_field_named() {
     let h = Harness::start().await;
@@ -329,6 +339,7 @@ async fn malformed_requests_are_refused_with_the_field_named() {
     assert_error(&answer, 400, "invalid_request");
     assert_no_trace(&h, &alice).await;
 }
+
 #[tokio::test]
 async fn oversize_and_non_json_bodies_are_refused() {
     let h = Harness::start().await;
@@ -363,6 +374,7 @@ async fn oversize_and_non_json_bodies_are_refused() {
     }
     assert_no_trace(&h, &alice).await;
 }
+
 #[tokio::test]
 async fn a_body_of_exactly_16_kib_is_accepted() {
     let h = Harness::start().await;
@@ -374,6 +386,7 @@ async fn a_body_of_exactly_16_kib_is_accepted() {
     assert_eq!(serde_json::to_vec(&body).unwrap().len(), 16 * 1024);
     assert_subscribed(&h.post(&body).await, "sent");
 }
+
 #[tokio::test]
 async fn unknown_routes_and_methods_are_refused() {
     let h = Harness::start().await;
