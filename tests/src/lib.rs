@@ -436,10 +436,23 @@ impl Harness {
     /// POSTs `body` signed with the test's secret at `timestamp` (unix seconds).
     pub async fn post_signed_at(&self, body: &Value, timestamp: i64) -> Answer {
         let bytes = serde_json::to_vec(body).expect("json");
-        let signature = sign(self.secret.as_bytes(), timestamp, &bytes);
+        self.post_bytes(bytes, "application/json", timestamp, &self.secret)
+            .await
+    }
+
+    /// Posts these bytes as they are, signed with `secret` at `timestamp` (a body that is not
+    /// JSON, a replay of the very same request, another content type).
+    pub async fn post_bytes(
+        &self,
+        bytes: Vec<u8>,
+        content_type: &str,
+        timestamp: i64,
+        secret: &str,
+    ) -> Answer {
+        let signature = sign(secret.as_bytes(), timestamp, &bytes);
         self.post_raw(
             bytes,
-            "application/json",
+            content_type,
             Some(&timestamp.to_string()),
             Some(&signature),
         )

@@ -79,43 +79,25 @@ async fn a_replayed_signature_is_refused() {
     let alice = h.account("alice").await;
     let body = serde_json::to_vec(&h.subscribe_body(&alice, "r-1", 1)).unwrap();
     let now = Utc::now().timestamp();
-    let signature = sign(h.secret.as_bytes(), now, &body);
     let first = h
-        .post_raw(
-            body.clone(),
-            "application/json",
-            Some(&now.to_string()),
-            Some(&signature),
-        )
+        .post_bytes(body.clone(), "application/json", now, &h.secret)
         .await;
     assert_subscribed(&first, "sent");
     let again = h
-        .post_raw(
-            body.clone(),
-            "application/json",
-            Some(&now.to_string()),
-            Some(&signature),
-        )
+        .post_bytes(body.clone(), "application/json", now, &h.secret)
         .await;
     assert_error(&again, 401, "bad_signature");
     // Even a replayed UNSUBSCRIBE changes nothing.
     let unsubscribe = serde_json::to_vec(&h.unsubscribe_body(&alice, "r-1", 1)).unwrap();
-    let signature = sign(h.secret.as_bytes(), now, &unsubscribe);
-    let ts = now.to_string();
     assert_eq!(
-        h.post_raw(
-            unsubscribe.clone(),
-            "application/json",
-            Some(&ts),
-            Some(&signature)
-        )
-        .await
-        .body,
+        h.post_bytes(unsubscribe.clone(), "application/json", now, &h.secret)
+            .await
+            .body,
         json!({"status": "unsubscribed"})
     );
     assert_subscribed(&h.post(&h.subscribe_body(&alice, "r-2", 2)).await, "sent");
     let replayed = h
-        .post_raw(unsubscribe, "application/json", Some(&ts), Some(&signature))
+        .post_bytes(unsubscribe, "application/json", now, &h.secret)
         .await;
     assert_error(&replayed, 401, "bad_signature");
     assert!(h.store.link(&alice).await.unwrap().unwrap().is_linked());
@@ -130,15 +112,7 @@ async fn either_of_two_live_secrets_is_accepted() {
     for (generation, secret) in [(1, h.secret.clone()), (2, "the-newer-secret".to_owned())] {
         let body = serde_json::to_vec(&h.subscribe_body(&alice, "r-1", generation)).unwrap();
         let now = Utc::now().timestamp();
-        let signature = sign(secret.as_bytes(), now, &body);
-        let answer = h
-            .post_raw(
-                body,
-                "application/json",
-                Some(&now.to_string()),
-                Some(&signature),
-            )
-            .await;
+        let answer = h.post_bytes(body, "application/json", now, &secret).await;
         assert_subscribed(&answer, "sent");
     }
     assert_eq!(h.store.link(&alice).await.unwrap().unwrap().generation, 2);
@@ -327,14 +301,8 @@ async fn malformed_requests_are_refused_with_the_field_named() {
     }
     let now = Utc::now().timestamp();
     let garbage = b"{\"type\": \"SUBSCRIBE\",".to_vec();
-    let signature = sign(h.secret.as_bytes(), now, &garbage);
     let answer = h
-        .post_raw(
-            garbage,
-            "application/json",
-            Some(&now.to_string()),
-            Some(&signature),
-        )
+        .post_bytes(garbage, "application/json", now, &h.secret)
         .await;
     assert_error(&answer, 400, "invalid_request");
     assert_no_trace(&h, &alice).await;
@@ -348,27 +316,15 @@ async fn oversize_and_non_json_bodies_are_refused() {
     big["padding"] = json!("x".repeat(16 * 1024));
     let bytes = serde_json::to_vec(&big).unwrap();
     let now = Utc::now().timestamp();
-    let signature = sign(h.secret.as_bytes(), now, &bytes);
     let answer = h
-        .post_raw(
-            bytes,
-            "application/json",
-            Some(&now.to_string()),
-            Some(&signature),
-        )
+        .post_bytes(bytes, "application/json", now, &h.secret)
         .await;
     assert_error(&answer, 413, "too_large");
 
     let body = serde_json::to_vec(&h.subscribe_body(&alice, "r-1", 1)).unwrap();
-    let signature = sign(h.secret.as_bytes(), now, &body);
     for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
         let answer = h
-            .post_raw(
-                body.clone(),
-                content_type,
-                Some(&now.to_string()),
-                Some(&signature),
-            )
+            .post_bytes(body.clone(), content_type, now, &h.secret)
             .await;
         assert_error(&answer, 415, "unsupported_media_type");
     }
