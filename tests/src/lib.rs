@@ -23,6 +23,7 @@ use pushmail_store::Store;
 use serde_json::{Value, json};
 
 pub mod admin;
+mod answers;
 mod callback;
 pub mod fixtures;
 pub mod imap;
@@ -31,6 +32,8 @@ pub mod smtp;
 mod stores;
 pub mod subscribe;
 
+pub use answers::{Answer, assert_error, assert_status};
+use answers::{into_admin_answer, into_answer};
 pub use callback::{CallbackSink, ReceivedNotice};
 use stores::unique;
 pub use stores::{
@@ -107,39 +110,6 @@ pub struct Harness {
     last_timestamp: AtomicI64,
     imap_keepalive: Arc<AtomicBool>,
     _store: TestStore,
-}
-
-/// An answer from the Subscribe URL.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Value,
-    pub retry_after: Option<String>,
-    pub headers: reqwest::header::HeaderMap,
-}
-
-impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// The answer has this status (its body shown if not).
-pub fn assert_status(answer: &Answer, status: u16) {
-    assert_eq!(answer.status, status, "answer: {:?}", answer.body);
-}
-
-/// The answer is this error: status, machine-readable code and a human-readable detail.
-pub fn assert_error(answer: &Answer, status: u16, code: &str) {
-    assert_status(answer, status);
-    assert_eq!(answer.body["error"], code, "answer: {:?}", answer.body);
-    assert!(
-        answer.body["detail"]
-            .as_str()
-            .is_some_and(|d| !d.is_empty()),
-        "no detail: {:?}",
-        answer.body
-    );
 }
 
 pub struct Setup {
@@ -395,6 +365,21 @@ impl Harness {
         })
     }
 
+    /// Subscribes `account` with its callback at `sink`; the subscription's id.
+    pub async fn integrate(
+        &self,
+        account: &Address,
+        sink: &CallbackSink,
+        registration: &str,
+        generation: u64,
+    ) -> String {
+        let mut body = self.subscribe_body(account, registration, generation);
+        body["callback"] = json!(format!("{}{registration}", sink.url));
+        let answer = self.post(&body).await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        answer.body["subscription"].as_str().unwrap().to_owned()
+    }
+
     pub fn unsubscribe_body(
         &self,
         address: &Address,
@@ -581,39 +566,6 @@ impl Harness {
     pub async fn activation_mails(&self, to: &Address) -> Vec<StoredMail> {
         self.store.mails(to, 100).await.expect("kept mail")
     }
-}
-
-async fn into_answer(response: reqwest::Response) -> Answer {
-    answer_of(response).await.0
-}
-
-/// Sends an admin API request and checks its answer against the OpenAPI description.
-async fn into_admin_answer(method: &str, path: &str, request: reqwest::RequestBuilder) -> Answer {
-    let response = request.send().await.expect("request reaches the server");
-    let (answer, text) = answer_of(response).await;
-    openapi::check_answer(method, path, answer.status, &text);
-    answer
-}
-
-async fn answer_of(response: reqwest::Response) -> (Answer, String) {
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("body");
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
-    (
-        Answer {
-            status,
-            body,
-            retry_after,
-            headers,
-        },
-        text,
-    )
 }
 
 /// Serves the Subscribe URL router on a free loopback port; returns its base URL.

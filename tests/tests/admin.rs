@@ -285,9 +285,7 @@ async fn deleting_an_integrated_account_unlinks_it_and_tells_the_push_service() 
     let h = Harness::start().await;
     let sink = CallbackSink::start(200).await;
     let alice = h.account("alice").await;
-    let mut body = h.subscribe_body(&alice, "r-1", 1);
-    body["callback"] = json!(format!("{}r-1", sink.url));
-    assert_status(&h.post(&body).await, 200);
+    h.integrate(&alice, &sink, "r-1", 1).await;
     let deleted = h
         .admin_as_server("DELETE", &format!("/admin/accounts/{alice}"), None)
         .await;

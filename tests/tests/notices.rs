@@ -17,21 +17,6 @@ use pushmail_tests::smtp::Client;
 use pushmail_tests::{CallbackSink, Harness};
 use serde_json::json;
 
-/// Subscribes `account` with its callback at `sink`.
-async fn integrate(
-    h: &Harness,
-    account: &Address,
-    sink: &CallbackSink,
-    registration: &str,
-    generation: u64,
-) -> String {
-    let mut body = h.subscribe_body(account, registration, generation);
-    body["callback"] = json!(format!("{}{registration}", sink.url));
-    let answer = h.post(&body).await;
-    assert_eq!(answer.status, 200, "{:?}", answer.body);
-    answer.body["subscription"].as_str().unwrap().to_owned()
-}
-
 /// Delivers a message straight into the store, as any delivery path does.
 async fn deliver(h: &Harness, account: &Address, folder: &str, subject: &str) -> Delivery {
     let raw =
@@ -72,7 +57,7 @@ async fn smtp_mail_to_an_integrated_account_is_announced_signed_and_in_order() {
     let alice = h.account("alice").await;
     let bob = h.account("bob").await;
     let sink = CallbackSink::start(200).await;
-    let subscription = integrate(&h, &alice, &sink, "r-alice", 1).await;
+    let subscription = h.integrate(&alice, &sink, "r-alice", 1).await;
     let dispatcher = h.dispatcher();
     let smtp = h
         .listen_smtp(
@@ -175,7 +160,7 @@ async fn a_callback_down_for_a_while_gets_every_notice_when_back_with_the_same_i
     let h = Harness::start().await;
     let alice = h.account("alice").await;
     let sink = CallbackSink::start(503).await;
-    integrate(&h, &alice, &sink, "r-1", 1).await;
+    h.integrate(&alice, &sink, "r-1", 1).await;
     let dispatcher = h.dispatcher();
     let worker = tokio::spawn(dispatcher.clone().run(std::future::pending()));
     for subject in ["one", "two", "three"] {
@@ -223,7 +208,7 @@ async fn a_410_ends_the_subscription_and_what_was_pending_is_never_sent() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
     let sink = CallbackSink::start(410).await;
-    integrate(&h, &alice, &sink, "r-1", 1).await;
+    h.integrate(&alice, &sink, "r-1", 1).await;
     deliver(&h, &alice, "INBOX", "first").await;
     deliver(&h, &alice, "INBOX", "second").await;
     let dispatcher = h.dispatcher();
@@ -239,7 +224,7 @@ async fn a_410_ends_the_subscription_and_what_was_pending_is_never_sent() {
     assert_eq!(h.store.account_notices(&alice).await.unwrap().pending, 0);
     // As after an UNSUBSCRIBE: a new SUBSCRIBE of the next generation links again.
     let sink2 = CallbackSink::start(200).await;
-    integrate(&h, &alice, &sink2, "r-1", 2).await;
+    h.integrate(&alice, &sink2, "r-1", 2).await;
 }
 
 #[tokio::test]
@@ -248,8 +233,8 @@ async fn a_hanging_callback_holds_up_nobody_else() {
     let (alice, bob) = (h.account("alice").await, h.account("bob").await);
     let hanging = CallbackSink::start(0).await;
     let prompt = CallbackSink::start(200).await;
-    integrate(&h, &alice, &hanging, "r-a", 1).await;
-    integrate(&h, &bob, &prompt, "r-b", 1).await;
+    h.integrate(&alice, &hanging, "r-a", 1).await;
+    h.integrate(&bob, &prompt, "r-b", 1).await;
     let dispatcher = h.dispatcher();
     let worker = tokio::spawn(dispatcher.clone().run(std::future::pending()));
     deliver(&h, &alice, "INBOX", "for alice").await;
@@ -275,11 +260,11 @@ async fn superseded_subscriptions_never_hear_of_pending_notices_and_rotation_sig
     let h = Harness::start().await;
     let alice = h.account("alice").await;
     let old = CallbackSink::start(503).await;
-    integrate(&h, &alice, &old, "r-old", 1).await;
+    h.integrate(&alice, &old, "r-old", 1).await;
     deliver(&h, &alice, "INBOX", "while down").await;
     // The device is set up again: a new subscription supersedes the old one.
     let new = CallbackSink::start(200).await;
-    let subscription = integrate(&h, &alice, &new, "r-new", 2).await;
+    let subscription = h.integrate(&alice, &new, "r-new", 2).await;
     // A new secret between the mail's arrival and its notice: the newest signs.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     h.add_secret("rotated-secret", Utc::now()).await;
@@ -307,7 +292,7 @@ async fn two_dispatchers_on_one_store_send_each_notice_once_and_in_order() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
     let sink = CallbackSink::start(200).await;
-    integrate(&h, &alice, &sink, "r-1", 1).await;
+    h.integrate(&alice, &sink, "r-1", 1).await;
     // Two processes' dispatchers (or the container's and the sweeper's) on the same store.
     let (one, two) = (h.dispatcher(), h.dispatcher());
     let workers = [

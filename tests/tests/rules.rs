@@ -21,9 +21,7 @@ async fn a_users_rule_files_list_mail_into_a_pushed_folder_that_is_announced() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
     let sink = CallbackSink::start(200).await;
-    let mut body = h.subscribe_body(&alice, "r-1", 1);
-    body["callback"] = json!(format!("{}r-1", sink.url));
-    assert_eq!(h.post(&body).await.status, 200);
+    h.integrate(&alice, &sink, "r-1", 1).await;
 
     // The user, with their own credentials: the rule, then the folder among the pushed ones.
     let rules = json!({"rules": [
