@@ -95,16 +95,22 @@ impl DynamoStore {
 
     /// How many items a query finds (paged, counting only).
     async fn count_items(&self, pk: &str, prefix: Option<&str>) -> StoreResult<u64> {
-        let mut pages = self
-            .partition_query(pk, prefix)
-            .select(Select::Count)
-            .into_paginator()
-            .send();
+        let query = self.partition_query(pk, prefix).select(Select::Count);
         let mut total = 0;
-        while let Some(page) = pages.next().await {
-            total += page.map_err(backend)?.count.max(0) as u64;
+        let mut start = None;
+        loop {
+            let output = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            total += output.count.max(0) as u64;
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(total);
+            }
         }
-        Ok(total)
     }
 }
 
