@@ -107,8 +107,8 @@ pub enum FlagUpdate {
 /// How many messages a folder-wide operation reads or moves at a time.
 const PAGE: usize = 500;
 
-/// A folder's messages a page at a time, in UID order: what a folder-wide read (SEARCH, STATUS
-/// UNSEEN, every UID) walks, holding one page and never the whole folder.
+/// A folder's messages a page at a time, in UID order: what a folder-wide walk (SEARCH, STATUS
+/// UNSEEN, every UID, a folder's delete) goes through, holding one page, never the whole folder.
 pub struct MessagePages<'a, S: MailboxStore + ?Sized> {
     store: &'a S,
     account: &'a Address,
@@ -142,10 +142,11 @@ impl<'a, S: MailboxStore + ?Sized> MessagePages<'a, S> {
             .store
             .messages(self.account, self.folder, self.after, self.size)
             .await?;
-        Ok(page.last().map(|last| last.uid).map(|uid| {
-            self.after = uid;
-            page
-        }))
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        self.after = last.uid;
+        Ok(Some(page))
     }
 }
 

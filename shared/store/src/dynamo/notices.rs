@@ -97,20 +97,12 @@ impl DynamoStore {
     async fn count_items(&self, pk: &str, prefix: Option<&str>) -> StoreResult<u64> {
         let query = self.partition_query(pk, prefix).select(Select::Count);
         let mut total = 0;
-        let mut start = None;
-        loop {
-            let output = query
-                .clone()
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            total += output.count.max(0) as u64;
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(total);
-            }
-        }
+        each_page(query, |page| {
+            total += page.count.max(0) as u64;
+            Ok(true)
+        })
+        .await?;
+        Ok(total)
     }
 }
 
