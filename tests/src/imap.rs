@@ -28,13 +28,17 @@ impl Peer {
     }
 
     pub async fn line(&mut self) -> String {
-        let mut line = String::new();
-        let read = tokio::time::timeout(Duration::from_secs(10), self.reader.read_line(&mut line))
-            .await
-            .expect("an answer within 10 s")
-            .unwrap();
+        // Bytes, not text: a literal may carry any octet (8-bit mail).
+        let mut line = Vec::new();
+        let read = tokio::time::timeout(
+            Duration::from_secs(10),
+            self.reader.read_until(b'\n', &mut line),
+        )
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
         assert!(read > 0, "closed");
-        line
+        String::from_utf8_lossy(&line).into_owned()
     }
 
     /// Sends `tag command` and reads up to the tagged answer; all lines, the tagged one last.
@@ -95,6 +99,7 @@ pub async fn deliver(
         raw: raw.into(),
         flags,
         internal_date: chrono::Utc::now(),
+        owner_known_at: None,
     };
     let delivered = h.store.deliver(account, &folder, &message, None).await;
     assert!(

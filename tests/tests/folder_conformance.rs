@@ -29,11 +29,19 @@ fn message(subject: &str, flags: &[&str]) -> NewMessage {
         raw: format!("From: bob@example.org\r\nSubject: {subject}\r\n\r\nHello\r\n").into_bytes(),
         flags: flags.iter().map(|f| f.to_string()).collect(),
         internal_date: now(),
+        owner_known_at: None,
     }
 }
 
 async fn with_account(store: Arc<dyn Store>) -> (Arc<dyn Store>, Address) {
     let alice = Address::parse("alice@example.com").unwrap();
+    // Mail is stored only for an account that exists.
+    assert!(
+        store
+            .create_account(&pushmail_tests::fixtures::account(alice.as_str()))
+            .await
+            .unwrap()
+    );
     store.create_default_folders(&alice, now()).await.unwrap();
     (store, alice)
 }

@@ -33,11 +33,19 @@ fn message(subject: &str, bytes: usize) -> NewMessage {
         raw,
         flags: vec![],
         internal_date: now(),
+        owner_known_at: None,
     }
 }
 
 async fn with_account(store: Arc<dyn Store>) -> (Arc<dyn Store>, Address) {
     let alice = Address::parse("alice@example.com").unwrap();
+    // Mail is stored only for an account that exists.
+    assert!(
+        store
+            .create_account(&pushmail_tests::fixtures::account(alice.as_str()))
+            .await
+            .unwrap()
+    );
     store.create_default_folders(&alice, now()).await.unwrap();
     (store, alice)
 }
@@ -161,8 +169,7 @@ async fn over_quota_and_unknown_folders_store_nothing((store, alice): (Arc<dyn S
 async fn a_delivered_message_survives_reopening_the_embedded_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(&dir.path().join("pushmail.redb")).unwrap();
-    let alice = Address::parse("alice@example.com").unwrap();
-    store.create_default_folders(&alice, now()).await.unwrap();
+    let (store, alice) = with_account(Arc::new(store)).await;
     store
         .deliver(&alice, &inbox(), &message("kept", 0), None)
         .await

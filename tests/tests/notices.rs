@@ -29,6 +29,7 @@ async fn deliver(h: &Harness, account: &Address, folder: &str, subject: &str) ->
                 raw: raw.into_bytes(),
                 flags: Vec::new(),
                 internal_date: Utc::now(),
+                owner_known_at: None,
             },
             None,
         )

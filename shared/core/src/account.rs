@@ -39,6 +39,25 @@ pub struct Account {
 pub const MAX_SENDER_ALIASES: usize = 32;
 
 impl Account {
+    /// Whether this account is the one a writer knew at `known_at` (its mail may be stored for
+    /// it): created no later. An address deleted and created again since is another person,
+    /// and what was meant for the old owner (a delivery whose RCPT came before the deletion,
+    /// an APPEND from the old owner's session, a bounce of the old owner's mail) is not theirs.
+    pub fn was_known_at(&self, known_at: DateTime<Utc>) -> bool {
+        self.created_at <= known_at
+    }
+
+    /// What a logged-in session stands on, in one number: the same person (its creation
+    /// time), the same password, still enabled. A session whose account no longer gives the
+    /// fingerprint it logged in with is ended (deleted, created again, password changed,
+    /// disabled).
+    pub fn session_fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (self.created_at, &self.password_hash, self.enabled).hash(&mut hasher);
+        hasher.finish()
+    }
+
     /// Whether mail may leave with `sender` as its envelope sender: the account itself, or one
     /// of its sender aliases.
     pub fn may_send_as(&self, sender: &Address) -> bool {

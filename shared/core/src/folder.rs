@@ -47,6 +47,11 @@ impl FolderName {
         Ok(Self(input.to_owned()))
     }
 
+    /// INBOX, which every account has.
+    pub fn inbox() -> Self {
+        Self("INBOX".to_owned())
+    }
+
     pub fn is_inbox(&self) -> bool {
         self.0 == "INBOX"
     }

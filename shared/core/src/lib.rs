@@ -7,6 +7,7 @@ pub mod counts;
 pub mod folder;
 pub mod hints;
 pub mod mailbox;
+pub mod message;
 pub mod network;
 pub mod notice;
 pub mod password;

@@ -2,7 +2,6 @@
 //! envelope read from a message's header (what a new-mail notice and IMAP need).
 
 use chrono::{DateTime, Utc};
-use mail_parser::MessageParser;
 use serde::{Deserialize, Serialize};
 
 use crate::folder::FolderName;
@@ -109,7 +108,7 @@ fn cut(text: &str) -> String {
 impl Envelope {
     /// Reads the envelope from a raw message (its header only).
     pub fn parse(raw: &[u8]) -> Self {
-        let Some(message) = MessageParser::default().parse_headers(raw) else {
+        let Some(message) = crate::message::parse_header(raw) else {
             return Self::default();
         };
         let addresses = |list: Option<&mail_parser::Address<'_>>| -> Vec<String> {
@@ -203,6 +202,11 @@ pub struct NewMessage {
     pub raw: Vec<u8>,
     pub flags: Vec<String>,
     pub internal_date: DateTime<Utc>,
+    /// When the writer knew the account it stores for (the account's creation time as read at
+    /// RCPT or login, or the time the message was made): stored only while the account is
+    /// the one known then ([`crate::account::Account::was_known_at`]). `None`: any account of
+    /// the address will do (the store's own writes, tests).
+    pub owner_known_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

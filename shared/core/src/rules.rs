@@ -2,7 +2,9 @@
 //! deciding the folder a message is stored in and whether it arrives read. JSON, not Sieve (its
 //! one Rust implementation is AGPL); the checks on a rule set live here, once.
 
-use mail_parser::{HeaderValue, MessageParser};
+use mail_parser::HeaderValue;
+
+use crate::message::{parse_header, raw_value};
 use serde::{Deserialize, Serialize};
 
 use crate::folder::FolderName;
@@ -192,7 +194,7 @@ struct Header {
 impl Header {
     fn parse(raw: &[u8]) -> Self {
         let mut fields = Vec::new();
-        if let Some(message) = MessageParser::default().parse_headers(raw) {
+        if let Some(message) = parse_header(raw) {
             for header in message.headers() {
                 let name = header.name().to_ascii_lowercase();
                 let mut push = |value: String| fields.push((name.clone(), value));
@@ -211,11 +213,9 @@ impl Header {
                     }
                     _ => {}
                 }
-                // The raw (unfolded) text too, for headers parsed into other shapes.
-                if let Some(raw) = message.header_raw(header.name()) {
-                    let unfolded: String = raw.split(['\r', '\n']).collect::<Vec<_>>().join(" ");
-                    fields.push((name.clone(), unfolded.trim().to_owned()));
-                }
+                // The raw (unfolded) text too, for headers parsed into other shapes: this
+                // field's own bytes, not a search for its name (which made N fields cost N²).
+                fields.push((name.clone(), raw_value(&message, header)));
             }
         }
         Self { fields }

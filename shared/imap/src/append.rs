@@ -10,12 +10,13 @@ use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::StatusKind;
 use pushmail_core::mailbox::NewMessage;
+use pushmail_core::message::{MAX_HEADER_FIELDS, header_field_count};
 use pushmail_core::types::{Address, now};
 use pushmail_store::Delivery;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::select::Expunges;
-use crate::session::{Imap, Result, Session, io, no_or_bad, tagged_raw};
+use crate::session::{Imap, Result, Session, bye, io, no_or_bad, tagged_raw};
 use crate::wire::Wire;
 
 impl Imap {
@@ -38,6 +39,10 @@ impl Imap {
         if raw.is_empty() {
             return no_or_bad(wire, tag, StatusKind::Bad, "An empty message").await;
         }
+        if header_field_count(raw) > MAX_HEADER_FIELDS {
+            let text = format!("[LIMIT] More than {MAX_HEADER_FIELDS} header fields");
+            return no_or_bad(wire, tag, StatusKind::No, &text).await;
+        }
         let Some(folder) = Self::resolve(session, mailbox) else {
             return no_or_bad(wire, tag, StatusKind::No, "[TRYCREATE] No such folder").await;
         };
@@ -52,6 +57,9 @@ impl Imap {
             internal_date: date
                 .map(|date| date.as_ref().with_timezone(&Utc))
                 .unwrap_or_else(now),
+            // Stored only for the account this session logged in as, not for one created
+            // again at its address since.
+            owner_known_at: session.identity.as_ref().map(|identity| identity.known_at),
         };
         let quota = self.quota(account).await?;
         let stored = self
@@ -66,6 +74,10 @@ impl Imap {
                 self.report_changes(wire, session, Expunges::Report).await?;
                 let text = format!("[APPENDUID {uid_validity} {uid}] APPEND done");
                 tagged_raw(wire, &tag, "OK", &text).await
+            }
+            Delivery::NoSuchAccount => {
+                bye(wire, "Account removed or changed; log in again").await?;
+                Err(std::io::Error::other("the account is gone"))
             }
             Delivery::NoSuchFolder => {
                 no_or_bad(wire, tag, StatusKind::No, "[TRYCREATE] No such folder").await

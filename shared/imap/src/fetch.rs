@@ -15,7 +15,8 @@ use imap_codec::imap_types::fetch::{
 use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
-use pushmail_core::mailbox::FlagChange;
+use pushmail_core::folder::FolderName;
+use pushmail_core::mailbox::{FlagChange, MessageMeta};
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -184,6 +185,47 @@ pub(crate) fn targets(selected: &Selected, set: &SequenceSet, by_uid: bool) -> V
         .collect()
 }
 
+/// The metadata of the messages a FETCH names, read a window at a time from the first target
+/// not yet read: every target is found however sparse the set (`1,2000` in a folder of 2,100),
+/// and a window holds at most [`MetaWindow::SIZE`] messages whatever the set's size.
+#[derive(Default)]
+struct MetaWindow {
+    metas: std::collections::VecDeque<MessageMeta>,
+}
+
+impl MetaWindow {
+    const SIZE: usize = 1_000;
+
+    /// The metadata of `uid` (the first of `targets`, in UID order), or `None` if it is gone.
+    async fn find(
+        &mut self,
+        imap: &Imap,
+        account: &Address,
+        folder: &FolderName,
+        uid: u32,
+        targets: &[(u32, u32)],
+    ) -> Result<Option<MessageMeta>> {
+        while self.metas.front().is_some_and(|meta| meta.uid < uid) {
+            self.metas.pop_front();
+        }
+        if self.metas.is_empty() {
+            // As many as the targets left (at most a window): a dense run is read in one go,
+            // a lone target far ahead costs one short read.
+            let wanted = targets.len().clamp(1, Self::SIZE);
+            self.metas = imap
+                .store
+                .messages(account, folder, uid.saturating_sub(1), wanted)
+                .await
+                .map_err(io)?
+                .into();
+        }
+        match self.metas.front() {
+            Some(meta) if meta.uid == uid => Ok(self.metas.pop_front()),
+            _ => Ok(None),
+        }
+    }
+}
+
 pub(crate) fn flag_items(flags: &[String]) -> MessageDataItem<'static> {
     MessageDataItem::Flags(flags.iter().filter_map(|f| flag(f)).collect())
 }
@@ -210,15 +252,20 @@ impl Imap {
         let targets = targets(selected, set, by_uid);
         let folder = selected.folder.clone();
         let selected_read_only = selected.read_only;
-        let first = targets.first().map(|(_, uid)| uid - 1).unwrap_or(0);
-        let metas = self
-            .store
-            .messages(account, &folder, first, targets.len().max(1) + 1000)
-            .await
-            .map_err(std::io::Error::other)?;
+        let mut metas = MetaWindow::default();
         let mut marked_any = false;
-        for (seq, uid) in targets {
-            let Some(meta) = metas.iter().find(|m| m.uid == uid) else {
+        for (at, &(seq, uid)) in targets.iter().enumerate() {
+            let Some(meta) = metas
+                .find(
+                    self,
+                    account,
+                    &folder,
+                    uid,
+                    targets.get(at..).unwrap_or_default(),
+                )
+                .await?
+            else {
+                // Expunged by another session since the view was read.
                 continue;
             };
             if changed_since.is_some_and(|since| meta.modseq <= since) {

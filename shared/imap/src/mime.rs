@@ -11,7 +11,8 @@ use imap_codec::imap_types::body::{
 use imap_codec::imap_types::core::{IString, NString, Vec1};
 use imap_codec::imap_types::envelope::{Address as ImapAddress, Envelope};
 use imap_codec::imap_types::fetch::Section;
-use mail_parser::{Address, Message, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{Address, Message, MessagePart, MimeHeaders, PartType};
+use pushmail_core::message::parse_message;
 
 /// Nested messages and multiparts deeper than this are shown as opaque parts: a structure
 /// costs no more than its size.
@@ -96,7 +97,7 @@ impl<'x> Parsed<'x> {
     pub fn new(raw: &'x [u8]) -> Self {
         Self {
             raw,
-            message: MessageParser::default().parse(raw),
+            message: parse_message(raw),
         }
     }
 
@@ -149,7 +150,9 @@ impl<'x> Parsed<'x> {
     pub fn envelope(&self) -> Envelope<'static> {
         match &self.message {
             Some(message) => envelope(message),
-            None => envelope(&Message::default()),
+            // Nothing parsed (an empty message, three spaces): every field NIL, as Dovecot
+            // answers, never mail-parser's accessors on a message without parts.
+            None => empty_envelope(),
         }
     }
 
@@ -277,7 +280,26 @@ fn addresses(list: Option<&Address<'_>>) -> Vec<ImapAddress<'static>> {
     out
 }
 
+fn empty_envelope() -> Envelope<'static> {
+    Envelope {
+        date: NString(None),
+        subject: NString(None),
+        from: Vec::new(),
+        sender: Vec::new(),
+        reply_to: Vec::new(),
+        to: Vec::new(),
+        cc: Vec::new(),
+        bcc: Vec::new(),
+        in_reply_to: NString(None),
+        message_id: NString(None),
+    }
+}
+
 fn envelope(message: &Message<'_>) -> Envelope<'static> {
+    // An embedded message/rfc822 the parser found empty has no root part either.
+    if message.parts.is_empty() {
+        return empty_envelope();
+    }
     let from = addresses(message.from());
     let or_from =
         |list: Vec<ImapAddress<'static>>| if list.is_empty() { from.clone() } else { list };

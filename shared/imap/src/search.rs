@@ -9,8 +9,8 @@ use std::num::{NonZeroU32, NonZeroU64};
 use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::response::{Data, Response, StatusKind};
 use imap_codec::imap_types::search::SearchKey;
-use mail_parser::MessageParser;
 use pushmail_core::mailbox::MessageMeta;
+use pushmail_core::message::parse_message;
 use pushmail_core::types::Address;
 use pushmail_store::MessagePages;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -43,7 +43,7 @@ struct MessageText {
 
 impl MessageText {
     fn new(raw: &[u8]) -> Self {
-        let Some(message) = MessageParser::default().parse(raw) else {
+        let Some(message) = parse_message(raw) else {
             return Self {
                 header: String::new(),
                 body: String::from_utf8_lossy(raw).to_lowercase(),

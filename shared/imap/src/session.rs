@@ -101,7 +101,20 @@ pub(crate) struct Session {
     pub condstore: bool,
     /// Held from LOGIN to the end of the session.
     slot: Option<Place<Address>>,
+    /// Who logged in, as the account was then (checked again as the session goes on).
+    pub identity: Option<Identity>,
 }
+
+/// The account a session logged in as, to tell it from what the address is now.
+pub(crate) struct Identity {
+    /// The account's creation time: what the session's writes are stored for.
+    pub known_at: chrono::DateTime<chrono::Utc>,
+    fingerprint: u64,
+    checked: std::time::Instant,
+}
+
+/// How often a working session checks that its account is still the one it logged in as.
+const IDENTITY_RECHECK: Duration = Duration::from_secs(2);
 
 pub(crate) enum Next {
     Continue,
@@ -231,6 +244,7 @@ impl Imap {
             peer,
             condstore: false,
             slot: None,
+            identity: None,
         };
         // Boxed, as every step but the wait between commands: see `commands`.
         let capabilities = self.capabilities(&session);
@@ -350,6 +364,10 @@ impl Imap {
             }
             Incoming::Command(command) => command,
         };
+        if !Box::pin(self.still_the_same_account(session, false)).await {
+            Box::pin(bye(wire, "Account removed or changed; log in again")).await?;
+            return Ok(Next::Logout);
+        }
         // The largest command's state is held only while it runs.
         Box::pin(self.command(wire, session, command)).await
     }
@@ -422,13 +440,40 @@ impl Imap {
                 wire.send_raw(b"* ID (\"name\" \"pushmail\")\r\n").await?;
                 ok(wire, tag, "ID done").await?;
             }
-            body if session.user.is_none() => {
-                let _ = body;
+            _ if session.user.is_none() => {
                 no_or_bad(wire, tag, StatusKind::Bad, "Log in first").await?;
             }
             body => return self.authenticated(wire, session, tag, body).await,
         }
         Ok(Next::Continue)
+    }
+
+    /// Whether the logged-in account is still the one the session logged in as: not deleted
+    /// (nor created again), its password unchanged, enabled. Read at most every
+    /// [`IDENTITY_RECHECK`] (or now, `force`), so an admin's change ends every session of the
+    /// account within seconds, in every process. A store that cannot answer ends nothing.
+    pub(crate) async fn still_the_same_account(&self, session: &mut Session, force: bool) -> bool {
+        let (Some(user), Some(identity)) = (&session.user, &mut session.identity) else {
+            return true;
+        };
+        if !force && identity.checked.elapsed() < IDENTITY_RECHECK {
+            return true;
+        }
+        match self.store.account(user).await {
+            Ok(account) => {
+                identity.checked = std::time::Instant::now();
+                let same = account
+                    .is_some_and(|account| account.session_fingerprint() == identity.fingerprint);
+                if !same {
+                    info!(peer = %session.peer, account = %user, "IMAP session ended: account removed or changed");
+                }
+                same
+            }
+            Err(error) => {
+                warn!(peer = %session.peer, %error, "IMAP: account not checked");
+                true
+            }
+        }
     }
 
     async fn login<S: AsyncRead + AsyncWrite + Unpin>(
@@ -468,6 +513,11 @@ impl Imap {
                     return no_or_bad(wire, tag, StatusKind::No, &text).await;
                 };
                 session.slot = Some(slot);
+                session.identity = Some(Identity {
+                    known_at: account.created_at,
+                    fingerprint: account.session_fingerprint(),
+                    checked: std::time::Instant::now(),
+                });
                 info!(peer = %session.peer, account = %account.address, "IMAP login");
                 session.aliases = self.folder_aliases(&account.address).await?;
                 session.user = Some(account.address);

@@ -11,7 +11,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
+
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
 
 /// A protocol's sessions, as a listener runs them.
 pub trait Conversation: Send + Sync + 'static {
@@ -46,6 +49,20 @@ impl Default for Limits {
             session_timeout: Duration::from_secs(30 * 60),
         }
     }
+}
+
+/// What a panic said, if it said it as text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not text)")
+}
+
+/// Control characters escaped, so a panic message quoting input cannot forge log lines.
+fn escape_default(text: &str) -> String {
+    text.chars().flat_map(char::escape_debug).collect()
 }
 
 /// Serves sessions until `shutdown` completes.
@@ -93,11 +110,20 @@ pub async fn serve<C: Conversation>(
         sessions.spawn(async move {
             let protocol = conversation.protocol();
             let session = conversation.converse(stream, peer);
-            if tokio::time::timeout(limits.session_timeout, session)
+            // A panic (a bug, an input no one foresaw) ends this session alone: caught here
+            // with its context, its connection closed and its places given back on unwinding.
+            match AssertUnwindSafe(tokio::time::timeout(limits.session_timeout, session))
+                .catch_unwind()
                 .await
-                .is_err()
             {
-                warn!(%peer, protocol, "session ended: too long");
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => warn!(%peer, protocol, "session ended: too long"),
+                Err(panic) => error!(
+                    %peer,
+                    protocol,
+                    panic = %escape_default(panic_message(panic.as_ref())),
+                    "session ended by a panic; the listener goes on"
+                ),
             }
             drop((permit, source_slot));
         });

@@ -119,6 +119,8 @@ impl Mailer for StoreMailer {
             raw: mail.to_message(&self.from),
             flags: Vec::new(),
             internal_date: stored.at,
+            // For the account that subscribed, not one created at its address since.
+            owner_known_at: Some(mail.linked_at),
         };
         let inbox = pushmail_core::folder::FolderName::parse("INBOX")
             .map_err(|e| MailError::NotSent(e.0))?;

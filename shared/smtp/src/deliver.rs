@@ -10,6 +10,8 @@ use pushmail_core::mailbox::NewMessage;
 use pushmail_core::rules::FilingRule;
 use pushmail_core::types::{Account, Address};
 use pushmail_store::Delivery;
+
+use crate::dsn::{Failure, delivery_status_notification};
 use tracing::{info, warn};
 
 use crate::session::{Envelope, Role, Session, Smtp};
@@ -18,6 +20,8 @@ use crate::session::{Envelope, Role, Session, Smtp};
 enum Stored {
     Yes,
     Full,
+    /// The account was deleted (or deleted and created again) since RCPT.
+    Gone,
     No,
 }
 
@@ -61,26 +65,135 @@ impl Smtp {
         at: DateTime<Utc>,
         id: &str,
     ) -> String {
-        let (mut stored, mut full) = (0, 0);
+        if let Err(answer) = self.all_can_take(&envelope.local, message.len()).await {
+            return answer;
+        }
+        let mut failed = Vec::new();
         for recipient in &envelope.local {
             let mut raw = self
-                .received(helo, peer, "ESMTP", id, &recipient.address, at)
+                .received(helo, peer, "ESMTP", id, Some(&recipient.address), at)
                 .into_bytes();
             raw.extend_from_slice(message);
-            match self.deliver_to(recipient, raw, at, id).await {
-                Stored::Yes => stored += 1,
-                Stored::Full => full += 1,
+            if !self.deliver_surely(recipient, raw, at, id).await {
+                failed.push(recipient.address.clone());
+            }
+        }
+        if failed.len() == envelope.local.len() {
+            return "451 4.3.0 Not stored; try again later".into();
+        }
+        if !failed.is_empty() {
+            let sender = envelope
+                .from
+                .as_deref()
+                .and_then(|s| Address::parse(s).ok());
+            self.tell_sender(sender.as_ref(), message, at, &failed, id)
+                .await;
+        }
+        format!("250 2.0.0 OK: queued as {id}")
+    }
+
+    /// Whether every local recipient's mailbox can take `size` more octets: checked for all
+    /// before anyone gets the message, so a full one refuses it whole (and the sender is told)
+    /// rather than a 250 that leaves it out.
+    async fn all_can_take(&self, recipients: &[Account], size: usize) -> Result<(), String> {
+        for recipient in recipients {
+            let Some(quota) = recipient.quota_bytes else {
+                continue;
+            };
+            match self.store.mailbox_usage(&recipient.address).await {
+                Ok(used) if used.saturating_add(size as u64) > quota => {
+                    return Err(format!(
+                        "552 5.2.2 Mailbox full for <{}>: delivered to no one",
+                        recipient.address
+                    ));
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    warn!(account = %recipient.address, %error, "usage not read");
+                    return Err("451 4.3.0 Not stored; try again later".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers to one recipient whose mailbox was found able to take the message: a failing
+    /// store is tried again, and a racing delivery that filled the quota since the check does
+    /// not make this one lost (it is let in over the quota, by one message).
+    async fn deliver_surely(
+        &self,
+        recipient: &Account,
+        raw: Vec<u8>,
+        at: DateTime<Utc>,
+        id: &str,
+    ) -> bool {
+        let mut enforce_quota = true;
+        for attempt in 0..3u64 {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+            }
+            match self
+                .deliver_to(recipient, raw.clone(), at, id, enforce_quota)
+                .await
+            {
+                Stored::Yes => return true,
+                Stored::Full => enforce_quota = false,
+                Stored::Gone => return false,
                 Stored::No => {}
             }
         }
-        let all = envelope.local.len();
-        match stored {
-            n if n == all => format!("250 2.0.0 OK: queued as {id}"),
-            0 if full == all => "552 5.2.2 Mailbox full".into(),
-            0 => "451 4.3.0 Not stored; try again later".into(),
-            // Some recipients have it: telling the sender to retry would duplicate it for them.
-            _ => format!("250 2.0.0 OK: queued as {id} (not for every recipient)"),
+        false
+    }
+
+    /// Tells the envelope sender that `failed` did not get the message (RFC 3464): into the
+    /// sender's INBOX if it is a local account, else through the relay if there is one. The
+    /// null sender is never told (RFC 5321 §4.5.5).
+    async fn tell_sender(
+        &self,
+        sender: Option<&Address>,
+        message: &[u8],
+        at: DateTime<Utc>,
+        failed: &[Address],
+        id: &str,
+    ) {
+        let Some(sender) = sender else {
+            warn!(
+                id,
+                failed = failed.len(),
+                "not delivered to every recipient; null sender, no bounce"
+            );
+            return;
+        };
+        let failures: Vec<Failure> = failed
+            .iter()
+            .map(|recipient| Failure {
+                recipient: recipient.clone(),
+                diagnostic: "451 4.3.0 the mailbox store did not take it".into(),
+                permanent: false,
+            })
+            .collect();
+        let dsn =
+            delivery_status_notification(&self.settings.hostname, sender, message, at, &failures);
+        if let Ok(Some(account)) = self.store.account(sender).await {
+            let inbox = FolderName::inbox();
+            if matches!(
+                self.store_into(&account, &inbox, dsn, &[], None, at, id)
+                    .await,
+                Stored::Yes
+            ) {
+                return;
+            }
+        } else if let Some(outgoing) = &self.outgoing {
+            let bounce_id = format!("{id}-dsn");
+            if outgoing
+                .enqueue(&bounce_id, sender, std::slice::from_ref(sender), &dsn, at)
+                .await
+                .is_ok()
+            {
+                return;
+            }
         }
+        warn!(id, %sender, failed = failed.len(), "not delivered to every recipient, and the sender could not be told");
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -98,6 +211,9 @@ impl Smtp {
         let message = with_message_id(message, id, &self.settings.hostname);
         // RFC 3848: ESMTPSA is ESMTP with both STARTTLS and AUTH.
         let protocol = if tls { "ESMTPSA" } else { "ESMTPA" };
+        if let Err(answer) = self.all_can_take(&envelope.local, message.len()).await {
+            return answer;
+        }
         let signed = match &self.outgoing {
             Some(outgoing) => match outgoing.sign(&user.address, &message).await {
                 Ok(signed) => signed,
@@ -110,8 +226,14 @@ impl Smtp {
             .as_ref()
             .filter(|_| !envelope.remote.is_empty())
         {
+            // One copy for every remote recipient: it names one only when there is one, so
+            // no recipient learns of another (a Bcc).
+            let only = match envelope.remote.as_slice() {
+                [only] => Some(only),
+                _ => None,
+            };
             let mut raw = self
-                .received(helo, peer, protocol, id, &envelope.remote[0], at)
+                .received(helo, peer, protocol, id, only, at)
                 .into_bytes();
             raw.extend_from_slice(&signed);
             if let Err(error) = outgoing
@@ -122,35 +244,44 @@ impl Smtp {
                 return "451 4.3.0 Not queued; try again later".into();
             }
         }
-        let mut not_stored = 0;
+        let mut failed = Vec::new();
         for recipient in &envelope.local {
             let mut raw = self
-                .received(helo, peer, protocol, id, &recipient.address, at)
+                .received(helo, peer, protocol, id, Some(&recipient.address), at)
                 .into_bytes();
             raw.extend_from_slice(&signed);
-            if !matches!(self.deliver_to(recipient, raw, at, id).await, Stored::Yes) {
-                not_stored += 1;
+            if !self.deliver_surely(recipient, raw, at, id).await {
+                failed.push(recipient.address.clone());
             }
         }
-        let copy = self
-            .store_into(
-                &user.address,
-                "Sent",
-                signed,
-                &["\\Seen".to_owned()],
-                user.quota_bytes,
-                at,
-                id,
-            )
-            .await;
-        if !matches!(copy, Stored::Yes) {
-            warn!(account = %user.address, id, "no copy in Sent");
-        }
-        if not_stored == envelope.local.len() && envelope.remote.is_empty() {
+        if failed.len() == envelope.local.len() && envelope.remote.is_empty() {
+            // Nothing went anywhere: the device sends it again, so no Sent copy now (one per
+            // retry would pile up).
             return "451 4.3.0 Not stored; try again later".into();
         }
-        if not_stored > 0 {
-            return format!("250 2.0.0 OK: queued as {id} (not for every recipient)");
+        if !failed.is_empty() {
+            self.tell_sender(Some(&user.address), &signed, at, &failed, id)
+                .await;
+        }
+        // Once, with the 250: the message went.
+        let sent = FolderName::parse("Sent").ok();
+        let copy = match &sent {
+            Some(sent) => {
+                self.store_into(
+                    user,
+                    sent,
+                    signed,
+                    &["\\Seen".to_owned()],
+                    user.quota_bytes,
+                    at,
+                    id,
+                )
+                .await
+            }
+            None => Stored::No,
+        };
+        if !matches!(copy, Stored::Yes) {
+            warn!(account = %user.address, id, "no copy in Sent");
         }
         format!("250 2.0.0 OK: queued as {id}")
     }
@@ -163,6 +294,7 @@ impl Smtp {
         raw: Vec<u8>,
         at: DateTime<Utc>,
         id: &str,
+        enforce_quota: bool,
     ) -> Stored {
         let filing = FilingRule::file(&recipient.filing_rules, &raw);
         let address = &recipient.address;
@@ -171,38 +303,39 @@ impl Smtp {
             && let Err(error) = self.store.create_folder(address, &folder, at).await
         {
             warn!(%address, %folder, %error, id, "filing folder not created; into INBOX");
-            folder = FolderName::parse("INBOX").expect("INBOX is a folder name");
+            folder = FolderName::inbox();
         }
         let flags = if filing.seen {
             vec!["\\Seen".to_owned()]
         } else {
             Vec::new()
         };
-        let folder = folder.as_str().to_owned();
-        self.store_into(address, &folder, raw, &flags, recipient.quota_bytes, at, id)
+        let quota = recipient.quota_bytes.filter(|_| enforce_quota);
+        self.store_into(recipient, &folder, raw, &flags, quota, at, id)
             .await
     }
 
+    /// Stores for `owner`, the account as the transaction read it: a new account at its
+    /// address since (deleted and created again) does not get it.
     #[allow(clippy::too_many_arguments)]
     async fn store_into(
         &self,
-        account: &Address,
-        folder: &str,
+        owner: &Account,
+        folder: &FolderName,
         raw: Vec<u8>,
         flags: &[String],
         quota: Option<u64>,
         at: DateTime<Utc>,
         id: &str,
     ) -> Stored {
-        let Ok(folder) = FolderName::parse(folder) else {
-            return Stored::No;
-        };
+        let account = &owner.address;
         let new = NewMessage {
             raw,
             flags: flags.to_vec(),
             internal_date: at,
+            owner_known_at: Some(owner.created_at),
         };
-        match self.store.deliver(account, &folder, &new, quota).await {
+        match self.store.deliver(account, folder, &new, quota).await {
             Ok(Delivery::Stored { uid, noticed, .. }) => {
                 info!(%account, %folder, uid, id, "delivered");
                 if let Some(hint) = self.noticed.as_ref().filter(|_| noticed) {
@@ -217,6 +350,10 @@ impl Smtp {
             Ok(Delivery::OverQuota) => {
                 warn!(%account, %folder, id, "not delivered: over quota");
                 Stored::Full
+            }
+            Ok(Delivery::NoSuchAccount) => {
+                warn!(%account, id, "not delivered: the account is gone");
+                Stored::Gone
             }
             Ok(refused) => {
                 warn!(%account, %folder, ?refused, id, "not delivered");
@@ -235,11 +372,14 @@ impl Smtp {
         peer: SocketAddr,
         protocol: &str,
         id: &str,
-        recipient: &Address,
+        recipient: Option<&Address>,
         at: DateTime<Utc>,
     ) -> String {
+        let recipient = recipient
+            .map(|r| format!("\r\n\tfor <{r}>"))
+            .unwrap_or_default();
         format!(
-            "Received: from {} ({})\r\n\tby {} (pushmail) with {protocol} id {id}\r\n\tfor <{recipient}>; {}\r\n",
+            "Received: from {} ({})\r\n\tby {} (pushmail) with {protocol} id {id}{recipient}; {}\r\n",
             sanitize(helo),
             peer.ip(),
             self.settings.hostname,

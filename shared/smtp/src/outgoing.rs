@@ -254,6 +254,8 @@ impl Outgoing {
             raw: dsn,
             flags: Vec::new(),
             internal_date: Utc::now(),
+            // Only for the sender the job was queued for: not a new account at its address.
+            owner_known_at: Some(job.created_at),
         };
         let delivery = self
             .store

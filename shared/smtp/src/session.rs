@@ -92,6 +92,9 @@ pub(crate) struct Envelope {
     pub local: Vec<Account>,
     /// Accepted recipients elsewhere (submission only).
     pub remote: Vec<Address>,
+    /// The size MAIL FROM announced (RFC 1870), 0 if none: a recipient whose mailbox cannot
+    /// take it is refused at RCPT.
+    pub size: usize,
 }
 
 impl Envelope {
@@ -363,6 +366,7 @@ impl Smtp {
             }
         }
         session.envelope.from = Some(from.to_string());
+        session.envelope.size = size;
         "250 2.1.0 Sender OK".into()
     }
 
@@ -395,9 +399,21 @@ impl Smtp {
         }
         match self.store.account(&address).await {
             Ok(Some(account)) if account.enabled => {
-                if !envelope.local.iter().any(|known| known.address == address) {
-                    envelope.local.push(account);
+                if envelope.local.iter().any(|known| known.address == address) {
+                    return "250 2.1.5 Recipient OK";
                 }
+                // Told now, not after DATA: a mailbox that cannot take the message (at its
+                // announced size, or at all) is refused here, for this recipient alone.
+                if let Some(quota) = account.quota_bytes {
+                    match self.store.mailbox_usage(&address).await {
+                        Ok(used) if used.saturating_add(envelope.size.max(1) as u64) > quota => {
+                            return "552 5.2.2 Mailbox full";
+                        }
+                        Ok(_) => {}
+                        Err(_) => return "451 4.3.0 Temporary failure; try again later",
+                    }
+                }
+                envelope.local.push(account);
                 "250 2.1.5 Recipient OK"
             }
             Ok(_) => "550 5.1.1 No such user here",

@@ -25,6 +25,9 @@ pub enum Delivery {
         noticed: bool,
     },
     NoSuchFolder,
+    /// The account is gone, or is no longer the one the writer knew (deleted and created
+    /// again): nothing stored.
+    NoSuchAccount,
     /// The account's quota would be exceeded: nothing stored.
     OverQuota,
 }
@@ -320,6 +323,9 @@ pub trait MailboxStore: Send + Sync {
                 raw,
                 flags: meta.flags.clone(),
                 internal_date: meta.internal_date,
+                // The source was read from this account's own mailbox, which a deletion
+                // purges: a copy of nothing.
+                owner_known_at: None,
             };
             match self.append(account, to, &message, quota_bytes).await {
                 Ok(Delivery::Stored { uid, .. }) => copied.push((meta.uid, uid)),

@@ -17,6 +17,12 @@ impl crate::AccountStore for DynamoStore {
     }
 
     async fn create_account(&self, account: &Account) -> StoreResult<bool> {
+        if self.account(&account.address).await?.is_some() {
+            return Ok(false);
+        }
+        // A new person at an old address starts with an empty mailbox, even if the last
+        // owner's purge was cut short.
+        self.purge_mailbox(&account.address).await?;
         self.put_if(account_item(account), "attribute_not_exists(pk)", vec![])
             .await
     }
@@ -49,6 +55,40 @@ impl crate::AccountStore for DynamoStore {
     }
 
     async fn delete_account(&self, address: &Address) -> StoreResult<AccountDelete> {
+        let deleted = self.delete_account_and_link(address).await?;
+        if matches!(deleted, AccountDelete::Deleted { .. }) {
+            self.purge_mailbox(address).await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn list_accounts(
+        &self,
+        domain: &DomainName,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<Account>> {
+        let page = self
+            .page(
+                Listing::index("gsi1", format!("ACCOUNTS#{domain}"), true),
+                cursor,
+                limit,
+            )
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .map(account_from)
+                .collect::<StoreResult<_>>()?,
+            cursor: page.cursor,
+        })
+    }
+}
+
+impl DynamoStore {
+    /// The account and its link, in one transaction; the mailbox is purged after it.
+    async fn delete_account_and_link(&self, address: &Address) -> StoreResult<AccountDelete> {
         contended("one account", || async {
             let link = self.link(address).await?;
             let delete_account = delete_write(
@@ -82,28 +122,5 @@ impl crate::AccountStore for DynamoStore {
             })
         })
         .await
-    }
-
-    async fn list_accounts(
-        &self,
-        domain: &DomainName,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Page<Account>> {
-        let page = self
-            .page(
-                Listing::index("gsi1", format!("ACCOUNTS#{domain}"), true),
-                cursor,
-                limit,
-            )
-            .await?;
-        Ok(Page {
-            items: page
-                .items
-                .iter()
-                .map(account_from)
-                .collect::<StoreResult<_>>()?,
-            cursor: page.cursor,
-        })
     }
 }

@@ -26,7 +26,17 @@ impl DynamoStore {
         let bodies = self.bodies()?;
         let size = message.raw.len() as u64;
         let envelope = Envelope::parse(&message.raw);
+        let known = |owner: &Option<Account>| {
+            owner.as_ref().is_some_and(|owner| {
+                message
+                    .owner_known_at
+                    .is_none_or(|at| owner.was_known_at(at))
+            })
+        };
         // Refusals need no body: check them before uploading.
+        if !known(&self.account(account).await?) {
+            return Ok(Delivery::NoSuchAccount);
+        }
         if self.folder(account, folder).await?.is_none() {
             return Ok(Delivery::NoSuchFolder);
         }
@@ -64,13 +74,15 @@ impl DynamoStore {
                 .map_err(|e| StoreError::Corrupt(format!("message metadata: {e}")))?;
             // A link changed between this read and the transaction is caught at dispatch: the
             // dispatcher sends only for the subscription that is current then.
-            let owner = match announce {
-                true => self.account(account).await?,
-                false => None,
-            };
-            let notice = match owner {
+            // The account must still be the one known: checked here and, in the
+            // transaction, by its creation time (deleted and created again: another person).
+            let owner = self.account(account).await?;
+            if !known(&owner) {
+                return Ok(Attempt::Done(Delivery::NoSuchAccount));
+            }
+            let notice = match owner.as_ref().filter(|_| announce) {
                 Some(owner) => Notice::for_delivery(
-                    &owner,
+                    owner,
                     self.link(account).await?.as_ref(),
                     folder,
                     uid,
@@ -117,6 +129,9 @@ impl DynamoStore {
             if let Some(notice) = &notice {
                 writes.push(put_write(super::notices::record(&self.table, notice)?)?);
             }
+            if let Some(owner) = &owner {
+                writes.push(self.owner_unchanged(owner)?);
+            }
             Ok(if self.transact(writes).await? {
                 Attempt::Done(Delivery::Stored {
                     uid,
@@ -135,5 +150,20 @@ impl DynamoStore {
             let _ = bodies.delete_body(&key).await;
         }
         Ok(stored)
+    }
+}
+
+impl DynamoStore {
+    /// A transaction's check that `owner` is still the account at its address: not deleted,
+    /// not deleted and created again (its creation time unchanged).
+    fn owner_unchanged(&self, owner: &Account) -> StoreResult<TransactWriteItem> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(account_pk(&owner.address)))
+            .key("sk", s("ACCOUNT"))
+            .condition_expression("created_at = :created")
+            .expression_attribute_values(":created", time(owner.created_at));
+        let check = build(check.build())?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 }

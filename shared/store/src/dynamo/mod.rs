@@ -573,4 +573,5 @@ mod liveness;
 mod mailbox;
 mod notices;
 mod outbox;
+mod purge;
 mod relay;

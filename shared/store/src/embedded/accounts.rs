@@ -28,6 +28,15 @@ impl crate::AccountStore for EmbeddedStore {
     async fn create_account(&self, account: &Account) -> StoreResult<bool> {
         let account = account.clone();
         self.write(move |txn| {
+            if txn
+                .open_table(ACCOUNTS)?
+                .get(account.address.as_str())?
+                .is_some()
+            {
+                return Ok(false);
+            }
+            // A new person at an old address starts with an empty mailbox.
+            purge_account_data(txn, &account.address)?;
             put_record(
                 txn,
                 ACCOUNTS,
@@ -74,6 +83,7 @@ impl crate::AccountStore for EmbeddedStore {
             if let Some(link) = &link {
                 remove_link_record(txn, link)?;
             }
+            purge_account_data(txn, &address)?;
             Ok(AccountDelete::Deleted {
                 live_link: link.filter(Link::is_linked),
             })
@@ -103,4 +113,13 @@ impl crate::AccountStore for EmbeddedStore {
         })
         .await
     }
+}
+
+/// What an account leaves behind: its mailbox, notices, notice status and kept mail, removed in
+/// the transaction that deletes it (and again before an address is created anew).
+fn purge_account_data(txn: &WriteTransaction, address: &Address) -> TxResult<()> {
+    super::mailbox::purge_mailbox(txn, address)?;
+    super::notices::purge(txn, address)?;
+    super::mailbox::remove_prefixed(&mut txn.open_table(MAIL)?, &key(&[address.as_str(), ""]))?;
+    Ok(())
 }

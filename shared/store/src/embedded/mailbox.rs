@@ -57,6 +57,34 @@ fn values_after(
     Ok(values)
 }
 
+/// Removes every key of `table` that starts with `prefix`.
+pub(super) fn remove_prefixed<V: redb::Value + 'static>(
+    table: &mut redb::Table<'_, &'static str, V>,
+    prefix: &str,
+) -> TxResult<()> {
+    let end = format!("{prefix}{}", char::MAX);
+    let keys = table
+        .range::<&str>(prefix..end.as_str())?
+        .map(|entry| entry.map(|(k, _)| k.value().to_owned()))
+        .collect::<Result<Vec<_>, _>>()?;
+    for k in keys {
+        table.remove(k.as_str())?;
+    }
+    Ok(())
+}
+
+/// Everything an account's mailbox holds (folders, messages, bodies, the change log, its
+/// state), in the caller's transaction: an account's deletion, or a new account at an address.
+pub(super) fn purge_mailbox(txn: &WriteTransaction, account: &Address) -> TxResult<()> {
+    let prefix = key(&[account.as_str(), ""]);
+    for table in [FOLDERS, MESSAGES, CHANGES] {
+        remove_prefixed(&mut txn.open_table(table)?, &prefix)?;
+    }
+    remove_prefixed(&mut txn.open_table(BODIES)?, &prefix)?;
+    txn.open_table(ACCOUNT_STATE)?.remove(account.as_str())?;
+    Ok(())
+}
+
 fn folder_key(account: &Address, folder: &FolderName) -> String {
     key(&[account.as_str(), folder.as_str()])
 }
@@ -382,6 +410,15 @@ impl EmbeddedStore {
         let (account, name, message) = (account.clone(), folder.clone(), message.clone());
         let envelope = Envelope::parse(&message.raw);
         self.write(move |txn| {
+            let owner = get::<Account>(&txn.open_table(ACCOUNTS)?, account.as_str())?;
+            let known = |owner: &Account| {
+                message
+                    .owner_known_at
+                    .is_none_or(|at| owner.was_known_at(at))
+            };
+            let Some(owner) = owner.filter(known) else {
+                return Ok(Delivery::NoSuchAccount);
+            };
             let mut folders = txn.open_table(FOLDERS)?;
             let folder_key = folder_key(&account, &name);
             let Some(mut folder) = get::<Folder>(&folders, &folder_key)? else {
@@ -425,12 +462,8 @@ impl EmbeddedStore {
                 .insert(change_key.as_str(), encode(&change)?.as_str())?;
             folders.insert(folder_key.as_str(), encode(&folder)?.as_str())?;
             states.insert(account.as_str(), encode(&state)?.as_str())?;
-            let owner = match announce {
-                true => get::<Account>(&txn.open_table(ACCOUNTS)?, account.as_str())?,
-                false => None,
-            };
-            let notice = match owner {
-                Some(owner) => {
+            let notice = match announce {
+                true => {
                     let link: Option<Link> = get(&txn.open_table(LINKS)?, account.as_str())?;
                     Notice::for_delivery(
                         &owner,
@@ -443,7 +476,7 @@ impl EmbeddedStore {
                         message.internal_date,
                     )
                 }
-                None => None,
+                false => None,
             };
             if let Some(notice) = &notice {
                 super::notices::record(txn, notice)?;

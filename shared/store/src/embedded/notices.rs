@@ -25,6 +25,13 @@ fn notice_key(notice: &Notice) -> String {
     key(&[notice.email.as_str(), &format!("{:020}", notice.seq)])
 }
 
+/// An account's notices and notice status, in the caller's transaction (its deletion).
+pub(super) fn purge(txn: &WriteTransaction, account: &Address) -> TxResult<()> {
+    super::mailbox::remove_prefixed(&mut txn.open_table(NOTICES)?, &key(&[account.as_str(), ""]))?;
+    txn.open_table(NOTICE_STATUS)?.remove(account.as_str())?;
+    Ok(())
+}
+
 /// Records a notice in the caller's transaction (a delivery's).
 pub(super) fn record(txn: &WriteTransaction, notice: &Notice) -> TxResult<()> {
     txn.open_table(NOTICES)?

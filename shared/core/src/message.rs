@@ -1,0 +1,82 @@
+//! A message as mail-parser reads it, behind the one check every reader needs: mail-parser's
+//! accessors (`from()`, `date()`, `headers()`, …) index its first part, and a parse that found
+//! nothing (an empty message, three spaces) has none. Only a parse with a root part leaves
+//! here, so no reader can hand an empty parse to code that indexes it.
+
+use mail_parser::{Message, MessageParser};
+
+/// Header fields a message may carry; one with more is refused when it arrives (SMTP DATA,
+/// IMAP APPEND). Real mail carries a few dozen (a long relay path, a hundred); every reader of
+/// the header is linear in it, and this bounds what one message costs them.
+pub const MAX_HEADER_FIELDS: usize = 1_000;
+
+/// The whole message, parts and all; `None` when the parser found no part.
+pub fn parse_message(raw: &[u8]) -> Option<Message<'_>> {
+    MessageParser::default()
+        .parse(raw)
+        .filter(|message| !message.parts.is_empty())
+}
+
+/// The top-level header only; `None` when the parser found no part.
+pub fn parse_header(raw: &[u8]) -> Option<Message<'_>> {
+    MessageParser::default()
+        .parse_headers(raw)
+        .filter(|message| !message.parts.is_empty())
+}
+
+/// The header fields of a message's header (up to the first empty line), counted in one pass
+/// without parsing them: a line that does not start with a space or tab starts a field.
+pub fn header_field_count(raw: &[u8]) -> usize {
+    let mut count = 0;
+    for line in raw.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if !matches!(line.first(), Some(b' ' | b'\t')) {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// A field's value as written in the message (`offset_start..offset_end`), unfolded and
+/// trimmed; empty when the offsets do not fit.
+pub fn raw_value(message: &Message<'_>, field: &mail_parser::Header<'_>) -> String {
+    let value = message
+        .raw_message
+        .get(field.offset_start as usize..field.offset_end as usize)
+        .unwrap_or_default();
+    let unfolded: Vec<u8> = value
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
+    String::from_utf8_lossy(unfolded.trim_ascii()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parse_without_parts_is_no_message() {
+        for odd in [&b""[..], b"   ", b"\r\n", b"\0", b"\xff\xfe", b"\r\n\r\n"] {
+            // Whatever the parser makes of it, what leaves here can be asked for its header.
+            if let Some(message) = parse_message(odd) {
+                let _ = (message.from(), message.date(), message.subject());
+            }
+            if let Some(message) = parse_header(odd) {
+                let _ = (message.from(), message.date(), message.subject());
+            }
+        }
+    }
+
+    #[test]
+    fn header_fields_are_counted_up_to_the_blank_line() {
+        let raw = b"A: 1\r\nB: 2\r\n  folded\r\n\tmore\r\nC: 3\r\n\r\nD: not a field\r\n";
+        assert_eq!(header_field_count(raw), 3);
+        assert_eq!(header_field_count(b""), 0);
+        assert_eq!(header_field_count(b"X: y"), 1);
+    }
+}

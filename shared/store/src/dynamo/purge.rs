@@ -1,0 +1,93 @@
+//! What an account leaves behind when it goes: everything in its partition but the account and
+//! link items (folders, messages, their S3 bodies, the change log, mailbox state, notice
+//! status, kept mail) and its pending notices. Run after the account is deleted and again
+//! before an address is created anew, so a purge a crash cut short is finished before anyone
+//! can own the address again.
+
+use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+
+use super::*;
+
+/// BatchWriteItem's own limit.
+const BATCH: usize = 25;
+
+impl DynamoStore {
+    pub(super) async fn purge_mailbox(&self, address: &Address) -> StoreResult<()> {
+        let pk = account_pk(address);
+        let mut keys = Vec::new();
+        let mut bodies = Vec::new();
+        each_item(
+            self.partition_query(&pk, None).consistent_read(true),
+            |item| {
+                let sk = get_s(&item, "sk")?.to_owned();
+                // The account and its link are the account's own to delete (conditionally).
+                if sk != "ACCOUNT" && sk != "LINK" {
+                    if let Some(AttributeValue::S(body)) = item.get("body_key") {
+                        bodies.push(body.clone());
+                    }
+                    keys.push((pk.clone(), sk));
+                }
+                Ok(true)
+            },
+        )
+        .await?;
+        each_item(
+            self.partition_query("NOTICE", Some(&format!("{address}\u{1}")))
+                .consistent_read(true),
+            |item| {
+                keys.push(("NOTICE".to_owned(), get_s(&item, "sk")?.to_owned()));
+                Ok(true)
+            },
+        )
+        .await?;
+        // Bodies first: a purge cut short leaves metadata that the next purge finds again,
+        // never a body that nothing names.
+        if !bodies.is_empty() {
+            let store = self.bodies()?;
+            for body in &bodies {
+                store.delete_body(body).await?;
+            }
+        }
+        for chunk in keys.chunks(BATCH) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|(pk, sk)| {
+                    build(
+                        DeleteRequest::builder()
+                            .key("pk", s(pk))
+                            .key("sk", s(sk))
+                            .build(),
+                    )
+                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<StoreResult<_>>()?;
+            // Unprocessed items (throttling) are sent again, a bounded number of times.
+            for attempt in 0..RACE_RETRIES {
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                requests = output
+                    .unprocessed_items
+                    .and_then(|mut left| left.remove(&self.table))
+                    .unwrap_or_default();
+            }
+            if !requests.is_empty() {
+                return Err(StoreError::Backend(format!(
+                    "purging {address}: {} items left unprocessed",
+                    requests.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}

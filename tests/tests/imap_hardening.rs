@@ -1,0 +1,174 @@
+//! IMAP against what an attacker or a buggy client stores and asks: odd messages fetched item by
+//! item, sets however sparse, and a session's panic ending that session alone.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use pushmail_listener::{Conversation, Limits};
+use pushmail_tests::Harness;
+use pushmail_tests::imap::{deliver, last, listener, logged_in, loopback_plaintext};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Messages no parser expects: each stored, then fetched with every item FETCH has.
+const ODD_MESSAGES: &[&[u8]] = &[
+    b"",
+    b"   ",
+    b"\r\n",
+    b"\r\n\r\n",
+    b"no header at all, only text",
+    b"Subject: header only",
+    b"Subject: header only\r\n",
+    b"From: a@b\r\n\r\n",
+    b"\0\0\0",
+    b"Subject: \0nul\r\n\r\nbody\0\r\n",
+    b"Subject: \xff\xfe eight bit\r\n\r\n\xe9t\xe9\r\n",
+    b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n",
+    b"Content-Type: message/rfc822\r\n\r\n",
+    b"Content-Type: message/rfc822\r\n\r\n   ",
+    b"Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n--\r\n",
+    b"From: \"unclosed <a@b\r\nTo: ;;;,,,@\r\nDate: not a date\r\n\r\n",
+    b"To: group: ;\r\nCc: undisclosed-recipients:;\r\n\r\n",
+];
+
+const EVERY_ITEM: &str = "(UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODY BODYSTRUCTURE \
+     RFC822.HEADER BODY.PEEK[] BODY.PEEK[HEADER] BODY.PEEK[TEXT] BODY.PEEK[1] BODY.PEEK[1.MIME] \
+     BODY.PEEK[1.TEXT] BODY.PEEK[1.HEADER] BODY.PEEK[2.1] BODY.PEEK[HEADER.FIELDS (FROM TO)] \
+     BODY.PEEK[HEADER.FIELDS.NOT (FROM)] BODY.PEEK[]<0.2> RFC822.TEXT RFC822)";
+
+#[tokio::test]
+async fn odd_messages_are_fetched_item_by_item_and_the_session_goes_on() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    for raw in ODD_MESSAGES {
+        deliver(&h, &alice, "INBOX", raw.to_vec(), Vec::new()).await;
+    }
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let mut peer = logged_in(address, alice.as_str()).await;
+    let select = peer.command("s", "SELECT INBOX").await;
+    assert!(last(&select).starts_with("s OK"), "{select:?}");
+    for seq in 1..=ODD_MESSAGES.len() {
+        let tag = format!("f{seq}");
+        let fetched = peer
+            .command(&tag, &format!("FETCH {seq} {EVERY_ITEM}"))
+            .await;
+        assert!(
+            last(&fetched).starts_with(&format!("{tag} OK")),
+            "message {:?}: {fetched:?}",
+            String::from_utf8_lossy(ODD_MESSAGES[seq - 1])
+        );
+        // Each item on its own too: a bug in one must not hide behind another.
+        for item in ["ENVELOPE", "BODYSTRUCTURE", "BODY", "BODY.PEEK[1.TEXT]"] {
+            let tag = format!("g{seq}");
+            let one = peer.command(&tag, &format!("FETCH {seq} ({item})")).await;
+            assert!(last(&one).starts_with(&format!("{tag} OK")), "{one:?}");
+        }
+    }
+    // An empty message's ENVELOPE is all NIL, as Dovecot answers.
+    let empty = peer.command("e", "FETCH 1 (ENVELOPE)").await;
+    assert!(
+        empty[0].contains("ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"),
+        "{empty:?}"
+    );
+    let search = peer.command("t", "SEARCH TEXT nothing-matches").await;
+    assert!(last(&search).starts_with("t OK"), "{search:?}");
+}
+
+#[tokio::test]
+async fn a_sparse_set_fetches_every_message_it_names() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    // More than one read's window past the first target (the old read stopped at len + 1000).
+    let count = 1_100;
+    for n in 1..=count {
+        deliver(
+            &h,
+            &alice,
+            "INBOX",
+            format!("Subject: {n}\r\n\r\n{n}\r\n"),
+            Vec::new(),
+        )
+        .await;
+    }
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let mut peer = logged_in(address, alice.as_str()).await;
+    peer.command("s", "SELECT INBOX").await;
+    for (tag, command, expected) in [
+        ("a", "FETCH 1,1100 (UID)", vec![1, 1100]),
+        ("b", "UID FETCH 1,1050,1100 (UID)", vec![1, 1050, 1100]),
+        ("c", "FETCH 2,3,1099:* (UID)", vec![2, 3, 1099, 1100]),
+    ] {
+        let fetched = peer.command(tag, command).await;
+        assert!(
+            last(&fetched).starts_with(&format!("{tag} OK")),
+            "{fetched:?}"
+        );
+        let uids: Vec<u32> = fetched
+            .iter()
+            .filter_map(|line| line.split("(UID ").nth(1))
+            .filter_map(|rest| rest.trim_end_matches([')', '\r', '\n']).parse().ok())
+            .collect();
+        assert_eq!(uids, expected, "{command}");
+    }
+    let all = peer.command("d", "FETCH 1:* (UID)").await;
+    assert_eq!(all.len(), count + 1);
+}
+
+/// A conversation that panics in its first session and serves the others.
+struct PanicsOnce {
+    sessions: AtomicUsize,
+}
+
+impl Conversation for PanicsOnce {
+    async fn converse(&self, mut stream: TcpStream, _peer: SocketAddr) {
+        if self.sessions.fetch_add(1, Ordering::SeqCst) == 0 {
+            panic!("a bug in one session\r\nforged log line");
+        }
+        let _ = stream.write_all(b"served\r\n").await;
+    }
+
+    fn too_many_connections(&self) -> &'static [u8] {
+        b"too many\r\n"
+    }
+
+    fn protocol(&self) -> &'static str {
+        "test"
+    }
+}
+
+#[tokio::test]
+async fn a_panic_ends_its_session_only_and_gives_its_places_back() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    // One session per source: if the panicking session kept its place, the next would be
+    // told "too many".
+    let limits = Limits {
+        max_connections: 1,
+        max_connections_per_source: 1,
+        ..Limits::default()
+    };
+    let served = tokio::spawn(pushmail_listener::serve(
+        listener,
+        Arc::new(PanicsOnce {
+            sessions: AtomicUsize::new(0),
+        }),
+        limits,
+        std::future::pending(),
+    ));
+    let read_all = async |address| {
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
+            .await
+            .expect("closed within 5 s")
+            .ok();
+        answer
+    };
+    assert_eq!(read_all(address).await, "", "the panicking session closes");
+    for _ in 0..3 {
+        assert_eq!(read_all(address).await, "served\r\n");
+    }
+    assert!(!served.is_finished(), "the listener goes on");
+}
