@@ -59,6 +59,26 @@ impl Peer {
     }
 }
 
+impl Peer {
+    /// As [`Peer::command`], but a `* BYE` (the server ending the session) also ends the
+    /// answer.
+    pub async fn command_or_bye(&mut self, tag: &str, command: &str) -> Vec<String> {
+        self.writer
+            .write_all(format!("{tag} {command}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line().await;
+            let done = line.starts_with(&format!("{tag} ")) || line.starts_with("* BYE");
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+}
+
 pub fn last(lines: &[String]) -> &str {
     lines.last().map(String::as_str).unwrap_or_default()
 }

@@ -172,3 +172,58 @@ async fn a_panic_ends_its_session_only_and_gives_its_places_back() {
     }
     assert!(!served.is_finished(), "the listener goes on");
 }
+
+#[tokio::test]
+async fn a_session_of_a_deleted_account_ends_and_never_sees_the_next_owner() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    deliver(
+        &h,
+        &alice,
+        "INBOX",
+        &b"Subject: old\r\n\r\nold\r\n"[..],
+        Vec::new(),
+    )
+    .await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let mut old = logged_in(address, alice.as_str()).await;
+    let select = old.command("s", "SELECT INBOX").await;
+    assert!(last(&select).starts_with("s OK"), "{select:?}");
+    let deleted = h
+        .admin_as_server("DELETE", &format!("/admin/accounts/{alice}"), None)
+        .await;
+    assert_eq!(deleted.status, 200, "{:?}", deleted.body);
+    h.account("alice").await;
+    deliver(
+        &h,
+        &alice,
+        "INBOX",
+        &b"Subject: new owner\r\n\r\nmine\r\n"[..],
+        Vec::new(),
+    )
+    .await;
+    // Within seconds the old session is told BYE instead of an answer.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let answer = old.command_or_bye("f", "FETCH 1:* (BODY.PEEK[])").await;
+    assert!(
+        answer.iter().any(|line| line.starts_with("* BYE")),
+        "{answer:?}"
+    );
+    assert!(!answer.join("").contains("mine"), "{answer:?}");
+    // A password change ends sessions too.
+    let mut session = logged_in(address, alice.as_str()).await;
+    let changed = h
+        .admin_as_server(
+            "PATCH",
+            &format!("/admin/accounts/{alice}"),
+            Some(serde_json::json!({"password": "another-password-1234"})),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{:?}", changed.body);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let answer = session.command_or_bye("n", "NOOP").await;
+    assert!(
+        answer.iter().any(|line| line.starts_with("* BYE")),
+        "{answer:?}"
+    );
+}

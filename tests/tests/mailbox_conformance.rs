@@ -17,6 +17,7 @@ pushmail_tests::on_both_backends!(
     over_quota_and_unknown_folders_store_nothing,
     the_relay_queue_leases_each_job_to_one_worker,
     racing_flag_changes_are_each_applied_with_their_own_modseq,
+    a_deleted_account_leaves_nothing_to_whoever_takes_its_address,
 );
 
 fn inbox() -> FolderName {
@@ -337,5 +338,69 @@ async fn racing_flag_changes_are_each_applied_with_their_own_modseq(
             .await
             .unwrap(),
         None
+    );
+}
+
+async fn a_deleted_account_leaves_nothing_to_whoever_takes_its_address(
+    (store, alice): (Arc<dyn Store>, Address),
+) {
+    let old = store.account(&alice).await.unwrap().unwrap();
+    let mut mine = message("the old owner's", 0);
+    mine.owner_known_at = Some(old.created_at);
+    for _ in 0..3 {
+        assert!(matches!(
+            store.deliver(&alice, &inbox(), &mine, None).await.unwrap(),
+            Delivery::Stored { .. }
+        ));
+    }
+    assert!(store.mailbox_usage(&alice).await.unwrap() > 0);
+    assert!(matches!(
+        store.delete_account(&alice).await.unwrap(),
+        pushmail_store::AccountDelete::Deleted { .. }
+    ));
+    // Gone with the account: folders, messages, usage, the change log.
+    assert!(store.folders(&alice).await.unwrap().is_empty());
+    assert_eq!(store.mailbox_usage(&alice).await.unwrap(), 0);
+    assert_eq!(store.latest_change(&alice).await.unwrap(), 0);
+    // A delivery for the deleted account lands nowhere.
+    assert_eq!(
+        store.deliver(&alice, &inbox(), &mine, None).await.unwrap(),
+        Delivery::NoSuchAccount
+    );
+    // A new person at the address, created later, starts empty; what was meant for the old
+    // owner (known before the new one was created) is refused, what is meant for them is not.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut new = pushmail_tests::fixtures::account(alice.as_str());
+    new.created_at = Utc::now();
+    assert!(store.create_account(&new).await.unwrap());
+    store.create_default_folders(&alice, now()).await.unwrap();
+    let new = store.account(&alice).await.unwrap().unwrap();
+    assert!(
+        store
+            .messages(&alice, &inbox(), 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.deliver(&alice, &inbox(), &mine, None).await.unwrap(),
+        Delivery::NoSuchAccount
+    );
+    assert!(matches!(
+        store.append(&alice, &inbox(), &mine, None).await.unwrap(),
+        Delivery::NoSuchAccount
+    ));
+    let mut theirs = message("the new owner's", 0);
+    theirs.owner_known_at = Some(new.created_at);
+    assert!(matches!(
+        store
+            .deliver(&alice, &inbox(), &theirs, None)
+            .await
+            .unwrap(),
+        Delivery::Stored { uid: 1, .. }
+    ));
+    assert_eq!(
+        store.messages(&alice, &inbox(), 0, 10).await.unwrap().len(),
+        1
     );
 }

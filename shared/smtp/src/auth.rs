@@ -146,7 +146,7 @@ where
         Line::Complete(line) => {
             String::from_utf8(line).map_err(|_| "501 5.5.2 Cannot decode the response")
         }
-        Line::TooLong => Err("500 5.5.6 Authentication exchange line is too long"),
+        Line::TooLong { .. } => Err("500 5.5.6 Authentication exchange line is too long"),
         Line::BareLineEnding(_) => Err("500 5.5.2 Lines must end with CRLF"),
         Line::Closed => {
             return Err(std::io::Error::new(

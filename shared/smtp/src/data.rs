@@ -40,9 +40,11 @@ impl Smtp {
                         "closed during DATA",
                     ));
                 }
-                Line::TooLong => {
+                Line::TooLong { crlf } => {
                     too_long = true;
-                    after_crlf = true;
+                    // Only a CRLF ends a line: after a bare LF, `.` is no end of DATA (the
+                    // over-long-line smuggling: the rest would run as a new transaction).
+                    after_crlf = crlf;
                     continue;
                 }
                 Line::BareLineEnding(text) => {

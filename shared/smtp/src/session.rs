@@ -228,7 +228,7 @@ impl Smtp {
             };
             let mut line = match line? {
                 Line::Closed => return Ok(Next::End(End::Closed)),
-                Line::TooLong => {
+                Line::TooLong { .. } => {
                     reply(io, "500 5.5.2 Line too long").await?;
                     continue;
                 }

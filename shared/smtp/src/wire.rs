@@ -14,8 +14,10 @@ pub const MAX_TEXT_LINE: usize = 1000;
 pub enum Line {
     /// The line, without its CRLF.
     Complete(Vec<u8>),
-    /// Longer than allowed; read to its end and dropped.
-    TooLong,
+    /// Longer than allowed; read to its end (its LF) and dropped. `crlf`: it ended in CRLF,
+    /// so what follows starts a line; a bare LF end does not (the end of DATA must still be
+    /// `<CRLF>.<CRLF>` after it).
+    TooLong { crlf: bool },
     /// Ended by a bare LF, or carrying a bare CR: not a line SMTP allows.
     BareLineEnding(Vec<u8>),
     /// The peer closed the connection.
@@ -29,6 +31,9 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
 ) -> std::io::Result<Line> {
     let mut line = Vec::new();
     let mut too_long = false;
+    // The octet before the one being looked at, across reads: a dropped line's CR.
+    let mut last = None;
+    let mut crlf = false;
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {
@@ -43,6 +48,15 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
             None => (available, false),
         };
         let used = chunk.len();
+        if found {
+            let before_lf = chunk
+                .len()
+                .checked_sub(2)
+                .and_then(|at| chunk.get(at))
+                .copied();
+            crlf = before_lf.or(last) == Some(b'\r');
+        }
+        last = chunk.last().copied();
         if !too_long {
             if line.len() + chunk.len() > max {
                 too_long = true;
@@ -57,7 +71,7 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
         }
     }
     if too_long {
-        return Ok(Line::TooLong);
+        return Ok(Line::TooLong { crlf });
     }
     let ends_in_crlf = line.ends_with(b"\r\n");
     if ends_in_crlf {
@@ -99,12 +113,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_long_line_says_how_it_ended_across_reads() {
+        for (ending, crlf) in [(&b"\r\n"[..], true), (b"\n", false)] {
+            let mut input = vec![b'x'; 1001];
+            input.extend_from_slice(ending);
+            // Read 8 octets at a time: the CR and the LF come in different reads too.
+            for extra in 0..8 {
+                let mut shifted = vec![b'y'; extra];
+                shifted.extend_from_slice(&input);
+                assert_eq!(lines(&shifted, 1000).await, vec![Line::TooLong { crlf }]);
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn a_long_line_is_dropped_and_the_next_one_read() {
         let mut input = vec![b'x'; 5000];
         input.extend_from_slice(b"\r\nNOOP\r\n");
         assert_eq!(
             lines(&input, 512).await,
-            vec![Line::TooLong, Line::Complete(b"NOOP".to_vec())]
+            vec![
+                Line::TooLong { crlf: true },
+                Line::Complete(b"NOOP".to_vec())
+            ]
         );
         // Exactly at the limit, CRLF included, is allowed.
         let mut exact = vec![b'y'; 510];

@@ -1,0 +1,272 @@
+//! SMTP as an attacker tries it: every end-of-data variant of the public smuggling scanners
+//! (hannob's smtpsmug, The-Login's SMTP-Smuggling-Tools) with and without an over-long line
+//! before it; a 250 never hides a recipient that did not get the message; a relayed copy for
+//! several recipients names none of them; mail in flight for a deleted account reaches no one
+//! who takes the address later.
+
+use std::time::Duration;
+
+use pushmail_smtp::SmtpSettings;
+use pushmail_tests::Harness;
+use pushmail_tests::smtp::Client;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The endings the scanners try in place of `<CRLF>.<CRLF>`.
+const ENDINGS: &[&[u8]] = &[
+    b"\n.\n",
+    b"\n.\r\n",
+    b"\r.\r",
+    b"\r.\r\n",
+    b"\r\n.\r",
+    b"\r\n.\n",
+    b"\r\n\x00.\r\n",
+    b"\r\n.\x00\r\n",
+    b"\n..\n",
+    b"\r\n..\r\n.\n",
+];
+
+/// The whole conversation in one write, as a smuggler pipelines it; every reply until close.
+async fn conversation(address: std::net::SocketAddr, alice: &str, data: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut sent =
+        format!("EHLO x.example\r\nMAIL FROM:<bob@x.example>\r\nRCPT TO:<{alice}>\r\nDATA\r\n")
+            .into_bytes();
+    // The client waits for 354 before the message, as a real one does.
+    stream.write_all(&sent).await.unwrap();
+    let mut replies = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&replies).contains("354") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("a reply")
+            .unwrap();
+        assert!(n > 0, "closed before 354");
+        replies.extend_from_slice(&buffer[..n]);
+    }
+    sent.clear();
+    sent.extend_from_slice(data);
+    sent.extend_from_slice(b"QUIT\r\n");
+    stream.write_all(&sent).await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => replies.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&replies).into_owned()
+}
+
+#[tokio::test]
+async fn no_smuggling_ending_starts_a_second_message_even_after_an_over_long_line() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let smtp = h.smtp(SmtpSettings::default()).await;
+    let long_line = vec![b'x'; 1001];
+    for ending in ENDINGS {
+        for before in [&b""[..], &long_line] {
+            let mut data = b"From: bob@x.example\r\nSubject: cover\r\n\r\nhello\r\n".to_vec();
+            data.extend_from_slice(before);
+            data.extend_from_slice(ending);
+            data.extend_from_slice(
+                format!(
+                    "MAIL FROM:<ceo@{}>\r\nRCPT TO:<{alice}>\r\nDATA\r\nFrom: ceo@{}\r\nSubject: smuggled\r\n\r\nforged\r\n\r\n.\r\n",
+                    h.domain, h.domain
+                )
+                .as_bytes(),
+            );
+            let replies = conversation(smtp, alice.as_str(), &data).await;
+            assert_eq!(
+                replies.matches("354 ").count(),
+                1,
+                "one DATA only, for {ending:?} after {} octets: {replies}",
+                before.len()
+            );
+        }
+    }
+    let inbox = h.stored_messages(&alice, "INBOX").await;
+    for (meta, _) in &inbox {
+        assert_ne!(meta.envelope.subject.as_deref(), Some("smuggled"));
+    }
+}
+
+#[tokio::test]
+async fn a_mailbox_that_cannot_take_the_message_is_refused_at_rcpt_or_for_everyone() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let bob = h.account("bob").await;
+    let mut account = h.store.account(&alice).await.unwrap().unwrap();
+    account.quota_bytes = Some(600);
+    h.store.put_account(&account).await.unwrap();
+    let smtp = h.smtp(SmtpSettings::default()).await;
+    let (mut client, _) = Client::connect(smtp).await;
+    client.command("EHLO q.example").await;
+
+    // The size announced is more than alice has left: she is refused at RCPT, bob gets it.
+    assert!(
+        client
+            .command("MAIL FROM:<q@q.example> SIZE=1000")
+            .await
+            .starts_with("250")
+    );
+    let refused = client.command(&format!("RCPT TO:<{alice}>")).await;
+    assert!(refused.starts_with("552 5.2.2"), "{refused}");
+    assert!(
+        client
+            .command(&format!("RCPT TO:<{bob}>"))
+            .await
+            .starts_with("250")
+    );
+    assert!(client.command("DATA").await.starts_with("354"));
+    client
+        .send(format!("Subject: big\r\n\r\n{}\r\n.\r\n", "z".repeat(900)).as_bytes())
+        .await;
+    let answer = client.reply().await;
+    assert!(answer.starts_with("250"), "{answer}");
+    assert_eq!(h.stored_messages(&bob, "INBOX").await.len(), 1);
+
+    // No size announced: both accepted at RCPT; the message turns out too big for alice, so
+    // nobody gets it and the sender is told (no 250 that leaves alice out).
+    assert!(
+        client
+            .command("MAIL FROM:<q@q.example>")
+            .await
+            .starts_with("250")
+    );
+    assert!(
+        client
+            .command(&format!("RCPT TO:<{alice}>"))
+            .await
+            .starts_with("250")
+    );
+    assert!(
+        client
+            .command(&format!("RCPT TO:<{bob}>"))
+            .await
+            .starts_with("250")
+    );
+    assert!(client.command("DATA").await.starts_with("354"));
+    client
+        .send(format!("Subject: big2\r\n\r\n{}\r\n.\r\n", "z".repeat(900)).as_bytes())
+        .await;
+    let answer = client.reply().await;
+    assert!(answer.starts_with("552 5.2.2"), "{answer}");
+    assert!(answer.contains(alice.as_str()), "{answer}");
+    assert!(h.stored_messages(&alice, "INBOX").await.is_empty());
+    assert_eq!(
+        h.stored_messages(&bob, "INBOX").await.len(),
+        1,
+        "bob did not get it either"
+    );
+}
+
+#[tokio::test]
+async fn mail_for_a_deleted_account_reaches_no_one_who_takes_the_address_later() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    pushmail_tests::imap::deliver(
+        &h,
+        &alice,
+        "INBOX",
+        &b"Subject: old\r\n\r\nsecret\r\n"[..],
+        Vec::new(),
+    )
+    .await;
+    let smtp = h.smtp(SmtpSettings::default()).await;
+    let (mut client, _) = Client::connect(smtp).await;
+    client.command("EHLO x.example").await;
+    // RCPT while the old account exists...
+    assert!(
+        client
+            .command("MAIL FROM:<bob@x.example>")
+            .await
+            .starts_with("250")
+    );
+    assert!(
+        client
+            .command(&format!("RCPT TO:<{alice}>"))
+            .await
+            .starts_with("250")
+    );
+    assert!(client.command("DATA").await.starts_with("354"));
+    // ...then the account is deleted and the address created anew before DATA ends.
+    let deleted = h
+        .admin_as_server("DELETE", &format!("/admin/accounts/{alice}"), None)
+        .await;
+    assert_eq!(deleted.status, 200, "{:?}", deleted.body);
+    let again = h.account("alice").await;
+    assert_eq!(again, alice);
+    client
+        .send(b"Subject: for the old owner\r\n\r\nx\r\n.\r\n")
+        .await;
+    let answer = client.reply().await;
+    assert!(!answer.starts_with("250"), "{answer}");
+    // The new owner starts empty: neither the old mail nor the one in flight.
+    assert!(h.stored_messages(&alice, "INBOX").await.is_empty());
+    let folders = h.store.folders(&alice).await.unwrap();
+    assert!(folders.iter().all(|f| f.messages == 0), "{folders:?}");
+    assert_eq!(h.store.mailbox_usage(&alice).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn one_relayed_copy_for_several_recipients_names_none_of_them() {
+    use base64::Engine;
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let sink = pushmail_tests::smtp::Sink::start().await;
+    let transport = pushmail_smtp::Smarthost {
+        address: sink.address.to_string(),
+        hostname: "pushmail.test".into(),
+        timeout: Duration::from_secs(5),
+    };
+    let outgoing = std::sync::Arc::new(pushmail_smtp::Outgoing::new(
+        h.store.clone(),
+        std::sync::Arc::new(transport),
+        pushmail_smtp::RelayPolicy::default(),
+        "pushmail.test".into(),
+    ));
+    let settings = SmtpSettings {
+        plaintext_auth_on_loopback: true,
+        ..SmtpSettings::default()
+    };
+    let smtp = pushmail_smtp::Smtp::submission(h.store.clone(), settings, Some(outgoing.clone()));
+    let address = h.listen_smtp(smtp).await;
+    let (mut client, _) = Client::connect(address).await;
+    client.command("EHLO device.test").await;
+    let credentials = base64::engine::general_purpose::STANDARD
+        .encode(format!("\0{alice}\0{}", pushmail_tests::PASSWORD));
+    let ok = client.command(&format!("AUTH PLAIN {credentials}")).await;
+    assert!(ok.starts_with("235"), "{ok}");
+    for (recipients, names) in [
+        (
+            &["to@remote.example", "secret-bcc@remote.example"][..],
+            false,
+        ),
+        (&["only@remote.example"][..], true),
+    ] {
+        assert!(
+            client
+                .command(&format!("MAIL FROM:<{alice}>"))
+                .await
+                .starts_with("250")
+        );
+        for to in recipients {
+            assert!(
+                client
+                    .command(&format!("RCPT TO:<{to}>"))
+                    .await
+                    .starts_with("250")
+            );
+        }
+        assert!(client.command("DATA").await.starts_with("354"));
+        client
+            .send(b"To: to@remote.example\r\nSubject: hi\r\n\r\nx\r\n.\r\n")
+            .await;
+        let answer = client.reply().await;
+        assert!(answer.starts_with("250"), "{answer}");
+        outgoing.work(chrono::Utc::now()).await.unwrap();
+        let relayed = sink.received().pop().expect("relayed");
+        let text = String::from_utf8_lossy(&relayed.data).into_owned();
+        assert_eq!(text.contains("for <"), names, "{text}");
+        assert!(!text.contains("secret-bcc"), "{text}");
+    }
+}
