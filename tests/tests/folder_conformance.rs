@@ -18,6 +18,7 @@ pushmail_tests::on_both_backends!(
     folders_are_subscribed_until_unsubscribed,
     of_racing_conditional_stores_one_applies_and_the_others_see_modified,
     a_folder_larger_than_a_page_is_read_and_deleted_to_its_end,
+    a_name_that_comes_back_never_gets_a_uid_validity_it_had,
 );
 
 fn folder(name: &str) -> FolderName {
@@ -510,4 +511,66 @@ async fn a_folder_larger_than_a_page_is_read_and_deleted_to_its_end(
     );
     assert!(store.folder(&alice, &big).await.unwrap().is_none());
     assert_eq!(store.mailbox_usage(&alice).await.unwrap(), 0);
+}
+
+async fn a_name_that_comes_back_never_gets_a_uid_validity_it_had(
+    (store, alice): (Arc<dyn Store>, Address),
+) {
+    let mut seen = Vec::new();
+    // DELETE and CREATE within one second, again and again.
+    for _ in 0..3 {
+        store
+            .create_folder(&alice, &folder("F"), now())
+            .await
+            .unwrap();
+        append(&store, &alice, "F", &message("one", &[])).await;
+        let created = store.folder(&alice, &folder("F")).await.unwrap().unwrap();
+        assert!(
+            !seen.contains(&created.uid_validity),
+            "{seen:?} {created:?}"
+        );
+        seen.push(created.uid_validity);
+        store.delete_folder(&alice, &folder("F")).await.unwrap();
+    }
+    // RENAME onto an old name.
+    store
+        .create_folder(&alice, &folder("G"), now())
+        .await
+        .unwrap();
+    store
+        .rename_folder(&alice, &folder("G"), &folder("F"), now())
+        .await
+        .unwrap();
+    let renamed = store.folder(&alice, &folder("F")).await.unwrap().unwrap();
+    assert!(
+        !seen.contains(&renamed.uid_validity),
+        "{seen:?} {renamed:?}"
+    );
+    seen.push(renamed.uid_validity);
+    // The address deleted and created anew: its folders too.
+    let inbox = store
+        .folder(&alice, &folder("INBOX"))
+        .await
+        .unwrap()
+        .unwrap();
+    seen.push(inbox.uid_validity);
+    store.delete_account(&alice).await.unwrap();
+    assert!(
+        store
+            .create_account(&pushmail_tests::fixtures::account(alice.as_str()))
+            .await
+            .unwrap()
+    );
+    store.create_default_folders(&alice, now()).await.unwrap();
+    store
+        .create_folder(&alice, &folder("F"), now())
+        .await
+        .unwrap();
+    for name in ["INBOX", "F"] {
+        let again = store.folder(&alice, &folder(name)).await.unwrap().unwrap();
+        assert!(
+            !seen.contains(&again.uid_validity),
+            "{name}: {seen:?} {again:?}"
+        );
+    }
 }

@@ -64,16 +64,24 @@ fn subscribed_by_default() -> bool {
 impl Folder {
     /// A new, empty folder. `uid_validity` is the creation time in seconds, as servers commonly
     /// choose: a folder deleted and created again gets a new one.
+    ///
+    /// `floor` is the highest UIDVALIDITY the account's address ever gave a folder (kept by the
+    /// store, even across the account's deletion): the new one is above it, so a name that
+    /// comes back (DELETE and CREATE in one second, RENAME onto an old name, an address
+    /// created anew) never gets a UIDVALIDITY it had, and a client's cached UIDs are never
+    /// taken for other messages (RFC 3501 §2.3.1.1).
     pub fn new(
         account: Address,
         name: FolderName,
         special_use: Option<SpecialUse>,
         at: DateTime<Utc>,
+        floor: u32,
     ) -> Self {
+        let seconds = u32::try_from(at.timestamp()).unwrap_or(u32::MAX);
         Self {
             account,
             name,
-            uid_validity: u32::try_from(at.timestamp()).unwrap_or(u32::MAX).max(1),
+            uid_validity: seconds.max(floor.saturating_add(1)).max(1),
             uid_next: 1,
             highest_modseq: 1,
             special_use,

@@ -39,6 +39,9 @@ fn special_use_str(role: SpecialUse) -> &'static str {
     }
 }
 
+/// The address's UIDVALIDITY floor (see `create_folder_item`).
+pub(super) const UID_VALIDITY_SK: &str = "UIDVALIDITY";
+
 fn folder_item(folder: &Folder) -> Item {
     let mut item: Item = HashMap::from([
         ("pk".into(), s(account_pk(&folder.account))),
@@ -174,6 +177,62 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
     }
 
+    /// Creates a folder unless it exists (then it is left as it is), in one transaction with
+    /// the address's UIDVALIDITY floor (`UIDVALIDITY` item, raised only, kept when the account
+    /// is purged), so no name ever gets a UIDVALIDITY it had before.
+    async fn create_folder_item(
+        &self,
+        account: &Address,
+        name: &FolderName,
+        special_use: Option<SpecialUse>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let pk = account_pk(account);
+        contended("one account's folders", || async {
+            if self.folder(account, name).await?.is_some() {
+                return Ok(Attempt::Done(()));
+            }
+            let floor = match self.get(pk.clone(), UID_VALIDITY_SK).await? {
+                Some(item) => Some(get_n::<u32>(&item, "floor")?),
+                None => None,
+            };
+            let folder = Folder::new(
+                account.clone(),
+                name.clone(),
+                special_use,
+                at,
+                floor.unwrap_or(0),
+            );
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(folder_item(&folder)))
+                .condition_expression("attribute_not_exists(pk)");
+            let raise = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s(UID_VALIDITY_SK))
+                .update_expression("SET floor = :new")
+                .expression_attribute_values(":new", n(folder.uid_validity));
+            let raise = match floor {
+                Some(floor) => raise
+                    .condition_expression("floor = :read")
+                    .expression_attribute_values(":read", n(floor)),
+                None => raise.condition_expression("attribute_not_exists(pk)"),
+            };
+            Ok(
+                if self
+                    .transact(vec![put_write(put)?, update_write(raise)?])
+                    .await?
+                {
+                    Attempt::Done(())
+                } else {
+                    Attempt::Raced
+                },
+            )
+        })
+        .await
+    }
+
     pub(super) async fn mail_state(&self, account: &Address) -> StoreResult<(u64, u64, bool)> {
         Ok(match self.get(account_pk(account), STATE_SK).await? {
             Some(item) => (get_n(&item, "usage_bytes")?, get_n(&item, "changes")?, true),
@@ -192,9 +251,7 @@ impl crate::MailboxStore for DynamoStore {
         for (name, special_use) in DEFAULT_FOLDERS {
             let name = FolderName::parse(name)
                 .map_err(|e| StoreError::Corrupt(format!("default folder: {}", e.0)))?;
-            let folder = Folder::new(account.clone(), name, special_use, at);
-            // Exists already: left as it is.
-            self.put_if(folder_item(&folder), "attribute_not_exists(pk)", vec![])
+            self.create_folder_item(account, &name, special_use, at)
                 .await?;
         }
         Ok(())
@@ -206,11 +263,7 @@ impl crate::MailboxStore for DynamoStore {
         name: &FolderName,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let folder = Folder::new(account.clone(), name.clone(), None, at);
-        // Exists already: left as it is.
-        self.put_if(folder_item(&folder), "attribute_not_exists(pk)", vec![])
-            .await?;
-        Ok(())
+        self.create_folder_item(account, name, None, at).await
     }
 
     async fn folders(&self, account: &Address) -> StoreResult<Vec<Folder>> {

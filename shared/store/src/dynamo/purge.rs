@@ -21,7 +21,9 @@ impl DynamoStore {
             |item| {
                 let sk = get_s(&item, "sk")?.to_owned();
                 // The account and its link are the account's own to delete (conditionally).
-                if sk != "ACCOUNT" && sk != "LINK" {
+                // The UIDVALIDITY floor is kept: a number, no one's data, and what keeps a new
+                // owner's folders from reusing the last owner's UIDVALIDITYs.
+                if sk != "ACCOUNT" && sk != "LINK" && sk != super::mailbox::UID_VALIDITY_SK {
                     if let Some(AttributeValue::S(body)) = item.get("body_key") {
                         bodies.push(body.clone());
                     }

@@ -3,7 +3,7 @@
 
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{
-    DEFAULT_FOLDERS, Envelope, FlagChange, Folder, MessageMeta, NewMessage,
+    DEFAULT_FOLDERS, Envelope, FlagChange, Folder, MessageMeta, NewMessage, SpecialUse,
 };
 use pushmail_core::notice::Notice;
 use redb::TableDefinition;
@@ -22,9 +22,18 @@ const BODIES: TableDefinition<'static, &'static str, &'static [u8]> =
 const ACCOUNT_STATE: Records = TableDefinition::new("mail_account_state");
 /// `<account> SEP <counter, 20 digits>` → change.
 const CHANGES: Records = TableDefinition::new("mail_changes");
+/// `<account>` → the highest UIDVALIDITY its address ever gave a folder. Kept when the account
+/// is deleted: a number, nobody's data, and what keeps a new owner's folders from reusing one.
+const UID_VALIDITY_FLOORS: Records = TableDefinition::new("mail_uid_validity_floors");
 
 pub(super) fn create_tables(txn: &WriteTransaction) -> TxResult<()> {
-    for table in [FOLDERS, MESSAGES, ACCOUNT_STATE, CHANGES] {
+    for table in [
+        FOLDERS,
+        MESSAGES,
+        ACCOUNT_STATE,
+        CHANGES,
+        UID_VALIDITY_FLOORS,
+    ] {
         txn.open_table(table)?;
     }
     txn.open_table(BODIES)?;
@@ -85,6 +94,28 @@ pub(super) fn purge_mailbox(txn: &WriteTransaction, account: &Address) -> TxResu
     Ok(())
 }
 
+/// Creates a folder unless it exists, with a UIDVALIDITY above every one the address gave
+/// before (its floor, raised here in the same transaction).
+fn create_folder_in(
+    txn: &WriteTransaction,
+    account: &Address,
+    name: FolderName,
+    special_use: Option<SpecialUse>,
+    at: DateTime<Utc>,
+) -> TxResult<()> {
+    let mut folders = txn.open_table(FOLDERS)?;
+    let k = folder_key(account, &name);
+    if folders.get(k.as_str())?.is_some() {
+        return Ok(());
+    }
+    let mut floors = txn.open_table(UID_VALIDITY_FLOORS)?;
+    let floor: u32 = get(&floors, account.as_str())?.unwrap_or(0);
+    let folder = Folder::new(account.clone(), name, special_use, at, floor);
+    folders.insert(k.as_str(), encode(&folder)?.as_str())?;
+    floors.insert(account.as_str(), encode(&folder.uid_validity)?.as_str())?;
+    Ok(())
+}
+
 fn folder_key(account: &Address, folder: &FolderName) -> String {
     key(&[account.as_str(), folder.as_str()])
 }
@@ -102,15 +133,10 @@ impl crate::MailboxStore for EmbeddedStore {
     ) -> StoreResult<()> {
         let account = account.clone();
         self.write(move |txn| {
-            let mut folders = txn.open_table(FOLDERS)?;
             for (name, special_use) in DEFAULT_FOLDERS {
                 let name = FolderName::parse(name)
                     .map_err(|e| StoreError::Corrupt(format!("default folder: {}", e.0)))?;
-                let k = folder_key(&account, &name);
-                if folders.get(k.as_str())?.is_none() {
-                    let folder = Folder::new(account.clone(), name, special_use, at);
-                    folders.insert(k.as_str(), encode(&folder)?.as_str())?;
-                }
+                create_folder_in(txn, &account, name, special_use, at)?;
             }
             Ok(())
         })
@@ -124,16 +150,8 @@ impl crate::MailboxStore for EmbeddedStore {
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
         let (account, name) = (account.clone(), name.clone());
-        self.write(move |txn| {
-            let mut folders = txn.open_table(FOLDERS)?;
-            let k = folder_key(&account, &name);
-            if folders.get(k.as_str())?.is_none() {
-                let folder = Folder::new(account, name, None, at);
-                folders.insert(k.as_str(), encode(&folder)?.as_str())?;
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |txn| create_folder_in(txn, &account, name, None, at))
+            .await
     }
 
     async fn folders(&self, account: &Address) -> StoreResult<Vec<Folder>> {
