@@ -31,6 +31,7 @@ pushmail_tests::on_both_backends!(
     kept_mail_is_listed_newest_first_per_recipient,
     the_replay_guard_forgets_after_expiry,
     failure_counters_count_per_scope_and_window,
+    reservations_of_checks_that_died_expire_on_their_own,
     reservations_hold_the_limit_under_racing_attempts,
     the_newest_heartbeat_of_a_kind_wins,
 );
@@ -385,7 +386,7 @@ async fn failure_counters_count_per_scope_and_window(store: Arc<dyn Store>) {
     for _ in 0..3 {
         assert!(
             store
-                .reserve_attempt(&scope, window, expires, 3)
+                .reserve_attempt(&scope, window, expires, 3, window)
                 .await
                 .unwrap()
         );
@@ -393,7 +394,7 @@ async fn failure_counters_count_per_scope_and_window(store: Arc<dyn Store>) {
     // At the limit: refused, and nothing more is counted.
     assert!(
         !store
-            .reserve_attempt(&scope, window, expires, 3)
+            .reserve_attempt(&scope, window, expires, 3, window)
             .await
             .unwrap()
     );
@@ -406,19 +407,19 @@ async fn failure_counters_count_per_scope_and_window(store: Arc<dyn Store>) {
     store.release_attempt(&scope, window).await.unwrap();
     assert!(
         store
-            .reserve_attempt(&scope, window, expires, 3)
+            .reserve_attempt(&scope, window, expires, 3, window)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .reserve_attempt(&scope, window, expires, 3)
+            .reserve_attempt(&scope, window, expires, 3, window)
             .await
             .unwrap()
     );
     assert!(
         store
-            .reserve_attempt(&source, window, expires, 3)
+            .reserve_attempt(&source, window, expires, 3, window)
             .await
             .unwrap()
     );
@@ -428,19 +429,19 @@ async fn failure_counters_count_per_scope_and_window(store: Arc<dyn Store>) {
     store.release_attempt(&other_surface, window).await.unwrap();
     assert!(
         store
-            .reserve_attempt(&other_surface, window, expires, 1)
+            .reserve_attempt(&other_surface, window, expires, 1, window)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .reserve_attempt(&other_surface, window, expires, 1)
+            .reserve_attempt(&other_surface, window, expires, 1, window)
             .await
             .unwrap()
     );
     assert!(
         store
-            .reserve_attempt(&scope, next, expires, 3)
+            .reserve_attempt(&scope, next, expires, 3, next)
             .await
             .unwrap()
     );
@@ -449,6 +450,62 @@ async fn failure_counters_count_per_scope_and_window(store: Arc<dyn Store>) {
     store.clear_failures(&scope, next).await.unwrap();
     assert_eq!(store.failures(&scope, next).await.unwrap(), 0);
     assert_eq!(store.failures(&source, window).await.unwrap(), 1);
+}
+
+async fn reservations_of_checks_that_died_expire_on_their_own(store: Arc<dyn Store>) {
+    let window = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    let expires = window + Duration::seconds(1800);
+    let bob = Address::parse("crashed@x.example").unwrap();
+    let scope = FailureScope::Account(Surface::Imap, &bob);
+    // Five checks reserved and never finished: their process was killed mid-check.
+    for _ in 0..5 {
+        assert!(
+            store
+                .reserve_attempt(&scope, window, expires, 5, window)
+                .await
+                .unwrap()
+        );
+    }
+    let soon = window + Duration::seconds(10);
+    assert!(
+        !store
+            .reserve_attempt(&scope, window, expires, 5, soon)
+            .await
+            .unwrap()
+    );
+    // Once they are older than any check can be, they no longer count.
+    let later = window + Duration::seconds(pushmail_store::RESERVATION_SECS + 1);
+    assert!(
+        store
+            .reserve_attempt(&scope, window, expires, 5, later)
+            .await
+            .unwrap()
+    );
+    // Failures still do: four more reserved and failed fill the limit again.
+    store.count_failure(&scope, window).await.unwrap();
+    for _ in 0..3 {
+        assert!(
+            store
+                .reserve_attempt(&scope, window, expires, 5, later)
+                .await
+                .unwrap()
+        );
+        store.count_failure(&scope, window).await.unwrap();
+    }
+    assert!(
+        store
+            .reserve_attempt(&scope, window, expires, 5, later)
+            .await
+            .unwrap()
+    );
+    store.count_failure(&scope, window).await.unwrap();
+    let much_later = later + Duration::seconds(pushmail_store::RESERVATION_SECS + 1);
+    assert!(
+        !store
+            .reserve_attempt(&scope, window, expires, 5, much_later)
+            .await
+            .unwrap()
+    );
 }
 
 async fn reservations_hold_the_limit_under_racing_attempts(store: Arc<dyn Store>) {
@@ -461,7 +518,7 @@ async fn reservations_hold_the_limit_under_racing_attempts(store: Arc<dyn Store>
             tokio::spawn(async move {
                 let scope = FailureScope::Account(Surface::Subscribe, &alice);
                 store
-                    .reserve_attempt(&scope, window, expires, 5)
+                    .reserve_attempt(&scope, window, expires, 5, window)
                     .await
                     .unwrap()
             })

@@ -9,9 +9,22 @@ use pushmail_core::types::{Account, Address};
 
 /// Failed checks allowed per account in one window; the next attempt is refused.
 pub const ACCOUNT_FAILURE_LIMIT: u32 = 5;
-/// Failed checks allowed per source address in one window.
-pub const SOURCE_FAILURE_LIMIT: u32 = 20;
+/// Failed checks from one source address in a window before its checks are slowed.
+pub const SOURCE_FREE_FAILURES: u32 = 10;
+/// The longest a source's check is held back, in seconds.
+pub const SOURCE_MAX_DELAY_SECS: u32 = 5;
 pub const FAILURE_WINDOW_SECS: i64 = 900;
+
+/// How long a check from a source with `failures` failed checks in the window waits before
+/// its password is looked at: nothing up to [`SOURCE_FREE_FAILURES`], then a second more for
+/// each failure, up to [`SOURCE_MAX_DELAY_SECS`] (Dovecot's auth_failure_delay, growing). A
+/// source is slowed, never refused: a push service logs in for many users from few addresses,
+/// and one mistyped or attacking user behind it must not lock out the others. The hard limit
+/// is the account's own guess budget.
+pub fn source_delay(failures: u32) -> std::time::Duration {
+    let over = failures.saturating_sub(SOURCE_FREE_FAILURES);
+    std::time::Duration::from_secs(u64::from(over.min(SOURCE_MAX_DELAY_SECS)))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
@@ -56,26 +69,20 @@ pub async fn check_credentials(
     let expires = window + Duration::seconds(2 * FAILURE_WINDOW_SECS);
     let account_scope = FailureScope::Account(surface, address);
     let source_scope = source.map(|source| FailureScope::Source(surface, source));
+    if let Some(scope) = &source_scope {
+        let delay = source_delay(store.failures(scope, window).await?);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
     if !store
-        .reserve_attempt(&account_scope, window, expires, ACCOUNT_FAILURE_LIMIT)
+        .reserve_attempt(&account_scope, window, expires, ACCOUNT_FAILURE_LIMIT, now)
         .await?
     {
         return Err(refusal(store, &account_scope, ACCOUNT_FAILURE_LIMIT, window, now).await?);
     }
-    if let Some(scope) = &source_scope
-        && !store
-            .reserve_attempt(scope, window, expires, SOURCE_FAILURE_LIMIT)
-            .await?
-    {
-        store.release_attempt(&account_scope, window).await?;
-        return Err(refusal(store, scope, SOURCE_FAILURE_LIMIT, window, now).await?);
-    }
     let give_back = async |store: &dyn Store| -> Result<(), StoreError> {
-        store.release_attempt(&account_scope, window).await?;
-        if let Some(scope) = &source_scope {
-            store.release_attempt(scope, window).await?;
-        }
-        Ok(())
+        store.release_attempt(&account_scope, window).await
     };
     let account = match store.account(address).await {
         Ok(account) => account,
@@ -100,9 +107,6 @@ pub async fn check_credentials(
     match account {
         Some(account) if password_ok => {
             store.clear_failures(&account_scope, window).await?;
-            if let Some(scope) = &source_scope {
-                store.release_attempt(scope, window).await?;
-            }
             Ok(account)
         }
         _ => {

@@ -46,6 +46,11 @@ impl FailureScope<'_> {
     }
 }
 
+/// How long a reserved credential check may stay in progress before it no longer counts: far
+/// longer than a check takes (a hash well under a second, store calls bounded at 65 s each are
+/// the outlier), far shorter than the failure window.
+pub const RESERVATION_SECS: i64 = 120;
+
 #[async_trait]
 pub trait GuardStore: Send + Sync {
     /// Records a signature as seen until `expires_at`. False if it was seen and has not expired.
@@ -68,12 +73,18 @@ pub trait GuardStore: Send + Sync {
     /// cannot all pass the limit. A check that succeeds gives its reservation back
     /// ([`GuardStore::release_attempt`]); one that fails keeps it and is counted as failed
     /// ([`GuardStore::count_failure`]). The counter is dropped after `expires_at`.
+    ///
+    /// Reservations expire: each one moves the scope's `pending_until` to `now` +
+    /// [`RESERVATION_SECS`], and once that has passed every check still counted as in progress
+    /// is taken to have died with its process (a crash, a kill) and no longer counts; only the
+    /// failures do. A crash never locks an account out for the rest of the window.
     async fn reserve_attempt(
         &self,
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         limit: u32,
+        now: DateTime<Utc>,
     ) -> StoreResult<bool>;
     /// Gives one reservation back (a check that succeeded, or never ran); never below zero.
     async fn release_attempt(

@@ -24,7 +24,7 @@ pub use admin::{AdminStore, TokenDelete};
 pub use domains::{DomainDelete, DomainStore, SecretAdd};
 pub use dynamo::{BodyStore, DynamoStore, DynamoStoreConfig, S3Bodies};
 pub use embedded::EmbeddedStore;
-pub use guards::{FailureScope, GuardStore, Surface};
+pub use guards::{FailureScope, GuardStore, RESERVATION_SECS, Surface};
 pub use kept_mail::KeptMailStore;
 pub use links::{LinkInsert, LinkQuery, LinkStore, Unlink};
 pub use liveness::LivenessStore;

@@ -38,21 +38,49 @@ impl crate::GuardStore for DynamoStore {
         window_start: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         limit: u32,
+        now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(rate_pk(scope, window_start)))
-            .key("sk", s("RATE"))
-            .update_expression("ADD attempts :one SET expires_at = :expires")
+        let until = now.timestamp() + crate::RESERVATION_SECS;
+        let update = || {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(rate_pk(scope, window_start)))
+                .key("sk", s("RATE"))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":limit", n(limit))
+                .expression_attribute_values(":expires", n(expires_at.timestamp()))
+                .expression_attribute_values(":until", n(until))
+        };
+        // Room under the limit: one more reservation.
+        let reserved = update()
+            .update_expression(
+                "ADD attempts :one SET expires_at = :expires, pending_until = :until",
+            )
             .condition_expression("attribute_not_exists(attempts) OR attempts < :limit")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":limit", n(limit))
-            .expression_attribute_values(":expires", n(expires_at.timestamp()))
             .send()
             .await;
-        match result {
+        match reserved {
+            Ok(_) => return Ok(true),
+            Err(error) if condition_failed(&error) => {}
+            Err(error) => return Err(backend(error)),
+        }
+        // Full, but every reservation in it is older than RESERVATION_SECS (their checks
+        // died with their process): only the failures count, and this check is reserved.
+        let renewed = update()
+            .update_expression(
+                "SET attempts = if_not_exists(failures, :zero) + :one, \
+                 expires_at = :expires, pending_until = :until",
+            )
+            .condition_expression(
+                "(attribute_not_exists(pending_until) OR pending_until < :now) \
+                 AND (attribute_not_exists(failures) OR failures < :limit)",
+            )
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .send()
+            .await;
+        match renewed {
             Ok(_) => Ok(true),
             Err(error) if condition_failed(&error) => Ok(false),
             Err(error) => Err(backend(error)),

@@ -54,6 +54,7 @@ impl crate::GuardStore for EmbeddedStore {
         window_start: DateTime<Utc>,
         _expires_at: DateTime<Utc>,
         limit: u32,
+        now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let scope_key = scope.key();
         let k = key(&[&scope_key, &window_start.timestamp().to_string()]);
@@ -62,8 +63,13 @@ impl crate::GuardStore for EmbeddedStore {
             let mut failures = txn.open_table(FAILURES)?;
             let mut count = counter(&failures, &k)?;
             if count.attempts >= limit {
-                return Ok(false);
+                // Checks reserved so long ago died with their process: only failures count.
+                if count.pending_until >= now.timestamp() || count.failures >= limit {
+                    return Ok(false);
+                }
+                count.attempts = count.failures;
             }
+            count.pending_until = now.timestamp() + crate::RESERVATION_SECS;
             // Older windows of this scope no longer count.
             for (old, _) in scan(&failures, &prefix, None, false)? {
                 if old != k {
@@ -131,16 +137,22 @@ impl EmbeddedStore {
     }
 }
 
-/// A rate counter: checks reserved (in progress or failed), and of them the failed ones.
+/// A rate counter: checks reserved (in progress or failed), of them the failed ones, and
+/// when the last reservation expires (unix seconds; 0 in counters written before it).
 #[derive(Debug, Default)]
 struct Counter {
     attempts: u32,
     failures: u32,
+    pending_until: i64,
 }
 
 impl std::fmt::Display for Counter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.attempts, self.failures)
+        write!(
+            f,
+            "{} {} {}",
+            self.attempts, self.failures, self.pending_until
+        )
     }
 }
 
@@ -149,9 +161,17 @@ fn counter(table: &impl ReadableTable<&'static str, &'static str>, k: &str) -> T
         return Ok(Counter::default());
     };
     let value = value.value();
-    let mut numbers = value.split(' ').map(|n| n.parse::<u32>().ok());
-    match (numbers.next().flatten(), numbers.next().flatten()) {
-        (Some(attempts), Some(failures)) => Ok(Counter { attempts, failures }),
+    let mut numbers = value.split(' ');
+    let mut next = || numbers.next().map(str::parse::<i64>);
+    match (next(), next(), next()) {
+        (Some(Ok(attempts)), Some(Ok(failures)), pending) => Ok(Counter {
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            pending_until: match pending {
+                Some(Ok(until)) => until,
+                _ => 0,
+            },
+        }),
         _ => Err(StoreError::Corrupt(format!("rate counter {k:?} is {value:?}")).into()),
     }
 }
