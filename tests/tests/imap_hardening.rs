@@ -227,3 +227,132 @@ async fn a_session_of_a_deleted_account_ends_and_never_sees_the_next_owner() {
         "{answer:?}"
     );
 }
+
+#[tokio::test]
+async fn only_appends_literal_may_pass_64_kib_and_only_up_to_the_message_limit() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let limit = 200 * 1024;
+    let settings = pushmail_imap::ImapSettings {
+        max_message_bytes: limit,
+        ..loopback_plaintext()
+    };
+    let (address, _) = listener(&h, settings).await;
+    let mut peer = logged_in(address, alice.as_str()).await;
+    // A command line over 64 KiB after login: refused, the session goes on.
+    let long = format!("SEARCH {}", "SUBJECT x ".repeat(10_000));
+    let refused = peer.command("a", &long).await;
+    assert!(last(&refused).starts_with("a BAD"), "{refused:?}");
+    // A literal over 64 KiB in anything but APPEND: not invited.
+    peer.writer
+        .write_all(format!("b SEARCH SUBJECT {{{}}}\r\n", 100 * 1024).as_bytes())
+        .await
+        .unwrap();
+    let answer = peer.line().await;
+    assert!(answer.starts_with("b BAD"), "{answer}");
+    // APPEND's literal: exactly the limit is taken, one octet more is not invited.
+    for (tag, size, taken) in [("c", limit, true), ("d", limit + 1, false)] {
+        peer.writer
+            .write_all(format!("{tag} APPEND INBOX {{{size}}}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let invited = peer.line().await;
+        assert_eq!(invited.starts_with('+'), taken, "{size}: {invited}");
+        if taken {
+            let mut message = b"Subject: big\r\n\r\n".to_vec();
+            message.resize(size, b'x');
+            peer.writer.write_all(&message).await.unwrap();
+            peer.writer.write_all(b"\r\n").await.unwrap();
+            let stored = peer.line().await;
+            assert!(stored.starts_with(&format!("{tag} OK")), "{stored}");
+        }
+    }
+    let noop = peer.command("e", "NOOP").await;
+    assert!(last(&noop).starts_with("e OK"), "{noop:?}");
+}
+
+#[tokio::test]
+async fn one_account_uploads_at_most_two_large_appends_at_once() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let size = 1024 * 1024;
+    let mut uploading = Vec::new();
+    for n in 0..2 {
+        let mut peer = logged_in(address, alice.as_str()).await;
+        peer.writer
+            .write_all(format!("u{n} APPEND INBOX {{{size}}}\r\n").as_bytes())
+            .await
+            .unwrap();
+        assert!(peer.line().await.starts_with('+'));
+        uploading.push(peer);
+    }
+    // A third session of the account is not invited while two uploads are open...
+    let mut third = logged_in(address, alice.as_str()).await;
+    third
+        .writer
+        .write_all(format!("t APPEND INBOX {{{size}}}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let refused = third.line().await;
+    assert!(
+        refused.starts_with("t BAD") || refused.starts_with("t NO"),
+        "{refused}"
+    );
+    // ...another account is.
+    let bob = h.account("bob").await;
+    let mut other = logged_in(address, bob.as_str()).await;
+    other
+        .writer
+        .write_all(format!("o APPEND INBOX {{{size}}}\r\n").as_bytes())
+        .await
+        .unwrap();
+    assert!(other.line().await.starts_with('+'));
+    // Once an upload is done, the third may go.
+    let mut first = uploading.remove(0);
+    let mut message = b"Subject: one\r\n\r\n".to_vec();
+    message.resize(size, b'x');
+    first.writer.write_all(&message).await.unwrap();
+    first.writer.write_all(b"\r\n").await.unwrap();
+    assert!(first.line().await.starts_with("u0 OK"));
+    first.command("n", "NOOP").await;
+    third
+        .writer
+        .write_all(format!("t2 APPEND INBOX {{{size}}}\r\n").as_bytes())
+        .await
+        .unwrap();
+    assert!(third.line().await.starts_with('+'));
+}
+
+#[tokio::test]
+async fn keywords_are_bounded_per_message_and_merged_in_linear_time() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    deliver(
+        &h,
+        &alice,
+        "INBOX",
+        &b"Subject: k\r\n\r\nk\r\n"[..],
+        Vec::new(),
+    )
+    .await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let mut peer = logged_in(address, alice.as_str()).await;
+    peer.command("s", "SELECT INBOX").await;
+    // Far more than a message may carry, in one command within 64 KiB: refused whole.
+    let many: Vec<String> = (0..5_000).map(|n| format!("k{n}")).collect();
+    let refused = peer
+        .command("a", &format!("STORE 1 +FLAGS.SILENT ({})", many.join(" ")))
+        .await;
+    assert!(last(&refused).starts_with("a NO [LIMIT]"), "{refused:?}");
+    // Up to the bound, in several commands: the message never carries more than the bound.
+    let bound = pushmail_core::mailbox::MAX_FLAGS_PER_MESSAGE;
+    for chunk in many[..bound * 2].chunks(bound) {
+        let answer = peer
+            .command("b", &format!("STORE 1 +FLAGS.SILENT ({})", chunk.join(" ")))
+            .await;
+        assert!(last(&answer).starts_with("b OK"), "{answer:?}");
+    }
+    let flags = h.stored_messages(&alice, "INBOX").await[0].0.flags.len();
+    assert_eq!(flags, bound);
+}

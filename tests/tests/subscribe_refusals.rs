@@ -206,7 +206,11 @@ async fn one_source_guessing_many_accounts_is_slowed_but_a_right_password_still_
     let started = std::time::Instant::now();
     let answer = h.post(&h.subscribe_body(&fresh, "r-1", 1)).await;
     assert_subscribed(&answer, "sent");
-    assert!(started.elapsed() >= source_delay(guesses), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= source_delay(guesses),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -178,29 +178,38 @@ pub enum FlagChange {
     Replace(Vec<String>),
 }
 
+/// Flags (system flags and keywords) one message may carry; a STORE or APPEND naming more is
+/// refused (`NO [LIMIT]`), and no change makes a message carry more. Dovecot allows a few
+/// hundred keywords per folder; real clients use a handful.
+pub const MAX_FLAGS_PER_MESSAGE: usize = 128;
+
 impl FlagChange {
+    /// The flags the change names.
+    pub fn named(&self) -> &[String] {
+        match self {
+            Self::Replace(flags) | Self::Add(flags) | Self::Remove(flags) => flags,
+        }
+    }
+
     /// The flags after the change; flags compare case-insensitively (RFC 3501 §2.3.2) and are
-    /// kept once, in the order they came.
+    /// kept once, in the order they came, at most [`MAX_FLAGS_PER_MESSAGE`] (those there
+    /// before first). Linear in the flags: it runs inside the store's write transaction.
     pub fn apply(&self, flags: &[String]) -> Vec<String> {
-        let same = |a: &String, b: &String| a.eq_ignore_ascii_case(b);
-        let mut out: Vec<String> = match self {
-            Self::Replace(new) => new.clone(),
-            Self::Add(new) => flags.iter().chain(new).cloned().collect(),
-            Self::Remove(gone) => flags
-                .iter()
-                .filter(|f| !gone.iter().any(|g| same(f, g)))
-                .cloned()
-                .collect(),
-        };
-        let mut seen: Vec<String> = Vec::with_capacity(out.len());
-        out.retain(|f| {
-            let first = !seen.iter().any(|s| same(s, f));
-            if first {
-                seen.push(f.clone());
+        let folded = |flag: &String| flag.to_ascii_lowercase();
+        let candidates: Box<dyn Iterator<Item = &String>> = match self {
+            Self::Replace(new) => Box::new(new.iter()),
+            Self::Add(new) => Box::new(flags.iter().chain(new)),
+            Self::Remove(gone) => {
+                let gone: std::collections::HashSet<String> = gone.iter().map(folded).collect();
+                Box::new(flags.iter().filter(move |f| !gone.contains(&folded(f))))
             }
-            first
-        });
-        out
+        };
+        let mut seen = std::collections::HashSet::new();
+        candidates
+            .filter(|flag| seen.insert(folded(flag)))
+            .take(MAX_FLAGS_PER_MESSAGE)
+            .cloned()
+            .collect()
     }
 }
 
@@ -220,6 +229,22 @@ pub struct NewMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flag_changes_keep_each_flag_once_and_at_most_the_bound() {
+        let had = vec!["\\Seen".to_owned(), "work".to_owned()];
+        let add = FlagChange::Add(vec!["WORK".into(), "home".into(), "\\seen".into()]);
+        assert_eq!(add.apply(&had), ["\\Seen", "work", "home"]);
+        let remove = FlagChange::Remove(vec!["\\SEEN".into()]);
+        assert_eq!(remove.apply(&had), ["work"]);
+        // 100,000 distinct keywords (an attacker's STORE): linear, and cut to the bound with
+        // what was there first.
+        let many: Vec<String> = (0..100_000).map(|n| format!("k{n}")).collect();
+        let after = FlagChange::Add(many.clone()).apply(&had);
+        assert_eq!(after.len(), MAX_FLAGS_PER_MESSAGE);
+        assert_eq!(after[..2], had[..]);
+        assert_eq!(FlagChange::Remove(many).apply(&after), had);
+    }
 
     #[test]
     fn the_envelope_is_decoded_from_the_header() {

@@ -9,7 +9,7 @@ use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::StatusKind;
-use pushmail_core::mailbox::NewMessage;
+use pushmail_core::mailbox::{MAX_FLAGS_PER_MESSAGE, NewMessage};
 use pushmail_core::message::{MAX_HEADER_FIELDS, header_field_count};
 use pushmail_core::types::{Address, now};
 use pushmail_store::Delivery;
@@ -38,6 +38,10 @@ impl Imap {
         };
         if raw.is_empty() {
             return no_or_bad(wire, tag, StatusKind::Bad, "An empty message").await;
+        }
+        if flags.len() > MAX_FLAGS_PER_MESSAGE {
+            let text = "[LIMIT] Too many flags for one message";
+            return no_or_bad(wire, tag, StatusKind::No, text).await;
         }
         if header_field_count(raw) > MAX_HEADER_FIELDS {
             let text = format!("[LIMIT] More than {MAX_HEADER_FIELDS} header fields");

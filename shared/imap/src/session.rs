@@ -85,6 +85,8 @@ pub struct Imap {
     implicit_tls: bool,
     /// Logged-in sessions per account.
     slots: Arc<Counts<Address>>,
+    /// APPEND uploads in flight per account (`wire::APPENDS_IN_FLIGHT_PER_ACCOUNT`).
+    appends: Arc<Counts<Address>>,
 }
 
 /// A session's state.
@@ -143,12 +145,14 @@ impl Imap {
             closing: tokio::sync::watch::channel(false).0,
             implicit_tls: false,
             slots: Arc::new(Counts::default()),
+            appends: Arc::new(Counts::default()),
         }
     }
 
     /// Counts sessions per account together with `other` (IMAP and IMAPS of one process).
     pub fn sharing_limits_with(mut self, other: &Imap) -> Self {
         self.slots = other.slots.clone();
+        self.appends = other.appends.clone();
         self
     }
 
@@ -520,8 +524,12 @@ impl Imap {
                 });
                 info!(peer = %session.peer, account = %account.address, "IMAP login");
                 session.aliases = self.folder_aliases(&account.address).await?;
+                wire.allow_messages_of(
+                    self.settings.max_message_bytes,
+                    self.appends.clone(),
+                    account.address.clone(),
+                );
                 session.user = Some(account.address);
-                wire.allow_messages_of(self.settings.max_message_bytes);
                 let code = Code::Capability(self.capabilities(session));
                 send_status(wire, Some(tag), StatusKind::Ok, Some(code), "Logged in").await
             }

@@ -7,7 +7,7 @@ use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
-use pushmail_core::mailbox::FlagChange;
+use pushmail_core::mailbox::{FlagChange, MAX_FLAGS_PER_MESSAGE};
 use pushmail_core::types::Address;
 use pushmail_store::FlagUpdate;
 use std::num::{NonZeroU32, NonZeroU64};
@@ -52,6 +52,9 @@ impl Imap {
             StoreType::Remove => FlagChange::Remove(names),
             StoreType::Replace => FlagChange::Replace(names),
         };
+        if change.named().len() > MAX_FLAGS_PER_MESSAGE {
+            return Ok(Stored::Refused("[LIMIT] Too many flags for one message"));
+        }
         let folder = selected.folder.clone();
         let mut modified = Vec::new();
         for (seq, uid) in targets(selected, set, by_uid) {

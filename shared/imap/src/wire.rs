@@ -3,6 +3,10 @@
 //! knows what a command means.
 
 use std::io;
+use std::sync::Arc;
+
+use pushmail_core::counts::{Counts, Place};
+use pushmail_core::types::Address;
 
 use imap_codec::encode::Encoder;
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
@@ -17,8 +21,14 @@ use imap_codec::{
 use pushmail_listener::Connection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// The largest command, literals included, before login and for every command but APPEND.
+/// The largest command, literals included, before login and for every command but APPEND;
+/// APPEND's message literal aside, its other bytes too.
 pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// APPENDs of one account whose large literal may be on its way at once (the account's other
+/// sessions wait for a place: a `NO` to try again, their literal never invited). With the
+/// message limit this bounds what one account's uploads hold in memory: 2 × 25 MiB.
+pub const APPENDS_IN_FLIGHT_PER_ACCOUNT: usize = 2;
 
 /// A read between commands: most commands fit.
 const SMALL_READ: usize = 128;
@@ -36,6 +46,24 @@ pub enum Incoming {
     Closed,
 }
 
+/// What lets APPEND's message literal past [`MAX_MESSAGE`].
+struct AppendGate {
+    bytes: usize,
+    places: Arc<Counts<Address>>,
+    account: Address,
+    /// The place of the upload being read.
+    held: Option<Place<Address>>,
+}
+
+/// Whether a command's first line is an APPEND (`<tag> APPEND `).
+fn is_append(message: &[u8]) -> bool {
+    let mut words = message.splitn(3, |&b| b == b' ');
+    let _tag = words.next();
+    words
+        .next()
+        .is_some_and(|command| command.eq_ignore_ascii_case(b"APPEND"))
+}
+
 enum Framed {
     Message,
     /// A command or literal over the bound: skipped, with the command's tag if it was read.
@@ -49,8 +77,12 @@ pub struct Wire<S> {
     /// Unbounded itself: the bounds are ours (`limit`), checked after every read, so they can
     /// grow after login, for APPEND.
     fragmentizer: Fragmentizer,
-    /// The largest message (a command with its literals) taken now.
-    limit: usize,
+    /// After login: the largest message APPEND may upload, and the places its account's
+    /// uploads share (boxed: an idle session holds one pointer for it).
+    appends: Option<Box<AppendGate>>,
+    /// The size of the APPEND literal taken in the message being read (0 if none): the
+    /// message may be that much over [`MAX_MESSAGE`].
+    allowance: usize,
     /// A line over the bound is being thrown away up to its end; its tag, if it had one.
     discarding: Option<Option<Tag<'static>>>,
 }
@@ -60,14 +92,63 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         Self {
             connection,
             fragmentizer: Fragmentizer::without_max_message_size(),
-            limit: MAX_MESSAGE,
+            appends: None,
+            allowance: 0,
             discarding: None,
         }
     }
 
-    /// After login: messages (APPEND's literal) up to this many bytes, besides the command.
-    pub fn allow_messages_of(&mut self, bytes: usize) {
-        self.limit = MAX_MESSAGE.saturating_add(bytes);
+    /// After login: APPEND's message literal may be up to `bytes` (exactly), while the
+    /// account holds a place for it in `places`.
+    pub fn allow_messages_of(
+        &mut self,
+        bytes: usize,
+        places: Arc<Counts<Address>>,
+        account: Address,
+    ) {
+        self.appends = Some(Box::new(AppendGate {
+            bytes,
+            places,
+            account,
+            held: None,
+        }));
+    }
+
+    fn limit(&self) -> usize {
+        MAX_MESSAGE.saturating_add(self.allowance)
+    }
+
+    /// The message read last is done with (answered, or skipped): its allowance and its
+    /// upload place go.
+    fn message_done(&mut self) {
+        self.allowance = 0;
+        if let Some(gate) = &mut self.appends {
+            gate.held = None;
+        }
+    }
+
+    /// Whether a literal of `length` may come as APPEND's message: the command is an APPEND,
+    /// has no large literal yet, the literal is within the limit (exactly), and the account
+    /// has an upload place free.
+    fn admit_append_literal(&mut self, length: usize) -> bool {
+        let Some(gate) = &mut self.appends else {
+            return false;
+        };
+        if self.allowance > 0
+            || length > gate.bytes
+            || !is_append(self.fragmentizer.message_bytes())
+        {
+            return false;
+        }
+        let Some(place) = gate
+            .places
+            .enter(gate.account.clone(), APPENDS_IN_FLIGHT_PER_ACCOUNT)
+        else {
+            return false;
+        };
+        gate.held = Some(place);
+        self.allowance = length;
+        true
     }
 
     pub fn into_connection(self) -> Connection<S> {
@@ -79,9 +160,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     /// nothing of it is read). A line over the limit is thrown away as it comes, so no peer
     /// makes this hold more than the limit and one read.
     async fn next_message(&mut self) -> io::Result<Framed> {
+        // The last message's upload place is held until now: through the command that stored
+        // it, not only while its bytes came in.
+        self.message_done();
         loop {
             let Some(fragment) = self.fragmentizer.progress() else {
-                if self.fragmentizer.message_bytes().len() > self.limit {
+                if self.fragmentizer.message_bytes().len() > self.limit() {
                     if self.discarding.is_none() {
                         let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
                         self.discarding = Some(tag);
@@ -101,6 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 // The end of the overlong line: it had a literal after all (cannot be skipped
                 // safely), or the command is answered BAD.
                 self.fragmentizer.skip_message();
+                self.message_done();
                 return Ok(match announcement {
                     Some(_) => Framed::Overflow,
                     None => Framed::TooBig(tag),
@@ -108,9 +193,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             }
             if let Some(LiteralAnnouncement { mode, length }) = announcement {
                 let total = self.fragmentizer.message_bytes().len() + length as usize;
-                if total > self.limit {
+                if total > self.limit() && !self.admit_append_literal(length as usize) {
                     let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
                     self.fragmentizer.skip_message();
+                    self.message_done();
                     return Ok(match mode {
                         LiteralMode::Sync => Framed::TooBig(tag),
                         // Its bytes are coming anyway and would be read as commands.
@@ -122,7 +208,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 }
             }
             if self.fragmentizer.is_message_complete() {
-                if self.fragmentizer.message_bytes().len() > self.limit {
+                if self.fragmentizer.message_bytes().len() > self.limit() {
                     let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
                     self.fragmentizer.skip_message();
                     return Ok(Framed::TooBig(tag));
