@@ -356,3 +356,27 @@ async fn keywords_are_bounded_per_message_and_merged_in_linear_time() {
     let flags = h.stored_messages(&alice, "INBOX").await[0].0.flags.len();
     assert_eq!(flags, bound);
 }
+
+#[tokio::test]
+async fn a_session_that_never_logs_in_ends_however_busy_it_keeps() {
+    let h = Harness::start().await;
+    let settings = pushmail_imap::ImapSettings {
+        login_timeout: Duration::from_secs(1),
+        ..loopback_plaintext()
+    };
+    let (address, _) = listener(&h, settings).await;
+    let (mut peer, _) = pushmail_tests::imap::Peer::connect(address).await;
+    let started = std::time::Instant::now();
+    loop {
+        let answer = peer.command_or_bye("c", "CAPABILITY").await;
+        if answer.iter().any(|line| line.starts_with("* BYE")) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

@@ -168,3 +168,45 @@ async fn bad_rule_sets_are_refused_and_change_nothing() {
     assert_eq!(now.body["rules"].as_array().unwrap().len(), 1);
     assert_eq!(now.body["rules"][0]["file_into"], "Lists/rust");
 }
+
+#[tokio::test]
+async fn rules_create_no_folder_past_the_accounts_limit() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let limit = pushmail_core::mailbox::MAX_FOLDERS;
+    let have = h.store.folders(&alice).await.unwrap().len();
+    for n in have..limit {
+        let name = pushmail_core::folder::FolderName::parse(&format!("F{n}")).unwrap();
+        h.store
+            .create_folder(&alice, &name, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    let set = h
+        .self_call_at(
+            "/self/rules",
+            "PUT",
+            alice.as_str(),
+            PASSWORD,
+            Some(json!({"rules": [list_rule()]})),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    let smtp = h.smtp(SmtpSettings::default()).await;
+    let (mut client, _) = Client::connect(smtp).await;
+    client.command("EHLO lists.example.org").await;
+    let answer = client
+        .transaction(
+            "joe@example.org",
+            alice.as_str(),
+            b"List-Id: <rust.lists.example.org>\r\nSubject: l\r\n\r\nx\r\n.\r\n",
+        )
+        .await;
+    assert!(answer.starts_with("250"), "{answer}");
+    assert_eq!(h.store.folders(&alice).await.unwrap().len(), limit);
+    assert_eq!(
+        h.stored_messages(&alice, "INBOX").await.len(),
+        1,
+        "into INBOX instead"
+    );
+}

@@ -270,3 +270,46 @@ async fn one_relayed_copy_for_several_recipients_names_none_of_them() {
         assert!(!text.contains("secret-bcc"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn messages_of_too_many_header_fields_or_parts_are_refused_and_the_rest_filed_in_linear_time()
+{
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    // Any rule makes the header be read for filing.
+    let mut account = h.store.account(&alice).await.unwrap().unwrap();
+    account.filing_rules = serde_json::from_value(serde_json::json!([{
+        "conditions": [{"field": "subject", "match": "contains", "value": "never"}],
+        "file_into": "Never",
+    }]))
+    .unwrap();
+    h.store.put_account(&account).await.unwrap();
+    let smtp = h.smtp(SmtpSettings::default()).await;
+    let (mut client, _) = Client::connect(smtp).await;
+    client.command("EHLO x.example").await;
+    let limit = pushmail_core::message::MAX_HEADER_FIELDS;
+    for (fields, taken) in [(limit * 10, false), (limit - 10, true)] {
+        let mut data = String::new();
+        for n in 0..fields {
+            data.push_str(&format!("X-Field-{n}: {n}\r\n"));
+        }
+        data.push_str("Subject: fields\r\n\r\nbody\r\n.\r\n");
+        let answer = client
+            .transaction("bob@x.example", alice.as_str(), data.as_bytes())
+            .await;
+        assert_eq!(answer.starts_with("250"), taken, "{fields}: {answer}");
+        if !taken {
+            assert!(answer.starts_with("552 5.3.4"), "{answer}");
+        }
+    }
+    let mut parts = String::from("Content-Type: multipart/mixed; boundary=b\r\n\r\n");
+    for _ in 0..pushmail_core::message::MAX_MIME_PARTS + 1 {
+        parts.push_str("--b\r\n\r\nx\r\n");
+    }
+    parts.push_str("--b--\r\n.\r\n");
+    let answer = client
+        .transaction("bob@x.example", alice.as_str(), parts.as_bytes())
+        .await;
+    assert!(answer.starts_with("552 5.3.4"), "{answer}");
+    assert_eq!(h.stored_messages(&alice, "INBOX").await.len(), 1);
+}

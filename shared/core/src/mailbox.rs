@@ -178,6 +178,10 @@ pub enum FlagChange {
     Replace(Vec<String>),
 }
 
+/// Folders one account may have, however they are made: IMAP CREATE (or RENAME), or a filing
+/// rule filing into a folder that is not there yet (that mail then goes to INBOX).
+pub const MAX_FOLDERS: usize = 1_000;
+
 /// Flags (system flags and keywords) one message may carry; a STORE or APPEND naming more is
 /// refused (`NO [LIMIT]`), and no change makes a message carry more. Dovecot allows a few
 /// hundred keywords per folder; real clients use a handful.

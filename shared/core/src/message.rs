@@ -10,6 +10,38 @@ use mail_parser::{Message, MessageParser};
 /// the header is linear in it, and this bounds what one message costs them.
 pub const MAX_HEADER_FIELDS: usize = 1_000;
 
+/// MIME parts a message may have, nested ones included; one with more is refused when it
+/// arrives. Real mail has tens; each part costs every FETCH of BODYSTRUCTURE a parse and an
+/// answer, so this bounds what one stored message can make the server spend.
+pub const MAX_MIME_PARTS: usize = 5_000;
+
+/// Why a message is refused for its shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TooComplex {
+    #[error("more than {MAX_HEADER_FIELDS} header fields")]
+    HeaderFields,
+    #[error("more than {MAX_MIME_PARTS} MIME parts")]
+    MimeParts,
+}
+
+/// The one check of a message's shape, for every way mail comes in (SMTP DATA, IMAP
+/// APPEND): at most [`MAX_HEADER_FIELDS`] header fields and [`MAX_MIME_PARTS`] parts. One
+/// pass, no parse: a part is counted at each line that starts with `--` (every MIME boundary
+/// does; other such lines only make the count an upper bound).
+pub fn check_shape(raw: &[u8]) -> Result<(), TooComplex> {
+    if header_field_count(raw) > MAX_HEADER_FIELDS {
+        return Err(TooComplex::HeaderFields);
+    }
+    let boundaries = raw
+        .split(|&b| b == b'\n')
+        .filter(|line| line.starts_with(b"--"))
+        .count();
+    if boundaries > MAX_MIME_PARTS {
+        return Err(TooComplex::MimeParts);
+    }
+    Ok(())
+}
+
 /// The whole message, parts and all; `None` when the parser found no part.
 pub fn parse_message(raw: &[u8]) -> Option<Message<'_>> {
     MessageParser::default()
@@ -70,6 +102,18 @@ mod tests {
                 let _ = (message.from(), message.date(), message.subject());
             }
         }
+    }
+
+    #[test]
+    fn a_message_of_too_many_fields_or_parts_is_refused() {
+        let fields = "X: y\r\n".repeat(MAX_HEADER_FIELDS + 1);
+        assert_eq!(
+            check_shape(fields.as_bytes()),
+            Err(TooComplex::HeaderFields)
+        );
+        let parts = format!("Subject: p\r\n\r\n{}", "--b\r\n".repeat(MAX_MIME_PARTS + 1));
+        assert_eq!(check_shape(parts.as_bytes()), Err(TooComplex::MimeParts));
+        assert_eq!(check_shape(b"Subject: ok\r\n\r\n--b\r\n"), Ok(()));
     }
 
     #[test]

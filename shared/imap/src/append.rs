@@ -10,7 +10,7 @@ use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::StatusKind;
 use pushmail_core::mailbox::{MAX_FLAGS_PER_MESSAGE, NewMessage};
-use pushmail_core::message::{MAX_HEADER_FIELDS, header_field_count};
+use pushmail_core::message::check_shape;
 use pushmail_core::types::{Address, now};
 use pushmail_store::Delivery;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -43,8 +43,8 @@ impl Imap {
             let text = "[LIMIT] Too many flags for one message";
             return no_or_bad(wire, tag, StatusKind::No, text).await;
         }
-        if header_field_count(raw) > MAX_HEADER_FIELDS {
-            let text = format!("[LIMIT] More than {MAX_HEADER_FIELDS} header fields");
+        if let Err(why) = check_shape(raw) {
+            let text = format!("[LIMIT] The message has {why}");
             return no_or_bad(wire, tag, StatusKind::No, &text).await;
         }
         let Some(folder) = Self::resolve(session, mailbox) else {

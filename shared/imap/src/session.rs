@@ -33,8 +33,8 @@ pub struct ImapSettings {
     pub hostname: String,
     /// LOGIN without TLS from loopback peers (local tests, `--demo`); never from elsewhere.
     pub plaintext_login_on_loopback: bool,
-    /// Before LOGIN, a silent peer is logged out after this (RFC 3501 §5.4 suggests 30 min
-    /// after login; before it, much less).
+    /// A session not logged in after this is ended, whatever it sends meanwhile (RFC 3501
+    /// §5.4 suggests 30 min after login; before it, much less).
     pub login_timeout: Duration,
     /// After LOGIN (RFC 3501 §5.4: at least 30 minutes).
     pub idle_timeout: Duration,
@@ -64,7 +64,7 @@ impl Default for ImapSettings {
             keepalive: Duration::from_secs(120),
             idle_max: Duration::from_secs(30 * 60),
             max_message_bytes: 25 * 1024 * 1024,
-            max_folders: 1000,
+            max_folders: pushmail_core::mailbox::MAX_FOLDERS,
             // Mail clients open a few each (Thunderbird up to 5), the push service its own.
             max_sessions_per_account: 20,
         }
@@ -105,6 +105,9 @@ pub(crate) struct Session {
     slot: Option<Place<Address>>,
     /// Who logged in, as the account was then (checked again as the session goes on).
     pub identity: Option<Identity>,
+    /// Before login, the session ends at this time however busy it keeps (`login_timeout` is
+    /// one total, not a wait per command).
+    login_by: tokio::time::Instant,
 }
 
 /// The account a session logged in as, to tell it from what the address is now.
@@ -249,6 +252,7 @@ impl Imap {
             condstore: false,
             slot: None,
             identity: None,
+            login_by: tokio::time::Instant::now() + self.settings.login_timeout,
         };
         // Boxed, as every step but the wait between commands: see `commands`.
         let capabilities = self.capabilities(&session);
@@ -301,7 +305,9 @@ impl Imap {
             let limit = if session.user.is_some() {
                 self.settings.idle_timeout
             } else {
-                self.settings.login_timeout
+                session
+                    .login_by
+                    .saturating_duration_since(tokio::time::Instant::now())
             };
             let selected = session.selected.is_some();
             let next = match Box::pin(self.next_command(wire, limit, selected)).await {

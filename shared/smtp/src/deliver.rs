@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use chrono::{DateTime, Utc};
 use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::NewMessage;
+use pushmail_core::mailbox::{MAX_FOLDERS, NewMessage};
 use pushmail_core::rules::FilingRule;
 use pushmail_core::types::{Account, Address};
 use pushmail_store::Delivery;
@@ -300,9 +300,9 @@ impl Smtp {
         let address = &recipient.address;
         let mut folder = filing.folder;
         if !folder.is_inbox()
-            && let Err(error) = self.store.create_folder(address, &folder, at).await
+            && let Err(why) = self.filing_folder(address, &folder, at).await
         {
-            warn!(%address, %folder, %error, id, "filing folder not created; into INBOX");
+            warn!(%address, %folder, why, id, "filing folder not created; into INBOX");
             folder = FolderName::inbox();
         }
         let flags = if filing.seen {
@@ -313,6 +313,40 @@ impl Smtp {
         let quota = recipient.quota_bytes.filter(|_| enforce_quota);
         self.store_into(recipient, &folder, raw, &flags, quota, at, id)
             .await
+    }
+
+    /// The folder a filing rule names, created if missing, within the account's folder limit
+    /// (the one IMAP CREATE keeps).
+    async fn filing_folder(
+        &self,
+        address: &Address,
+        folder: &FolderName,
+        at: DateTime<Utc>,
+    ) -> Result<(), String> {
+        if self
+            .store
+            .folder(address, folder)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let count = self
+            .store
+            .folders(address)
+            .await
+            .map_err(|e| e.to_string())?
+            .len();
+        if count >= MAX_FOLDERS {
+            return Err(format!(
+                "the account has {count} folders, the most it may have"
+            ));
+        }
+        self.store
+            .create_folder(address, folder, at)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Stores for `owner`, the account as the transaction read it: a new account at its

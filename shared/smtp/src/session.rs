@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pushmail_core::message::check_shape;
 use pushmail_core::types::{Account, Address};
 use pushmail_store::Store;
 use smtp_proto::Request;
@@ -297,7 +298,10 @@ impl Smtp {
                     } else {
                         reply(io, "354 End data with <CR><LF>.<CR><LF>").await?;
                         let answer = match self.read_message(io).await? {
-                            Ok(message) => self.accept_message(session, message, peer).await,
+                            Ok(message) => match check_shape(&message) {
+                                Ok(()) => self.accept_message(session, message, peer).await,
+                                Err(why) => format!("552 5.3.4 The message has {why}"),
+                            },
                             Err(refusal) => refusal.to_owned(),
                         };
                         session.envelope = Envelope::default();
