@@ -68,6 +68,14 @@ pub struct MailOptions {
     /// accounts; a peer that never logs in is logged out after a minute.
     #[arg(long, env = "PUSHMAIL_IMAP_MAX_CONNECTIONS_PER_SOURCE", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub imap_max_connections_per_source: u64,
+    /// SMTP sessions open at once (inbound and submission each).
+    #[arg(long, env = "PUSHMAIL_SMTP_MAX_CONNECTIONS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub smtp_max_connections: u64,
+    /// SMTP sessions from one address (an IPv6 /64 counts as one). An upstream relay opens
+    /// many at once (Postfix up to 20 per destination by default, 50 per client in its own
+    /// smtpd).
+    #[arg(long, env = "PUSHMAIL_SMTP_MAX_CONNECTIONS_PER_SOURCE", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub smtp_max_connections_per_source: u64,
     /// Logged-in IMAP sessions of one account at once (mail clients open a few each).
     #[arg(long, env = "PUSHMAIL_IMAP_MAX_SESSIONS_PER_ACCOUNT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub imap_max_sessions_per_account: u64,
@@ -119,6 +127,15 @@ impl MailOptions {
             max_connections: self.imap_max_connections as usize,
             max_connections_per_source: self.imap_max_connections_per_source as usize,
             session_timeout: IMAP_SESSION_LIFETIME,
+        }
+    }
+
+    /// The SMTP listeners' bounds.
+    pub fn smtp_limits(&self) -> pushmail_listener::Limits {
+        pushmail_listener::Limits {
+            max_connections: self.smtp_max_connections as usize,
+            max_connections_per_source: self.smtp_max_connections_per_source as usize,
+            ..pushmail_listener::Limits::default()
         }
     }
 

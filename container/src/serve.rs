@@ -156,16 +156,17 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
         limits,
         shutdown.clone().requested(),
     );
+    let smtp_limits = options.mail.smtp_limits();
     let smtp = pushmail_listener::serve(
         smtp_listener,
         mail.inbound,
-        pushmail_listener::Limits::default(),
+        smtp_limits,
         shutdown.clone().requested(),
     );
     let submission = pushmail_listener::serve(
         submission_listener,
         mail.submission,
-        pushmail_listener::Limits::default(),
+        smtp_limits,
         shutdown.clone().requested(),
     );
     background.push(tokio::spawn(dispatcher.run(std::future::pending())));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pushmail_listener::{Conversation, Limits};
+use pushmail_listener::{Conversation, Departure, Limits};
 use pushmail_tests::Harness;
 use pushmail_tests::imap::{deliver, last, listener, logged_in, loopback_plaintext};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -122,7 +122,7 @@ struct PanicsOnce {
 }
 
 impl Conversation for PanicsOnce {
-    async fn converse(&self, mut stream: TcpStream, _peer: SocketAddr) {
+    async fn converse(&self, mut stream: TcpStream, _peer: SocketAddr, _departure: Departure) {
         if self.sessions.fetch_add(1, Ordering::SeqCst) == 0 {
             panic!("a bug in one session\r\nforged log line");
         }

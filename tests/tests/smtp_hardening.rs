@@ -313,3 +313,41 @@ async fn messages_of_too_many_header_fields_or_parts_are_refused_and_the_rest_fi
     assert!(answer.starts_with("552 5.3.4"), "{answer}");
     assert_eq!(h.stored_messages(&alice, "INBOX").await.len(), 1);
 }
+
+#[tokio::test]
+async fn an_upstream_relay_reconnecting_at_once_at_its_cap_is_never_told_421() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    // At the cap exactly: each client opens its next connection the moment it reads 221, as
+    // Postfix's smtp-source does (a new connection per message).
+    let cap = 8;
+    let limits = pushmail_listener::Limits {
+        max_connections_per_source: cap,
+        ..pushmail_listener::Limits::default()
+    };
+    let smtp = h
+        .listen_smtp_with(
+            pushmail_smtp::Smtp::inbound(h.store.clone(), SmtpSettings::default()),
+            limits,
+        )
+        .await;
+    let mut clients = tokio::task::JoinSet::new();
+    for n in 0..cap {
+        let alice = alice.clone();
+        clients.spawn(async move {
+            for m in 0..10 {
+                let (mut client, greeting) = Client::connect(smtp).await;
+                assert!(greeting.starts_with("220"), "{n}/{m}: {greeting}");
+                client.command("EHLO relay.example").await;
+                let body = format!("Subject: {n}-{m}\r\n\r\nx\r\n.\r\n");
+                let answer = client
+                    .transaction("bob@x.example", alice.as_str(), body.as_bytes())
+                    .await;
+                assert!(answer.starts_with("250"), "{answer}");
+                assert!(client.command("QUIT").await.starts_with("221"));
+            }
+        });
+    }
+    clients.join_all().await;
+    assert_eq!(h.stored_messages(&alice, "INBOX").await.len(), cap * 10);
+}

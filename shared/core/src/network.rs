@@ -61,6 +61,22 @@ impl CallbackPolicy {
     }
 }
 
+/// The source a peer's address counts under, for per-source caps and credential limits: an
+/// IPv4 address itself, an IPv6 address's /64 (one site's prefix: a host that owns a /64
+/// could otherwise take a new address per connection).
+pub fn source_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
 /// Open connections per source address, for a listener's per-source cap.
 pub type SourceCounts = crate::counts::Counts<IpAddr>;
 
@@ -70,6 +86,19 @@ pub type SourceSlot = crate::counts::Place<IpAddr>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_peer_counts_under_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source_of(a), source_of(b));
+        assert_ne!(source_of(a), source_of(c));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(source_of(v4), v4);
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(source_of(mapped), v4);
+    }
 
     #[test]
     fn only_public_addresses_are_permitted() {

@@ -562,8 +562,14 @@ impl pushmail_listener::Conversation for Imap {
         &self,
         stream: tokio::net::TcpStream,
         peer: SocketAddr,
+        departure: pushmail_listener::Departure,
     ) -> impl Future<Output = ()> + Send {
-        Imap::converse(self, stream, peer)
+        let session = Imap::converse(self, stream, peer);
+        // Held for the whole session (a push service idles for hours), given back at its end.
+        async move {
+            session.await;
+            drop(departure);
+        }
     }
 
     fn too_many_connections(&self) -> &'static [u8] {

@@ -6,4 +6,4 @@ mod connection;
 mod serve;
 
 pub use connection::Connection;
-pub use serve::{Conversation, Limits, serve};
+pub use serve::{Conversation, Departure, Limits, serve};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pushmail_core::network::SourceCounts;
+use pushmail_core::network::{SourceCounts, SourceSlot};
 use std::net::SocketAddr;
 use tokio::io::AsyncWriteExt;
 
@@ -20,7 +20,14 @@ use std::panic::AssertUnwindSafe;
 pub trait Conversation: Send + Sync + 'static {
     /// Runs one session on an accepted connection to its end. The future lives in the
     /// session's task itself, not boxed apart: one allocation per session, not two.
-    fn converse(&self, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> + Send;
+    /// `departure` holds the session's place among its source's connections: the session
+    /// gives it back as it says goodbye, so a peer that reconnects at once finds it free.
+    fn converse(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        departure: Departure,
+    ) -> impl Future<Output = ()> + Send;
     /// What a peer over its per-source limit is told before the connection closes (a whole
     /// line of the protocol, CRLF included).
     fn too_many_connections(&self) -> &'static [u8];
@@ -29,6 +36,19 @@ pub trait Conversation: Send + Sync + 'static {
 }
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// A session's place among its source's connections. Given back by [`Departure::leave`] just
+/// before the session's last reply (`221`, `BYE`): a client that opens its next connection
+/// the moment it reads that reply (Postfix's `smtp-source`, an upstream relay) must not find
+/// the place still taken and be told 421. Given back anyway when the session ends.
+#[derive(Default)]
+pub struct Departure(Option<SourceSlot>);
+
+impl Departure {
+    pub fn leave(&mut self) {
+        self.0 = None;
+    }
+}
 
 /// What one listener allows each peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +65,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 256,
-            max_connections_per_source: 16,
+            max_connections_per_source: 50,
             session_timeout: Duration::from_secs(30 * 60),
         }
     }
@@ -99,7 +119,8 @@ pub async fn serve<C: Conversation>(
         let _ = stream.set_nodelay(true);
         // Reap finished sessions so the set stays the size of the open ones.
         while sessions.try_join_next().is_some() {}
-        let Some(source_slot) = sources.enter(peer.ip(), limits.max_connections_per_source) else {
+        let source = pushmail_core::network::source_of(peer.ip());
+        let Some(source_slot) = sources.enter(source, limits.max_connections_per_source) else {
             let refusal = conversation.too_many_connections();
             tokio::spawn(async move {
                 let _ = stream.write_all(refusal).await;
@@ -109,7 +130,7 @@ pub async fn serve<C: Conversation>(
         let conversation = conversation.clone();
         sessions.spawn(async move {
             let protocol = conversation.protocol();
-            let session = conversation.converse(stream, peer);
+            let session = conversation.converse(stream, peer, Departure(Some(source_slot)));
             // A panic (a bug, an input no one foresaw) ends this session alone: caught here
             // with its context, its connection closed and its places given back on unwinding.
             match AssertUnwindSafe(tokio::time::timeout(limits.session_timeout, session))
@@ -125,7 +146,7 @@ pub async fn serve<C: Conversation>(
                     "session ended by a panic; the listener goes on"
                 ),
             }
-            drop((permit, source_slot));
+            drop(permit);
         });
     }
     drop(listener);

@@ -16,7 +16,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::outgoing::Outgoing;
 use crate::wire::{Line, MAX_COMMAND_LINE, read_line};
-use pushmail_listener::Connection;
+use pushmail_listener::{Connection, Departure};
 
 /// Which listener a session belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +172,15 @@ impl Smtp {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        self.converse_leaving(stream, peer, Departure::default())
+            .await
+    }
+
+    /// Runs one conversation to its end, giving its source place back before the last reply.
+    pub async fn converse_leaving<S>(&self, stream: S, peer: SocketAddr, mut departure: Departure)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         let mut io = BufReader::new(Connection::Plain(stream));
         let greeting = format!("220 {} ESMTP pushmail\r\n", self.settings.hostname);
         if io.write_all(greeting.as_bytes()).await.is_err() {
@@ -206,6 +215,7 @@ impl Smtp {
             Ok(End::Idle) => b"421 4.4.2 Idle too long; closing\r\n",
             Ok(End::Closed) | Err(_) => return,
         };
+        departure.leave();
         let _ = io.write_all(farewell).await;
         let _ = io.flush().await;
     }
@@ -433,8 +443,9 @@ impl pushmail_listener::Conversation for Smtp {
         &self,
         stream: tokio::net::TcpStream,
         peer: SocketAddr,
+        departure: Departure,
     ) -> impl Future<Output = ()> + Send {
-        Smtp::converse(self, stream, peer)
+        Smtp::converse_leaving(self, stream, peer, departure)
     }
 
     fn too_many_connections(&self) -> &'static [u8] {

@@ -130,7 +130,7 @@ pub async fn check_login(
     peer: std::net::IpAddr,
 ) -> Result<Account, CredentialError> {
     let address = Address::parse(login).map_err(|_| CredentialError::BadCredentials)?;
-    let source = peer.to_string();
+    let source = pushmail_core::network::source_of(peer).to_string();
     let account = check_credentials(
         store,
         surface,
