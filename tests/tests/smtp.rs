@@ -56,8 +56,11 @@ async fn mail_for_a_local_account_lands_in_its_inbox() {
         .unwrap()
         .unwrap();
     let raw = String::from_utf8(raw).unwrap();
+    // The envelope sender, then the trace.
     assert!(
-        raw.starts_with("Received: from sender.example (127.0.0.1)"),
+        raw.starts_with(
+            "Return-Path: <bob@sender.example>\r\nReceived: from sender.example (127.0.0.1)"
+        ),
         "{raw}"
     );
     assert!(

@@ -61,7 +61,7 @@ impl Smtp {
                 let response = match initial {
                     // "=" is an empty initial response (RFC 4954 §4).
                     Some(text) => text.to_owned(),
-                    None => match challenge(io, "334 ").await? {
+                    None => match challenge(io, "334 ", self.settings.idle_before_mail).await? {
                         Ok(text) => text,
                         Err(answer) => return Ok(answer.into()),
                     },
@@ -74,12 +74,20 @@ impl Smtp {
             smtp_proto::AUTH_LOGIN => {
                 let login = match initial {
                     Some(text) => text.to_owned(),
-                    None => match challenge(io, "334 VXNlcm5hbWU6").await? {
+                    None => match challenge(io, "334 VXNlcm5hbWU6", self.settings.idle_before_mail)
+                        .await?
+                    {
                         Ok(text) => text,
                         Err(answer) => return Ok(answer.into()),
                     },
                 };
-                let password = match challenge(io, "334 UGFzc3dvcmQ6").await? {
+                let password = match challenge(
+                    io,
+                    "334 UGFzc3dvcmQ6",
+                    self.settings.idle_before_mail,
+                )
+                .await?
+                {
                     Ok(text) => text,
                     Err(answer) => return Ok(answer.into()),
                 };
@@ -133,15 +141,20 @@ impl Smtp {
 }
 
 /// Sends a 334 challenge and reads the client's line; `Err` holds the final answer.
+/// A silent client is not waited for longer than `limit`: the session ends.
 async fn challenge<S>(
     io: &mut BufReader<Connection<S>>,
     prompt: &str,
+    limit: std::time::Duration,
 ) -> std::io::Result<Result<String, &'static str>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     reply(io, prompt).await?;
-    Ok(match read_line(io, MAX_AUTH_LINE).await? {
+    let line = tokio::time::timeout(limit, read_line(io, MAX_AUTH_LINE))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "silent during AUTH"))??;
+    Ok(match line {
         Line::Complete(line) if line == b"*" => Err("501 5.0.0 Authentication cancelled"),
         Line::Complete(line) => {
             String::from_utf8(line).map_err(|_| "501 5.5.2 Cannot decode the response")

@@ -80,6 +80,10 @@ impl Smtp {
         if too_big {
             return Ok(Err("552 5.3.4 Message too big"));
         }
+        // No mail format carries NUL without BINARYMIME (not offered); readers truncate at it.
+        if message.contains(&0) {
+            return Ok(Err("550 5.6.0 NUL octets are not allowed in a message"));
+        }
         Ok(Ok(message))
     }
 }

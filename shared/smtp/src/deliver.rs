@@ -69,10 +69,18 @@ impl Smtp {
             return answer;
         }
         let mut failed = Vec::new();
+        // Where the envelope said replies about it go, recorded once it is delivered
+        // (RFC 5321 §4.4): `<>` for a bounce.
+        let return_path = format!(
+            "Return-Path: <{}>\r\n",
+            envelope.from.as_deref().map(sanitize).unwrap_or_default()
+        );
         for recipient in &envelope.local {
-            let mut raw = self
-                .received(helo, peer, "ESMTP", id, Some(&recipient.address), at)
-                .into_bytes();
+            let mut raw = return_path.clone().into_bytes();
+            raw.extend_from_slice(
+                self.received(helo, peer, "ESMTP", id, Some(&recipient.address), at)
+                    .as_bytes(),
+            );
             raw.extend_from_slice(message);
             if !self.deliver_surely(recipient, raw, at, id).await {
                 failed.push(recipient.address.clone());
@@ -208,6 +216,21 @@ impl Smtp {
         at: DateTime<Utc>,
         id: &str,
     ) -> String {
+        // The header From is who the recipient sees: it must be the account or one of its
+        // aliases, as MAIL FROM must (else DKIM would sign a forged author); a message
+        // without one gets the account's (RFC 6409 §8.1).
+        let message = match pushmail_core::mailbox::Envelope::parse(&message).from {
+            None => with_from(message, &user.address),
+            Some(from) if Address::parse(&from).is_ok_and(|from| user.may_send_as(&from)) => {
+                message
+            }
+            Some(_) => {
+                return format!(
+                    "550 5.7.1 The From header must be {}, the account you logged in as, or one of its aliases",
+                    user.address
+                );
+            }
+        };
         let message = with_message_id(message, id, &self.settings.hostname);
         // RFC 3848: ESMTPSA is ESMTP with both STARTTLS and AUTH.
         let protocol = if tls { "ESMTPSA" } else { "ESMTPA" };
@@ -435,6 +458,13 @@ fn with_message_id(message: Vec<u8>, id: &str, hostname: &str) -> Vec<u8> {
         return message;
     }
     let mut with = format!("Message-ID: <{id}@{hostname}>\r\n").into_bytes();
+    with.extend_from_slice(&message);
+    with
+}
+
+/// A submission agent adds the From a device left out (RFC 6409 §8.1): the account's.
+fn with_from(message: Vec<u8>, account: &Address) -> Vec<u8> {
+    let mut with = format!("From: <{account}>\r\n").into_bytes();
     with.extend_from_slice(&message);
     with
 }

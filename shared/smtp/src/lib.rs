@@ -1,6 +1,7 @@
 //! pushmail's SMTP listeners. `wire` reads lines as RFC 5321 allows them (CRLF only, with
 //! length limits) and parses commands with smtp-proto; `session` is the conversation in either
-//! role (inbound, submission) with `auth` (AUTH PLAIN/LOGIN), `data` (reading a message) and
+//! role (inbound, submission) with `envelope` (EHLO, MAIL, RCPT), `auth` (AUTH PLAIN/LOGIN),
+//! `data` (reading a message) and
 //! `deliver` (where it goes); the socket before and after STARTTLS and the accept loop are
 //! `pushmail-listener`'s, shared with the other mail listeners. Mail to other domains leaves through `outgoing`
 //! (DKIM in `dkim`, the durable queue's worker, bounces in `dsn`) and a `transport`.
@@ -10,6 +11,7 @@ mod data;
 mod deliver;
 pub mod dkim;
 pub mod dsn;
+mod envelope;
 mod outgoing;
 mod session;
 pub mod transport;

@@ -38,6 +38,14 @@ pub struct SmtpSettings {
     pub max_recipients: usize,
     /// How long the peer may stay silent.
     pub idle_timeout: Duration,
+    /// Error answers (4xx, 5xx) a session may get before each further one comes a second
+    /// late, and at which it is closed (Postfix's smtpd_soft_error_limit and
+    /// smtpd_hard_error_limit): unknown recipients count, so a directory harvest costs time.
+    pub soft_error_limit: u32,
+    pub hard_error_limit: u32,
+    /// How long the peer may stay silent before it opens a transaction (MAIL FROM): an idle
+    /// connection holds a place other clients need.
+    pub idle_before_mail: Duration,
     /// Submission: AUTH without TLS is allowed from loopback peers (local tests, `--demo`).
     pub plaintext_auth_on_loopback: bool,
 }
@@ -49,6 +57,9 @@ impl Default for SmtpSettings {
             max_message_bytes: 25 * 1024 * 1024,
             max_recipients: 100,
             idle_timeout: Duration::from_secs(300),
+            idle_before_mail: Duration::from_secs(60),
+            soft_error_limit: 10,
+            hard_error_limit: 20,
             plaintext_auth_on_loopback: false,
         }
     }
@@ -59,7 +70,7 @@ pub struct Smtp {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) settings: SmtpSettings,
     pub(crate) role: Role,
-    tls: Option<TlsAcceptor>,
+    pub(crate) tls: Option<TlsAcceptor>,
     /// Where submitted mail for other domains goes (submission only).
     pub(crate) outgoing: Option<Arc<Outgoing>>,
     /// Told when a delivery recorded a new-mail notice (the dispatcher's wake-up).
@@ -73,6 +84,7 @@ pub(crate) enum End {
     Quit,
     Closed,
     Idle,
+    TooManyErrors,
 }
 
 /// The state of one conversation.
@@ -83,6 +95,8 @@ pub(crate) struct Session {
     pub user: Option<Account>,
     pub tls: bool,
     pub envelope: Envelope,
+    /// Error answers so far (see `SmtpSettings::soft_error_limit`).
+    pub errors: u32,
 }
 
 /// One transaction's envelope.
@@ -93,6 +107,9 @@ pub(crate) struct Envelope {
     pub local: Vec<Account>,
     /// Accepted recipients elsewhere (submission only).
     pub remote: Vec<Address>,
+    /// RCPT commands in this transaction, refused and repeated ones too: the recipient limit
+    /// bounds the commands (each costs store reads), not only the recipients taken.
+    pub rcpts: usize,
     /// The size MAIL FROM announced (RFC 1870), 0 if none: a recipient whose mailbox cannot
     /// take it is refused at RCPT.
     pub size: usize,
@@ -213,6 +230,7 @@ impl Smtp {
         let farewell: &[u8] = match end {
             Ok(End::Quit) => b"221 2.0.0 Bye\r\n",
             Ok(End::Idle) => b"421 4.4.2 Idle too long; closing\r\n",
+            Ok(End::TooManyErrors) => b"421 4.7.0 Too many errors; closing\r\n",
             Ok(End::Closed) | Err(_) => return,
         };
         departure.leave();
@@ -231,52 +249,68 @@ impl Smtp {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         loop {
+            // Before a transaction a silent peer holds a place for less long.
+            let silence = match session.envelope.from {
+                None => self
+                    .settings
+                    .idle_timeout
+                    .min(self.settings.idle_before_mail),
+                Some(_) => self.settings.idle_timeout,
+            };
             let Ok(line) =
-                tokio::time::timeout(self.settings.idle_timeout, read_line(io, MAX_COMMAND_LINE))
-                    .await
+                tokio::time::timeout(silence, read_line(io, MAX_AUTH_COMMAND_LINE)).await
             else {
                 return Ok(Next::End(End::Idle));
             };
             let mut line = match line? {
                 Line::Closed => return Ok(Next::End(End::Closed)),
                 Line::TooLong { .. } => {
-                    reply(io, "500 5.5.2 Line too long").await?;
+                    self.answer(io, session, "500 5.5.2 Line too long").await?;
                     continue;
                 }
+                // A bare LF splits what the peer meant as one line: the rest of it would run
+                // as a command of its own. Closed, not resynchronised.
                 Line::BareLineEnding(_) => {
-                    reply(io, "500 5.5.2 Lines must end with CRLF").await?;
-                    continue;
+                    reply(io, "500 5.5.2 Lines must end with CRLF; closing").await?;
+                    return Ok(Next::End(End::Closed));
                 }
                 Line::Complete(line) => line,
             };
+            // Only AUTH's initial response may be longer than a command (RFC 4954 §4).
+            if line.len() + 2 > MAX_COMMAND_LINE && !starts_with_word(&line, b"AUTH") {
+                self.answer(io, session, "500 5.5.2 Line too long").await?;
+                continue;
+            }
             line.extend_from_slice(b"\r\n");
             let request = match Request::parse(&mut line.iter()) {
                 Ok(request) => request,
                 Err(smtp_proto::Error::UnknownCommand) => {
-                    reply(io, "500 5.5.1 Unknown command").await?;
+                    self.answer(io, session, "500 5.5.1 Unknown command")
+                        .await?;
                     continue;
                 }
                 Err(_) => {
-                    reply(io, "501 5.5.4 Syntax error in parameters").await?;
+                    self.answer(io, session, "501 5.5.4 Syntax error in parameters")
+                        .await?;
                     continue;
                 }
             };
-            match request {
+            let answer: String = match request {
                 Request::Ehlo { host } => {
                     session.helo = Some(host.to_string());
                     session.envelope = Envelope::default();
-                    reply(io, &self.capabilities(session, peer)).await?;
+                    self.capabilities(session, peer)
                 }
                 Request::Helo { host } => {
                     session.helo = Some(host.to_string());
                     session.envelope = Envelope::default();
-                    reply(io, &format!("250 {}", self.settings.hostname)).await?;
+                    format!("250 {}", self.settings.hostname)
                 }
                 Request::StartTls => {
                     if session.tls {
-                        reply(io, "503 5.5.1 TLS is already on").await?;
+                        "503 5.5.1 TLS is already on".into()
                     } else if self.tls.is_none() {
-                        reply(io, "502 5.5.1 STARTTLS is not offered here").await?;
+                        "502 5.5.1 STARTTLS is not offered here".into()
                     } else {
                         reply(io, "220 2.0.0 Ready to start TLS").await?;
                         return Ok(Next::StartTls);
@@ -286,25 +320,23 @@ impl Smtp {
                     mechanism,
                     initial_response,
                 } => {
-                    let answer = self
-                        .authenticate(io, session, peer, mechanism, &initial_response)
-                        .await?;
-                    reply(io, &answer).await?;
+                    self.authenticate(io, session, peer, mechanism, &initial_response)
+                        .await?
                 }
-                Request::Mail { from } => {
-                    let answer = self.sender(session, &from.address, from.size);
-                    reply(io, &answer).await?;
-                }
-                Request::Rcpt { to } => {
-                    let answer = self.recipient(session, &to.address).await;
-                    reply(io, answer).await?;
-                }
+                Request::Mail { from } => self.sender(session, &from.address, from.size),
+                Request::Rcpt { to } => self.recipient(session, &to.address).await.into(),
                 Request::Data => {
                     let envelope = &session.envelope;
                     if envelope.from.is_none() {
-                        reply(io, "503 5.5.1 MAIL first").await?;
+                        "503 5.5.1 MAIL first".into()
                     } else if envelope.recipients() == 0 {
-                        reply(io, "554 5.5.1 No valid recipients").await?;
+                        "554 5.5.1 No valid recipients".into()
+                    } else if self.role == Role::Inbound && !io.buffer().is_empty() {
+                        // The message sent before 354 (RFC 2920 §3.1: DATA ends a pipelined
+                        // group): whatever it holds is not read as commands. Closed, as
+                        // Postfix 3.9 does for unauthenticated clients.
+                        reply(io, "554 5.5.0 Data sent before the 354 reply; closing").await?;
+                        return Ok(Next::End(End::Closed));
                     } else {
                         reply(io, "354 End data with <CR><LF>.<CR><LF>").await?;
                         let answer = match self.read_message(io).await? {
@@ -315,124 +347,60 @@ impl Smtp {
                             Err(refusal) => refusal.to_owned(),
                         };
                         session.envelope = Envelope::default();
-                        reply(io, &answer).await?;
+                        answer
                     }
                 }
                 Request::Rset => {
                     session.envelope = Envelope::default();
-                    reply(io, "250 2.0.0 OK").await?;
+                    "250 2.0.0 OK".into()
                 }
-                Request::Noop { .. } => reply(io, "250 2.0.0 OK").await?,
-                Request::Vrfy { .. } => {
-                    reply(io, "252 2.5.0 Cannot verify; send the mail").await?;
-                }
+                Request::Noop { .. } => "250 2.0.0 OK".into(),
+                Request::Vrfy { .. } => "252 2.5.0 Cannot verify; send the mail".into(),
                 Request::Quit => return Ok(Next::End(End::Quit)),
-                _ => reply(io, "502 5.5.1 Command not implemented").await?,
-            }
-        }
-    }
-
-    /// The EHLO answer: AUTH only where it may be used, STARTTLS until TLS is on.
-    fn capabilities(&self, session: &Session, peer: SocketAddr) -> String {
-        let mut lines = vec![
-            self.settings.hostname.clone(),
-            format!("SIZE {}", self.settings.max_message_bytes),
-            "PIPELINING".into(),
-            "8BITMIME".into(),
-            "ENHANCEDSTATUSCODES".into(),
-            "SMTPUTF8".into(),
-        ];
-        if self.tls.is_some() && !session.tls {
-            lines.push("STARTTLS".into());
-        }
-        if self.auth_allowed(session, peer) && session.user.is_none() {
-            lines.push("AUTH PLAIN LOGIN".into());
-        }
-        let last = lines.len() - 1;
-        lines
-            .iter()
-            .enumerate()
-            .map(|(i, line)| format!("250{}{line}", if i == last { ' ' } else { '-' }))
-            .collect::<Vec<_>>()
-            .join("\r\n")
-    }
-
-    /// Checks MAIL FROM: inbound takes any sender; submission only the authenticated account.
-    fn sender(&self, session: &mut Session, from: &str, size: usize) -> String {
-        if session.helo.is_none() {
-            return "503 5.5.1 Say EHLO first".into();
-        }
-        if session.envelope.from.is_some() {
-            return "503 5.5.1 A transaction is already open".into();
-        }
-        if size > self.settings.max_message_bytes {
-            return "552 5.3.4 Message too big".into();
-        }
-        if self.role == Role::Submission {
-            let Some(user) = &session.user else {
-                return "530 5.7.0 Authentication required".into();
+                // Its chunk would follow at once and be read as commands: closed.
+                Request::Bdat { .. } => {
+                    reply(io, "503 5.5.1 BDAT is not offered; closing").await?;
+                    return Ok(Next::End(End::Closed));
+                }
+                _ => "502 5.5.1 Command not implemented".into(),
             };
-            if !Address::parse(from).is_ok_and(|from| user.may_send_as(&from)) {
-                return format!(
-                    "553 5.7.1 Sender address must be {}, the account you logged in as, or one of its aliases",
-                    user.address
-                );
+            if !self.answer(io, session, &answer).await? {
+                return Ok(Next::End(End::TooManyErrors));
             }
         }
-        session.envelope.from = Some(from.to_string());
-        session.envelope.size = size;
-        "250 2.1.0 Sender OK".into()
     }
+}
 
-    /// Checks one RCPT: a local account, or (submission only) any other domain.
-    async fn recipient(&self, session: &mut Session, raw: &str) -> &'static str {
-        let envelope = &mut session.envelope;
-        if envelope.from.is_none() {
-            return "503 5.5.1 MAIL first";
-        }
-        if envelope.recipients() >= self.settings.max_recipients {
-            return "452 4.5.3 Too many recipients";
-        }
-        // Quoted local parts, percent hacks and source routes are not addresses of ours.
-        let Ok(address) = Address::parse(raw) else {
-            return "550 5.1.1 No such user here";
-        };
-        match self.store.domain(&address.domain()).await {
-            Ok(Some(_)) => {}
-            Ok(None) if self.role == Role::Submission && self.outgoing.is_none() => {
-                return "550 5.7.1 No relay is configured for mail to other domains";
+/// AUTH's line may carry an initial response of 12,288 octets (RFC 4954 §4).
+const MAX_AUTH_COMMAND_LINE: usize = 12_288 + 64;
+
+/// Whether `line` starts with the command `word` (any case) and a space or its end.
+fn starts_with_word(line: &[u8], word: &[u8]) -> bool {
+    line.len() >= word.len()
+        && line[..word.len()].eq_ignore_ascii_case(word)
+        && line.get(word.len()).is_none_or(|&b| b == b' ')
+}
+
+impl Smtp {
+    /// Sends an answer, counting it if it is an error: past the soft error limit each error
+    /// waits a second first; at the hard limit the answer is the last (`false`).
+    async fn answer<S>(
+        &self,
+        io: &mut BufReader<Connection<S>>,
+        session: &mut Session,
+        text: &str,
+    ) -> std::io::Result<bool>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if text.starts_with(['4', '5']) {
+            session.errors += 1;
+            if session.errors > self.settings.soft_error_limit {
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            Ok(None) if self.role == Role::Submission => {
-                if !envelope.remote.contains(&address) {
-                    envelope.remote.push(address);
-                }
-                return "250 2.1.5 Recipient OK";
-            }
-            Ok(None) => return "550 5.7.1 Relaying denied",
-            Err(_) => return "451 4.3.0 Temporary failure; try again later",
         }
-        match self.store.account(&address).await {
-            Ok(Some(account)) if account.enabled => {
-                if envelope.local.iter().any(|known| known.address == address) {
-                    return "250 2.1.5 Recipient OK";
-                }
-                // Told now, not after DATA: a mailbox that cannot take the message (at its
-                // announced size, or at all) is refused here, for this recipient alone.
-                if let Some(quota) = account.quota_bytes {
-                    match self.store.mailbox_usage(&address).await {
-                        Ok(used) if used.saturating_add(envelope.size.max(1) as u64) > quota => {
-                            return "552 5.2.2 Mailbox full";
-                        }
-                        Ok(_) => {}
-                        Err(_) => return "451 4.3.0 Temporary failure; try again later",
-                    }
-                }
-                envelope.local.push(account);
-                "250 2.1.5 Recipient OK"
-            }
-            Ok(_) => "550 5.1.1 No such user here",
-            Err(_) => "451 4.3.0 Temporary failure; try again later",
-        }
+        reply(io, text).await?;
+        Ok(session.errors < self.settings.hard_error_limit)
     }
 }
 
