@@ -13,7 +13,9 @@ use pushmail_imap::{Imap, ImapSettings};
 use pushmail_runtime::Settings;
 use pushmail_runtime::aws::AwsContext;
 use pushmail_runtime::settings::MailKind;
-use pushmail_smtp::{Outgoing, RelayPolicy, Smarthost, Smtp, SmtpSettings, Transport, Verdict};
+use pushmail_smtp::{
+    DataBudget, Outgoing, RelayPolicy, Smarthost, Smtp, SmtpSettings, Transport, Verdict,
+};
 use pushmail_store::Store;
 use tokio_rustls::TlsAcceptor;
 use tracing::warn;
@@ -76,6 +78,11 @@ pub struct MailOptions {
     /// smtpd).
     #[arg(long, env = "PUSHMAIL_SMTP_MAX_CONNECTIONS_PER_SOURCE", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub smtp_max_connections_per_source: u64,
+    /// MiB that the messages being received over SMTP (both roles, all sessions) may hold in
+    /// memory at once; a message that finds it spent is answered 452 4.3.1 and sent again
+    /// later by its sender.
+    #[arg(long, env = "PUSHMAIL_SMTP_DATA_MEMORY_MIB", default_value_t = 192, value_parser = clap::value_parser!(u64).range(26..=65_536))]
+    pub smtp_data_memory_mib: u64,
     /// Logged-in IMAP sessions of one account at once (mail clients open a few each).
     #[arg(long, env = "PUSHMAIL_IMAP_MAX_SESSIONS_PER_ACCOUNT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub imap_max_sessions_per_account: u64,
@@ -207,15 +214,18 @@ impl MailOptions {
             }
             None => (imap, None),
         };
+        // One budget for the messages both roles hold in memory while they arrive.
+        let budget = DataBudget::new(self.smtp_data_memory_mib as usize * 1024 * 1024);
         Ok(MailListeners {
             imap: Arc::new(imap),
             imaps,
             inbound: Arc::new(finish(
-                Smtp::inbound(store.clone(), smtp_settings.clone()),
+                Smtp::inbound(store.clone(), smtp_settings.clone())
+                    .with_data_budget(budget.clone()),
                 &tls,
             )),
             submission: Arc::new(finish(
-                Smtp::submission(store, smtp_settings, outgoing.clone()),
+                Smtp::submission(store, smtp_settings, outgoing.clone()).with_data_budget(budget),
                 &tls,
             )),
             outgoing,

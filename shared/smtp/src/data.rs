@@ -1,20 +1,49 @@
 //! Reading a message after DATA: dot-unstuffed, bounded, and refused whole (after it has been
 //! read to its end, so the session stays in step) when a line is too long, the message too big,
-//! or a line ends in a bare CR or LF.
+//! a line ends in a bare CR or LF, or the process's DATA memory budget is spent.
+
+use std::sync::Arc;
 
 use tokio::io::AsyncBufRead;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::warn;
 
 use crate::session::Smtp;
 use crate::wire::{Line, MAX_TEXT_LINE, read_line};
+
+/// Messages are held in memory in units of this many octets, each a permit of the process's
+/// DATA budget.
+pub(crate) const BUDGET_UNIT: usize = 64 * 1024;
+
+/// The bytes of every message being received at once, across sessions and both roles: a
+/// budget in [`BUDGET_UNIT`]s. A message is taken a unit at a time as it arrives; one that
+/// finds the budget spent is read to its end without being kept, and answered 452 4.3.1 (the
+/// sender tries again later). No reader waits for another, so none can deadlock; whatever
+/// peers send, the messages held in memory stay within the budget.
+#[derive(Clone)]
+pub struct DataBudget(Arc<Semaphore>);
+
+impl DataBudget {
+    pub fn new(bytes: usize) -> Self {
+        Self(Arc::new(Semaphore::new((bytes / BUDGET_UNIT).max(1))))
+    }
+}
+
+/// A message as read, with the part of the budget it holds until it is stored.
+pub(crate) struct Held {
+    pub message: Vec<u8>,
+    pub _budget: Option<OwnedSemaphorePermit>,
+}
 
 impl Smtp {
     /// Reads to CRLF.CRLF. `Ok(Err(answer))` is a refusal; `Err` a broken connection.
     pub(crate) async fn read_message<R: AsyncBufRead + Unpin>(
         &self,
         reader: &mut R,
-    ) -> std::io::Result<Result<Vec<u8>, &'static str>> {
+    ) -> std::io::Result<Result<Held, &'static str>> {
         let mut message = Vec::new();
+        let mut held: Option<OwnedSemaphorePermit> = None;
+        let mut over_budget = false;
         let (mut too_big, mut too_long, mut bare) = (false, false, false);
         // CRLF.CRLF ends the message only after a line that itself ended in CRLF.
         let mut after_crlf = true;
@@ -63,7 +92,20 @@ impl Smtp {
             if message.len() + text.len() + 2 > self.settings.max_message_bytes {
                 too_big = true;
             }
-            if !too_big {
+            if !too_big && !over_budget && message.len() + text.len() + 2 > units(&held) {
+                match self.data_budget.0.clone().try_acquire_owned() {
+                    Ok(unit) => match &mut held {
+                        Some(held) => held.merge(unit),
+                        None => held = Some(unit),
+                    },
+                    Err(_) => {
+                        over_budget = true;
+                        message = Vec::new();
+                        held = None;
+                    }
+                }
+            }
+            if !too_big && !over_budget {
                 message.extend_from_slice(text);
                 message.extend_from_slice(b"\r\n");
             }
@@ -80,10 +122,25 @@ impl Smtp {
         if too_big {
             return Ok(Err("552 5.3.4 Message too big"));
         }
+        if over_budget {
+            warn!("message refused: the DATA memory budget is spent");
+            return Ok(Err(
+                "452 4.3.1 Insufficient system resources; try again later",
+            ));
+        }
         // No mail format carries NUL without BINARYMIME (not offered); readers truncate at it.
         if message.contains(&0) {
             return Ok(Err("550 5.6.0 NUL octets are not allowed in a message"));
         }
-        Ok(Ok(message))
+        Ok(Ok(Held {
+            message,
+            _budget: held,
+        }))
     }
+}
+
+/// The octets the units held allow.
+fn units(held: &Option<OwnedSemaphorePermit>) -> usize {
+    held.as_ref()
+        .map_or(0, |held| held.num_permits() * BUDGET_UNIT)
 }

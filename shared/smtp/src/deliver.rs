@@ -11,6 +11,7 @@ use pushmail_core::rules::FilingRule;
 use pushmail_core::types::{Account, Address};
 use pushmail_store::Delivery;
 
+use crate::data::Held;
 use crate::dsn::{Failure, delivery_status_notification};
 use tracing::{info, warn};
 
@@ -29,9 +30,11 @@ impl Smtp {
     pub(crate) async fn accept_message(
         &self,
         session: &Session,
-        message: Vec<u8>,
+        held: Held,
         peer: SocketAddr,
     ) -> String {
+        // The budget is held until the message is stored (the end of this call).
+        let Held { message, _budget } = held;
         let at = Utc::now();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let helo = session.helo.as_deref().unwrap_or("");

@@ -17,6 +17,7 @@ mod session;
 pub mod transport;
 mod wire;
 
+pub use data::DataBudget;
 pub use outgoing::{Outgoing, RelayPolicy, RelayReport};
-pub use session::{Role, Smtp, SmtpSettings};
+pub use session::{DEFAULT_DATA_BUDGET, Role, Smtp, SmtpSettings};
 pub use transport::{Smarthost, Transport, Verdict};

@@ -14,9 +14,14 @@ use smtp_proto::Request;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio_rustls::TlsAcceptor;
 
+use crate::data::DataBudget;
 use crate::outgoing::Outgoing;
 use crate::wire::{Line, MAX_COMMAND_LINE, read_line};
 use pushmail_listener::{Connection, Departure};
+
+/// Messages being received at once hold at most this much memory by default (192 MiB: seven
+/// of the largest at once; more are answered 452 4.3.1 and sent again later).
+pub const DEFAULT_DATA_BUDGET: usize = 192 * 1024 * 1024;
 
 /// Which listener a session belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +82,8 @@ pub struct Smtp {
     pub(crate) noticed: Option<Arc<tokio::sync::Notify>>,
     /// Told which account's mailbox a delivery changed (IMAP idlers, here and elsewhere).
     pub(crate) changed: Option<pushmail_core::hints::ChangeHints>,
+    /// The memory all sessions' messages may hold at once (shared by the roles given one).
+    pub(crate) data_budget: DataBudget,
 }
 
 /// Why a session ended.
@@ -137,6 +144,7 @@ impl Smtp {
             outgoing: None,
             noticed: None,
             changed: None,
+            data_budget: DataBudget::new(DEFAULT_DATA_BUDGET),
         }
     }
 
@@ -155,7 +163,14 @@ impl Smtp {
             outgoing,
             noticed: None,
             changed: None,
+            data_budget: DataBudget::new(DEFAULT_DATA_BUDGET),
         }
+    }
+
+    /// Shares `budget` for messages held in memory (give both roles the same one).
+    pub fn with_data_budget(mut self, budget: DataBudget) -> Self {
+        self.data_budget = budget;
+        self
     }
 
     /// Offers STARTTLS with this certificate.
@@ -340,8 +355,8 @@ impl Smtp {
                     } else {
                         reply(io, "354 End data with <CR><LF>.<CR><LF>").await?;
                         let answer = match self.read_message(io).await? {
-                            Ok(message) => match check_shape(&message) {
-                                Ok(()) => self.accept_message(session, message, peer).await,
+                            Ok(held) => match check_shape(&held.message) {
+                                Ok(()) => self.accept_message(session, held, peer).await,
                                 Err(why) => format!("552 5.3.4 The message has {why}"),
                             },
                             Err(refusal) => refusal.to_owned(),
