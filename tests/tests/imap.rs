@@ -23,6 +23,9 @@ async fn login_list_select_fetch() {
     assert!(greeting.starts_with("* OK"), "{greeting}");
     let bad = peer.command("a0", "SELECT INBOX").await;
     assert!(last(&bad).starts_with("a0 BAD"), "{bad:?}");
+    // NOOP, like CAPABILITY and LOGOUT, is valid in every state.
+    let noop = peer.command("a00", "NOOP").await;
+    assert!(last(&noop).starts_with("a00 OK"), "{noop:?}");
     let wrong = peer
         .command("a1", &format!("LOGIN {alice} wrong-password"))
         .await;

@@ -450,6 +450,10 @@ impl Imap {
                 wire.send_raw(b"* ID (\"name\" \"pushmail\")\r\n").await?;
                 ok(wire, tag, "ID done").await?;
             }
+            // Valid in every state (RFC 3501 §6.1): before login it has nothing to report.
+            CommandBody::Noop if session.user.is_none() => {
+                ok(wire, tag, "NOOP done").await?;
+            }
             _ if session.user.is_none() => {
                 no_or_bad(wire, tag, StatusKind::Bad, "Log in first").await?;
             }

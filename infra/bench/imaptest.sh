@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs Dovecot's imaptest (../shared/tools/imaptest: compliance groups, then the stress load)
+# against a fresh `pushmail --demo` on free ports, with user1..user100@example.com made through
+# the admin API, and stops what it started.
+#
+#   infra/bench/imaptest.sh [secs] [clients]      # defaults: 20 s, 10 clients
+#
+# Environment: PUSHMAIL_BIN (default target/release/pushmail, built if missing),
+# SKIP_COMPLIANCE=1 / SKIP_STRESS=1 and the other run.sh overrides; IMAPTEST_ARGS is not used.
+# Prints run.sh's two summary lines, then whether the process was still running at the end.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+tools=${IMAPTEST_TOOLS:-$root/../shared/tools/imaptest}
+secs=${1:-20}
+clients=${2:-10}
+bin=${PUSHMAIL_BIN:-target/release/pushmail}
+[ -x "$bin" ] || cargo build --quiet --release --bin pushmail
+export IMAPTEST=${IMAPTEST:-$("$tools/build.sh" target/imaptest | tail -n1)}
+export TESTS_DIR=${TESTS_DIR:-target/imaptest/share/imaptest-tests}
+
+work=$(mktemp -d)
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+imap=$(free_port) admin=$(free_port) subscribe=$(free_port)
+RUST_LOG=${RUST_LOG:-warn} "$bin" --demo --data-dir "$work/data" --imap-addr "127.0.0.1:$imap" \
+  --imaps-addr 127.0.0.1:0 --smtp-addr 127.0.0.1:0 --submission-addr 127.0.0.1:0 \
+  --admin-addr "127.0.0.1:$admin" --subscribe-addr "127.0.0.1:$subscribe" >"$work/out.log" 2>"$work/err.log" &
+pid=$!
+for _ in $(seq 1 300); do
+  grep -q '^export PUSHMAIL_TOKEN=' "$work/out.log" 2>/dev/null && curl -sf "http://127.0.0.1:$admin/admin/openapi.yaml" >/dev/null && break
+  sleep 0.1
+done
+token=$(sed -n 's/^ *export PUSHMAIL_TOKEN=//p' "$work/out.log" | head -n1)
+[ -n "$token" ] || { echo "pushmail did not start" >&2; cat "$work/err.log" >&2; exit 1; }
+for n in $(seq 1 100); do
+  curl -sf -o /dev/null "http://127.0.0.1:$admin/admin/domains/example.com/accounts" \
+    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "{\"address\":\"user$n\",\"password\":\"imaptest-password\"}"
+done
+status=0
+"$tools/run.sh" 127.0.0.1 "$imap" 'user%d@example.com' imaptest-password "$secs" "$clients" || status=$?
+if kill -0 "$pid" 2>/dev/null; then
+  echo "process: still running"
+else
+  echo "process: ENDED during the run"; tail -n 20 "$work/err.log"; status=1
+fi
+grep -c 'panic' "$work/err.log" | sed 's/^/panics logged: /'
+exit "$status"
