@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes the IMAP command path (shared/imap/fuzz, target imap_session) for a while: arbitrary
-# bytes into sessions on a real embedded store with an account and three messages. Not part of
-# the test command.
+# bytes into sessions on a real embedded store with an account, three ordinary messages and
+# odd ones (empty, spaces only, header only, NUL, 8-bit, empty nested parts); then stored
+# messages themselves (target imap_stored_message): arbitrary bytes FETCHed item by item. Not
+# part of the test command.
 #
 #   infra/bench/imap_fuzz.sh [SECONDS]    (default 300)
 #
@@ -22,5 +24,12 @@ seed folders 'a1 LOGIN alice@example.com pw\r\na2 CREATE a/b/\r\na3 RENAME a x&A
 seed append 'a1 LOGIN alice@example.com pw\r\na2 APPEND INBOX (\\Seen) "28-Nov-2026 10:00:00 +0000" {21+}\r\nSubject: x\r\n\r\nhello\r\na3 SELECT INBOX (CONDSTORE)\r\na4 COPY 1:2 Trash\r\na5 UID MOVE 3 Junk\r\na6 STORE 1 +FLAGS.SILENT (\\Deleted)\r\na7 UID EXPUNGE 1\r\na8 EXPUNGE\r\na9 CLOSE\r\n'
 seed sections 'a1 LOGIN alice@example.com pw\r\na2 SELECT INBOX\r\na3 FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)] BODY.PEEK[1.MIME] BODY[TEXT]<0.10> RFC822.HEADER MODSEQ)\r\na4 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)\r\na5 UID STORE 1 (UNCHANGEDSINCE 1) +FLAGS ($x)\r\na6 SEARCH TEXT hello HEADER subject m MODSEQ 1\r\n'
 seed idle 'a1 AUTHENTICATE PLAIN AGFsaWNlQGV4YW1wbGUuY29tAHB3\r\na2 EXAMINE INBOX\r\na3 IDLE\r\nDONE\r\na4 UNSELECT\r\na5 STARTTLS\r\n'
+seed every-item 'a1 LOGIN alice@example.com pw\r\na2 SELECT INBOX\r\na3 FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODY BODYSTRUCTURE RFC822.HEADER BODY.PEEK[] BODY.PEEK[HEADER] BODY.PEEK[TEXT] BODY.PEEK[1] BODY.PEEK[1.MIME] BODY.PEEK[1.TEXT] BODY.PEEK[2.1] BODY.PEEK[]<0.2> RFC822.TEXT RFC822)\r\na4 SEARCH TEXT x\r\n'
 cargo +nightly fuzz run --target-dir "$root/target/fuzz" imap_session "$corpus" -- \
   -max_total_time="$seconds" -max_len=8192 -timeout=10 -print_final_stats=1
+# Then stored messages themselves, FETCHed item by item, for as long again.
+stored=corpus/imap_stored_message
+mkdir -p "$stored"
+printf 'From: "a" <b@c>\r\nTo: g: d@e, f@g;\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nbody\r\n--x--\r\n' >"$stored/seed-nested"
+cargo +nightly fuzz run --target-dir "$root/target/fuzz" imap_stored_message "$stored" -- \
+  -max_total_time="$seconds" -max_len=65536 -timeout=10 -print_final_stats=1

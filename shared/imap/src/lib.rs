@@ -23,3 +23,62 @@ mod utf7;
 mod wire;
 
 pub use session::{Imap, ImapSettings};
+
+/// For the fuzz targets: what FETCH makes of a stored message, item by item.
+#[doc(hidden)]
+pub mod fuzzing {
+    use imap_codec::ResponseCodec;
+    use imap_codec::encode::Encoder;
+    use imap_codec::imap_types::core::Vec1;
+    use imap_codec::imap_types::fetch::{MessageDataItem, Part, Section};
+    use imap_codec::imap_types::response::{Data, Response};
+    use std::num::NonZeroU32;
+
+    /// Every FETCH item of `raw` that reads the message (ENVELOPE, BODY, BODYSTRUCTURE, the
+    /// sections of its first parts), encoded as the session would send them; their length.
+    pub fn fetch_every_item(raw: &[u8]) -> usize {
+        let parsed = crate::mime::Parsed::new(raw);
+        let mut items = vec![
+            MessageDataItem::Envelope(parsed.envelope()),
+            MessageDataItem::BodyStructure(parsed.structure(true)),
+            MessageDataItem::Body(parsed.structure(false)),
+        ];
+        let one = NonZeroU32::MIN;
+        let two = one.saturating_add(1);
+        let paths = [
+            vec![one],
+            vec![two],
+            vec![one, one],
+            vec![two, one],
+            vec![one, two],
+        ];
+        let mut sections = vec![None, Some(Section::Header(None)), Some(Section::Text(None))];
+        for path in paths {
+            let Ok(path) = Vec1::try_from(path) else {
+                continue;
+            };
+            sections.push(Some(Section::Part(Part(path.clone()))));
+            sections.push(Some(Section::Mime(Part(path.clone()))));
+            sections.push(Some(Section::Header(Some(Part(path.clone())))));
+            sections.push(Some(Section::Text(Some(Part(path)))));
+        }
+        let mut length = 0;
+        for section in &sections {
+            length += parsed.section(section.as_ref()).len();
+        }
+        items.extend(
+            sections
+                .into_iter()
+                .map(|section| MessageDataItem::BodyExt {
+                    section,
+                    origin: None,
+                    data: imap_codec::imap_types::core::NString(None),
+                }),
+        );
+        let Ok(items) = Vec1::try_from(items) else {
+            return length;
+        };
+        let response = Response::Data(Data::Fetch { seq: one, items });
+        length + ResponseCodec::default().encode(&response).dump().len()
+    }
+}

@@ -58,12 +58,29 @@ fn world() -> &'static World {
                 .await
                 .unwrap();
             store.create_default_folders(&alice, now).await.unwrap();
-            for i in 0..3 {
-                let raw = format!("From: b@example.org\r\nSubject: m{i}\r\n\r\nbody\r\n");
+            // Three ordinary messages, then odd ones no parser expects (FETCH of every item
+            // over them was once a panic that ended the process).
+            let mut messages: Vec<Vec<u8>> = (0..3)
+                .map(|i| format!("From: b@example.org\r\nSubject: m{i}\r\n\r\nbody\r\n").into_bytes())
+                .collect();
+            for odd in [
+                &b"   "[..],
+                b"\r\n",
+                b"Subject: header only",
+                b"\0\0",
+                b"Subject: \xff\xfe\r\n\r\n\xe9\r\n",
+                b"Content-Type: message/rfc822\r\n\r\n",
+                b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n",
+                b"To: group: ;\r\n\r\n",
+            ] {
+                messages.push(odd.to_vec());
+            }
+            for raw in messages {
                 let message = NewMessage {
-                    raw: raw.into_bytes(),
+                    raw,
                     flags: Vec::new(),
                     internal_date: now,
+                    owner_known_at: None,
                 };
                 let inbox = FolderName::parse("INBOX").unwrap();
                 store.deliver(&alice, &inbox, &message, None).await.unwrap();
