@@ -70,6 +70,10 @@ pub struct MailOptions {
     /// accounts; a peer that never logs in is logged out after a minute.
     #[arg(long, env = "PUSHMAIL_IMAP_MAX_CONNECTIONS_PER_SOURCE", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub imap_max_connections_per_source: u64,
+    /// The account that mail to `postmaster` (bare, or at any local domain) goes to (RFC 5321
+    /// §4.5.1 says it must be taken). Without one such mail is refused; --demo uses alice.
+    #[arg(long, env = "PUSHMAIL_POSTMASTER", value_parser = parse_address)]
+    pub postmaster: Option<Address>,
     /// SMTP sessions open at once (inbound and submission each).
     #[arg(long, env = "PUSHMAIL_SMTP_MAX_CONNECTIONS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub smtp_max_connections: u64,
@@ -112,6 +116,13 @@ pub struct MailOptions {
     #[arg(long, env = "PUSHMAIL_RELAY_GIVE_UP_SECS", default_value_t = 5 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..=30 * 86_400))]
     pub relay_give_up_secs: u64,
 }
+
+fn parse_address(text: &str) -> Result<Address, String> {
+    Address::parse(text).map_err(|_| format!("{text:?} is not an address"))
+}
+
+/// Where --demo sends postmaster's mail: the demo account.
+const DEMO_POSTMASTER: &str = "alice@example.com";
 
 /// Both SMTP roles and the relay queue's worker, ready to serve.
 pub struct MailListeners {
@@ -166,6 +177,10 @@ impl MailOptions {
             hostname: self.hostname.clone(),
             max_message_bytes: usize::try_from(self.smtp_max_message_bytes).unwrap_or(usize::MAX),
             plaintext_auth_on_loopback: self.smtp_plaintext_auth_on_loopback || demo,
+            postmaster: self
+                .postmaster
+                .clone()
+                .or_else(|| demo.then(|| Address::parse(DEMO_POSTMASTER).ok()).flatten()),
             ..SmtpSettings::default()
         };
         let outgoing = self.transport(settings).await.map(|transport| {

@@ -351,3 +351,34 @@ async fn an_upstream_relay_reconnecting_at_once_at_its_cap_is_never_told_421() {
     clients.join_all().await;
     assert_eq!(h.stored_messages(&alice, "INBOX").await.len(), cap * 10);
 }
+
+#[tokio::test]
+async fn postmaster_is_taken_bare_and_at_every_local_domain_for_the_chosen_account() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let smtp = h
+        .smtp(SmtpSettings {
+            postmaster: Some(alice.clone()),
+            ..SmtpSettings::default()
+        })
+        .await;
+    let (mut client, _) = Client::connect(smtp).await;
+    client.command("EHLO x.example").await;
+    for to in ["postmaster".to_owned(), format!("PostMaster@{}", h.domain)] {
+        let answer = client
+            .transaction(
+                "bob@x.example",
+                &to,
+                b"Subject: to postmaster\r\n\r\nx\r\n.\r\n",
+            )
+            .await;
+        assert!(answer.starts_with("250"), "{to}: {answer}");
+    }
+    assert_eq!(h.stored_messages(&alice, "INBOX").await.len(), 2);
+    // Elsewhere it is relaying, as any other address.
+    client.command("MAIL FROM:<bob@x.example>").await;
+    let relayed = client
+        .command("RCPT TO:<postmaster@elsewhere.example>")
+        .await;
+    assert!(relayed.starts_with("550 5.7.1"), "{relayed}");
+}

@@ -69,24 +69,58 @@ impl Smtp {
             return "452 4.5.3 Too many recipients";
         }
         envelope.rcpts += 1;
+        // RFC 5321 §4.5.1: `postmaster` (bare, or at a local domain) is always taken, for
+        // the account the admin named. (smtp-proto hands a bare `<postmaster>` over as the
+        // empty address, which RCPT has no other use for.)
+        let bare = raw.is_empty() || raw.eq_ignore_ascii_case("postmaster");
+        let postmaster = bare
+            || raw
+                .rsplit_once('@')
+                .is_some_and(|(local, _)| local.eq_ignore_ascii_case("postmaster"));
         // Quoted local parts, percent hacks and source routes are not addresses of ours.
-        let Ok(address) = Address::parse(raw) else {
+        let parsed = match Address::parse(raw) {
+            Ok(address) => Some(address),
+            Err(_) if bare => None,
+            Err(_) => return "550 5.1.1 No such user here",
+        };
+        let local_domain = match &parsed {
+            Some(address) => self
+                .store
+                .domain(&address.domain())
+                .await
+                .map(|d| d.is_some()),
+            None => Ok(true),
+        };
+        if postmaster && matches!(local_domain, Ok(true)) {
+            let Some(account) = self.settings.postmaster.clone() else {
+                return "550 5.1.1 No postmaster is set up here";
+            };
+            return self.take_local(session, account).await;
+        }
+        let Some(address) = parsed else {
             return "550 5.1.1 No such user here";
         };
-        match self.store.domain(&address.domain()).await {
-            Ok(Some(_)) => {}
-            Ok(None) if self.role == Role::Submission && self.outgoing.is_none() => {
+        match local_domain {
+            Ok(true) => {}
+            Ok(false) if self.role == Role::Submission && self.outgoing.is_none() => {
                 return "550 5.7.1 No relay is configured for mail to other domains";
             }
-            Ok(None) if self.role == Role::Submission => {
+            Ok(false) if self.role == Role::Submission => {
+                let envelope = &mut session.envelope;
                 if !envelope.remote.contains(&address) {
                     envelope.remote.push(address);
                 }
                 return "250 2.1.5 Recipient OK";
             }
-            Ok(None) => return "550 5.7.1 Relaying denied",
+            Ok(false) => return "550 5.7.1 Relaying denied",
             Err(_) => return "451 4.3.0 Temporary failure; try again later",
         }
+        self.take_local(session, address).await
+    }
+
+    /// A local recipient: an enabled account whose mailbox can take the announced size.
+    async fn take_local(&self, session: &mut Session, address: Address) -> &'static str {
+        let envelope = &mut session.envelope;
         match self.store.account(&address).await {
             Ok(Some(account)) if account.enabled => {
                 if envelope.local.iter().any(|known| known.address == address) {

@@ -53,6 +53,9 @@ pub struct SmtpSettings {
     pub idle_before_mail: Duration,
     /// Submission: AUTH without TLS is allowed from loopback peers (local tests, `--demo`).
     pub plaintext_auth_on_loopback: bool,
+    /// The account that mail for `postmaster` (bare, or at any local domain) goes to; none:
+    /// such mail is refused.
+    pub postmaster: Option<Address>,
 }
 
 impl Default for SmtpSettings {
@@ -66,6 +69,7 @@ impl Default for SmtpSettings {
             soft_error_limit: 10,
             hard_error_limit: 20,
             plaintext_auth_on_loopback: false,
+            postmaster: None,
         }
     }
 }
