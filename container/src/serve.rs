@@ -216,26 +216,28 @@ async fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
         .with_context(|| format!("cannot listen on {address}"))
 }
 
-/// Demo only: a DKIM key for the demo account's domain (new at each start, in the data folder,
-/// readable by its owner only), so that submitted mail leaves signed. Returns its TXT record.
+/// Demo only: a DKIM key for the demo account's domain (made at the first start and kept in
+/// the data folder, readable by its owner only, so the printed DNS record stays true), so that
+/// submitted mail leaves signed. Returns its TXT record.
 async fn demo_dkim(
     store: &Arc<dyn Store>,
     data_dir: &std::path::Path,
     account: &Address,
 ) -> anyhow::Result<String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let (pem, record) = pushmail_smtp::dkim::generate_ed25519()?;
     std::fs::create_dir_all(data_dir)?;
     let path = std::fs::canonicalize(data_dir)?.join("demo-dkim.pem");
-    let _ = std::fs::remove_file(&path);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .and_then(|mut file| file.write_all(pem.as_bytes()))
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let kept = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|pem| pushmail_smtp::dkim::ed25519_record_of_pem(&pem).ok());
+    let record = match kept {
+        Some(record) => record,
+        None => {
+            let (pem, record) = pushmail_smtp::dkim::generate_ed25519()?;
+            let _ = std::fs::remove_file(&path);
+            write_private(&path, &pem)?;
+            record
+        }
+    };
     let name = account.domain();
     let mut domain = store
         .domain(&name)
@@ -245,6 +247,19 @@ async fn demo_dkim(
     domain.dkim_key_ref = Some(format!("file:{}", path.display()));
     store.put_domain(&domain).await?;
     Ok(record)
+}
+
+/// Writes a new file readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// While the IMAP listener runs, it says so every 20 s (SUBSCRIBE answers 503 without it).

@@ -85,10 +85,17 @@ async fn the_run_command_answers_a_signed_subscribe_and_an_admin_request() {
         "Email activation information (push mail)"
     );
 
-    // A second start on the same directory keeps everything and prints no new token.
+    // A second start on the same directory keeps everything and prints no new token, and
+    // the demo's DKIM key is the same one (its published record stays true).
+    let dkim = process.dkim.clone();
+    assert!(
+        dkim.as_deref().is_some_and(|d| d.contains("k=ed25519")),
+        "{dkim:?}"
+    );
     drop(process);
     let again = start(dir.path()).await;
     assert_eq!(again.token, None);
+    assert_eq!(again.dkim, dkim);
     let status = client
         .get(format!(
             "{}/accounts/alice@example.com/integration",

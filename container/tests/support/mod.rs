@@ -15,6 +15,8 @@ pub struct Process {
     pub smtp: String,
     /// The first-run token, when this start printed one.
     pub token: Option<String>,
+    /// The demo's DKIM record, as printed.
+    pub dkim: Option<String>,
 }
 
 impl Drop for Process {
@@ -60,11 +62,15 @@ pub fn launch(data_dir: &Path) -> Process {
         .expect("pushmail starts");
     let stdout = child.stdout.take().unwrap();
     let mut token = None;
+    let mut dkim = None;
     let mut smtp = String::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
         if let Some(t) = line.trim().strip_prefix("export PUSHMAIL_TOKEN=") {
             token = Some(t.to_owned());
+        }
+        if let Some(record) = line.trim().strip_prefix("Demo DKIM:") {
+            dkim = Some(record.trim().to_owned());
         }
         if let Some(address) = line.strip_prefix("SMTP:") {
             smtp = address.trim().to_owned();
@@ -79,6 +85,7 @@ pub fn launch(data_dir: &Path) -> Process {
         subscribe: format!("http://127.0.0.1:{subscribe_port}/subscribe"),
         admin: format!("http://127.0.0.1:{admin_port}/admin"),
         token,
+        dkim,
     }
 }
 

@@ -103,9 +103,7 @@ pub fn generate_ed25519() -> Result<(String, String), DkimError> {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
     let der = Ed25519Key::generate_pkcs8().map_err(|e| DkimError::Signing(e.to_string()))?;
-    let public = Ed25519Key::from_pkcs8_der(&der)
-        .map_err(|e| DkimError::Signing(e.to_string()))?
-        .public_key();
+    let record = ed25519_record(&der)?;
     let body = STANDARD.encode(&der);
     let lines: Vec<&str> = body
         .as_bytes()
@@ -116,8 +114,32 @@ pub fn generate_ed25519() -> Result<(String, String), DkimError> {
         "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
         lines.join("\n")
     );
-    let record = format!("v=DKIM1; k=ed25519; p={}", STANDARD.encode(public));
     Ok((pem, record))
+}
+
+/// The TXT record that publishes the Ed25519 key `pem` (PKCS#8) holds: a key made earlier,
+/// kept, and published again.
+pub fn ed25519_record_of_pem(pem: &str) -> Result<String, DkimError> {
+    use base64::Engine;
+    let body: String = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .map_err(|e| DkimError::Signing(e.to_string()))?;
+    ed25519_record(&der)
+}
+
+fn ed25519_record(pkcs8: &[u8]) -> Result<String, DkimError> {
+    use base64::Engine;
+    let public = Ed25519Key::from_pkcs8_der(pkcs8)
+        .map_err(|e| DkimError::Signing(e.to_string()))?
+        .public_key();
+    Ok(format!(
+        "v=DKIM1; k=ed25519; p={}",
+        base64::engine::general_purpose::STANDARD.encode(public)
+    ))
 }
 
 /// The DKIM-Signature header for mail from `domain`, or `None` if the domain has no key.
