@@ -2,38 +2,14 @@
 //! read to its end, so the session stays in step) when a line is too long, the message too big,
 //! a line ends in a bare CR or LF, or the process's DATA memory budget is spent.
 
-use std::sync::Arc;
-
 use tokio::io::AsyncBufRead;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::budget::{BUDGET_UNIT, Held};
 use tracing::warn;
 
 use crate::session::Smtp;
 use crate::wire::{Line, MAX_TEXT_LINE, read_line};
-
-/// Messages are held in memory in units of this many octets, each a permit of the process's
-/// DATA budget.
-pub(crate) const BUDGET_UNIT: usize = 64 * 1024;
-
-/// The bytes of every message being received at once, across sessions and both roles: a
-/// budget in [`BUDGET_UNIT`]s. A message is taken a unit at a time as it arrives; one that
-/// finds the budget spent is read to its end without being kept, and answered 452 4.3.1 (the
-/// sender tries again later). No reader waits for another, so none can deadlock; whatever
-/// peers send, the messages held in memory stay within the budget.
-#[derive(Clone)]
-pub struct DataBudget(Arc<Semaphore>);
-
-impl DataBudget {
-    pub fn new(bytes: usize) -> Self {
-        Self(Arc::new(Semaphore::new((bytes / BUDGET_UNIT).max(1))))
-    }
-}
-
-/// A message as read, with the part of the budget it holds until it is stored.
-pub(crate) struct Held {
-    pub message: Vec<u8>,
-    pub _budget: Option<OwnedSemaphorePermit>,
-}
 
 impl Smtp {
     /// Reads to CRLF.CRLF. `Ok(Err(answer))` is a refusal; `Err` a broken connection.
@@ -93,12 +69,12 @@ impl Smtp {
                 too_big = true;
             }
             if !too_big && !over_budget && message.len() + text.len() + 2 > units(&held) {
-                match self.data_budget.0.clone().try_acquire_owned() {
-                    Ok(unit) => match &mut held {
+                match self.data_budget.take_unit() {
+                    Some(unit) => match &mut held {
                         Some(held) => held.merge(unit),
                         None => held = Some(unit),
                     },
-                    Err(_) => {
+                    None => {
                         over_budget = true;
                         message = Vec::new();
                         held = None;

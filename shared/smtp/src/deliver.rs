@@ -11,7 +11,7 @@ use pushmail_core::rules::FilingRule;
 use pushmail_core::types::{Account, Address};
 use pushmail_store::Delivery;
 
-use crate::data::Held;
+use crate::budget::Held;
 use crate::dsn::{Failure, delivery_status_notification};
 use tracing::{info, warn};
 

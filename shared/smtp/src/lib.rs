@@ -7,6 +7,7 @@
 //! (DKIM in `dkim`, the durable queue's worker, bounces in `dsn`) and a `transport`.
 
 mod auth;
+mod budget;
 mod data;
 mod deliver;
 pub mod dkim;
@@ -17,7 +18,7 @@ mod session;
 pub mod transport;
 mod wire;
 
-pub use data::DataBudget;
+pub use budget::DataBudget;
 pub use outgoing::{Outgoing, RelayPolicy, RelayReport};
 pub use session::{DEFAULT_DATA_BUDGET, Role, Smtp, SmtpSettings};
 pub use transport::{Smarthost, Transport, Verdict};

@@ -14,7 +14,7 @@ use smtp_proto::Request;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio_rustls::TlsAcceptor;
 
-use crate::data::DataBudget;
+use crate::budget::DataBudget;
 use crate::outgoing::Outgoing;
 use crate::wire::{Line, MAX_COMMAND_LINE, read_line};
 use pushmail_listener::{Connection, Departure};
