@@ -380,3 +380,28 @@ async fn a_session_that_never_logs_in_ends_however_busy_it_keeps() {
     }
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn a_login_verified_a_moment_ago_skips_argon2_but_not_the_limits() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    // Verified once, then trusted: a second login needs no hashing slot...
+    logged_in(address, alice.as_str()).await;
+    logged_in(address, alice.as_str()).await;
+    // ...but still counts: after five wrong passwords the right one is refused too.
+    for n in 0..5 {
+        let (mut peer, _) = pushmail_tests::imap::Peer::connect(address).await;
+        let tag = format!("w{n}");
+        let wrong = peer.command(&tag, &format!("LOGIN {alice} wrong")).await;
+        assert!(last(&wrong).starts_with(&format!("{tag} NO")), "{wrong:?}");
+    }
+    let (mut peer, _) = pushmail_tests::imap::Peer::connect(address).await;
+    let refused = peer
+        .command(
+            "r",
+            &format!("LOGIN {alice} \"{}\"", pushmail_tests::PASSWORD),
+        )
+        .await;
+    assert!(last(&refused).starts_with("r NO [LIMIT]"), "{refused:?}");
+}

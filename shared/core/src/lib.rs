@@ -15,3 +15,4 @@ pub mod protocol;
 pub mod rules;
 pub mod sasl;
 pub mod types;
+pub mod verified;

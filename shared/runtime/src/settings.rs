@@ -65,6 +65,14 @@ pub struct Settings {
     /// with 429. Bounds the memory a flood of logins can take: this × 19 MiB.
     #[arg(long, env = "PUSHMAIL_HASH_CONCURRENCY", default_value_t = DEFAULT_HASH_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub hash_concurrency: u16,
+    /// Seconds a verified login is trusted without argon2 again (a keyed digest of address,
+    /// password and the account's revision, kept in memory only; any change to the account ends
+    /// it at once). 0 turns it off.
+    #[arg(long, env = "PUSHMAIL_CREDENTIAL_CACHE_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub credential_cache_secs: u64,
+    /// Verified logins kept at most (the oldest forgotten first).
+    #[arg(long, env = "PUSHMAIL_CREDENTIAL_CACHE_ENTRIES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub credential_cache_entries: u64,
     /// Log format [default: json on Lambda, else text]; `RUST_LOG` filters (default info).
     #[arg(long, env = "PUSHMAIL_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -151,5 +159,17 @@ mod tests {
         assert!(parse(&["--local-mode", "maybe"]).is_err());
         assert!(parse(&["--store", "postgres"]).is_err());
         assert!(parse(&["--no-such-flag"]).is_err());
+    }
+}
+
+impl Settings {
+    /// The process's password checks: how many hash at once, and how long a verified login is
+    /// trusted. Once, before the first login.
+    pub fn configure_password_checks(&self) {
+        pushmail_core::password::set_hash_concurrency(self.hash_concurrency.into());
+        pushmail_core::verified::VerifiedCache::configure(
+            std::time::Duration::from_secs(self.credential_cache_secs),
+            usize::try_from(self.credential_cache_entries).unwrap_or(usize::MAX),
+        );
     }
 }

@@ -100,7 +100,7 @@ impl Backends {
 /// Opens the store the settings name and the mailer. AWS configuration is loaded at most once,
 /// and only when the store or the mailer needs it.
 pub async fn open(settings: &Settings) -> Result<Backends, WireError> {
-    pushmail_core::password::set_hash_concurrency(settings.hash_concurrency.into());
+    settings.configure_password_checks();
     if settings.store == StoreKind::Dynamodb {
         let aws = AwsContext::from_env().await;
         let store: Arc<dyn Store> = Arc::new(aws.mail_store(&settings.table, &settings.bucket));
@@ -122,7 +122,7 @@ pub async fn open(settings: &Settings) -> Result<Backends, WireError> {
 /// The DynamoDB store (without message bodies) and its mailer, whatever `settings.store`
 /// says: the Lambda functions' entry (they link neither the embedded engine nor S3).
 pub async fn open_on_aws(settings: &Settings) -> Backends {
-    pushmail_core::password::set_hash_concurrency(settings.hash_concurrency.into());
+    settings.configure_password_checks();
     let aws = AwsContext::from_env().await;
     let store: Arc<dyn Store> = Arc::new(aws.dynamo_store(&settings.table));
     on_aws(&aws, store, settings)

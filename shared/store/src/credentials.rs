@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::{FailureScope, Store, StoreError, Surface};
 use pushmail_core::password;
 use pushmail_core::types::{Account, Address};
+use pushmail_core::verified::VerifiedCache;
 
 /// Failed checks allowed per account in one window; the next attempt is refused.
 pub const ACCOUNT_FAILURE_LIMIT: u32 = 5;
@@ -91,6 +92,12 @@ pub async fn check_credentials(
             return Err(error.into());
         }
     };
+    // Verified a moment ago for the account as it is now: no argon2 (it still counted above).
+    let cache = VerifiedCache::get();
+    if let Some(account) = account.as_ref().filter(|a| cache.holds(a, password)) {
+        store.clear_failures(&account_scope, window).await?;
+        return Ok(account.clone());
+    }
     let stored_hash = account.as_ref().map(|a| a.password_hash.clone());
     let password_ok = match password::verify_password_off_thread(password, stored_hash).await {
         Ok(ok) => ok,
@@ -106,6 +113,7 @@ pub async fn check_credentials(
     };
     match account {
         Some(account) if password_ok => {
+            cache.remember(&account, password);
             store.clear_failures(&account_scope, window).await?;
             Ok(account)
         }
