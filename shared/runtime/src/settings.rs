@@ -134,6 +134,18 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The process's password checks: how many hash at once, and how long a verified login is
+    /// trusted. Once, before the first login.
+    pub fn configure_password_checks(&self) {
+        pushmail_core::password::set_hash_concurrency(self.hash_concurrency.into());
+        pushmail_core::verified::VerifiedCache::configure(
+            std::time::Duration::from_secs(self.credential_cache_secs),
+            usize::try_from(self.credential_cache_entries).unwrap_or(usize::MAX),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -159,17 +171,5 @@ mod tests {
         assert!(parse(&["--local-mode", "maybe"]).is_err());
         assert!(parse(&["--store", "postgres"]).is_err());
         assert!(parse(&["--no-such-flag"]).is_err());
-    }
-}
-
-impl Settings {
-    /// The process's password checks: how many hash at once, and how long a verified login is
-    /// trusted. Once, before the first login.
-    pub fn configure_password_checks(&self) {
-        pushmail_core::password::set_hash_concurrency(self.hash_concurrency.into());
-        pushmail_core::verified::VerifiedCache::configure(
-            std::time::Duration::from_secs(self.credential_cache_secs),
-            usize::try_from(self.credential_cache_entries).unwrap_or(usize::MAX),
-        );
     }
 }
