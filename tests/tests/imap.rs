@@ -440,3 +440,35 @@ async fn search_by_flags_envelope_and_sets() {
         "{answer:?}"
     );
 }
+
+#[tokio::test]
+async fn search_matches_address_fields_as_written_and_the_sent_date_in_its_own_zone() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let raw = "From: \"Real Name\" <someone@example.org> (a comment)\r\n\
+               To: friends: carol@example.org;\r\n\
+               Date: Mon, 1 Jan 2024 23:30:00 -0500\r\nSubject: s\r\n\r\nx\r\n";
+    deliver(&h, &alice, "INBOX", raw, vec![]).await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let mut peer = pushmail_tests::imap::logged_in(address, alice.as_str()).await;
+    peer.command("s", "SELECT INBOX").await;
+    for (criteria, hit) in [
+        ("FROM \"Real Name\"", true),
+        ("FROM comment", true),
+        ("FROM someone@example.org", true),
+        ("TO friends", true),
+        ("FROM nobody", false),
+        // 23:30 at -0500 is 2 January in UTC: the Date: field's own day counts.
+        ("SENTON 1-Jan-2024", true),
+        ("SENTON 2-Jan-2024", false),
+        ("SENTBEFORE 2-Jan-2024", true),
+        ("SENTSINCE 2-Jan-2024", false),
+    ] {
+        let found = peer.command("q", &format!("SEARCH {criteria}")).await;
+        assert_eq!(
+            found[0].trim_end() == "* SEARCH 1",
+            hit,
+            "{criteria}: {found:?}"
+        );
+    }
+}

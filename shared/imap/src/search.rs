@@ -28,10 +28,6 @@ fn contains(haystack: Option<&str>, needle: &[u8]) -> bool {
     haystack.is_some_and(|text| text.to_lowercase().contains(&needle))
 }
 
-fn any_contains(values: &[String], needle: &[u8]) -> bool {
-    values.iter().any(|v| contains(Some(v), needle))
-}
-
 /// Whether message `seq` (UID `meta.uid`) matches `key`.
 /// What a message's text keys look at, decoded once per message.
 struct MessageText {
@@ -73,10 +69,15 @@ impl MessageText {
         Self {
             header: header.to_lowercase(),
             body: body.to_lowercase(),
-            sent: message
-                .date()
-                .and_then(|d| chrono::DateTime::from_timestamp(d.to_timestamp(), 0))
-                .map(|d| d.date_naive()),
+            // The date as written in the Date: field, in its own zone (RFC 3501 §6.4.4: "the
+            // Date: header", not converted to UTC).
+            sent: message.date().and_then(|d| {
+                chrono::NaiveDate::from_ymd_opt(
+                    i32::from(d.year),
+                    u32::from(d.month),
+                    u32::from(d.day),
+                )
+            }),
         }
     }
 
@@ -111,6 +112,9 @@ fn needs_text(key: &SearchKey<'_>) -> bool {
         | SearchKey::Text(_)
         | SearchKey::Header(..)
         | SearchKey::Bcc(_)
+        | SearchKey::From(_)
+        | SearchKey::To(_)
+        | SearchKey::Cc(_)
         | SearchKey::SentBefore(_)
         | SearchKey::SentOn(_)
         | SearchKey::SentSince(_) => true,
@@ -165,9 +169,17 @@ fn matches(
         SearchKey::On(day) => date == *day.as_ref(),
         SearchKey::Larger(size) => meta.size > u64::from(*size),
         SearchKey::Smaller(size) => meta.size < u64::from(*size),
-        SearchKey::From(text) => contains(meta.envelope.from.as_deref(), text.as_ref()),
-        SearchKey::To(text) => any_contains(&meta.envelope.to, text.as_ref()),
-        SearchKey::Cc(text) => any_contains(&meta.envelope.cc, text.as_ref()),
+        // The whole field as written, display names, comments and groups too (RFC 3501
+        // §6.4.4: "contains the specified string"), not only the addresses.
+        SearchKey::From(needle) => text
+            .ok_or(Unsupported)?
+            .field_contains(b"from", needle.as_ref()),
+        SearchKey::To(needle) => text
+            .ok_or(Unsupported)?
+            .field_contains(b"to", needle.as_ref()),
+        SearchKey::Cc(needle) => text
+            .ok_or(Unsupported)?
+            .field_contains(b"cc", needle.as_ref()),
         SearchKey::Subject(needle) => contains(meta.envelope.subject.as_deref(), needle.as_ref()),
         SearchKey::ModSequence { modseq, .. } => meta.modseq >= *modseq,
         SearchKey::Body(needle) => text
