@@ -228,22 +228,34 @@ fn display_name(name: &str) -> Vec<u8> {
 
 fn addresses(list: Option<&Address<'_>>) -> Vec<ImapAddress<'static>> {
     let one = |name: Option<&str>, address: Option<&str>| {
+        // A source route (`<@route:user@domain>`) goes in the address's adl.
+        let (route, address) = match address {
+            Some(a) if a.starts_with('@') => match a.split_once(':') {
+                Some((route, rest)) => (Some(route), Some(rest)),
+                None => (None, Some(a)),
+            },
+            other => (None, other),
+        };
         let (mailbox, host) = match address.and_then(|a| a.rsplit_once('@')) {
             Some((mailbox, host)) => (Some(mailbox.as_bytes()), Some(host.as_bytes())),
             None => (address.map(str::as_bytes), Some(&b""[..])),
         };
         ImapAddress {
             name: nstring(name.map(display_name).as_deref()),
-            adl: NString(None),
+            adl: nstring(route.map(str::as_bytes)),
             mailbox: nstring(mailbox),
             host: nstring(host),
         }
     };
+    // A member with no address (a comment alone, `group: (foo) ;`) is no address.
+    let addressed =
+        |a: &&mail_parser::Addr<'_>| a.address.as_deref().is_some_and(|a| !a.is_empty());
     let mut out = Vec::new();
     match list {
         Some(Address::List(list)) => {
             out.extend(
                 list.iter()
+                    .filter(addressed)
                     .map(|a| one(a.name.as_deref(), a.address.as_deref())),
             );
         }
@@ -263,6 +275,7 @@ fn addresses(list: Option<&Address<'_>>) -> Vec<ImapAddress<'static>> {
                     group
                         .addresses
                         .iter()
+                        .filter(addressed)
                         .map(|a| one(a.name.as_deref(), a.address.as_deref())),
                 );
                 if group.name.is_some() {

@@ -171,15 +171,30 @@ fn matches(
         SearchKey::Smaller(size) => meta.size < u64::from(*size),
         // The whole field as written, display names, comments and groups too (RFC 3501
         // §6.4.4: "contains the specified string"), not only the addresses.
-        SearchKey::From(needle) => text
-            .ok_or(Unsupported)?
-            .field_contains(b"from", needle.as_ref()),
-        SearchKey::To(needle) => text
-            .ok_or(Unsupported)?
-            .field_contains(b"to", needle.as_ref()),
-        SearchKey::Cc(needle) => text
-            .ok_or(Unsupported)?
-            .field_contains(b"cc", needle.as_ref()),
+        // Or the addresses as parsed (comments inside an address left out).
+        SearchKey::From(needle) => {
+            text.ok_or(Unsupported)?
+                .field_contains(b"from", needle.as_ref())
+                || contains(meta.envelope.from.as_deref(), needle.as_ref())
+        }
+        SearchKey::To(needle) => {
+            text.ok_or(Unsupported)?
+                .field_contains(b"to", needle.as_ref())
+                || meta
+                    .envelope
+                    .to
+                    .iter()
+                    .any(|a| contains(Some(a), needle.as_ref()))
+        }
+        SearchKey::Cc(needle) => {
+            text.ok_or(Unsupported)?
+                .field_contains(b"cc", needle.as_ref())
+                || meta
+                    .envelope
+                    .cc
+                    .iter()
+                    .any(|a| contains(Some(a), needle.as_ref()))
+        }
         SearchKey::Subject(needle) => contains(meta.envelope.subject.as_deref(), needle.as_ref()),
         SearchKey::ModSequence { modseq, .. } => meta.modseq >= *modseq,
         SearchKey::Body(needle) => text
