@@ -365,11 +365,20 @@ async fn store_changes_flags_and_reading_a_body_marks_it_seen() {
     let stored = peer
         .command("j5", "STORE 1:2 +FLAGS (\\Flagged $Work)")
         .await;
-    assert_eq!(
-        stored[0], "* 1 FETCH (FLAGS (\\Flagged $Work))\r\n",
+    // The new keyword is told first (RFC 3501 §7.2.6), then the FETCHes.
+    assert!(
+        stored[0].starts_with("* FLAGS (") && stored[0].contains("$Work"),
         "{stored:?}"
     );
-    assert_eq!(stored.len(), 3, "{stored:?}");
+    assert!(
+        stored[1].starts_with("* OK [PERMANENTFLAGS (") && stored[1].contains("$Work"),
+        "{stored:?}"
+    );
+    assert_eq!(
+        stored[2], "* 1 FETCH (FLAGS (\\Flagged $Work))\r\n",
+        "{stored:?}"
+    );
+    assert_eq!(stored.len(), 5, "{stored:?}");
     let silent = peer
         .command("j6", "UID STORE 2 -FLAGS.SILENT ($Work)")
         .await;

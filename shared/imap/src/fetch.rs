@@ -20,6 +20,7 @@ use pushmail_core::mailbox::{FlagChange, MessageMeta};
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::keywords;
 use crate::mime::Parsed;
 use crate::select::Selected;
 use crate::session::{Imap, Result, Session, io};
@@ -298,6 +299,9 @@ impl Imap {
                 }
             }
             if wanted.flags || marking {
+                if let Some(selected) = &mut session.selected {
+                    keywords::announce(wire, selected, &flags).await?;
+                }
                 items.push(flag_items(&flags));
             }
             if wanted.size {

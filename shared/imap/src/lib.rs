@@ -11,6 +11,7 @@ mod copy;
 mod expunge;
 mod fetch;
 mod idle;
+mod keywords;
 mod list;
 mod mailboxes;
 mod mime;

@@ -7,15 +7,15 @@ use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::fetch::MessageDataItem;
-use imap_codec::imap_types::flag::{Flag, FlagPerm};
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use pushmail_core::folder::FolderName;
 use pushmail_core::types::Address;
-use pushmail_store::ChangeKind;
+use pushmail_store::{ChangeKind, MessagePages};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::fetch::flag_items;
+use crate::keywords;
 use crate::session::{Imap, Result, Session, io, no_or_bad, send_status};
 use crate::uids::UidMap;
 use crate::wire::Wire;
@@ -32,6 +32,8 @@ pub(crate) struct Selected {
     /// Flags this session set itself and already told its client, until the change log
     /// brings them back: they are not told again.
     pub own_flags: HashMap<u32, Vec<String>>,
+    /// The keywords the client was told of (FLAGS), kept so that a new one is told first.
+    pub keywords: Vec<String>,
 }
 
 impl Selected {
@@ -70,30 +72,20 @@ impl Imap {
         // The change counter first: a change between the two reads is reported again (and
         // found already known), never missed.
         let seen_change = self.store.latest_change(account).await.map_err(io)?;
-        let uids = UidMap::from_sorted(
-            self.store
-                .all_uids(account, &folder.name)
-                .await
-                .map_err(io)?,
-        );
-        let flags = vec![
-            Flag::Answered,
-            Flag::Flagged,
-            Flag::Deleted,
-            Flag::Seen,
-            Flag::Draft,
-        ];
-        wire.send(&Response::Data(Data::Flags(flags.clone())))
-            .await?;
+        // The UIDs and the keywords the messages carry, in one walk of the folder.
+        let (mut uids, mut keywords) = (Vec::new(), Vec::new());
+        let mut pages = MessagePages::new(self.store.as_ref(), account, &folder.name);
+        while let Some(page) = pages.next().await.map_err(io)? {
+            for meta in page {
+                keywords::learn(&mut keywords, &meta.flags);
+                uids.push(meta.uid);
+            }
+        }
+        let uids = UidMap::from_sorted(uids);
+        keywords::tell(wire, &keywords, read_only).await?;
         wire.send(&Response::Data(Data::Exists(uids.len()))).await?;
         wire.send(&Response::Data(Data::Recent(0))).await?;
-        let mut permanent: Vec<FlagPerm> = Vec::new();
-        if !read_only {
-            permanent = flags.into_iter().map(FlagPerm::Flag).collect();
-            // Keywords of the client's own are kept too.
-            permanent.push(FlagPerm::Asterisk);
-        }
-        let mut codes = vec![(Code::PermanentFlags(permanent), "Flags")];
+        let mut codes = Vec::new();
         if let Some(validity) = NonZeroU32::new(folder.uid_validity) {
             codes.push((Code::UidValidity(validity), "UIDs valid"));
         }
@@ -114,6 +106,7 @@ impl Imap {
             uids,
             seen_change,
             own_flags: HashMap::new(),
+            keywords,
         });
         let (code, text) = if read_only {
             (Code::ReadOnly, "EXAMINE done")
@@ -201,6 +194,7 @@ impl Imap {
             if told.as_ref() == Some(&meta.flags) {
                 continue;
             }
+            keywords::announce(wire, selected, &meta.flags).await?;
             let mut items = vec![flag_items(&meta.flags), MessageDataItem::Uid(uid)];
             if condstore && let Some(modseq) = NonZeroU64::new(meta.modseq) {
                 items.push(MessageDataItem::ModSeq(modseq));

@@ -14,6 +14,7 @@ use std::num::{NonZeroU32, NonZeroU64};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::fetch::{flag_items, targets};
+use crate::keywords;
 use crate::session::{Imap, Result, Session, io};
 use crate::wire::Wire;
 
@@ -73,6 +74,8 @@ impl Imap {
             };
             if let Some(selected) = &mut session.selected {
                 selected.own_flags.insert(uid, after.clone());
+                // A new keyword is told (FLAGS) even to a .SILENT store (RFC 3501 §7.2.6).
+                keywords::announce(wire, selected, &after).await?;
             }
             // With CONDSTORE on, the new MODSEQ is news even to a .SILENT store (§3.1.3).
             if response != StoreResponse::Answer && !session.condstore {
