@@ -157,8 +157,10 @@ impl Imap {
         wildcard: &ListMailbox<'_>,
         subscribed_only: bool,
     ) -> Result<()> {
+        // A pattern that is not modified UTF-7 names no folder (every name is kept valid):
+        // nothing to list, as Dovecot answers, rather than an error.
         let Some(pattern) = pattern_of(wildcard) else {
-            return no_or_bad(wire, tag, StatusKind::Bad, "Not a modified UTF-7 pattern").await;
+            return ok(wire, tag, "LIST done").await;
         };
         let keyword = if subscribed_only { "LSUB" } else { "LIST" };
         if pattern.is_empty() {
