@@ -194,18 +194,17 @@ impl Imap {
             if !matches {
                 continue;
             }
-            let (items, delimiter, mailbox) = (
-                attributes(folder, &folders),
-                QuotedChar::try_from(DELIMITER).ok(),
-                mailbox_name(&folder.name),
-            );
+            let delimiter = QuotedChar::try_from(DELIMITER).ok();
+            let mailbox = mailbox_name(&folder.name);
             let data = if subscribed_only {
+                // LSUB tells subscriptions, not the folders' state (as Dovecot answers).
                 Data::Lsub {
-                    items,
+                    items: Vec::new(),
                     delimiter,
                     mailbox,
                 }
             } else {
+                let items = attributes(folder, &folders);
                 Data::List {
                     items,
                     delimiter,
@@ -213,6 +212,46 @@ impl Imap {
                 }
             };
             wire.send(&Response::Data(data)).await?;
+        }
+        if subscribed_only {
+            // A parent that is not subscribed but has a subscribed child the pattern's `%` does
+            // not reach is listed \Noselect (RFC 3501 §6.3.9).
+            let subscribed: Vec<&str> = folders
+                .iter()
+                .filter(|f| f.subscribed)
+                .map(|f| f.name.as_str())
+                .collect();
+            let mut told: Vec<String> = Vec::new();
+            for name in &subscribed {
+                // Only where the pattern stops short of the child (`%`); `*` lists the child.
+                if list_matches(pattern.as_bytes(), name.as_bytes()) {
+                    continue;
+                }
+                let mut parent = String::new();
+                let parts: Vec<&str> = name.split(DELIMITER).collect();
+                for part in parts.iter().take(parts.len().saturating_sub(1)) {
+                    if !parent.is_empty() {
+                        parent.push(DELIMITER);
+                    }
+                    parent.push_str(part);
+                    if subscribed.contains(&parent.as_str())
+                        || told.contains(&parent)
+                        || !list_matches(pattern.as_bytes(), parent.as_bytes())
+                    {
+                        continue;
+                    }
+                    let Ok(folder_name) = FolderName::parse(&parent) else {
+                        continue;
+                    };
+                    told.push(parent.clone());
+                    let data = Data::Lsub {
+                        items: vec![FlagNameAttribute::Noselect],
+                        delimiter: QuotedChar::try_from(DELIMITER).ok(),
+                        mailbox: mailbox_name(&folder_name),
+                    };
+                    wire.send(&Response::Data(data)).await?;
+                }
+            }
         }
         ok(wire, tag, &format!("{keyword} done")).await
     }

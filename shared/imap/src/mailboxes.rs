@@ -81,6 +81,11 @@ impl Imap {
                 .create_folder(account, &level, now())
                 .await
                 .map_err(io)?;
+            // CREATE does not subscribe (RFC 3501 §6.3.3, §6.3.6): the client does, if it will.
+            self.store
+                .set_subscribed(account, &level, false)
+                .await
+                .map_err(io)?;
         }
         ok(wire, tag, "CREATE done").await
     }
