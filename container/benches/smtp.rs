@@ -118,10 +118,9 @@ async fn main() {
             let server = tokio::spawn(pushmail_listener::serve(
                 listener,
                 Arc::new(pushmail_smtp::Smtp::inbound(store, SmtpSettings::default())),
-                Limits {
-                    max_connections_per_source: 64,
-                    ..Limits::default()
-                },
+                // The listener's own defaults: 50 sessions from one address (loopback here,
+                // an upstream relay in life) must run without a 421.
+                Limits::default(),
                 async move {
                     let _ = stopped.await;
                 },
