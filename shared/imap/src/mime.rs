@@ -57,6 +57,26 @@ impl<'m, 'x> PartRef<'m, 'x> {
             .unwrap_or_default()
     }
 
+    /// The text (RFC 3501 §6.4.5 TEXT) of the message a message/rfc822 part `container`
+    /// holds: everything after its header to the end of the part, a multipart's epilogue too
+    /// (which the inner root part leaves out). The parser reads an inner message in the outer
+    /// one's bytes, offsets shared; one it decoded first has bytes of its own, and its root
+    /// already runs to their end.
+    fn text_within(&self, container: &PartRef<'m, 'x>) -> &'m [u8] {
+        let (Some(p), Some(outer)) = (self.part(), container.part()) else {
+            return &[];
+        };
+        let same_bytes = std::ptr::eq(
+            self.message.raw_message.as_ptr(),
+            container.message.raw_message.as_ptr(),
+        );
+        if same_bytes {
+            self.slice(p.offset_body, outer.offset_end)
+        } else {
+            self.body()
+        }
+    }
+
     fn children(&self) -> Vec<PartRef<'m, 'x>> {
         match self.part().map(|p| &p.body) {
             Some(PartType::Multipart(ids)) => ids
@@ -136,7 +156,15 @@ impl<'x> Parsed<'x> {
             Section::Part(path) => self.part(&path.0).map(|p| p.body()).unwrap_or_default(),
             Section::Mime(path) => self.part(&path.0).map(|p| p.header()).unwrap_or_default(),
             Section::Header(path) => message_of(path).map(|m| m.header()).unwrap_or_default(),
-            Section::Text(path) => message_of(path).map(|m| m.body()).unwrap_or_default(),
+            Section::Text(None) => self.root().map(|m| m.body()).unwrap_or_default(),
+            Section::Text(Some(path)) => self
+                .part(&path.0)
+                .and_then(|container| {
+                    container
+                        .embedded()
+                        .map(|inner| inner.text_within(&container))
+                })
+                .unwrap_or_default(),
             Section::HeaderFields(path, names) | Section::HeaderFieldsNot(path, names) => {
                 let keep = matches!(section, Section::HeaderFields(..));
                 let names: Vec<&[u8]> = names.as_ref().iter().map(|n| n.as_ref()).collect();

@@ -73,12 +73,15 @@ impl Imap {
         // found already known), never missed.
         let seen_change = self.store.latest_change(account).await.map_err(io)?;
         // The UIDs and the keywords the messages carry, in one walk of the folder.
-        let (mut uids, mut keywords) = (Vec::new(), Vec::new());
+        let (mut uids, mut keywords, mut first_unseen) = (Vec::new(), Vec::new(), None);
         let mut pages = MessagePages::new(self.store.as_ref(), account, &folder.name);
         while let Some(page) = pages.next().await.map_err(io)? {
             for meta in page {
                 keywords::learn(&mut keywords, &meta.flags);
                 uids.push(meta.uid);
+                if first_unseen.is_none() && !meta.is_seen() {
+                    first_unseen = u32::try_from(uids.len()).ok();
+                }
             }
         }
         let uids = UidMap::from_sorted(uids);
@@ -86,6 +89,10 @@ impl Imap {
         wire.send(&Response::Data(Data::Exists(uids.len()))).await?;
         wire.send(&Response::Data(Data::Recent(0))).await?;
         let mut codes = Vec::new();
+        // The first message not yet read, by sequence number (RFC 3501 §6.3.1).
+        if let Some(unseen) = first_unseen.and_then(NonZeroU32::new) {
+            codes.push((Code::Unseen(unseen), "First unseen"));
+        }
         if let Some(validity) = NonZeroU32::new(folder.uid_validity) {
             codes.push((Code::UidValidity(validity), "UIDs valid"));
         }
