@@ -264,6 +264,16 @@ async fn append_copy_move_and_expunge_with_uidplus() {
             "{refused:?}"
         );
     }
+
+    // At its quota, a COPY is refused but a MOVE (which adds nothing in the end) is not.
+    let mut account = h.store.account(&alice).await.unwrap().unwrap();
+    account.quota_bytes = Some(h.store.mailbox_usage(&alice).await.unwrap());
+    h.store.update_account(&account).await.unwrap();
+    peer.command("q1", "SELECT Archive").await;
+    let copied = peer.command("q2", "COPY 1 INBOX").await;
+    assert!(last(&copied).starts_with("q2 NO [OVERQUOTA]"), "{copied:?}");
+    let moved = peer.command("q3", "MOVE 1 INBOX").await;
+    assert!(last(&moved).starts_with("q3 OK"), "{moved:?}");
 }
 
 #[tokio::test]

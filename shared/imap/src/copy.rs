@@ -79,7 +79,12 @@ impl Imap {
             .into_iter()
             .map(|(_, uid)| uid)
             .collect();
-        let quota = self.quota(account).await?;
+        // A MOVE stays within the account: what it adds, the expunge after it takes away, so
+        // it is not held to the quota as a COPY is (a mailbox near its quota can still file).
+        let quota = match moving {
+            true => None,
+            false => self.quota(account).await?,
+        };
         let copied = self
             .store
             .copy(account, &from, &uids, &to, quota)
