@@ -191,9 +191,10 @@ async fn a_good_password_resets_the_failure_count() {
 
 #[tokio::test]
 async fn one_source_guessing_many_accounts_is_slowed_but_a_right_password_still_gets_in() {
-    use pushmail_store::credentials::{SOURCE_FREE_FAILURES, source_delay};
+    use pushmail_store::credentials::CredentialLimits;
     let h = Harness::start().await;
-    let guesses = SOURCE_FREE_FAILURES + 2;
+    let limits = CredentialLimits::get();
+    let guesses = limits.source_free_failures + 2;
     for n in 0..guesses {
         let victim = h.account(&format!("user{n}")).await;
         let mut wrong = h.subscribe_body(&victim, "r-1", 1);
@@ -207,7 +208,7 @@ async fn one_source_guessing_many_accounts_is_slowed_but_a_right_password_still_
     let answer = h.post(&h.subscribe_body(&fresh, "r-1", 1)).await;
     assert_subscribed(&answer, "sent");
     assert!(
-        started.elapsed() >= source_delay(guesses),
+        started.elapsed() >= limits.source_delay(guesses),
         "{:?}",
         started.elapsed()
     );

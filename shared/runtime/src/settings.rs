@@ -73,6 +73,19 @@ pub struct Settings {
     /// Verified logins kept at most (the oldest forgotten first).
     #[arg(long, env = "PUSHMAIL_CREDENTIAL_CACHE_ENTRIES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     pub credential_cache_entries: u64,
+    /// Wrong passwords allowed per account (and per surface) in one window; the next checks
+    /// are refused until the window ends.
+    #[arg(long, env = "PUSHMAIL_LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub login_failures_per_account: u32,
+    /// The failure window, in seconds.
+    #[arg(long, env = "PUSHMAIL_LOGIN_FAILURE_WINDOW_SECS", default_value_t = 900, value_parser = clap::value_parser!(i64).range(60..=86_400))]
+    pub login_failure_window_secs: i64,
+    /// Wrong passwords from one source (an IPv6 /64) in a window before its checks are slowed.
+    #[arg(long, env = "PUSHMAIL_LOGIN_SOURCE_FREE_FAILURES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub login_source_free_failures: u32,
+    /// The most a source's check is slowed, in seconds (a second per failure past the free ones).
+    #[arg(long, env = "PUSHMAIL_LOGIN_SOURCE_MAX_DELAY_SECS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=60))]
+    pub login_source_max_delay_secs: u32,
     /// Log format [default: json on Lambda, else text]; `RUST_LOG` filters (default info).
     #[arg(long, env = "PUSHMAIL_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -139,6 +152,14 @@ impl Settings {
     /// trusted. Once, before the first login.
     pub fn configure_password_checks(&self) {
         pushmail_core::password::set_hash_concurrency(self.hash_concurrency.into());
+        pushmail_store::credentials::CredentialLimits::configure(
+            pushmail_store::credentials::CredentialLimits {
+                account_failures: self.login_failures_per_account,
+                window_secs: self.login_failure_window_secs,
+                source_free_failures: self.login_source_free_failures,
+                source_max_delay_secs: self.login_source_max_delay_secs,
+            },
+        );
         pushmail_core::verified::VerifiedCache::configure(
             std::time::Duration::from_secs(self.credential_cache_secs),
             usize::try_from(self.credential_cache_entries).unwrap_or(usize::MAX),

@@ -8,23 +8,53 @@ use pushmail_core::password;
 use pushmail_core::types::{Account, Address};
 use pushmail_core::verified::VerifiedCache;
 
-/// Failed checks allowed per account in one window; the next attempt is refused.
-pub const ACCOUNT_FAILURE_LIMIT: u32 = 5;
-/// Failed checks from one source address in a window before its checks are slowed.
-pub const SOURCE_FREE_FAILURES: u32 = 10;
-/// The longest a source's check is held back, in seconds.
-pub const SOURCE_MAX_DELAY_SECS: u32 = 5;
-pub const FAILURE_WINDOW_SECS: i64 = 900;
+/// The limits on credential checks, for the whole process (settings, `--help`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialLimits {
+    /// Failed checks allowed per account in one window; the next attempt is refused.
+    pub account_failures: u32,
+    /// The window's length, in seconds.
+    pub window_secs: i64,
+    /// Failed checks from one source in a window before its checks are slowed.
+    pub source_free_failures: u32,
+    /// The longest a source's check is held back, in seconds.
+    pub source_max_delay_secs: u32,
+}
 
-/// How long a check from a source with `failures` failed checks in the window waits before
-/// its password is looked at: nothing up to [`SOURCE_FREE_FAILURES`], then a second more for
-/// each failure, up to [`SOURCE_MAX_DELAY_SECS`] (Dovecot's auth_failure_delay, growing). A
-/// source is slowed, never refused: a push service logs in for many users from few addresses,
-/// and one mistyped or attacking user behind it must not lock out the others. The hard limit
-/// is the account's own guess budget.
-pub fn source_delay(failures: u32) -> std::time::Duration {
-    let over = failures.saturating_sub(SOURCE_FREE_FAILURES);
-    std::time::Duration::from_secs(u64::from(over.min(SOURCE_MAX_DELAY_SECS)))
+impl Default for CredentialLimits {
+    fn default() -> Self {
+        Self {
+            account_failures: 5,
+            window_secs: 900,
+            source_free_failures: 10,
+            source_max_delay_secs: 5,
+        }
+    }
+}
+
+static LIMITS: std::sync::OnceLock<CredentialLimits> = std::sync::OnceLock::new();
+
+impl CredentialLimits {
+    /// Sets the process's limits; before the first check, once (later calls change nothing).
+    pub fn configure(limits: CredentialLimits) {
+        let _ = LIMITS.set(limits);
+    }
+
+    /// The process's limits (the defaults unless configured).
+    pub fn get() -> Self {
+        *LIMITS.get_or_init(Self::default)
+    }
+
+    /// How long a check from a source with `failures` failed checks in the window waits before
+    /// its password is looked at: nothing up to `source_free_failures`, then a second more for
+    /// each failure, up to `source_max_delay_secs` (Dovecot's auth_failure_delay, growing). A
+    /// source is slowed, never refused: a push service logs in for many users from few
+    /// addresses, and one mistyped or attacking user behind it must not lock out the others.
+    /// The hard limit is the account's own guess budget.
+    pub fn source_delay(&self, failures: u32) -> std::time::Duration {
+        let over = failures.saturating_sub(self.source_free_failures);
+        std::time::Duration::from_secs(u64::from(over.min(self.source_max_delay_secs)))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,21 +96,28 @@ pub async fn check_credentials(
     source: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Account, CredentialError> {
-    let window = failure_window(now);
-    let expires = window + Duration::seconds(2 * FAILURE_WINDOW_SECS);
+    let limits = CredentialLimits::get();
+    let window = failure_window(now, limits.window_secs);
+    let expires = window + Duration::seconds(2 * limits.window_secs);
     let account_scope = FailureScope::Account(surface, address);
     let source_scope = source.map(|source| FailureScope::Source(surface, source));
     if let Some(scope) = &source_scope {
-        let delay = source_delay(store.failures(scope, window).await?);
+        let delay = limits.source_delay(store.failures(scope, window).await?);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
     }
     if !store
-        .reserve_attempt(&account_scope, window, expires, ACCOUNT_FAILURE_LIMIT, now)
+        .reserve_attempt(
+            &account_scope,
+            window,
+            expires,
+            limits.account_failures,
+            now,
+        )
         .await?
     {
-        return Err(refusal(store, &account_scope, ACCOUNT_FAILURE_LIMIT, window, now).await?);
+        return Err(refusal(store, &account_scope, &limits, window, now).await?);
     }
     let give_back = async |store: &dyn Store| -> Result<(), StoreError> {
         store.release_attempt(&account_scope, window).await
@@ -160,14 +197,14 @@ pub async fn check_login(
 async fn refusal(
     store: &dyn Store,
     scope: &FailureScope<'_>,
-    limit: u32,
+    limits: &CredentialLimits,
     window: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<CredentialError, StoreError> {
-    if store.failures(scope, window).await? < limit {
+    if store.failures(scope, window).await? < limits.account_failures {
         return Ok(CredentialError::Busy);
     }
-    let retry_after = (window + Duration::seconds(FAILURE_WINDOW_SECS) - now)
+    let retry_after = (window + Duration::seconds(limits.window_secs) - now)
         .num_seconds()
         .max(1);
     Ok(CredentialError::RateLimited {
@@ -175,8 +212,8 @@ async fn refusal(
     })
 }
 
-fn failure_window(now: DateTime<Utc>) -> DateTime<Utc> {
-    let start = now.timestamp() - now.timestamp().rem_euclid(FAILURE_WINDOW_SECS);
+fn failure_window(now: DateTime<Utc>, window_secs: i64) -> DateTime<Utc> {
+    let start = now.timestamp() - now.timestamp().rem_euclid(window_secs.max(1));
     DateTime::from_timestamp(start, 0).unwrap_or(now)
 }
 
@@ -187,7 +224,7 @@ mod tests {
     #[test]
     fn failure_windows_are_aligned() {
         let at = DateTime::from_timestamp(1_800_000_123, 0).unwrap();
-        assert_eq!(failure_window(at).timestamp() % FAILURE_WINDOW_SECS, 0);
-        assert!(failure_window(at) <= at);
+        assert_eq!(failure_window(at, 900).timestamp() % 900, 0);
+        assert!(failure_window(at, 900) <= at);
     }
 }
