@@ -180,3 +180,49 @@ async fn device_mail_must_come_from_its_account_and_carry_no_nul() {
     assert_eq!(inbox.len(), 1);
     assert_eq!(inbox[0].0.envelope.subject.as_deref(), Some("hi"));
 }
+
+#[tokio::test]
+async fn idle_connections_cannot_keep_mail_out_of_a_full_listener() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    // Room for 8 sessions; past 6 open, the longest idle ones are pushed out.
+    let limits = pushmail_listener::Limits {
+        max_connections: 8,
+        max_connections_per_source: 8,
+        ..pushmail_listener::Limits::default()
+    };
+    let settings = SmtpSettings {
+        shed_above: 6,
+        ..SmtpSettings::default()
+    };
+    let smtp = h
+        .listen_smtp_with(Smtp::inbound(h.store.clone(), settings), limits)
+        .await;
+    // An attacker opens eight idle connections: the listener is full.
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        let (client, greeting) = Client::connect(smtp).await;
+        assert!(greeting.starts_with("220"), "{greeting}");
+        idle.push(client);
+    }
+    // Real mail still gets in, at once: the oldest idlers were told 421 to make room.
+    let started = Instant::now();
+    let (mut client, greeting) = Client::connect(smtp).await;
+    assert!(greeting.starts_with("220"), "{greeting}");
+    client.command("EHLO real.example").await;
+    let answer = client
+        .transaction(
+            "bob@real.example",
+            alice.as_str(),
+            b"Subject: real\r\n\r\nx\r\n.\r\n",
+        )
+        .await;
+    assert!(answer.starts_with("250"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let told = idle.first_mut().unwrap().reply().await;
+    assert!(told.starts_with("421 4.7.0"), "{told}");
+}

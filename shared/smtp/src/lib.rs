@@ -15,6 +15,7 @@ pub mod dsn;
 mod envelope;
 mod outgoing;
 mod session;
+mod shed;
 pub mod transport;
 mod wire;
 

@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::budget::DataBudget;
 use crate::outgoing::Outgoing;
+use crate::shed::Idlers;
 use crate::wire::{Line, MAX_COMMAND_LINE, read_line};
 use pushmail_listener::{Connection, Departure};
 
@@ -48,6 +49,9 @@ pub struct SmtpSettings {
     /// smtpd_hard_error_limit): unknown recipients count, so a directory harvest costs time.
     pub soft_error_limit: u32,
     pub hard_error_limit: u32,
+    /// With more sessions than this open (in the listener), each new one ends the session
+    /// that has waited longest outside a transaction (421, Postfix's stress mode).
+    pub shed_above: usize,
     /// How long the peer may stay silent before it opens a transaction (MAIL FROM): an idle
     /// connection holds a place other clients need.
     pub idle_before_mail: Duration,
@@ -66,6 +70,8 @@ impl Default for SmtpSettings {
             max_recipients: 100,
             idle_timeout: Duration::from_secs(300),
             idle_before_mail: Duration::from_secs(60),
+            // Three quarters of the listener's default 256 sessions.
+            shed_above: 192,
             soft_error_limit: 10,
             hard_error_limit: 20,
             plaintext_auth_on_loopback: false,
@@ -88,6 +94,8 @@ pub struct Smtp {
     pub(crate) changed: Option<pushmail_core::hints::ChangeHints>,
     /// The memory all sessions' messages may hold at once (shared by the roles given one).
     pub(crate) data_budget: DataBudget,
+    /// Sessions open and those idle outside a transaction, for shedding.
+    idlers: Arc<Idlers>,
 }
 
 /// Why a session ended.
@@ -96,6 +104,8 @@ pub(crate) enum End {
     Closed,
     Idle,
     TooManyErrors,
+    /// Shed to make room (see `shed.rs`).
+    Shed,
 }
 
 /// The state of one conversation.
@@ -149,6 +159,7 @@ impl Smtp {
             noticed: None,
             changed: None,
             data_budget: DataBudget::new(DEFAULT_DATA_BUDGET),
+            idlers: Arc::default(),
         }
     }
 
@@ -168,6 +179,7 @@ impl Smtp {
             noticed: None,
             changed: None,
             data_budget: DataBudget::new(DEFAULT_DATA_BUDGET),
+            idlers: Arc::default(),
         }
     }
 
@@ -217,6 +229,7 @@ impl Smtp {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        let _open = self.idlers.open(self.settings.shed_above);
         let mut io = BufReader::new(Connection::Plain(stream));
         let greeting = format!("220 {} ESMTP pushmail\r\n", self.settings.hostname);
         if io.write_all(greeting.as_bytes()).await.is_err() {
@@ -250,6 +263,7 @@ impl Smtp {
             Ok(End::Quit) => b"221 2.0.0 Bye\r\n",
             Ok(End::Idle) => b"421 4.4.2 Idle too long; closing\r\n",
             Ok(End::TooManyErrors) => b"421 4.7.0 Too many errors; closing\r\n",
+            Ok(End::Shed) => b"421 4.7.0 Server busy; try again later\r\n",
             Ok(End::Closed) | Err(_) => return,
         };
         departure.leave();
@@ -276,9 +290,24 @@ impl Smtp {
                     .min(self.settings.idle_before_mail),
                 Some(_) => self.settings.idle_timeout,
             };
-            let Ok(line) =
-                tokio::time::timeout(silence, read_line(io, MAX_AUTH_COMMAND_LINE)).await
-            else {
+            // Outside a transaction the session may be shed when the listener is full.
+            let waiting = session
+                .envelope
+                .from
+                .is_none()
+                .then(|| self.idlers.waiting());
+            let shed = async {
+                match &waiting {
+                    Some(waiting) => waiting.shed.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let line = tokio::select! {
+                line = tokio::time::timeout(silence, read_line(io, MAX_AUTH_COMMAND_LINE)) => line,
+                () = shed => return Ok(Next::End(End::Shed)),
+            };
+            drop(waiting);
+            let Ok(line) = line else {
                 return Ok(Next::End(End::Idle));
             };
             let mut line = match line? {
