@@ -26,6 +26,14 @@ struct World {
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
+        // Every input comes from one loopback source: its wrong passwords would soon slow each
+        // check by seconds (the per-source delay) and the fuzzer would test nothing else.
+        pushmail_store::credentials::CredentialLimits::configure(
+            pushmail_store::credentials::CredentialLimits {
+                source_max_delay_secs: 0,
+                ..Default::default()
+            },
+        );
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
