@@ -78,7 +78,7 @@ impl Imap {
                 // Boxed, as every step but the wait: an idling session holds only the wait.
                 Wake::Look => {
                     look = Instant::now() + self.settings.idle_poll;
-                    if !Box::pin(self.still_the_same_account(session, false)).await {
+                    if !Box::pin(self.still_the_same_account(session)).await {
                         bye(wire, "Account removed or changed; log in again").await?;
                         return Ok(Next::Logout);
                     }

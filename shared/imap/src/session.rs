@@ -16,14 +16,14 @@ use pushmail_core::counts::{Counts, Place};
 use pushmail_core::folder::FolderName;
 use pushmail_core::hints::ChangeHints;
 use pushmail_core::sasl::parse_plain;
-use pushmail_core::types::{Address, quoted};
+use pushmail_core::types::Address;
 use pushmail_listener::Connection;
-use pushmail_store::credentials::{CredentialError, check_login};
-use pushmail_store::{Store, Surface};
+use pushmail_store::Store;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
-use tracing::{info, warn};
+use tracing::info;
 
+use crate::identity::Identity;
 use crate::select::Selected;
 use crate::wire::{Incoming, Wire};
 
@@ -84,9 +84,9 @@ pub struct Imap {
     /// TLS from the first byte (port 993's way) rather than after STARTTLS.
     implicit_tls: bool,
     /// Logged-in sessions per account.
-    slots: Arc<Counts<Address>>,
+    pub(crate) slots: Arc<Counts<Address>>,
     /// APPEND uploads in flight per account (`wire::APPENDS_IN_FLIGHT_PER_ACCOUNT`).
-    appends: Arc<Counts<Address>>,
+    pub(crate) appends: Arc<Counts<Address>>,
 }
 
 /// A session's state.
@@ -102,24 +102,13 @@ pub(crate) struct Session {
     /// FETCH responses carry MODSEQ.
     pub condstore: bool,
     /// Held from LOGIN to the end of the session.
-    slot: Option<Place<Address>>,
+    pub slot: Option<Place<Address>>,
     /// Who logged in, as the account was then (checked again as the session goes on).
     pub identity: Option<Identity>,
     /// Before login, the session ends at this time however busy it keeps (`login_timeout` is
     /// one total, not a wait per command).
     login_by: tokio::time::Instant,
 }
-
-/// The account a session logged in as, to tell it from what the address is now.
-pub(crate) struct Identity {
-    /// The account's creation time: what the session's writes are stored for.
-    pub known_at: chrono::DateTime<chrono::Utc>,
-    fingerprint: u64,
-    checked: std::time::Instant,
-}
-
-/// How often a working session checks that its account is still the one it logged in as.
-const IDENTITY_RECHECK: Duration = Duration::from_secs(2);
 
 pub(crate) enum Next {
     Continue,
@@ -189,7 +178,7 @@ impl Imap {
         self
     }
 
-    fn login_allowed(&self, session: &Session) -> bool {
+    pub(crate) fn login_allowed(&self, session: &Session) -> bool {
         session.tls
             || (self.settings.plaintext_login_on_loopback && session.peer.ip().is_loopback())
     }
@@ -374,7 +363,7 @@ impl Imap {
             }
             Incoming::Command(command) => command,
         };
-        if !Box::pin(self.still_the_same_account(session, false)).await {
+        if !Box::pin(self.still_the_same_account(session)).await {
             Box::pin(bye(wire, "Account removed or changed; log in again")).await?;
             return Ok(Next::Logout);
         }
@@ -460,104 +449,6 @@ impl Imap {
             body => return self.authenticated(wire, session, tag, body).await,
         }
         Ok(Next::Continue)
-    }
-
-    /// Whether the logged-in account is still the one the session logged in as: not deleted
-    /// (nor created again), its password unchanged, enabled. Read at most every
-    /// [`IDENTITY_RECHECK`] (or now, `force`), so an admin's change ends every session of the
-    /// account within seconds, in every process. A store that cannot answer ends nothing.
-    pub(crate) async fn still_the_same_account(&self, session: &mut Session, force: bool) -> bool {
-        let (Some(user), Some(identity)) = (&session.user, &mut session.identity) else {
-            return true;
-        };
-        if !force && identity.checked.elapsed() < IDENTITY_RECHECK {
-            return true;
-        }
-        match self.store.account(user).await {
-            Ok(account) => {
-                identity.checked = std::time::Instant::now();
-                let same = account
-                    .is_some_and(|account| account.session_fingerprint() == identity.fingerprint);
-                if !same {
-                    info!(peer = %session.peer, account = %user, "IMAP session ended: account removed or changed");
-                }
-                same
-            }
-            Err(error) => {
-                warn!(peer = %session.peer, %error, "IMAP: account not checked");
-                true
-            }
-        }
-    }
-
-    async fn login<S: AsyncRead + AsyncWrite + Unpin>(
-        &self,
-        wire: &mut Wire<S>,
-        session: &mut Session,
-        tag: Tag<'static>,
-        username: &str,
-        password: &str,
-    ) -> Result<()> {
-        if session.user.is_some() {
-            return no_or_bad(wire, tag, StatusKind::Bad, "Already logged in").await;
-        }
-        if !self.login_allowed(session) {
-            return no_or_bad(
-                wire,
-                tag,
-                StatusKind::No,
-                "LOGIN is disabled before STARTTLS",
-            )
-            .await;
-        }
-        let checked = check_login(
-            self.store.as_ref(),
-            Surface::Imap,
-            username,
-            password,
-            session.peer.ip(),
-        )
-        .await;
-        match checked {
-            Ok(account) => {
-                let limit = self.settings.max_sessions_per_account;
-                let Some(slot) = self.slots.enter(account.address.clone(), limit) else {
-                    info!(peer = %session.peer, account = %account.address, "IMAP login: too many sessions");
-                    let text = format!("[LIMIT] At most {limit} sessions at once for one account");
-                    return no_or_bad(wire, tag, StatusKind::No, &text).await;
-                };
-                session.slot = Some(slot);
-                session.identity = Some(Identity {
-                    known_at: account.created_at,
-                    fingerprint: account.session_fingerprint(),
-                    checked: std::time::Instant::now(),
-                });
-                info!(peer = %session.peer, account = %account.address, "IMAP login");
-                session.aliases = self.folder_aliases(&account.address).await?;
-                wire.allow_messages_of(
-                    self.settings.max_message_bytes,
-                    self.appends.clone(),
-                    account.address.clone(),
-                );
-                session.user = Some(account.address);
-                let code = Code::Capability(self.capabilities(session));
-                send_status(wire, Some(tag), StatusKind::Ok, Some(code), "Logged in").await
-            }
-            Err(CredentialError::BadCredentials) => {
-                info!(peer = %session.peer, login = %quoted(username), "IMAP login failed");
-                no_or_bad(wire, tag, StatusKind::No, "Authentication failed").await
-            }
-            Err(error) => {
-                warn!(peer = %session.peer, %error, "IMAP login refused");
-                // RFC 5530's codes: a busy server, or a limit reached.
-                let text = match error {
-                    CredentialError::Busy => "[UNAVAILABLE] Busy checking passwords; try again",
-                    CredentialError::Store(_) => "[UNAVAILABLE] Try again later",
-                    _ => "[LIMIT] Too many attempts; try again later",
-                };
-                no_or_bad(wire, tag, StatusKind::No, text).await
-            }
-        }
     }
 }
 
