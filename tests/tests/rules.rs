@@ -173,7 +173,8 @@ async fn bad_rule_sets_are_refused_and_change_nothing() {
 async fn rules_create_no_folder_past_the_accounts_limit() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
-    let limit = pushmail_core::mailbox::MAX_FOLDERS;
+    // A small limit: the rule is the same at the default 1,000.
+    let limit = 12;
     let have = h.store.folders(&alice).await.unwrap().len();
     for n in have..limit {
         let name = pushmail_core::folder::FolderName::parse(&format!("F{n}")).unwrap();
@@ -192,7 +193,12 @@ async fn rules_create_no_folder_past_the_accounts_limit() {
         )
         .await;
     assert_eq!(set.status, 200, "{:?}", set.body);
-    let smtp = h.smtp(SmtpSettings::default()).await;
+    let smtp = h
+        .smtp(SmtpSettings {
+            max_folders: limit,
+            ..SmtpSettings::default()
+        })
+        .await;
     let (mut client, _) = Client::connect(smtp).await;
     client.command("EHLO lists.example.org").await;
     let answer = client

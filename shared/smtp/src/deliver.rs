@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use chrono::{DateTime, Utc};
 use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::{MAX_FOLDERS, NewMessage};
+use pushmail_core::mailbox::NewMessage;
 use pushmail_core::rules::FilingRule;
 use pushmail_core::types::{Account, Address};
 use pushmail_store::Delivery;
@@ -364,7 +364,7 @@ impl Smtp {
             .await
             .map_err(|e| e.to_string())?
             .len();
-        if count >= MAX_FOLDERS {
+        if count >= self.settings.max_folders {
             return Err(format!(
                 "the account has {count} folders, the most it may have"
             ));

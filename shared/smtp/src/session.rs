@@ -49,6 +49,9 @@ pub struct SmtpSettings {
     /// smtpd_hard_error_limit): unknown recipients count, so a directory harvest costs time.
     pub soft_error_limit: u32,
     pub hard_error_limit: u32,
+    /// Folders an account may have: a filing rule creates none past it (IMAP CREATE keeps
+    /// the same limit).
+    pub max_folders: usize,
     /// With more sessions than this open (in the listener), each new one ends the session
     /// that has waited longest outside a transaction (421, Postfix's stress mode).
     pub shed_above: usize,
@@ -70,6 +73,7 @@ impl Default for SmtpSettings {
             max_recipients: 100,
             idle_timeout: Duration::from_secs(300),
             idle_before_mail: Duration::from_secs(60),
+            max_folders: pushmail_core::mailbox::MAX_FOLDERS,
             // Three quarters of the listener's default 256 sessions.
             shed_above: 192,
             soft_error_limit: 10,
