@@ -43,26 +43,16 @@ impl Peer {
 
     /// Sends `tag command` and reads up to the tagged answer; all lines, the tagged one last.
     pub async fn command(&mut self, tag: &str, command: &str) -> Vec<String> {
-        self.writer
-            .write_all(format!("{tag} {command}\r\n").as_bytes())
-            .await
-            .unwrap();
-        let mut lines = Vec::new();
-        loop {
-            let line = self.line().await;
-            let done = line.starts_with(&format!("{tag} "));
-            lines.push(line);
-            if done {
-                return lines;
-            }
-        }
+        self.command_until(tag, command, false).await
     }
-}
 
-impl Peer {
     /// As [`Peer::command`], but a `* BYE` (the server ending the session) also ends the
     /// answer.
     pub async fn command_or_bye(&mut self, tag: &str, command: &str) -> Vec<String> {
+        self.command_until(tag, command, true).await
+    }
+
+    async fn command_until(&mut self, tag: &str, command: &str, or_bye: bool) -> Vec<String> {
         self.writer
             .write_all(format!("{tag} {command}\r\n").as_bytes())
             .await
@@ -70,7 +60,8 @@ impl Peer {
         let mut lines = Vec::new();
         loop {
             let line = self.line().await;
-            let done = line.starts_with(&format!("{tag} ")) || line.starts_with("* BYE");
+            let done =
+                line.starts_with(&format!("{tag} ")) || (or_bye && line.starts_with("* BYE"));
             lines.push(line);
             if done {
                 return lines;
