@@ -211,14 +211,6 @@ impl Smtp {
         self
     }
 
-    pub fn settings(&self) -> &SmtpSettings {
-        &self.settings
-    }
-
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
     /// Runs one conversation to its end.
     pub async fn converse<S>(&self, stream: S, peer: SocketAddr)
     where
@@ -456,8 +448,6 @@ impl Smtp {
     }
 }
 
-/// Sends one reply in one write: two small writes would wait on each other (Nagle's algorithm
-/// against the peer's delayed ACK, 40 ms a reply).
 impl pushmail_listener::Conversation for Smtp {
     fn converse(
         &self,
@@ -477,6 +467,8 @@ impl pushmail_listener::Conversation for Smtp {
     }
 }
 
+/// Sends one reply in one write: two small writes would wait on each other (Nagle's algorithm
+/// against the peer's delayed ACK, 40 ms a reply).
 pub(crate) async fn reply<W: AsyncWrite + Unpin>(
     writer: &mut W,
     text: &str,
