@@ -429,3 +429,50 @@ async fn a_login_verified_a_moment_ago_skips_argon2_but_not_the_limits() {
         .await;
     assert!(last(&refused).starts_with("r NO [LIMIT]"), "{refused:?}");
 }
+
+/// A conversation that says goodbye, gives its place back, and only then winds down slowly
+/// (a TLS close, a flush to a slow peer).
+struct LeavesEarly;
+
+impl Conversation for LeavesEarly {
+    async fn converse(&self, mut stream: TcpStream, _peer: SocketAddr, mut departure: Departure) {
+        departure.leave();
+        let _ = stream.write_all(b"bye\r\n").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    fn too_many_connections(&self) -> &'static [u8] {
+        b"too many\r\n"
+    }
+
+    fn protocol(&self) -> &'static str {
+        "test"
+    }
+}
+
+#[tokio::test]
+async fn a_place_given_back_with_the_goodbye_is_free_for_the_next_connection_at_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let limits = Limits {
+        max_connections_per_source: 1,
+        ..Limits::default()
+    };
+    tokio::spawn(pushmail_listener::serve(
+        listener,
+        Arc::new(LeavesEarly),
+        limits,
+        std::future::pending(),
+    ));
+    // Each client reconnects the moment it reads the goodbye, while the last session is still
+    // winding down: one place per source, and never "too many".
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        let mut first = [0u8; 5];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut first))
+            .await
+            .expect("a greeting within 5 s")
+            .unwrap();
+        assert_eq!(&first, b"bye\r\n");
+    }
+}
