@@ -55,6 +55,25 @@ async fn a_directory_harvest_is_slowed_then_closed() {
         "{:?}",
         started.elapsed()
     );
+
+    // Lines refused before they are commands (unknown, malformed, too long) count alike.
+    let mut stream = tokio::net::TcpStream::connect(smtp).await.unwrap();
+    let mut junk = String::from("EHLO h.example\r\n");
+    let long = format!("NOOP {}\r\n", "a".repeat(600));
+    for n in 0..100 {
+        junk.push_str(match n % 3 {
+            0 => "XYZZY\r\n",
+            1 => "MAIL FROM:<<<\r\n",
+            _ => &long,
+        });
+    }
+    stream.write_all(junk.as_bytes()).await.unwrap();
+    let (said, closed) = until_closed(&mut stream).await;
+    assert!(closed, "{said}");
+    assert!(
+        said.ends_with("421 4.7.0 Too many errors; closing\r\n"),
+        "{said}"
+    );
 }
 
 #[tokio::test]

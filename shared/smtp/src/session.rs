@@ -306,107 +306,100 @@ impl Smtp {
             let Ok(line) = line else {
                 return Ok(Next::End(End::Idle));
             };
-            let mut line = match line? {
-                Line::Closed => return Ok(Next::End(End::Closed)),
-                Line::TooLong { .. } => {
-                    self.answer(io, session, "500 5.5.2 Line too long").await?;
-                    continue;
-                }
-                // A bare LF splits what the peer meant as one line: the rest of it would run
-                // as a command of its own. Closed, not resynchronised.
-                Line::BareLineEnding(_) => {
-                    reply(io, "500 5.5.2 Lines must end with CRLF; closing").await?;
-                    return Ok(Next::End(End::Closed));
-                }
-                Line::Complete(line) => line,
-            };
-            // Only AUTH's initial response may be longer than a command (RFC 4954 §4).
-            if line.len() + 2 > MAX_COMMAND_LINE && !starts_with_word(&line, b"AUTH") {
-                self.answer(io, session, "500 5.5.2 Line too long").await?;
-                continue;
-            }
-            line.extend_from_slice(b"\r\n");
-            let request = match Request::parse(&mut line.iter()) {
-                Ok(request) => request,
-                Err(smtp_proto::Error::UnknownCommand) => {
-                    self.answer(io, session, "500 5.5.1 Unknown command")
-                        .await?;
-                    continue;
-                }
-                Err(_) => {
-                    self.answer(io, session, "501 5.5.4 Syntax error in parameters")
-                        .await?;
-                    continue;
-                }
-            };
-            let answer: String = match request {
-                Request::Ehlo { host } => {
-                    session.helo = Some(host.to_string());
-                    session.envelope = Envelope::default();
-                    self.capabilities(session, peer)
-                }
-                Request::Helo { host } => {
-                    session.helo = Some(host.to_string());
-                    session.envelope = Envelope::default();
-                    format!("250 {}", self.settings.hostname)
-                }
-                Request::StartTls => {
-                    if session.tls {
-                        "503 5.5.1 TLS is already on".into()
-                    } else if self.tls.is_none() {
-                        "502 5.5.1 STARTTLS is not offered here".into()
-                    } else {
-                        reply(io, "220 2.0.0 Ready to start TLS").await?;
-                        return Ok(Next::StartTls);
-                    }
-                }
-                Request::Auth {
-                    mechanism,
-                    initial_response,
-                } => {
-                    self.authenticate(io, session, peer, mechanism, &initial_response)
-                        .await?
-                }
-                Request::Mail { from } => self.sender(session, &from.address, from.size),
-                Request::Rcpt { to } => self.recipient(session, &to.address).await.into(),
-                Request::Data => {
-                    let envelope = &session.envelope;
-                    if envelope.from.is_none() {
-                        "503 5.5.1 MAIL first".into()
-                    } else if envelope.recipients() == 0 {
-                        "554 5.5.1 No valid recipients".into()
-                    } else if self.role == Role::Inbound && !io.buffer().is_empty() {
-                        // The message sent before 354 (RFC 2920 §3.1: DATA ends a pipelined
-                        // group): whatever it holds is not read as commands. Closed, as
-                        // Postfix 3.9 does for unauthenticated clients.
-                        reply(io, "554 5.5.0 Data sent before the 354 reply; closing").await?;
+            // Every answer, refusals of the line itself too, goes out (and counts) in one place.
+            let answer: String = 'answer: {
+                let mut line = match line? {
+                    Line::Closed => return Ok(Next::End(End::Closed)),
+                    Line::TooLong { .. } => break 'answer "500 5.5.2 Line too long".into(),
+                    // A bare LF splits what the peer meant as one line: the rest of it would run
+                    // as a command of its own. Closed, not resynchronised.
+                    Line::BareLineEnding(_) => {
+                        reply(io, "500 5.5.2 Lines must end with CRLF; closing").await?;
                         return Ok(Next::End(End::Closed));
-                    } else {
-                        reply(io, "354 End data with <CR><LF>.<CR><LF>").await?;
-                        let answer = match self.read_message(io).await? {
-                            Ok(held) => match check_shape(&held.message) {
-                                Ok(()) => self.accept_message(session, held, peer).await,
-                                Err(why) => format!("552 5.3.4 The message has {why}"),
-                            },
-                            Err(refusal) => refusal.to_owned(),
-                        };
-                        session.envelope = Envelope::default();
-                        answer
                     }
+                    Line::Complete(line) => line,
+                };
+                // Only AUTH's initial response may be longer than a command (RFC 4954 §4).
+                if line.len() + 2 > MAX_COMMAND_LINE && !starts_with_word(&line, b"AUTH") {
+                    break 'answer "500 5.5.2 Line too long".into();
                 }
-                Request::Rset => {
-                    session.envelope = Envelope::default();
-                    "250 2.0.0 OK".into()
+                line.extend_from_slice(b"\r\n");
+                let request = match Request::parse(&mut line.iter()) {
+                    Ok(request) => request,
+                    Err(smtp_proto::Error::UnknownCommand) => {
+                        break 'answer "500 5.5.1 Unknown command".into();
+                    }
+                    Err(_) => break 'answer "501 5.5.4 Syntax error in parameters".into(),
+                };
+                match request {
+                    Request::Ehlo { host } => {
+                        session.helo = Some(host.to_string());
+                        session.envelope = Envelope::default();
+                        self.capabilities(session, peer)
+                    }
+                    Request::Helo { host } => {
+                        session.helo = Some(host.to_string());
+                        session.envelope = Envelope::default();
+                        format!("250 {}", self.settings.hostname)
+                    }
+                    Request::StartTls => {
+                        if session.tls {
+                            "503 5.5.1 TLS is already on".into()
+                        } else if self.tls.is_none() {
+                            "502 5.5.1 STARTTLS is not offered here".into()
+                        } else {
+                            reply(io, "220 2.0.0 Ready to start TLS").await?;
+                            return Ok(Next::StartTls);
+                        }
+                    }
+                    Request::Auth {
+                        mechanism,
+                        initial_response,
+                    } => {
+                        self.authenticate(io, session, peer, mechanism, &initial_response)
+                            .await?
+                    }
+                    Request::Mail { from } => self.sender(session, &from.address, from.size),
+                    Request::Rcpt { to } => self.recipient(session, &to.address).await.into(),
+                    Request::Data => {
+                        let envelope = &session.envelope;
+                        if envelope.from.is_none() {
+                            "503 5.5.1 MAIL first".into()
+                        } else if envelope.recipients() == 0 {
+                            "554 5.5.1 No valid recipients".into()
+                        } else if self.role == Role::Inbound && !io.buffer().is_empty() {
+                            // The message sent before 354 (RFC 2920 §3.1: DATA ends a pipelined
+                            // group): whatever it holds is not read as commands. Closed, as
+                            // Postfix 3.9 does for unauthenticated clients.
+                            reply(io, "554 5.5.0 Data sent before the 354 reply; closing").await?;
+                            return Ok(Next::End(End::Closed));
+                        } else {
+                            reply(io, "354 End data with <CR><LF>.<CR><LF>").await?;
+                            let answer = match self.read_message(io).await? {
+                                Ok(held) => match check_shape(&held.message) {
+                                    Ok(()) => self.accept_message(session, held, peer).await,
+                                    Err(why) => format!("552 5.3.4 The message has {why}"),
+                                },
+                                Err(refusal) => refusal.to_owned(),
+                            };
+                            session.envelope = Envelope::default();
+                            answer
+                        }
+                    }
+                    Request::Rset => {
+                        session.envelope = Envelope::default();
+                        "250 2.0.0 OK".into()
+                    }
+                    Request::Noop { .. } => "250 2.0.0 OK".into(),
+                    Request::Vrfy { .. } => "252 2.5.0 Cannot verify; send the mail".into(),
+                    Request::Quit => return Ok(Next::End(End::Quit)),
+                    // Its chunk would follow at once and be read as commands: closed.
+                    Request::Bdat { .. } => {
+                        reply(io, "503 5.5.1 BDAT is not offered; closing").await?;
+                        return Ok(Next::End(End::Closed));
+                    }
+                    _ => "502 5.5.1 Command not implemented".into(),
                 }
-                Request::Noop { .. } => "250 2.0.0 OK".into(),
-                Request::Vrfy { .. } => "252 2.5.0 Cannot verify; send the mail".into(),
-                Request::Quit => return Ok(Next::End(End::Quit)),
-                // Its chunk would follow at once and be read as commands: closed.
-                Request::Bdat { .. } => {
-                    reply(io, "503 5.5.1 BDAT is not offered; closing").await?;
-                    return Ok(Next::End(End::Closed));
-                }
-                _ => "502 5.5.1 Command not implemented".into(),
             };
             if !self.answer(io, session, &answer).await? {
                 return Ok(Next::End(End::TooManyErrors));
