@@ -20,17 +20,15 @@ impl DataBudget {
     pub fn new(bytes: usize) -> Self {
         Self(Arc::new(Semaphore::new((bytes / BUDGET_UNIT).max(1))))
     }
+
+    /// One more unit, if any is left.
+    pub(crate) fn take_unit(&self) -> Option<OwnedSemaphorePermit> {
+        self.0.clone().try_acquire_owned().ok()
+    }
 }
 
 /// A message as read, with the part of the budget it holds until it is stored.
 pub(crate) struct Held {
     pub message: Vec<u8>,
     pub _budget: Option<OwnedSemaphorePermit>,
-}
-
-impl DataBudget {
-    /// One more unit, if any is left.
-    pub(crate) fn take_unit(&self) -> Option<OwnedSemaphorePermit> {
-        self.0.clone().try_acquire_owned().ok()
-    }
 }

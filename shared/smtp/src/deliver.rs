@@ -12,7 +12,7 @@ use pushmail_core::types::{Account, Address};
 use pushmail_store::Delivery;
 
 use crate::budget::Held;
-use crate::dsn::{Failure, delivery_status_notification};
+use crate::dsn::{Failure, bounce_into_inbox, delivery_status_notification};
 use tracing::{info, warn};
 
 use crate::session::{Envelope, Role, Session, Smtp};
@@ -108,17 +108,14 @@ impl Smtp {
     /// rather than a 250 that leaves it out.
     async fn all_can_take(&self, recipients: &[Account], size: usize) -> Result<(), String> {
         for recipient in recipients {
-            let Some(quota) = recipient.quota_bytes else {
-                continue;
-            };
-            match self.store.mailbox_usage(&recipient.address).await {
-                Ok(used) if used.saturating_add(size as u64) > quota => {
+            match self.has_room(recipient, size).await {
+                Ok(true) => {}
+                Ok(false) => {
                     return Err(format!(
                         "552 5.2.2 Mailbox full for <{}>: delivered to no one",
                         recipient.address
                     ));
                 }
-                Ok(_) => {}
                 Err(error) => {
                     warn!(account = %recipient.address, %error, "usage not read");
                     return Err("451 4.3.0 Not stored; try again later".into());
@@ -126,6 +123,20 @@ impl Smtp {
             }
         }
         Ok(())
+    }
+
+    /// Whether `account`'s mailbox can take `size` more octets within its quota (RCPT asks
+    /// with the announced size, DATA with the real one).
+    pub(crate) async fn has_room(
+        &self,
+        account: &Account,
+        size: usize,
+    ) -> Result<bool, pushmail_store::StoreError> {
+        let Some(quota) = account.quota_bytes else {
+            return Ok(true);
+        };
+        let used = self.store.mailbox_usage(&account.address).await?;
+        Ok(used.saturating_add(size as u64) <= quota)
     }
 
     /// Delivers to one recipient whose mailbox was found able to take the message: a failing
@@ -183,18 +194,32 @@ impl Smtp {
                 permanent: false,
             })
             .collect();
-        let dsn =
-            delivery_status_notification(&self.settings.hostname, sender, message, at, &failures);
         if let Ok(Some(account)) = self.store.account(sender).await {
-            let inbox = FolderName::inbox();
+            let hostname = &self.settings.hostname;
+            let delivery = bounce_into_inbox(
+                self.store.as_ref(),
+                hostname,
+                sender,
+                message,
+                at,
+                &failures,
+                account.created_at,
+            )
+            .await;
             if matches!(
-                self.store_into(&account, &inbox, dsn, &[], None, at, id)
-                    .await,
+                self.stored(sender, &FolderName::inbox(), delivery, id),
                 Stored::Yes
             ) {
                 return;
             }
         } else if let Some(outgoing) = &self.outgoing {
+            let dsn = delivery_status_notification(
+                &self.settings.hostname,
+                sender,
+                message,
+                at,
+                &failures,
+            );
             let bounce_id = format!("{id}-dsn");
             if outgoing
                 .enqueue(&bounce_id, sender, std::slice::from_ref(sender), &dsn, at)
@@ -395,7 +420,19 @@ impl Smtp {
             internal_date: at,
             owner_known_at: Some(owner.created_at),
         };
-        match self.store.deliver(account, folder, &new, quota).await {
+        let delivery = self.store.deliver(account, folder, &new, quota).await;
+        self.stored(account, folder, delivery, id)
+    }
+
+    /// What a delivery did, logged, with the dispatcher and the idlers told of a stored one.
+    fn stored(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        delivery: Result<Delivery, pushmail_store::StoreError>,
+        id: &str,
+    ) -> Stored {
+        match delivery {
             Ok(Delivery::Stored { uid, noticed, .. }) => {
                 info!(%account, %folder, uid, id, "delivered");
                 if let Some(hint) = self.noticed.as_ref().filter(|_| noticed) {

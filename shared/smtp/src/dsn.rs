@@ -1,12 +1,38 @@
-//! The bounce put into a sender's INBOX when the relay finally fails: a delivery status
-//! notification (RFC 3464: multipart/report with a human part, message/delivery-status, and the
-//! original header).
+//! The bounce put into a sender's INBOX when the relay finally fails, or when a local
+//! delivery failed after the others took the message: a delivery status notification (RFC 3464:
+//! multipart/report with a human part, message/delivery-status, and the original header).
 
 use chrono::{DateTime, Utc};
 use mail_builder::MessageBuilder;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::mime::MimePart;
+use pushmail_core::folder::FolderName;
+use pushmail_core::mailbox::NewMessage;
 use pushmail_core::types::Address;
+use pushmail_store::{Delivery, Store, StoreError};
+
+/// Builds the bounce of `original` for `failures` and puts it into `sender`'s INBOX, outside
+/// the quota (it is short, and the sender must learn the mail did not go), and only for the
+/// account the writer knew at `known_at`: not a new one created at the address since.
+pub(crate) async fn bounce_into_inbox(
+    store: &dyn Store,
+    hostname: &str,
+    sender: &Address,
+    original: &[u8],
+    arrived: DateTime<Utc>,
+    failures: &[Failure],
+    known_at: DateTime<Utc>,
+) -> Result<Delivery, StoreError> {
+    let message = NewMessage {
+        raw: delivery_status_notification(hostname, sender, original, arrived, failures),
+        flags: Vec::new(),
+        internal_date: Utc::now(),
+        owner_known_at: Some(known_at),
+    };
+    store
+        .deliver(sender, &FolderName::inbox(), &message, None)
+        .await
+}
 
 /// One recipient the message did not reach, and why.
 #[derive(Debug, Clone)]

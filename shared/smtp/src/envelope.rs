@@ -128,14 +128,10 @@ impl Smtp {
                 }
                 // Told now, not after DATA: a mailbox that cannot take the message (at its
                 // announced size, or at all) is refused here, for this recipient alone.
-                if let Some(quota) = account.quota_bytes {
-                    match self.store.mailbox_usage(&address).await {
-                        Ok(used) if used.saturating_add(envelope.size.max(1) as u64) > quota => {
-                            return "552 5.2.2 Mailbox full";
-                        }
-                        Ok(_) => {}
-                        Err(_) => return "451 4.3.0 Temporary failure; try again later",
-                    }
+                match self.has_room(&account, envelope.size.max(1)).await {
+                    Ok(true) => {}
+                    Ok(false) => return "552 5.2.2 Mailbox full",
+                    Err(_) => return "451 4.3.0 Temporary failure; try again later",
                 }
                 envelope.local.push(account);
                 "250 2.1.5 Recipient OK"

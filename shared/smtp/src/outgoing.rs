@@ -9,15 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::NewMessage;
 use pushmail_core::types::Address;
 use pushmail_store::{RelayJob, Store, StoreError};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::dkim;
-use crate::dsn::{Failure, delivery_status_notification};
+use crate::dsn::{Failure, bounce_into_inbox};
 use crate::transport::{Transport, Verdict};
 
 /// How long the relay is retried.
@@ -233,34 +231,24 @@ impl Outgoing {
         }
     }
 
-    /// Puts the bounce into the sender's INBOX (outside the quota: it is short, and the sender
-    /// must learn the mail did not go).
+    /// Puts the bounce into the sender's INBOX (`dsn::bounce_into_inbox`), for the sender the
+    /// job was queued for.
     async fn bounce(
         &self,
         job: &RelayJob,
         raw: &[u8],
         failures: &[Failure],
     ) -> Result<(), StoreError> {
-        let dsn = delivery_status_notification(
+        let delivery = bounce_into_inbox(
+            self.store.as_ref(),
             &self.hostname,
             &job.sender,
             raw,
             job.created_at,
             failures,
-        );
-        let inbox = FolderName::parse("INBOX")
-            .map_err(|e| StoreError::Corrupt(format!("INBOX: {}", e.0)))?;
-        let message = NewMessage {
-            raw: dsn,
-            flags: Vec::new(),
-            internal_date: Utc::now(),
-            // Only for the sender the job was queued for: not a new account at its address.
-            owner_known_at: Some(job.created_at),
-        };
-        let delivery = self
-            .store
-            .deliver(&job.sender, &inbox, &message, None)
-            .await?;
+            job.created_at,
+        )
+        .await?;
         warn!(id = job.id, sender = %job.sender, failed = failures.len(), ?delivery, "bounced");
         Ok(())
     }
