@@ -72,19 +72,18 @@ pub fn header_field_count(raw: &[u8]) -> usize {
     count
 }
 
-/// A field's value as written in the message (`offset_start..offset_end`), unfolded and
-/// trimmed; empty when the offsets do not fit.
-pub fn raw_value(message: &Message<'_>, field: &mail_parser::Header<'_>) -> String {
+/// A field's value as written in the message (`offset_start..offset_end`), its own bytes,
+/// unfolded and trimmed; `None` when the offsets do not fit.
+pub fn raw_value(message: &Message<'_>, field: &mail_parser::Header<'_>) -> Option<Vec<u8>> {
     let value = message
         .raw_message
-        .get(field.offset_start as usize..field.offset_end as usize)
-        .unwrap_or_default();
+        .get(field.offset_start as usize..field.offset_end as usize)?;
     let unfolded: Vec<u8> = value
         .iter()
         .copied()
         .filter(|&b| b != b'\r' && b != b'\n')
         .collect();
-    String::from_utf8_lossy(unfolded.trim_ascii()).into_owned()
+    Some(unfolded.trim_ascii().to_vec())
 }
 
 #[cfg(test)]

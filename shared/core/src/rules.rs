@@ -215,7 +215,8 @@ impl Header {
                 }
                 // The raw (unfolded) text too, for headers parsed into other shapes: this
                 // field's own bytes, not a search for its name (which made N fields cost N²).
-                fields.push((name.clone(), raw_value(&message, header)));
+                let raw = raw_value(&message, header).unwrap_or_default();
+                fields.push((name.clone(), String::from_utf8_lossy(&raw).into_owned()));
             }
         }
         Self { fields }

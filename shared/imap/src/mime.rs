@@ -12,7 +12,7 @@ use imap_codec::imap_types::core::{IString, NString, Vec1};
 use imap_codec::imap_types::envelope::{Address as ImapAddress, Envelope};
 use imap_codec::imap_types::fetch::Section;
 use mail_parser::{Address, Message, MessagePart, MimeHeaders, PartType};
-use pushmail_core::message::parse_message;
+use pushmail_core::message::{parse_message, raw_value};
 
 /// Nested messages and multiparts deeper than this are shown as opaque parts: a structure
 /// costs no more than its size.
@@ -227,20 +227,13 @@ fn istring(text: &str) -> IString<'static> {
 
 /// A header's value as written (unfolded, trimmed), for ENVELOPE's date, subject and ids.
 fn raw_header(message: &Message<'_>, name: &str) -> Option<Vec<u8>> {
-    let root = message.parts.first()?;
-    let header = root
+    let header = message
+        .parts
+        .first()?
         .headers
         .iter()
         .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
-    let value = message
-        .raw_message
-        .get(header.offset_start as usize..header.offset_end as usize)?;
-    let unfolded: Vec<u8> = value
-        .iter()
-        .copied()
-        .filter(|&b| b != b'\r' && b != b'\n')
-        .collect();
-    Some(unfolded.trim_ascii().to_vec())
+    raw_value(message, header)
 }
 
 /// A display name as ENVELOPE carries it: plain ASCII as it is, anything else as an RFC 2047
