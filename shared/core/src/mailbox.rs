@@ -230,6 +230,13 @@ pub struct NewMessage {
     pub owner_known_at: Option<DateTime<Utc>>,
 }
 
+impl NewMessage {
+    /// Whether `owner`, the account at the address now, is the one this message is for.
+    pub fn is_for(&self, owner: &crate::account::Account) -> bool {
+        self.owner_known_at.is_none_or(|at| owner.was_known_at(at))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

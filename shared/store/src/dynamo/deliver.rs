@@ -26,13 +26,7 @@ impl DynamoStore {
         let bodies = self.bodies()?;
         let size = message.raw.len() as u64;
         let envelope = Envelope::parse(&message.raw);
-        let known = |owner: &Option<Account>| {
-            owner.as_ref().is_some_and(|owner| {
-                message
-                    .owner_known_at
-                    .is_none_or(|at| owner.was_known_at(at))
-            })
-        };
+        let known = |owner: &Option<Account>| owner.as_ref().is_some_and(|o| message.is_for(o));
         // Refusals need no body: check them before uploading.
         if !known(&self.account(account).await?) {
             return Ok(Delivery::NoSuchAccount);

@@ -429,12 +429,7 @@ impl EmbeddedStore {
         let envelope = Envelope::parse(&message.raw);
         self.write(move |txn| {
             let owner = get::<Account>(&txn.open_table(ACCOUNTS)?, account.as_str())?;
-            let known = |owner: &Account| {
-                message
-                    .owner_known_at
-                    .is_none_or(|at| owner.was_known_at(at))
-            };
-            let Some(owner) = owner.filter(known) else {
+            let Some(owner) = owner.filter(|owner| message.is_for(owner)) else {
                 return Ok(Delivery::NoSuchAccount);
             };
             let mut folders = txn.open_table(FOLDERS)?;
