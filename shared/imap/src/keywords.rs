@@ -3,6 +3,9 @@
 //! of (§7.2.6: a client may take an untold keyword for an error).
 
 use imap_codec::imap_types::IntoStatic;
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+
 use imap_codec::imap_types::flag::{Flag, FlagPerm};
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -19,30 +22,37 @@ const SYSTEM_FLAGS: [Flag<'static>; 5] = [
     Flag::Draft,
 ];
 
-/// Adds to `known` the keywords among `flags` it lacks (compared without case); whether any
-/// was new.
-pub(crate) fn learn(known: &mut Vec<String>, flags: &[String]) -> bool {
-    let mut learned = false;
-    for flag in flags.iter().filter(|f| !f.starts_with('\\')) {
-        if !known.iter().any(|k| k.eq_ignore_ascii_case(flag)) {
-            known.push(flag.clone());
-            learned = true;
+/// Keywords known to a session (compared without case), each as first seen: a map, so that
+/// learning those of a large folder at SELECT stays O(n log n).
+#[derive(Default)]
+pub(crate) struct Keywords(BTreeMap<String, String>);
+
+impl Keywords {
+    /// Learns the keywords among `flags`; whether any was new.
+    pub fn learn(&mut self, flags: &[String]) -> bool {
+        let mut learned = false;
+        for flag in flags.iter().filter(|f| !f.starts_with('\\')) {
+            if let Entry::Vacant(entry) = self.0.entry(flag.to_ascii_lowercase()) {
+                entry.insert(flag.clone());
+                learned = true;
+            }
         }
+        learned
     }
-    learned
 }
 
 /// `* FLAGS (…)` and `* OK [PERMANENTFLAGS (…)]`: the system flags and `keywords`; in a
 /// read-write view any new keyword may be made too (`\*`).
 pub(crate) async fn tell<S: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<S>,
-    keywords: &[String],
+    keywords: &Keywords,
     read_only: bool,
 ) -> Result<()> {
     let mut flags: Vec<Flag<'static>> = SYSTEM_FLAGS.to_vec();
     flags.extend(
         keywords
-            .iter()
+            .0
+            .values()
             .filter_map(|k| Flag::try_from(k.as_str()).ok().map(IntoStatic::into_static)),
     );
     wire.send(&Response::Data(Data::Flags(flags.clone())))
@@ -69,7 +79,7 @@ pub(crate) async fn announce<S: AsyncRead + AsyncWrite + Unpin>(
     selected: &mut Selected,
     flags: &[String],
 ) -> Result<()> {
-    if learn(&mut selected.keywords, flags) {
+    if selected.keywords.learn(flags) {
         tell(wire, &selected.keywords, selected.read_only).await?;
     }
     Ok(())

@@ -33,7 +33,7 @@ pub(crate) struct Selected {
     /// brings them back: they are not told again.
     pub own_flags: HashMap<u32, Vec<String>>,
     /// The keywords the client was told of (FLAGS), kept so that a new one is told first.
-    pub keywords: Vec<String>,
+    pub keywords: keywords::Keywords,
 }
 
 impl Selected {
@@ -73,11 +73,12 @@ impl Imap {
         // found already known), never missed.
         let seen_change = self.store.latest_change(account).await.map_err(io)?;
         // The UIDs and the keywords the messages carry, in one walk of the folder.
-        let (mut uids, mut keywords, mut first_unseen) = (Vec::new(), Vec::new(), None);
+        let (mut uids, mut keywords, mut first_unseen) =
+            (Vec::new(), keywords::Keywords::default(), None);
         let mut pages = MessagePages::new(self.store.as_ref(), account, &folder.name);
         while let Some(page) = pages.next().await.map_err(io)? {
             for meta in page {
-                keywords::learn(&mut keywords, &meta.flags);
+                keywords.learn(&meta.flags);
                 uids.push(meta.uid);
                 if first_unseen.is_none() && !meta.is_seen() {
                     first_unseen = u32::try_from(uids.len()).ok();
