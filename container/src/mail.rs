@@ -177,7 +177,6 @@ impl MailOptions {
             hostname: self.hostname.clone(),
             max_message_bytes: usize::try_from(self.smtp_max_message_bytes).unwrap_or(usize::MAX),
             plaintext_auth_on_loopback: self.smtp_plaintext_auth_on_loopback || demo,
-            max_folders: pushmail_core::mailbox::MAX_FOLDERS,
             // Past three quarters full, new sessions push out the longest-idle ones.
             shed_above: (self.smtp_max_connections as usize * 3 / 4).max(1),
             postmaster: self

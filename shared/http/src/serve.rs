@@ -87,8 +87,9 @@ pub async fn serve_until(
             },
             () = &mut shutdown => break,
         };
-        let Some(source_slot) = sources.enter(peer.ip(), limits.max_connections_per_source) else {
-            warn!(source = %peer.ip(), "connection refused: too many from this source");
+        let source = pushmail_core::network::source_of(peer.ip());
+        let Some(source_slot) = sources.enter(source, limits.max_connections_per_source) else {
+            warn!(%source, "connection refused: too many from this source");
             continue;
         };
         let service =

@@ -100,7 +100,15 @@ pub async fn check_credentials(
     let window = failure_window(now, limits.window_secs);
     let expires = window + Duration::seconds(2 * limits.window_secs);
     let account_scope = FailureScope::Account(surface, address);
-    let source_scope = source.map(|source| FailureScope::Source(surface, source));
+    // Counted under the source a peer's address belongs to (an IPv6 address's /64), whichever
+    // surface it came through.
+    let source = source.map(|source| match source.parse::<std::net::IpAddr>() {
+        Ok(ip) => pushmail_core::network::source_of(ip).to_string(),
+        Err(_) => source.to_owned(),
+    });
+    let source_scope = source
+        .as_deref()
+        .map(|source| FailureScope::Source(surface, source));
     if let Some(scope) = &source_scope {
         let delay = limits.source_delay(store.failures(scope, window).await?);
         if !delay.is_zero() {
@@ -175,7 +183,7 @@ pub async fn check_login(
     peer: std::net::IpAddr,
 ) -> Result<Account, CredentialError> {
     let address = Address::parse(login).map_err(|_| CredentialError::BadCredentials)?;
-    let source = pushmail_core::network::source_of(peer).to_string();
+    let source = peer.to_string();
     let account = check_credentials(
         store,
         surface,
