@@ -27,6 +27,22 @@ pub fn account(address: &str) -> Account {
     }
 }
 
+/// Creates [`account`] at `address` (it must be new) with its default folders: a mailbox that
+/// mail may be stored in.
+pub async fn mailbox_account(store: &dyn Store, address: &Address) {
+    assert!(
+        store
+            .create_account(&account(address.as_str()))
+            .await
+            .expect("account"),
+        "{address} existed"
+    );
+    store
+        .create_default_folders(address, now())
+        .await
+        .expect("folders");
+}
+
 /// Inserts a link for an account that exists as [`account`] makes it (created if missing).
 pub async fn insert(store: &dyn Store, link: &Link, job: &ActivationJob) -> LinkInsert {
     let owner = account(link.address.as_str());

@@ -74,14 +74,22 @@ impl Client {
     /// MAIL, RCPT and DATA (each must be accepted), then `data` (ending in CRLF.CRLF); the
     /// answer to the message.
     pub async fn transaction(&mut self, from: &str, to: &str, data: &[u8]) -> String {
-        let mail = self.command(&format!("MAIL FROM:<{from}>")).await;
-        assert!(mail.starts_with("250"), "MAIL: {mail}");
-        let rcpt = self.command(&format!("RCPT TO:<{to}>")).await;
-        assert!(rcpt.starts_with("250"), "RCPT: {rcpt}");
-        let data_reply = self.command("DATA").await;
-        assert!(data_reply.starts_with("354"), "DATA: {data_reply}");
+        self.start_data(from, &[to]).await;
         self.send(data).await;
         self.reply().await
+    }
+
+    /// MAIL, a RCPT for each recipient and DATA, each of which must be accepted: ready for
+    /// the message.
+    pub async fn start_data(&mut self, from: &str, recipients: &[&str]) {
+        let mail = self.command(&format!("MAIL FROM:<{from}>")).await;
+        assert!(mail.starts_with("250"), "MAIL: {mail}");
+        for to in recipients {
+            let rcpt = self.command(&format!("RCPT TO:<{to}>")).await;
+            assert!(rcpt.starts_with("250"), "RCPT {to}: {rcpt}");
+        }
+        let data_reply = self.command("DATA").await;
+        assert!(data_reply.starts_with("354"), "DATA: {data_reply}");
     }
 }
 

@@ -37,13 +37,7 @@ fn message(subject: &str, flags: &[&str]) -> NewMessage {
 async fn with_account(store: Arc<dyn Store>) -> (Arc<dyn Store>, Address) {
     let alice = Address::parse("alice@example.com").unwrap();
     // Mail is stored only for an account that exists.
-    assert!(
-        store
-            .create_account(&pushmail_tests::fixtures::account(alice.as_str()))
-            .await
-            .unwrap()
-    );
-    store.create_default_folders(&alice, now()).await.unwrap();
+    pushmail_tests::fixtures::mailbox_account(store.as_ref(), &alice).await;
     (store, alice)
 }
 
@@ -555,13 +549,7 @@ async fn a_name_that_comes_back_never_gets_a_uid_validity_it_had(
         .unwrap();
     seen.push(inbox.uid_validity);
     store.delete_account(&alice).await.unwrap();
-    assert!(
-        store
-            .create_account(&pushmail_tests::fixtures::account(alice.as_str()))
-            .await
-            .unwrap()
-    );
-    store.create_default_folders(&alice, now()).await.unwrap();
+    pushmail_tests::fixtures::mailbox_account(store.as_ref(), &alice).await;
     store
         .create_folder(&alice, &folder("F"), now())
         .await

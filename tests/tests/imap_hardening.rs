@@ -104,19 +104,12 @@ async fn a_sparse_set_fetches_every_message_it_names() {
         };
         store.deliver(&alice, &inbox, &message, None).await.unwrap();
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
     let imap = pushmail_imap::Imap::new(
         store,
         loopback_plaintext(),
         pushmail_core::hints::ChangeHints::new(),
     );
-    tokio::spawn(pushmail_listener::serve(
-        listener,
-        Arc::new(imap),
-        Limits::default(),
-        std::future::pending(),
-    ));
+    let (address, _) = serve_on_loopback(imap, Limits::default()).await;
     let mut peer = logged_in(address, alice.as_str()).await;
     peer.command("s", "SELECT INBOX").await;
     for (tag, command, expected) in [
@@ -138,6 +131,23 @@ async fn a_sparse_set_fetches_every_message_it_names() {
     }
     let all = peer.command("d", "FETCH 1:* (UID)").await;
     assert_eq!(all.len(), count + 1);
+}
+
+/// Serves `conversation` within `limits` on a free loopback port: its address, and the
+/// listener's task.
+async fn serve_on_loopback<C: Conversation>(
+    conversation: C,
+    limits: Limits,
+) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let served = tokio::spawn(pushmail_listener::serve(
+        listener,
+        Arc::new(conversation),
+        limits,
+        std::future::pending(),
+    ));
+    (address, served)
 }
 
 /// A conversation that panics in its first session and serves the others.
@@ -164,8 +174,6 @@ impl Conversation for PanicsOnce {
 
 #[tokio::test]
 async fn a_panic_ends_its_session_only_and_gives_its_places_back() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
     // One session per source: if the panicking session kept its place, the next would be
     // told "too many".
     let limits = Limits {
@@ -173,14 +181,10 @@ async fn a_panic_ends_its_session_only_and_gives_its_places_back() {
         max_connections_per_source: 1,
         ..Limits::default()
     };
-    let served = tokio::spawn(pushmail_listener::serve(
-        listener,
-        Arc::new(PanicsOnce {
-            sessions: AtomicUsize::new(0),
-        }),
-        limits,
-        std::future::pending(),
-    ));
+    let panics_once = PanicsOnce {
+        sessions: AtomicUsize::new(0),
+    };
+    let (address, served) = serve_on_loopback(panics_once, limits).await;
     let read_all = async |address| {
         let mut stream = TcpStream::connect(address).await.unwrap();
         let mut answer = String::new();
@@ -452,18 +456,11 @@ impl Conversation for LeavesEarly {
 
 #[tokio::test]
 async fn a_place_given_back_with_the_goodbye_is_free_for_the_next_connection_at_once() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
     let limits = Limits {
         max_connections_per_source: 1,
         ..Limits::default()
     };
-    tokio::spawn(pushmail_listener::serve(
-        listener,
-        Arc::new(LeavesEarly),
-        limits,
-        std::future::pending(),
-    ));
+    let (address, _) = serve_on_loopback(LeavesEarly, limits).await;
     // Each client reconnects the moment it reads the goodbye, while the last session is still
     // winding down: one place per source, and never "too many".
     for _ in 0..3 {

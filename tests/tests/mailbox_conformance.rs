@@ -41,13 +41,7 @@ fn message(subject: &str, bytes: usize) -> NewMessage {
 async fn with_account(store: Arc<dyn Store>) -> (Arc<dyn Store>, Address) {
     let alice = Address::parse("alice@example.com").unwrap();
     // Mail is stored only for an account that exists.
-    assert!(
-        store
-            .create_account(&pushmail_tests::fixtures::account(alice.as_str()))
-            .await
-            .unwrap()
-    );
-    store.create_default_folders(&alice, now()).await.unwrap();
+    pushmail_tests::fixtures::mailbox_account(store.as_ref(), &alice).await;
     (store, alice)
 }
 

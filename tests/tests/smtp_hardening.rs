@@ -126,25 +126,9 @@ async fn a_mailbox_that_cannot_take_the_message_is_refused_at_rcpt_or_for_everyo
 
     // No size announced: both accepted at RCPT; the message turns out too big for alice, so
     // nobody gets it and the sender is told (no 250 that leaves alice out).
-    assert!(
-        client
-            .command("MAIL FROM:<q@q.example>")
-            .await
-            .starts_with("250")
-    );
-    assert!(
-        client
-            .command(&format!("RCPT TO:<{alice}>"))
-            .await
-            .starts_with("250")
-    );
-    assert!(
-        client
-            .command(&format!("RCPT TO:<{bob}>"))
-            .await
-            .starts_with("250")
-    );
-    assert!(client.command("DATA").await.starts_with("354"));
+    client
+        .start_data("q@q.example", &[alice.as_str(), bob.as_str()])
+        .await;
     client
         .send(format!("Subject: big2\r\n\r\n{}\r\n.\r\n", "z".repeat(900)).as_bytes())
         .await;
@@ -175,19 +159,7 @@ async fn mail_for_a_deleted_account_reaches_no_one_who_takes_the_address_later()
     let (mut client, _) = Client::connect(smtp).await;
     client.command("EHLO x.example").await;
     // RCPT while the old account exists...
-    assert!(
-        client
-            .command("MAIL FROM:<bob@x.example>")
-            .await
-            .starts_with("250")
-    );
-    assert!(
-        client
-            .command(&format!("RCPT TO:<{alice}>"))
-            .await
-            .starts_with("250")
-    );
-    assert!(client.command("DATA").await.starts_with("354"));
+    client.start_data("bob@x.example", &[alice.as_str()]).await;
     // ...then the account is deleted and the address created anew before DATA ends.
     let deleted = h
         .admin_as_server("DELETE", &format!("/admin/accounts/{alice}"), None)
@@ -243,21 +215,7 @@ async fn one_relayed_copy_for_several_recipients_names_none_of_them() {
         ),
         (&["only@remote.example"][..], true),
     ] {
-        assert!(
-            client
-                .command(&format!("MAIL FROM:<{alice}>"))
-                .await
-                .starts_with("250")
-        );
-        for to in recipients {
-            assert!(
-                client
-                    .command(&format!("RCPT TO:<{to}>"))
-                    .await
-                    .starts_with("250")
-            );
-        }
-        assert!(client.command("DATA").await.starts_with("354"));
+        client.start_data(alice.as_str(), recipients).await;
         client
             .send(b"To: to@remote.example\r\nSubject: hi\r\n\r\nx\r\n.\r\n")
             .await;
