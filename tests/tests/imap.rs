@@ -71,7 +71,7 @@ async fn login_list_select_fetch() {
     );
     assert!(last(&dated).starts_with("a5d OK"), "{dated:?}");
     assert!(
-        fetch[0].starts_with("* 1 FETCH (UID 1 FLAGS (\\Seen) RFC822.SIZE "),
+        fetch[0].starts_with("* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent) RFC822.SIZE "),
         "{fetch:?}"
     );
     // BODY[] by UID: the message as stored, in a literal.
@@ -375,7 +375,7 @@ async fn store_changes_flags_and_reading_a_body_marks_it_seen() {
         "{stored:?}"
     );
     assert_eq!(
-        stored[2], "* 1 FETCH (FLAGS (\\Flagged $Work))\r\n",
+        stored[2], "* 1 FETCH (FLAGS (\\Flagged $Work \\Recent))\r\n",
         "{stored:?}"
     );
     assert_eq!(stored.len(), 5, "{stored:?}");
@@ -385,17 +385,20 @@ async fn store_changes_flags_and_reading_a_body_marks_it_seen() {
     assert_eq!(silent.len(), 1, "{silent:?}");
     let replaced = peer.command("j7", "UID STORE 1 FLAGS (\\Answered)").await;
     assert_eq!(
-        replaced[0], "* 1 FETCH (FLAGS (\\Answered) UID 1)\r\n",
+        replaced[0], "* 1 FETCH (FLAGS (\\Answered \\Recent) UID 1)\r\n",
         "{replaced:?}"
     );
     // PEEK leaves it unread; BODY[] marks it read.
     let peek = peer.command("j8", "FETCH 2 (BODY.PEEK[])").await.join("");
     assert!(!peek.contains("\\Seen"), "{peek}");
     let read = peer.command("j9", "FETCH 2 (BODY[])").await.join("");
-    assert!(read.contains("FLAGS (\\Flagged \\Seen)"), "{read}");
+    assert!(read.contains("FLAGS (\\Flagged \\Seen \\Recent)"), "{read}");
     let flags = peer.command("j10", "FETCH 1:2 (FLAGS)").await;
-    assert_eq!(flags[0], "* 1 FETCH (FLAGS (\\Answered))\r\n");
-    assert_eq!(flags[1], "* 2 FETCH (FLAGS (\\Flagged \\Seen))\r\n");
+    assert_eq!(flags[0], "* 1 FETCH (FLAGS (\\Answered \\Recent))\r\n");
+    assert_eq!(
+        flags[1],
+        "* 2 FETCH (FLAGS (\\Flagged \\Seen \\Recent))\r\n"
+    );
 }
 
 #[tokio::test]

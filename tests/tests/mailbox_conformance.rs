@@ -17,6 +17,7 @@ pushmail_tests::on_both_backends!(
     over_quota_and_unknown_folders_store_nothing,
     the_relay_queue_leases_each_job_to_one_worker,
     racing_flag_changes_are_each_applied_with_their_own_modseq,
+    racing_recent_claims_give_each_message_to_one_session,
     a_deleted_account_leaves_nothing_to_whoever_takes_its_address,
 );
 
@@ -396,5 +397,50 @@ async fn a_deleted_account_leaves_nothing_to_whoever_takes_its_address(
     assert_eq!(
         store.messages(&alice, &inbox(), 0, 10).await.unwrap().len(),
         1
+    );
+}
+
+/// IMAP's \Recent: sessions claiming at once each get a disjoint part, together every UID up to
+/// the highest claimed, and a claim below the mark or on no folder takes nothing.
+async fn racing_recent_claims_give_each_message_to_one_session(
+    (store, alice): (Arc<dyn Store>, Address),
+) {
+    let claims = (1..=16u32).map(|up_to| {
+        let (store, alice) = (store.clone(), alice.clone());
+        tokio::spawn(async move { store.claim_recent(&alice, &inbox(), up_to * 4).await })
+    });
+    let mut taken: Vec<u32> = Vec::new();
+    for claim in claims {
+        taken.extend(claim.await.unwrap().unwrap());
+    }
+    taken.sort_unstable();
+    assert_eq!(taken, (1..=64).collect::<Vec<_>>(), "each UID exactly once");
+    assert_eq!(
+        store
+            .folder(&alice, &inbox())
+            .await
+            .unwrap()
+            .unwrap()
+            .recent_up_to,
+        64
+    );
+    assert!(
+        store
+            .claim_recent(&alice, &inbox(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let nowhere = FolderName::parse("Nowhere").unwrap();
+    assert!(
+        store
+            .claim_recent(&alice, &nowhere, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store.folder(&alice, &nowhere).await.unwrap().is_none(),
+        "no folder made"
     );
 }

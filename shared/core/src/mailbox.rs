@@ -55,6 +55,11 @@ pub struct Folder {
     /// subscribed folders see the default ones and those filing rules create.
     #[serde(default = "subscribed_by_default")]
     pub subscribed: bool,
+    /// IMAP's `\Recent` (RFC 3501 §2.3.2): the highest UID a read-write session has claimed
+    /// as recent. Messages above it are recent to the next session that selects the folder
+    /// or hears of them, and to that one only.
+    #[serde(default)]
+    pub recent_up_to: u32,
 }
 
 fn subscribed_by_default() -> bool {
@@ -88,7 +93,27 @@ impl Folder {
             messages: 0,
             created_at: at,
             subscribed: true,
+            recent_up_to: 0,
         }
+    }
+
+    /// Whether no session has claimed the message with this UID as recent yet.
+    pub fn is_unclaimed_recent(&self, uid: u32) -> bool {
+        uid > self.recent_up_to
+    }
+
+    /// What a claim of the messages up to `up_to` takes: the UIDs above the current mark up
+    /// to `up_to` (empty if another session claimed them first), and the mark after it.
+    pub fn claim_recent(&self, up_to: u32) -> (std::ops::RangeInclusive<u32>, u32) {
+        (
+            Self::recent_claimed(self.recent_up_to, up_to),
+            self.recent_up_to.max(up_to),
+        )
+    }
+
+    /// The UIDs a claim up to `up_to` took when the mark stood at `previous`.
+    pub fn recent_claimed(previous: u32, up_to: u32) -> std::ops::RangeInclusive<u32> {
+        previous.saturating_add(1)..=up_to
     }
 }
 

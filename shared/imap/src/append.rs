@@ -52,7 +52,7 @@ impl Imap {
         };
         let message = NewMessage {
             raw: raw.to_vec(),
-            // \Recent is the server's to set (RFC 3501 §2.3.2); pushmail has no \Recent.
+            // \Recent is the server's to set (RFC 3501 §2.3.2); it is never stored.
             flags: flags
                 .iter()
                 .map(ToString::to_string)

@@ -227,8 +227,13 @@ impl MetaWindow {
     }
 }
 
-pub(crate) fn flag_items(flags: &[String]) -> MessageDataItem<'static> {
-    MessageDataItem::Flags(flags.iter().filter_map(|f| flag(f)).collect())
+/// FLAGS as told: the stored flags, and `\Recent` where this session holds it (never stored).
+pub(crate) fn flag_items(flags: &[String], recent: bool) -> MessageDataItem<'static> {
+    let mut items: Vec<FlagFetch<'static>> = flags.iter().filter_map(|f| flag(f)).collect();
+    if recent {
+        items.push(FlagFetch::Recent);
+    }
+    MessageDataItem::Flags(items)
 }
 
 impl Imap {
@@ -302,7 +307,11 @@ impl Imap {
                 if let Some(selected) = &mut session.selected {
                     keywords::announce(wire, selected, &flags).await?;
                 }
-                items.push(flag_items(&flags));
+                let recent = session
+                    .selected
+                    .as_ref()
+                    .is_some_and(|selected| selected.recent.contains(uid));
+                items.push(flag_items(&flags, recent));
             }
             if wanted.size {
                 items.push(MessageDataItem::Rfc822Size(meta.size as u32));

@@ -17,6 +17,7 @@ mod list;
 mod login;
 mod mailboxes;
 mod mime;
+mod recent;
 mod search;
 mod select;
 mod session;

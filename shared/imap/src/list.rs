@@ -272,18 +272,24 @@ impl Imap {
         let Some(folder) = folder else {
             return no_or_bad(wire, tag, StatusKind::No, "[NONEXISTENT] No such folder").await;
         };
-        let mut unseen = 0;
-        if names.contains(&StatusDataItemName::Unseen) {
+        let (mut unseen, mut recent) = (0, 0);
+        if names.contains(&StatusDataItemName::Unseen)
+            || names.contains(&StatusDataItemName::Recent)
+        {
             let mut pages = MessagePages::new(&*self.store, account, &folder.name);
             while let Some(page) = pages.next().await.map_err(io)? {
                 unseen += page.iter().filter(|m| !m.is_seen()).count() as u32;
+                recent += page
+                    .iter()
+                    .filter(|m| folder.is_unclaimed_recent(m.uid))
+                    .count() as u32;
             }
         }
         let items: Vec<StatusDataItem> = names
             .iter()
             .filter_map(|name| match name {
                 StatusDataItemName::Messages => Some(StatusDataItem::Messages(folder.messages)),
-                StatusDataItemName::Recent => Some(StatusDataItem::Recent(0)),
+                StatusDataItemName::Recent => Some(StatusDataItem::Recent(recent)),
                 StatusDataItemName::UidNext => {
                     NonZeroU32::new(folder.uid_next).map(StatusDataItem::UidNext)
                 }

@@ -161,9 +161,9 @@ fn matches(
         SearchKey::Undraft => !meta.has_flag("\\Draft"),
         SearchKey::Keyword(atom) => meta.has_flag(atom.as_ref()),
         SearchKey::Unkeyword(atom) => !meta.has_flag(atom.as_ref()),
-        // No session is ever first to see a message here: nothing is \Recent.
-        SearchKey::Recent | SearchKey::New => false,
-        SearchKey::Old => true,
+        SearchKey::Recent => selected.recent.contains(meta.uid),
+        SearchKey::New => selected.recent.contains(meta.uid) && !meta.is_seen(),
+        SearchKey::Old => !selected.recent.contains(meta.uid),
         SearchKey::Since(day) => date >= *day.as_ref(),
         SearchKey::Before(day) => date < *day.as_ref(),
         SearchKey::On(day) => date == *day.as_ref(),

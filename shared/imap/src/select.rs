@@ -10,12 +10,14 @@ use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use pushmail_core::folder::FolderName;
+use pushmail_core::mailbox::Folder;
 use pushmail_core::types::Address;
 use pushmail_store::{ChangeKind, MessagePages};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::fetch::flag_items;
 use crate::keywords;
+use crate::recent::Recent;
 use crate::session::{Imap, Result, Session, io, no_or_bad, send_status};
 use crate::uids::UidMap;
 use crate::wire::Wire;
@@ -34,6 +36,8 @@ pub(crate) struct Selected {
     pub own_flags: HashMap<u32, Vec<String>>,
     /// The keywords the client was told of (FLAGS), kept so that a new one is told first.
     pub keywords: keywords::Keywords,
+    /// The messages recent to this session.
+    pub recent: Recent,
 }
 
 impl Selected {
@@ -86,9 +90,24 @@ impl Imap {
             }
         }
         let uids = UidMap::from_sorted(uids);
+        // A read-write view takes the messages no session was told of yet as its recent ones;
+        // a read-only one shows them so without taking them (RFC 3501 §6.3.2).
+        let mut recent = Recent::default();
+        let last = uids.last().unwrap_or(0);
+        if folder.is_unclaimed_recent(last) {
+            recent.add(if read_only {
+                Folder::recent_claimed(folder.recent_up_to, last)
+            } else {
+                self.store
+                    .claim_recent(account, &folder.name, last)
+                    .await
+                    .map_err(io)?
+            });
+        }
         keywords::tell(wire, &keywords, read_only).await?;
         wire.send(&Response::Data(Data::Exists(uids.len()))).await?;
-        wire.send(&Response::Data(Data::Recent(0))).await?;
+        wire.send(&Response::Data(Data::Recent(recent.count_in(&uids))))
+            .await?;
         let mut codes = Vec::new();
         // The first message not yet read, by sequence number (RFC 3501 §6.3.1).
         if let Some(unseen) = first_unseen.and_then(NonZeroU32::new) {
@@ -115,6 +134,7 @@ impl Imap {
             seen_change,
             own_flags: HashMap::new(),
             keywords,
+            recent,
         });
         let (code, text) = if read_only {
             (Code::ReadOnly, "EXAMINE done")
@@ -203,7 +223,8 @@ impl Imap {
                 continue;
             }
             keywords::announce(wire, selected, &meta.flags).await?;
-            let mut items = vec![flag_items(&meta.flags), MessageDataItem::Uid(uid)];
+            let recent = selected.recent.contains(uid.get());
+            let mut items = vec![flag_items(&meta.flags, recent), MessageDataItem::Uid(uid)];
             if condstore && let Some(modseq) = NonZeroU64::new(meta.modseq) {
                 items.push(MessageDataItem::ModSeq(modseq));
             }
@@ -212,12 +233,23 @@ impl Imap {
                     .await?;
             }
         }
-        if !added.is_empty() {
+        if let Some(&newest) = added.last() {
             for uid in added {
                 selected.uids.push(uid);
             }
             let exists = selected.uids.len();
             wire.send(&Response::Data(Data::Exists(exists))).await?;
+            // The first session told of new messages has them as recent (RFC 3501 §7.3.2).
+            if !selected.read_only {
+                let claimed = self
+                    .store
+                    .claim_recent(&account, &selected.folder, newest)
+                    .await
+                    .map_err(io)?;
+                selected.recent.add(claimed);
+            }
+            let recent = selected.recent.count_in(&selected.uids);
+            wire.send(&Response::Data(Data::Recent(recent))).await?;
         }
         Ok(())
     }

@@ -47,7 +47,12 @@ impl Imap {
         if selected.read_only {
             return Ok(Stored::Refused("The folder is read-only (EXAMINE)"));
         }
-        let names: Vec<String> = flags.iter().map(ToString::to_string).collect();
+        // \Recent is the server's, never stored (RFC 3501 §2.3.2): a client's is ignored.
+        let names: Vec<String> = flags
+            .iter()
+            .map(ToString::to_string)
+            .filter(|name| !name.eq_ignore_ascii_case("\\Recent"))
+            .collect();
         let change = match kind {
             StoreType::Add => FlagChange::Add(names),
             StoreType::Remove => FlagChange::Remove(names),
@@ -83,7 +88,11 @@ impl Imap {
             }
             let mut items = Vec::new();
             if response == StoreResponse::Answer {
-                items.push(flag_items(&after));
+                let recent = session
+                    .selected
+                    .as_ref()
+                    .is_some_and(|selected| selected.recent.contains(uid));
+                items.push(flag_items(&after, recent));
             }
             if by_uid && let Some(uid) = NonZeroU32::new(uid) {
                 items.push(MessageDataItem::Uid(uid));

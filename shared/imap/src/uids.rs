@@ -102,6 +102,18 @@ impl UidMap {
             .map(|(uid, seq)| (seq, uid))
     }
 
+    /// How many UIDs of the map lie in `range`, a run at a time.
+    pub fn count_in(&self, range: &std::ops::RangeInclusive<u32>) -> u32 {
+        self.runs
+            .iter()
+            .map(|&(first, count)| {
+                let last = first + count - 1;
+                let (from, to) = (first.max(*range.start()), last.min(*range.end()));
+                if from > to { 0 } else { to - from + 1 }
+            })
+            .sum()
+    }
+
     pub fn to_vec(&self) -> Vec<u32> {
         self.iter().map(|(_, uid)| uid).collect()
     }

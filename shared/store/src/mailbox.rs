@@ -213,6 +213,16 @@ pub trait MailboxStore: Send + Sync {
         name: &FolderName,
         subscribed: bool,
     ) -> StoreResult<bool>;
+    /// IMAP's `\Recent` (RFC 3501 §2.3.2): claims for one read-write session the folder's
+    /// messages up to UID `up_to` that no session claimed before, raising the folder's mark in
+    /// one conditional write, so two sessions racing never both get a message. The UIDs this
+    /// claim took (empty if none, or if there is no such folder).
+    async fn claim_recent(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        up_to: u32,
+    ) -> StoreResult<std::ops::RangeInclusive<u32>>;
     /// Changes a message's flags in one atomic write with the folder's HIGHESTMODSEQ and the
     /// account's change log; with `unchanged_since` (CONDSTORE, RFC 7162 §3.1.3) only if the
     /// message's MODSEQ is not above it, checked in the same write.

@@ -5,7 +5,7 @@
 //! read. Bodies are deleted from S3 once the transaction stands.
 
 use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::MessageMeta;
+use pushmail_core::mailbox::{Folder, MessageMeta};
 
 use super::mailbox::{folder_sk, message_sk};
 use super::*;
@@ -173,6 +173,41 @@ impl DynamoStore {
         match updated {
             Ok(_) => Ok(true),
             Err(error) if condition_failed(&error) => Ok(false),
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    /// The folder's `recent_up_to` raised to `up_to` if it was below (a folder written before
+    /// the mark was kept has none: 0), returning what it was; nothing if it was not.
+    pub(super) async fn claim_recent_up_to(
+        &self,
+        account: &Address,
+        name: &FolderName,
+        up_to: u32,
+    ) -> StoreResult<std::ops::RangeInclusive<u32>> {
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(account_pk(account)))
+            .key("sk", s(folder_sk(name)))
+            .update_expression("SET recent_up_to = :up_to")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(recent_up_to) OR recent_up_to < :up_to)",
+            )
+            .expression_attribute_values(":up_to", n(up_to))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
+            .send()
+            .await;
+        match updated {
+            Ok(output) => {
+                let previous = match output.attributes() {
+                    Some(old) if old.contains_key("recent_up_to") => get_n(old, "recent_up_to")?,
+                    _ => 0,
+                };
+                Ok(Folder::recent_claimed(previous, up_to))
+            }
+            Err(error) if condition_failed(&error) => Ok(Folder::recent_claimed(up_to, up_to)),
             Err(error) => Err(backend(error)),
         }
     }

@@ -81,6 +81,12 @@ fn folder_from(item: &Item) -> StoreResult<Folder> {
         created_at: get_time(item, "created_at")?,
         // Absent on folders written before subscriptions were kept: subscribed.
         subscribed: !item.contains_key("subscribed") || get_bool(item, "subscribed")?,
+        // Absent until a session first claims recent messages.
+        recent_up_to: if item.contains_key("recent_up_to") {
+            get_n(item, "recent_up_to")?
+        } else {
+            0
+        },
     })
 }
 
@@ -330,6 +336,15 @@ impl crate::MailboxStore for DynamoStore {
         subscribed: bool,
     ) -> StoreResult<bool> {
         self.subscribe(account, name, subscribed).await
+    }
+
+    async fn claim_recent(
+        &self,
+        account: &Address,
+        name: &FolderName,
+        up_to: u32,
+    ) -> StoreResult<std::ops::RangeInclusive<u32>> {
+        self.claim_recent_up_to(account, name, up_to).await
     }
 
     async fn change_flags(

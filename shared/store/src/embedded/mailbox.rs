@@ -288,6 +288,28 @@ impl crate::MailboxStore for EmbeddedStore {
         .await
     }
 
+    async fn claim_recent(
+        &self,
+        account: &Address,
+        name: &FolderName,
+        up_to: u32,
+    ) -> StoreResult<std::ops::RangeInclusive<u32>> {
+        let k = folder_key(account, name);
+        self.write(move |txn| {
+            let mut folders = txn.open_table(FOLDERS)?;
+            let Some(mut folder) = get::<Folder>(&folders, &k)? else {
+                return Ok(Folder::recent_claimed(up_to, up_to));
+            };
+            let (claimed, mark) = folder.claim_recent(up_to);
+            if mark != folder.recent_up_to {
+                folder.recent_up_to = mark;
+                folders.insert(k.as_str(), encode(&folder)?.as_str())?;
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
     async fn change_flags(
         &self,
         account: &Address,

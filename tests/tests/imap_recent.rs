@@ -1,0 +1,127 @@
+//! IMAP's `\Recent` (RFC 3501 §2.3.2) over real TCP: a new message is recent to exactly one
+//! session, the first read-write one told of it; EXAMINE and STATUS show what is unclaimed
+//! without taking it; FETCH, SEARCH RECENT/NEW/OLD and `* N RECENT` agree; racing sessions
+//! never both take a message.
+
+use pushmail_tests::Harness;
+use pushmail_tests::imap::{Peer, deliver, last, listener, logged_in, loopback_plaintext};
+
+fn mail(subject: &str) -> String {
+    format!("From: bob@example.org\r\nSubject: {subject}\r\n\r\nHello\r\n")
+}
+
+fn recent_count(lines: &[String]) -> Option<u32> {
+    lines.iter().find_map(|line| {
+        line.strip_prefix("* ")?
+            .strip_suffix(" RECENT\r\n")?
+            .parse()
+            .ok()
+    })
+}
+
+async fn ok(peer: &mut Peer, tag: &str, command: &str) -> Vec<String> {
+    let lines = peer.command(tag, command).await;
+    assert!(last(&lines).starts_with(&format!("{tag} OK")), "{lines:?}");
+    lines
+}
+
+#[tokio::test]
+async fn a_new_message_is_recent_to_the_first_read_write_session_only() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    for subject in ["one", "two"] {
+        deliver(&h, &alice, "INBOX", mail(subject), vec![]).await;
+    }
+    let mut first = logged_in(address, alice.as_str()).await;
+    let mut second = logged_in(address, alice.as_str()).await;
+
+    // EXAMINE and STATUS show the two as recent without taking them.
+    let examined = ok(&mut first, "e1", "EXAMINE INBOX").await;
+    assert_eq!(recent_count(&examined), Some(2), "{examined:?}");
+    ok(&mut first, "e2", "CLOSE").await;
+    let status = ok(&mut second, "s1", "STATUS INBOX (MESSAGES RECENT UNSEEN)").await;
+    assert!(
+        status.contains(&"* STATUS INBOX (MESSAGES 2 RECENT 2 UNSEEN 2)\r\n".to_owned()),
+        "{status:?}"
+    );
+
+    // The first SELECT takes them; the second sees none.
+    let selected = ok(&mut first, "e3", "SELECT INBOX").await;
+    assert_eq!(recent_count(&selected), Some(2), "{selected:?}");
+    let selected = ok(&mut second, "s2", "SELECT INBOX").await;
+    assert_eq!(recent_count(&selected), Some(0), "{selected:?}");
+    let status = ok(&mut second, "s3", "STATUS INBOX (RECENT)").await;
+    assert!(status.contains(&"* STATUS INBOX (RECENT 0)\r\n".to_owned()));
+
+    // FETCH and SEARCH agree, and \Recent stays through a flag change (a client cannot set it).
+    ok(&mut first, "e4", "STORE 1 +FLAGS (\\Seen \\Recent)").await;
+    let fetched = ok(&mut first, "e5", "FETCH 1:2 (FLAGS)").await;
+    assert_eq!(fetched[0], "* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n");
+    assert_eq!(fetched[1], "* 2 FETCH (FLAGS (\\Recent))\r\n");
+    let fetched = ok(&mut second, "s4", "FETCH 1:2 (FLAGS)").await;
+    assert_eq!(fetched[0], "* 1 FETCH (FLAGS (\\Seen))\r\n", "never stored");
+    for (search, expected) in [
+        ("SEARCH RECENT", "* SEARCH 1 2\r\n"),
+        ("SEARCH NEW", "* SEARCH 2\r\n"),
+        ("SEARCH OLD", "* SEARCH\r\n"),
+    ] {
+        let found = ok(&mut first, "e6", search).await;
+        assert_eq!(found[0], expected, "{search}");
+        let found = ok(&mut second, "s5", search).await;
+        let expected = if search == "SEARCH OLD" {
+            "* SEARCH 1 2\r\n"
+        } else {
+            "* SEARCH\r\n"
+        };
+        assert_eq!(found[0], expected, "{search} elsewhere");
+    }
+
+    // A message arriving now is recent to whichever session hears of it first, not to both.
+    deliver(&h, &alice, "INBOX", mail("three"), vec![]).await;
+    let heard = ok(&mut second, "s6", "NOOP").await;
+    assert_eq!(
+        heard[..2],
+        ["* 3 EXISTS\r\n".to_owned(), "* 1 RECENT\r\n".to_owned()]
+    );
+    let heard = ok(&mut first, "e7", "NOOP").await;
+    assert_eq!(
+        heard[..2],
+        ["* 3 EXISTS\r\n".to_owned(), "* 2 RECENT\r\n".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn racing_sessions_never_both_take_a_message() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let mut sessions = Vec::new();
+    for _ in 0..6 {
+        let mut peer = logged_in(address, alice.as_str()).await;
+        ok(&mut peer, "a", "SELECT INBOX").await;
+        sessions.push(peer);
+    }
+    for n in 0..20 {
+        deliver(&h, &alice, "INBOX", mail(&format!("m{n}")), vec![]).await;
+    }
+    // Every session hears of them at once; each message is recent to exactly one of them.
+    let asked = sessions.into_iter().map(|mut peer| {
+        tokio::spawn(async move {
+            ok(&mut peer, "b", "NOOP").await;
+            let lines = ok(&mut peer, "c", "SEARCH RECENT").await;
+            lines[0]
+                .trim_end()
+                .split(' ')
+                .skip(2)
+                .map(|n| n.parse::<u32>().unwrap())
+                .collect::<Vec<_>>()
+        })
+    });
+    let mut recent = Vec::new();
+    for session in asked {
+        recent.extend(session.await.unwrap());
+    }
+    recent.sort_unstable();
+    assert_eq!(recent, (1..=20).collect::<Vec<_>>());
+}
