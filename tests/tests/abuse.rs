@@ -75,6 +75,23 @@ async fn parallel_subscribe_guesses_check_no_more_passwords_than_the_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_right_logins_of_one_account_at_once_wait_their_turn_and_all_pass() {
+    // Three times the account's places, all at once, before any check has been remembered:
+    // those past the places wait for them (a mail client opening its sessions after an
+    // outage) rather than being told the server is busy.
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let answers =
+        join_all((0..15).map(|_| h.self_call("GET", alice.as_str(), PASSWORD, None))).await;
+    assert_eq!(
+        count(&answers, 200),
+        15,
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_self_service_guesses_do_not_lock_out_the_device() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;

@@ -12,10 +12,13 @@ use tokio::sync::Semaphore;
 pub const HASH_MEMORY_KIB: u32 = 19 * 1024;
 /// Argon2 computations run at once unless configured otherwise: 4 × 19 MiB = 76 MiB at most.
 pub const DEFAULT_HASH_CONCURRENCY: usize = 4;
-/// How long a check may wait for a free slot before it is refused as busy.
-const HASH_QUEUE_WAIT: Duration = Duration::from_secs(2);
-/// Checks that may wait for a slot, per slot; more are refused at once.
-const HASH_QUEUE_PER_SLOT: usize = 8;
+/// How long a check may wait for a free slot before it is refused as busy: long enough for a
+/// burst of first logins (a mail client's reconnect after an outage, 100 accounts at once takes
+/// about 2 s on 2 cores) to be served rather than refused.
+const HASH_QUEUE_WAIT: Duration = Duration::from_secs(5);
+/// Checks that may wait for a slot, per slot; more are refused at once. A waiting check holds a
+/// few hundred bytes, not the 19 MiB of a running one.
+const HASH_QUEUE_PER_SLOT: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -282,7 +285,7 @@ mod tests {
         let gate = std::sync::Arc::new(HashGate::new(2));
         let running = std::sync::Arc::new(AtomicUsize::new(0));
         let most = std::sync::Arc::new(AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..40)
+        let tasks: Vec<_> = (0..200)
             .map(|_| {
                 let (gate, running, most) = (gate.clone(), running.clone(), most.clone());
                 tokio::spawn(async move {
@@ -303,7 +306,7 @@ mod tests {
             }
         }
         assert!(most.load(Ordering::SeqCst) <= 2);
-        // 2 slots + 16 waiting places: of 40 at once, the rest are refused straight away.
-        assert!(busy >= 40 - 2 - 16, "{busy} refused");
+        // 2 slots + 64 waiting places: of 200 at once, the rest are refused straight away.
+        assert!(busy >= 200 - 2 - 64, "{busy} refused");
     }
 }

@@ -32,6 +32,9 @@ impl Default for CredentialLimits {
     }
 }
 
+/// How long a check waits for a place while other checks of the same account are in progress.
+const BUSY_ACCOUNT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 static LIMITS: std::sync::OnceLock<CredentialLimits> = std::sync::OnceLock::new();
 
 impl CredentialLimits {
@@ -115,7 +118,12 @@ pub async fn check_credentials(
             tokio::time::sleep(delay).await;
         }
     }
-    if !store
+    // Checks in progress filling the account's places (a mail client opening several sessions
+    // at once, each waiting for the same first argon2 check) make this one wait its turn, as
+    // Dovecot's auth queue does, rather than refuse it; failures refuse at once.
+    let mut pause = std::time::Duration::from_millis(25);
+    let give_up = tokio::time::Instant::now() + BUSY_ACCOUNT_WAIT;
+    while !store
         .reserve_attempt(
             &account_scope,
             window,
@@ -125,7 +133,12 @@ pub async fn check_credentials(
         )
         .await?
     {
-        return Err(refusal(store, &account_scope, &limits, window, now).await?);
+        let refused = refusal(store, &account_scope, &limits, window, now).await?;
+        if !matches!(refused, CredentialError::Busy) || tokio::time::Instant::now() >= give_up {
+            return Err(refused);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(400));
     }
     let give_back = async |store: &dyn Store| -> Result<(), StoreError> {
         store.release_attempt(&account_scope, window).await
