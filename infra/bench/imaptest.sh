@@ -7,7 +7,10 @@
 #
 # Environment: PUSHMAIL_BIN (default target/release/pushmail, built if missing),
 # SKIP_COMPLIANCE=1 / SKIP_STRESS=1 and the other run.sh overrides; IMAPTEST_ARGS is not used.
+# IMAPTEST_STRICT=1 (the test command): fail if a compliance group failed or the stress log has
+# an error line.
 # Prints run.sh's two summary lines, then whether the process was still running at the end.
+# IMAPTEST: the imaptest binary (default: built by infra/bench/imaptest-build.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -16,7 +19,7 @@ secs=${1:-20}
 clients=${2:-10}
 bin=${PUSHMAIL_BIN:-target/release/pushmail}
 [ -x "$bin" ] || cargo build --quiet --release --bin pushmail
-export IMAPTEST=${IMAPTEST:-$("$tools/build.sh" target/imaptest | tail -n1)}
+export IMAPTEST=${IMAPTEST:-$(IMAPTEST_TOOLS="$tools" infra/bench/imaptest-build.sh)}
 export TESTS_DIR=${TESTS_DIR:-target/imaptest/share/imaptest-tests}
 
 work=$(mktemp -d)
@@ -44,7 +47,20 @@ for n in $(seq 1 100); do
     -d "{\"address\":\"user$n\",\"password\":\"imaptest-password\"}"
 done
 status=0
-"$tools/run.sh" 127.0.0.1 "$imap" 'user%d@example.com' imaptest-password "$secs" "$clients" || status=$?
+export OUTDIR=${OUTDIR:-$root/target/imaptest/results/$(date +%Y%m%d-%H%M%S)-$imap}
+"$tools/run.sh" 127.0.0.1 "$imap" 'user%d@example.com' imaptest-password "$secs" "$clients" \
+  | tee "$work/summary" || status=$?
+if [ "${IMAPTEST_STRICT:-0}" = 1 ]; then
+  if [ "${SKIP_COMPLIANCE:-0}" != 1 ] && ! grep -Eq '^compliance: [0-9]+ groups, 0 failed$' "$work/summary"; then
+    grep -E -B1 -A5 '^ - failed' "$OUTDIR/compliance.log" | head -n 60
+    echo "imaptest: a compliance group failed (log: $OUTDIR/compliance.log)"; status=1
+  fi
+  errors=$(grep -ci 'error' "$OUTDIR/stress.log" 2>/dev/null || true)
+  if [ "${SKIP_STRESS:-0}" != 1 ] && [ "${errors:-0}" -gt 0 ]; then
+    grep -i 'error' "$OUTDIR/stress.log" | head -n 20
+    echo "imaptest: $errors error lines in the stress run (log: $OUTDIR/stress.log)"; status=1
+  fi
+fi
 if kill -0 "$pid" 2>/dev/null; then
   echo "process: still running"
 else

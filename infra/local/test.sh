@@ -190,5 +190,14 @@ echo "== mbsync and fetchmail syncing the whole account"
 bounded 600 "$venv/bin/python" tests/e2e/sync_clients.py --imap-port "$imap_port" --smtp-port "$smtp_port" \
   --user alice@example.com --password alice-password
 
+echo "== imaptest: Dovecot's IMAP compliance groups and a short stress run against README command 1's process"
+passed=8
+if [ -n "${IMAPTEST:-}" ] || [ -d ../shared/tools/imaptest ]; then
+  IMAPTEST_STRICT=1 PUSHMAIL_BIN=target/debug/pushmail bounded 900 infra/bench/imaptest.sh 10 10
+  passed=9
+else
+  echo "skipped: neither IMAPTEST nor ../shared/tools/imaptest beside this checkout"
+fi
+
 rm -rf "$local_dir" "$sink_dir"
-echo "end-to-end: 8 passed, 0 failed"
+echo "end-to-end: $passed passed, 0 failed"
