@@ -25,7 +25,8 @@ def every_command(imap, check):
     check("CAPABILITY lists the extensions",
           typ == "OK" and all(c in capabilities for c in ["IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "CHILDREN",
                                                "NAMESPACE", "ID", "ENABLE", "LITERAL+", "UNSELECT",
-                                               "CONDSTORE"]), capabilities)
+                                               "CONDSTORE", "SORT", "SORT=DISPLAY", "THREAD=REFERENCES",
+                                               "THREAD=ORDEREDSUBJECT"]), capabilities)
     check("NOOP", ok(imap.noop()))
     check("CREATE (with a superior level)", ok(imap.create(f"{folder}/sub")))
     check("SUBSCRIBE", ok(imap.subscribe(folder)))
@@ -50,6 +51,10 @@ def every_command(imap, check):
     check("STORE", typ == "OK" and b"$Label1" in data[0], data)
     typ, data = imap.search(None, "FLAGGED", "TEXT", "appended")
     check("SEARCH", typ == "OK" and data == [b"1"], data)
+    typ, data = imap.sort("(REVERSE ARRIVAL SUBJECT)", "UTF-8", "ALL")
+    check("SORT", typ == "OK" and data == [b"1"], data)
+    typ, data = imap.thread("REFERENCES", "UTF-8", "ALL")
+    check("THREAD", typ == "OK" and data == [b"(1)"], data)
     typ, data = imap.copy("1", "INBOX")
     check("COPY answers COPYUID", typ == "OK" and b"COPYUID" in data[0], data)
     typ, data = imap.uid("FETCH", "1:*", "(UID FLAGS)")

@@ -246,6 +246,42 @@ impl Imap {
                 self.search(wire, session, account, tag, &criteria, uid)
                     .await?;
             }
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } if selected => {
+                self.sort(
+                    wire,
+                    session,
+                    account,
+                    tag,
+                    &sort_criteria,
+                    &charset,
+                    &search_criteria,
+                    uid,
+                )
+                .await?;
+            }
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } if selected => {
+                self.thread(
+                    wire,
+                    session,
+                    account,
+                    tag,
+                    &algorithm,
+                    &charset,
+                    &search_criteria,
+                    uid,
+                )
+                .await?;
+            }
             CommandBody::Copy {
                 sequence_set,
                 mailbox,
@@ -290,6 +326,8 @@ impl Imap {
             | CommandBody::Fetch { .. }
             | CommandBody::Store { .. }
             | CommandBody::Search { .. }
+            | CommandBody::Sort { .. }
+            | CommandBody::Thread { .. }
             | CommandBody::Copy { .. }
             | CommandBody::Move { .. }
             | CommandBody::Idle => {

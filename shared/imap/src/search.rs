@@ -227,26 +227,23 @@ fn matches(
     })
 }
 
+/// A key this server cannot decide: the command is answered BAD.
+pub(crate) struct UnsupportedKey;
+
 impl Imap {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn search<S: AsyncRead + AsyncWrite + Unpin>(
+    /// Hands `each` the messages of the view matching every key, in order (sequence number,
+    /// metadata), a page at a time: what it keeps is the caller's choice.
+    pub(crate) async fn matching(
         &self,
-        wire: &mut Wire<S>,
-        session: &Session,
         account: &Address,
-        tag: Tag<'static>,
-        criteria: &Vec1<SearchKey<'static>>,
-        by_uid: bool,
-    ) -> Result<()> {
-        let Some(selected) = &session.selected else {
-            return no_or_bad(wire, tag, StatusKind::Bad, "Select a folder first").await;
-        };
-        let reads_text = criteria.as_ref().iter().any(needs_text);
-        let mut found = Vec::new();
-        let mut highest_modseq = 0;
+        selected: &Selected,
+        criteria: &[SearchKey<'static>],
+        mut each: impl FnMut(u32, MessageMeta) + Send,
+    ) -> Result<std::result::Result<(), UnsupportedKey>> {
+        let reads_text = criteria.iter().any(needs_text);
         let mut pages = MessagePages::new(&*self.store, account, &selected.folder);
         while let Some(page) = pages.next().await.map_err(io)? {
-            for meta in &page {
+            for meta in page {
                 // Only what this view knows of: later messages come with their EXISTS.
                 let Some(seq) = selected.uids.sequence_of(meta.uid) else {
                     continue;
@@ -261,29 +258,48 @@ impl Imap {
                     false => None,
                 };
                 let mut hit = true;
-                for key in criteria.as_ref() {
-                    match matches(key, seq, meta, selected, text.as_ref()) {
+                for key in criteria {
+                    match matches(key, seq, &meta, selected, text.as_ref()) {
                         Ok(true) => {}
                         Ok(false) => {
                             hit = false;
                             break;
                         }
-                        Err(Unsupported) => {
-                            return no_or_bad(
-                                wire,
-                                tag,
-                                StatusKind::Bad,
-                                "Search key not supported",
-                            )
-                            .await;
-                        }
+                        Err(Unsupported) => return Ok(Err(UnsupportedKey)),
                     }
                 }
-                if hit && let Some(number) = NonZeroU32::new(if by_uid { meta.uid } else { seq }) {
+                if hit {
+                    each(seq, meta);
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn search<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &Session,
+        account: &Address,
+        tag: Tag<'static>,
+        criteria: &Vec1<SearchKey<'static>>,
+        by_uid: bool,
+    ) -> Result<()> {
+        let Some(selected) = &session.selected else {
+            return no_or_bad(wire, tag, StatusKind::Bad, "Select a folder first").await;
+        };
+        let (mut found, mut highest_modseq) = (Vec::new(), 0);
+        let matched = self
+            .matching(account, selected, criteria.as_ref(), |seq, meta| {
+                if let Some(number) = NonZeroU32::new(if by_uid { meta.uid } else { seq }) {
                     found.push(number);
                     highest_modseq = highest_modseq.max(meta.modseq);
                 }
-            }
+            })
+            .await?;
+        if matched.is_err() {
+            return no_or_bad(wire, tag, StatusKind::Bad, "Search key not supported").await;
         }
         // RFC 7162 §3.1.5: a search by MODSEQ tells the highest MODSEQ it found.
         let by_modseq = criteria.as_ref().iter().any(uses_modseq);

@@ -9,6 +9,8 @@ use std::time::Duration;
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{Tag, Text, Vec1};
+use imap_codec::imap_types::extensions::sort::SortAlgorithm;
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::response::{
     Bye, Capability, Code, Data, Greeting, Response, Status, StatusBody, StatusKind, Tagged,
 };
@@ -208,6 +210,10 @@ impl Imap {
                 Capability::Namespace,
                 Capability::Enable,
                 Capability::CondStore,
+                Capability::Sort(None),
+                Capability::Sort(Some(SortAlgorithm::Display)),
+                Capability::Thread(ThreadingAlgorithm::OrderedSubject),
+                Capability::Thread(ThreadingAlgorithm::References),
             ]);
         }
         Vec1::try_from(capabilities).expect("IMAP4rev1 is always there")
