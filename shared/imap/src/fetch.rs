@@ -332,12 +332,18 @@ impl Imap {
                 }
             }
             if wanted.needs_body() {
-                let raw = self
+                let Some(raw) = self
                     .store
                     .message_body(account, &folder, uid)
                     .await
                     .map_err(io)?
-                    .unwrap_or_default();
+                else {
+                    // Expunged by another session between its metadata and its body: left
+                    // out, as one expunged before its metadata was read is, rather than
+                    // answered as an empty message (RFC 2180 §4.1.1 lets a server omit it; a
+                    // NO would fail the whole FETCH for the messages that are there).
+                    continue;
+                };
                 let parsed = Parsed::new(&raw);
                 if wanted.envelope {
                     items.push(MessageDataItem::Envelope(parsed.envelope()));
