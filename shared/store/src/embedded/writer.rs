@@ -1,0 +1,127 @@
+//! Group commit for the embedded store. redb serialises write transactions and a durable commit
+//! is an fsync, so one commit per write would bound every session's STORE, APPEND and EXPUNGE
+//! to the disk's fsyncs per second, one after another. Instead one thread runs the writes: each
+//! in its own transaction committed without an fsync (`Durability::None`; one write's failure
+//! never touches another's), then one durable commit for every write it ran meanwhile, which
+//! makes them all durable (redb: a non-durable commit is persisted by the next durable one).
+//! Nobody is answered before that: a write is durable when its caller hears of it, as before.
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use redb::{Database, Durability, WriteTransaction};
+
+use super::{Fail, TxResult};
+use crate::{StoreError, StoreResult};
+
+/// The most writes one durable commit covers: a bound on how long the first waits.
+const MOST_PER_FLUSH: usize = 256;
+
+/// A write run on the writer thread; what it gives back is told the flush's outcome.
+type Job = Box<dyn FnOnce(&Database) -> Done + Send>;
+type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+pub(super) struct Writer {
+    jobs: Mutex<Option<Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    pub fn start(db: Arc<Database>) -> StoreResult<Self> {
+        let (jobs, queue) = channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("pushmail-redb-writer".into())
+            .spawn(move || write_batches(&db, &queue))
+            .map_err(|e| StoreError::Backend(format!("embedded store writer: {e}")))?;
+        Ok(Self {
+            jobs: Mutex::new(Some(jobs)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Runs `work` in a write transaction of its own; answers once it is durable.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> TxResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (answer, answered) = tokio::sync::oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |db: &Database| -> Done {
+            let result = (|| -> TxResult<T> {
+                let mut txn = db.begin_write()?;
+                txn.set_durability(Durability::None)
+                    .map_err(|e| StoreError::Backend(format!("embedded store: {e}")))?;
+                let result = work(&txn)?;
+                txn.commit()?;
+                Ok(result)
+            })();
+            Box::new(move |flushed: Result<(), String>| {
+                let result = match (result, flushed) {
+                    (Ok(value), Ok(())) => Ok(value),
+                    (Err(fail), _) => Err(StoreError::from(fail)),
+                    (Ok(_), Err(why)) => Err(StoreError::Backend(format!(
+                        "embedded store: durable commit failed: {why}"
+                    ))),
+                };
+                let _ = answer.send(result);
+            })
+        });
+        let sent = match self.jobs.lock() {
+            Ok(jobs) => jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok()),
+            Err(_) => false,
+        };
+        if !sent {
+            return Err(StoreError::Backend("embedded store writer stopped".into()));
+        }
+        // Dropped unanswered only if the write panicked (caught on the writer thread).
+        answered
+            .await
+            .map_err(|_| StoreError::Backend("embedded store write failed (panic)".into()))?
+    }
+}
+
+impl Drop for Writer {
+    /// The thread ends when its queue closes; waiting for it lets the file be opened again at
+    /// once (redb locks it while open).
+    fn drop(&mut self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        if let Ok(mut thread) = self.thread.lock()
+            && let Some(thread) = thread.take()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn write_batches(db: &Database, queue: &Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut done = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            // A panic in one write ends that write (its caller hears of it), not the thread.
+            if let Ok(finished) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || job(db)))
+            {
+                done.push(finished);
+            }
+            if done.len() < MOST_PER_FLUSH {
+                next = queue.try_recv().ok();
+            }
+        }
+        let flushed = flush(db).map_err(|fail| StoreError::from(fail).to_string());
+        for finished in done {
+            finished(flushed.clone());
+        }
+    }
+}
+
+/// An empty durable commit: every non-durable commit before it is on disk when it returns.
+fn flush(db: &Database) -> TxResult<()> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| Fail::Store(StoreError::Backend(format!("embedded store: {e}"))))?;
+    txn.commit()?;
+    Ok(())
+}
