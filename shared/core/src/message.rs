@@ -72,6 +72,20 @@ pub fn header_field_count(raw: &[u8]) -> usize {
     count
 }
 
+/// Where a message's header ends: after the first empty line (CRLF or a bare LF), which
+/// belongs to the header; the whole message if there is none. The same bound mail-parser's
+/// full parse gives the top-level part, found without parsing a field.
+pub fn header_end(raw: &[u8]) -> usize {
+    let mut at = 0;
+    for line in raw.split_inclusive(|&b| b == b'\n') {
+        at += line.len();
+        if line == b"\n" || line == b"\r\n" {
+            return at;
+        }
+    }
+    raw.len()
+}
+
 /// A field's value as written in the message (`offset_start..offset_end`), its own bytes,
 /// unfolded and trimmed; `None` when the offsets do not fit.
 pub fn raw_value(message: &Message<'_>, field: &mail_parser::Header<'_>) -> Option<Vec<u8>> {
@@ -113,6 +127,28 @@ mod tests {
         let parts = format!("Subject: p\r\n\r\n{}", "--b\r\n".repeat(MAX_MIME_PARTS + 1));
         assert_eq!(check_shape(parts.as_bytes()), Err(TooComplex::MimeParts));
         assert_eq!(check_shape(b"Subject: ok\r\n\r\n--b\r\n"), Ok(()));
+    }
+
+    #[test]
+    fn the_header_ends_where_the_full_parse_says() {
+        for raw in [
+            &b"Subject: a\r\n\r\nbody\r\n"[..],
+            b"Subject: a\n\nbody\n",
+            b"Subject: a\r\nFrom: b\r\n\r\n",
+            b"Subject: a\r\n\r\n\r\nbody",
+            b"Subject: a\r\n folded\r\n\r\nx",
+            b"\r\nno header at all\r\n",
+            b"Subject: no body",
+            b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\na\r\n--x--\r\n",
+        ] {
+            let full = parse_message(raw).map(|m| m.parts[0].offset_body as usize);
+            assert_eq!(
+                Some(header_end(raw)),
+                full,
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
     }
 
     #[test]
