@@ -20,6 +20,7 @@ use pushmail_core::mailbox::{FlagChange, MessageMeta};
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::binary;
 use crate::keywords;
 use crate::mime::Parsed;
 use crate::select::Selected;
@@ -45,6 +46,9 @@ struct Wanted {
     rfc822_text: bool,
     /// `BODY[<section>]<<partial>>`, each as asked.
     sections: Vec<(Option<Section<'static>>, Partial)>,
+    /// `BINARY[<part>]<<partial>>` and `BINARY.SIZE[<part>]` (RFC 3516).
+    binaries: Vec<(Vec<NonZeroU32>, Partial)>,
+    binary_sizes: Vec<Vec<NonZeroU32>>,
     /// Some item reads the message text and is not a PEEK: the message is marked read.
     marks_seen: bool,
 }
@@ -57,6 +61,8 @@ impl Wanted {
             || self.rfc822_header
             || self.rfc822_text
             || !self.sections.is_empty()
+            || !self.binaries.is_empty()
+            || !self.binary_sizes.is_empty()
     }
 }
 
@@ -98,8 +104,15 @@ fn wanted(names: &MacroOrMessageDataItemNames<'static>, uid: bool) -> Wanted {
                 wanted.rfc822_text = true;
                 wanted.marks_seen = true;
             }
-            // BINARY is not announced.
-            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {}
+            MessageDataItemName::Binary {
+                section,
+                partial,
+                peek,
+            } => {
+                wanted.marks_seen |= !peek;
+                wanted.binaries.push((section, partial));
+            }
+            MessageDataItemName::BinarySize { section } => wanted.binary_sizes.push(section),
         }
     }
     wanted
@@ -278,6 +291,7 @@ impl Imap {
                 continue;
             }
             let mut items = Vec::new();
+            let mut origins = Vec::new();
             if wanted.uid
                 && let Some(uid) = NonZeroU32::new(uid)
             {
@@ -374,12 +388,33 @@ impl Imap {
                         data: literal(bytes),
                     });
                 }
+                for section in &wanted.binary_sizes {
+                    let size = parsed.binary(section).len();
+                    items.push(MessageDataItem::BinarySize {
+                        section: section.clone(),
+                        size: u32::try_from(size).unwrap_or(u32::MAX),
+                    });
+                }
+                for (section, partial) in &wanted.binaries {
+                    if let Some((start, _)) = partial {
+                        origins.push((binary::item_name(section), *start));
+                    }
+                    items.push(MessageDataItem::Binary {
+                        section: section.clone(),
+                        value: binary::value(cut(parsed.binary(section), *partial)),
+                    });
+                }
             }
             let (Some(seq), Ok(items)) = (NonZeroU32::new(seq), Vec1::try_from(items)) else {
                 continue;
             };
-            wire.send(&Response::Data(Data::Fetch { seq, items }))
-                .await?;
+            let response = Response::Data(Data::Fetch { seq, items });
+            if origins.is_empty() {
+                wire.send(&response).await?;
+            } else {
+                let bytes = binary::encode_with_origins(&response, &origins);
+                wire.send_raw(&bytes).await?;
+            }
         }
         if marked_any {
             self.hints.changed(account);

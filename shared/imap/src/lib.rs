@@ -6,6 +6,7 @@
 //! The accept loop is `pushmail-listener`'s.
 
 mod append;
+mod binary;
 mod commands;
 mod copy;
 mod expunge;

@@ -211,6 +211,19 @@ impl<'x> Parsed<'x> {
         bytes.to_vec()
     }
 
+    /// BINARY[<part>]: the part's content with its transfer encoding undone; the whole
+    /// message as stored for no part; empty for a part that is not there.
+    pub fn binary(&self, path: &[NonZeroU32]) -> Vec<u8> {
+        let Ok(path) = Vec1::try_from(path.to_vec()) else {
+            return self.raw.to_vec();
+        };
+        let Some(part) = self.part(&path) else {
+            return Vec::new();
+        };
+        let encoding = part.part().and_then(|p| p.content_transfer_encoding());
+        crate::binary::decode(encoding, part.body())
+    }
+
     pub fn envelope(&self) -> Envelope<'static> {
         match self.header_only() {
             Some(message) => envelope(message),

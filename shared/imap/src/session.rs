@@ -210,6 +210,7 @@ impl Imap {
                 Capability::Namespace,
                 Capability::Enable,
                 Capability::CondStore,
+                Capability::Binary,
                 Capability::Sort(None),
                 Capability::Sort(Some(SortAlgorithm::Display)),
                 Capability::Thread(ThreadingAlgorithm::OrderedSubject),
