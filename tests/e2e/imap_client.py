@@ -25,7 +25,7 @@ def every_command(imap, check):
     check("CAPABILITY lists the extensions",
           typ == "OK" and all(c in capabilities for c in ["IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "CHILDREN",
                                                "NAMESPACE", "ID", "ENABLE", "LITERAL+", "UNSELECT",
-                                               "CONDSTORE", "BINARY", "SORT", "SORT=DISPLAY", "THREAD=REFERENCES",
+                                               "CONDSTORE", "ESEARCH", "BINARY", "SORT", "SORT=DISPLAY", "THREAD=REFERENCES",
                                                "THREAD=ORDEREDSUBJECT"]), capabilities)
     check("NOOP", ok(imap.noop()))
     check("CREATE (with a superior level)", ok(imap.create(f"{folder}/sub")))

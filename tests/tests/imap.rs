@@ -445,11 +445,31 @@ async fn search_by_flags_envelope_and_sets() {
         assert_eq!(answer[0].trim_end(), *expected, "{command}: {answer:?}");
         assert!(last(&answer).contains("OK"), "{answer:?}");
     }
-    // CONDSTORE: MODSEQ keys, with the highest MODSEQ found.
+    // CONDSTORE: MODSEQ keys, with the highest MODSEQ found; the first command to use it in a
+    // selected folder is told the folder's HIGHESTMODSEQ (RFC 7162 §3.1).
     let answer = peer.command("k3", "SEARCH MODSEQ 1").await;
     assert!(
-        answer[0].starts_with("* SEARCH 1 2 3 (MODSEQ "),
+        answer[0].starts_with("* OK [HIGHESTMODSEQ ")
+            && answer[1].starts_with("* SEARCH 1 2 3 (MODSEQ "),
         "{answer:?}"
+    );
+    // ESEARCH (RFC 4731): one line with what RETURN asked for.
+    let answer = peer
+        .command("k4", "UID SEARCH RETURN (MIN MAX COUNT) ALL")
+        .await;
+    assert_eq!(
+        answer[0], "* ESEARCH (TAG \"k4\") UID MIN 1 MAX 3 COUNT 3\r\n",
+        "{answer:?}"
+    );
+    let answer = peer.command("k5", "SEARCH RETURN () MODSEQ 1").await;
+    assert!(
+        answer[0].starts_with("* ESEARCH (TAG \"k5\") ALL 1:3 MODSEQ "),
+        "{answer:?}"
+    );
+    let answer = peer.command("k6", "SEARCH RETURN (SAVE) ALL").await;
+    assert!(
+        last(&answer).starts_with("k6 BAD"),
+        "an option this server lacks: {answer:?}"
     );
 }
 

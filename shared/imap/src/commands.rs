@@ -209,7 +209,7 @@ impl Imap {
                     .map(|StoreModifier::UnchangedSince(since)| *since)
                     .next();
                 if unchanged_since.is_some() {
-                    session.condstore = true;
+                    self.enable_condstore(wire, session).await?;
                 }
                 let stored = self
                     .store_flags(
@@ -243,6 +243,9 @@ impl Imap {
                 }
             }
             CommandBody::Search { criteria, uid, .. } if selected => {
+                if criteria.as_ref().iter().any(crate::search::uses_modseq) {
+                    self.enable_condstore(wire, session).await?;
+                }
                 self.search(wire, session, account, tag, &criteria, uid)
                     .await?;
             }

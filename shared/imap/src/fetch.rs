@@ -261,13 +261,15 @@ impl Imap {
         by_uid: bool,
         changed_since: Option<u64>,
     ) -> Result<()> {
-        let Some(selected) = &session.selected else {
-            return Ok(());
-        };
         let mut wanted = wanted(&names, by_uid);
         // CHANGEDSINCE (RFC 7162 §3.1.4): only messages changed after it, with their MODSEQ.
         wanted.modseq |= changed_since.is_some() || session.condstore;
-        session.condstore |= wanted.modseq;
+        if wanted.modseq {
+            self.enable_condstore(wire, session).await?;
+        }
+        let Some(selected) = &session.selected else {
+            return Ok(());
+        };
         let targets = targets(selected, set, by_uid);
         let folder = selected.folder.clone();
         let selected_read_only = selected.read_only;

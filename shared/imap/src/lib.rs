@@ -9,6 +9,7 @@ mod append;
 mod binary;
 mod commands;
 mod copy;
+mod esearch;
 mod expunge;
 mod fetch;
 mod identity;

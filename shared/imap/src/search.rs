@@ -15,6 +15,7 @@ use pushmail_core::types::Address;
 use pushmail_store::MessagePages;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::esearch;
 use crate::fetch::Ranges;
 use crate::select::Selected;
 use crate::session::{Imap, Result, Session, io, no_or_bad, ok};
@@ -92,7 +93,7 @@ impl MessageText {
     }
 }
 
-fn uses_modseq(key: &SearchKey<'_>) -> bool {
+pub(crate) fn uses_modseq(key: &SearchKey<'_>) -> bool {
     match key {
         SearchKey::And(keys) => keys.as_ref().iter().any(uses_modseq),
         SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
@@ -289,13 +290,10 @@ impl Imap {
         let Some(selected) = &session.selected else {
             return no_or_bad(wire, tag, StatusKind::Bad, "Select a folder first").await;
         };
-        let (mut found, mut highest_modseq) = (Vec::new(), 0);
+        let mut found = Vec::new();
         let matched = self
             .matching(account, selected, criteria.as_ref(), |seq, meta| {
-                if let Some(number) = NonZeroU32::new(if by_uid { meta.uid } else { seq }) {
-                    found.push(number);
-                    highest_modseq = highest_modseq.max(meta.modseq);
-                }
+                found.push((if by_uid { meta.uid } else { seq }, meta.modseq));
             })
             .await?;
         if matched.is_err() {
@@ -303,6 +301,16 @@ impl Imap {
         }
         // RFC 7162 §3.1.5: a search by MODSEQ tells the highest MODSEQ it found.
         let by_modseq = criteria.as_ref().iter().any(uses_modseq);
+        if let Some(returns) = session.search_return {
+            let line = esearch::response(tag.inner(), by_uid, &found, returns, by_modseq);
+            wire.send_raw(line.as_bytes()).await?;
+            return ok(wire, tag, "SEARCH done").await;
+        }
+        let highest_modseq = found.iter().map(|(_, modseq)| *modseq).max().unwrap_or(0);
+        let found = found
+            .iter()
+            .filter_map(|(n, _)| NonZeroU32::new(*n))
+            .collect();
         let modseq = NonZeroU64::new(highest_modseq).filter(|_| by_modseq);
         wire.send(&Response::Data(Data::Search(found, modseq)))
             .await?;

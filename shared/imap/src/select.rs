@@ -144,6 +144,32 @@ impl Imap {
         send_status(wire, Some(tag), StatusKind::Ok, Some(code), text).await
     }
 
+    /// CONDSTORE turned on by a command that uses it (RFC 7162 §3.1): with a folder selected,
+    /// the client is told its HIGHESTMODSEQ, as SELECT would have told it.
+    pub(crate) async fn enable_condstore<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &mut Session,
+    ) -> Result<()> {
+        if session.condstore {
+            return Ok(());
+        }
+        session.condstore = true;
+        let (Some(account), Some(selected)) = (&session.user, &session.selected) else {
+            return Ok(());
+        };
+        if let Some(folder) = self
+            .store
+            .folder(account, &selected.folder)
+            .await
+            .map_err(io)?
+        {
+            let line = format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", folder.highest_modseq);
+            wire.send_raw(line.as_bytes()).await?;
+        }
+        Ok(())
+    }
+
     /// Brings the view up to date with the change log: removed messages as `* n EXPUNGE`
     /// (unless held: the log is then read only up to the first one), flag changes as FETCH,
     /// new messages as `* N EXISTS`.

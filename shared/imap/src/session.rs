@@ -110,6 +110,8 @@ pub(crate) struct Session {
     /// Before login, the session ends at this time however busy it keeps (`login_timeout` is
     /// one total, not a wait per command).
     login_by: tokio::time::Instant,
+    /// ESEARCH's RETURN options of the SEARCH being answered; only while it runs.
+    pub search_return: Option<crate::esearch::Returns>,
 }
 
 pub(crate) enum Next {
@@ -210,6 +212,7 @@ impl Imap {
                 Capability::Namespace,
                 Capability::Enable,
                 Capability::CondStore,
+                named("ESEARCH"),
                 Capability::Binary,
                 Capability::Sort(None),
                 Capability::Sort(Some(SortAlgorithm::Display)),
@@ -249,6 +252,7 @@ impl Imap {
             slot: None,
             identity: None,
             login_by: tokio::time::Instant::now() + self.settings.login_timeout,
+            search_return: None,
         };
         // Boxed, as every step but the wait between commands: see `commands`.
         let capabilities = self.capabilities(&session);
@@ -358,7 +362,7 @@ impl Imap {
                 return Ok(Next::Logout);
             }
         };
-        let command = match incoming {
+        let (command, returns) = match incoming {
             Incoming::Closed => return Ok(Next::Logout),
             Incoming::Overflow => {
                 Box::pin(bye(wire, "Literal too big")).await?;
@@ -368,14 +372,18 @@ impl Imap {
                 Box::pin(send_status(wire, tag, StatusKind::Bad, None, why)).await?;
                 return Ok(Next::Continue);
             }
-            Incoming::Command(command) => command,
+            Incoming::Command(command) => (command, None),
+            Incoming::SearchReturning(command, returns) => (command, Some(returns)),
         };
         if !Box::pin(self.still_the_same_account(session)).await {
             Box::pin(bye(wire, "Account removed or changed; log in again")).await?;
             return Ok(Next::Logout);
         }
         // The largest command's state is held only while it runs.
-        Box::pin(self.command(wire, session, command)).await
+        session.search_return = returns;
+        let next = Box::pin(self.command(wire, session, command)).await;
+        session.search_return = None;
+        next
     }
 
     async fn command<S: AsyncRead + AsyncWrite + Unpin>(

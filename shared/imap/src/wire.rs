@@ -8,6 +8,7 @@ use std::sync::Arc;
 use pushmail_core::counts::{Counts, Place};
 use pushmail_core::types::Address;
 
+use imap_codec::decode::Decoder;
 use imap_codec::encode::Encoder;
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::IntoStatic;
@@ -38,6 +39,9 @@ const LARGE_READ: usize = 16 * 1024;
 /// What the peer sent next.
 pub enum Incoming {
     Command(Command<'static>),
+    /// A SEARCH with ESEARCH's RETURN clause (which imap-codec does not read), and what it
+    /// asked for.
+    SearchReturning(Command<'static>, crate::esearch::Returns),
     /// Not a command this server can read: answer BAD (with the tag when there is one).
     Bad(Option<Tag<'static>>, &'static str),
     /// The peer sent more than the bounds allow in a way the framing cannot skip (a
@@ -246,6 +250,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         }
         match self.fragmentizer.decode_message(&CommandCodec::default()) {
             Ok(command) => Ok(Incoming::Command(command.into_static())),
+            Err(_)
+                if let Some((rest, returns)) =
+                    crate::esearch::strip_return(self.fragmentizer.message_bytes()) =>
+            {
+                match CommandCodec::default().decode(&rest) {
+                    Ok((remaining, command)) if remaining.is_empty() => {
+                        Ok(Incoming::SearchReturning(command.into_static(), returns))
+                    }
+                    _ => {
+                        let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
+                        Ok(Incoming::Bad(tag, "Syntax error"))
+                    }
+                }
+            }
             Err(_) => {
                 let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
                 Ok(Incoming::Bad(tag, "Syntax error"))
