@@ -255,7 +255,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                     crate::esearch::strip_return(self.fragmentizer.message_bytes()) =>
             {
                 match CommandCodec::default().decode(&rest) {
-                    Ok((remaining, command)) if remaining.is_empty() => {
+                    Ok(([], command)) => {
                         Ok(Incoming::SearchReturning(command.into_static(), returns))
                     }
                     _ => {
