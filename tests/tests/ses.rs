@@ -8,13 +8,14 @@ use pushmail_runtime::aws::AwsContext;
 use serde_json::Value;
 
 #[tokio::test]
+#[cfg_attr(
+    no_aws_endpoint,
+    ignore = "needs AWS_ENDPOINT_URL (moto: infra/local/stack.sh up)"
+)]
 async fn ses_refuses_an_unverified_sender_and_sends_for_a_verified_one() {
-    let Ok(endpoint) =
-        std::env::var("AWS_ENDPOINT_URL_SES").or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-    else {
-        eprintln!("skipped: no AWS endpoint for SES");
-        return;
-    };
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_SES")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .expect("AWS_ENDPOINT_URL was set when this test was built");
     let sender_domain = format!("s{}.mail.test", uuid::Uuid::new_v4().simple());
     let mailer = AwsContext::from_env()
         .await
