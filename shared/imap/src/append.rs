@@ -15,8 +15,9 @@ use pushmail_core::types::{Address, now};
 use pushmail_store::Delivery;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::select::Expunges;
-use crate::session::{Imap, Result, Session, bye, io, no_or_bad, tagged_raw};
+use crate::reply::{Result, bye, io, no_or_bad, tagged_raw};
+use crate::state::{Imap, Session};
+use crate::view::Expunges;
 use crate::wire::Wire;
 
 impl Imap {

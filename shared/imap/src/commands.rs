@@ -10,10 +10,11 @@ use imap_codec::imap_types::response::StatusKind;
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::copy::uid_set;
-use crate::select::Expunges;
-use crate::session::{Imap, Next, Result, Session, no_or_bad, ok, tagged_raw};
+use crate::reply::{Result, no_or_bad, ok, tagged_raw};
+use crate::state::{Imap, Next, Session};
 use crate::store::Stored;
+use crate::uids::uid_set;
+use crate::view::Expunges;
 use crate::wire::Wire;
 
 impl Imap {

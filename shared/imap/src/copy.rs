@@ -11,30 +11,11 @@ use pushmail_store::Copied;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::fetch::targets;
-use crate::select::Expunges;
-use crate::session::{Imap, Result, Session, io, no_or_bad, ok, tagged_raw};
+use crate::reply::{Result, io, no_or_bad, ok, tagged_raw};
+use crate::state::{Imap, Session};
+use crate::uids::uid_set;
+use crate::view::Expunges;
 use crate::wire::Wire;
-
-/// A UID set as IMAP writes it: ascending runs as `a:b`, joined by commas.
-pub(crate) fn uid_set(uids: &[u32]) -> String {
-    let mut runs: Vec<(u32, u32)> = Vec::new();
-    for &uid in uids {
-        match runs.last_mut() {
-            Some((_, end)) if uid == end.saturating_add(1) => *end = uid,
-            _ => runs.push((uid, uid)),
-        }
-    }
-    runs.iter()
-        .map(|&(start, end)| {
-            if start == end {
-                start.to_string()
-            } else {
-                format!("{start}:{end}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
 
 impl Imap {
     /// The account's quota now (an admin may have changed it since LOGIN).

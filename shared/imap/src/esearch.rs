@@ -3,7 +3,7 @@
 //! command here when it cannot read it, and this cuts the clause out (the rest is a plain
 //! SEARCH, read by imap-codec) and keeps what it asked for.
 
-use crate::copy::uid_set;
+use crate::uids::uid_set;
 
 /// What `RETURN (…)` asked for; `RETURN ()` is ALL.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -9,8 +9,9 @@ use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::fetch::targets;
-use crate::select::Expunges;
-use crate::session::{Imap, Result, Session, io, no_or_bad, ok};
+use crate::reply::{Result, io, no_or_bad, ok};
+use crate::state::{Imap, Session};
+use crate::view::Expunges;
 use crate::wire::Wire;
 
 impl Imap {

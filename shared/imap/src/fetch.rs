@@ -21,10 +21,10 @@ use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::binary;
-use crate::keywords;
 use crate::mime::Parsed;
-use crate::select::Selected;
-use crate::session::{Imap, Result, Session, io};
+use crate::reply::{Result, io};
+use crate::state::{Imap, Session};
+use crate::view::Selected;
 use crate::wire::Wire;
 
 /// `<start.length>` of a section, if asked.
@@ -321,7 +321,7 @@ impl Imap {
             }
             if wanted.flags || marking {
                 if let Some(selected) = &mut session.selected {
-                    keywords::announce(wire, selected, &flags).await?;
+                    selected.announce_keywords(wire, &flags).await?;
                 }
                 let recent = session
                     .selected

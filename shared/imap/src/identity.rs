@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::session::{Imap, Session};
+use pushmail_core::types::Address;
+use pushmail_store::Store;
 
 /// The account a session logged in as, to tell it from what the address is now.
 pub(crate) struct Identity {
@@ -31,30 +32,32 @@ impl Identity {
 /// How often a working session checks that its account is still the one it logged in as.
 const IDENTITY_RECHECK: Duration = Duration::from_secs(2);
 
-impl Imap {
+impl Identity {
     /// Whether the logged-in account is still the one the session logged in as: not deleted
     /// (nor created again), its password unchanged, enabled. Read at most every
     /// [`IDENTITY_RECHECK`], so an admin's change ends every session of the account within
     /// seconds, in every process. A store that cannot answer ends nothing.
-    pub(crate) async fn still_the_same_account(&self, session: &mut Session) -> bool {
-        let (Some(user), Some(identity)) = (&session.user, &mut session.identity) else {
-            return true;
-        };
-        if identity.checked.elapsed() < IDENTITY_RECHECK {
+    pub(crate) async fn still_holds(
+        &mut self,
+        store: &dyn Store,
+        user: &Address,
+        peer: std::net::SocketAddr,
+    ) -> bool {
+        if self.checked.elapsed() < IDENTITY_RECHECK {
             return true;
         }
-        match self.store.account(user).await {
+        match store.account(user).await {
             Ok(account) => {
-                identity.checked = std::time::Instant::now();
+                self.checked = std::time::Instant::now();
                 let same = account
-                    .is_some_and(|account| account.session_fingerprint() == identity.fingerprint);
+                    .is_some_and(|account| account.session_fingerprint() == self.fingerprint);
                 if !same {
-                    info!(peer = %session.peer, account = %user, "IMAP session ended: account removed or changed");
+                    info!(%peer, account = %user, "IMAP session ended: account removed or changed");
                 }
                 same
             }
             Err(error) => {
-                warn!(peer = %session.peer, %error, "IMAP: account not checked");
+                warn!(%peer, %error, "IMAP: account not checked");
                 true
             }
         }

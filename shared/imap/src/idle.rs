@@ -9,8 +9,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
-use crate::select::Expunges;
-use crate::session::{Imap, Next, Result, Session, bye, ok, send_status};
+use crate::reply::{Result, bye, ok, send_status};
+use crate::state::{Imap, Next, Session};
+use crate::view::Expunges;
 use crate::wire::Wire;
 
 enum Wake {

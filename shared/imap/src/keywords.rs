@@ -10,8 +10,7 @@ use imap_codec::imap_types::flag::{Flag, FlagPerm};
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::select::Selected;
-use crate::session::{Result, send_status};
+use crate::reply::{Result, send_status};
 use crate::wire::Wire;
 
 const SYSTEM_FLAGS: [Flag<'static>; 5] = [
@@ -70,17 +69,4 @@ pub(crate) async fn tell<S: AsyncRead + AsyncWrite + Unpin>(
         "Flags",
     )
     .await
-}
-
-/// Before a FETCH with `flags` goes out: tells the client the keywords among them it does not
-/// know yet.
-pub(crate) async fn announce<S: AsyncRead + AsyncWrite + Unpin>(
-    wire: &mut Wire<S>,
-    selected: &mut Selected,
-    flags: &[String],
-) -> Result<()> {
-    if selected.keywords.learn(flags) {
-        tell(wire, &selected.keywords, selected.read_only).await?;
-    }
-    Ok(())
 }

@@ -20,18 +20,21 @@ mod login;
 mod mailboxes;
 mod mime;
 mod recent;
+mod reply;
 mod search;
 mod select;
 mod session;
 mod sort;
+mod state;
 mod store;
 mod subject;
 mod thread;
 mod uids;
 mod utf7;
+mod view;
 mod wire;
 
-pub use session::{Imap, ImapSettings};
+pub use state::{Imap, ImapSettings};
 
 /// For the fuzz targets: what FETCH makes of a stored message, item by item.
 #[doc(hidden)]

@@ -15,7 +15,8 @@ use pushmail_core::types::Address;
 use pushmail_store::MessagePages;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::session::{Imap, Result, Session, io, no_or_bad, ok};
+use crate::reply::{Result, io, no_or_bad, ok};
+use crate::state::{Imap, Session};
 use crate::utf7;
 use crate::wire::Wire;
 

@@ -10,7 +10,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{info, warn};
 
 use crate::identity::Identity;
-use crate::session::{Imap, Result, Session, no_or_bad, send_status};
+use crate::reply::{Result, no_or_bad, send_status};
+use crate::state::{Imap, Session};
 use crate::wire::Wire;
 
 impl Imap {

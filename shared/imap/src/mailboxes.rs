@@ -11,7 +11,8 @@ use pushmail_store::FolderChange;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::list::folder_name;
-use crate::session::{Imap, Result, Session, io, no_or_bad, ok};
+use crate::reply::{Result, io, no_or_bad, ok};
+use crate::state::{Imap, Session};
 use crate::wire::Wire;
 
 impl Imap {

@@ -17,8 +17,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::esearch;
 use crate::fetch::Ranges;
-use crate::select::Selected;
-use crate::session::{Imap, Result, Session, io, no_or_bad, ok};
+use crate::reply::{Result, io, no_or_bad, ok};
+use crate::state::{Imap, Session};
+use crate::view::Selected;
 use crate::wire::Wire;
 
 /// A key this server cannot decide from metadata.

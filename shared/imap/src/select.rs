@@ -9,7 +9,6 @@ use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
-use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::Folder;
 use pushmail_core::types::Address;
 use pushmail_store::{ChangeKind, MessagePages};
@@ -18,42 +17,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::fetch::flag_items;
 use crate::keywords;
 use crate::recent::Recent;
-use crate::session::{Imap, Result, Session, io, no_or_bad, send_status};
+use crate::reply::{Result, io, no_or_bad, send_status};
+use crate::state::{Imap, Session};
 use crate::uids::UidMap;
+use crate::view::{Expunges, Selected};
 use crate::wire::Wire;
-
-/// The selected folder as this session sees it.
-pub(crate) struct Selected {
-    pub folder: FolderName,
-    /// EXAMINE: nothing in the folder changes through this view.
-    pub read_only: bool,
-    /// UIDs in order: message sequence number n is the n-th.
-    pub uids: UidMap,
-    /// The account's change counter this view has caught up with.
-    pub seen_change: u64,
-    /// Flags this session set itself and already told its client, until the change log
-    /// brings them back: they are not told again.
-    pub own_flags: HashMap<u32, Vec<String>>,
-    /// The keywords the client was told of (FLAGS), kept so that a new one is told first.
-    pub keywords: keywords::Keywords,
-    /// The messages recent to this session.
-    pub recent: Recent,
-}
-
-impl Selected {
-    /// The sequence number of a UID in the view.
-    pub fn sequence_of(&self, uid: u32) -> Option<u32> {
-        self.uids.sequence_of(uid)
-    }
-}
-
-/// Whether untagged EXPUNGE may be sent now: never during FETCH, STORE or SEARCH by sequence
-/// number (RFC 3501 §7.4.1), since the client's numbers would shift under it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Expunges {
-    Report,
-    Hold,
-}
 
 impl Imap {
     pub(crate) async fn select<S: AsyncRead + AsyncWrite + Unpin>(
@@ -248,7 +216,7 @@ impl Imap {
             if told.as_ref() == Some(&meta.flags) {
                 continue;
             }
-            keywords::announce(wire, selected, &meta.flags).await?;
+            selected.announce_keywords(wire, &meta.flags).await?;
             let recent = selected.recent.contains(uid.get());
             let mut items = vec![flag_items(&meta.flags, recent), MessageDataItem::Uid(uid)];
             if condstore && let Some(modseq) = NonZeroU64::new(meta.modseq) {

@@ -4,123 +4,25 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{Command, CommandBody};
-use imap_codec::imap_types::core::{Tag, Text, Vec1};
+use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::extensions::sort::SortAlgorithm;
 use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
-use imap_codec::imap_types::response::{
-    Bye, Capability, Code, Data, Greeting, Response, Status, StatusBody, StatusKind, Tagged,
-};
-use pushmail_core::counts::{Counts, Place};
-use pushmail_core::folder::FolderName;
+use imap_codec::imap_types::response::{Capability, Code, Data, Greeting, Response, StatusKind};
+use pushmail_core::counts::Counts;
 use pushmail_core::hints::ChangeHints;
 use pushmail_core::sasl::parse_plain;
-use pushmail_core::types::Address;
 use pushmail_listener::Connection;
 use pushmail_store::Store;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
-use crate::identity::Identity;
-use crate::select::Selected;
+use crate::reply::{Result, bye, named, no_or_bad, ok, send_status};
+use crate::state::{Imap, ImapSettings, Next, Session};
 use crate::wire::{Incoming, Wire};
-
-/// What the listener allows.
-#[derive(Debug, Clone)]
-pub struct ImapSettings {
-    pub hostname: String,
-    /// LOGIN without TLS from loopback peers (local tests, `--demo`); never from elsewhere.
-    pub plaintext_login_on_loopback: bool,
-    /// A session not logged in after this is ended, whatever it sends meanwhile (RFC 3501
-    /// §5.4 suggests 30 min after login; before it, much less).
-    pub login_timeout: Duration,
-    /// After LOGIN (RFC 3501 §5.4: at least 30 minutes).
-    pub idle_timeout: Duration,
-    /// How often an idling session looks at the change log when no hint came.
-    pub idle_poll: Duration,
-    /// `* OK Still here` while idling.
-    pub keepalive: Duration,
-    /// An IDLE ends after this (RFC 2177: clients re-issue it within 29 minutes).
-    pub idle_max: Duration,
-    /// The largest message APPEND takes (the SMTP listener's bound, so mail that can arrive
-    /// can also be filed back).
-    pub max_message_bytes: usize,
-    /// Folders an account may have.
-    pub max_folders: usize,
-    /// Sessions one account may have logged in at once (in this process).
-    pub max_sessions_per_account: usize,
-}
-
-impl Default for ImapSettings {
-    fn default() -> Self {
-        Self {
-            hostname: "pushmail.local".into(),
-            plaintext_login_on_loopback: false,
-            login_timeout: Duration::from_secs(60),
-            idle_timeout: Duration::from_secs(30 * 60),
-            idle_poll: Duration::from_secs(1),
-            keepalive: Duration::from_secs(120),
-            idle_max: Duration::from_secs(30 * 60),
-            max_message_bytes: 25 * 1024 * 1024,
-            max_folders: pushmail_core::mailbox::MAX_FOLDERS,
-            // Mail clients open a few each (Thunderbird up to 5), the push service its own.
-            max_sessions_per_account: 20,
-        }
-    }
-}
-
-/// The listener's shared part.
-pub struct Imap {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) settings: ImapSettings,
-    tls: Option<TlsAcceptor>,
-    /// Accounts whose mailboxes changed in this process: idlers wake at once.
-    pub(crate) hints: ChangeHints,
-    /// True once the listener is shutting down: sessions say BYE between commands and idlers
-    /// at once, instead of being cut off when the grace period ends.
-    closing: tokio::sync::watch::Sender<bool>,
-    /// TLS from the first byte (port 993's way) rather than after STARTTLS.
-    implicit_tls: bool,
-    /// Logged-in sessions per account.
-    pub(crate) slots: Arc<Counts<Address>>,
-    /// APPEND uploads in flight per account (`wire::APPENDS_IN_FLIGHT_PER_ACCOUNT`).
-    pub(crate) appends: Arc<Counts<Address>>,
-}
-
-/// A session's state.
-pub(crate) struct Session {
-    pub tls: bool,
-    /// The logged-in account (its address only: what else a command needs it reads fresh).
-    pub user: Option<Address>,
-    /// For an integrated account: alias name → the folder it stands for.
-    pub aliases: Vec<(FolderName, FolderName)>,
-    pub selected: Option<Selected>,
-    pub peer: SocketAddr,
-    /// CONDSTORE is on (ENABLE, SELECT (CONDSTORE), or a command using it, RFC 7162 §3.1):
-    /// FETCH responses carry MODSEQ.
-    pub condstore: bool,
-    /// Held from LOGIN to the end of the session.
-    pub slot: Option<Place<Address>>,
-    /// Who logged in, as the account was then (checked again as the session goes on).
-    pub identity: Option<Identity>,
-    /// Before login, the session ends at this time however busy it keeps (`login_timeout` is
-    /// one total, not a wait per command).
-    login_by: tokio::time::Instant,
-    /// ESEARCH's RETURN options of the SEARCH being answered; only while it runs.
-    pub search_return: Option<crate::esearch::Returns>,
-}
-
-pub(crate) enum Next {
-    Continue,
-    StartTls,
-    Logout,
-}
-
-pub(crate) type Result<T> = std::io::Result<T>;
 
 /// What the wait for a command brought: a command or not, `Err` if nothing came in time
 /// (autologout), `None` if the listener is closing.
@@ -467,6 +369,21 @@ impl Imap {
     }
 }
 
+impl Imap {
+    /// Whether the logged-in account is still the one the session logged in as
+    /// (`Identity::still_holds`); true before login.
+    pub(crate) async fn still_the_same_account(&self, session: &mut Session) -> bool {
+        match (&session.user, &mut session.identity) {
+            (Some(user), Some(identity)) => {
+                identity
+                    .still_holds(self.store.as_ref(), user, session.peer)
+                    .await
+            }
+            _ => true,
+        }
+    }
+}
+
 impl pushmail_listener::Conversation for Imap {
     fn converse(
         &self,
@@ -489,72 +406,4 @@ impl pushmail_listener::Conversation for Imap {
     fn protocol(&self) -> &'static str {
         "imap"
     }
-}
-
-pub(crate) async fn send_status<S: AsyncRead + AsyncWrite + Unpin>(
-    wire: &mut Wire<S>,
-    tag: Option<Tag<'static>>,
-    kind: StatusKind,
-    code: Option<Code<'static>>,
-    text: &str,
-) -> Result<()> {
-    let text =
-        Text::try_from(text.to_owned()).unwrap_or_else(|_| Text::try_from("Done").expect("text"));
-    let body = StatusBody { kind, code, text };
-    let status = match tag {
-        Some(tag) => Status::Tagged(Tagged { tag, body }),
-        None => Status::Untagged(body),
-    };
-    wire.send(&Response::Status(status)).await
-}
-
-/// A capability imap-types has no variant for.
-fn named(name: &'static str) -> Capability<'static> {
-    Capability::from(imap_codec::imap_types::core::Atom::try_from(name).expect("an atom"))
-}
-
-/// A store error as the session's I/O error: the session ends (its peer sees the connection
-/// close) and the error is logged by the listener, rather than an answer that would be wrong.
-pub(crate) fn io<E: std::error::Error + Send + Sync + 'static>(error: E) -> std::io::Error {
-    std::io::Error::other(error)
-}
-
-/// A tagged status written as it is, for response codes imap-types does not know (UIDPLUS's
-/// APPENDUID and COPYUID).
-pub(crate) async fn tagged_raw<S: AsyncRead + AsyncWrite + Unpin>(
-    wire: &mut Wire<S>,
-    tag: &Tag<'static>,
-    kind: &str,
-    text: &str,
-) -> Result<()> {
-    let text: String = text.chars().filter(|c| !c.is_control()).collect();
-    wire.send_raw(format!("{} {kind} {text}\r\n", tag.inner()).as_bytes())
-        .await
-}
-
-pub(crate) async fn ok<S: AsyncRead + AsyncWrite + Unpin>(
-    wire: &mut Wire<S>,
-    tag: Tag<'static>,
-    text: &str,
-) -> Result<()> {
-    send_status(wire, Some(tag), StatusKind::Ok, None, text).await
-}
-
-pub(crate) async fn no_or_bad<S: AsyncRead + AsyncWrite + Unpin>(
-    wire: &mut Wire<S>,
-    tag: Tag<'static>,
-    kind: StatusKind,
-    text: &str,
-) -> Result<()> {
-    send_status(wire, Some(tag), kind, None, text).await
-}
-
-pub(crate) async fn bye<S: AsyncRead + AsyncWrite + Unpin>(
-    wire: &mut Wire<S>,
-    text: &str,
-) -> Result<()> {
-    let text =
-        Text::try_from(text.to_owned()).unwrap_or_else(|_| Text::try_from("Bye").expect("text"));
-    wire.send(&Response::Status(Status::Bye(Bye { code: None, text })))
-        .await
 }

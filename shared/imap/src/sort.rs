@@ -15,9 +15,10 @@ use pushmail_core::message::parse_header;
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::select::Selected;
-use crate::session::{Imap, Result, Session, io, no_or_bad, ok, tagged_raw};
+use crate::reply::{Result, io, no_or_bad, ok, tagged_raw};
+use crate::state::{Imap, Session};
 use crate::subject::subject_key;
+use crate::view::Selected;
 use crate::wire::Wire;
 
 /// What SORT and THREAD compare of one message.

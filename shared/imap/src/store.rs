@@ -14,8 +14,8 @@ use std::num::{NonZeroU32, NonZeroU64};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::fetch::{flag_items, targets};
-use crate::keywords;
-use crate::session::{Imap, Result, Session, io};
+use crate::reply::{Result, io};
+use crate::state::{Imap, Session};
 use crate::wire::Wire;
 
 pub(crate) enum Stored {
@@ -80,7 +80,7 @@ impl Imap {
             if let Some(selected) = &mut session.selected {
                 selected.own_flags.insert(uid, after.clone());
                 // A new keyword is told (FLAGS) even to a .SILENT store (RFC 3501 §7.2.6).
-                keywords::announce(wire, selected, &after).await?;
+                selected.announce_keywords(wire, &after).await?;
             }
             // With CONDSTORE on, the new MODSEQ is news even to a .SILENT store (§3.1.3).
             if response != StoreResponse::Answer && !session.condstore {

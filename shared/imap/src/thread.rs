@@ -16,8 +16,9 @@ use pushmail_core::message::parse_header;
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::session::{Imap, Result, Session, io, no_or_bad, ok, tagged_raw};
+use crate::reply::{Result, io, no_or_bad, ok, tagged_raw};
 use crate::sort::{Sortable, known_charset};
+use crate::state::{Imap, Session};
 use crate::subject::base_subject;
 use crate::wire::Wire;
 

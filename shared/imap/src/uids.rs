@@ -119,6 +119,27 @@ impl UidMap {
     }
 }
 
+/// A UID set as IMAP writes it: ascending runs as `a:b`, joined by commas.
+pub(crate) fn uid_set(uids: &[u32]) -> String {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &uid in uids {
+        match runs.last_mut() {
+            Some((_, end)) if uid == end.saturating_add(1) => *end = uid,
+            _ => runs.push((uid, uid)),
+        }
+    }
+    runs.iter()
+        .map(|&(start, end)| {
+            if start == end {
+                start.to_string()
+            } else {
+                format!("{start}:{end}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::UidMap;

@@ -1,0 +1,108 @@
+//! The listener's and a session's state: what the listener allows (`ImapSettings`), what all
+//! its sessions share (`Imap`), what one session holds (`Session`), and what a command leaves
+//! the session to do next. Types only: the commands that use them are in their own files.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pushmail_core::counts::{Counts, Place};
+use pushmail_core::folder::FolderName;
+use pushmail_core::hints::ChangeHints;
+use pushmail_core::types::Address;
+use pushmail_store::Store;
+use tokio_rustls::TlsAcceptor;
+
+use crate::identity::Identity;
+use crate::view::Selected;
+
+/// What the listener allows.
+#[derive(Debug, Clone)]
+pub struct ImapSettings {
+    pub hostname: String,
+    /// LOGIN without TLS from loopback peers (local tests, `--demo`); never from elsewhere.
+    pub plaintext_login_on_loopback: bool,
+    /// A session not logged in after this is ended, whatever it sends meanwhile (RFC 3501
+    /// §5.4 suggests 30 min after login; before it, much less).
+    pub login_timeout: Duration,
+    /// After LOGIN (RFC 3501 §5.4: at least 30 minutes).
+    pub idle_timeout: Duration,
+    /// How often an idling session looks at the change log when no hint came.
+    pub idle_poll: Duration,
+    /// `* OK Still here` while idling.
+    pub keepalive: Duration,
+    /// An IDLE ends after this (RFC 2177: clients re-issue it within 29 minutes).
+    pub idle_max: Duration,
+    /// The largest message APPEND takes (the SMTP listener's bound, so mail that can arrive
+    /// can also be filed back).
+    pub max_message_bytes: usize,
+    /// Folders an account may have.
+    pub max_folders: usize,
+    /// Sessions one account may have logged in at once (in this process).
+    pub max_sessions_per_account: usize,
+}
+
+impl Default for ImapSettings {
+    fn default() -> Self {
+        Self {
+            hostname: "pushmail.local".into(),
+            plaintext_login_on_loopback: false,
+            login_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(30 * 60),
+            idle_poll: Duration::from_secs(1),
+            keepalive: Duration::from_secs(120),
+            idle_max: Duration::from_secs(30 * 60),
+            max_message_bytes: 25 * 1024 * 1024,
+            max_folders: pushmail_core::mailbox::MAX_FOLDERS,
+            // Mail clients open a few each (Thunderbird up to 5), the push service its own.
+            max_sessions_per_account: 20,
+        }
+    }
+}
+
+/// The listener's shared part.
+pub struct Imap {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) settings: ImapSettings,
+    pub(crate) tls: Option<TlsAcceptor>,
+    /// Accounts whose mailboxes changed in this process: idlers wake at once.
+    pub(crate) hints: ChangeHints,
+    /// True once the listener is shutting down: sessions say BYE between commands and idlers
+    /// at once, instead of being cut off when the grace period ends.
+    pub(crate) closing: tokio::sync::watch::Sender<bool>,
+    /// TLS from the first byte (port 993's way) rather than after STARTTLS.
+    pub(crate) implicit_tls: bool,
+    /// Logged-in sessions per account.
+    pub(crate) slots: Arc<Counts<Address>>,
+    /// APPEND uploads in flight per account (`wire::APPENDS_IN_FLIGHT_PER_ACCOUNT`).
+    pub(crate) appends: Arc<Counts<Address>>,
+}
+
+/// A session's state.
+pub(crate) struct Session {
+    pub tls: bool,
+    /// The logged-in account (its address only: what else a command needs it reads fresh).
+    pub user: Option<Address>,
+    /// For an integrated account: alias name → the folder it stands for.
+    pub aliases: Vec<(FolderName, FolderName)>,
+    pub selected: Option<Selected>,
+    pub peer: SocketAddr,
+    /// CONDSTORE is on (ENABLE, SELECT (CONDSTORE), or a command using it, RFC 7162 §3.1):
+    /// FETCH responses carry MODSEQ.
+    pub condstore: bool,
+    /// Held from LOGIN to the end of the session.
+    pub slot: Option<Place<Address>>,
+    /// Who logged in, as the account was then (checked again as the session goes on).
+    pub identity: Option<Identity>,
+    /// Before login, the session ends at this time however busy it keeps (`login_timeout` is
+    /// one total, not a wait per command).
+    pub login_by: tokio::time::Instant,
+    /// ESEARCH's RETURN options of the SEARCH being answered; only while it runs.
+    pub search_return: Option<crate::esearch::Returns>,
+}
+
+pub(crate) enum Next {
+    Continue,
+    StartTls,
+    Logout,
+}
