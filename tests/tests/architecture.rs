@@ -1,7 +1,7 @@
 //! ARCHITECTURE.md's import rules, checked: each crate depends only on the pushmail crates the
 //! table there allows, so imports keep pointing downward.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One row of ARCHITECTURE.md's table of crates.
 struct Rule {
@@ -104,4 +104,130 @@ fn the_table_is_read_as_written() {
     let b: Vec<_> = rules[1].may_import.iter().flatten().cloned().collect();
     assert_eq!(b, ["pushmail-a", "pushmail-core"]);
     assert!(rules[2].may_import.is_none() && rules[2].folder == "tests");
+}
+
+/// A crate's source files as module paths (`dynamo/mailbox.rs` is `dynamo::mailbox`;
+/// `lib.rs`, `main.rs` and `mod.rs` are their folder's module), each with its text up to its
+/// tests.
+fn modules(src: &std::path::Path) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut folders = vec![src.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let relative = path.strip_prefix(src).unwrap().with_extension("");
+            let mut parts: Vec<String> = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            if matches!(
+                parts.last().map(String::as_str),
+                Some("lib" | "main" | "mod")
+            ) {
+                parts.pop();
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text
+                .split("#[cfg(test)]")
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            found.push((parts.join("::"), code));
+        }
+    }
+    found
+}
+
+/// Which modules each module names through `crate::…` paths (the longest module prefix of each).
+fn module_imports(modules: &[(String, String)]) -> BTreeMap<String, BTreeSet<String>> {
+    let names: BTreeSet<&str> = modules.iter().map(|(name, _)| name.as_str()).collect();
+    let mut imports = BTreeMap::new();
+    for (name, code) in modules {
+        let mut used = BTreeSet::new();
+        for (at, _) in code.match_indices("crate::") {
+            let path: String = code[at + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            let parts: Vec<&str> = path.split("::").filter(|p| !p.is_empty()).collect();
+            let module = (1..=parts.len())
+                .rev()
+                .map(|n| parts[..n].join("::"))
+                .find(|prefix| names.contains(prefix.as_str()));
+            if let Some(module) = module.filter(|m| m != name && !m.is_empty()) {
+                used.insert(module);
+            }
+        }
+        imports.insert(name.clone(), used);
+    }
+    imports
+}
+
+/// A cycle among the modules, if there is one (a depth-first walk).
+fn cycle(imports: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn walk(
+        at: &str,
+        imports: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|p| p == at) {
+            let mut found = path[start..].to_vec();
+            found.push(at.to_owned());
+            return Some(found);
+        }
+        if done.contains(at) {
+            return None;
+        }
+        path.push(at.to_owned());
+        for next in imports.get(at).into_iter().flatten() {
+            if let Some(found) = walk(next, imports, path, done) {
+                return Some(found);
+            }
+        }
+        path.pop();
+        done.insert(at.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    imports
+        .keys()
+        .find_map(|start| walk(start, imports, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_two_files_of_a_crate_import_each_other() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let architecture = std::fs::read_to_string(format!("{root}/ARCHITECTURE.md")).unwrap();
+    for rule in rules(&architecture) {
+        let src = std::path::Path::new(root).join(&rule.folder).join("src");
+        let imports = module_imports(&modules(&src));
+        if let Some(cycle) = cycle(&imports) {
+            panic!(
+                "{}: files import each other: {}",
+                rule.folder,
+                cycle.join(" -> ")
+            );
+        }
+    }
+}
+
+#[test]
+fn an_import_loop_is_found() {
+    let modules = [
+        ("a".to_owned(), "use crate::b::X;".to_owned()),
+        ("b".to_owned(), "fn f() { crate::c::g() }".to_owned()),
+        ("c".to_owned(), "use crate::a;".to_owned()),
+        ("d".to_owned(), "use crate::a::Y;".to_owned()),
+    ];
+    let imports = module_imports(&modules);
+    assert_eq!(cycle(&imports).map(|c| c.len()), Some(4));
+    assert!(cycle(&module_imports(&modules[1..])).is_none());
 }

@@ -13,9 +13,14 @@ use serde::de::DeserializeOwned;
 
 use crate::error::AdminError;
 use crate::input::ListParams;
-use crate::router::{ADMIN_TOKEN_HEADER, AppState};
 use crate::service::Principal;
 use crate::views::ErrorView;
+
+/// Where the admin token goes when `Authorization` is taken by a SigV4 signature.
+pub const ADMIN_TOKEN_HEADER: &str = "x-admin-token";
+
+/// What every handler and extractor is given: the admin service.
+pub(crate) type AppState = std::sync::Arc<crate::service::AdminService>;
 
 const MAX_BODY_BYTES: usize = 64 * 1024;
 

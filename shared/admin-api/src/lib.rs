@@ -13,4 +13,5 @@ pub mod service;
 pub mod views;
 
 pub use error::AdminError;
-pub use router::{ADMIN_TOKEN_HEADER, OPENAPI_YAML, router};
+pub use extract::ADMIN_TOKEN_HEADER;
+pub use router::{OPENAPI_YAML, router};

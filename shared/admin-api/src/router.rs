@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 
 use crate::error::AdminError;
-use crate::extract::{Admin, ApiError, JsonBody, Listing, SelfAccount, json_answer};
+use crate::extract::{Admin, ApiError, AppState, JsonBody, Listing, SelfAccount, json_answer};
 use crate::input::{
     AccountPatch, DomainSettingsInput, FilingRules, NewAccount, NewDomain, NewToken, PushedFolders,
     ServerSettingsInput,
@@ -26,11 +26,6 @@ use crate::views::{
 
 /// The OpenAPI 3.1 description of every route below; a test holds the two together.
 pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
-/// Where the admin token goes when `Authorization` is taken by a SigV4 signature.
-pub const ADMIN_TOKEN_HEADER: &str = "x-admin-token";
-
-pub(crate) type AppState = Arc<AdminService>;
-
 pub fn router(service: Arc<AdminService>) -> Router {
     let admin = Router::new()
         .route("/server", get(server_settings).put(set_server_settings))

@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Address, quoted};
+use crate::names::{Address, quoted};
 
 /// A mailbox account of a local domain.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{InvalidName, quoted};
+use crate::names::{InvalidName, quoted};
 
 /// The hierarchy delimiter, as IMAP's LIST announces it.
 pub const DELIMITER: char = '/';

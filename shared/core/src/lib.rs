@@ -8,6 +8,7 @@ pub mod folder;
 pub mod hints;
 pub mod mailbox;
 pub mod message;
+pub mod names;
 pub mod network;
 pub mod notice;
 pub mod password;

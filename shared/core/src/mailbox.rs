@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::folder::FolderName;
-use crate::types::Address;
+use crate::names::Address;
 
 /// A folder's SPECIAL-USE role (RFC 6154), for every client and for the push service's aliases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

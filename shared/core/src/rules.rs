@@ -98,7 +98,7 @@ impl FilingRule {
                 if !header_name {
                     return Err(at(format!(
                         "field {} is not a header name",
-                        crate::types::quoted(field)
+                        crate::names::quoted(field)
                     )));
                 }
                 if condition.value.chars().count() > MAX_VALUE_CHARS {
