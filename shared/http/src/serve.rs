@@ -1,26 +1,23 @@
-//! The local listeners' accept loop (on Lambda, API Gateway does this): a cap on connections,
-//! in all and per source address, a time limit on each request's header and on each request as
-//! a whole, and a graceful shutdown. What an unauthenticated peer can make a listener hold is
+//! The local HTTP listeners (on Lambda, API Gateway does this) on the one accept loop
+//! (`pushmail-listener`'s: a cap on connections, in all and per source address, and a graceful
+//! shutdown), with a time limit on each request's header and on each request as a whole. What an unauthenticated peer can make a listener hold is
 //! bounded by these (docs/security.md).
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use pushmail_core::network::SourceCounts;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use pushmail_listener::{Accepted, Caps, Departure, SHUTDOWN_GRACE, accept_until, drain};
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 use tracing::{info, warn};
-
-/// How long requests in flight may finish after SIGTERM.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// What one listener allows each peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +44,52 @@ impl Default for Limits {
     }
 }
 
+/// The HTTP side of the accept loop: each connection served by hyper with the header timeout,
+/// asked to finish gracefully (the request in flight answered, keep-alive ended) once the
+/// listener stops accepting.
+struct Http {
+    app: Router,
+    builder: hyper::server::conn::http1::Builder,
+    closing: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Accepted for Http {
+    fn serve(
+        self: &Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        departure: Departure,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let service = self.app.clone().map_request(
+            move |mut request: http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        );
+        let connection = self
+            .builder
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let mut closing = self.closing.clone();
+        async move {
+            let _place = departure;
+            tokio::pin!(connection);
+            // A peer that breaks off or times out ends its own connection; nothing to report.
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = closing.wait_for(|closing| *closing) => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+
+    fn refuse(&self, stream: TcpStream) -> impl Future<Output = ()> + Send + 'static {
+        // Closed at once: an HTTP client over its cap gets no answer to read.
+        drop(stream);
+        std::future::ready(())
+    }
+}
+
 /// Serves the router until `shutdown` completes (the process's [`crate::Shutdown`]), then lets
 /// requests in flight finish (30 s).
 pub async fn serve_until(
@@ -59,58 +102,26 @@ pub async fn serve_until(
         limits.request_timeout,
         answer_within,
     ));
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let sources = Arc::new(SourceCounts::default());
-    let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let source = pushmail_core::network::source_of(peer.ip());
-        let Some(source_slot) = sources.enter(source, limits.max_connections_per_source) else {
-            warn!(%source, "connection refused: too many from this source");
-            continue;
-        };
-        let service =
-            app.clone()
-                .map_request(move |mut request: http::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    request
-                });
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            // A peer that breaks off or times out ends its own connection; nothing to report.
-            let _ = connection.await;
-            drop((permit, source_slot));
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => info!("stopped"),
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => warn!("stopped with requests still in flight"),
+    let (close, closing) = tokio::sync::watch::channel(false);
+    let http = Arc::new(Http {
+        app,
+        builder,
+        closing,
+    });
+    let caps = Caps {
+        max_connections: limits.max_connections,
+        max_connections_per_source: limits.max_connections_per_source,
+    };
+    let open = accept_until(listener, http, caps, shutdown).await;
+    close.send_replace(true);
+    if drain(open, SHUTDOWN_GRACE).await {
+        info!("stopped");
+    } else {
+        warn!("stopped with requests still in flight");
     }
     Ok(())
 }

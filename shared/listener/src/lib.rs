@@ -1,9 +1,12 @@
-//! What every mail listener (SMTP, and IMAP next) shares: `serve` accepts connections within
-//! their bounds (in all, per source address, per session's length) and shuts down gracefully;
+//! What every listener shares: `accept` is the one accept loop (connections in all and per
+//! source address, shutdown with a grace period), for the mail listeners and the HTTP ones;
+//! `serve` runs a mail protocol's sessions on it (each within its length, panics contained);
 //! `Connection` is a session's socket, plain until STARTTLS and TLS after it.
 
+mod accept;
 mod connection;
 mod serve;
 
+pub use accept::{Accepted, Caps, Departure, SHUTDOWN_GRACE, accept_until, drain};
 pub use connection::Connection;
-pub use serve::{Conversation, Departure, Limits, serve};
+pub use serve::{Conversation, Limits, serve};

@@ -1,17 +1,16 @@
-//! A mail listener: connections within their bounds, one session each, and a graceful
-//! shutdown that lets sessions in flight finish (30 s).
+//! A mail listener: the accept loop (`accept.rs`) serving one session per connection, within
+//! the session time limit, a panic in one ending that one alone.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use pushmail_core::network::{SourceCounts, SourceSlot};
 use std::net::SocketAddr;
 use tokio::io::AsyncWriteExt;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tracing::{error, info, warn};
+
+use crate::accept::{Accepted, Caps, Departure, SHUTDOWN_GRACE, accept_until, drain};
 
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
@@ -33,21 +32,6 @@ pub trait Conversation: Send + Sync + 'static {
     fn too_many_connections(&self) -> &'static [u8];
     /// The protocol's name, for the logs.
     fn protocol(&self) -> &'static str;
-}
-
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// A session's place among its source's connections. Given back by [`Departure::leave`] just
-/// before the session's last reply (`221`, `BYE`): a client that opens its next connection
-/// the moment it reads that reply (Postfix's `smtp-source`, an upstream relay) must not find
-/// the place still taken and be told 421. Given back anyway when the session ends.
-#[derive(Default)]
-pub struct Departure(Option<SourceSlot>);
-
-impl Departure {
-    pub fn leave(&mut self) {
-        self.0 = None;
-    }
 }
 
 /// What one listener allows each peer.
@@ -85,55 +69,29 @@ fn escape_default(text: &str) -> String {
     text.chars().flat_map(char::escape_debug).collect()
 }
 
-/// Serves sessions until `shutdown` completes.
-pub async fn serve<C: Conversation>(
-    listener: TcpListener,
+/// A protocol's sessions as the accept loop serves them: each within the session time limit,
+/// a panic in one caught and logged with its context.
+struct Sessions<C> {
     conversation: Arc<C>,
-    limits: Limits,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let sources = Arc::new(SourceCounts::default());
-    let mut sessions = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (mut stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    session_timeout: Duration,
+}
+
+impl<C: Conversation> Accepted for Sessions<C> {
+    fn serve(
+        self: &Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        departure: Departure,
+    ) -> impl Future<Output = ()> + Send + 'static {
         // Replies are whole lines written at once: no reason to hold them back.
         let _ = stream.set_nodelay(true);
-        // Reap finished sessions so the set stays the size of the open ones.
-        while sessions.try_join_next().is_some() {}
-        let source = pushmail_core::network::source_of(peer.ip());
-        let Some(source_slot) = sources.enter(source, limits.max_connections_per_source) else {
-            let refusal = conversation.too_many_connections();
-            tokio::spawn(async move {
-                let _ = stream.write_all(refusal).await;
-            });
-            continue;
-        };
-        let conversation = conversation.clone();
-        sessions.spawn(async move {
-            let protocol = conversation.protocol();
-            let session = conversation.converse(stream, peer, Departure(Some(source_slot)));
+        let sessions = self.clone();
+        async move {
+            let protocol = sessions.conversation.protocol();
+            let session = sessions.conversation.converse(stream, peer, departure);
             // A panic (a bug, an input no one foresaw) ends this session alone: caught here
             // with its context, its connection closed and its places given back on unwinding.
-            match AssertUnwindSafe(tokio::time::timeout(limits.session_timeout, session))
+            match AssertUnwindSafe(tokio::time::timeout(sessions.session_timeout, session))
                 .catch_unwind()
                 .await
             {
@@ -146,18 +104,38 @@ pub async fn serve<C: Conversation>(
                     "session ended by a panic; the listener goes on"
                 ),
             }
-            drop(permit);
-        });
+        }
     }
-    drop(listener);
-    let finished = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while sessions.join_next().await.is_some() {}
-    })
-    .await;
+
+    fn refuse(&self, mut stream: TcpStream) -> impl Future<Output = ()> + Send + 'static {
+        let refusal = self.conversation.too_many_connections();
+        async move {
+            let _ = stream.write_all(refusal).await;
+        }
+    }
+}
+
+/// Serves sessions until `shutdown` completes, then lets those in flight finish (30 s).
+pub async fn serve<C: Conversation>(
+    listener: TcpListener,
+    conversation: Arc<C>,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     let protocol = conversation.protocol();
-    match finished {
-        Ok(()) => info!(protocol, "listener stopped"),
-        Err(_) => warn!(protocol, "listener stopped with sessions still open"),
+    let sessions = Arc::new(Sessions {
+        conversation,
+        session_timeout: limits.session_timeout,
+    });
+    let caps = Caps {
+        max_connections: limits.max_connections,
+        max_connections_per_source: limits.max_connections_per_source,
+    };
+    let open = accept_until(listener, sessions, caps, shutdown).await;
+    if drain(open, SHUTDOWN_GRACE).await {
+        info!(protocol, "listener stopped");
+    } else {
+        warn!(protocol, "listener stopped with sessions still open");
     }
     Ok(())
 }
