@@ -1,8 +1,10 @@
-//! pushmail's IMAP listener (RFC 3501 with IDLE, UIDPLUS, MOVE, SPECIAL-USE, CHILDREN,
-//! NAMESPACE, ID, ENABLE, LITERAL+, UNSELECT). Syntax apart from the session: `wire` frames and
-//! decodes with imap-codec and `utf7` converts folder names; `session` is the state machine
-//! with LOGIN and STARTTLS; `commands` hands the other commands to a file per group (`list`,
-//! `mailboxes`, `select`, `fetch`, `store`, `search`, `copy`, `expunge`, `append`, `idle`).
+//! pushmail's IMAP listener (RFC 3501 with IDLE, UIDPLUS, MOVE, CONDSTORE, ESEARCH, SORT,
+//! THREAD, BINARY, SPECIAL-USE, CHILDREN, NAMESPACE, ID, ENABLE, LITERAL+, UNSELECT). Syntax
+//! apart from the session: `wire` frames and decodes with imap-codec and `utf7` converts folder
+//! names; `state` holds the listener's and a session's types, `reply` the replies, `view` the
+//! selected folder as a session sees it; `session` is the state machine with LOGIN and
+//! STARTTLS; `commands` hands the other commands to a file per group (`list`, `mailboxes`,
+//! `select`, `fetch`, `store`, `search`, `sort`, `thread`, `copy`, `expunge`, `append`, `idle`).
 //! The accept loop is `pushmail-listener`'s.
 
 mod append;
