@@ -98,7 +98,7 @@ async fn sigkill_during_a_stream_of_deliveries_loses_no_acknowledged_message() {
 
     let store = EmbeddedStore::open(&dir.path().join("pushmail.redb")).expect("reopens");
     let alice = Address::parse("alice@example.com").unwrap();
-    let inbox = pushmail_core::folder::FolderName::parse("INBOX").unwrap();
+    let inbox = pushmail_core::folder::FolderName::inbox();
     let stored = store.messages(&alice, &inbox, 0, 10_000).await.unwrap();
     let subjects: std::collections::HashSet<_> = stored
         .iter()
@@ -155,7 +155,7 @@ async fn sigterm_stops_accepting_and_lets_a_session_in_flight_finish() {
 
     let store = EmbeddedStore::open(&dir.path().join("pushmail.redb")).expect("reopens");
     let alice = Address::parse("alice@example.com").unwrap();
-    let inbox = pushmail_core::folder::FolderName::parse("INBOX").unwrap();
+    let inbox = pushmail_core::folder::FolderName::inbox();
     let stored = store.messages(&alice, &inbox, 0, 100).await.unwrap();
     assert!(
         stored

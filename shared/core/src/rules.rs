@@ -124,7 +124,7 @@ impl FilingRule {
     /// the rules that apply (up to a `stop`), INBOX if none; read if any applying rule says so.
     pub fn file(rules: &[FilingRule], raw: &[u8]) -> Filing {
         let mut filing = Filing {
-            folder: FolderName::parse("INBOX").expect("INBOX is a folder name"),
+            folder: FolderName::inbox(),
             seen: false,
         };
         if rules.is_empty() {

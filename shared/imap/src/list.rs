@@ -34,7 +34,7 @@ pub(crate) fn mailbox_name(name: &FolderName) -> Mailbox<'static> {
 /// (RFC 3501 §6.3.3: CREATE `a/` creates `a`).
 pub(crate) fn folder_name(mailbox: &Mailbox<'_>) -> Option<FolderName> {
     match mailbox {
-        Mailbox::Inbox => FolderName::parse("INBOX").ok(),
+        Mailbox::Inbox => Some(FolderName::inbox()),
         Mailbox::Other(other) => {
             let name = utf7::decode(other.as_ref())?;
             FolderName::parse(name.strip_suffix(DELIMITER).unwrap_or(&name)).ok()

@@ -122,8 +122,7 @@ impl Mailer for StoreMailer {
             // For the account that subscribed, not one created at its address since.
             owner_known_at: Some(mail.linked_at),
         };
-        let inbox = pushmail_core::folder::FolderName::parse("INBOX")
-            .map_err(|e| MailError::NotSent(e.0))?;
+        let inbox = pushmail_core::folder::FolderName::inbox();
         match self
             .store
             .deliver(&mail.to, &inbox, &message, None)

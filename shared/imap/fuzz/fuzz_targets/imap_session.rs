@@ -90,7 +90,7 @@ fn world() -> &'static World {
                     internal_date: now,
                     owner_known_at: None,
                 };
-                let inbox = FolderName::parse("INBOX").unwrap();
+                let inbox = FolderName::inbox();
                 store.deliver(&alice, &inbox, &message, None).await.unwrap();
             }
         });
