@@ -38,15 +38,16 @@ async fn main() {
         .unwrap();
     let store: Arc<dyn Store> =
         Arc::new(EmbeddedStore::open(&dir.path().join("pushmail.redb")).unwrap());
-    let push = pushmail_runtime::wire_on(
-        store.clone(),
-        Arc::new(StoreMailer::new(
+    let push = pushmail_runtime::Backends {
+        store: store.clone(),
+        mailer: Arc::new(StoreMailer::new(
             store.clone(),
             "pushmail <push@bench.example>",
         )),
-        true,
-    )
-    .push;
+        resolver: Arc::new(pushmail_push::resolver::SystemResolver),
+        local_mode: true,
+    }
+    .push();
 
     let setup = Instant::now();
     pushmail_runtime::seed::seed(

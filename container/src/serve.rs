@@ -71,7 +71,7 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     let shutdown = pushmail_http::Shutdown::on_signal().context("cannot handle SIGTERM")?;
     let backends = open(&settings).await?;
     let wired = backends.services();
-    let dispatcher = backends.dispatcher(DispatchSettings::default());
+    let dispatcher = wired.dispatcher(DispatchSettings::default());
     if wired.store.list_tokens().await?.is_empty() {
         let (_, token) = wired
             .admin

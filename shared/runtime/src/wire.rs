@@ -35,12 +35,21 @@ pub enum WireError {
     },
 }
 
-/// Everything a pushmail process serves from.
+/// Everything a pushmail process serves from, each built once.
 #[derive(Clone)]
 pub struct Wired {
     pub store: Arc<dyn Store>,
     pub push: Arc<PushService>,
     pub admin: Arc<AdminService>,
+    /// Sends notices: the admin API's (UNLINKED on removal) and the dispatcher's.
+    pub notifier: Arc<HttpNotifier>,
+}
+
+impl Wired {
+    /// The new-mail notice dispatcher, on the same notifier.
+    pub fn dispatcher(&self, settings: DispatchSettings) -> Arc<Dispatcher> {
+        Dispatcher::new(self.store.clone(), self.notifier.clone(), settings)
+    }
 }
 
 /// The store and the mailer, opened once; the services are built from them on demand, so a
@@ -67,32 +76,38 @@ impl Backends {
         ))
     }
 
-    fn notifier(&self, push: &PushService) -> Arc<HttpNotifier> {
+    /// Notices go only to hosts the callback policy permits (public ones, but in local mode).
+    fn notifier(&self) -> Arc<HttpNotifier> {
         Arc::new(HttpNotifier::new(
             NOTICE_CONNECT_TIMEOUT,
             NOTICE_TIMEOUT,
             self.resolver.clone(),
-            push.callback_policy(),
+            pushmail_core::network::CallbackPolicy {
+                local_mode: self.local_mode,
+            },
         ))
     }
 
-    /// The new-mail notice dispatcher.
+    /// The new-mail notice dispatcher alone (the sweeper's: it serves no admin API).
     pub fn dispatcher(&self, settings: DispatchSettings) -> Arc<Dispatcher> {
-        Dispatcher::new(self.store.clone(), self.notifier(&self.push()), settings)
+        Dispatcher::new(self.store.clone(), self.notifier(), settings)
     }
 
-    /// Both services, the admin API's resending activation mail through the push service.
+    /// Both services and the notifier, each built once; the admin API resends activation mail
+    /// through the push service.
     pub fn services(&self) -> Wired {
         let push = self.push();
+        let notifier = self.notifier();
         let admin = Arc::new(AdminService::new(
             self.store.clone(),
             push.clone(),
-            self.notifier(&push),
+            notifier.clone(),
         ));
         Wired {
             store: self.store.clone(),
             push,
             admin,
+            notifier,
         }
     }
 }
@@ -144,18 +159,6 @@ fn on_aws(aws: &AwsContext, store: Arc<dyn Store>, settings: &Settings) -> Backe
 /// The store, the mailer and both services, as the settings describe them.
 pub async fn wire(settings: &Settings) -> Result<Wired, WireError> {
     Ok(open(settings).await?.services())
-}
-
-/// Both services on a given store and mailer, resolving callback hosts with the system's
-/// resolver (the benchmark's entry; the test harness builds [`Backends`] itself).
-pub fn wire_on(store: Arc<dyn Store>, mailer: Arc<dyn Mailer>, local_mode: bool) -> Wired {
-    Backends {
-        store,
-        mailer,
-        resolver: Arc::new(SystemResolver),
-        local_mode,
-    }
-    .services()
 }
 
 fn open_embedded(settings: &Settings) -> Result<EmbeddedStore, WireError> {
