@@ -1,30 +1,30 @@
 //! Mailboxes: folders, messages, bodies and the change log, each delivery one write
-//! transaction (durable on commit).
+//! transaction (durable on commit). The tables and keys are here with the reads; storing is in
+//! `deliver.rs`, removing in `expunge.rs`, flag changes in `flags.rs`.
 
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{
-    DEFAULT_FOLDERS, Envelope, FlagChange, Folder, MessageMeta, NewMessage, SpecialUse,
+    DEFAULT_FOLDERS, FlagChange, Folder, MessageMeta, NewMessage, SpecialUse,
 };
-use pushmail_core::notice::Notice;
 use redb::TableDefinition;
 
 use super::*;
-use crate::mailbox::{Change, ChangeKind, Delivery, FlagUpdate, FolderChange};
+use crate::mailbox::{Change, Delivery, FlagUpdate, FolderChange};
 
 /// `<account> SEP <folder>` → folder.
-const FOLDERS: Records = TableDefinition::new("mail_folders");
+pub(super) const FOLDERS: Records = TableDefinition::new("mail_folders");
 /// `<account> SEP <folder> SEP <uid, 10 digits>` → message metadata.
-const MESSAGES: Records = TableDefinition::new("mail_messages");
+pub(super) const MESSAGES: Records = TableDefinition::new("mail_messages");
 /// The same keys → raw message bytes.
-const BODIES: TableDefinition<'static, &'static str, &'static [u8]> =
+pub(super) const BODIES: TableDefinition<'static, &'static str, &'static [u8]> =
     TableDefinition::new("mail_bodies");
 /// `<account>` → the account's usage and change counter.
-const ACCOUNT_STATE: Records = TableDefinition::new("mail_account_state");
+pub(super) const ACCOUNT_STATE: Records = TableDefinition::new("mail_account_state");
 /// `<account> SEP <counter, 20 digits>` → change.
-const CHANGES: Records = TableDefinition::new("mail_changes");
+pub(super) const CHANGES: Records = TableDefinition::new("mail_changes");
 /// `<account>` → the highest UIDVALIDITY its address ever gave a folder. Kept when the account
 /// is deleted: a number, nobody's data, and what keeps a new owner's folders from reusing one.
-const UID_VALIDITY_FLOORS: Records = TableDefinition::new("mail_uid_validity_floors");
+pub(super) const UID_VALIDITY_FLOORS: Records = TableDefinition::new("mail_uid_validity_floors");
 
 pub(super) fn create_tables(txn: &WriteTransaction) -> TxResult<()> {
     for table in [
@@ -41,14 +41,14 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> TxResult<()> {
 }
 
 #[derive(Debug, Default, Serialize, serde::Deserialize)]
-struct AccountState {
-    usage: u64,
-    changes: u64,
+pub(super) struct AccountState {
+    pub(super) usage: u64,
+    pub(super) changes: u64,
 }
 
 /// Up to `limit` values of the keys after `after` that start with `prefix`, in key order, read
 /// from `after` on (not from the prefix's start: a long folder is not read whole).
-fn values_after(
+pub(super) fn values_after(
     table: &impl ReadableTable<&'static str, &'static str>,
     prefix: &str,
     after: &str,
@@ -96,7 +96,7 @@ pub(super) fn purge_mailbox(txn: &WriteTransaction, account: &Address) -> TxResu
 
 /// Creates a folder unless it exists, with a UIDVALIDITY above every one the address gave
 /// before (its floor, raised here in the same transaction).
-fn create_folder_in(
+pub(super) fn create_folder_in(
     txn: &WriteTransaction,
     account: &Address,
     name: FolderName,
@@ -116,11 +116,11 @@ fn create_folder_in(
     Ok(())
 }
 
-fn folder_key(account: &Address, folder: &FolderName) -> String {
+pub(super) fn folder_key(account: &Address, folder: &FolderName) -> String {
     key(&[account.as_str(), folder.as_str()])
 }
 
-fn message_key(account: &Address, folder: &FolderName, uid: u32) -> String {
+pub(super) fn message_key(account: &Address, folder: &FolderName, uid: u32) -> String {
     key(&[account.as_str(), folder.as_str(), &format!("{uid:010}")])
 }
 
@@ -200,53 +200,8 @@ impl crate::MailboxStore for EmbeddedStore {
         uids: &[u32],
         only_deleted: bool,
     ) -> StoreResult<Vec<u32>> {
-        let (account, name, uids) = (account.clone(), folder.clone(), uids.to_vec());
-        self.write(move |txn| {
-            let mut folders = txn.open_table(FOLDERS)?;
-            let folder_key = folder_key(&account, &name);
-            let Some(mut folder) = get::<Folder>(&folders, &folder_key)? else {
-                return Ok(Vec::new());
-            };
-            let mut states = txn.open_table(ACCOUNT_STATE)?;
-            let mut state: AccountState = get(&states, account.as_str())?.unwrap_or_default();
-            let mut messages = txn.open_table(MESSAGES)?;
-            let mut bodies = txn.open_table(BODIES)?;
-            let mut changes = txn.open_table(CHANGES)?;
-            let mut removed = Vec::new();
-            let mut wanted = uids;
-            wanted.sort_unstable();
-            wanted.dedup();
-            for uid in wanted {
-                let message_key = message_key(&account, &name, uid);
-                let Some(meta) = get::<MessageMeta>(&messages, &message_key)? else {
-                    continue;
-                };
-                if only_deleted && !meta.is_deleted() {
-                    continue;
-                }
-                messages.remove(message_key.as_str())?;
-                bodies.remove(message_key.as_str())?;
-                folder.messages = folder.messages.saturating_sub(1);
-                state.usage = state.usage.saturating_sub(meta.size);
-                state.changes += 1;
-                let entry = Change {
-                    counter: state.changes,
-                    folder: name.clone(),
-                    uid,
-                    kind: ChangeKind::Expunged,
-                };
-                let change_key = key(&[account.as_str(), &format!("{:020}", state.changes)]);
-                changes.insert(change_key.as_str(), encode(&entry)?.as_str())?;
-                removed.push(uid);
-            }
-            if !removed.is_empty() {
-                folder.highest_modseq += 1;
-                folders.insert(folder_key.as_str(), encode(&folder)?.as_str())?;
-                states.insert(account.as_str(), encode(&state)?.as_str())?;
-            }
-            Ok(removed)
-        })
-        .await
+        self.remove_messages(account, folder, uids, only_deleted)
+            .await
     }
 
     async fn remove_empty_folder(
@@ -254,19 +209,7 @@ impl crate::MailboxStore for EmbeddedStore {
         account: &Address,
         name: &FolderName,
     ) -> StoreResult<FolderChange> {
-        let k = folder_key(account, name);
-        self.write(move |txn| {
-            let mut folders = txn.open_table(FOLDERS)?;
-            let Some(folder) = get::<Folder>(&folders, &k)? else {
-                return Ok(FolderChange::NoSuchFolder);
-            };
-            if folder.messages > 0 {
-                return Ok(FolderChange::NotEmpty);
-            }
-            folders.remove(k.as_str())?;
-            Ok(FolderChange::Done)
-        })
-        .await
+        self.remove_folder(account, name).await
     }
 
     async fn set_subscribed(
@@ -275,17 +218,7 @@ impl crate::MailboxStore for EmbeddedStore {
         name: &FolderName,
         subscribed: bool,
     ) -> StoreResult<bool> {
-        let k = folder_key(account, name);
-        self.write(move |txn| {
-            let mut folders = txn.open_table(FOLDERS)?;
-            let Some(mut folder) = get::<Folder>(&folders, &k)? else {
-                return Ok(false);
-            };
-            folder.subscribed = subscribed;
-            folders.insert(k.as_str(), encode(&folder)?.as_str())?;
-            Ok(true)
-        })
-        .await
+        self.subscribe(account, name, subscribed).await
     }
 
     async fn claim_recent(
@@ -294,20 +227,7 @@ impl crate::MailboxStore for EmbeddedStore {
         name: &FolderName,
         up_to: u32,
     ) -> StoreResult<std::ops::RangeInclusive<u32>> {
-        let k = folder_key(account, name);
-        self.write(move |txn| {
-            let mut folders = txn.open_table(FOLDERS)?;
-            let Some(mut folder) = get::<Folder>(&folders, &k)? else {
-                return Ok(Folder::recent_claimed(up_to, up_to));
-            };
-            let (claimed, mark) = folder.claim_recent(up_to);
-            if mark != folder.recent_up_to {
-                folder.recent_up_to = mark;
-                folders.insert(k.as_str(), encode(&folder)?.as_str())?;
-            }
-            Ok(claimed)
-        })
-        .await
+        self.claim_recent_up_to(account, name, up_to).await
     }
 
     async fn change_flags(
@@ -318,52 +238,8 @@ impl crate::MailboxStore for EmbeddedStore {
         change: &FlagChange,
         unchanged_since: Option<u64>,
     ) -> StoreResult<FlagUpdate> {
-        let (account, name, change) = (account.clone(), folder.clone(), change.clone());
-        self.write(move |txn| {
-            let mut messages = txn.open_table(MESSAGES)?;
-            let message_key = message_key(&account, &name, uid);
-            let Some(mut meta) = get::<MessageMeta>(&messages, &message_key)? else {
-                return Ok(FlagUpdate::NoSuchMessage);
-            };
-            if unchanged_since.is_some_and(|since| meta.modseq > since) {
-                return Ok(FlagUpdate::Modified);
-            }
-            let flags = change.apply(&meta.flags);
-            if flags == meta.flags {
-                return Ok(FlagUpdate::Applied {
-                    flags,
-                    modseq: meta.modseq,
-                });
-            }
-            let mut folders = txn.open_table(FOLDERS)?;
-            let folder_key = folder_key(&account, &name);
-            let Some(mut folder) = get::<Folder>(&folders, &folder_key)? else {
-                return Ok(FlagUpdate::NoSuchMessage);
-            };
-            let mut states = txn.open_table(ACCOUNT_STATE)?;
-            let mut state: AccountState = get(&states, account.as_str())?.unwrap_or_default();
-            folder.highest_modseq += 1;
-            state.changes += 1;
-            meta.flags = flags.clone();
-            meta.modseq = folder.highest_modseq;
-            messages.insert(message_key.as_str(), encode(&meta)?.as_str())?;
-            let entry = Change {
-                counter: state.changes,
-                folder: name.clone(),
-                uid,
-                kind: ChangeKind::Flags,
-            };
-            let change_key = key(&[account.as_str(), &format!("{:020}", state.changes)]);
-            txn.open_table(CHANGES)?
-                .insert(change_key.as_str(), encode(&entry)?.as_str())?;
-            folders.insert(folder_key.as_str(), encode(&folder)?.as_str())?;
-            states.insert(account.as_str(), encode(&state)?.as_str())?;
-            Ok(FlagUpdate::Applied {
-                flags,
-                modseq: meta.modseq,
-            })
-        })
-        .await
+        self.write_flags(account, folder, uid, change, unchanged_since)
+            .await
     }
 
     async fn messages(
@@ -423,107 +299,5 @@ impl crate::MailboxStore for EmbeddedStore {
 
     async fn latest_change(&self, account: &Address) -> StoreResult<u64> {
         Ok(self.account_state(account).await?.changes)
-    }
-}
-
-impl EmbeddedStore {
-    async fn account_state(&self, account: &Address) -> StoreResult<AccountState> {
-        let account = account.clone();
-        self.read(move |txn| {
-            Ok(
-                get::<AccountState>(&txn.open_table(ACCOUNT_STATE)?, account.as_str())?
-                    .unwrap_or_default(),
-            )
-        })
-        .await
-    }
-
-    /// A delivery (`announce`: with its new-mail notice) or an APPEND.
-    async fn store_message(
-        &self,
-        account: &Address,
-        folder: &FolderName,
-        message: &NewMessage,
-        quota_bytes: Option<u64>,
-        announce: bool,
-    ) -> StoreResult<Delivery> {
-        let (account, name, message) = (account.clone(), folder.clone(), message.clone());
-        let envelope = Envelope::parse(&message.raw);
-        self.write(move |txn| {
-            let owner = get::<Account>(&txn.open_table(ACCOUNTS)?, account.as_str())?;
-            let Some(owner) = owner.filter(|owner| message.is_for(owner)) else {
-                return Ok(Delivery::NoSuchAccount);
-            };
-            let mut folders = txn.open_table(FOLDERS)?;
-            let folder_key = folder_key(&account, &name);
-            let Some(mut folder) = get::<Folder>(&folders, &folder_key)? else {
-                return Ok(Delivery::NoSuchFolder);
-            };
-            let mut states = txn.open_table(ACCOUNT_STATE)?;
-            let mut state: AccountState = get(&states, account.as_str())?.unwrap_or_default();
-            let size = message.raw.len() as u64;
-            if quota_bytes.is_some_and(|quota| state.usage.saturating_add(size) > quota) {
-                return Ok(Delivery::OverQuota);
-            }
-            let uid = folder.uid_next;
-            folder.uid_next = uid
-                .checked_add(1)
-                .ok_or_else(|| StoreError::Backend(format!("{name}: no UIDs left")))?;
-            folder.highest_modseq += 1;
-            folder.messages += 1;
-            state.usage += size;
-            state.changes += 1;
-            let meta = MessageMeta {
-                uid,
-                flags: message.flags.clone(),
-                internal_date: message.internal_date,
-                size,
-                modseq: folder.highest_modseq,
-                envelope,
-            };
-            let message_key = message_key(&account, &name, uid);
-            txn.open_table(MESSAGES)?
-                .insert(message_key.as_str(), encode(&meta)?.as_str())?;
-            txn.open_table(BODIES)?
-                .insert(message_key.as_str(), message.raw.as_slice())?;
-            let change = Change {
-                counter: state.changes,
-                folder: name.clone(),
-                uid,
-                kind: ChangeKind::Added,
-            };
-            let change_key = key(&[account.as_str(), &format!("{:020}", state.changes)]);
-            txn.open_table(CHANGES)?
-                .insert(change_key.as_str(), encode(&change)?.as_str())?;
-            folders.insert(folder_key.as_str(), encode(&folder)?.as_str())?;
-            states.insert(account.as_str(), encode(&state)?.as_str())?;
-            let notice = match announce {
-                true => {
-                    let link: Option<Link> = get(&txn.open_table(LINKS)?, account.as_str())?;
-                    Notice::for_delivery(
-                        &owner,
-                        link.as_ref(),
-                        &name,
-                        uid,
-                        folder.uid_validity,
-                        state.changes,
-                        &meta.envelope,
-                        message.internal_date,
-                    )
-                }
-                false => None,
-            };
-            if let Some(notice) = &notice {
-                super::notices::record(txn, notice)?;
-            }
-            Ok(Delivery::Stored {
-                uid,
-                uid_validity: folder.uid_validity,
-                modseq: folder.highest_modseq,
-                change: state.changes,
-                noticed: notice.is_some(),
-            })
-        })
-        .await
     }
 }

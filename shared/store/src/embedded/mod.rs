@@ -324,7 +324,10 @@ fn audit_prefix(domain: Option<&DomainName>) -> String {
 
 mod accounts;
 mod admin;
+mod deliver;
 mod domains;
+mod expunge;
+mod flags;
 mod guards;
 mod kept_mail;
 mod links;

@@ -1,0 +1,128 @@
+//! Removing messages and folders, a folder's subscription, and the `\Recent` mark: each one
+//! write transaction.
+
+use pushmail_core::folder::FolderName;
+use pushmail_core::mailbox::{Folder, MessageMeta};
+
+use super::mailbox::*;
+use super::*;
+use crate::mailbox::{Change, ChangeKind, FolderChange};
+
+impl EmbeddedStore {
+    pub(super) async fn remove_messages(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uids: &[u32],
+        only_deleted: bool,
+    ) -> StoreResult<Vec<u32>> {
+        let (account, name, uids) = (account.clone(), folder.clone(), uids.to_vec());
+        self.write(move |txn| {
+            let mut folders = txn.open_table(FOLDERS)?;
+            let folder_key = folder_key(&account, &name);
+            let Some(mut folder) = get::<Folder>(&folders, &folder_key)? else {
+                return Ok(Vec::new());
+            };
+            let mut states = txn.open_table(ACCOUNT_STATE)?;
+            let mut state: AccountState = get(&states, account.as_str())?.unwrap_or_default();
+            let mut messages = txn.open_table(MESSAGES)?;
+            let mut bodies = txn.open_table(BODIES)?;
+            let mut changes = txn.open_table(CHANGES)?;
+            let mut removed = Vec::new();
+            let mut wanted = uids;
+            wanted.sort_unstable();
+            wanted.dedup();
+            for uid in wanted {
+                let message_key = message_key(&account, &name, uid);
+                let Some(meta) = get::<MessageMeta>(&messages, &message_key)? else {
+                    continue;
+                };
+                if only_deleted && !meta.is_deleted() {
+                    continue;
+                }
+                messages.remove(message_key.as_str())?;
+                bodies.remove(message_key.as_str())?;
+                folder.messages = folder.messages.saturating_sub(1);
+                state.usage = state.usage.saturating_sub(meta.size);
+                state.changes += 1;
+                let entry = Change {
+                    counter: state.changes,
+                    folder: name.clone(),
+                    uid,
+                    kind: ChangeKind::Expunged,
+                };
+                let change_key = key(&[account.as_str(), &format!("{:020}", state.changes)]);
+                changes.insert(change_key.as_str(), encode(&entry)?.as_str())?;
+                removed.push(uid);
+            }
+            if !removed.is_empty() {
+                folder.highest_modseq += 1;
+                folders.insert(folder_key.as_str(), encode(&folder)?.as_str())?;
+                states.insert(account.as_str(), encode(&state)?.as_str())?;
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
+    pub(super) async fn remove_folder(
+        &self,
+        account: &Address,
+        name: &FolderName,
+    ) -> StoreResult<FolderChange> {
+        let k = folder_key(account, name);
+        self.write(move |txn| {
+            let mut folders = txn.open_table(FOLDERS)?;
+            let Some(folder) = get::<Folder>(&folders, &k)? else {
+                return Ok(FolderChange::NoSuchFolder);
+            };
+            if folder.messages > 0 {
+                return Ok(FolderChange::NotEmpty);
+            }
+            folders.remove(k.as_str())?;
+            Ok(FolderChange::Done)
+        })
+        .await
+    }
+
+    pub(super) async fn subscribe(
+        &self,
+        account: &Address,
+        name: &FolderName,
+        subscribed: bool,
+    ) -> StoreResult<bool> {
+        let k = folder_key(account, name);
+        self.write(move |txn| {
+            let mut folders = txn.open_table(FOLDERS)?;
+            let Some(mut folder) = get::<Folder>(&folders, &k)? else {
+                return Ok(false);
+            };
+            folder.subscribed = subscribed;
+            folders.insert(k.as_str(), encode(&folder)?.as_str())?;
+            Ok(true)
+        })
+        .await
+    }
+
+    pub(super) async fn claim_recent_up_to(
+        &self,
+        account: &Address,
+        name: &FolderName,
+        up_to: u32,
+    ) -> StoreResult<std::ops::RangeInclusive<u32>> {
+        let k = folder_key(account, name);
+        self.write(move |txn| {
+            let mut folders = txn.open_table(FOLDERS)?;
+            let Some(mut folder) = get::<Folder>(&folders, &k)? else {
+                return Ok(Folder::recent_claimed(up_to, up_to));
+            };
+            let (claimed, mark) = folder.claim_recent(up_to);
+            if mark != folder.recent_up_to {
+                folder.recent_up_to = mark;
+                folders.insert(k.as_str(), encode(&folder)?.as_str())?;
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+}
