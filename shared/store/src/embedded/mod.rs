@@ -1,6 +1,6 @@
-//! The embedded backend: one redb file. redb commits are durable on return (fsync, copy-on-write
-//! pages, so a crash at any point leaves the last committed state) and write transactions are
-//! serialised, so every ordering rule is one read-check-write inside a single write transaction.
+//! The embedded backend: one redb file. A write is durable before its caller hears of it (group
+//! commit, `writer.rs`: copy-on-write pages, so a crash at any point leaves the last durable
+//! state) and write transactions are serialised, so every ordering rule is one read-check-write inside a single write transaction.
 //! Records are the domain types as JSON; secondary orderings are extra tables of keys.
 
 use std::path::Path;
