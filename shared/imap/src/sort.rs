@@ -10,6 +10,7 @@ use imap_codec::imap_types::core::{Charset, Tag, Vec1};
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
 use imap_codec::imap_types::response::{Data, Response, StatusKind};
 use imap_codec::imap_types::search::SearchKey;
+use mail_parser::HeaderValue;
 use pushmail_core::mailbox::MessageMeta;
 use pushmail_core::message::parse_header;
 use pushmail_core::types::Address;
@@ -17,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::reply::{Result, io, no_or_bad, ok, tagged_raw};
 use crate::state::{Imap, Session};
-use crate::subject::subject_key;
+use crate::subject::base_subject;
 use crate::view::Selected;
 use crate::wire::Wire;
 
@@ -30,15 +31,19 @@ pub(crate) struct Sortable {
     pub size: u64,
     /// The Date: field's time, or the arrival if there is none (RFC 5256 §2.2).
     pub sent: DateTime<Utc>,
-    /// The Subject: field, decoded.
-    pub subject: String,
-    /// Its base subject as compared (RFC 5256 §2.1).
+    /// The base subject as compared (RFC 5256 §2.1: upper-cased here), and whether the subject
+    /// said reply or forward (THREAD=REFERENCES gathers such a message under its original).
     pub subject_key: String,
+    pub reply_or_forward: bool,
     pub from: String,
     pub to: String,
     pub cc: String,
     pub display_from: String,
     pub display_to: String,
+    /// From the header, for THREAD=REFERENCES: the Message-ID, and References (else the first
+    /// of In-Reply-To).
+    pub message_id: Option<String>,
+    pub references: Vec<String>,
 }
 
 impl Sortable {
@@ -49,14 +54,22 @@ impl Sortable {
             arrival: meta.internal_date,
             size: meta.size,
             sent: meta.envelope.date.unwrap_or(meta.internal_date),
-            subject: meta.envelope.subject.clone().unwrap_or_default(),
-            subject_key: subject_key(meta.envelope.subject.as_deref().unwrap_or_default()),
             ..Self::default()
         }
+        .with_subject(meta.envelope.subject.as_deref().unwrap_or_default())
     }
 
-    /// The address keys, from the message's header.
-    pub fn read_addresses(&mut self, raw: &[u8]) {
+    /// The subject keys, from the decoded Subject: field.
+    pub fn with_subject(mut self, decoded: &str) -> Self {
+        let (base, reply_or_forward) = base_subject(decoded);
+        self.subject_key = base.to_uppercase();
+        self.reply_or_forward = reply_or_forward;
+        self
+    }
+
+    /// What only the message's header tells: the address keys and the thread's IDs, from one
+    /// parse.
+    pub fn read_header(&mut self, raw: &[u8]) {
         let Some(message) = parse_header(raw) else {
             return;
         };
@@ -64,6 +77,18 @@ impl Sortable {
         (self.from, self.display_from) = key(message.from());
         (self.to, self.display_to) = key(message.to());
         (self.cc, _) = key(message.cc());
+        let ids = |value: &HeaderValue<'_>| -> Vec<String> {
+            match value {
+                HeaderValue::Text(id) => vec![id.to_string()],
+                HeaderValue::TextList(ids) => ids.iter().map(|id| id.to_string()).collect(),
+                _ => Vec::new(),
+            }
+        };
+        self.message_id = message.message_id().map(str::to_owned);
+        self.references = ids(message.references());
+        if self.references.is_empty() {
+            self.references = ids(message.in_reply_to()).into_iter().take(1).collect();
+        }
     }
 
     fn compare(&self, other: &Self, key: &SortKey) -> Ordering {
@@ -117,7 +142,7 @@ fn first_address(list: Option<&mail_parser::Address<'_>>) -> Option<(String, Str
 }
 
 /// SORT and THREAD search in US-ASCII and UTF-8 only (text is compared decoded).
-pub(crate) fn known_charset(charset: &Charset<'_>) -> bool {
+fn known_charset(charset: &Charset<'_>) -> bool {
     let name = match charset {
         Charset::Atom(atom) => atom.as_ref(),
         Charset::Quoted(quoted) => quoted.as_ref(),
@@ -125,15 +150,44 @@ pub(crate) fn known_charset(charset: &Charset<'_>) -> bool {
     name.eq_ignore_ascii_case("US-ASCII") || name.eq_ignore_ascii_case("UTF-8")
 }
 
+/// Why SORT or THREAD found nothing to order.
+pub(crate) enum Unordered {
+    UnknownCharset,
+    UnsupportedKey,
+}
+
+impl Unordered {
+    pub async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+        self,
+        wire: &mut Wire<S>,
+        tag: Tag<'static>,
+    ) -> Result<()> {
+        match self {
+            Self::UnknownCharset => {
+                let text = "[BADCHARSET (US-ASCII UTF-8)] Unknown charset";
+                tagged_raw(wire, &tag, "NO", text).await
+            }
+            Self::UnsupportedKey => {
+                no_or_bad(wire, tag, StatusKind::Bad, "Search key not supported").await
+            }
+        }
+    }
+}
+
 impl Imap {
-    /// The matching messages' sort fields, the header read only if `addresses`.
+    /// The messages SORT or THREAD orders: those matching `criteria`, with the fields from
+    /// their header too if `read_header` (one read and one parse of each).
     pub(crate) async fn sortables(
         &self,
         account: &Address,
         selected: &Selected,
+        charset: &Charset<'_>,
         criteria: &[SearchKey<'static>],
-        addresses: bool,
-    ) -> Result<Option<Vec<Sortable>>> {
+        read_header: bool,
+    ) -> Result<std::result::Result<Vec<Sortable>, Unordered>> {
+        if !known_charset(charset) {
+            return Ok(Err(Unordered::UnknownCharset));
+        }
         let mut found = Vec::new();
         let matched = self
             .matching(account, selected, criteria, |seq, meta| {
@@ -141,9 +195,9 @@ impl Imap {
             })
             .await?;
         if matched.is_err() {
-            return Ok(None);
+            return Ok(Err(Unordered::UnsupportedKey));
         }
-        if addresses {
+        if read_header {
             for message in &mut found {
                 if let Some(raw) = self
                     .store
@@ -151,11 +205,11 @@ impl Imap {
                     .await
                     .map_err(io)?
                 {
-                    message.read_addresses(&raw);
+                    message.read_header(&raw);
                 }
             }
         }
-        Ok(Some(found))
+        Ok(Ok(found))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -173,26 +227,18 @@ impl Imap {
         let Some(selected) = &session.selected else {
             return no_or_bad(wire, tag, StatusKind::Bad, "Select a folder first").await;
         };
-        if !known_charset(charset) {
-            return tagged_raw(
-                wire,
-                &tag,
-                "NO",
-                "[BADCHARSET (US-ASCII UTF-8)] Unknown charset",
-            )
-            .await;
-        }
         let addresses = keys.as_ref().iter().any(|criterion| {
             !matches!(
                 criterion.key,
                 SortKey::Arrival | SortKey::Size | SortKey::Date | SortKey::Subject
             )
         });
-        let Some(mut found) = self
-            .sortables(account, selected, criteria.as_ref(), addresses)
+        let mut found = match self
+            .sortables(account, selected, charset, criteria.as_ref(), addresses)
             .await?
-        else {
-            return no_or_bad(wire, tag, StatusKind::Bad, "Search key not supported").await;
+        {
+            Ok(found) => found,
+            Err(unordered) => return unordered.refuse(wire, tag).await,
         };
         found.sort_by(|a, b| {
             keys.as_ref()

@@ -55,11 +55,6 @@ pub(crate) fn base_subject(decoded: &str) -> (String, bool) {
     }
 }
 
-/// A key to compare base subjects by (i;unicode-casemap, near enough: upper case).
-pub(crate) fn subject_key(decoded: &str) -> String {
-    base_subject(decoded).0.to_uppercase()
-}
-
 fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
     text.get(..prefix.len())
         .is_some_and(|head| head.eq_ignore_ascii_case(prefix))

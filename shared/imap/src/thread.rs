@@ -11,15 +11,12 @@ use imap_codec::imap_types::core::{Charset, Tag, Vec1};
 use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::response::StatusKind;
 use imap_codec::imap_types::search::SearchKey;
-use mail_parser::HeaderValue;
-use pushmail_core::message::parse_header;
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::reply::{Result, io, no_or_bad, ok, tagged_raw};
-use crate::sort::{Sortable, known_charset};
+use crate::reply::{Result, no_or_bad, ok};
+use crate::sort::Sortable;
 use crate::state::{Imap, Session};
-use crate::subject::base_subject;
 use crate::wire::Wire;
 
 /// How far up a loop check looks: a thread deeper than this is split rather than checked
@@ -39,33 +36,14 @@ pub(crate) struct Threadable {
 }
 
 impl Threadable {
-    pub fn new(sortable: &Sortable, by_uid: bool) -> Self {
-        let (base, reply) = base_subject(&sortable.subject);
+    pub fn new(sortable: Sortable, by_uid: bool) -> Self {
         Self {
             number: if by_uid { sortable.uid } else { sortable.seq },
             seq: sortable.seq,
             sent: sortable.sent,
-            subject: (base.to_uppercase(), reply),
-            message_id: None,
-            references: Vec::new(),
-        }
-    }
-
-    pub fn read_ids(&mut self, raw: &[u8]) {
-        let Some(message) = parse_header(raw) else {
-            return;
-        };
-        let ids = |value: &HeaderValue<'_>| -> Vec<String> {
-            match value {
-                HeaderValue::Text(id) => vec![id.to_string()],
-                HeaderValue::TextList(ids) => ids.iter().map(|id| id.to_string()).collect(),
-                _ => Vec::new(),
-            }
-        };
-        self.message_id = message.message_id().map(str::to_owned);
-        self.references = ids(message.references());
-        if self.references.is_empty() {
-            self.references = ids(message.in_reply_to()).into_iter().take(1).collect();
+            subject: (sortable.subject_key, sortable.reply_or_forward),
+            message_id: sortable.message_id,
+            references: sortable.references,
         }
     }
 }
@@ -431,35 +409,17 @@ impl Imap {
                 return no_or_bad(wire, tag, StatusKind::Bad, "Unknown threading algorithm").await;
             }
         };
-        if !known_charset(charset) {
-            return tagged_raw(
-                wire,
-                &tag,
-                "NO",
-                "[BADCHARSET (US-ASCII UTF-8)] Unknown charset",
-            )
-            .await;
-        }
-        let Some(found) = self
-            .sortables(account, selected, criteria.as_ref(), false)
+        let found = match self
+            .sortables(account, selected, charset, criteria.as_ref(), by_references)
             .await?
-        else {
-            return no_or_bad(wire, tag, StatusKind::Bad, "Search key not supported").await;
+        {
+            Ok(found) => found,
+            Err(unordered) => return unordered.refuse(wire, tag).await,
         };
-        let mut messages: Vec<Threadable> =
-            found.iter().map(|s| Threadable::new(s, by_uid)).collect();
-        if by_references {
-            for (message, sortable) in messages.iter_mut().zip(&found) {
-                if let Some(raw) = self
-                    .store
-                    .message_body(account, &selected.folder, sortable.uid)
-                    .await
-                    .map_err(io)?
-                {
-                    message.read_ids(&raw);
-                }
-            }
-        }
+        let messages: Vec<Threadable> = found
+            .into_iter()
+            .map(|sortable| Threadable::new(sortable, by_uid))
+            .collect();
         let mut tree = if by_references {
             references(&messages)
         } else {
@@ -480,13 +440,12 @@ mod tests {
             seq: n,
             uid: n,
             sent: DateTime::from_timestamp(i64::from(n), 0).unwrap_or_default(),
-            subject: subject.to_owned(),
+            message_id: (!id.is_empty()).then(|| id.to_owned()),
+            references: references.iter().map(|r| (*r).to_owned()).collect(),
             ..Sortable::default()
-        };
-        let mut message = Threadable::new(&sortable, false);
-        message.message_id = (!id.is_empty()).then(|| id.to_owned());
-        message.references = references.iter().map(|r| (*r).to_owned()).collect();
-        message
+        }
+        .with_subject(subject);
+        Threadable::new(sortable, false)
     }
 
     fn threads(tree: &mut Tree<'_>) -> String {
