@@ -238,8 +238,11 @@ impl EmbeddedStore {
         &self,
         work: impl FnOnce(&redb::ReadTransaction) -> TxResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let read = || -> TxResult<T> { work(&self.db.begin_read()?) };
-        read().map_err(StoreError::from)
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| StoreError::from(Fail::from(e)))?;
+        work(&txn).map_err(StoreError::from)
     }
 }
 

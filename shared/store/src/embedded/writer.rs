@@ -6,8 +6,8 @@
 //! makes them all durable (redb: a non-durable commit is persisted by the next durable one).
 //! Nobody is answered before that: a write is durable when its caller hears of it, as before.
 
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use redb::{Database, Durability, WriteTransaction};
@@ -23,8 +23,9 @@ type Job = Box<dyn FnOnce(&Database) -> Done + Send>;
 type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 pub(super) struct Writer {
-    jobs: Mutex<Option<Sender<Job>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// `None` only while dropping: closing the queue is what ends the thread.
+    jobs: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Writer {
@@ -35,8 +36,8 @@ impl Writer {
             .spawn(move || write_batches(&db, &queue))
             .map_err(|e| StoreError::Backend(format!("embedded store writer: {e}")))?;
         Ok(Self {
-            jobs: Mutex::new(Some(jobs)),
-            thread: Mutex::new(Some(thread)),
+            jobs: Some(jobs),
+            thread: Some(thread),
         })
     }
 
@@ -66,10 +67,10 @@ impl Writer {
                 let _ = answer.send(result);
             })
         });
-        let sent = match self.jobs.lock() {
-            Ok(jobs) => jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok()),
-            Err(_) => false,
-        };
+        let sent = self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(job).is_ok());
         if !sent {
             return Err(StoreError::Backend("embedded store writer stopped".into()));
         }
@@ -84,12 +85,8 @@ impl Drop for Writer {
     /// The thread ends when its queue closes; waiting for it lets the file be opened again at
     /// once (redb locks it while open).
     fn drop(&mut self) {
-        if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.take();
-        }
-        if let Ok(mut thread) = self.thread.lock()
-            && let Some(thread) = thread.take()
-        {
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
