@@ -5,12 +5,12 @@
 
 use imap_codec::imap_types::command::{CommandBody, FetchModifier, SelectParameter, StoreModifier};
 use imap_codec::imap_types::core::Tag;
-use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::response::StatusKind;
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::reply::{Result, no_or_bad, ok, tagged_raw};
+use crate::select::Opening;
 use crate::state::{Imap, Next, Session};
 use crate::store::Stored;
 use crate::uids::uid_set;
@@ -128,7 +128,8 @@ impl Imap {
                 parameters,
             } => {
                 session.condstore |= parameters.contains(&SelectParameter::CondStore);
-                self.select(wire, session, account, tag, &mailbox, false)
+                let opening = Opening::new(false, &parameters);
+                self.select(wire, session, account, tag, &mailbox, opening)
                     .await?;
             }
             CommandBody::Examine {
@@ -136,7 +137,8 @@ impl Imap {
                 parameters,
             } => {
                 session.condstore |= parameters.contains(&SelectParameter::CondStore);
-                self.select(wire, session, account, tag, &mailbox, true)
+                let opening = Opening::new(true, &parameters);
+                self.select(wire, session, account, tag, &mailbox, opening)
                     .await?;
             }
             CommandBody::Namespace => {
@@ -146,19 +148,8 @@ impl Imap {
                 ok(wire, tag, "NAMESPACE done").await?;
             }
             CommandBody::Enable { capabilities } => {
-                // CONDSTORE is the one extension here that can be enabled (RFC 5161).
-                let condstore = capabilities
-                    .as_ref()
-                    .iter()
-                    .any(|c| matches!(c, CapabilityEnable::CondStore));
-                session.condstore |= condstore;
-                let enabled: &[u8] = if condstore {
-                    b"* ENABLED CONDSTORE\r\n"
-                } else {
-                    b"* ENABLED\r\n"
-                };
-                wire.send_raw(enabled).await?;
-                ok(wire, tag, "ENABLE done").await?;
+                self.enable(wire, session, tag, capabilities.as_ref())
+                    .await?;
             }
             CommandBody::Close if selected => {
                 self.close_folder(wire, session, account, tag).await?;
@@ -184,6 +175,16 @@ impl Imap {
                     FetchModifier::ChangedSince(since) => Some(since.get()),
                     FetchModifier::Vanished => None,
                 });
+                if modifiers.contains(&FetchModifier::Vanished) {
+                    // RFC 7162 §3.2.6: only UID FETCH, with CHANGEDSINCE, once QRESYNC is on.
+                    if !(uid && changed_since.is_some() && session.qresync) {
+                        let text = "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC";
+                        no_or_bad(wire, tag, StatusKind::Bad, text).await?;
+                        return Ok(Next::Continue);
+                    }
+                    self.fetch_vanished(wire, session, account, &sequence_set)
+                        .await?;
+                }
                 self.fetch(
                     wire,
                     session,

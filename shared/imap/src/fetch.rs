@@ -14,7 +14,7 @@ use imap_codec::imap_types::fetch::{
 };
 use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::response::{Data, Response};
-use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use imap_codec::imap_types::sequence::SequenceSet;
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{FlagChange, MessageMeta};
 use pushmail_core::types::Address;
@@ -24,6 +24,7 @@ use crate::binary;
 use crate::mime::Parsed;
 use crate::reply::{Result, io};
 use crate::state::{Imap, Session};
+use crate::uids::Ranges;
 use crate::view::Selected;
 use crate::wire::Wire;
 
@@ -140,45 +141,6 @@ fn flag(name: &str) -> Option<FlagFetch<'static>> {
     Flag::try_from(name)
         .ok()
         .map(|flag| FlagFetch::Flag(flag.into_static()))
-}
-
-/// A sequence set as sorted, merged ranges, `*` standing for `largest`; membership by binary
-/// search, so no set (`1:4294967295` say) is ever expanded.
-pub(crate) struct Ranges(Vec<(u32, u32)>);
-
-impl Ranges {
-    pub fn new(set: &SequenceSet, largest: u32) -> Self {
-        let value = |v: &SeqOrUid| match v {
-            SeqOrUid::Value(n) => n.get(),
-            SeqOrUid::Asterisk => largest,
-        };
-        let mut ranges: Vec<(u32, u32)> = set
-            .0
-            .as_ref()
-            .iter()
-            .map(|sequence| match sequence {
-                Sequence::Single(v) => (value(v), value(v)),
-                Sequence::Range(a, b) => {
-                    let (a, b) = (value(a), value(b));
-                    (a.min(b), a.max(b))
-                }
-            })
-            .collect();
-        ranges.sort_unstable();
-        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
-        for (lo, hi) in ranges {
-            match merged.last_mut() {
-                Some((_, end)) if lo <= end.saturating_add(1) => *end = (*end).max(hi),
-                _ => merged.push((lo, hi)),
-            }
-        }
-        Self(merged)
-    }
-
-    pub fn contains(&self, n: u32) -> bool {
-        let i = self.0.partition_point(|&(lo, _)| lo <= n);
-        i > 0 && n <= self.0[i - 1].1
-    }
 }
 
 /// (sequence number, UID) of each message of the selected folder a set names, in order.

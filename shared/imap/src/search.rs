@@ -16,9 +16,9 @@ use pushmail_store::MessagePages;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::esearch;
-use crate::fetch::Ranges;
 use crate::reply::{Result, io, no_or_bad, ok};
 use crate::state::{Imap, Session};
+use crate::uids::Ranges;
 use crate::view::Selected;
 use crate::wire::Wire;
 

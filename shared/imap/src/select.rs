@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::num::{NonZeroU32, NonZeroU64};
 
+use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::mailbox::Mailbox;
@@ -16,12 +17,29 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::fetch::flag_items;
 use crate::keywords;
+use crate::qresync::Known;
 use crate::recent::Recent;
 use crate::reply::{Result, io, no_or_bad, send_status};
 use crate::state::{Imap, Session};
-use crate::uids::UidMap;
+use crate::uids::{UidMap, uid_set};
 use crate::view::{Expunges, Selected};
 use crate::wire::Wire;
+
+/// How SELECT (read-write) or EXAMINE (read-only) opens a folder: with what the client knew
+/// of it, for QRESYNC.
+pub(crate) struct Opening {
+    pub read_only: bool,
+    pub known: Option<Known>,
+}
+
+impl Opening {
+    pub fn new(read_only: bool, parameters: &[SelectParameter]) -> Self {
+        Self {
+            read_only,
+            known: Known::of(parameters),
+        }
+    }
+}
 
 impl Imap {
     pub(crate) async fn select<S: AsyncRead + AsyncWrite + Unpin>(
@@ -31,9 +49,17 @@ impl Imap {
         account: &Address,
         tag: Tag<'static>,
         mailbox: &Mailbox<'_>,
-        read_only: bool,
+        Opening { read_only, known }: Opening,
     ) -> Result<()> {
-        session.selected = None;
+        if known.is_some() && !session.qresync {
+            let text = "QRESYNC is not enabled (ENABLE QRESYNC first)";
+            return no_or_bad(wire, tag, StatusKind::Bad, text).await;
+        }
+        // RFC 7162 §3.2.11: the client learns where the old folder's responses end.
+        if session.selected.take().is_some() {
+            wire.send_raw(b"* OK [CLOSED] Previous folder closed\r\n")
+                .await?;
+        }
         let folder = match Self::resolve(session, mailbox) {
             Some(name) => self.store.folder(account, &name).await.map_err(io)?,
             None => None,
@@ -95,6 +121,7 @@ impl Imap {
             format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", folder.highest_modseq).as_bytes(),
         )
         .await?;
+        let (uid_validity, uid_next) = (folder.uid_validity, folder.uid_next);
         session.selected = Some(Selected {
             folder: folder.name,
             read_only,
@@ -104,6 +131,10 @@ impl Imap {
             keywords,
             recent,
         });
+        if let Some(known) = &known {
+            self.resync(wire, session, account, known, uid_validity, uid_next)
+                .await?;
+        }
         let (code, text) = if read_only {
             (Code::ReadOnly, "EXAMINE done")
         } else {
@@ -147,7 +178,7 @@ impl Imap {
         session: &mut Session,
         expunges: Expunges,
     ) -> Result<()> {
-        let condstore = session.condstore;
+        let (condstore, qresync) = (session.condstore, session.qresync);
         let (Some(user), Some(selected)) = (&session.user, &mut session.selected) else {
             return Ok(());
         };
@@ -155,6 +186,8 @@ impl Imap {
         let known = selected.uids.last().unwrap_or(0);
         let mut added: BTreeSet<u32> = BTreeSet::new();
         let mut flagged: BTreeSet<u32> = BTreeSet::new();
+        // With QRESYNC, removals are told together as one `* VANISHED`.
+        let mut vanished: Vec<u32> = Vec::new();
         'log: loop {
             let changes = self
                 .store
@@ -181,10 +214,14 @@ impl Imap {
                                 if expunges == Expunges::Hold {
                                     break 'log;
                                 }
-                                wire.send(&Response::Data(Data::Expunge(
-                                    NonZeroU32::new(seq).expect("sequence numbers start at 1"),
-                                )))
-                                .await?;
+                                if qresync {
+                                    vanished.push(change.uid);
+                                } else {
+                                    wire.send(&Response::Data(Data::Expunge(
+                                        NonZeroU32::new(seq).expect("sequence numbers start at 1"),
+                                    )))
+                                    .await?;
+                                }
                                 selected.uids.remove_sequence(seq);
                             }
                             flagged.remove(&change.uid);
@@ -193,6 +230,11 @@ impl Imap {
                 }
                 selected.seen_change = change.counter;
             }
+        }
+        if !vanished.is_empty() {
+            vanished.sort_unstable();
+            let line = format!("* VANISHED {}\r\n", uid_set(&vanished));
+            wire.send_raw(line.as_bytes()).await?;
         }
         // Flags of messages in the view, as they are now. Another session's STORE is rare
         // enough to read each message alone.

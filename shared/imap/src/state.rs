@@ -90,6 +90,8 @@ pub(crate) struct Session {
     /// CONDSTORE is on (ENABLE, SELECT (CONDSTORE), or a command using it, RFC 7162 §3.1):
     /// FETCH responses carry MODSEQ.
     pub condstore: bool,
+    /// QRESYNC is on (ENABLE QRESYNC, RFC 7162 §3.2.3): removals are told as `* VANISHED`.
+    pub qresync: bool,
     /// Held from LOGIN to the end of the session.
     pub slot: Option<Place<Address>>,
     /// Who logged in, as the account was then (checked again as the session goes on).

@@ -3,6 +3,8 @@
 //! idle session over a folder of 200 messages keeps one run of 8 bytes rather than 800 bytes.
 //! Message sequence number n is the n-th UID.
 
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct UidMap {
     /// (first UID, how many consecutive UIDs), ascending, never empty runs.
@@ -114,8 +116,89 @@ impl UidMap {
             .sum()
     }
 
+    /// The UIDs of `ranges` not in the map, as ranges: a run of the map at a time, so neither
+    /// a large set nor a large folder is walked one UID at a time.
+    pub fn absent_in(&self, ranges: &Ranges) -> Vec<(u32, u32)> {
+        let mut absent = Vec::new();
+        let mut runs = self.runs.iter().peekable();
+        for &(lo, hi) in &ranges.0 {
+            let mut from = lo;
+            while from <= hi {
+                // Runs wholly below `from` no longer matter.
+                while runs
+                    .next_if(|&&(first, count)| first + (count - 1) < from)
+                    .is_some()
+                {}
+                match runs.peek() {
+                    Some(&&(first, count)) if first <= hi => {
+                        if first > from {
+                            absent.push((from, first - 1));
+                        }
+                        match (first + (count - 1)).checked_add(1) {
+                            Some(next) => from = next,
+                            None => break,
+                        }
+                    }
+                    _ => {
+                        absent.push((from, hi));
+                        break;
+                    }
+                }
+            }
+        }
+        absent
+    }
+
     pub fn to_vec(&self) -> Vec<u32> {
         self.iter().map(|(_, uid)| uid).collect()
+    }
+}
+
+/// A sequence set as sorted, merged ranges, `*` standing for `largest`; membership by binary
+/// search, so no set (`1:4294967295` say) is ever expanded.
+pub(crate) struct Ranges(Vec<(u32, u32)>);
+
+impl Ranges {
+    pub fn new(set: &SequenceSet, largest: u32) -> Self {
+        let value = |v: &SeqOrUid| match v {
+            SeqOrUid::Value(n) => n.get(),
+            SeqOrUid::Asterisk => largest,
+        };
+        let mut ranges: Vec<(u32, u32)> = set
+            .0
+            .as_ref()
+            .iter()
+            .map(|sequence| match sequence {
+                Sequence::Single(v) => (value(v), value(v)),
+                Sequence::Range(a, b) => {
+                    let (a, b) = (value(a), value(b));
+                    (a.min(b), a.max(b))
+                }
+            })
+            .collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
+        for (lo, hi) in ranges {
+            match merged.last_mut() {
+                Some((_, end)) if lo <= end.saturating_add(1) => *end = (*end).max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        Self(merged)
+    }
+
+    /// The ranges cut to `1..=largest`.
+    pub fn up_to(mut self, largest: u32) -> Self {
+        self.0.retain(|&(lo, _)| lo <= largest);
+        if let Some((_, hi)) = self.0.last_mut() {
+            *hi = (*hi).min(largest);
+        }
+        self
+    }
+
+    pub fn contains(&self, n: u32) -> bool {
+        let i = self.0.partition_point(|&(lo, _)| lo <= n);
+        i > 0 && n <= self.0[i - 1].1
     }
 }
 
@@ -128,6 +211,11 @@ pub(crate) fn uid_set(uids: &[u32]) -> String {
             _ => runs.push((uid, uid)),
         }
     }
+    run_set(&runs)
+}
+
+/// Ascending `(first, last)` runs as IMAP writes a set.
+pub(crate) fn run_set(runs: &[(u32, u32)]) -> String {
     runs.iter()
         .map(|&(start, end)| {
             if start == end {
@@ -142,7 +230,7 @@ pub(crate) fn uid_set(uids: &[u32]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::UidMap;
+    use super::*;
 
     #[test]
     fn runs_map_sequence_numbers_both_ways() {
@@ -163,6 +251,31 @@ mod tests {
             map.remove_sequence(1);
         }
         assert_eq!((map.len(), map.last(), map.runs.len()), (0, None, 0));
+    }
+
+    #[test]
+    fn absent_uids_come_as_ranges_however_large_the_set() {
+        let map = UidMap::from_sorted([3, 4, 5, 9, 12, 13]);
+        let set = |text: &str| -> SequenceSet { text.try_into().unwrap() };
+        let absent =
+            |text: &str, largest| map.absent_in(&Ranges::new(&set(text), largest).up_to(largest));
+        assert_eq!(absent("1:*", 15), [(1, 2), (6, 8), (10, 11), (14, 15)]);
+        assert_eq!(run_set(&absent("1:*", 15)), "1:2,6:8,10:11,14:15");
+        assert_eq!(absent("4:5,9", 15), []);
+        assert_eq!(absent("5:10", 15), [(6, 8), (10, 10)]);
+        assert_eq!(
+            absent("1:4294967295", 4_000_000_000),
+            [(1, 2), (6, 8), (10, 11), (14, 4_000_000_000)]
+        );
+        assert_eq!(
+            UidMap::default().absent_in(&Ranges::new(&set("2,7:8"), 9)),
+            [(2, 2), (7, 8)]
+        );
+        let full = UidMap::from_sorted([u32::MAX - 1, u32::MAX]);
+        assert_eq!(
+            full.absent_in(&Ranges::new(&set("4294967290:*"), u32::MAX)),
+            [(u32::MAX - 5, u32::MAX - 2)]
+        );
     }
 
     #[test]
