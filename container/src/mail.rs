@@ -90,6 +90,10 @@ pub struct MailOptions {
     /// Logged-in IMAP sessions of one account at once (mail clients open a few each).
     #[arg(long, env = "PUSHMAIL_IMAP_MAX_SESSIONS_PER_ACCOUNT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub imap_max_sessions_per_account: u64,
+    /// IMAP sessions with COMPRESS=DEFLATE on at once (each holds about 50 KB while idle, an
+    /// uncompressed one 3 KB); beyond it COMPRESS is refused and the client goes on without.
+    #[arg(long, env = "PUSHMAIL_IMAP_MAX_COMPRESSED_SESSIONS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub imap_max_compressed_sessions: u64,
     /// An SNS topic over which listener processes sharing the table tell each other which
     /// mailboxes changed, so IMAP idlers wake at once whichever process took the mail (each
     /// process reads its own SQS queue, made at start). Without one, only this process's
@@ -218,6 +222,8 @@ impl MailOptions {
                 },
             )),
             max_sessions_per_account: self.imap_max_sessions_per_account as usize,
+            max_compressed_sessions: usize::try_from(self.imap_max_compressed_sessions)
+                .unwrap_or(usize::MAX),
             ..ImapSettings::default()
         };
         let imap = Imap::new(store.clone(), imap_settings.clone(), changes.clone());

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Real IMAP clients against pushmail's IMAP listener: imaplib over STARTTLS through every
-RFC 3501 command (and UIDPLUS, MOVE, CONDSTORE), and IMAPClient's IDLE, woken by a mail sent over
-SMTP.
+RFC 3501 command (and UIDPLUS, MOVE, CONDSTORE), again over COMPRESS=DEFLATE with zlib on the
+client's side, and IMAPClient's IDLE, woken by a mail sent over SMTP.
 
     python3 imap_client.py --imap-port 1143 --smtp-port 2525 --user alice@example.com --password P
 """
@@ -12,8 +12,89 @@ import smtplib
 import ssl
 import sys
 import time
+import zlib
 
 from imapclient import IMAPClient
+
+imaplib.Commands.setdefault("COMPRESS", ("AUTH", "SELECTED"))
+
+
+class DeflateIMAP4(imaplib.IMAP4):
+    """imaplib with RFC 4978's COMPRESS=DEFLATE: zlib's raw DEFLATE both ways, a sync flush
+    after every command, what the server sends inflated as it comes."""
+
+    compressed = False
+
+    def compress(self):
+        typ, data = self._simple_command("COMPRESS", "DEFLATE")
+        if typ == "OK" and not self.compressed:
+            self._deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+            self._inflate = zlib.decompressobj(-15)
+            self._inflated = b""
+            self.wire_bytes = 0
+            self.compressed = True
+        return typ, data
+
+    def send(self, data):
+        if self.compressed:
+            data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        super().send(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise self.abort("closed while compressed")
+        self.wire_bytes += len(chunk)
+        self._inflated += self._inflate.decompress(chunk)
+
+    def read(self, size):
+        if not self.compressed:
+            return super().read(size)
+        while len(self._inflated) < size:
+            self._fill()
+        data, self._inflated = self._inflated[:size], self._inflated[size:]
+        return data
+
+    def readline(self):
+        if not self.compressed:
+            return super().readline()
+        while b"\n" not in self._inflated:
+            self._fill()
+        end = self._inflated.index(b"\n") + 1
+        line, self._inflated = self._inflated[:end], self._inflated[end:]
+        return line
+
+
+def compressed_session(port, user, password, context, check):
+    """A session that turns COMPRESS=DEFLATE on after STARTTLS and LOGIN, then works as usual:
+    a large APPEND, SELECT, SEARCH and a FETCH of the message whole."""
+    imap = DeflateIMAP4("127.0.0.1", port)
+    imap.starttls(ssl_context=context)
+    imap.login(user, password)
+    capabilities = imap.capability()[1][0].split()
+    check("COMPRESS=DEFLATE offered after login", b"COMPRESS=DEFLATE" in capabilities, capabilities)
+    typ, data = imap.compress()
+    check("COMPRESS DEFLATE", typ == "OK" and imap.compressed, data)
+    typ, data = imap.compress()
+    check("a second COMPRESS is refused", typ == "NO" and b"COMPRESSIONACTIVE" in data[0], data)
+    folder = f"deflate-{time.time_ns()}"
+    line = "All work and no play makes a compressible message. " * 2
+    message = ("From: a@e2e.example\r\nSubject: deflated\r\n\r\n" + (line + "\r\n") * 2000).encode()
+    check("CREATE and APPEND compressed", imap.create(folder)[0] == "OK"
+          and imap.append(folder, None, None, message)[0] == "OK")
+    typ, data = imap.select(folder)
+    check("SELECT compressed", typ == "OK" and data == [b"1"], data)
+    typ, data = imap.search(None, "SUBJECT", "deflated")
+    check("SEARCH compressed", typ == "OK" and data == [b"1"], data)
+    received = imap.wire_bytes
+    typ, data = imap.fetch("1", "(BODY.PEEK[])")
+    body = data[0][1] if typ == "OK" and isinstance(data[0], tuple) else b""
+    check("FETCH compressed gives the message whole", body == message, len(body))
+    took = imap.wire_bytes - received
+    check("the FETCH came compressed", took < len(message) // 10, (took, len(message)))
+    imap.close()
+    check("DELETE compressed", imap.delete(folder)[0] == "OK")
+    imap.logout()
 
 
 def every_command(imap, check):
@@ -25,7 +106,7 @@ def every_command(imap, check):
     check("CAPABILITY lists the extensions",
           typ == "OK" and all(c in capabilities for c in ["IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "CHILDREN",
                                                "NAMESPACE", "ID", "ENABLE", "LITERAL+", "UNSELECT",
-                                               "CONDSTORE", "ESEARCH", "BINARY", "SORT", "SORT=DISPLAY", "THREAD=REFERENCES",
+                                               "CONDSTORE", "QRESYNC", "COMPRESS=DEFLATE", "ESEARCH", "BINARY", "SORT", "SORT=DISPLAY", "THREAD=REFERENCES",
                                                "THREAD=ORDEREDSUBJECT"]), capabilities)
     check("NOOP", ok(imap.noop()))
     check("CREATE (with a superior level)", ok(imap.create(f"{folder}/sub")))
@@ -105,6 +186,8 @@ def main():
     typ, data = imap.select("INBOX")
     before = int(data[0])
     imap.logout()
+
+    compressed_session(args.imap_port, args.user, args.password, context, check)
 
     # AUTHENTICATE PLAIN, on a connection of its own.
     imap = imaplib.IMAP4("127.0.0.1", args.imap_port)

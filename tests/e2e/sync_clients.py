@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Whole-account sync by real clients against pushmail's IMAP listener: mbsync (isync) pulls
-every folder into a Maildir, then syncs both ways (a flag, a new draft and a deletion made
+every folder into a Maildir (over COMPRESS=DEFLATE, which it turns on when offered), then syncs both ways (a flag, a new draft and a deletion made
 locally reach the server); fetchmail collects the INBOX. The server's state is read back with
 imaplib.
 
@@ -83,8 +83,12 @@ Create Near
 Sync Pull
 SyncState *
 """)
-        run = subprocess.run(["mbsync", "-c", str(config), "all"], capture_output=True, text=True)
+        # -Dn: mbsync shows its IMAP traffic (inflated), so the test sees it turn COMPRESS on.
+        run = subprocess.run(["mbsync", "-Dn", "-c", str(config), "all"], capture_output=True, text=True,
+                             errors="replace")
         check("mbsync pulls the account", run.returncode == 0, run.stderr[-500:])
+        check("mbsync pulls it over COMPRESS=DEFLATE",
+              "COMPRESS DEFLATE" in run.stdout and "DEFLATE active" in run.stdout, run.stdout[-500:])
         imap = server()
         for folder in ["INBOX", "Sent", "Drafts", "Trash", "Junk"]:
             check(f"mbsync made {folder}", (maildir / folder).is_dir())

@@ -151,6 +151,23 @@ impl Imap {
                 self.enable(wire, session, tag, capabilities.as_ref())
                     .await?;
             }
+            CommandBody::Compress { .. } => {
+                // DEFLATE is the one algorithm imap-codec reads (and RFC 4978 defines).
+                if wire.is_deflated() {
+                    let text = "[COMPRESSIONACTIVE] DEFLATE is on already";
+                    no_or_bad(wire, tag, StatusKind::No, text).await?;
+                } else if let Some(place) = self
+                    .compressed
+                    .enter((), self.settings.max_compressed_sessions)
+                {
+                    session.compressed = Some(place);
+                    ok(wire, tag, "DEFLATE active").await?;
+                    return Ok(Next::Compress);
+                } else {
+                    let text = "[LIMIT] Too many compressed sessions; go on uncompressed";
+                    no_or_bad(wire, tag, StatusKind::No, text).await?;
+                }
+            }
             CommandBody::Close if selected => {
                 self.close_folder(wire, session, account, tag).await?;
             }

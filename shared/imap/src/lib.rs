@@ -1,4 +1,4 @@
-//! pushmail's IMAP listener (RFC 3501 with IDLE, UIDPLUS, MOVE, CONDSTORE, QRESYNC, ESEARCH, SORT,
+//! pushmail's IMAP listener (RFC 3501 with IDLE, UIDPLUS, MOVE, CONDSTORE, QRESYNC, COMPRESS, ESEARCH, SORT,
 //! THREAD, BINARY, SPECIAL-USE, CHILDREN, NAMESPACE, ID, ENABLE, LITERAL+, UNSELECT). Syntax
 //! apart from the session: `wire` frames and decodes with imap-codec and `utf7` converts folder
 //! names; `state` holds the listener's and a session's types, `reply` the replies, `view` the

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{Tag, Vec1};
+use imap_codec::imap_types::extensions::compress::CompressionAlgorithm;
 use imap_codec::imap_types::extensions::sort::SortAlgorithm;
 use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::response::{Capability, Code, Data, Greeting, Response, StatusKind};
@@ -44,6 +45,7 @@ impl Imap {
             implicit_tls: false,
             slots: Arc::new(Counts::default()),
             appends: Arc::new(Counts::default()),
+            compressed: Arc::new(Counts::default()),
         }
     }
 
@@ -51,6 +53,7 @@ impl Imap {
     pub fn sharing_limits_with(mut self, other: &Imap) -> Self {
         self.slots = other.slots.clone();
         self.appends = other.appends.clone();
+        self.compressed = other.compressed.clone();
         self
     }
 
@@ -115,6 +118,9 @@ impl Imap {
                 Capability::Enable,
                 Capability::CondStore,
                 Capability::QResync,
+                Capability::Compress {
+                    algorithm: CompressionAlgorithm::Deflate,
+                },
                 named("ESEARCH"),
                 Capability::Binary,
                 Capability::Sort(None),
@@ -154,6 +160,7 @@ impl Imap {
             condstore: false,
             qresync: false,
             slot: None,
+            compressed: None,
             identity: None,
             login_by: tokio::time::Instant::now() + self.settings.login_timeout,
             search_return: None,
@@ -190,6 +197,7 @@ impl Imap {
                     }
                     session.tls = true;
                 }
+                Ok(Next::Compress) => wire = wire.deflate(),
                 Ok(Next::Continue) => {}
                 Ok(Next::Logout) | Err(_) => return,
             }

@@ -155,6 +155,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         true
     }
 
+    /// COMPRESS=DEFLATE from here on (RFC 4978), the bounds kept. Anything the peer sent
+    /// after the command, before it could have read the OK, is dropped, as after STARTTLS.
+    pub fn deflate(self) -> Self {
+        Self {
+            connection: self.connection.deflate(),
+            fragmentizer: Fragmentizer::without_max_message_size(),
+            discarding: None,
+            ..self
+        }
+    }
+
+    pub fn is_deflated(&self) -> bool {
+        self.connection.is_deflated()
+    }
+
     pub fn into_connection(self) -> Connection<S> {
         self.connection
     }
@@ -227,8 +242,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     /// session costs little memory; within a command (a literal coming) reads are larger.
     async fn read_more(&mut self) -> io::Result<usize> {
         if self.fragmentizer.message_bytes().is_empty() && self.discarding.is_none() {
-            // Nothing pending (progress() has taken every byte): drop the buffers' capacity.
+            // Nothing pending (progress() has taken every byte): drop the buffers' capacity,
+            // and a compressor if COMPRESS is on.
             self.fragmentizer = Fragmentizer::without_max_message_size();
+            self.connection.rest();
             let mut buffer = [0u8; SMALL_READ];
             let read = self.connection.read(&mut buffer).await?;
             self.fragmentizer.enqueue_bytes(&buffer[..read]);

@@ -1,5 +1,6 @@
 //! A session's connection: plain until STARTTLS, then TLS over the same socket.
 
+use crate::compress::Deflated;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -14,6 +15,8 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30
 pub enum Connection<S> {
     Plain(S),
     Tls(Box<TlsStream<S>>),
+    /// After COMPRESS, over the plain or TLS connection it was.
+    Deflate(Box<Deflated<Connection<S>>>),
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -35,6 +38,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// Compression from here on, both ways (the caller has checked nothing came after the
+    /// command that asked for it, and that it is not on already).
+    pub fn deflate(self) -> Self {
+        Self::Deflate(Box::new(Deflated::new(self)))
+    }
+
+    /// The session waits for its peer: a compressor it holds can go (see `compress`).
+    pub fn rest(&mut self) {
+        if let Self::Deflate(deflated) = self {
+            deflated.rest();
+        }
+    }
+
+    pub fn is_deflated(&self) -> bool {
+        matches!(self, Self::Deflate(_))
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Connection<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -44,6 +66,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Connection<S> {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
             Self::Tls(stream) => Pin::new(stream).poll_read(cx, buf),
+            Self::Deflate(stream) => Pin::new(stream).poll_read(cx, buf),
         }
     }
 }
@@ -57,6 +80,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Connection<S> {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
             Self::Tls(stream) => Pin::new(stream).poll_write(cx, buf),
+            Self::Deflate(stream) => Pin::new(stream).poll_write(cx, buf),
         }
     }
 
@@ -64,6 +88,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Connection<S> {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_flush(cx),
             Self::Tls(stream) => Pin::new(stream).poll_flush(cx),
+            Self::Deflate(stream) => Pin::new(stream).poll_flush(cx),
         }
     }
 
@@ -71,6 +96,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Connection<S> {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
             Self::Tls(stream) => Pin::new(stream).poll_shutdown(cx),
+            Self::Deflate(stream) => Pin::new(stream).poll_shutdown(cx),
         }
     }
 }

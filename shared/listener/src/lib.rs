@@ -1,9 +1,10 @@
 //! What every listener shares: `accept` is the one accept loop (connections in all and per
 //! source address, shutdown with a grace period), for the mail listeners and the HTTP ones;
 //! `serve` runs a mail protocol's sessions on it (each within its length, panics contained);
-//! `Connection` is a session's socket, plain until STARTTLS and TLS after it.
+//! `Connection` is a session's socket, plain until STARTTLS and TLS after it, deflated after COMPRESS (`compress`).
 
 mod accept;
+mod compress;
 mod connection;
 mod serve;
 
