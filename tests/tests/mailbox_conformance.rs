@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::{FlagChange, NewMessage, SpecialUse};
+use pushmail_core::mailbox::{FlagChange, MAX_MESSAGES_PER_APPEND, NewMessage, SpecialUse};
 use pushmail_core::types::{Address, now};
 use pushmail_store::{ChangeKind, Delivery, EmbeddedStore, MailboxStore, RelayJob, Store};
 
@@ -14,6 +14,7 @@ pushmail_tests::on_both_backends!(
     every_account_has_inbox_and_the_special_folders_once,
     deliveries_get_increasing_uids_with_their_envelope_body_and_change,
     racing_deliveries_never_share_or_skip_a_uid,
+    racing_multi_appends_store_all_or_none_with_consecutive_uids,
     over_quota_and_unknown_folders_store_nothing,
     the_relay_queue_leases_each_job_to_one_worker,
     racing_flag_changes_are_each_applied_with_their_own_modseq,
@@ -132,6 +133,104 @@ async fn racing_deliveries_never_share_or_skip_a_uid((store, alice): (Arc<dyn St
     uids.sort();
     assert_eq!(uids, (1..=50).collect::<Vec<u32>>());
     assert_eq!(store.changes_since(&alice, 0, 100).await.unwrap().len(), 50);
+}
+
+async fn racing_multi_appends_store_all_or_none_with_consecutive_uids(
+    (store, alice): (Arc<dyn Store>, Address),
+) {
+    let mut racing = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let (batch_store, batch_alice) = (store.clone(), alice.clone());
+        racing.spawn(async move {
+            let (store, alice) = (batch_store, batch_alice);
+            let batch: Vec<NewMessage> = (0..5).map(|k| message(&format!("b{i}-{k}"), 0)).collect();
+            match store
+                .append_all(&alice, &inbox(), &batch, None)
+                .await
+                .unwrap()
+            {
+                Delivery::Stored { uid, .. } => (Some(i), uid),
+                other => panic!("{other:?}"),
+            }
+        });
+        let (store, alice) = (store.clone(), alice.clone());
+        racing.spawn(async move {
+            let one = message(&format!("single {i}"), 0);
+            match store.deliver(&alice, &inbox(), &one, None).await.unwrap() {
+                Delivery::Stored { uid, .. } => (None, uid),
+                other => panic!("{other:?}"),
+            }
+        });
+    }
+    let mut taken = Vec::new();
+    for (batch, first) in racing.join_all().await {
+        let count = if batch.is_some() { 5 } else { 1 };
+        taken.extend(first..first + count);
+        let Some(i) = batch else { continue };
+        // The batch's messages hold consecutive UIDs, in the order given.
+        let stored = store
+            .messages(&alice, &inbox(), first - 1, 5)
+            .await
+            .unwrap();
+        let subjects: Vec<String> = stored
+            .iter()
+            .map(|m| m.envelope.subject.clone().unwrap_or_default())
+            .collect();
+        let expected: Vec<String> = (0..5).map(|k| format!("b{i}-{k}")).collect();
+        assert_eq!(subjects, expected);
+    }
+    taken.sort();
+    assert_eq!(taken, (1..=60).collect::<Vec<u32>>());
+    assert_eq!(store.changes_since(&alice, 0, 100).await.unwrap().len(), 60);
+
+    // All or none: over the quota, into no folder, none, or too many: nothing is stored.
+    let usage = store.mailbox_usage(&alice).await.unwrap();
+    let big: Vec<NewMessage> = (0..3).map(|k| message(&format!("q{k}"), 400)).collect();
+    let quota = Some(usage + 1000);
+    assert_eq!(
+        store
+            .append_all(&alice, &inbox(), &big, quota)
+            .await
+            .unwrap(),
+        Delivery::OverQuota
+    );
+    let nowhere = FolderName::parse("Nowhere").unwrap();
+    assert_eq!(
+        store
+            .append_all(&alice, &nowhere, &big, None)
+            .await
+            .unwrap(),
+        Delivery::NoSuchFolder
+    );
+    let too_many: Vec<NewMessage> = (0..=MAX_MESSAGES_PER_APPEND)
+        .map(|k| message(&format!("m{k}"), 0))
+        .collect();
+    assert!(
+        store
+            .append_all(&alice, &inbox(), &too_many, None)
+            .await
+            .is_err()
+    );
+    assert!(store.append_all(&alice, &inbox(), &[], None).await.is_err());
+    assert_eq!(store.mailbox_usage(&alice).await.unwrap(), usage);
+    let folder = store.folder(&alice, &inbox()).await.unwrap().unwrap();
+    assert_eq!(
+        (folder.uid_next, folder.messages),
+        (61, 60),
+        "no UID spent on a refusal"
+    );
+    // The most one APPEND may hold fits one write.
+    let most = &too_many[..MAX_MESSAGES_PER_APPEND];
+    let stored = store
+        .append_all(&alice, &inbox(), most, None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(stored, Delivery::Stored { uid: 61, .. }),
+        "{stored:?}"
+    );
+    let folder = store.folder(&alice, &inbox()).await.unwrap().unwrap();
+    assert_eq!(folder.uid_next, 61 + MAX_MESSAGES_PER_APPEND as u32);
 }
 
 async fn over_quota_and_unknown_folders_store_nothing((store, alice): (Arc<dyn Store>, Address)) {

@@ -212,6 +212,11 @@ pub const MAX_FOLDERS: usize = 1_000;
 /// hundred keywords per folder; real clients use a handful.
 pub const MAX_FLAGS_PER_MESSAGE: usize = 128;
 
+/// Messages one APPEND may store at once (IMAP MULTIAPPEND, RFC 3502), all or none: on
+/// DynamoDB they go in one transaction of at most 100 items, two for each message (its
+/// metadata and its change) besides the folder, the account's state and its owner check.
+pub const MAX_MESSAGES_PER_APPEND: usize = 40;
+
 impl FlagChange {
     /// The flags the change names.
     pub fn named(&self) -> &[String] {

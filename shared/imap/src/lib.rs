@@ -31,6 +31,7 @@ mod sort;
 mod state;
 mod store;
 mod subject;
+mod syntax;
 mod thread;
 mod uids;
 mod utf7;

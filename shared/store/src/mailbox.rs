@@ -5,7 +5,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::{FlagChange, Folder, MessageMeta, NewMessage};
+use pushmail_core::mailbox::{
+    FlagChange, Folder, MAX_MESSAGES_PER_APPEND, MessageMeta, NewMessage,
+};
 use pushmail_core::types::Address;
 use serde::{Deserialize, Serialize};
 
@@ -153,6 +155,17 @@ impl<'a, S: MailboxStore + ?Sized> MessagePages<'a, S> {
     }
 }
 
+/// Messages stored in one write: at least one, at most [`MAX_MESSAGES_PER_APPEND`].
+pub(crate) fn check_batch(messages: &[NewMessage]) -> StoreResult<()> {
+    if messages.is_empty() || messages.len() > MAX_MESSAGES_PER_APPEND {
+        return Err(crate::StoreError::Backend(format!(
+            "{} messages to store at once: 1 to {MAX_MESSAGES_PER_APPEND}",
+            messages.len()
+        )));
+    }
+    Ok(())
+}
+
 #[async_trait]
 pub trait MailboxStore: Send + Sync {
     /// Creates the default folders (INBOX, Sent, Drafts, Trash, Junk) the account lacks.
@@ -187,6 +200,20 @@ pub trait MailboxStore: Send + Sync {
         account: &Address,
         folder: &FolderName,
         message: &NewMessage,
+        quota_bytes: Option<u64>,
+    ) -> StoreResult<Delivery> {
+        self.append_all(account, folder, std::slice::from_ref(message), quota_bytes)
+            .await
+    }
+    /// Stores several messages as [`append`](Self::append) does one, all or none in one write
+    /// (IMAP MULTIAPPEND, RFC 3502), with consecutive UIDs in the order given; `Stored` tells
+    /// the first UID. At least one message, at most [`MAX_MESSAGES_PER_APPEND`] (an error
+    /// otherwise: the caller bounds what it asks).
+    async fn append_all(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        messages: &[NewMessage],
         quota_bytes: Option<u64>,
     ) -> StoreResult<Delivery>;
     /// Removes the messages with these UIDs (those that exist; with `only_deleted`, only those

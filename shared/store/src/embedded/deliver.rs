@@ -1,5 +1,6 @@
-//! Storing a message (a delivery with its new-mail notice, or an APPEND): UID, counters, usage,
-//! change log and notice in one write transaction.
+//! Storing messages (a delivery with its new-mail notice, or an APPEND of one or several): UIDs,
+//! counters, usage, change log and notice in one write transaction, so several are stored all
+//! or none.
 
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{Envelope, Folder, MessageMeta, NewMessage};
@@ -7,7 +8,7 @@ use pushmail_core::notice::Notice;
 
 use super::mailbox::*;
 use super::*;
-use crate::mailbox::{Change, ChangeKind, Delivery};
+use crate::mailbox::{Change, ChangeKind, Delivery, check_batch};
 
 impl EmbeddedStore {
     pub(super) async fn account_state(&self, account: &Address) -> StoreResult<AccountState> {
@@ -21,20 +22,22 @@ impl EmbeddedStore {
         .await
     }
 
-    /// A delivery (`announce`: with its new-mail notice) or an APPEND.
-    pub(super) async fn store_message(
+    /// A delivery (`announce`: with its new-mail notice) or an APPEND of `messages` (at least
+    /// one), all or none; the first one's UID is answered, the others' follow it.
+    pub(super) async fn store_messages(
         &self,
         account: &Address,
         folder: &FolderName,
-        message: &NewMessage,
+        messages: &[NewMessage],
         quota_bytes: Option<u64>,
         announce: bool,
     ) -> StoreResult<Delivery> {
-        let (account, name, message) = (account.clone(), folder.clone(), message.clone());
-        let envelope = Envelope::parse(&message.raw);
+        check_batch(messages)?;
+        let (account, name, messages) = (account.clone(), folder.clone(), messages.to_vec());
+        let envelopes: Vec<Envelope> = messages.iter().map(|m| Envelope::parse(&m.raw)).collect();
         self.write(move |txn| {
             let owner = get::<Account>(&txn.open_table(ACCOUNTS)?, account.as_str())?;
-            let Some(owner) = owner.filter(|owner| message.is_for(owner)) else {
+            let Some(owner) = owner.filter(|owner| messages.iter().all(|m| m.is_for(owner))) else {
                 return Ok(Delivery::NoSuchAccount);
             };
             let mut folders = txn.open_table(FOLDERS)?;
@@ -44,67 +47,72 @@ impl EmbeddedStore {
             };
             let mut states = txn.open_table(ACCOUNT_STATE)?;
             let mut state: AccountState = get(&states, account.as_str())?.unwrap_or_default();
-            let size = message.raw.len() as u64;
+            let size: u64 = messages.iter().map(|m| m.raw.len() as u64).sum();
             if quota_bytes.is_some_and(|quota| state.usage.saturating_add(size) > quota) {
                 return Ok(Delivery::OverQuota);
             }
-            let uid = folder.uid_next;
-            folder.uid_next = uid
-                .checked_add(1)
-                .ok_or_else(|| StoreError::Backend(format!("{name}: no UIDs left")))?;
-            folder.highest_modseq += 1;
-            folder.messages += 1;
+            let first_uid = folder.uid_next;
+            let mut noticed = false;
+            for (message, envelope) in messages.iter().zip(envelopes) {
+                let uid = folder.uid_next;
+                folder.uid_next = uid
+                    .checked_add(1)
+                    .ok_or_else(|| StoreError::Backend(format!("{name}: no UIDs left")))?;
+                folder.highest_modseq += 1;
+                folder.messages += 1;
+                state.changes += 1;
+                let meta = MessageMeta {
+                    uid,
+                    flags: message.flags.clone(),
+                    internal_date: message.internal_date,
+                    size: message.raw.len() as u64,
+                    modseq: folder.highest_modseq,
+                    envelope,
+                };
+                let message_key = message_key(&account, &name, uid);
+                txn.open_table(MESSAGES)?
+                    .insert(message_key.as_str(), encode(&meta)?.as_str())?;
+                txn.open_table(BODIES)?
+                    .insert(message_key.as_str(), message.raw.as_slice())?;
+                let change = Change {
+                    counter: state.changes,
+                    folder: name.clone(),
+                    uid,
+                    kind: ChangeKind::Added,
+                };
+                let change_key = key(&[account.as_str(), &format!("{:020}", state.changes)]);
+                txn.open_table(CHANGES)?
+                    .insert(change_key.as_str(), encode(&change)?.as_str())?;
+                let notice = match announce {
+                    true => {
+                        let link: Option<Link> = get(&txn.open_table(LINKS)?, account.as_str())?;
+                        Notice::for_delivery(
+                            &owner,
+                            link.as_ref(),
+                            &name,
+                            uid,
+                            folder.uid_validity,
+                            state.changes,
+                            &meta.envelope,
+                            message.internal_date,
+                        )
+                    }
+                    false => None,
+                };
+                if let Some(notice) = &notice {
+                    super::notices::record(txn, notice)?;
+                    noticed = true;
+                }
+            }
             state.usage += size;
-            state.changes += 1;
-            let meta = MessageMeta {
-                uid,
-                flags: message.flags.clone(),
-                internal_date: message.internal_date,
-                size,
-                modseq: folder.highest_modseq,
-                envelope,
-            };
-            let message_key = message_key(&account, &name, uid);
-            txn.open_table(MESSAGES)?
-                .insert(message_key.as_str(), encode(&meta)?.as_str())?;
-            txn.open_table(BODIES)?
-                .insert(message_key.as_str(), message.raw.as_slice())?;
-            let change = Change {
-                counter: state.changes,
-                folder: name.clone(),
-                uid,
-                kind: ChangeKind::Added,
-            };
-            let change_key = key(&[account.as_str(), &format!("{:020}", state.changes)]);
-            txn.open_table(CHANGES)?
-                .insert(change_key.as_str(), encode(&change)?.as_str())?;
             folders.insert(folder_key.as_str(), encode(&folder)?.as_str())?;
             states.insert(account.as_str(), encode(&state)?.as_str())?;
-            let notice = match announce {
-                true => {
-                    let link: Option<Link> = get(&txn.open_table(LINKS)?, account.as_str())?;
-                    Notice::for_delivery(
-                        &owner,
-                        link.as_ref(),
-                        &name,
-                        uid,
-                        folder.uid_validity,
-                        state.changes,
-                        &meta.envelope,
-                        message.internal_date,
-                    )
-                }
-                false => None,
-            };
-            if let Some(notice) = &notice {
-                super::notices::record(txn, notice)?;
-            }
             Ok(Delivery::Stored {
-                uid,
+                uid: first_uid,
                 uid_validity: folder.uid_validity,
                 modseq: folder.highest_modseq,
                 change: state.changes,
-                noticed: notice.is_some(),
+                noticed,
             })
         })
         .await

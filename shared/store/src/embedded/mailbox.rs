@@ -178,18 +178,24 @@ impl crate::MailboxStore for EmbeddedStore {
         message: &NewMessage,
         quota_bytes: Option<u64>,
     ) -> StoreResult<Delivery> {
-        self.store_message(account, folder, message, quota_bytes, true)
-            .await
+        self.store_messages(
+            account,
+            folder,
+            std::slice::from_ref(message),
+            quota_bytes,
+            true,
+        )
+        .await
     }
 
-    async fn append(
+    async fn append_all(
         &self,
         account: &Address,
         folder: &FolderName,
-        message: &NewMessage,
+        messages: &[NewMessage],
         quota_bytes: Option<u64>,
     ) -> StoreResult<Delivery> {
-        self.store_message(account, folder, message, quota_bytes, false)
+        self.store_messages(account, folder, messages, quota_bytes, false)
             .await
     }
 
