@@ -131,3 +131,165 @@ async fn binary_fetches_decoded_parts_and_append_takes_a_literal8() {
         .await;
     assert_eq!(stored[0], "* 2 FETCH (RFC822.SIZE 18 BINARY.SIZE[1] 4)\r\n");
 }
+
+/// Sends `tag` `command` whose `{n}` literals follow each invitation; the lines up to the tagged
+/// answer, or up to the first refusal instead of an invitation.
+async fn with_literals(peer: &mut Peer, tag: &str, parts: &[&[u8]]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (at, part) in parts.iter().enumerate() {
+        peer.writer.write_all(part).await.unwrap();
+        if at + 1 == parts.len() {
+            break;
+        }
+        let line = peer.line().await;
+        let invited = line.starts_with('+');
+        lines.push(line);
+        if !invited {
+            return lines;
+        }
+    }
+    loop {
+        let line = peer.line().await;
+        let done = line.starts_with(&format!("{tag} "));
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+}
+
+#[tokio::test]
+async fn multiappend_stores_every_message_or_none() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let settings = pushmail_imap::ImapSettings {
+        max_message_bytes: 200_000,
+        ..loopback_plaintext()
+    };
+    let (address, _) = listener(&h, settings).await;
+    let mut peer = logged_in(address, alice.as_str()).await;
+    let capabilities = peer.command("c", "CAPABILITY").await.join("");
+    assert!(capabilities.contains("MULTIAPPEND"), "{capabilities}");
+
+    let lines = with_literals(
+        &mut peer,
+        "a1",
+        &[
+            b"a1 APPEND Drafts (\\Draft) {19}\r\n",
+            b"Subject: one\r\n\r\n1\r\n \"01-Jan-2020 10:00:00 +0000\" {19}\r\n",
+            b"Subject: two\r\n\r\n2\r\n ($Work \\Seen) {21}\r\n",
+            b"Subject: three\r\n\r\n3\r\n\r\n",
+        ],
+    )
+    .await;
+    let done = last(&lines);
+    assert!(done.starts_with("a1 OK [APPENDUID "), "{lines:?}");
+    assert!(done.contains(" 1:3] "), "{done}");
+    peer.command("s", "SELECT Drafts").await;
+    let fetched = peer
+        .command(
+            "f",
+            "FETCH 1:* (FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+        )
+        .await
+        .join("");
+    let order: Vec<usize> = ["one", "two", "three"]
+        .iter()
+        .map(|s| fetched.find(&format!("Subject: {s}")).unwrap())
+        .collect();
+    assert!(order.is_sorted(), "{fetched}");
+    assert!(fetched.contains("01-Jan-2020 10:00:00 +0000"), "{fetched}");
+    assert!(
+        fetched.contains("$Work") && fetched.contains("\\Draft"),
+        "{fetched}"
+    );
+
+    // One bad message (too many flags): none is stored.
+    let flags: Vec<String> = (0..200).map(|n| format!("k{n}")).collect();
+    let bad = format!(" ({}) {{20}}\r\n", flags.join(" "));
+    let lines = with_literals(
+        &mut peer,
+        "a2",
+        &[
+            b"a2 APPEND Drafts {20}\r\n",
+            format!("Subject: four\r\n\r\n4\r\n{bad}").as_bytes(),
+            b"Subject: five\r\n\r\n5\r\n\r\n",
+        ],
+    )
+    .await;
+    assert!(last(&lines).starts_with("a2 NO [LIMIT]"), "{lines:?}");
+    // More messages than one APPEND may hold.
+    let mut many = b"a3 APPEND Drafts".to_vec();
+    for n in 0..41 {
+        many.extend_from_slice(
+            format!(" {{+}}\r\nSubject: {n:02}\r\n\r\nx\r\n")
+                .replace("{+}", "{18+}")
+                .as_bytes(),
+        );
+    }
+    many.extend_from_slice(b"\r\n");
+    let lines = with_literals(&mut peer, "a3", &[&many]).await;
+    assert!(last(&lines).starts_with("a3 NO [LIMIT]"), "{lines:?}");
+    // Five thousand (what fits the bound on a command's bytes besides its literals): read no
+    // further than one past the limit.
+    let mut many = b"a5 APPEND Drafts".to_vec();
+    for _ in 0..5_000 {
+        many.extend_from_slice(b" {1+}\r\nx");
+    }
+    many.extend_from_slice(b"\r\n");
+    let lines = with_literals(&mut peer, "a5", &[&many]).await;
+    assert!(last(&lines).starts_with("a5 NO [LIMIT]"), "{lines:?}");
+    // Into no folder.
+    let lines = with_literals(
+        &mut peer,
+        "a4",
+        &[
+            b"a4 APPEND Nowhere {19}\r\n",
+            b"Subject: one\r\n\r\n1\r\n {19}\r\n",
+            b"Subject: two\r\n\r\n2\r\n\r\n",
+        ],
+    )
+    .await;
+    assert!(last(&lines).starts_with("a4 NO [TRYCREATE]"), "{lines:?}");
+    let status = peer
+        .command("st", "STATUS Drafts (MESSAGES)")
+        .await
+        .join("");
+    assert!(status.contains("MESSAGES 3"), "{status}");
+
+    // The literals of one APPEND share the message bound: 2 × 90 KB fit in 200 KB, 2 × 150 KB
+    // do not, and the second is never invited.
+    let body = |n: usize| {
+        let mut message = format!("Subject: big {n}\r\n\r\n").into_bytes();
+        message.resize(n * 1000, b'x');
+        message
+    };
+    let (first, second) = (body(90), body(90));
+    let lines = with_literals(
+        &mut peer,
+        "b1",
+        &[
+            b"b1 APPEND Drafts {90000}\r\n",
+            &[first.as_slice(), b" {90000}\r\n"].concat(),
+            &[second.as_slice(), b"\r\n"].concat(),
+        ],
+    )
+    .await;
+    assert!(last(&lines).starts_with("b1 OK"), "{lines:?}");
+    let first = body(150);
+    let lines = with_literals(
+        &mut peer,
+        "b2",
+        &[
+            b"b2 APPEND Drafts {150000}\r\n",
+            &[first.as_slice(), b" {150000}\r\n"].concat(),
+        ],
+    )
+    .await;
+    assert!(last(&lines).starts_with("b2 BAD"), "{lines:?}");
+    let status = peer
+        .command("st2", "STATUS Drafts (MESSAGES)")
+        .await
+        .join("");
+    assert!(status.contains("MESSAGES 5"), "{status}");
+}

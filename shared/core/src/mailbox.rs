@@ -207,6 +207,12 @@ pub enum FlagChange {
 /// rule filing into a folder that is not there yet (that mail then goes to INBOX).
 pub const MAX_FOLDERS: usize = 1_000;
 
+/// Subscriptions an account keeps for folders it deleted (RFC 3501 §6.3.6: deleting a folder
+/// does not unsubscribe it); past these, a deleted folder's subscription goes with it. Clients
+/// rarely delete a folder they keep subscribed; each delete reads what is kept, so it stays
+/// small.
+pub const MAX_KEPT_SUBSCRIPTIONS: usize = 100;
+
 /// Flags (system flags and keywords) one message may carry; a STORE or APPEND naming more is
 /// refused (`NO [LIMIT]`), and no change makes a message carry more. Dovecot allows a few
 /// hundred keywords per folder; real clients use a handful.

@@ -9,6 +9,8 @@ use imap_codec::imap_types::response::StatusKind;
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::append::Upload;
+use crate::list_request::ListRequest;
 use crate::reply::{Result, no_or_bad, ok, tagged_raw};
 use crate::select::Opening;
 use crate::state::{Imap, Next, Session};
@@ -55,6 +57,40 @@ impl Imap {
         Ok(next)
     }
 
+    /// MULTIAPPEND, which imap-codec does not read: its messages as one-message APPENDs.
+    pub(crate) async fn appending<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &mut Session,
+        tag: Tag<'static>,
+        appends: Vec<imap_codec::imap_types::command::Command<'static>>,
+    ) -> Result<Next> {
+        let Some(account) = session.user.clone() else {
+            no_or_bad(wire, tag, StatusKind::Bad, "Log in first").await?;
+            return Ok(Next::Continue);
+        };
+        self.multi_append(wire, session, &account, tag, appends)
+            .await?;
+        self.hints.changed(&account);
+        Ok(Next::Continue)
+    }
+
+    /// LIST-EXTENDED's LIST, which imap-codec does not read.
+    pub(crate) async fn listing<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &mut Session,
+        tag: Tag<'static>,
+        request: &ListRequest,
+    ) -> Result<Next> {
+        let Some(account) = session.user.clone() else {
+            no_or_bad(wire, tag, StatusKind::Bad, "Log in first").await?;
+            return Ok(Next::Continue);
+        };
+        self.list(wire, session, &account, tag, request).await?;
+        Ok(Next::Continue)
+    }
+
     async fn dispatch<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         wire: &mut Wire<S>,
@@ -70,15 +106,18 @@ impl Imap {
                 ok(wire, tag, "Done").await?;
             }
             CommandBody::List {
-                mailbox_wildcard, ..
+                reference,
+                mailbox_wildcard,
             } => {
-                self.list(wire, session, account, tag, &mailbox_wildcard, false)
-                    .await?;
+                let request = ListRequest::plain(&mailbox_bytes(&reference), &mailbox_wildcard);
+                self.list(wire, session, account, tag, &request).await?;
             }
             CommandBody::Lsub {
-                mailbox_wildcard, ..
+                reference,
+                mailbox_wildcard,
             } => {
-                self.list(wire, session, account, tag, &mailbox_wildcard, true)
+                let reference = mailbox_bytes(&reference);
+                self.lsub(wire, session, account, tag, &reference, &mailbox_wildcard)
                     .await?;
             }
             CommandBody::Status {
@@ -111,17 +150,13 @@ impl Imap {
                 date,
                 message,
             } => {
-                self.append(
-                    wire,
-                    session,
-                    account,
-                    tag,
-                    &mailbox,
-                    &flags,
-                    date.as_ref(),
-                    &message,
-                )
-                .await?;
+                let upload = Upload {
+                    flags: &flags,
+                    date: date.as_ref(),
+                    message: &message,
+                };
+                self.append(wire, session, account, tag, &mailbox, upload)
+                    .await?;
             }
             CommandBody::Select {
                 mailbox,
@@ -366,6 +401,15 @@ impl Imap {
             }
         }
         Ok(Next::Continue)
+    }
+}
+
+/// A mailbox name's bytes as sent (LIST's reference).
+fn mailbox_bytes(mailbox: &imap_codec::imap_types::mailbox::Mailbox<'_>) -> Vec<u8> {
+    use imap_codec::imap_types::mailbox::Mailbox;
+    match mailbox {
+        Mailbox::Inbox => b"INBOX".to_vec(),
+        Mailbox::Other(other) => other.as_ref().to_vec(),
     }
 }
 

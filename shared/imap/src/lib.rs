@@ -1,5 +1,5 @@
-//! pushmail's IMAP listener (RFC 3501 with IDLE, UIDPLUS, MOVE, CONDSTORE, QRESYNC, COMPRESS, ESEARCH, SORT,
-//! THREAD, BINARY, SPECIAL-USE, CHILDREN, NAMESPACE, ID, ENABLE, LITERAL+, UNSELECT). Syntax
+//! pushmail's IMAP listener (RFC 3501 with IDLE, UIDPLUS, MOVE, CONDSTORE, QRESYNC, COMPRESS,
+//! MULTIAPPEND, LIST-EXTENDED, LIST-STATUS, ESEARCH, SORT, THREAD, BINARY, SPECIAL-USE, CHILDREN, NAMESPACE, ID, ENABLE, LITERAL+, UNSELECT). Syntax
 //! apart from the session: `wire` frames and decodes with imap-codec and `utf7` converts folder
 //! names; `state` holds the listener's and a session's types, `reply` the replies, `view` the
 //! selected folder as a session sees it; `session` is the state machine with LOGIN and
@@ -18,6 +18,7 @@ mod identity;
 mod idle;
 mod keywords;
 mod list;
+mod list_request;
 mod login;
 mod mailboxes;
 mod mime;

@@ -2,7 +2,11 @@
 //! service's alias names), STATUS, and how IMAP names map to folders (modified UTF-7, INBOX
 //! in any case, aliases).
 
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
+
+use imap_codec::ResponseCodec;
+use imap_codec::encode::Encoder;
 
 use imap_codec::imap_types::core::{AString, Atom, QuotedChar, Tag};
 use imap_codec::imap_types::flag::FlagNameAttribute;
@@ -15,6 +19,7 @@ use pushmail_core::types::Address;
 use pushmail_store::MessagePages;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::list_request::ListRequest;
 use crate::reply::{Result, io, no_or_bad, ok};
 use crate::state::{Imap, Session};
 use crate::utf7;
@@ -90,14 +95,17 @@ fn list_matches(pattern: &[u8], name: &[u8]) -> bool {
     matched[name.len()]
 }
 
-/// LIST's pattern as the names it matches are written: modified UTF-7 decoded, so `*` and `%`
-/// match characters, not their encoding.
-fn pattern_of(wildcard: &ListMailbox<'_>) -> Option<String> {
-    let bytes = match wildcard {
-        ListMailbox::Token(token) => token.as_ref(),
-        ListMailbox::String(string) => string.as_ref(),
-    };
-    utf7::decode(bytes)
+/// Whether a folder's name matches a LIST pattern (modified UTF-7 decoded, so `*` and `%` match
+/// characters, not their encoding); INBOX in any case.
+fn names_match(pattern: &str, name: &str) -> bool {
+    match name.eq_ignore_ascii_case("INBOX") {
+        true => list_matches(pattern.to_ascii_uppercase().as_bytes(), name.as_bytes()),
+        false => list_matches(pattern.as_bytes(), name.as_bytes()),
+    }
+}
+
+fn attribute(name: &'static str) -> FlagNameAttribute<'static> {
+    FlagNameAttribute::from(Atom::unvalidated(name))
 }
 
 impl Imap {
@@ -148,30 +156,14 @@ impl Imap {
         )
     }
 
-    /// LIST, or LSUB (`subscribed_only`).
-    pub(crate) async fn list<S: AsyncRead + AsyncWrite + Unpin>(
+    /// The account's folders and, as folders of their own, its aliases (with the special use
+    /// of what they name).
+    async fn folders_and_aliases(
         &self,
-        wire: &mut Wire<S>,
         session: &Session,
         account: &Address,
-        tag: Tag<'static>,
-        wildcard: &ListMailbox<'_>,
-        subscribed_only: bool,
-    ) -> Result<()> {
-        // A pattern that is not modified UTF-7 names no folder (every name is kept valid):
-        // nothing to list, as Dovecot answers, rather than an error.
-        let Some(pattern) = pattern_of(wildcard) else {
-            return ok(wire, tag, "LIST done").await;
-        };
-        let keyword = if subscribed_only { "LSUB" } else { "LIST" };
-        if pattern.is_empty() {
-            // The hierarchy delimiter and root (RFC 3501 §6.3.8).
-            wire.send_raw(format!("* {keyword} (\\Noselect) \"/\" \"\"\r\n").as_bytes())
-                .await?;
-            return ok(wire, tag, "LIST done").await;
-        }
+    ) -> Result<Vec<Folder>> {
         let mut folders = self.store.folders(account).await.map_err(io)?;
-        // Aliases are listed as folders of their own, with the special use of what they name.
         let named: Vec<Folder> = session
             .aliases
             .iter()
@@ -182,79 +174,203 @@ impl Imap {
             })
             .collect();
         folders.extend(named);
-        for folder in &folders {
-            if subscribed_only && !folder.subscribed {
+        Ok(folders)
+    }
+
+    /// LIST, plain or extended (`list_request.rs`): each name matching a pattern that the
+    /// selection options select, with CHILDREN's and SPECIAL-USE's attributes, `\Subscribed`
+    /// and `\NonExistent` where they apply, CHILDINFO for RECURSIVEMATCH, and a STATUS answer
+    /// after each folder for LIST-STATUS.
+    pub(crate) async fn list<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &Session,
+        account: &Address,
+        tag: Tag<'static>,
+        request: &ListRequest,
+    ) -> Result<()> {
+        // A pattern that is not modified UTF-7 names no folder (every name is kept valid):
+        // nothing to list, as Dovecot answers, rather than an error.
+        let patterns = request.full_patterns();
+        if patterns.is_empty() {
+            return ok(wire, tag, "LIST done").await;
+        }
+        if patterns.iter().all(String::is_empty) {
+            // The hierarchy delimiter and root (RFC 3501 §6.3.8).
+            wire.send_raw(b"* LIST (\\Noselect) \"/\" \"\"\r\n").await?;
+            return ok(wire, tag, "LIST done").await;
+        }
+        let folders = self.folders_and_aliases(session, account).await?;
+        let kept = match request.subscribed {
+            true => self
+                .store
+                .subscriptions_without_folder(account)
+                .await
+                .map_err(io)?,
+            false => Vec::new(),
+        };
+        let matching = |name: &str| patterns.iter().any(|pattern| names_match(pattern, name));
+        // Every name that may be listed: (folder, subscribed), in name order.
+        let mut names: BTreeMap<String, (Option<&Folder>, bool)> = folders
+            .iter()
+            .map(|f| (f.name.to_string(), (Some(f), f.subscribed)))
+            .collect();
+        for name in &kept {
+            names.entry(name.to_string()).or_insert((None, true));
+        }
+        let subscribed: Vec<String> = names
+            .iter()
+            .filter(|(_, (_, subscribed))| *subscribed)
+            .map(|(name, _)| name.clone())
+            .collect();
+        if request.recursive {
+            // Levels above a subscribed name that are no folder may carry its CHILDINFO.
+            for name in &subscribed {
+                let mut parent = name.as_str();
+                while let Some((above, _)) = parent.rsplit_once(DELIMITER) {
+                    names.entry(above.to_owned()).or_insert((None, false));
+                    parent = above;
+                }
+            }
+        }
+        let tell_subscribed = request.subscribed || request.return_subscribed;
+        for (name, &(folder, is_subscribed)) in &names {
+            if !matching(name) {
                 continue;
             }
-            let name = folder.name.as_str().as_bytes();
-            let matches = if folder.name.is_inbox() {
-                list_matches(pattern.to_ascii_uppercase().as_bytes(), name)
-            } else {
-                list_matches(pattern.as_bytes(), name)
+            let mut child_info = false;
+            if request.subscribed && !is_subscribed {
+                // RECURSIVEMATCH: listed for a subscribed name below it that no pattern lists.
+                let below = format!("{name}{DELIMITER}");
+                child_info = request.recursive
+                    && subscribed
+                        .iter()
+                        .any(|d| d.starts_with(&below) && !matching(d));
+                if !child_info {
+                    continue;
+                }
+            }
+            if request.special_use && folder.is_none_or(|f| f.special_use.is_none()) {
+                continue;
+            }
+            let mut items = match folder {
+                Some(folder) => attributes(folder, &folders),
+                None => vec![attribute("NonExistent")],
             };
-            if !matches {
+            if tell_subscribed && is_subscribed {
+                items.push(attribute("Subscribed"));
+            }
+            let Ok(folder_name) = FolderName::parse(name) else {
+                continue;
+            };
+            let mailbox = mailbox_name(&folder_name);
+            let data = Data::List {
+                items,
+                delimiter: QuotedChar::try_from(DELIMITER).ok(),
+                mailbox: mailbox.clone(),
+            };
+            let mut line = ResponseCodec::default()
+                .encode(&Response::Data(data))
+                .dump();
+            if child_info {
+                line.truncate(line.len().saturating_sub(2));
+                line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n");
+            }
+            wire.send_raw(&line).await?;
+            if let (Some(names), Some(_)) = (&request.status, folder)
+                && let Some(data) = self.status_data(session, account, &mailbox, names).await?
+            {
+                wire.send(&Response::Data(data)).await?;
+            }
+        }
+        ok(wire, tag, "LIST done").await
+    }
+
+    /// LSUB: subscribed names matching the pattern, those without a folder too (a subscription
+    /// outlives its folder); a parent that is not subscribed but has a subscribed child the
+    /// pattern's `%` does not reach is listed \Noselect (RFC 3501 §6.3.9).
+    pub(crate) async fn lsub<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &Session,
+        account: &Address,
+        tag: Tag<'static>,
+        reference: &[u8],
+        wildcard: &ListMailbox<'_>,
+    ) -> Result<()> {
+        let request = ListRequest::plain(reference, wildcard);
+        let Some(pattern) = request.full_patterns().pop() else {
+            return ok(wire, tag, "LSUB done").await;
+        };
+        if pattern.is_empty() {
+            wire.send_raw(b"* LSUB (\\Noselect) \"/\" \"\"\r\n").await?;
+            return ok(wire, tag, "LSUB done").await;
+        }
+        let folders = self.folders_and_aliases(session, account).await?;
+        let kept = self
+            .store
+            .subscriptions_without_folder(account)
+            .await
+            .map_err(io)?;
+        // LSUB tells subscriptions, not the folders' state (as Dovecot answers); a name
+        // without a folder cannot be selected.
+        let mut subscribed: Vec<(String, bool)> = folders
+            .iter()
+            .filter(|f| f.subscribed)
+            .map(|f| (f.name.to_string(), true))
+            .collect();
+        subscribed.extend(kept.iter().map(|name| (name.to_string(), false)));
+        for (name, exists) in &subscribed {
+            if !names_match(&pattern, name) {
                 continue;
             }
-            let delimiter = QuotedChar::try_from(DELIMITER).ok();
-            let mailbox = mailbox_name(&folder.name);
-            let data = if subscribed_only {
-                // LSUB tells subscriptions, not the folders' state (as Dovecot answers).
-                Data::Lsub {
-                    items: Vec::new(),
-                    delimiter,
-                    mailbox,
-                }
-            } else {
-                let items = attributes(folder, &folders);
-                Data::List {
-                    items,
-                    delimiter,
-                    mailbox,
-                }
+            let Ok(folder_name) = FolderName::parse(name) else {
+                continue;
+            };
+            let items = match exists {
+                true => Vec::new(),
+                false => vec![FlagNameAttribute::Noselect],
+            };
+            let data = Data::Lsub {
+                items,
+                delimiter: QuotedChar::try_from(DELIMITER).ok(),
+                mailbox: mailbox_name(&folder_name),
             };
             wire.send(&Response::Data(data)).await?;
         }
-        if subscribed_only {
-            // A parent that is not subscribed but has a subscribed child the pattern's `%` does
-            // not reach is listed \Noselect (RFC 3501 §6.3.9).
-            let subscribed: Vec<&str> = folders
-                .iter()
-                .filter(|f| f.subscribed)
-                .map(|f| f.name.as_str())
-                .collect();
-            let mut told: Vec<String> = Vec::new();
-            for name in &subscribed {
-                // Only where the pattern stops short of the child (`%`); `*` lists the child.
-                if list_matches(pattern.as_bytes(), name.as_bytes()) {
+        let names: Vec<&str> = subscribed.iter().map(|(name, _)| name.as_str()).collect();
+        let mut told: Vec<String> = Vec::new();
+        for name in &names {
+            // Only where the pattern stops short of the child (`%`); `*` lists the child.
+            if list_matches(pattern.as_bytes(), name.as_bytes()) {
+                continue;
+            }
+            let mut parent = String::new();
+            let parts: Vec<&str> = name.split(DELIMITER).collect();
+            for part in parts.iter().take(parts.len().saturating_sub(1)) {
+                if !parent.is_empty() {
+                    parent.push(DELIMITER);
+                }
+                parent.push_str(part);
+                if names.contains(&parent.as_str())
+                    || told.contains(&parent)
+                    || !list_matches(pattern.as_bytes(), parent.as_bytes())
+                {
                     continue;
                 }
-                let mut parent = String::new();
-                let parts: Vec<&str> = name.split(DELIMITER).collect();
-                for part in parts.iter().take(parts.len().saturating_sub(1)) {
-                    if !parent.is_empty() {
-                        parent.push(DELIMITER);
-                    }
-                    parent.push_str(part);
-                    if subscribed.contains(&parent.as_str())
-                        || told.contains(&parent)
-                        || !list_matches(pattern.as_bytes(), parent.as_bytes())
-                    {
-                        continue;
-                    }
-                    let Ok(folder_name) = FolderName::parse(&parent) else {
-                        continue;
-                    };
-                    told.push(parent.clone());
-                    let data = Data::Lsub {
-                        items: vec![FlagNameAttribute::Noselect],
-                        delimiter: QuotedChar::try_from(DELIMITER).ok(),
-                        mailbox: mailbox_name(&folder_name),
-                    };
-                    wire.send(&Response::Data(data)).await?;
-                }
+                let Ok(folder_name) = FolderName::parse(&parent) else {
+                    continue;
+                };
+                told.push(parent.clone());
+                let data = Data::Lsub {
+                    items: vec![FlagNameAttribute::Noselect],
+                    delimiter: QuotedChar::try_from(DELIMITER).ok(),
+                    mailbox: mailbox_name(&folder_name),
+                };
+                wire.send(&Response::Data(data)).await?;
             }
         }
-        ok(wire, tag, &format!("{keyword} done")).await
+        ok(wire, tag, "LSUB done").await
     }
 
     pub(crate) async fn status<S: AsyncRead + AsyncWrite + Unpin>(
@@ -266,12 +382,28 @@ impl Imap {
         mailbox: &Mailbox<'static>,
         names: &[StatusDataItemName],
     ) -> Result<()> {
+        let Some(data) = self.status_data(session, account, mailbox, names).await? else {
+            return no_or_bad(wire, tag, StatusKind::No, "[NONEXISTENT] No such folder").await;
+        };
+        wire.send(&Response::Data(data)).await?;
+        ok(wire, tag, "STATUS done").await
+    }
+
+    /// A folder's STATUS answer (`None` if there is no such folder): for STATUS, LIST-STATUS
+    /// and NOTIFY.
+    pub(crate) async fn status_data(
+        &self,
+        session: &Session,
+        account: &Address,
+        mailbox: &Mailbox<'static>,
+        names: &[StatusDataItemName],
+    ) -> Result<Option<Data<'static>>> {
         let folder = match Self::resolve(session, mailbox) {
             Some(name) => self.store.folder(account, &name).await.map_err(io)?,
             None => None,
         };
         let Some(folder) = folder else {
-            return no_or_bad(wire, tag, StatusKind::No, "[NONEXISTENT] No such folder").await;
+            return Ok(None);
         };
         let (mut unseen, mut recent) = (0, 0);
         if names.contains(&StatusDataItemName::Unseen)
@@ -304,12 +436,10 @@ impl Imap {
                 _ => None,
             })
             .collect();
-        let data = Data::Status {
+        Ok(Some(Data::Status {
             mailbox: mailbox.clone(),
             items: items.into(),
-        };
-        wire.send(&Response::Data(data)).await?;
-        ok(wire, tag, "STATUS done").await
+        }))
     }
 }
 

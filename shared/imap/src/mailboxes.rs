@@ -77,16 +77,24 @@ impl Imap {
             let text = format!("[LIMIT] At most {} folders", self.settings.max_folders);
             return no_or_bad(wire, tag, StatusKind::No, &text).await;
         }
+        // A name subscribed before its folder was deleted is subscribed still.
+        let kept = self
+            .store
+            .subscriptions_without_folder(account)
+            .await
+            .map_err(io)?;
         for level in missing {
             self.store
                 .create_folder(account, &level, now())
                 .await
                 .map_err(io)?;
             // CREATE does not subscribe (RFC 3501 §6.3.3, §6.3.6): the client does, if it will.
-            self.store
-                .set_subscribed(account, &level, false)
-                .await
-                .map_err(io)?;
+            if !kept.contains(&level) {
+                self.store
+                    .set_subscribed(account, &level, false)
+                    .await
+                    .map_err(io)?;
+            }
         }
         ok(wire, tag, "CREATE done").await
     }

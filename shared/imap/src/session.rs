@@ -123,6 +123,9 @@ impl Imap {
                 },
                 named("ESEARCH"),
                 Capability::Binary,
+                named("MULTIAPPEND"),
+                named("LIST-EXTENDED"),
+                named("LIST-STATUS"),
                 Capability::Sort(None),
                 Capability::Sort(Some(SortAlgorithm::Display)),
                 Capability::Thread(ThreadingAlgorithm::OrderedSubject),
@@ -275,6 +278,20 @@ impl Imap {
             }
         };
         let (command, returns) = match incoming {
+            Incoming::List(tag, request) => {
+                if !Box::pin(self.still_the_same_account(session)).await {
+                    Box::pin(bye(wire, "Account removed or changed; log in again")).await?;
+                    return Ok(Next::Logout);
+                }
+                return Box::pin(self.listing(wire, session, tag, &request)).await;
+            }
+            Incoming::MultiAppend(tag, appends) => {
+                if !Box::pin(self.still_the_same_account(session)).await {
+                    Box::pin(bye(wire, "Account removed or changed; log in again")).await?;
+                    return Ok(Next::Logout);
+                }
+                return Box::pin(self.appending(wire, session, tag, appends)).await;
+            }
             Incoming::Closed => return Ok(Next::Logout),
             Incoming::Overflow => {
                 Box::pin(bye(wire, "Literal too big")).await?;

@@ -8,6 +8,13 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use imap_codec::CommandCodec;
+use imap_codec::decode::Decoder;
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::command::Command;
+use imap_codec::imap_types::core::Tag;
+use pushmail_core::mailbox::MAX_MESSAGES_PER_APPEND;
+
 /// Lists within lists, at most.
 const MAX_DEPTH: usize = 8;
 
@@ -196,9 +203,60 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// MULTIAPPEND (RFC 3502): an APPEND of several messages, each with its flags and date, as
+/// the one-message APPENDs imap-codec reads (the mailbox's bytes and each message's as sent,
+/// so every rule of the syntax is imap-codec's); `None` if it is not one. Read up to one more
+/// message than an APPEND may hold, so that a command of thousands costs no more.
+pub(crate) fn appends(
+    line: &Line<'_>,
+    message: &[u8],
+) -> Option<(Tag<'static>, Vec<Command<'static>>)> {
+    if line.name != "APPEND" {
+        return None;
+    }
+    let (mailbox, rest) = line.arguments.split_first()?;
+    let mut commands = Vec::new();
+    let mut start = 0;
+    for (at, item) in rest.iter().enumerate() {
+        if !matches!(item.token, Token::Literal { .. }) {
+            continue;
+        }
+        let parts = rest.get(start..=at)?;
+        // Before the message: at most a flag list and a date.
+        if parts.len() > 3 {
+            return None;
+        }
+        // More than one APPEND may hold: one more is enough for the refusal.
+        if commands.len() > MAX_MESSAGES_PER_APPEND {
+            break;
+        }
+        let bytes: usize = parts.iter().map(|p| p.span.len() + 1).sum();
+        let mut single = Vec::with_capacity(line.tag.len() + mailbox.span.len() + bytes + 16);
+        single.extend_from_slice(line.tag);
+        single.extend_from_slice(b" APPEND ");
+        single.extend_from_slice(message.get(mailbox.span.clone())?);
+        for part in parts {
+            single.push(b' ');
+            single.extend_from_slice(message.get(part.span.clone())?);
+        }
+        single.extend_from_slice(b"\r\n");
+        match CommandCodec::default().decode(&single) {
+            Ok(([], command)) => commands.push(command.into_static()),
+            _ => return None,
+        }
+        start = at + 1;
+    }
+    if (start != rest.len() && commands.len() <= MAX_MESSAGES_PER_APPEND) || commands.is_empty() {
+        return None;
+    }
+    let tag = commands.first()?.tag.clone();
+    Some((tag, commands))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imap_codec::imap_types::command::CommandBody;
 
     #[test]
     fn a_command_reads_as_a_tree_with_its_spans() {
@@ -243,6 +301,48 @@ mod tests {
                 .as_ref(),
             b"a \"b\\"
         );
+    }
+
+    #[test]
+    fn a_multiappend_is_one_append_per_message() {
+        let message = b"m1 APPEND \"My Drafts\" (\\Draft) {5}\r\nhello \"01-Jan-2020 10:00:00 +0000\" {3+}\r\nbye {2}\r\nhi\r\n";
+        let (tag, commands) = appends(&parse(message).unwrap(), message).unwrap();
+        assert_eq!(tag.as_ref(), "m1");
+        let bodies: Vec<_> = commands
+            .iter()
+            .map(|c| match &c.body {
+                CommandBody::Append {
+                    mailbox,
+                    flags,
+                    date,
+                    message,
+                } => (
+                    format!("{mailbox:?}"),
+                    flags.len(),
+                    date.is_some(),
+                    format!("{message:?}"),
+                ),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(bodies.len(), 3);
+        assert!(bodies.iter().all(|b| b.0.contains("My Drafts")));
+        assert_eq!((bodies[0].1, bodies[0].2), (1, false));
+        assert_eq!((bodies[1].1, bodies[1].2), (0, true));
+        assert!(bodies[2].3.contains("hi"));
+        for bad in [
+            &b"m2 APPEND x {2}\r\nhi (\\Seen)\r\n"[..],
+            b"m3 APPEND x (\\Seen) (\\Seen) \"01-Jan-2020 10:00:00 +0000\" {2}\r\nhi\r\n",
+            b"m4 APPEND x (\\Seen) notadate {2}\r\nhi\r\n",
+            b"m5 APPEND x\r\n",
+            b"m6 NOOP {2}\r\nhi\r\n",
+        ] {
+            assert!(
+                parse(bad).and_then(|line| appends(&line, bad)).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

@@ -20,6 +20,8 @@ use imap_codec::{
     AuthenticateDataCodec, CommandCodec, GreetingCodec, IdleDoneCodec, ResponseCodec,
 };
 use pushmail_listener::Connection;
+
+use crate::list_request::{ListRequest, Parsed};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The largest command, literals included, before login and for every command but APPEND;
@@ -42,6 +44,11 @@ pub enum Incoming {
     /// A SEARCH with ESEARCH's RETURN clause (which imap-codec does not read), and what it
     /// asked for.
     SearchReturning(Command<'static>, crate::esearch::Returns),
+    /// MULTIAPPEND (which imap-codec does not read): the command's tag and one APPEND per
+    /// message, in order.
+    MultiAppend(Tag<'static>, Vec<Command<'static>>),
+    /// LIST-EXTENDED's LIST (which imap-codec does not read).
+    List(Tag<'static>, Box<ListRequest>),
     /// Not a command this server can read: answer BAD (with the tag when there is one).
     Bad(Option<Tag<'static>>, &'static str),
     /// The peer sent more than the bounds allow in a way the framing cannot skip (a
@@ -84,7 +91,7 @@ pub struct Wire<S> {
     /// After login: the largest message APPEND may upload, and the places its account's
     /// uploads share (boxed: an idle session holds one pointer for it).
     appends: Option<Box<AppendGate>>,
-    /// The size of the APPEND literal taken in the message being read (0 if none): the
+    /// The size of the APPEND literals taken in the message being read (0 if none): the
     /// message may be that much over [`MAX_MESSAGE`].
     allowance: usize,
     /// A line over the bound is being thrown away up to its end; its tag, if it had one.
@@ -131,27 +138,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         }
     }
 
-    /// Whether a literal of `length` may come as APPEND's message: the command is an APPEND,
-    /// has no large literal yet, the literal is within the limit (exactly), and the account
-    /// has an upload place free.
+    /// Whether a literal of `length` may come as one of APPEND's messages: the command is an
+    /// APPEND, its messages' literals (MULTIAPPEND sends several) are within the message limit
+    /// together (exactly), and the account has an upload place free (one for the command).
     fn admit_append_literal(&mut self, length: usize) -> bool {
         let Some(gate) = &mut self.appends else {
             return false;
         };
-        if self.allowance > 0
-            || length > gate.bytes
+        if length > gate.bytes.saturating_sub(self.allowance)
             || !is_append(self.fragmentizer.message_bytes())
         {
             return false;
         }
-        let Some(place) = gate
-            .places
-            .enter(gate.account.clone(), APPENDS_IN_FLIGHT_PER_ACCOUNT)
-        else {
-            return false;
-        };
-        gate.held = Some(place);
-        self.allowance = length;
+        if gate.held.is_none() {
+            let Some(place) = gate
+                .places
+                .enter(gate.account.clone(), APPENDS_IN_FLIGHT_PER_ACCOUNT)
+            else {
+                return false;
+            };
+            gate.held = Some(place);
+        }
+        self.allowance += length;
         true
     }
 
@@ -281,11 +289,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                     }
                 }
             }
-            Err(_) => {
-                let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
-                Ok(Incoming::Bad(tag, "Syntax error"))
+            Err(_) => Ok(self.extended()),
+        }
+    }
+
+    /// A command imap-codec cannot read, read with the generic syntax if it is one of the
+    /// extensions' (`syntax.rs`), else BAD.
+    fn extended(&self) -> Incoming {
+        let message = self.fragmentizer.message_bytes();
+        if let Some(line) = crate::syntax::parse(message) {
+            if let Some(parsed) = ListRequest::extended(&line) {
+                return match parsed {
+                    Parsed::List(tag, request) => Incoming::List(tag, Box::new(request)),
+                    Parsed::Bad(tag, why) => Incoming::Bad(Some(tag), why),
+                };
+            }
+            if let Some((tag, appends)) = crate::syntax::appends(&line, message) {
+                return Incoming::MultiAppend(tag, appends);
             }
         }
+        let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
+        Incoming::Bad(tag, "Syntax error")
     }
 
     /// During AUTHENTICATE: the client's response, `None` if it cancelled (`*`) or sent

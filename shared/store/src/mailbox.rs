@@ -226,14 +226,19 @@ pub trait MailboxStore: Send + Sync {
         uids: &[u32],
         only_deleted: bool,
     ) -> StoreResult<Vec<u32>>;
-    /// Removes an empty folder; `NotEmpty` while it holds a message.
+    /// Removes an empty folder; `NotEmpty` while it holds a message. A subscribed folder's
+    /// subscription stays, in the same write ([`subscriptions_without_folder`](Self::subscriptions_without_folder)).
     async fn remove_empty_folder(
         &self,
         account: &Address,
         name: &FolderName,
     ) -> StoreResult<FolderChange>;
+    /// Subscribed names whose folder was deleted while subscribed and not created again: a
+    /// subscription outlives its folder (RFC 3501 §6.3.6), until UNSUBSCRIBE.
+    async fn subscriptions_without_folder(&self, account: &Address)
+    -> StoreResult<Vec<FolderName>>;
     /// Marks a folder subscribed or not (IMAP SUBSCRIBE/UNSUBSCRIBE); false if there is no
-    /// such folder.
+    /// such folder (and, unsubscribing, no subscription left by a deleted one, which goes).
     async fn set_subscribed(
         &self,
         account: &Address,

@@ -5,9 +5,9 @@
 //! read. Bodies are deleted from S3 once the transaction stands.
 
 use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::{Folder, MessageMeta};
+use pushmail_core::mailbox::{Folder, MAX_KEPT_SUBSCRIPTIONS, MessageMeta};
 
-use super::mailbox::{folder_sk, message_sk};
+use super::mailbox::{SUBSCRIPTION_PREFIX, folder_sk, message_sk, subscription_sk};
 use super::*;
 use crate::mailbox::{ChangeKind, FolderChange};
 
@@ -126,31 +126,106 @@ impl DynamoStore {
         .await
     }
 
+    /// Deletes the folder if empty and, in the same transaction, keeps its subscription as it
+    /// was read (the delete conditioned on it) or lets a stale kept one go.
     pub(super) async fn remove_folder_if_empty(
         &self,
         account: &Address,
         name: &FolderName,
     ) -> StoreResult<FolderChange> {
+        let pk = account_pk(account);
+        contended("a folder being deleted", || async {
+            let Some(folder) = self.folder(account, name).await? else {
+                return Ok(Attempt::Done(FolderChange::NoSuchFolder));
+            };
+            if folder.messages > 0 {
+                return Ok(Attempt::Done(FolderChange::NotEmpty));
+            }
+            let keep = folder.subscribed
+                && self.kept_subscriptions(account).await?.len() < MAX_KEPT_SUBSCRIPTIONS;
+            // A folder written before subscriptions were kept has no flag: subscribed.
+            let unchanged = match folder.subscribed {
+                true => "(attribute_not_exists(subscribed) OR subscribed = :subscribed)",
+                false => "subscribed = :subscribed",
+            };
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s(folder_sk(name)))
+                .condition_expression(format!(
+                    "attribute_exists(pk) AND messages = :zero AND {unchanged}"
+                ))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(
+                    ":subscribed",
+                    AttributeValue::Bool(folder.subscribed),
+                );
+            let kept = match keep {
+                true => put_write(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .item("pk", s(&pk))
+                        .item("sk", s(subscription_sk(name))),
+                )?,
+                false => delete_write(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(&pk))
+                        .key("sk", s(subscription_sk(name))),
+                )?,
+            };
+            Ok(
+                match self.transact(vec![delete_write(delete)?, kept]).await? {
+                    true => Attempt::Done(FolderChange::Done),
+                    false => Attempt::Raced,
+                },
+            )
+        })
+        .await
+    }
+
+    /// Names whose subscription was kept when their folder was deleted (some may have a
+    /// folder again).
+    async fn kept_subscriptions(&self, account: &Address) -> StoreResult<Vec<FolderName>> {
+        let items = self
+            .query_partition(account_pk(account), Some(SUBSCRIPTION_PREFIX), false)
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| get_s(item, "sk").ok())
+            .filter_map(|sk| sk.strip_prefix(SUBSCRIPTION_PREFIX))
+            .filter_map(|name| FolderName::parse(name).ok())
+            .collect())
+    }
+
+    pub(super) async fn subscriptions_without_folder_of(
+        &self,
+        account: &Address,
+    ) -> StoreResult<Vec<FolderName>> {
+        let kept = self.kept_subscriptions(account).await?;
+        if kept.is_empty() {
+            return Ok(kept);
+        }
+        let folders = self.folders(account).await?;
+        Ok(kept
+            .into_iter()
+            .filter(|name| !folders.iter().any(|f| f.name == *name))
+            .collect())
+    }
+
+    /// UNSUBSCRIBE of a name with no folder: its kept subscription goes, if it had one.
+    async fn forget_subscription(&self, account: &Address, name: &FolderName) -> StoreResult<bool> {
         let deleted = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key("pk", s(account_pk(account)))
-            .key("sk", s(folder_sk(name)))
-            .condition_expression("attribute_exists(pk) AND messages = :zero")
-            .expression_attribute_values(":zero", n(0))
+            .key("sk", s(subscription_sk(name)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
-            .await;
-        match deleted {
-            Ok(_) => Ok(FolderChange::Done),
-            Err(error) if condition_failed(&error) => {
-                Ok(match self.folder(account, name).await? {
-                    Some(_) => FolderChange::NotEmpty,
-                    None => FolderChange::NoSuchFolder,
-                })
-            }
-            Err(error) => Err(backend(error)),
-        }
+            .await
+            .map_err(backend)?;
+        Ok(deleted.attributes.is_some_and(|old| !old.is_empty()))
     }
 
     pub(super) async fn subscribe(
@@ -172,6 +247,9 @@ impl DynamoStore {
             .await;
         match updated {
             Ok(_) => Ok(true),
+            Err(error) if condition_failed(&error) && !subscribed => {
+                self.forget_subscription(account, name).await
+            }
             Err(error) if condition_failed(&error) => Ok(false),
             Err(error) => Err(backend(error)),
         }

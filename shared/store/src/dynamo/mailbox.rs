@@ -15,6 +15,13 @@ pub(super) fn folder_sk(name: &FolderName) -> String {
     format!("FOLDER#{name}")
 }
 
+/// A subscription kept when its folder was deleted.
+pub(super) const SUBSCRIPTION_PREFIX: &str = "SUBSCRIPTION#";
+
+pub(super) fn subscription_sk(name: &FolderName) -> String {
+    format!("{SUBSCRIPTION_PREFIX}{name}")
+}
+
 /// U+0001 ends the folder's name: no folder name contains a control character, so one
 /// folder's messages never sort among another's (`a` and `a#b`, say).
 pub(super) fn message_sk(name: &FolderName, uid: u32) -> String {
@@ -333,6 +340,13 @@ impl crate::MailboxStore for DynamoStore {
         name: &FolderName,
     ) -> StoreResult<FolderChange> {
         self.remove_folder_if_empty(account, name).await
+    }
+
+    async fn subscriptions_without_folder(
+        &self,
+        account: &Address,
+    ) -> StoreResult<Vec<FolderName>> {
+        self.subscriptions_without_folder_of(account).await
     }
 
     async fn set_subscribed(

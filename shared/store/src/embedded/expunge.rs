@@ -2,7 +2,7 @@
 //! write transaction.
 
 use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::{Folder, MessageMeta};
+use pushmail_core::mailbox::{Folder, MAX_KEPT_SUBSCRIPTIONS, MessageMeta};
 
 use super::mailbox::*;
 use super::*;
@@ -71,6 +71,7 @@ impl EmbeddedStore {
         name: &FolderName,
     ) -> StoreResult<FolderChange> {
         let k = folder_key(account, name);
+        let account = account.clone();
         self.write(move |txn| {
             let mut folders = txn.open_table(FOLDERS)?;
             let Some(folder) = get::<Folder>(&folders, &k)? else {
@@ -80,6 +81,15 @@ impl EmbeddedStore {
                 return Ok(FolderChange::NotEmpty);
             }
             folders.remove(k.as_str())?;
+            let mut kept = txn.open_table(SUBSCRIPTIONS)?;
+            let prefix = key(&[account.as_str(), ""]);
+            if folder.subscribed
+                && scan(&kept, &prefix, None, false)?.len() < MAX_KEPT_SUBSCRIPTIONS
+            {
+                kept.insert(k.as_str(), "")?;
+            } else {
+                kept.remove(k.as_str())?;
+            }
             Ok(FolderChange::Done)
         })
         .await
@@ -95,7 +105,10 @@ impl EmbeddedStore {
         self.write(move |txn| {
             let mut folders = txn.open_table(FOLDERS)?;
             let Some(mut folder) = get::<Folder>(&folders, &k)? else {
-                return Ok(false);
+                // No folder: only a kept subscription can be let go.
+                let kept =
+                    !subscribed && txn.open_table(SUBSCRIPTIONS)?.remove(k.as_str())?.is_some();
+                return Ok(kept);
             };
             folder.subscribed = subscribed;
             folders.insert(k.as_str(), encode(&folder)?.as_str())?;

@@ -22,6 +22,8 @@ pub(super) const BODIES: TableDefinition<'static, &'static str, &'static [u8]> =
 pub(super) const ACCOUNT_STATE: Records = TableDefinition::new("mail_account_state");
 /// `<account> SEP <counter, 20 digits>` → change.
 pub(super) const CHANGES: Records = TableDefinition::new("mail_changes");
+/// `<account> SEP <folder>` → "": a subscription kept when its folder was deleted.
+pub(super) const SUBSCRIPTIONS: Records = TableDefinition::new("mail_subscriptions");
 /// `<account>` → the highest UIDVALIDITY its address ever gave a folder. Kept when the account
 /// is deleted: a number, nobody's data, and what keeps a new owner's folders from reusing one.
 pub(super) const UID_VALIDITY_FLOORS: Records = TableDefinition::new("mail_uid_validity_floors");
@@ -30,6 +32,7 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> TxResult<()> {
     for table in [
         FOLDERS,
         MESSAGES,
+        SUBSCRIPTIONS,
         ACCOUNT_STATE,
         CHANGES,
         UID_VALIDITY_FLOORS,
@@ -82,11 +85,11 @@ pub(super) fn remove_prefixed<V: redb::Value + 'static>(
     Ok(())
 }
 
-/// Everything an account's mailbox holds (folders, messages, bodies, the change log, its
-/// state), in the caller's transaction: an account's deletion, or a new account at an address.
+/// Everything an account's mailbox holds (folders, messages, bodies, the change log, kept
+/// subscriptions, its state), in the caller's transaction: an account's deletion, or a new account at an address.
 pub(super) fn purge_mailbox(txn: &WriteTransaction, account: &Address) -> TxResult<()> {
     let prefix = key(&[account.as_str(), ""]);
-    for table in [FOLDERS, MESSAGES, CHANGES] {
+    for table in [FOLDERS, MESSAGES, CHANGES, SUBSCRIPTIONS] {
         remove_prefixed(&mut txn.open_table(table)?, &prefix)?;
     }
     remove_prefixed(&mut txn.open_table(BODIES)?, &prefix)?;
@@ -216,6 +219,28 @@ impl crate::MailboxStore for EmbeddedStore {
         name: &FolderName,
     ) -> StoreResult<FolderChange> {
         self.remove_folder(account, name).await
+    }
+
+    async fn subscriptions_without_folder(
+        &self,
+        account: &Address,
+    ) -> StoreResult<Vec<FolderName>> {
+        let prefix = key(&[account.as_str(), ""]);
+        self.read(move |txn| {
+            let folders = txn.open_table(FOLDERS)?;
+            let mut names = Vec::new();
+            for (key, _) in scan(&txn.open_table(SUBSCRIPTIONS)?, &prefix, None, false)? {
+                if folders.get(key.as_str())?.is_some() {
+                    continue;
+                }
+                let name = key.strip_prefix(&prefix).unwrap_or_default();
+                if let Ok(name) = FolderName::parse(name) {
+                    names.push(name);
+                }
+            }
+            Ok(names)
+        })
+        .await
     }
 
     async fn set_subscribed(
