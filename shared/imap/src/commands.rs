@@ -45,8 +45,11 @@ impl Imap {
                 | CommandBody::Expunge
                 | CommandBody::ExpungeUid { .. }
                 | CommandBody::Close
+                | CommandBody::Create { .. }
                 | CommandBody::Delete { .. }
                 | CommandBody::Rename { .. }
+                | CommandBody::Subscribe { .. }
+                | CommandBody::Unsubscribe { .. }
         );
         let next = self
             .dispatch(wire, session, account, selected, tag, body)
@@ -72,6 +75,22 @@ impl Imap {
         self.multi_append(wire, session, &account, tag, appends)
             .await?;
         self.hints.changed(&account);
+        Ok(Next::Continue)
+    }
+
+    /// NOTIFY, which imap-codec does not read.
+    pub(crate) async fn notifying<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &mut Session,
+        tag: Tag<'static>,
+        request: crate::notify::NotifyRequest,
+    ) -> Result<Next> {
+        let Some(account) = session.user.clone() else {
+            no_or_bad(wire, tag, StatusKind::Bad, "Log in first").await?;
+            return Ok(Next::Continue);
+        };
+        self.notify(wire, session, &account, tag, request).await?;
         Ok(Next::Continue)
     }
 
@@ -103,6 +122,7 @@ impl Imap {
         match body {
             CommandBody::Noop | CommandBody::Check => {
                 self.report_changes(wire, session, Expunges::Report).await?;
+                self.tell_watched(wire, session).await?;
                 ok(wire, tag, "Done").await?;
             }
             CommandBody::List {

@@ -83,7 +83,8 @@ impl Imap {
                         bye(wire, "Account removed or changed; log in again").await?;
                         return Ok(Next::Logout);
                     }
-                    Box::pin(self.report_changes(wire, session, Expunges::Report)).await?
+                    Box::pin(self.report_changes(wire, session, Expunges::Report)).await?;
+                    Box::pin(self.tell_watched(wire, session)).await?;
                 }
                 Wake::Keepalive => {
                     keepalive = Instant::now() + self.settings.keepalive;

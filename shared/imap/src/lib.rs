@@ -1,5 +1,5 @@
 //! pushmail's IMAP listener (RFC 3501 with IDLE, UIDPLUS, MOVE, CONDSTORE, QRESYNC, COMPRESS,
-//! MULTIAPPEND, LIST-EXTENDED, LIST-STATUS, ESEARCH, SORT, THREAD, BINARY, SPECIAL-USE, CHILDREN, NAMESPACE, ID, ENABLE, LITERAL+, UNSELECT). Syntax
+//! MULTIAPPEND, LIST-EXTENDED, LIST-STATUS, NOTIFY, ESEARCH, SORT, THREAD, BINARY, SPECIAL-USE, CHILDREN, NAMESPACE, ID, ENABLE, LITERAL+, UNSELECT). Syntax
 //! apart from the session: `wire` frames and decodes with imap-codec and `utf7` converts folder
 //! names; `state` holds the listener's and a session's types, `reply` the replies, `view` the
 //! selected folder as a session sees it; `session` is the state machine with LOGIN and
@@ -22,6 +22,7 @@ mod list_request;
 mod login;
 mod mailboxes;
 mod mime;
+mod notify;
 mod qresync;
 mod recent;
 mod reply;
@@ -37,6 +38,7 @@ mod thread;
 mod uids;
 mod utf7;
 mod view;
+mod watch;
 mod wire;
 
 pub use state::{Imap, ImapSettings};

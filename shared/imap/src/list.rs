@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use imap_codec::ResponseCodec;
 use imap_codec::encode::Encoder;
 
-use imap_codec::imap_types::core::{AString, Atom, QuotedChar, Tag};
+use imap_codec::imap_types::core::{Atom, QuotedChar, Tag};
 use imap_codec::imap_types::flag::FlagNameAttribute;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{Data, Response, StatusKind};
@@ -22,30 +22,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::list_request::ListRequest;
 use crate::reply::{Result, io, no_or_bad, ok};
 use crate::state::{Imap, Session};
-use crate::utf7;
+use crate::utf7::{folder_name, mailbox_name};
 use crate::wire::Wire;
-
-/// The IMAP name of a folder.
-pub(crate) fn mailbox_name(name: &FolderName) -> Mailbox<'static> {
-    if name.is_inbox() {
-        return Mailbox::Inbox;
-    }
-    AString::try_from(utf7::encode(name.as_str()))
-        .map(Mailbox::from)
-        .unwrap_or(Mailbox::Inbox)
-}
-
-/// A folder name from IMAP's, if it is one pushmail accepts. A trailing delimiter is dropped
-/// (RFC 3501 §6.3.3: CREATE `a/` creates `a`).
-pub(crate) fn folder_name(mailbox: &Mailbox<'_>) -> Option<FolderName> {
-    match mailbox {
-        Mailbox::Inbox => Some(FolderName::inbox()),
-        Mailbox::Other(other) => {
-            let name = utf7::decode(other.as_ref())?;
-            FolderName::parse(name.strip_suffix(DELIMITER).unwrap_or(&name)).ok()
-        }
-    }
-}
 
 fn attributes(folder: &Folder, all: &[Folder]) -> Vec<FlagNameAttribute<'static>> {
     let prefix = format!("{}{DELIMITER}", folder.name);

@@ -10,9 +10,9 @@ use pushmail_core::types::{Address, now};
 use pushmail_store::FolderChange;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::list::folder_name;
 use crate::reply::{Result, io, no_or_bad, ok};
 use crate::state::{Imap, Session};
+use crate::utf7::folder_name;
 use crate::wire::Wire;
 
 impl Imap {

@@ -10,6 +10,7 @@ use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
+use imap_codec::imap_types::sequence::SequenceSet;
 use pushmail_core::mailbox::Folder;
 use pushmail_core::types::Address;
 use pushmail_store::{ChangeKind, MessagePages};
@@ -269,6 +270,7 @@ impl Imap {
                     .await?;
             }
         }
+        let new_uids: Vec<u32> = added.iter().copied().collect();
         if let Some(&newest) = added.last() {
             for uid in added {
                 selected.uids.push(uid);
@@ -286,6 +288,18 @@ impl Imap {
             }
             let recent = selected.recent.count_in(&selected.uids);
             wire.send(&Response::Data(Data::Recent(recent))).await?;
+        }
+        // NOTIFY's MessageNew with FETCH items: the new messages' items after EXISTS.
+        let fetch = session
+            .watch
+            .as_ref()
+            .and_then(|watch| watch.selected_fetch())
+            .and_then(|group| group.events.fetch.clone());
+        if let Some(names) = fetch
+            && !new_uids.is_empty()
+            && let Ok(set) = SequenceSet::try_from(uid_set(&new_uids).as_str())
+        {
+            Box::pin(self.fetch(wire, session, &account, &set, names, true, None)).await?;
         }
         Ok(())
     }

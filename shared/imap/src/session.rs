@@ -23,6 +23,7 @@ use tracing::info;
 
 use crate::reply::{Result, bye, named, no_or_bad, ok, send_status};
 use crate::state::{Imap, ImapSettings, Next, Session};
+use crate::watch::Watched;
 use crate::wire::{Incoming, Wire};
 
 /// What the wait for a command brought: a command or not, `Err` if nothing came in time
@@ -126,6 +127,7 @@ impl Imap {
                 named("MULTIAPPEND"),
                 named("LIST-EXTENDED"),
                 named("LIST-STATUS"),
+                named("NOTIFY"),
                 Capability::Sort(None),
                 Capability::Sort(Some(SortAlgorithm::Display)),
                 Capability::Thread(ThreadingAlgorithm::OrderedSubject),
@@ -167,6 +169,7 @@ impl Imap {
             identity: None,
             login_by: tokio::time::Instant::now() + self.settings.login_timeout,
             search_return: None,
+            watch: None,
         };
         // Boxed, as every step but the wait between commands: see `commands`.
         let capabilities = self.capabilities(&session);
@@ -224,6 +227,11 @@ impl Imap {
                     .login_by
                     .saturating_duration_since(tokio::time::Instant::now())
             };
+            if session.watch.is_some()
+                && let Watched::Ended(next) = Box::pin(self.watching(wire, session, limit)).await?
+            {
+                return Ok(next);
+            }
             let selected = session.selected.is_some();
             let next = match Box::pin(self.next_command(wire, limit, selected)).await {
                 Waited::Idle(tag) => Box::pin(self.idle(wire, session, tag)).await?,
@@ -278,6 +286,17 @@ impl Imap {
             }
         };
         let (command, returns) = match incoming {
+            Incoming::Notify(tag, request) => {
+                if !Box::pin(self.still_the_same_account(session)).await {
+                    Box::pin(bye(wire, "Account removed or changed; log in again")).await?;
+                    return Ok(Next::Logout);
+                }
+                return Box::pin(self.notifying(wire, session, tag, *request)).await;
+            }
+            Incoming::BadEvent(tag) => {
+                Box::pin(self.bad_event(wire, tag)).await?;
+                return Ok(Next::Continue);
+            }
             Incoming::List(tag, request) => {
                 if !Box::pin(self.still_the_same_account(session)).await {
                     Box::pin(bye(wire, "Account removed or changed; log in again")).await?;

@@ -107,6 +107,8 @@ pub(crate) struct Session {
     /// Before login, the session ends at this time however busy it keeps (`login_timeout` is
     /// one total, not a wait per command).
     pub login_by: tokio::time::Instant,
+    /// What NOTIFY asked to be told of (boxed: most sessions never ask).
+    pub watch: Option<Box<crate::notify::Watch>>,
     /// ESEARCH's RETURN options of the SEARCH being answered; only while it runs.
     pub search_return: Option<crate::esearch::Returns>,
 }

@@ -115,12 +115,22 @@ impl<'a> Reader<'a> {
         self.rest().starts_with(b" ").then(|| self.at += 1)
     }
 
-    /// Characters up to the next special one; at least one.
+    /// Characters up to the next special one; at least one. Within `[…]` (a FETCH item's
+    /// section, `BODY[HEADER.FIELDS (SUBJECT)]`) spaces and parentheses are the word's.
     fn word(&mut self) -> Option<&'a [u8]> {
         let rest = self.rest();
+        let mut depth = 0usize;
         let length = rest
             .iter()
-            .position(|&b| matches!(b, b' ' | b'(' | b')' | b'{' | b'"') || b.is_ascii_control())
+            .position(|&b| {
+                match b {
+                    b'[' => depth += 1,
+                    b']' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+                b.is_ascii_control()
+                    || (depth == 0 && matches!(b, b' ' | b'(' | b')' | b'{' | b'"'))
+            })
             .unwrap_or(rest.len());
         if length == 0 {
             return None;
@@ -294,6 +304,11 @@ mod tests {
         assert_eq!(line.arguments.len(), 3);
         let line = parse(b"n NOTIFY SET (selected (MessageNew (UID)))\r\n").unwrap();
         assert_eq!(line.arguments[1].list().unwrap().len(), 2);
+        let line =
+            parse(b"f X (UID BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)]<0.10> FLAGS)\r\n").unwrap();
+        let items = line.arguments[0].list().unwrap();
+        assert_eq!(items.len(), 3);
+        assert!(items[1].is("BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)]<0.10>"));
         assert_eq!(
             parse(b"q LIST \"a \\\"b\\\\\" x\r\n").unwrap().arguments[0]
                 .string()

@@ -1,10 +1,14 @@
 //! IMAP's modified UTF-7 for folder names (RFC 3501 §5.1.3): printable ASCII stands for itself
 //! (`&` as `&-`), anything else is `&` + UTF-16BE in base64 with `,` for `/` + `-`. Folder
-//! names are kept as UTF-8 and converted at the wire.
+//! names are kept as UTF-8 and converted at the wire, here, both ways (`mailbox_name`,
+//! `folder_name`).
 
 use base64::Engine;
 use base64::alphabet::Alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, NO_PAD};
+use imap_codec::imap_types::core::AString;
+use imap_codec::imap_types::mailbox::Mailbox;
+use pushmail_core::folder::{DELIMITER, FolderName};
 
 fn engine() -> GeneralPurpose {
     let alphabet =
@@ -76,6 +80,28 @@ pub fn decode(wire: &[u8]) -> Option<String> {
     }
     out.push_str(rest);
     Some(out)
+}
+
+/// The IMAP name of a folder.
+pub(crate) fn mailbox_name(name: &FolderName) -> Mailbox<'static> {
+    if name.is_inbox() {
+        return Mailbox::Inbox;
+    }
+    AString::try_from(encode(name.as_str()))
+        .map(Mailbox::from)
+        .unwrap_or(Mailbox::Inbox)
+}
+
+/// A folder name from IMAP's, if it is one pushmail accepts. A trailing delimiter is dropped
+/// (RFC 3501 §6.3.3: CREATE `a/` creates `a`).
+pub(crate) fn folder_name(mailbox: &Mailbox<'_>) -> Option<FolderName> {
+    match mailbox {
+        Mailbox::Inbox => Some(FolderName::inbox()),
+        Mailbox::Other(other) => {
+            let name = decode(other.as_ref())?;
+            FolderName::parse(name.strip_suffix(DELIMITER).unwrap_or(&name)).ok()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use imap_codec::{
 use pushmail_listener::Connection;
 
 use crate::list_request::{ListRequest, Parsed};
+use crate::notify::{NotifyRequest, Refused};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The largest command, literals included, before login and for every command but APPEND;
@@ -49,6 +50,10 @@ pub enum Incoming {
     MultiAppend(Tag<'static>, Vec<Command<'static>>),
     /// LIST-EXTENDED's LIST (which imap-codec does not read).
     List(Tag<'static>, Box<ListRequest>),
+    /// NOTIFY (which imap-codec does not read).
+    Notify(Tag<'static>, Box<NotifyRequest>),
+    /// NOTIFY naming an event this server does not tell of: `NO [BADEVENT …]`.
+    BadEvent(Tag<'static>),
     /// Not a command this server can read: answer BAD (with the tag when there is one).
     Bad(Option<Tag<'static>>, &'static str),
     /// The peer sent more than the bounds allow in a way the framing cannot skip (a
@@ -96,6 +101,9 @@ pub struct Wire<S> {
     allowance: usize,
     /// A line over the bound is being thrown away up to its end; its tag, if it had one.
     discarding: Option<Option<Tag<'static>>>,
+    /// A fragment the framing found while `waiting_for_command` looked (a pipelined command):
+    /// the next read takes it first.
+    primed: Option<FragmentInfo>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
@@ -106,6 +114,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             appends: None,
             allowance: 0,
             discarding: None,
+            primed: None,
         }
     }
 
@@ -170,6 +179,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             connection: self.connection.deflate(),
             fragmentizer: Fragmentizer::without_max_message_size(),
             discarding: None,
+            primed: None,
             ..self
         }
     }
@@ -191,7 +201,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         // it, not only while its bytes came in.
         self.message_done();
         loop {
-            let Some(fragment) = self.fragmentizer.progress() else {
+            let Some(fragment) = self.primed.take().or_else(|| self.fragmentizer.progress()) else {
                 if self.fragmentizer.message_bytes().len() > self.limit() {
                     if self.discarding.is_none() {
                         let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
@@ -266,6 +276,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         }
     }
 
+    /// Whether the peer has sent nothing of a next command yet (no pipelined command waits,
+    /// no part of one): then [`fill`](Self::fill) may wait for it alongside something else.
+    pub fn waiting_for_command(&mut self) -> bool {
+        if self.primed.is_some() || self.discarding.is_some() {
+            return false;
+        }
+        match self.fragmentizer.progress() {
+            Some(fragment) => {
+                self.primed = Some(fragment);
+                false
+            }
+            None => self.fragmentizer.message_bytes().is_empty(),
+        }
+    }
+
+    /// Waits for bytes of the next command and takes them into the framing (0: the peer
+    /// closed). Cancel-safe: a wait given up loses nothing. Only when
+    /// [`waiting_for_command`](Self::waiting_for_command).
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        self.read_more().await
+    }
+
     pub async fn next_command(&mut self) -> io::Result<Incoming> {
         match self.next_message().await? {
             Framed::Closed => return Ok(Incoming::Closed),
@@ -306,6 +338,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             }
             if let Some((tag, appends)) = crate::syntax::appends(&line, message) {
                 return Incoming::MultiAppend(tag, appends);
+            }
+            if let Some((tag, request)) = NotifyRequest::read(&line) {
+                return match request {
+                    Ok(request) => Incoming::Notify(tag, Box::new(request)),
+                    Err(Refused::Bad(why)) => Incoming::Bad(Some(tag), why),
+                    Err(Refused::BadEvent) => Incoming::BadEvent(tag),
+                };
             }
         }
         let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
