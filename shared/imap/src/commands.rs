@@ -13,7 +13,7 @@ use crate::append::Upload;
 use crate::list_request::ListRequest;
 use crate::reply::{Result, no_or_bad, ok, tagged_raw};
 use crate::select::Opening;
-use crate::state::{Imap, Next, Session};
+use crate::state::{Imap, Needs, Next, Session};
 use crate::store::Stored;
 use crate::uids::uid_set;
 use crate::view::Expunges;
@@ -27,12 +27,11 @@ impl Imap {
         tag: Tag<'static>,
         body: CommandBody<'static>,
     ) -> Result<Next> {
+        // `Session::refusal` let only a logged-in session's command through.
         let Some(account) = session.user.clone() else {
-            no_or_bad(wire, tag, StatusKind::Bad, "Log in first").await?;
-            return Ok(Next::Continue);
+            return Ok(Next::Logout);
         };
         let account = &account;
-        let selected = session.selected.is_some();
         // Commands that may change messages: other sessions (here, and in other processes
         // through the bridge) are hinted to look. (A FETCH that marks a message read hints
         // on its own.)
@@ -51,9 +50,7 @@ impl Imap {
                 | CommandBody::Subscribe { .. }
                 | CommandBody::Unsubscribe { .. }
         );
-        let next = self
-            .dispatch(wire, session, account, selected, tag, body)
-            .await?;
+        let next = self.dispatch(wire, session, account, tag, body).await?;
         if writes {
             self.hints.changed(account);
         }
@@ -69,7 +66,10 @@ impl Imap {
         appends: Vec<imap_codec::imap_types::command::Command<'static>>,
     ) -> Result<Next> {
         let Some(account) = session.user.clone() else {
-            no_or_bad(wire, tag, StatusKind::Bad, "Log in first").await?;
+            let why = session
+                .refusal(Needs::Authenticated)
+                .unwrap_or("Log in first");
+            no_or_bad(wire, tag, StatusKind::Bad, why).await?;
             return Ok(Next::Continue);
         };
         self.multi_append(wire, session, &account, tag, appends)
@@ -87,7 +87,10 @@ impl Imap {
         request: crate::notify::NotifyRequest,
     ) -> Result<Next> {
         let Some(account) = session.user.clone() else {
-            no_or_bad(wire, tag, StatusKind::Bad, "Log in first").await?;
+            let why = session
+                .refusal(Needs::Authenticated)
+                .unwrap_or("Log in first");
+            no_or_bad(wire, tag, StatusKind::Bad, why).await?;
             return Ok(Next::Continue);
         };
         self.notify(wire, session, &account, tag, request).await?;
@@ -103,7 +106,10 @@ impl Imap {
         request: &ListRequest,
     ) -> Result<Next> {
         let Some(account) = session.user.clone() else {
-            no_or_bad(wire, tag, StatusKind::Bad, "Log in first").await?;
+            let why = session
+                .refusal(Needs::Authenticated)
+                .unwrap_or("Log in first");
+            no_or_bad(wire, tag, StatusKind::Bad, why).await?;
             return Ok(Next::Continue);
         };
         self.list(wire, session, &account, tag, request).await?;
@@ -115,7 +121,6 @@ impl Imap {
         wire: &mut Wire<S>,
         session: &mut Session,
         account: &Address,
-        selected: bool,
         tag: Tag<'static>,
         body: CommandBody<'static>,
     ) -> Result<Next> {
@@ -223,17 +228,17 @@ impl Imap {
                     no_or_bad(wire, tag, StatusKind::No, text).await?;
                 }
             }
-            CommandBody::Close if selected => {
+            CommandBody::Close => {
                 self.close_folder(wire, session, account, tag).await?;
             }
-            CommandBody::Unselect if selected => {
+            CommandBody::Unselect => {
                 session.selected = None;
                 ok(wire, tag, "UNSELECT done").await?;
             }
-            CommandBody::Expunge if selected => {
+            CommandBody::Expunge => {
                 self.expunge(wire, session, account, tag, None).await?;
             }
-            CommandBody::ExpungeUid { sequence_set } if selected => {
+            CommandBody::ExpungeUid { sequence_set } => {
                 self.expunge(wire, session, account, tag, Some(&sequence_set))
                     .await?;
             }
@@ -242,7 +247,7 @@ impl Imap {
                 macro_or_item_names,
                 uid,
                 modifiers,
-            } if selected => {
+            } => {
                 let changed_since = modifiers.iter().find_map(|m| match m {
                     FetchModifier::ChangedSince(since) => Some(since.get()),
                     FetchModifier::Vanished => None,
@@ -277,7 +282,7 @@ impl Imap {
                 flags,
                 uid,
                 modifiers,
-            } if selected => {
+            } => {
                 let unchanged_since = modifiers
                     .iter()
                     .map(|StoreModifier::UnchangedSince(since)| *since)
@@ -316,7 +321,7 @@ impl Imap {
                     }
                 }
             }
-            CommandBody::Search { criteria, uid, .. } if selected => {
+            CommandBody::Search { criteria, uid, .. } => {
                 if criteria.as_ref().iter().any(crate::search::uses_modseq) {
                     self.enable_condstore(wire, session).await?;
                 }
@@ -328,7 +333,7 @@ impl Imap {
                 charset,
                 search_criteria,
                 uid,
-            } if selected => {
+            } => {
                 self.sort(
                     wire,
                     session,
@@ -346,7 +351,7 @@ impl Imap {
                 charset,
                 search_criteria,
                 uid,
-            } if selected => {
+            } => {
                 self.thread(
                     wire,
                     session,
@@ -363,7 +368,7 @@ impl Imap {
                 sequence_set,
                 mailbox,
                 uid,
-            } if selected => {
+            } => {
                 self.copy(
                     wire,
                     session,
@@ -380,7 +385,7 @@ impl Imap {
                 sequence_set,
                 mailbox,
                 uid,
-            } if selected => {
+            } => {
                 self.copy(
                     wire,
                     session,
@@ -393,22 +398,8 @@ impl Imap {
                 )
                 .await?;
             }
-            CommandBody::Idle if selected => {
+            CommandBody::Idle => {
                 return self.idle(wire, session, tag).await;
-            }
-            CommandBody::Close
-            | CommandBody::Unselect
-            | CommandBody::Expunge
-            | CommandBody::ExpungeUid { .. }
-            | CommandBody::Fetch { .. }
-            | CommandBody::Store { .. }
-            | CommandBody::Search { .. }
-            | CommandBody::Sort { .. }
-            | CommandBody::Thread { .. }
-            | CommandBody::Copy { .. }
-            | CommandBody::Move { .. }
-            | CommandBody::Idle => {
-                no_or_bad(wire, tag, StatusKind::Bad, "Select a folder first").await?;
             }
             _ => {
                 no_or_bad(

@@ -22,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
 use crate::reply::{Result, bye, named, no_or_bad, ok, send_status};
-use crate::state::{Imap, ImapSettings, Next, Session};
+use crate::state::{Imap, ImapSettings, Needs, Next, Session};
 use crate::watch::Watched;
 use crate::wire::{Incoming, Wire};
 
@@ -341,6 +341,10 @@ impl Imap {
         command: Command<'static>,
     ) -> Result<Next> {
         let tag = command.tag;
+        if let Some(why) = session.refusal(Needs::of(&command.body)) {
+            no_or_bad(wire, tag, StatusKind::Bad, why).await?;
+            return Ok(Next::Continue);
+        }
         match command.body {
             CommandBody::Capability => {
                 let data = Data::Capability(self.capabilities(session));
@@ -353,7 +357,7 @@ impl Imap {
                 return Ok(Next::Logout);
             }
             CommandBody::StartTLS => {
-                if session.tls || self.tls.is_none() || session.user.is_some() {
+                if session.tls || self.tls.is_none() {
                     no_or_bad(wire, tag, StatusKind::Bad, "STARTTLS is not available now").await?;
                 } else {
                     ok(wire, tag, "Begin TLS negotiation now").await?;
@@ -366,7 +370,7 @@ impl Imap {
             } => {
                 if mechanism != AuthMechanism::Plain {
                     no_or_bad(wire, tag, StatusKind::No, "Only AUTHENTICATE PLAIN").await?;
-                } else if !self.login_allowed(session) || session.user.is_some() {
+                } else if !self.login_allowed(session) {
                     // Checked before any exchange, as LOGIN is.
                     self.login(wire, session, tag, "", "").await?;
                 } else {
@@ -405,9 +409,6 @@ impl Imap {
             // Valid in every state (RFC 3501 §6.1): before login it has nothing to report.
             CommandBody::Noop if session.user.is_none() => {
                 ok(wire, tag, "NOOP done").await?;
-            }
-            _ if session.user.is_none() => {
-                no_or_bad(wire, tag, StatusKind::Bad, "Log in first").await?;
             }
             body => return self.authenticated(wire, session, tag, body).await,
         }

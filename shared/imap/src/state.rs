@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use imap_codec::imap_types::command::CommandBody;
 use pushmail_core::counts::{Counts, Place};
 use pushmail_core::folder::FolderName;
 use pushmail_core::hints::ChangeHints;
@@ -111,6 +112,80 @@ pub(crate) struct Session {
     pub watch: Option<Box<crate::notify::Watch>>,
     /// ESEARCH's RETURN options of the SEARCH being answered; only while it runs.
     pub search_return: Option<crate::esearch::Returns>,
+}
+
+/// The states of RFC 3501 §3 a session is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    NotAuthenticated,
+    Authenticated,
+    Selected,
+}
+
+/// The state a command may be given in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Needs {
+    /// CAPABILITY, NOOP, LOGOUT, ID.
+    AnyState,
+    /// STARTTLS, AUTHENTICATE, LOGIN.
+    NotAuthenticated,
+    /// Authenticated or selected (every other command, and those imap-codec cannot read:
+    /// MULTIAPPEND, LIST-EXTENDED, NOTIFY).
+    Authenticated,
+    /// The commands on the selected folder's messages.
+    Selected,
+}
+
+impl Needs {
+    /// Where each command may be given: the one place that says it.
+    pub fn of(body: &CommandBody<'_>) -> Self {
+        match body {
+            CommandBody::Capability
+            | CommandBody::Noop
+            | CommandBody::Logout
+            | CommandBody::Id { .. } => Self::AnyState,
+            CommandBody::StartTLS
+            | CommandBody::Authenticate { .. }
+            | CommandBody::Login { .. } => Self::NotAuthenticated,
+            CommandBody::Check
+            | CommandBody::Close
+            | CommandBody::Unselect
+            | CommandBody::Expunge
+            | CommandBody::ExpungeUid { .. }
+            | CommandBody::Fetch { .. }
+            | CommandBody::Store { .. }
+            | CommandBody::Search { .. }
+            | CommandBody::Sort { .. }
+            | CommandBody::Thread { .. }
+            | CommandBody::Copy { .. }
+            | CommandBody::Move { .. }
+            | CommandBody::Idle => Self::Selected,
+            _ => Self::Authenticated,
+        }
+    }
+}
+
+impl Session {
+    pub fn state(&self) -> State {
+        match (&self.user, &self.selected) {
+            (None, _) => State::NotAuthenticated,
+            (Some(_), None) => State::Authenticated,
+            (Some(_), Some(_)) => State::Selected,
+        }
+    }
+
+    /// Why a command that `needs` a state is refused (BAD) in this one, if it is.
+    pub fn refusal(&self, needs: Needs) -> Option<&'static str> {
+        match (self.state(), needs) {
+            (_, Needs::AnyState)
+            | (State::NotAuthenticated, Needs::NotAuthenticated)
+            | (State::Authenticated | State::Selected, Needs::Authenticated)
+            | (State::Selected, Needs::Selected) => None,
+            (State::NotAuthenticated, _) => Some("Log in first"),
+            (_, Needs::NotAuthenticated) => Some("Already logged in"),
+            (State::Authenticated, Needs::Selected) => Some("Select a folder first"),
+        }
+    }
 }
 
 pub(crate) enum Next {
