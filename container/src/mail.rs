@@ -82,6 +82,13 @@ pub struct MailOptions {
     /// smtpd).
     #[arg(long, env = "PUSHMAIL_SMTP_MAX_CONNECTIONS_PER_SOURCE", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub smtp_max_connections_per_source: u64,
+    /// Addresses or CIDR blocks (comma-separated) of a load balancer sending PROXY protocol
+    /// v2 (AWS's Network Load Balancer, with proxy protocol v2 on): connections to the SMTP and
+    /// IMAP listeners from these must start with the header, whose client address the
+    /// per-source limits, the logs and the sessions then use; from elsewhere none is read.
+    /// Off when unset.
+    #[arg(long, env = "PUSHMAIL_PROXY_PROTOCOL_FROM", value_parser = pushmail_listener::TrustedProxies::parse)]
+    pub proxy_protocol_from: Option<pushmail_listener::TrustedProxies>,
     /// MiB that the messages being received over SMTP (both roles, all sessions) may hold in
     /// memory at once; a message that finds it spent is answered 452 4.3.1 and sent again
     /// later by its sender.
@@ -149,6 +156,7 @@ impl MailOptions {
             max_connections: self.imap_max_connections as usize,
             max_connections_per_source: self.imap_max_connections_per_source as usize,
             session_timeout: IMAP_SESSION_LIFETIME,
+            proxies: self.proxy_protocol_from.clone().unwrap_or_default(),
         }
     }
 
@@ -157,6 +165,7 @@ impl MailOptions {
         pushmail_listener::Limits {
             max_connections: self.smtp_max_connections as usize,
             max_connections_per_source: self.smtp_max_connections_per_source as usize,
+            proxies: self.proxy_protocol_from.clone().unwrap_or_default(),
             ..pushmail_listener::Limits::default()
         }
     }

@@ -160,7 +160,7 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     let smtp = pushmail_listener::serve(
         smtp_listener,
         mail.inbound,
-        smtp_limits,
+        smtp_limits.clone(),
         shutdown.clone().requested(),
     );
     let submission = pushmail_listener::serve(
@@ -176,14 +176,15 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     let closing = (mail.imap.clone(), mail.imaps.clone());
     let imap_limits = options.mail.imap_limits();
     let imap_shutdown = shutdown.clone();
-    let imap = pushmail_listener::serve(imap_listener, mail.imap, imap_limits, async move {
-        imap_shutdown.requested().await;
-        // Idlers are told BYE now rather than cut off when the grace period ends.
-        closing.0.close();
-        if let Some(imaps) = &closing.1 {
-            imaps.close();
-        }
-    });
+    let imap =
+        pushmail_listener::serve(imap_listener, mail.imap, imap_limits.clone(), async move {
+            imap_shutdown.requested().await;
+            // Idlers are told BYE now rather than cut off when the grace period ends.
+            closing.0.close();
+            if let Some(imaps) = &closing.1 {
+                imaps.close();
+            }
+        });
     let imaps = async move {
         match (mail.imaps, imaps_listener) {
             (Some(imaps), Some(imaps_listener)) => {

@@ -112,9 +112,11 @@ pub async fn serve_until(
         builder,
         closing,
     });
+    // HTTP is never behind the mail listeners' balancer: no PROXY header is believed.
     let caps = Caps {
         max_connections: limits.max_connections,
         max_connections_per_source: limits.max_connections_per_source,
+        proxies: Default::default(),
     };
     let open = accept_until(listener, http, caps, shutdown).await;
     close.send_replace(true);

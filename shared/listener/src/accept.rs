@@ -14,14 +14,19 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::warn;
 
+use crate::proxy::TrustedProxies;
+
 /// How long connections in flight may finish once the listener stops accepting.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// What one listener holds open at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What one listener holds open at once, and whose PROXY v2 headers it believes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caps {
     pub max_connections: usize,
     pub max_connections_per_source: usize,
+    /// Peers whose connections start with a PROXY v2 header naming the client (`proxy.rs`);
+    /// empty: none.
+    pub proxies: Arc<TrustedProxies>,
 }
 
 /// A connection's place among its source's connections. Given back by [`Departure::leave`] just
@@ -84,15 +89,28 @@ pub async fn accept_until<A: Accepted>(
         };
         // Reap finished connections so the set stays the size of the open ones.
         while connections.try_join_next().is_some() {}
-        let source = pushmail_core::network::source_of(peer.ip());
-        let Some(place) = sources.enter(source, caps.max_connections_per_source) else {
-            warn!(%source, "connection refused: too many from this source");
-            tokio::spawn(server.refuse(stream));
-            continue;
-        };
-        let connection = server.serve(stream, peer, Departure(Some(place)));
+        let (server, sources, proxies) = (server.clone(), sources.clone(), caps.proxies.clone());
+        let per_source = caps.max_connections_per_source;
+        // In the connection's own task: a PROXY header is waited for there, not here.
         connections.spawn(async move {
-            connection.await;
+            let mut stream = stream;
+            let peer = match proxies.trusts(&peer) {
+                false => peer,
+                true => match proxies.client(&mut stream, peer).await {
+                    Ok(client) => client,
+                    Err(error) => {
+                        warn!(%peer, %error, "connection closed: no valid PROXY header");
+                        return;
+                    }
+                },
+            };
+            let source = pushmail_core::network::source_of(peer.ip());
+            let Some(place) = sources.enter(source, per_source) else {
+                warn!(%source, "connection refused: too many from this source");
+                server.refuse(stream).await;
+                return;
+            };
+            server.serve(stream, peer, Departure(Some(place))).await;
             drop(permit);
         });
     }

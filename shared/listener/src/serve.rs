@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{error, info, warn};
 
 use crate::accept::{Accepted, Caps, Departure, SHUTDOWN_GRACE, accept_until, drain};
+use crate::proxy::TrustedProxies;
 
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
@@ -35,7 +36,7 @@ pub trait Conversation: Send + Sync + 'static {
 }
 
 /// What one listener allows each peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Open sessions; more wait in the kernel's backlog.
     pub max_connections: usize,
@@ -43,6 +44,9 @@ pub struct Limits {
     pub max_connections_per_source: usize,
     /// The longest a session may last, whatever it does.
     pub session_timeout: Duration,
+    /// Peers (a load balancer) whose connections start with a PROXY v2 header naming the
+    /// client, whose address the limits and the session then see; empty: none.
+    pub proxies: TrustedProxies,
 }
 
 impl Default for Limits {
@@ -51,6 +55,7 @@ impl Default for Limits {
             max_connections: 256,
             max_connections_per_source: 50,
             session_timeout: Duration::from_secs(30 * 60),
+            proxies: TrustedProxies::default(),
         }
     }
 }
@@ -130,6 +135,7 @@ pub async fn serve<C: Conversation>(
     let caps = Caps {
         max_connections: limits.max_connections,
         max_connections_per_source: limits.max_connections_per_source,
+        proxies: Arc::new(limits.proxies),
     };
     let open = accept_until(listener, sessions, caps, shutdown).await;
     if drain(open, SHUTDOWN_GRACE).await {
