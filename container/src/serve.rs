@@ -24,6 +24,11 @@ const IMAP_HEARTBEAT_EVERY: Duration = Duration::from_secs(20);
 
 #[derive(Debug, clap::Args)]
 pub struct ServeOptions {
+    /// What this process runs: `all` (the default, locally), or `listeners` on AWS, where the
+    /// Lambdas serve the Subscribe URL and the admin API and sweep activations: then only the
+    /// SMTP and IMAP listeners, the notice dispatcher, the relay worker and the change hints.
+    #[arg(long, env = "PUSHMAIL_ROLE", value_enum, default_value_t = Role::All)]
+    role: Role,
     /// Where the Subscribe URL listens.
     #[arg(
         long,
@@ -54,6 +59,15 @@ pub struct ServeOptions {
     mail: MailOptions,
 }
 
+/// What one `pushmail` process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The HTTP APIs, the mail listeners and every worker.
+    All,
+    /// The mail listeners and their workers, not the HTTP APIs nor the activation sweep.
+    Listeners,
+}
+
 impl ServeOptions {
     fn limits(&self) -> Limits {
         Limits {
@@ -72,7 +86,10 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     let backends = open(&settings).await?;
     let wired = backends.services();
     let dispatcher = wired.dispatcher(DispatchSettings::default());
-    if wired.store.list_tokens().await?.is_empty() {
+    let http = options.role == Role::All;
+    // The first-run token only where this process serves the admin API: a task's output is
+    // logged, and a token must never be.
+    if http && wired.store.list_tokens().await?.is_empty() {
         let (_, token) = wired
             .admin
             .issue_token(TokenScope::Server, "first-run")
@@ -81,8 +98,13 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
             "First run: a server-wide admin token, shown only now:\n\n    export PUSHMAIL_TOKEN={token}\n"
         );
     }
-    let subscribe_listener = bind(options.subscribe_addr).await?;
-    let admin_listener = bind(options.admin_addr).await?;
+    let (subscribe_listener, admin_listener) = match http {
+        true => (
+            Some(bind(options.subscribe_addr).await?),
+            Some(bind(options.admin_addr).await?),
+        ),
+        false => (None, None),
+    };
     let smtp_listener = bind(options.mail.smtp_addr).await?;
     let submission_listener = bind(options.mail.submission_addr).await?;
     let imap_listener = bind(options.mail.imap_addr).await?;
@@ -112,11 +134,18 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
         Some(listener) => listener.local_addr()?.to_string(),
         None => "off (no certificate)".to_owned(),
     };
+    let subscribe_address = match &subscribe_listener {
+        Some(listener) => listener.local_addr()?,
+        None => options.subscribe_addr,
+    };
     let subscribe_url = format!(
-        "http://{}{}",
-        subscribe_listener.local_addr()?,
+        "http://{subscribe_address}{}",
         pushmail_push::SUBSCRIBE_PATH
     );
+    let admin_address = match &admin_listener {
+        Some(listener) => format!("http://{}/admin", listener.local_addr()?),
+        None => "not here (--role listeners)".to_owned(),
+    };
     let mut background = Vec::new();
     if options.demo {
         let demo = Seed {
@@ -133,29 +162,38 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
              Demo DKIM: demo._domainkey.example.com TXT \"{dkim_record}\""
         );
     }
-    background.push(tokio::spawn(sweep_activations_every(
-        wired.push.clone(),
-        ACTIVATION_SWEEP_EVERY,
-    )));
+    if http {
+        background.push(tokio::spawn(sweep_activations_every(
+            wired.push.clone(),
+            ACTIVATION_SWEEP_EVERY,
+        )));
+    }
+    let subscribe_shown = match http {
+        true => subscribe_url.clone(),
+        false => "not here (--role listeners)".to_owned(),
+    };
     println!(
-        "Subscribe URL: {subscribe_url}\nAdmin API:     http://{}/admin\nSMTP:          {smtp_address}\nSubmission:    {submission_address}\nIMAP:          {imap_address}\nIMAPS:         {imaps_address}\nStore:         {}\n",
-        admin_listener.local_addr()?,
+        "Subscribe URL: {subscribe_shown}\nAdmin API:     {admin_address}\nSMTP:          {smtp_address}\nSubmission:    {submission_address}\nIMAP:          {imap_address}\nIMAPS:         {imaps_address}\nStore:         {}\n",
         settings.describe_store()
     );
     info!(?settings, ?options, "pushmail running");
     let limits = options.limits();
-    let subscribe = pushmail_http::serve_until(
-        subscribe_listener,
-        pushmail_push::router(wired.push),
-        limits,
-        shutdown.clone().requested(),
-    );
-    let admin = pushmail_http::serve_until(
-        admin_listener,
-        pushmail_admin_api::router(wired.admin),
-        limits,
-        shutdown.clone().requested(),
-    );
+    let subscribe = optional(subscribe_listener.map(|listener| {
+        pushmail_http::serve_until(
+            listener,
+            pushmail_push::router(wired.push),
+            limits,
+            shutdown.clone().requested(),
+        )
+    }));
+    let admin = optional(admin_listener.map(|listener| {
+        pushmail_http::serve_until(
+            listener,
+            pushmail_admin_api::router(wired.admin),
+            limits,
+            shutdown.clone().requested(),
+        )
+    }));
     let smtp_limits = options.mail.smtp_limits();
     let smtp = pushmail_listener::serve(
         smtp_listener,
@@ -209,6 +247,14 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     hints.stop().await;
     served?;
     Ok(())
+}
+
+/// A listener this role runs, or nothing to wait for.
+async fn optional<E>(serving: Option<impl Future<Output = Result<(), E>>>) -> Result<(), E> {
+    match serving {
+        Some(serving) => serving.await,
+        None => Ok(()),
+    }
 }
 
 async fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {

@@ -177,6 +177,38 @@ async fn a_sigterm_as_soon_as_the_addresses_are_printed_stops_every_listener() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listeners_role_serves_mail_and_not_the_http_apis() {
+    let dir = data_dir();
+    let mut process = launch_with(dir.path(), &["--role", "listeners"]);
+    assert!(
+        process.token.is_none(),
+        "no first-run token printed (task output is logged)"
+    );
+    let stream = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match tokio::net::TcpStream::connect(&process.smtp).await {
+                Ok(stream) => break stream,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(error) => panic!("SMTP did not start: {error}"),
+            }
+        }
+    };
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stream));
+    assert!(reply_line(&mut lines).await.starts_with("220 "));
+    for http in [&process.admin, &process.subscribe] {
+        let refused = reqwest::get(http.as_str()).await;
+        assert!(refused.is_err(), "{http} is not served: {refused:?}");
+    }
+    drop(lines);
+    terminate(&process);
+    let status = exit_within(&mut process, Duration::from_secs(40)).await;
+    assert!(status.success(), "{status}");
+}
+
 /// A push service's callback on loopback: keeps every NEW_MAIL it accepts, answers `status`.
 async fn notice_sink(
     status: std::sync::Arc<std::sync::atomic::AtomicU16>,

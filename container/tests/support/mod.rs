@@ -45,9 +45,15 @@ pub fn data_dir() -> tempfile::TempDir {
 /// Starts `pushmail --demo` on free ports and reads its standard output up to the addresses it
 /// prints (its listeners may not serve yet).
 pub fn launch(data_dir: &Path) -> Process {
+    launch_with(data_dir, &[])
+}
+
+/// As [`launch`], with more arguments.
+pub fn launch_with(data_dir: &Path, more: &[&str]) -> Process {
     let (subscribe_port, admin_port) = (free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_pushmail"))
         .args(["--data-dir", data_dir.to_str().unwrap(), "--demo"])
+        .args(more)
         .args(["--subscribe-addr", &format!("127.0.0.1:{subscribe_port}")])
         .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
         .args(["--smtp-addr", "127.0.0.1:0"])
