@@ -29,6 +29,11 @@ pub struct ServeOptions {
     /// SMTP and IMAP listeners, the notice dispatcher, the relay worker and the change hints.
     #[arg(long, env = "PUSHMAIL_ROLE", value_enum, default_value_t = Role::All)]
     role: Role,
+    /// Where Prometheus scrapes the process's metrics (`/metrics`, text format): sessions,
+    /// deliveries, password checks, notices. Off when unset; bind it where only the monitoring
+    /// reaches.
+    #[arg(long, env = "PUSHMAIL_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
     /// Where the Subscribe URL listens.
     #[arg(
         long,
@@ -83,6 +88,9 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     logging::init_tracing(settings.log_format());
     // Before anything is bound or printed: a SIGTERM from then on stops every listener.
     let shutdown = pushmail_http::Shutdown::on_signal().context("cannot handle SIGTERM")?;
+    if let Some(address) = options.metrics_addr {
+        export_metrics(address)?;
+    }
     let backends = open(&settings).await?;
     let wired = backends.services();
     let dispatcher = wired.dispatcher(DispatchSettings::default());
@@ -246,6 +254,23 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     }
     hints.stop().await;
     served?;
+    Ok(())
+}
+
+/// Serves the metrics on `address` for Prometheus, each described.
+fn export_metrics(address: SocketAddr) -> anyhow::Result<()> {
+    use pushmail_core::metric_names::{DESCRIBED, MetricKind};
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(address)
+        .install()
+        .with_context(|| format!("cannot serve metrics on {address}"))?;
+    for &(name, kind, help) in DESCRIBED {
+        match kind {
+            MetricKind::Counter => metrics::describe_counter!(name, help),
+            MetricKind::Gauge => metrics::describe_gauge!(name, help),
+            MetricKind::Histogram => metrics::describe_histogram!(name, help),
+        }
+    }
     Ok(())
 }
 

@@ -209,6 +209,45 @@ async fn the_listeners_role_serves_mail_and_not_the_http_apis() {
     assert!(status.success(), "{status}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_endpoint_counts_a_delivery() {
+    let dir = data_dir();
+    let port = free_port();
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let process = launch_with(
+        dir.path(),
+        &["--metrics-addr", &format!("127.0.0.1:{port}")],
+    );
+    let scrape = async || -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match reqwest::get(&metrics).await {
+                Ok(answer) => return answer.text().await.unwrap(),
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(error) => panic!("no metrics: {error}"),
+            }
+        }
+    };
+    scrape().await;
+    let (sent, mut acknowledged) = tokio::sync::mpsc::unbounded_channel();
+    deliver_stream(process.smtp.clone(), 0, 2, sent).await;
+    for _ in 0..2 {
+        acknowledged.recv().await.expect("acknowledged");
+    }
+    let text = scrape().await;
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series))
+            .and_then(|rest| rest.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    assert_eq!(value("pushmail_deliveries_total{outcome=\"stored\"}"), 2.0);
+    assert!(value("pushmail_sessions_total{protocol=\"smtp\"}") >= 1.0);
+    assert!(text.contains("# HELP pushmail_deliveries_total"), "{text}");
+}
+
 /// A push service's callback on loopback: keeps every NEW_MAIL it accepts, answers `status`.
 async fn notice_sink(
     status: std::sync::Arc<std::sync::atomic::AtomicU16>,

@@ -8,6 +8,7 @@ pub mod folder;
 pub mod hints;
 pub mod mailbox;
 pub mod message;
+pub mod metric_names;
 pub mod names;
 pub mod network;
 pub mod notice;

@@ -60,6 +60,25 @@ impl Default for Limits {
     }
 }
 
+/// A session counted open while it lives (panics and timeouts included).
+struct OpenSession(&'static str);
+
+impl OpenSession {
+    fn counted(protocol: &'static str) -> Self {
+        use pushmail_core::metric_names::{SESSIONS, SESSIONS_OPEN};
+        metrics::counter!(SESSIONS, "protocol" => protocol).increment(1);
+        metrics::gauge!(SESSIONS_OPEN, "protocol" => protocol).increment(1.0);
+        Self(protocol)
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        metrics::gauge!(pushmail_core::metric_names::SESSIONS_OPEN, "protocol" => self.0)
+            .decrement(1.0);
+    }
+}
+
 /// What a panic said, if it said it as text.
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
     panic
@@ -93,6 +112,7 @@ impl<C: Conversation> Accepted for Sessions<C> {
         let sessions = self.clone();
         async move {
             let protocol = sessions.conversation.protocol();
+            let _open = OpenSession::counted(protocol);
             let session = sessions.conversation.converse(stream, peer, departure);
             // A panic (a bug, an input no one foresaw) ends this session alone: caught here
             // with its context, its connection closed and its places given back on unwinding.

@@ -175,11 +175,13 @@ impl Dispatcher {
         let Some(link) = link.filter(|link| link.is_current(&notice.subscription_id)) else {
             // Superseded or unlinked: the old callback is never told.
             self.store.drop_notice(notice, NoticeDrop::Stale).await?;
+            counted("stale");
             return Ok(Sent::Done);
         };
         if self.settings.retry.expired(notice.received, now) {
             warn!(id = notice.id, email = %notice.email, "notice expired undelivered");
             self.store.drop_notice(notice, NoticeDrop::Expired).await?;
+            counted("expired");
             return Ok(Sent::Done);
         }
         let secrets = self.store.push_secrets(&notice.email.domain()).await?;
@@ -195,7 +197,12 @@ impl Dispatcher {
         match outcome {
             outcome if outcome.delivered() => {
                 info!(id = notice.id, email = %notice.email, "notice delivered");
-                self.store.notice_delivered(notice, Utc::now()).await?;
+                let delivered_at = Utc::now();
+                self.store.notice_delivered(notice, delivered_at).await?;
+                counted("delivered");
+                let latency = (delivered_at - notice.received).num_milliseconds().max(0);
+                metrics::histogram!(pushmail_core::metric_names::NOTICE_LATENCY)
+                    .record(latency as f64 / 1000.0);
                 Ok(Sent::Delivered)
             }
             NoticeOutcome::Answered(status @ (404 | 410)) => {
@@ -209,6 +216,7 @@ impl Dispatcher {
                     warn!(email = %notice.email, "callback gone, but a newer link stands");
                 }
                 self.store.drop_notice(notice, NoticeDrop::Stale).await?;
+                counted("ended");
                 Ok(Sent::Done)
             }
             NoticeOutcome::Answered(status) => {
@@ -230,6 +238,12 @@ impl Dispatcher {
         self.store
             .notice_failed(notice, retry_at, error, now)
             .await?;
+        counted("deferred");
         Ok(Sent::Deferred)
     }
+}
+
+/// One notice's outcome, counted.
+fn counted(outcome: &'static str) {
+    metrics::counter!(pushmail_core::metric_names::NOTICES, "outcome" => outcome).increment(1);
 }

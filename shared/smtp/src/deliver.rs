@@ -432,6 +432,15 @@ impl Smtp {
         delivery: Result<Delivery, pushmail_store::StoreError>,
         id: &str,
     ) -> Stored {
+        let outcome = match &delivery {
+            Ok(Delivery::Stored { .. }) => "stored",
+            Ok(Delivery::OverQuota) => "over_quota",
+            Ok(Delivery::NoSuchAccount) => "account_gone",
+            Ok(_) => "refused",
+            Err(_) => "store_error",
+        };
+        metrics::counter!(pushmail_core::metric_names::DELIVERIES, "outcome" => outcome)
+            .increment(1);
         match delivery {
             Ok(Delivery::Stored { uid, noticed, .. }) => {
                 info!(%account, %folder, uid, id, "delivered");

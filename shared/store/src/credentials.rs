@@ -99,6 +99,31 @@ pub async fn check_credentials(
     source: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Account, CredentialError> {
+    let checked = checked_credentials(store, surface, address, password, source, now).await;
+    let outcome = match &checked {
+        Ok(_) => "ok",
+        Err(CredentialError::BadCredentials) => "wrong",
+        Err(CredentialError::RateLimited { .. }) => "limited",
+        Err(CredentialError::Busy) => "busy",
+        Err(_) => "error",
+    };
+    metrics::counter!(
+        pushmail_core::metric_names::CREDENTIAL_CHECKS,
+        "surface" => surface.as_str(),
+        "outcome" => outcome
+    )
+    .increment(1);
+    checked
+}
+
+async fn checked_credentials(
+    store: &dyn Store,
+    surface: Surface,
+    address: &Address,
+    password: &str,
+    source: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Account, CredentialError> {
     let limits = CredentialLimits::get();
     let window = failure_window(now, limits.window_secs);
     let expires = window + Duration::seconds(2 * limits.window_secs);

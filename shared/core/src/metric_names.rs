@@ -1,0 +1,60 @@
+//! The metrics pushmail records, named once: each crate records through the `metrics` facade
+//! under these names; the process describes them (`DESCRIBED`) and exports them (Prometheus text
+//! on `--metrics-addr`).
+
+/// SMTP and IMAP sessions open now; label `protocol` (smtp, submission, imap).
+pub const SESSIONS_OPEN: &str = "pushmail_sessions_open";
+/// Sessions started; label `protocol`.
+pub const SESSIONS: &str = "pushmail_sessions_total";
+/// Messages offered to a mailbox; label `outcome`: stored, over_quota, account_gone, refused,
+/// store_error.
+pub const DELIVERIES: &str = "pushmail_deliveries_total";
+/// Password checks; labels `surface` (subscribe, self_service, submission, imap) and `outcome`
+/// (ok, wrong, limited, busy, error).
+pub const CREDENTIAL_CHECKS: &str = "pushmail_credential_checks_total";
+/// New-mail notices sent to push services; label `outcome`: delivered, deferred, stale,
+/// expired, ended (the callback answered 404/410).
+pub const NOTICES: &str = "pushmail_notices_total";
+/// Seconds from a notice's mail arriving to the push service taking it.
+pub const NOTICE_LATENCY: &str = "pushmail_notice_latency_seconds";
+
+/// Every metric with its kind and help text, for the exporter.
+pub const DESCRIBED: &[(&str, MetricKind, &str)] = &[
+    (
+        SESSIONS_OPEN,
+        MetricKind::Gauge,
+        "SMTP and IMAP sessions open now",
+    ),
+    (
+        SESSIONS,
+        MetricKind::Counter,
+        "SMTP and IMAP sessions started",
+    ),
+    (
+        DELIVERIES,
+        MetricKind::Counter,
+        "Messages offered to a mailbox, by outcome",
+    ),
+    (
+        CREDENTIAL_CHECKS,
+        MetricKind::Counter,
+        "Password checks, by surface and outcome",
+    ),
+    (
+        NOTICES,
+        MetricKind::Counter,
+        "New-mail notices to push services, by outcome",
+    ),
+    (
+        NOTICE_LATENCY,
+        MetricKind::Histogram,
+        "Seconds from mail arriving to its notice taken",
+    ),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
