@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# imaptest's stress load against pushmail and against Dovecot, one after the other on this
+# machine, each fresh: cmd/s, and the CPU each command cost (the machine's busy time during the
+# run, less imaptest's own, over the commands), so a result can be told apart from the load
+# generator's share of the same cores.
+#
+#   infra/bench/imaptest_vs_dovecot.sh [secs] [clients] [logout]   # defaults: 20 10 0
+#
+# logout=0: clients stay logged in (imaptest's logout=0); 1: imaptest's default, logging out and
+# in. pushmail: target/release/pushmail (built if missing), --demo with user1..user100 made
+# through the admin API. Dovecot: Debian's dovecot-imapd (installed if missing), a maildir per
+# user and a passwd-file of the same users, no TLS, in a temporary folder. Stops what it starts.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+secs=${1:-20} clients=${2:-10} logout=${3:-0}
+bin=${PUSHMAIL_BIN:-target/release/pushmail}
+[ -x "$bin" ] || cargo build --quiet --release --bin pushmail
+imaptest=${IMAPTEST:-$(infra/bench/imaptest-build.sh)}
+mbox=target/imaptest/stress-200.mbox
+[ -f "$mbox" ] || { echo "no $mbox: run infra/bench/imaptest.sh once first" >&2; exit 1; }
+if ! command -v dovecot >/dev/null; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null
+fi
+work=$(mktemp -d)
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  [ -f "$work/dovecot.conf" ] && doveadm -c "$work/dovecot.conf" stop 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
+hz=$(getconf CLK_TCK)
+
+# Runs the load against PORT; prints "NAME cmd/s, µs of CPU per command".
+load() {
+  local name=$1 port=$2 before after
+  before=$(busy)
+  /usr/bin/time -f '%U %S' -o "$work/time" "$imaptest" host=127.0.0.1 port="$port" \
+    user='user%d@example.com' pass=imaptest-password users=100 clients="$clients" secs="$secs" \
+    mbox="$mbox" logout="$logout" >"$work/$name.log" 2>&1 || true
+  after=$(busy)
+  python3 - "$name" "$work/$name.log" "$work/time" "$((after - before))" "$hz" "$secs" <<'EOF'
+import sys
+name, log, timing, busy, hz, secs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+lines = open(log, errors="replace").read().splitlines()
+at = max(i for i, line in enumerate(lines) if line.startswith("Totals:"))
+commands = sum(int(n) for n in lines[at + 4].split() if n.isdigit())
+user, system = (float(x) for x in open(timing).read().split()[-2:])
+errors = sum("error" in line.lower() for line in lines)
+served = busy / hz - user - system
+print(f"{name}: {commands / secs:,.0f} cmd/s, {served / commands * 1e6:.0f} µs of CPU per command "
+      f"(imaptest's own: {(user + system) / commands * 1e6:.0f} µs), {errors} error lines")
+EOF
+}
+
+imap=$(free_port) admin=$(free_port) subscribe=$(free_port)
+RUST_LOG=warn "$bin" --demo --data-dir "$work/data" --imap-addr "127.0.0.1:$imap" \
+  --imaps-addr 127.0.0.1:0 --smtp-addr 127.0.0.1:0 --submission-addr 127.0.0.1:0 \
+  --admin-addr "127.0.0.1:$admin" --subscribe-addr "127.0.0.1:$subscribe" >"$work/out.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do
+  grep -q '^export PUSHMAIL_TOKEN=' "$work/out.log" 2>/dev/null && curl -sf "http://127.0.0.1:$admin/admin/openapi.yaml" >/dev/null && break
+  sleep 0.1
+done
+token=$(sed -n 's/^ *export PUSHMAIL_TOKEN=//p' "$work/out.log" | head -n1)
+for n in $(seq 1 100); do
+  curl -sf -o /dev/null "http://127.0.0.1:$admin/admin/domains/example.com/accounts" \
+    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "{\"address\":\"user$n\",\"password\":\"imaptest-password\"}"
+done
+load pushmail "$imap"
+kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+
+dovecot_port=$(free_port)
+mkdir -p "$work/mail" "$work/run" "$work/state"
+chmod 777 "$work/mail"
+for n in $(seq 1 100); do
+  echo "user$n@example.com:{PLAIN}imaptest-password:65534:65534::$work/mail/user$n::"
+done >"$work/passwd"
+cat >"$work/dovecot.conf" <<EOF
+protocols = imap
+listen = 127.0.0.1
+base_dir = $work/run
+state_dir = $work/state
+log_path = $work/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+mail_location = maildir:~/Maildir
+passdb {
+  driver = passwd-file
+  args = $work/passwd
+}
+userdb {
+  driver = passwd-file
+  args = $work/passwd
+}
+service imap-login {
+  inet_listener imap {
+    port = $dovecot_port
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+default_internal_user = nobody
+default_login_user = nobody
+EOF
+chmod 755 "$work"
+dovecot -c "$work/dovecot.conf"
+sleep 1
+load dovecot "$dovecot_port"
