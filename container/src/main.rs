@@ -6,6 +6,7 @@
 mod commands;
 mod hints;
 mod mail;
+mod probe;
 mod serve;
 mod tls;
 
@@ -37,6 +38,10 @@ enum Command {
     Seed(commands::SeedArgs),
     /// Print the X-Push-Timestamp and X-Push-Signature headers for the body on standard input.
     Sign(commands::Sign),
+    /// Check a deployment (or this machine's process) end to end: SUBSCRIBE, a mail over SMTP,
+    /// its NEW_MAIL notice and IMAP EXISTS, UNSUBSCRIBE; each step timed, exit status 1 if one
+    /// failed.
+    Probe(probe::Probe),
 }
 
 /// glibc gives each thread that allocates its own arena, up to 8 per core, and memory freed in
@@ -67,6 +72,7 @@ fn main() -> anyhow::Result<()> {
             Some(Command::Bootstrap(args)) => commands::bootstrap(args).await,
             Some(Command::Seed(args)) => commands::seed(args).await,
             Some(Command::Sign(args)) => commands::sign(args),
+            Some(Command::Probe(args)) => probe::probe(args).await,
         }
     });
     // Dropping the runtime would wait for blocking tasks without end: a stopped process exits.

@@ -196,11 +196,23 @@ echo "== mbsync and fetchmail syncing the whole account"
 bounded 600 "$venv/bin/python" tests/e2e/sync_clients.py --imap-port "$imap_port" --smtp-port "$smtp_port" \
   --user alice@example.com --password alice-password
 
+echo "== pushmail probe: an admin's end-to-end check against the process, and one that must fail"
+probe=(target/debug/pushmail probe --subscribe-url "http://127.0.0.1:$port/subscribe" --account alice@example.com
+  --smtp "127.0.0.1:$smtp_port" --imap "127.0.0.1:$imap_port")
+probe_json=$(PUSHMAIL_PROBE_SECRET=local-dev-secret PUSHMAIL_PROBE_PASSWORD=alice-password bounded 120 "${probe[@]}" --json) \
+  || { echo "$probe_json"; echo "pushmail probe failed against the process"; exit 1; }
+case "$probe_json" in *'"ok":true'*'"step":"unsubscribe"'*) echo "ok   pushmail probe passes" ;;
+  *) echo "$probe_json"; echo "pushmail probe: unexpected output"; exit 1 ;; esac
+if PUSHMAIL_PROBE_SECRET=not-the-secret PUSHMAIL_PROBE_PASSWORD=alice-password bounded 120 "${probe[@]}" >/dev/null; then
+  echo "pushmail probe passed with a wrong secret"; exit 1
+fi
+echo "ok   pushmail probe fails (exit 1) with a wrong secret"
+
 echo "== imaptest: Dovecot's IMAP compliance groups and a short stress run against README command 1's process"
-passed=8
+passed=9
 if [ -n "${IMAPTEST:-}" ] || [ -d ../shared/tools/imaptest ]; then
   IMAPTEST_STRICT=1 PUSHMAIL_BIN=target/debug/pushmail bounded 900 infra/bench/imaptest.sh 10 10
-  passed=9
+  passed=10
 else
   echo "skipped: neither IMAPTEST nor ../shared/tools/imaptest beside this checkout"
 fi
