@@ -45,6 +45,25 @@ pub struct MailOptions {
     /// The certificate's private key (PEM).
     #[arg(long, env = "PUSHMAIL_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// The certificate chain itself (PEM), instead of `--tls-cert`'s file: where a secret store
+    /// hands it over as a variable (ECS from Secrets Manager). Never logged.
+    #[arg(
+        long,
+        env = "PUSHMAIL_TLS_CERT_PEM",
+        hide_env_values = true,
+        requires = "tls_key_pem",
+        conflicts_with = "tls_cert"
+    )]
+    pub tls_cert_pem: Option<crate::tls::Pem>,
+    /// The private key itself (PEM), instead of `--tls-key`'s file. Never logged.
+    #[arg(
+        long,
+        env = "PUSHMAIL_TLS_KEY_PEM",
+        hide_env_values = true,
+        requires = "tls_cert_pem",
+        conflicts_with = "tls_key"
+    )]
+    pub tls_key_pem: Option<crate::tls::Pem>,
     /// Allow AUTH without TLS from loopback peers on the submission listener (local tests; on
     /// with --demo). Never from other addresses.
     #[arg(long, env = "PUSHMAIL_SMTP_PLAINTEXT_AUTH_ON_LOOPBACK")]
@@ -178,8 +197,14 @@ impl MailOptions {
         noticed: Arc<tokio::sync::Notify>,
         hints: ChangeHints,
     ) -> anyhow::Result<MailListeners> {
-        let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Some(crate::tls::from_files(cert, key)?),
+        let tls = match (
+            &self.tls_cert,
+            &self.tls_key,
+            &self.tls_cert_pem,
+            &self.tls_key_pem,
+        ) {
+            (Some(cert), Some(key), _, _) => Some(crate::tls::from_files(cert, key)?),
+            (_, _, Some(cert), Some(key)) => Some(crate::tls::from_pem(cert, key)?),
             _ if demo => Some(crate::tls::self_signed(&self.hostname)?),
             _ => {
                 warn!("no --tls-cert: STARTTLS is not offered");

@@ -248,6 +248,66 @@ async fn the_metrics_endpoint_counts_a_delivery() {
     assert!(text.contains("# HELP pushmail_deliveries_total"), "{text}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_given_as_pem_variables_serves_starttls() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::crypto::ring;
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (certified.cert.pem(), certified.signing_key.serialize_pem());
+    let dir = data_dir();
+    let process = launch_with_env(
+        dir.path(),
+        &[],
+        &[
+            ("PUSHMAIL_TLS_CERT_PEM", &cert),
+            ("PUSHMAIL_TLS_KEY_PEM", &key),
+        ],
+    );
+    let stream = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match tokio::net::TcpStream::connect(&process.smtp).await {
+                Ok(stream) => break stream,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(error) => panic!("SMTP did not start: {error}"),
+            }
+        }
+    };
+    let mut stream = tokio::io::BufReader::new(stream);
+    let mut line = String::new();
+    let mut reply = async |stream: &mut tokio::io::BufReader<tokio::net::TcpStream>| loop {
+        line.clear();
+        stream.read_line(&mut line).await.unwrap();
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return line.clone();
+        }
+    };
+    assert!(reply(&mut stream).await.starts_with("220"));
+    stream
+        .get_mut()
+        .write_all(b"EHLO pem.test\r\nSTARTTLS\r\n")
+        .await
+        .unwrap();
+    assert!(reply(&mut stream).await.starts_with("250"));
+    assert!(reply(&mut stream).await.starts_with("220"));
+    // A client trusting exactly the given certificate completes the handshake.
+    let mut roots = RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let client = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, stream.into_inner()).await;
+    assert!(tls.is_ok(), "{tls:?}");
+}
+
 /// A push service's callback on loopback: keeps every NEW_MAIL it accepts, answers `status`.
 async fn notice_sink(
     status: std::sync::Arc<std::sync::atomic::AtomicU16>,

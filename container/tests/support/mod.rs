@@ -50,10 +50,16 @@ pub fn launch(data_dir: &Path) -> Process {
 
 /// As [`launch`], with more arguments.
 pub fn launch_with(data_dir: &Path, more: &[&str]) -> Process {
+    launch_with_env(data_dir, more, &[])
+}
+
+/// As [`launch`], with more arguments and variables.
+pub fn launch_with_env(data_dir: &Path, more: &[&str], env: &[(&str, &str)]) -> Process {
     let (subscribe_port, admin_port) = (free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_pushmail"))
         .args(["--data-dir", data_dir.to_str().unwrap(), "--demo"])
         .args(more)
+        .envs(env.iter().copied())
         .args(["--subscribe-addr", &format!("127.0.0.1:{subscribe_port}")])
         .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
         .args(["--smtp-addr", "127.0.0.1:0"])
