@@ -32,7 +32,7 @@ echo "== static checks"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-echo "== deploy template: sam validate --lint, cfn-lint, table drift"
+echo "== deploy template: sam validate --lint, cfn-lint, table and listener-task drift"
 if [ ! -x .venv-sam/bin/sam ] || ! cmp -s infra/requirements-sam.txt .venv-sam/.pushmail-requirements; then
   python3 -m venv .venv-sam
   .venv-sam/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-sam.txt

@@ -12,9 +12,9 @@ use pushmail_core::network::{SourceCounts, SourceSlot};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::warn;
+use tracing::{debug, warn};
 
-use crate::proxy::TrustedProxies;
+use crate::proxy::{ProxyError, TrustedProxies};
 
 /// How long connections in flight may finish once the listener stops accepting.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -98,6 +98,13 @@ pub async fn accept_until<A: Accepted>(
                 false => peer,
                 true => match proxies.client(&mut stream, peer).await {
                     Ok(client) => client,
+                    // A balancer's TCP health check opens and closes without a byte: not news.
+                    Err(ProxyError::Io(error))
+                        if error.kind() == std::io::ErrorKind::UnexpectedEof =>
+                    {
+                        debug!(%peer, "closed before a PROXY header (a health check)");
+                        return;
+                    }
                     Err(error) => {
                         warn!(%peer, %error, "connection closed: no valid PROXY header");
                         return;
