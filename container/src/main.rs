@@ -44,6 +44,13 @@ enum Command {
     Probe(probe::Probe),
 }
 
+/// The static (musl) build of the image: musl's allocator takes one lock for every allocation of
+/// every thread, where the listener allocates per command on every worker; mimalloc keeps
+/// per-thread heaps.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// glibc gives each thread that allocates its own arena, up to 8 per core, and memory freed in
 /// one arena serves only that one: with the runtime's workers and the blocking pool (password
 /// checks, the embedded store) all allocating, the listener kept about 1 KB more per idle IMAP

@@ -15,7 +15,7 @@ use pushmail_runtime::{Settings, logging, open};
 use crate::hints::Hints;
 use crate::mail::MailOptions;
 use pushmail_store::Store;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// How often activation mails that the mailer refused earlier are retried.
 const ACTIVATION_SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -32,8 +32,13 @@ pub struct ServeOptions {
     /// Where Prometheus scrapes the process's metrics (`/metrics`, text format): sessions,
     /// deliveries, password checks, notices. Off when unset; bind it where only the monitoring
     /// reaches.
-    #[arg(long, env = "PUSHMAIL_METRICS_ADDR")]
+    #[arg(long, env = "PUSHMAIL_METRICS_ADDR", conflicts_with = "metrics_emf")]
     metrics_addr: Option<SocketAddr>,
+    /// On AWS: the metrics as CloudWatch Embedded Metric Format lines on standard output every
+    /// minute (and at exit), under this CloudWatch namespace; no agent needed, CloudWatch Logs
+    /// turns them into metrics.
+    #[arg(long, env = "PUSHMAIL_METRICS_EMF")]
+    metrics_emf: Option<String>,
     /// Where the Subscribe URL listens.
     #[arg(
         long,
@@ -90,6 +95,19 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     let shutdown = pushmail_http::Shutdown::on_signal().context("cannot handle SIGTERM")?;
     if let Some(address) = options.metrics_addr {
         export_metrics(address)?;
+    }
+    let emf = match &options.metrics_emf {
+        Some(namespace) => Some(
+            metrics_cloudwatch_embedded::Builder::new()
+                .cloudwatch_namespace(namespace.clone())
+                .with_auto_flush_interval(EMF_EVERY)
+                .init()
+                .map_err(|e| anyhow::anyhow!("cannot emit metrics as EMF: {e}"))?,
+        ),
+        None => None,
+    };
+    if emf.is_some() {
+        describe_metrics();
     }
     let backends = open(&settings).await?;
     let wired = backends.services();
@@ -253,17 +271,31 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
         task.abort();
     }
     hints.stop().await;
+    // What was counted since the last minute's lines.
+    if let Some(emf) = emf
+        && let Err(error) = emf.flush(std::io::stdout())
+    {
+        warn!(%error, "the last metrics were not written");
+    }
     served?;
     Ok(())
 }
 
+/// How often EMF lines are written.
+const EMF_EVERY: Duration = Duration::from_secs(60);
+
 /// Serves the metrics on `address` for Prometheus, each described.
 fn export_metrics(address: SocketAddr) -> anyhow::Result<()> {
-    use pushmail_core::metric_names::{DESCRIBED, MetricKind};
     metrics_exporter_prometheus::PrometheusBuilder::new()
         .with_http_listener(address)
         .install()
         .with_context(|| format!("cannot serve metrics on {address}"))?;
+    describe_metrics();
+    Ok(())
+}
+
+fn describe_metrics() {
+    use pushmail_core::metric_names::{DESCRIBED, MetricKind};
     for &(name, kind, help) in DESCRIBED {
         match kind {
             MetricKind::Counter => metrics::describe_counter!(name, help),
@@ -271,7 +303,6 @@ fn export_metrics(address: SocketAddr) -> anyhow::Result<()> {
             MetricKind::Histogram => metrics::describe_histogram!(name, help),
         }
     }
-    Ok(())
 }
 
 /// A listener this role runs, or nothing to wait for.
