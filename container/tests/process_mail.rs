@@ -246,6 +246,8 @@ async fn the_metrics_endpoint_counts_a_delivery() {
     assert_eq!(value("pushmail_deliveries_total{outcome=\"stored\"}"), 2.0);
     assert!(value("pushmail_sessions_total{protocol=\"smtp\"}") >= 1.0);
     assert!(text.contains("# HELP pushmail_deliveries_total"), "{text}");
+    // The dispatcher's passes report the notice backlog (none waiting here).
+    assert_eq!(value("pushmail_notice_oldest_seconds"), 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

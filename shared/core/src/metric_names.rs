@@ -17,6 +17,10 @@ pub const CREDENTIAL_CHECKS: &str = "pushmail_credential_checks_total";
 pub const NOTICES: &str = "pushmail_notices_total";
 /// Seconds from a notice's mail arriving to the push service taking it.
 pub const NOTICE_LATENCY: &str = "pushmail_notice_latency_seconds";
+/// Notices waiting to be sent, as the dispatcher's last pass found them (at most a batch).
+pub const NOTICES_PENDING: &str = "pushmail_notices_pending";
+/// Seconds the oldest waiting notice has waited, at the dispatcher's last pass (0: none).
+pub const NOTICE_OLDEST: &str = "pushmail_notice_oldest_seconds";
 
 /// Every metric with its kind and help text, for the exporter.
 pub const DESCRIBED: &[(&str, MetricKind, &str)] = &[
@@ -49,6 +53,16 @@ pub const DESCRIBED: &[(&str, MetricKind, &str)] = &[
         NOTICE_LATENCY,
         MetricKind::Histogram,
         "Seconds from mail arriving to its notice taken",
+    ),
+    (
+        NOTICES_PENDING,
+        MetricKind::Gauge,
+        "Notices waiting to be sent (at most a batch)",
+    ),
+    (
+        NOTICE_OLDEST,
+        MetricKind::Gauge,
+        "Seconds the oldest waiting notice has waited",
     ),
 ];
 

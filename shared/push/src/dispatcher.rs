@@ -105,6 +105,13 @@ impl Dispatcher {
     /// working; returns without waiting for them.
     pub async fn pass(self: Arc<Self>, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let pending = self.store.pending_notices(self.settings.batch).await?;
+        let oldest = pending
+            .iter()
+            .map(|notice| (now - notice.received).num_seconds().max(0))
+            .max()
+            .unwrap_or(0);
+        metrics::gauge!(pushmail_core::metric_names::NOTICES_PENDING).set(pending.len() as f64);
+        metrics::gauge!(pushmail_core::metric_names::NOTICE_OLDEST).set(oldest as f64);
         let mut started = 0;
         for group in pending.chunk_by(|a, b| a.email == b.email) {
             // Order within an account: its oldest notice decides.
