@@ -22,6 +22,11 @@ pub const NOTICES_PENDING: &str = "pushmail_notices_pending";
 /// Seconds the oldest waiting notice has waited, at the dispatcher's last pass (0: none).
 pub const NOTICE_OLDEST: &str = "pushmail_notice_oldest_seconds";
 
+/// Device mail to other domains due for an attempt, at the relay's last pass (at most a batch).
+pub const RELAYS_DUE: &str = "pushmail_relays_due";
+/// Seconds since the oldest due relay job was queued, at the relay's last pass (0: none).
+pub const RELAY_OLDEST: &str = "pushmail_relay_oldest_due_seconds";
+
 /// Every metric with its kind and help text, for the exporter.
 pub const DESCRIBED: &[(&str, MetricKind, &str)] = &[
     (
@@ -63,6 +68,16 @@ pub const DESCRIBED: &[(&str, MetricKind, &str)] = &[
         NOTICE_OLDEST,
         MetricKind::Gauge,
         "Seconds the oldest waiting notice has waited",
+    ),
+    (
+        RELAYS_DUE,
+        MetricKind::Gauge,
+        "Device mail to other domains due for an attempt (at most a batch)",
+    ),
+    (
+        RELAY_OLDEST,
+        MetricKind::Gauge,
+        "Seconds since the oldest due relay job was queued",
     ),
 ];
 

@@ -168,7 +168,15 @@ impl Outgoing {
     /// One pass: every due job, one attempt each.
     pub async fn work(&self, now: DateTime<Utc>) -> Result<RelayReport, StoreError> {
         let mut report = RelayReport::default();
-        for due in self.store.due_relays(now, BATCH).await? {
+        let due = self.store.due_relays(now, BATCH).await?;
+        let oldest = due
+            .iter()
+            .map(|job| (now - job.created_at).num_seconds().max(0))
+            .max()
+            .unwrap_or(0);
+        metrics::gauge!(pushmail_core::metric_names::RELAYS_DUE).set(due.len() as f64);
+        metrics::gauge!(pushmail_core::metric_names::RELAY_OLDEST).set(oldest as f64);
+        for due in due {
             let Some(job) = self.store.claim_relay(&due.id, now, now + LEASE).await? else {
                 continue; // another worker has it
             };
