@@ -16,7 +16,7 @@ use pushmail_core::protocol::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::mpsc;
 
 #[derive(Debug, clap::Args)]
@@ -35,10 +35,21 @@ pub struct Probe {
     /// The SMTP listener taking mail for the account (host:port).
     #[arg(long, default_value = "127.0.0.1:2525")]
     smtp: String,
-    /// The IMAP listener (host:port), plaintext LOGIN: a loopback listener with `--demo` (or
-    /// `--imap-plaintext-login-on-loopback`).
+    /// The IMAP listener (host:port): plaintext LOGIN (a loopback listener with `--demo` or
+    /// `--imap-plaintext-login-on-loopback`), or IMAPS with `--imaps`.
     #[arg(long, default_value = "127.0.0.1:1143")]
     imap: String,
+    /// `--imap` is IMAPS (TLS from the first byte, port 993): what a deployment offers. The
+    /// certificate is checked against the web's roots (compiled in) or `--ca-file`.
+    #[arg(long)]
+    imaps: bool,
+    /// A PEM file of the certificate authorities (or the self-signed certificate) to trust for
+    /// IMAPS instead of the web's roots.
+    #[arg(long, requires = "imaps")]
+    ca_file: Option<std::path::PathBuf>,
+    /// The name the IMAPS certificate must carry (default: `--imap`'s host).
+    #[arg(long, requires = "imaps")]
+    tls_name: Option<String>,
     /// Where the probe's callback listens.
     #[arg(long, default_value = "127.0.0.1:0")]
     callback_listen: SocketAddr,
@@ -144,7 +155,7 @@ async fn run(args: &Probe, steps: &mut Vec<Step>) -> anyhow::Result<()> {
     })
     .await?;
     let mut imap = step(steps, "imap idle", async {
-        let mut imap = Imap::login(&args.imap, &args.account, &args.password, wait).await?;
+        let mut imap = Imap::login(args, wait).await?;
         imap.command("s", "SELECT INBOX").await?;
         imap.send("i IDLE").await?;
         imap.until("+", wait).await?;
@@ -335,30 +346,81 @@ async fn deliver(smtp: &str, to: &str, subject: &str, wait: Duration) -> anyhow:
     Ok(last)
 }
 
-/// A plaintext IMAP session, line by line.
+/// A stream of either kind.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// An IMAP session, plaintext or IMAPS, line by line.
 struct Imap {
-    lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
-    writer: OwnedWriteHalf,
+    lines: tokio::io::Lines<BufReader<tokio::io::ReadHalf<Box<dyn Stream>>>>,
+    writer: tokio::io::WriteHalf<Box<dyn Stream>>,
     wait: Duration,
 }
 
+/// A TLS client trusting the web's roots, or the authorities of `ca_file`.
+fn tls_connector(ca_file: Option<&std::path::Path>) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    use rustls_pki_types::pem::PemObject;
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto::ring};
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            for certificate in rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+            {
+                roots.add(certificate.context("a certificate that does not parse")?)?;
+            }
+        }
+        None => {
+            for certificate in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+                // A root the verifier cannot use is left out, as a browser would.
+                let _ = roots.add(certificate.clone());
+            }
+        }
+    }
+    let config = ClientConfig::builder_with_provider(std::sync::Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        config,
+    )))
+}
+
 impl Imap {
-    async fn login(
-        address: &str,
-        user: &str,
-        password: &str,
-        wait: Duration,
-    ) -> anyhow::Result<Self> {
-        let stream = tokio::time::timeout(wait, TcpStream::connect(address))
+    async fn login(args: &Probe, wait: Duration) -> anyhow::Result<Self> {
+        let address = &args.imap;
+        let tcp = tokio::time::timeout(wait, TcpStream::connect(address))
             .await
             .context("IMAP connect timed out")?
             .with_context(|| format!("cannot reach IMAP at {address}"))?;
-        let (reader, writer) = stream.into_split();
+        let stream: Box<dyn Stream> = match args.imaps {
+            false => Box::new(tcp),
+            true => {
+                let host = args.tls_name.clone().unwrap_or_else(|| {
+                    address
+                        .rsplit_once(':')
+                        .map_or(address.clone(), |(host, _)| host.to_owned())
+                });
+                let name =
+                    rustls_pki_types::ServerName::try_from(host.clone()).with_context(|| {
+                        format!("{host:?} is not a name to check a certificate for")
+                    })?;
+                let connector = tls_connector(args.ca_file.as_deref())?;
+                let tls = tokio::time::timeout(wait, connector.connect(name, tcp))
+                    .await
+                    .context("the TLS handshake timed out")?
+                    .context("the TLS handshake failed (the certificate?)")?;
+                Box::new(tls)
+            }
+        };
+        let (reader, writer) = tokio::io::split(stream);
         let mut imap = Self {
             lines: BufReader::new(reader).lines(),
             writer,
             wait,
         };
+        let (user, password) = (&args.account, &args.password);
         imap.until("* OK", wait).await?;
         let quoted = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
         imap.command("a", &format!("LOGIN {} {}", quoted(user), quoted(password)))

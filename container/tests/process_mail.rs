@@ -308,6 +308,53 @@ async fn a_certificate_given_as_pem_variables_serves_starttls() {
     let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let tls = connector.connect(name, stream.into_inner()).await;
     assert!(tls.is_ok(), "{tls:?}");
+    drop(tls);
+
+    // pushmail probe over IMAPS, trusting exactly that certificate: passes; trusting the web's
+    // roots instead: fails at the handshake.
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &cert).unwrap();
+    let (subscribe, smtp, imaps) = (
+        process.subscribe.clone(),
+        process.smtp.clone(),
+        process.imaps.clone(),
+    );
+    let probe = move |trust: Option<&std::path::Path>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pushmail"));
+        command
+            .args([
+                "probe",
+                "--account",
+                "alice@example.com",
+                "--imaps",
+                "--tls-name",
+                "localhost",
+            ])
+            .args(["--subscribe-url", &subscribe, "--smtp", &smtp])
+            .args(["--imap", &imaps])
+            .env("PUSHMAIL_PROBE_SECRET", "local-dev-secret")
+            .env("PUSHMAIL_PROBE_PASSWORD", "alice-password");
+        if let Some(trust) = trust {
+            command.arg("--ca-file").arg(trust);
+        }
+        command.output().unwrap()
+    };
+    let trusted = tokio::task::spawn_blocking({
+        let probe = probe.clone();
+        let ca = ca.clone();
+        move || probe(Some(&ca))
+    })
+    .await
+    .unwrap();
+    let shown = String::from_utf8_lossy(&trusted.stdout).into_owned();
+    assert!(trusted.status.success(), "{shown}");
+    assert!(shown.contains("probe: passed"), "{shown}");
+    let untrusted = tokio::task::spawn_blocking(move || probe(None))
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&untrusted.stdout).into_owned();
+    assert!(!untrusted.status.success(), "{shown}");
+    assert!(shown.contains("TLS handshake failed"), "{shown}");
 }
 
 /// A push service's callback on loopback: keeps every NEW_MAIL it accepts, answers `status`.

@@ -13,6 +13,8 @@ pub struct Process {
     pub admin: String,
     /// The SMTP listener's address, as the process printed it.
     pub smtp: String,
+    /// The IMAPS listener's address, as printed.
+    pub imaps: String,
     /// The first-run token, when this start printed one.
     pub token: Option<String>,
     /// The demo's DKIM record, as printed.
@@ -76,6 +78,7 @@ pub fn launch_with_env(data_dir: &Path, more: &[&str], env: &[(&str, &str)]) -> 
     let mut token = None;
     let mut dkim = None;
     let mut smtp = String::new();
+    let mut imaps = String::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
         if let Some(t) = line.trim().strip_prefix("export PUSHMAIL_TOKEN=") {
@@ -87,6 +90,9 @@ pub fn launch_with_env(data_dir: &Path, more: &[&str], env: &[(&str, &str)]) -> 
         if let Some(address) = line.strip_prefix("SMTP:") {
             smtp = address.trim().to_owned();
         }
+        if let Some(address) = line.strip_prefix("IMAPS:") {
+            imaps = address.trim().to_owned();
+        }
         if line.starts_with("Store:") {
             break;
         }
@@ -94,6 +100,7 @@ pub fn launch_with_env(data_dir: &Path, more: &[&str], env: &[(&str, &str)]) -> 
     Process {
         child,
         smtp,
+        imaps,
         subscribe: format!("http://127.0.0.1:{subscribe_port}/subscribe"),
         admin: format!("http://127.0.0.1:{admin_port}/admin"),
         token,
