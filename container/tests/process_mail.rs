@@ -236,6 +236,19 @@ async fn the_metrics_endpoint_counts_a_delivery() {
     for _ in 0..2 {
         acknowledged.recv().await.expect("acknowledged");
     }
+    // A SUBSCRIBE, counted by its outcome.
+    let subscribe = json!({"type": "SUBSCRIBE", "email": "alice@example.com",
+        "password": "alice-password", "registration": "r-metrics", "generation": 1,
+        "callback": "https://push.example.net/n/metrics"});
+    let answer = post_signed(
+        &reqwest::Client::new(),
+        &process.subscribe,
+        &subscribe,
+        now().timestamp(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 200);
     let text = scrape().await;
     let value = |series: &str| -> f64 {
         text.lines()
@@ -244,6 +257,10 @@ async fn the_metrics_endpoint_counts_a_delivery() {
             .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
     };
     assert_eq!(value("pushmail_deliveries_total{outcome=\"stored\"}"), 2.0);
+    assert_eq!(
+        value("pushmail_push_requests_total{outcome=\"subscribed\"}"),
+        1.0
+    );
     assert!(value("pushmail_sessions_total{protocol=\"smtp\"}") >= 1.0);
     assert!(text.contains("# HELP pushmail_deliveries_total"), "{text}");
     // The dispatcher's passes report the notice backlog (none waiting here).

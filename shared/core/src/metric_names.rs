@@ -27,6 +27,10 @@ pub const RELAYS_DUE: &str = "pushmail_relays_due";
 /// Seconds since the oldest due relay job was queued, at the relay's last pass (0: none).
 pub const RELAY_OLDEST: &str = "pushmail_relay_oldest_due_seconds";
 
+/// Requests to the Subscribe URL; label `outcome`: the answer's status (subscribed,
+/// unsubscribed, not_subscribed, ignored_stale, …) or its error code (bad_signature, …).
+pub const PUSH_REQUESTS: &str = "pushmail_push_requests_total";
+
 /// Every metric with its kind and help text, for the exporter.
 pub const DESCRIBED: &[(&str, MetricKind, &str)] = &[
     (
@@ -78,6 +82,11 @@ pub const DESCRIBED: &[(&str, MetricKind, &str)] = &[
         RELAY_OLDEST,
         MetricKind::Gauge,
         "Seconds since the oldest due relay job was queued",
+    ),
+    (
+        PUSH_REQUESTS,
+        MetricKind::Counter,
+        "Requests to the Subscribe URL, by outcome",
     ),
 ];
 

@@ -114,14 +114,27 @@ impl PushService {
     /// Answers one request to the Subscribe URL.
     pub async fn handle(&self, request: IncomingRequest<'_>) -> Reply {
         let now = pushmail_core::types::now();
-        match self.answer(request, now).await {
-            Ok(reply) => reply,
+        let (reply, outcome) = match self.answer(request, now).await {
+            Ok(reply) => {
+                let outcome = match reply.body.get("status").and_then(|s| s.as_str()) {
+                    Some("subscribed") => "subscribed",
+                    Some("unsubscribed") => "unsubscribed",
+                    Some("not_subscribed") => "not_subscribed",
+                    Some("ignored_stale") => "ignored_stale",
+                    _ => "other",
+                };
+                (reply, outcome)
+            }
             Err(refusal) => {
                 // Debug-quoted: the detail may quote the request, which must not forge log lines.
                 info!(code = refusal.code.as_str(), detail = ?refusal.detail, "request refused");
-                refusal.into()
+                let outcome = refusal.code.as_str();
+                (refusal.into(), outcome)
             }
-        }
+        };
+        metrics::counter!(pushmail_core::metric_names::PUSH_REQUESTS, "outcome" => outcome)
+            .increment(1);
+        reply
     }
 
     async fn answer(
