@@ -236,6 +236,24 @@ async fn the_metrics_endpoint_counts_a_delivery() {
     for _ in 0..2 {
         acknowledged.recv().await.expect("acknowledged");
     }
+    // A recipient refused, counted by its reply code.
+    {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let stream = tokio::net::TcpStream::connect(&process.smtp).await.unwrap();
+        let (reader, mut writer) = stream.into_split();
+        let mut lines = tokio::io::BufReader::new(reader).lines();
+        writer
+            .write_all(
+                b"EHLO m.test\r\nMAIL FROM:<m@m.test>\r\nRCPT TO:<nobody@example.com>\r\nQUIT\r\n",
+            )
+            .await
+            .unwrap();
+        let mut refused = false;
+        while let Ok(Some(line)) = lines.next_line().await {
+            refused |= line.starts_with('5');
+        }
+        assert!(refused, "an unknown recipient is refused");
+    }
     // A SUBSCRIBE, counted by its outcome.
     let subscribe = json!({"type": "SUBSCRIBE", "email": "alice@example.com",
         "password": "alice-password", "registration": "r-metrics", "generation": 1,
@@ -260,6 +278,11 @@ async fn the_metrics_endpoint_counts_a_delivery() {
     assert_eq!(
         value("pushmail_push_requests_total{outcome=\"subscribed\"}"),
         1.0
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("pushmail_smtp_refusals_total{code=\"5")),
+        "{text}"
     );
     assert!(value("pushmail_sessions_total{protocol=\"smtp\"}") >= 1.0);
     assert!(text.contains("# HELP pushmail_deliveries_total"), "{text}");

@@ -31,6 +31,10 @@ pub const RELAY_OLDEST: &str = "pushmail_relay_oldest_due_seconds";
 /// unsubscribed, not_subscribed, ignored_stale, …) or its error code (bad_signature, …).
 pub const PUSH_REQUESTS: &str = "pushmail_push_requests_total";
 
+/// SMTP replies refusing something (4xx, 5xx); label `code`: the reply code and enhanced code
+/// ("550 5.1.1"), the server's own, so few.
+pub const SMTP_REFUSALS: &str = "pushmail_smtp_refusals_total";
+
 /// Every metric with its kind and help text, for the exporter.
 pub const DESCRIBED: &[(&str, MetricKind, &str)] = &[
     (
@@ -87,6 +91,11 @@ pub const DESCRIBED: &[(&str, MetricKind, &str)] = &[
         PUSH_REQUESTS,
         MetricKind::Counter,
         "Requests to the Subscribe URL, by outcome",
+    ),
+    (
+        SMTP_REFUSALS,
+        MetricKind::Counter,
+        "SMTP replies refusing something, by code",
     ),
 ];
 

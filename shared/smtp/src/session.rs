@@ -466,6 +466,11 @@ pub(crate) async fn reply<W: AsyncWrite + Unpin>(
     writer: &mut W,
     text: &str,
 ) -> std::io::Result<()> {
+    if text.starts_with(['4', '5']) {
+        // The reply code and its enhanced code ("550 5.1.1"): the server's own words, few.
+        let code: String = text.split(' ').take(2).collect::<Vec<_>>().join(" ");
+        metrics::counter!(pushmail_core::metric_names::SMTP_REFUSALS, "code" => code).increment(1);
+    }
     let mut line = Vec::with_capacity(text.len() + 2);
     line.extend_from_slice(text.as_bytes());
     line.extend_from_slice(b"\r\n");
