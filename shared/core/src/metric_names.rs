@@ -35,6 +35,10 @@ pub const PUSH_REQUESTS: &str = "pushmail_push_requests_total";
 /// ("550 5.1.1"), the server's own, so few.
 pub const SMTP_REFUSALS: &str = "pushmail_smtp_refusals_total";
 
+/// Failures of the store's backend (DynamoDB or S3 answering an error or unreachable, the
+/// embedded database failing); label `backend`. A refused condition is not one.
+pub const STORE_ERRORS: &str = "pushmail_store_errors_total";
+
 /// Every metric with its kind and help text, for the exporter.
 pub const DESCRIBED: &[(&str, MetricKind, &str)] = &[
     (
@@ -96,6 +100,11 @@ pub const DESCRIBED: &[(&str, MetricKind, &str)] = &[
         SMTP_REFUSALS,
         MetricKind::Counter,
         "SMTP replies refusing something, by code",
+    ),
+    (
+        STORE_ERRORS,
+        MetricKind::Counter,
+        "Failures of the store's backend",
     ),
 ];
 

@@ -21,6 +21,8 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
+    metrics::counter!(pushmail_core::metric_names::STORE_ERRORS, "backend" => "dynamodb")
+        .increment(1);
     // The service's own code and message; the whole error context only when there is none.
     let detail = match (error.code(), error.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),

@@ -108,7 +108,11 @@ impl From<StoreError> for Fail {
 impl From<Fail> for StoreError {
     fn from(fail: Fail) -> Self {
         match fail {
-            Fail::Db(error) => StoreError::Backend(format!("embedded store: {error}")),
+            Fail::Db(error) => {
+                metrics::counter!(pushmail_core::metric_names::STORE_ERRORS, "backend" => "embedded")
+                    .increment(1);
+                StoreError::Backend(format!("embedded store: {error}"))
+            }
             Fail::Store(error) => error,
         }
     }
