@@ -207,6 +207,21 @@ async fn run(args: &Probe, steps: &mut Vec<Step>) -> anyhow::Result<()> {
         Ok((uid, format!("{} then UID {uid} found", exists.trim_end())))
     })
     .await?;
+    step(steps, "imap fetch", async {
+        let fetch = format!("UID FETCH {uid} (BODY.PEEK[HEADER.FIELDS (SUBJECT)] RFC822.SIZE)");
+        let fetched = imap.command("g", &fetch).await?;
+        if !fetched.iter().any(|line| line.contains(&subject)) {
+            bail!("UID {uid} fetched without its subject: {fetched:?}");
+        }
+        let size = fetched
+            .iter()
+            .find_map(|line| line.split("RFC822.SIZE ").nth(1))
+            .and_then(|rest| rest.split([' ', ')']).next())
+            .unwrap_or("?")
+            .to_owned();
+        Ok(((), format!("UID {uid}: the subject as sent, {size} bytes")))
+    })
+    .await?;
     step(steps, "cleanup", async {
         imap.command("d", &format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"))
             .await?;
