@@ -92,10 +92,12 @@ fi
 
 if [ "$smoke" = 1 ]; then
   # podman without a Docker engine or systemd: runc, cgroupfs, host networking, and the limits
-  # this shell has (`--ulimit host`: podman's own defaults may exceed what it may give).
+  # this shell has (no default ulimits and `--ulimit host`: podman's own defaults, such as
+  # nofile=1048576, may exceed what this shell may give).
   cat >"$work/containers.conf" <<EOF
 [containers]
 netns = "host"
+default_ulimits = []
 [engine]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
