@@ -17,7 +17,7 @@ use crate::state::{Imap, Needs, Next, Session};
 use crate::store::Stored;
 use crate::uids::uid_set;
 use crate::view::Expunges;
-use crate::wire::Wire;
+use crate::wire::{Extended, Wire};
 
 impl Imap {
     pub(crate) async fn authenticated<S: AsyncRead + AsyncWrite + Unpin>(
@@ -57,13 +57,14 @@ impl Imap {
         Ok(next)
     }
 
-    /// MULTIAPPEND, which imap-codec does not read: its messages as one-message APPENDs.
-    pub(crate) async fn appending<S: AsyncRead + AsyncWrite + Unpin>(
+    /// The commands imap-codec does not read (MULTIAPPEND, LIST-EXTENDED, NOTIFY), each for a
+    /// logged-in session.
+    pub(crate) async fn extended<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         wire: &mut Wire<S>,
         session: &mut Session,
         tag: Tag<'static>,
-        appends: Vec<imap_codec::imap_types::command::Command<'static>>,
+        command: Extended,
     ) -> Result<Next> {
         let Some(account) = session.user.clone() else {
             let why = session
@@ -72,47 +73,19 @@ impl Imap {
             no_or_bad(wire, tag, StatusKind::Bad, why).await?;
             return Ok(Next::Continue);
         };
-        self.multi_append(wire, session, &account, tag, appends)
-            .await?;
-        self.hints.changed(&account);
-        Ok(Next::Continue)
-    }
-
-    /// NOTIFY, which imap-codec does not read.
-    pub(crate) async fn notifying<S: AsyncRead + AsyncWrite + Unpin>(
-        &self,
-        wire: &mut Wire<S>,
-        session: &mut Session,
-        tag: Tag<'static>,
-        request: crate::notify::NotifyRequest,
-    ) -> Result<Next> {
-        let Some(account) = session.user.clone() else {
-            let why = session
-                .refusal(Needs::Authenticated)
-                .unwrap_or("Log in first");
-            no_or_bad(wire, tag, StatusKind::Bad, why).await?;
-            return Ok(Next::Continue);
-        };
-        self.notify(wire, session, &account, tag, request).await?;
-        Ok(Next::Continue)
-    }
-
-    /// LIST-EXTENDED's LIST, which imap-codec does not read.
-    pub(crate) async fn listing<S: AsyncRead + AsyncWrite + Unpin>(
-        &self,
-        wire: &mut Wire<S>,
-        session: &mut Session,
-        tag: Tag<'static>,
-        request: &ListRequest,
-    ) -> Result<Next> {
-        let Some(account) = session.user.clone() else {
-            let why = session
-                .refusal(Needs::Authenticated)
-                .unwrap_or("Log in first");
-            no_or_bad(wire, tag, StatusKind::Bad, why).await?;
-            return Ok(Next::Continue);
-        };
-        self.list(wire, session, &account, tag, request).await?;
+        match command {
+            Extended::MultiAppend(appends) => {
+                self.multi_append(wire, session, &account, tag, appends)
+                    .await?;
+                self.hints.changed(&account);
+            }
+            Extended::List(request) => {
+                self.list(wire, session, &account, tag, &request).await?;
+            }
+            Extended::Notify(request) => {
+                self.notify(wire, session, &account, tag, *request).await?;
+            }
+        }
         Ok(Next::Continue)
     }
 

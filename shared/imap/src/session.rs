@@ -285,32 +285,13 @@ impl Imap {
                 return Ok(Next::Logout);
             }
         };
-        let (command, returns) = match incoming {
-            Incoming::Notify(tag, request) => {
-                if !Box::pin(self.still_the_same_account(session)).await {
-                    Box::pin(bye(wire, "Account removed or changed; log in again")).await?;
-                    return Ok(Next::Logout);
-                }
-                return Box::pin(self.notifying(wire, session, tag, *request)).await;
-            }
-            Incoming::BadEvent(tag) => {
-                Box::pin(self.bad_event(wire, tag)).await?;
-                return Ok(Next::Continue);
-            }
-            Incoming::List(tag, request) => {
-                if !Box::pin(self.still_the_same_account(session)).await {
-                    Box::pin(bye(wire, "Account removed or changed; log in again")).await?;
-                    return Ok(Next::Logout);
-                }
-                return Box::pin(self.listing(wire, session, tag, &request)).await;
-            }
-            Incoming::MultiAppend(tag, appends) => {
-                if !Box::pin(self.still_the_same_account(session)).await {
-                    Box::pin(bye(wire, "Account removed or changed; log in again")).await?;
-                    return Ok(Next::Logout);
-                }
-                return Box::pin(self.appending(wire, session, tag, appends)).await;
-            }
+        /// What was read: a command imap-codec reads (with ESEARCH's RETURN options), or one
+        /// it does not.
+        enum Request {
+            Read(Command<'static>, Option<crate::esearch::Returns>),
+            Extended(Tag<'static>, crate::wire::Extended),
+        }
+        let request = match incoming {
             Incoming::Closed => return Ok(Next::Logout),
             Incoming::Overflow => {
                 Box::pin(bye(wire, "Literal too big")).await?;
@@ -320,13 +301,24 @@ impl Imap {
                 Box::pin(send_status(wire, tag, StatusKind::Bad, None, why)).await?;
                 return Ok(Next::Continue);
             }
-            Incoming::Command(command) => (command, None),
-            Incoming::SearchReturning(command, returns) => (command, Some(returns)),
+            Incoming::BadEvent(tag) => {
+                Box::pin(self.bad_event(wire, tag)).await?;
+                return Ok(Next::Continue);
+            }
+            Incoming::Command(command) => Request::Read(command, None),
+            Incoming::SearchReturning(command, returns) => Request::Read(command, Some(returns)),
+            Incoming::Extended(tag, command) => Request::Extended(tag, command),
         };
         if !Box::pin(self.still_the_same_account(session)).await {
             Box::pin(bye(wire, "Account removed or changed; log in again")).await?;
             return Ok(Next::Logout);
         }
+        let (command, returns) = match request {
+            Request::Read(command, returns) => (command, returns),
+            Request::Extended(tag, command) => {
+                return Box::pin(self.extended(wire, session, tag, command)).await;
+            }
+        };
         // The largest command's state is held only while it runs.
         session.search_return = returns;
         let next = Box::pin(self.command(wire, session, command)).await;

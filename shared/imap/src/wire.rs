@@ -45,13 +45,8 @@ pub enum Incoming {
     /// A SEARCH with ESEARCH's RETURN clause (which imap-codec does not read), and what it
     /// asked for.
     SearchReturning(Command<'static>, crate::esearch::Returns),
-    /// MULTIAPPEND (which imap-codec does not read): the command's tag and one APPEND per
-    /// message, in order.
-    MultiAppend(Tag<'static>, Vec<Command<'static>>),
-    /// LIST-EXTENDED's LIST (which imap-codec does not read).
-    List(Tag<'static>, Box<ListRequest>),
-    /// NOTIFY (which imap-codec does not read).
-    Notify(Tag<'static>, Box<NotifyRequest>),
+    /// A command imap-codec does not read, read with the generic syntax; with its tag.
+    Extended(Tag<'static>, Extended),
     /// NOTIFY naming an event this server does not tell of: `NO [BADEVENT …]`.
     BadEvent(Tag<'static>),
     /// Not a command this server can read: answer BAD (with the tag when there is one).
@@ -60,6 +55,15 @@ pub enum Incoming {
     /// non-synchronising literal over the bound is already on its way): say BYE and close.
     Overflow,
     Closed,
+}
+
+/// The commands read with the generic syntax (`syntax.rs`), all for a logged-in session.
+pub enum Extended {
+    /// MULTIAPPEND: one APPEND per message, in order.
+    MultiAppend(Vec<Command<'static>>),
+    /// LIST-EXTENDED's LIST.
+    List(Box<ListRequest>),
+    Notify(Box<NotifyRequest>),
 }
 
 /// What lets APPEND's message literal past [`MAX_MESSAGE`].
@@ -332,16 +336,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         if let Some(line) = crate::syntax::parse(message) {
             if let Some(parsed) = ListRequest::extended(&line) {
                 return match parsed {
-                    Parsed::List(tag, request) => Incoming::List(tag, Box::new(request)),
+                    Parsed::List(tag, request) => {
+                        Incoming::Extended(tag, Extended::List(Box::new(request)))
+                    }
                     Parsed::Bad(tag, why) => Incoming::Bad(Some(tag), why),
                 };
             }
             if let Some((tag, appends)) = crate::syntax::appends(&line, message) {
-                return Incoming::MultiAppend(tag, appends);
+                return Incoming::Extended(tag, Extended::MultiAppend(appends));
             }
             if let Some((tag, request)) = NotifyRequest::read(&line) {
                 return match request {
-                    Ok(request) => Incoming::Notify(tag, Box::new(request)),
+                    Ok(request) => Incoming::Extended(tag, Extended::Notify(Box::new(request))),
                     Err(Refused::Bad(why)) => Incoming::Bad(Some(tag), why),
                     Err(Refused::BadEvent) => Incoming::BadEvent(tag),
                 };
