@@ -7,6 +7,7 @@
 
 mod common;
 use common::*;
+use pushmail_core::hints::Arrivals;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -137,8 +138,8 @@ async fn main() {
     tokio::spawn(dispatcher.clone().run(std::future::pending()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let smtp = listener.local_addr().unwrap();
-    let inbound =
-        Smtp::inbound(store.clone(), SmtpSettings::default()).with_notice_hint(dispatcher.waker());
+    let inbound = Smtp::inbound(store.clone(), SmtpSettings::default())
+        .with_arrivals(Arrivals::default().waking(dispatcher.waker()));
     tokio::spawn(pushmail_listener::serve(
         listener,
         Arc::new(inbound),

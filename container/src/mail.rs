@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pushmail_core::hints::ChangeHints;
+use pushmail_core::hints::{Arrivals, ChangeHints};
 use pushmail_core::types::Address;
 use pushmail_imap::{Imap, ImapSettings};
 use pushmail_runtime::Settings;
@@ -235,11 +235,11 @@ impl MailOptions {
                 self.hostname.clone(),
             ))
         });
-        let changes = hints.clone();
+        let arrivals = Arrivals::default()
+            .waking(noticed.clone())
+            .hinting(hints.clone());
         let finish = |smtp: Smtp, tls: &Option<TlsAcceptor>| {
-            let smtp = smtp
-                .with_notice_hint(noticed.clone())
-                .with_change_hint(changes.clone());
+            let smtp = smtp.with_arrivals(arrivals.clone());
             match tls {
                 Some(acceptor) => smtp.with_tls(acceptor.clone()),
                 None => smtp,
@@ -260,10 +260,10 @@ impl MailOptions {
                 .unwrap_or(usize::MAX),
             ..ImapSettings::default()
         };
-        let imap = Imap::new(store.clone(), imap_settings.clone(), changes.clone());
+        let imap = Imap::new(store.clone(), imap_settings.clone(), hints.clone());
         let (imap, imaps) = match &tls {
             Some(acceptor) => {
-                let imaps = Imap::new(store.clone(), imap_settings, changes.clone())
+                let imaps = Imap::new(store.clone(), imap_settings, hints.clone())
                     .sharing_limits_with(&imap)
                     .with_tls(acceptor.clone())
                     .implicit_tls();

@@ -2,6 +2,7 @@
 //! process (change log only), many idlers at once, the poll kept while other accounts' hints
 //! keep coming, the keepalive and the end of an IDLE that lasts too long.
 
+use pushmail_core::hints::Arrivals;
 use std::time::Duration;
 
 use pushmail_imap::ImapSettings;
@@ -31,7 +32,8 @@ async fn idle_wakes_for_mail_from_this_process_and_from_another() {
     let (address, hints) = listener(&h, loopback_plaintext()).await;
     let smtp = h
         .listen_smtp(
-            Smtp::inbound(h.store.clone(), SmtpSettings::default()).with_change_hint(hints),
+            Smtp::inbound(h.store.clone(), SmtpSettings::default())
+                .with_arrivals(Arrivals::default().hinting(hints)),
         )
         .await;
     let (mut peer, _) = Peer::connect(address).await;

@@ -5,6 +5,7 @@
 //! superseded subscriptions never hear of pending notices; secret rotation signs with the
 //! newest. On both backends.
 
+use pushmail_core::hints::Arrivals;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -63,7 +64,7 @@ async fn smtp_mail_to_an_integrated_account_is_announced_signed_and_in_order() {
     let smtp = h
         .listen_smtp(
             Smtp::inbound(h.store.clone(), SmtpSettings::default())
-                .with_notice_hint(dispatcher.waker()),
+                .with_arrivals(Arrivals::default().waking(dispatcher.waker())),
         )
         .await;
     let worker = tokio::spawn(dispatcher.clone().run(std::future::pending()));

@@ -2,6 +2,7 @@
 //! admin), applied to mail arriving over SMTP, filing into folders that are created on demand;
 //! a pushed folder's mail is announced, another's is not; bad rule sets change nothing.
 
+use pushmail_core::hints::Arrivals;
 use pushmail_smtp::{Smtp, SmtpSettings};
 use pushmail_tests::smtp::Client;
 use pushmail_tests::{CallbackSink, Harness, PASSWORD};
@@ -49,7 +50,7 @@ async fn a_users_rule_files_list_mail_into_a_pushed_folder_that_is_announced() {
     let smtp = h
         .listen_smtp(
             Smtp::inbound(h.store.clone(), SmtpSettings::default())
-                .with_notice_hint(dispatcher.waker()),
+                .with_arrivals(Arrivals::default().waking(dispatcher.waker())),
         )
         .await;
     let (mut client, _) = Client::connect(smtp).await;

@@ -7,7 +7,9 @@
 //! (`pushmail-hints`: SNS to an SQS queue per process), which brings theirs back with
 //! [`ChangeHints::heard`].
 
-use tokio::sync::{broadcast, mpsc};
+use std::sync::Arc;
+
+use tokio::sync::{Notify, broadcast, mpsc};
 
 use crate::types::Address;
 
@@ -61,9 +63,64 @@ impl ChangeHints {
     }
 }
 
+/// Who hears that a message was stored: the notice dispatcher, when the delivery recorded a
+/// new-mail notice (it wakes and sends it), and the IMAP sessions watching the account, in this
+/// process and the others. Either may be left out.
+#[derive(Debug, Clone, Default)]
+pub struct Arrivals {
+    notices: Option<Arc<Notify>>,
+    changes: Option<ChangeHints>,
+}
+
+impl Arrivals {
+    /// Wakes the dispatcher whose waker this is.
+    pub fn waking(mut self, dispatcher: Arc<Notify>) -> Self {
+        self.notices = Some(dispatcher);
+        self
+    }
+
+    /// Hints the account's sessions.
+    pub fn hinting(mut self, changes: ChangeHints) -> Self {
+        self.changes = Some(changes);
+        self
+    }
+
+    /// A message was stored for `account`; `noticed`: its delivery recorded a new-mail notice.
+    pub fn stored(&self, account: &Address, noticed: bool) {
+        if let Some(notices) = self.notices.as_ref().filter(|_| noticed) {
+            notices.notify_one();
+        }
+        if let Some(changes) = &self.changes {
+            // No session listening is fine: the hint is only a hint.
+            changes.changed(account);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_stored_message_wakes_the_dispatcher_only_with_a_notice_and_always_hints() {
+        let dispatcher = Arc::new(Notify::new());
+        let hints = ChangeHints::new();
+        let mut woken = hints.subscribe();
+        let arrivals = Arrivals::default()
+            .waking(dispatcher.clone())
+            .hinting(hints.clone());
+        let alice = Address::parse("alice@example.com").unwrap();
+        arrivals.stored(&alice, false);
+        assert_eq!(woken.recv().await.unwrap(), alice);
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(20), dispatcher.notified());
+        assert!(waited.await.is_err(), "woken without a notice");
+        arrivals.stored(&alice, true);
+        assert_eq!(woken.recv().await.unwrap(), alice);
+        dispatcher.notified().await;
+        // Nobody listening: nothing to tell, nothing fails.
+        Arrivals::default().stored(&alice, true);
+    }
 
     #[tokio::test]
     async fn local_changes_go_out_heard_ones_do_not() {

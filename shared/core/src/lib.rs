@@ -5,6 +5,7 @@
 pub mod account;
 pub mod counts;
 pub mod folder;
+pub mod header;
 pub mod hints;
 pub mod mailbox;
 pub mod message;

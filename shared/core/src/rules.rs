@@ -2,9 +2,7 @@
 //! deciding the folder a message is stored in and whether it arrives read. JSON, not Sieve (its
 //! one Rust implementation is AGPL); the checks on a rule set live here, once.
 
-use mail_parser::HeaderValue;
-
-use crate::message::{parse_header, raw_value};
+use crate::header::MessageHeader;
 use serde::{Deserialize, Serialize};
 
 use crate::folder::FolderName;
@@ -112,7 +110,7 @@ impl FilingRule {
     }
 
     /// Whether this rule's conditions hold for `header`.
-    fn applies(&self, header: &Header) -> bool {
+    fn applies(&self, header: &MessageHeader) -> bool {
         let mut results = self.conditions.iter().map(|c| c.holds(header));
         match self.matching {
             Matching::All => results.all(|r| r),
@@ -120,18 +118,14 @@ impl FilingRule {
         }
     }
 
-    /// Where a message with this raw header goes, by `rules` in order: the last `file_into` of
-    /// the rules that apply (up to a `stop`), INBOX if none; read if any applying rule says so.
-    pub fn file(rules: &[FilingRule], raw: &[u8]) -> Filing {
+    /// Where a message with this header goes, by `rules` in order: the last `file_into` of the
+    /// rules that apply (up to a `stop`), INBOX if none; read if any applying rule says so.
+    pub fn file(rules: &[FilingRule], header: &MessageHeader) -> Filing {
         let mut filing = Filing {
             folder: FolderName::inbox(),
             seen: false,
         };
-        if rules.is_empty() {
-            return filing;
-        }
-        let header = Header::parse(raw);
-        for rule in rules.iter().filter(|rule| rule.applies(&header)) {
+        for rule in rules.iter().filter(|rule| rule.applies(header)) {
             if let Some(folder) = &rule.file_into {
                 filing.folder = folder.clone();
             }
@@ -145,7 +139,7 @@ impl FilingRule {
 }
 
 impl Condition {
-    fn holds(&self, header: &Header) -> bool {
+    fn holds(&self, header: &MessageHeader) -> bool {
         header.values(&self.field).iter().any(|value| {
             self.op
                 .test(&value.to_lowercase(), &self.value.to_lowercase())
@@ -186,65 +180,6 @@ fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|&c| c == b'*')
 }
 
-/// The decoded header fields the conditions read.
-struct Header {
-    fields: Vec<(String, String)>,
-}
-
-impl Header {
-    fn parse(raw: &[u8]) -> Self {
-        let mut fields = Vec::new();
-        if let Some(message) = parse_header(raw) {
-            for header in message.headers() {
-                let name = header.name().to_ascii_lowercase();
-                let mut push = |value: String| fields.push((name.clone(), value));
-                match header.value() {
-                    HeaderValue::Text(text) => push(text.to_string()),
-                    HeaderValue::TextList(list) => list.iter().for_each(|t| push(t.to_string())),
-                    HeaderValue::Address(address) => {
-                        for addr in address.iter() {
-                            if let Some(email) = addr.address() {
-                                push(email.to_owned());
-                            }
-                            if let Some(name) = addr.name() {
-                                push(name.to_owned());
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-                // The raw (unfolded) text too, for headers parsed into other shapes: this
-                // field's own bytes, not a search for its name (which made N fields cost N²).
-                let raw = raw_value(&message, header).unwrap_or_default();
-                fields.push((name.clone(), String::from_utf8_lossy(&raw).into_owned()));
-            }
-        }
-        Self { fields }
-    }
-
-    fn values(&self, field: &str) -> Vec<&str> {
-        let names: &[&str] = match field.to_ascii_lowercase().as_str() {
-            "from" => &["from", "sender"],
-            "to_cc" => &["to", "cc"],
-            "subject" => &["subject"],
-            "list_id" => &["list-id"],
-            _ => &[],
-        };
-        let wanted = field.to_ascii_lowercase();
-        self.fields
-            .iter()
-            .filter(|(name, _)| {
-                if names.is_empty() {
-                    *name == wanted
-                } else {
-                    names.contains(&name.as_str())
-                }
-            })
-            .map(|(_, value)| value.as_str())
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +197,10 @@ mod tests {
             mark_read: false,
             stop: false,
         }
+    }
+
+    fn list_mail() -> MessageHeader {
+        MessageHeader::parse(LIST_MAIL)
     }
 
     const LIST_MAIL: &[u8] = b"From: =?UTF-8?B?SsO2cmc=?= <joerg@example.org>\r\n\
@@ -296,7 +235,7 @@ mod tests {
             rule("X-Spam-Flag", MatchOp::Equals, "no", Some("A")),
         ];
         for case in cases {
-            let filed = FilingRule::file(std::slice::from_ref(&case), LIST_MAIL);
+            let filed = FilingRule::file(std::slice::from_ref(&case), &list_mail());
             assert_ne!(filed.folder.as_str(), "INBOX", "{case:?}");
         }
         let misses = [
@@ -305,7 +244,7 @@ mod tests {
             rule("X-Missing", MatchOp::Contains, "", Some("A")),
         ];
         for case in misses {
-            let filed = FilingRule::file(std::slice::from_ref(&case), LIST_MAIL);
+            let filed = FilingRule::file(std::slice::from_ref(&case), &list_mail());
             assert!(filed.folder.is_inbox(), "{case:?}");
         }
     }
@@ -316,10 +255,10 @@ mod tests {
         let mut read = rule("from", MatchOp::Contains, "example.org", None);
         read.mark_read = true;
         let later = rule("subject", MatchOp::Contains, "list", Some("Later"));
-        let filed = FilingRule::file(&[first.clone(), read.clone(), later.clone()], LIST_MAIL);
+        let filed = FilingRule::file(&[first.clone(), read.clone(), later.clone()], &list_mail());
         assert_eq!((filed.folder.as_str(), filed.seen), ("Later", true));
         first.stop = true;
-        let filed = FilingRule::file(&[first, read, later], LIST_MAIL);
+        let filed = FilingRule::file(&[first, read, later], &list_mail());
         assert_eq!((filed.folder.as_str(), filed.seen), ("Lists/rust", false));
     }
 
@@ -332,12 +271,12 @@ mod tests {
             value: "rust".into(),
         });
         assert!(
-            FilingRule::file(std::slice::from_ref(&either), LIST_MAIL)
+            FilingRule::file(std::slice::from_ref(&either), &list_mail())
                 .folder
                 .is_inbox()
         );
         either.matching = Matching::Any;
-        assert_eq!(FilingRule::file(&[either], LIST_MAIL).folder.as_str(), "X");
+        assert_eq!(FilingRule::file(&[either], &list_mail()).folder.as_str(), "X");
     }
 
     #[test]

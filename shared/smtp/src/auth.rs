@@ -13,14 +13,16 @@ use pushmail_store::credentials::{CredentialError, check_login};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tracing::{info, warn};
 
-use crate::session::{Role, Session, Smtp, reply};
+use crate::reply::{Enhanced, Reply};
+use crate::session::{Role, Session, Smtp, send};
 use crate::wire::{Line, read_line};
 use pushmail_listener::Connection;
 
 /// RFC 4954 §4: a client's AUTH line may be up to 12,288 octets.
 const MAX_AUTH_LINE: usize = 12_288;
 
-const BAD_CREDENTIALS: &str = "535 5.7.8 Authentication credentials invalid";
+const BAD_CREDENTIALS: Reply =
+    Reply::new(535, Enhanced(5, 7, 8), "Authentication credentials invalid");
 
 impl Smtp {
     /// Whether AUTH may be used now: submission only, and only over TLS unless plaintext is
@@ -39,21 +41,27 @@ impl Smtp {
         peer: SocketAddr,
         mechanism: u64,
         initial_response: &str,
-    ) -> std::io::Result<String>
+    ) -> std::io::Result<Reply>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         if self.role != Role::Submission {
-            return Ok("502 5.5.1 AUTH is not offered here".into());
+            return Ok(Reply::new(
+                502,
+                Enhanced(5, 5, 1),
+                "AUTH is not offered here",
+            ));
         }
         if !self.auth_allowed(session, peer) {
-            return Ok("530 5.7.0 Must issue a STARTTLS command first".into());
+            let why = "Must issue a STARTTLS command first";
+            return Ok(Reply::new(530, Enhanced(5, 7, 0), why));
         }
         if session.user.is_some() {
-            return Ok("503 5.5.1 Already authenticated".into());
+            return Ok(Reply::new(503, Enhanced(5, 5, 1), "Already authenticated"));
         }
         if session.envelope.from.is_some() {
-            return Ok("503 5.5.1 AUTH is not allowed during a mail transaction".into());
+            let why = "AUTH is not allowed during a mail transaction";
+            return Ok(Reply::new(503, Enhanced(5, 5, 1), why));
         }
         let initial = Some(initial_response).filter(|text| !text.is_empty());
         let (login, password) = match mechanism {
@@ -61,46 +69,50 @@ impl Smtp {
                 let response = match initial {
                     // "=" is an empty initial response (RFC 4954 §4).
                     Some(text) => text.to_owned(),
-                    None => match challenge(io, "334 ", self.settings.idle_before_mail).await? {
+                    None => match challenge(io, "", self.settings.idle_before_mail).await? {
                         Ok(text) => text,
-                        Err(answer) => return Ok(answer.into()),
+                        Err(answer) => return Ok(answer),
                     },
                 };
                 match decode(&response).as_deref().and_then(parse_plain) {
                     Some(parts) => parts,
-                    None => return Ok("501 5.5.2 Cannot decode the PLAIN response".into()),
+                    None => {
+                        let why = "Cannot decode the PLAIN response";
+                        return Ok(Reply::new(501, Enhanced(5, 5, 2), why));
+                    }
                 }
             }
             smtp_proto::AUTH_LOGIN => {
                 let login = match initial {
                     Some(text) => text.to_owned(),
-                    None => match challenge(io, "334 VXNlcm5hbWU6", self.settings.idle_before_mail)
-                        .await?
-                    {
+                    None => {
+                        match challenge(io, "VXNlcm5hbWU6", self.settings.idle_before_mail).await? {
+                            Ok(text) => text,
+                            Err(answer) => return Ok(answer),
+                        }
+                    }
+                };
+                let password =
+                    match challenge(io, "UGFzc3dvcmQ6", self.settings.idle_before_mail).await? {
                         Ok(text) => text,
-                        Err(answer) => return Ok(answer.into()),
-                    },
-                };
-                let password = match challenge(
-                    io,
-                    "334 UGFzc3dvcmQ6",
-                    self.settings.idle_before_mail,
-                )
-                .await?
-                {
-                    Ok(text) => text,
-                    Err(answer) => return Ok(answer.into()),
-                };
+                        Err(answer) => return Ok(answer),
+                    };
                 let login = decode(&login).and_then(|raw| String::from_utf8(raw).ok());
                 let password = decode(&password).and_then(|raw| String::from_utf8(raw).ok());
                 match login.zip(password) {
                     Some(parts) => parts,
-                    None => return Ok("501 5.5.2 Cannot decode the LOGIN response".into()),
+                    None => {
+                        let why = "Cannot decode the LOGIN response";
+                        return Ok(Reply::new(501, Enhanced(5, 5, 2), why));
+                    }
                 }
             }
-            _ => return Ok("504 5.5.4 Unrecognized authentication mechanism".into()),
+            _ => {
+                let why = "Unrecognized authentication mechanism";
+                return Ok(Reply::new(504, Enhanced(5, 5, 4), why));
+            }
         };
-        Ok(self.check(session, peer, &login, &password).await.into())
+        Ok(self.check(session, peer, &login, &password).await)
     }
 
     async fn check(
@@ -109,7 +121,7 @@ impl Smtp {
         peer: SocketAddr,
         login: &str,
         password: &str,
-    ) -> &'static str {
+    ) -> Reply {
         let checked = check_login(
             self.store.as_ref(),
             Surface::Submission,
@@ -122,7 +134,7 @@ impl Smtp {
             Ok(account) => {
                 info!(%peer, account = %account.address, "SMTP AUTH succeeded");
                 session.user = Some(account);
-                "235 2.7.0 Authentication successful"
+                Reply::new(235, Enhanced(2, 7, 0), "Authentication successful")
             }
             Err(CredentialError::BadCredentials) => {
                 info!(%peer, login = %quoted(login), "SMTP AUTH failed");
@@ -130,11 +142,12 @@ impl Smtp {
             }
             Err(CredentialError::RateLimited { .. } | CredentialError::Busy) => {
                 warn!(%peer, login = %quoted(login), "SMTP AUTH refused: too many attempts");
-                "454 4.7.0 Too many authentication attempts; try again later"
+                let why = "Too many authentication attempts; try again later";
+                Reply::new(454, Enhanced(4, 7, 0), why)
             }
             Err(CredentialError::Store(error)) => {
                 warn!(%peer, %error, "SMTP AUTH could not be checked");
-                "454 4.7.0 Temporary authentication failure"
+                Reply::new(454, Enhanced(4, 7, 0), "Temporary authentication failure")
             }
         }
     }
@@ -144,23 +157,34 @@ impl Smtp {
 /// A silent client is not waited for longer than `limit`: the session ends.
 async fn challenge<S>(
     io: &mut BufReader<Connection<S>>,
-    prompt: &str,
+    prompt: &'static str,
     limit: std::time::Duration,
-) -> std::io::Result<Result<String, &'static str>>
+) -> std::io::Result<Result<String, Reply>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    reply(io, prompt).await?;
+    send(io, &Reply::bare(334, prompt)).await?;
     let line = tokio::time::timeout(limit, read_line(io, MAX_AUTH_LINE))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "silent during AUTH"))??;
     Ok(match line {
-        Line::Complete(line) if line == b"*" => Err("501 5.0.0 Authentication cancelled"),
-        Line::Complete(line) => {
-            String::from_utf8(line).map_err(|_| "501 5.5.2 Cannot decode the response")
-        }
-        Line::TooLong { .. } => Err("500 5.5.6 Authentication exchange line is too long"),
-        Line::BareLineEnding(_) => Err("500 5.5.2 Lines must end with CRLF"),
+        Line::Complete(line) if line == b"*" => Err(Reply::new(
+            501,
+            Enhanced(5, 0, 0),
+            "Authentication cancelled",
+        )),
+        Line::Complete(line) => String::from_utf8(line)
+            .map_err(|_| Reply::new(501, Enhanced(5, 5, 2), "Cannot decode the response")),
+        Line::TooLong { .. } => Err(Reply::new(
+            500,
+            Enhanced(5, 5, 6),
+            "Authentication exchange line is too long",
+        )),
+        Line::BareLineEnding(_) => Err(Reply::new(
+            500,
+            Enhanced(5, 5, 2),
+            "Lines must end with CRLF",
+        )),
         Line::Closed => {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,

@@ -6,6 +6,7 @@ use tokio::io::AsyncBufRead;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::budget::{BUDGET_UNIT, Held};
+use crate::reply::{self, Enhanced, Reply};
 use tracing::warn;
 
 use crate::session::Smtp;
@@ -16,7 +17,7 @@ impl Smtp {
     pub(crate) async fn read_message<R: AsyncBufRead + Unpin>(
         &self,
         reader: &mut R,
-    ) -> std::io::Result<Result<Held, &'static str>> {
+    ) -> std::io::Result<Result<Held, Reply>> {
         let mut message = Vec::new();
         let mut held: Option<OwnedSemaphorePermit> = None;
         let mut over_budget = false;
@@ -88,25 +89,25 @@ impl Smtp {
         }
         if bare {
             warn!("message refused: bare CR or LF");
-            return Ok(Err(
-                "550 5.6.0 Bare CR or LF in the message: lines must end with CRLF",
-            ));
+            let why = "Bare CR or LF in the message: lines must end with CRLF";
+            return Ok(Err(Reply::new(550, Enhanced(5, 6, 0), why)));
         }
         if too_long {
-            return Ok(Err("550 5.5.2 Line too long (over 1000 octets)"));
+            let why = "Line too long (over 1000 octets)";
+            return Ok(Err(Reply::new(550, Enhanced(5, 5, 2), why)));
         }
         if too_big {
-            return Ok(Err("552 5.3.4 Message too big"));
+            return Ok(Err(reply::MESSAGE_TOO_BIG));
         }
         if over_budget {
             warn!("message refused: the DATA memory budget is spent");
-            return Ok(Err(
-                "452 4.3.1 Insufficient system resources; try again later",
-            ));
+            let why = "Insufficient system resources; try again later";
+            return Ok(Err(Reply::new(452, Enhanced(4, 3, 1), why)));
         }
         // No mail format carries NUL without BINARYMIME (not offered); readers truncate at it.
         if message.contains(&0) {
-            return Ok(Err("550 5.6.0 NUL octets are not allowed in a message"));
+            let why = "NUL octets are not allowed in a message";
+            return Ok(Err(Reply::new(550, Enhanced(5, 6, 0), why)));
         }
         Ok(Ok(Held {
             message,

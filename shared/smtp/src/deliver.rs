@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use chrono::{DateTime, Utc};
 use pushmail_core::folder::FolderName;
+use pushmail_core::header::MessageHeader;
 use pushmail_core::mailbox::NewMessage;
 use pushmail_core::rules::FilingRule;
 use pushmail_core::types::{Account, Address};
@@ -13,6 +14,7 @@ use pushmail_store::Delivery;
 
 use crate::budget::Held;
 use crate::dsn::{Failure, bounce_into_inbox, delivery_status_notification};
+use crate::reply::{self, Enhanced, Reply};
 use tracing::{info, warn};
 
 use crate::session::{Envelope, Role, Session, Smtp};
@@ -32,7 +34,7 @@ impl Smtp {
         session: &Session,
         held: Held,
         peer: SocketAddr,
-    ) -> String {
+    ) -> Reply {
         // The budget is held until the message is stored (the end of this call).
         let Held { message, _budget } = held;
         let at = Utc::now();
@@ -67,10 +69,11 @@ impl Smtp {
         peer: SocketAddr,
         at: DateTime<Utc>,
         id: &str,
-    ) -> String {
+    ) -> Reply {
         if let Err(answer) = self.all_can_take(&envelope.local, message.len()).await {
             return answer;
         }
+        let header = MessageHeader::parse(message);
         let mut failed = Vec::new();
         // Where the envelope said replies about it go, recorded once it is delivered
         // (RFC 5321 §4.4): `<>` for a bounce.
@@ -85,12 +88,12 @@ impl Smtp {
                     .as_bytes(),
             );
             raw.extend_from_slice(message);
-            if !self.deliver_surely(recipient, raw, at, id).await {
+            if !self.deliver_surely(recipient, raw, &header, at, id).await {
                 failed.push(recipient.address.clone());
             }
         }
         if failed.len() == envelope.local.len() {
-            return "451 4.3.0 Not stored; try again later".into();
+            return reply::NOT_STORED;
         }
         if !failed.is_empty() {
             let sender = envelope
@@ -100,25 +103,29 @@ impl Smtp {
             self.tell_sender(sender.as_ref(), message, at, &failed, id)
                 .await;
         }
-        format!("250 2.0.0 OK: queued as {id}")
+        queued(id)
     }
 
     /// Whether every local recipient's mailbox can take `size` more octets: checked for all
     /// before anyone gets the message, so a full one refuses it whole (and the sender is told)
     /// rather than a 250 that leaves it out.
-    async fn all_can_take(&self, recipients: &[Account], size: usize) -> Result<(), String> {
+    async fn all_can_take(&self, recipients: &[Account], size: usize) -> Result<(), Reply> {
         for recipient in recipients {
             match self.has_room(recipient, size).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    return Err(format!(
-                        "552 5.2.2 Mailbox full for <{}>: delivered to no one",
-                        recipient.address
+                    return Err(Reply::formatted(
+                        552,
+                        Enhanced(5, 2, 2),
+                        format!(
+                            "Mailbox full for <{}>: delivered to no one",
+                            recipient.address
+                        ),
                     ));
                 }
                 Err(error) => {
                     warn!(account = %recipient.address, %error, "usage not read");
-                    return Err("451 4.3.0 Not stored; try again later".into());
+                    return Err(reply::NOT_STORED);
                 }
             }
         }
@@ -146,6 +153,7 @@ impl Smtp {
         &self,
         recipient: &Account,
         raw: Vec<u8>,
+        header: &MessageHeader,
         at: DateTime<Utc>,
         id: &str,
     ) -> bool {
@@ -155,7 +163,7 @@ impl Smtp {
                 tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
             }
             match self
-                .deliver_to(recipient, raw.clone(), at, id, enforce_quota)
+                .deliver_to(recipient, raw.clone(), header, at, id, enforce_quota)
                 .await
             {
                 Stored::Yes => return true,
@@ -243,19 +251,27 @@ impl Smtp {
         tls: bool,
         at: DateTime<Utc>,
         id: &str,
-    ) -> String {
+    ) -> Reply {
         // The header From is who the recipient sees: it must be the account or one of its
         // aliases, as MAIL FROM must (else DKIM would sign a forged author); a message
         // without one gets the account's (RFC 6409 §8.1).
-        let message = match pushmail_core::mailbox::Envelope::parse(&message).from {
-            None => with_from(message, &user.address),
-            Some(from) if Address::parse(&from).is_ok_and(|from| user.may_send_as(&from)) => {
-                message
+        let header = MessageHeader::parse(&message);
+        let (message, header) = match header.author() {
+            None => (
+                with_from(message, &user.address),
+                header.with_author(user.address.as_str()),
+            ),
+            Some(from) if Address::parse(from).is_ok_and(|from| user.may_send_as(&from)) => {
+                (message, header)
             }
             Some(_) => {
-                return format!(
-                    "550 5.7.1 The From header must be {}, the account you logged in as, or one of its aliases",
-                    user.address
+                return Reply::formatted(
+                    550,
+                    Enhanced(5, 7, 1),
+                    format!(
+                        "The From header must be {}, the account you logged in as, or one of its aliases",
+                        user.address
+                    ),
                 );
             }
         };
@@ -266,7 +282,7 @@ impl Smtp {
             return answer;
         }
         let signed = match &self.outgoing {
-            Some(outgoing) => match outgoing.sign(&user.address, &message).await {
+            Some(outgoing) => match outgoing.sign(&user.address, message).await {
                 Ok(signed) => signed,
                 Err(answer) => return answer,
             },
@@ -292,7 +308,7 @@ impl Smtp {
                 .await
             {
                 warn!(%error, id, "not queued for the relay");
-                return "451 4.3.0 Not queued; try again later".into();
+                return Reply::new(451, Enhanced(4, 3, 0), "Not queued; try again later");
             }
         }
         let mut failed = Vec::new();
@@ -301,14 +317,14 @@ impl Smtp {
                 .received(helo, peer, protocol, id, Some(&recipient.address), at)
                 .into_bytes();
             raw.extend_from_slice(&signed);
-            if !self.deliver_surely(recipient, raw, at, id).await {
+            if !self.deliver_surely(recipient, raw, &header, at, id).await {
                 failed.push(recipient.address.clone());
             }
         }
         if failed.len() == envelope.local.len() && envelope.remote.is_empty() {
             // Nothing went anywhere: the device sends it again, so no Sent copy now (one per
             // retry would pile up).
-            return "451 4.3.0 Not stored; try again later".into();
+            return reply::NOT_STORED;
         }
         if !failed.is_empty() {
             self.tell_sender(Some(&user.address), &signed, at, &failed, id)
@@ -334,20 +350,23 @@ impl Smtp {
         if !matches!(copy, Stored::Yes) {
             warn!(account = %user.address, id, "no copy in Sent");
         }
-        format!("250 2.0.0 OK: queued as {id}")
+        queued(id)
     }
 
     /// Into the folder the recipient's filing rules pick (INBOX if none applies), created if
-    /// missing; if it cannot be created, INBOX, so the message is not lost.
+    /// missing; if it cannot be created, INBOX, so the message is not lost. The rules read the
+    /// message's header as it came, parsed once for all recipients (not the trace fields this
+    /// server adds for each).
     async fn deliver_to(
         &self,
         recipient: &Account,
         raw: Vec<u8>,
+        header: &MessageHeader,
         at: DateTime<Utc>,
         id: &str,
         enforce_quota: bool,
     ) -> Stored {
-        let filing = FilingRule::file(&recipient.filing_rules, &raw);
+        let filing = FilingRule::file(&recipient.filing_rules, header);
         let address = &recipient.address;
         let mut folder = filing.folder;
         if !folder.is_inbox()
@@ -444,13 +463,7 @@ impl Smtp {
         match delivery {
             Ok(Delivery::Stored { uid, noticed, .. }) => {
                 info!(%account, %folder, uid, id, "delivered");
-                if let Some(hint) = self.noticed.as_ref().filter(|_| noticed) {
-                    hint.notify_one();
-                }
-                if let Some(changed) = &self.changed {
-                    // No idler listening is fine: the hint is only a hint.
-                    changed.changed(account);
-                }
+                self.arrivals.stored(account, noticed);
                 Stored::Yes
             }
             Ok(Delivery::OverQuota) => {
@@ -492,6 +505,11 @@ impl Smtp {
             at.to_rfc2822()
         )
     }
+}
+
+/// The answer to a message that went everywhere it was sent, or whose sender was told.
+fn queued(id: &str) -> Reply {
+    Reply::formatted(250, Enhanced(2, 0, 0), format!("OK: queued as {id}"))
 }
 
 /// A submission agent adds the Message-ID a device left out (RFC 6409 §8.3).

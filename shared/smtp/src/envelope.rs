@@ -4,11 +4,12 @@ use std::net::SocketAddr;
 
 use pushmail_core::types::Address;
 
+use crate::reply::{self, Enhanced, Reply};
 use crate::session::{Role, Session, Smtp};
 
 impl Smtp {
     /// The EHLO answer: AUTH only where it may be used, STARTTLS until TLS is on.
-    pub(crate) fn capabilities(&self, session: &Session, peer: SocketAddr) -> String {
+    pub(crate) fn capabilities(&self, session: &Session, peer: SocketAddr) -> Reply {
         let mut lines = vec![
             self.settings.hostname.clone(),
             format!("SIZE {}", self.settings.max_message_bytes),
@@ -23,50 +24,48 @@ impl Smtp {
         if self.auth_allowed(session, peer) && session.user.is_none() {
             lines.push("AUTH PLAIN LOGIN".into());
         }
-        let last = lines.len() - 1;
-        lines
-            .iter()
-            .enumerate()
-            .map(|(i, line)| format!("250{}{line}", if i == last { ' ' } else { '-' }))
-            .collect::<Vec<_>>()
-            .join("\r\n")
+        Reply::lines(250, &lines)
     }
 
     /// Checks MAIL FROM: inbound takes any sender; submission only the authenticated account.
-    pub(crate) fn sender(&self, session: &mut Session, from: &str, size: usize) -> String {
+    pub(crate) fn sender(&self, session: &mut Session, from: &str, size: usize) -> Reply {
         if session.helo.is_none() {
-            return "503 5.5.1 Say EHLO first".into();
+            return Reply::new(503, Enhanced(5, 5, 1), "Say EHLO first");
         }
         if session.envelope.from.is_some() {
-            return "503 5.5.1 A transaction is already open".into();
+            return Reply::new(503, Enhanced(5, 5, 1), "A transaction is already open");
         }
         if size > self.settings.max_message_bytes {
-            return "552 5.3.4 Message too big".into();
+            return reply::MESSAGE_TOO_BIG;
         }
         if self.role == Role::Submission {
             let Some(user) = &session.user else {
-                return "530 5.7.0 Authentication required".into();
+                return Reply::new(530, Enhanced(5, 7, 0), "Authentication required");
             };
             if !Address::parse(from).is_ok_and(|from| user.may_send_as(&from)) {
-                return format!(
-                    "553 5.7.1 Sender address must be {}, the account you logged in as, or one of its aliases",
-                    user.address
+                return Reply::formatted(
+                    553,
+                    Enhanced(5, 7, 1),
+                    format!(
+                        "Sender address must be {}, the account you logged in as, or one of its aliases",
+                        user.address
+                    ),
                 );
             }
         }
         session.envelope.from = Some(from.to_string());
         session.envelope.size = size;
-        "250 2.1.0 Sender OK".into()
+        Reply::new(250, Enhanced(2, 1, 0), "Sender OK")
     }
 
     /// Checks one RCPT: a local account, or (submission only) any other domain.
-    pub(crate) async fn recipient(&self, session: &mut Session, raw: &str) -> &'static str {
+    pub(crate) async fn recipient(&self, session: &mut Session, raw: &str) -> Reply {
         let envelope = &mut session.envelope;
         if envelope.from.is_none() {
-            return "503 5.5.1 MAIL first";
+            return reply::MAIL_FIRST;
         }
         if envelope.rcpts >= self.settings.max_recipients {
-            return "452 4.5.3 Too many recipients";
+            return Reply::new(452, Enhanced(4, 5, 3), "Too many recipients");
         }
         envelope.rcpts += 1;
         // RFC 5321 §4.5.1: `postmaster` (bare, or at a local domain) is always taken, for
@@ -81,7 +80,7 @@ impl Smtp {
         let parsed = match Address::parse(raw) {
             Ok(address) => Some(address),
             Err(_) if bare => None,
-            Err(_) => return "550 5.1.1 No such user here",
+            Err(_) => return reply::NO_SUCH_USER,
         };
         let local_domain = match &parsed {
             Some(address) => self
@@ -93,51 +92,55 @@ impl Smtp {
         };
         if postmaster && matches!(local_domain, Ok(true)) {
             let Some(account) = self.settings.postmaster.clone() else {
-                return "550 5.1.1 No postmaster is set up here";
+                return Reply::new(550, Enhanced(5, 1, 1), "No postmaster is set up here");
             };
             return self.take_local(session, account).await;
         }
         let Some(address) = parsed else {
-            return "550 5.1.1 No such user here";
+            return reply::NO_SUCH_USER;
         };
         match local_domain {
             Ok(true) => {}
             Ok(false) if self.role == Role::Submission && self.outgoing.is_none() => {
-                return "550 5.7.1 No relay is configured for mail to other domains";
+                return Reply::new(
+                    550,
+                    Enhanced(5, 7, 1),
+                    "No relay is configured for mail to other domains",
+                );
             }
             Ok(false) if self.role == Role::Submission => {
                 let envelope = &mut session.envelope;
                 if !envelope.remote.contains(&address) {
                     envelope.remote.push(address);
                 }
-                return "250 2.1.5 Recipient OK";
+                return reply::RECIPIENT_OK;
             }
-            Ok(false) => return "550 5.7.1 Relaying denied",
-            Err(_) => return "451 4.3.0 Temporary failure; try again later",
+            Ok(false) => return Reply::new(550, Enhanced(5, 7, 1), "Relaying denied"),
+            Err(_) => return reply::TRY_LATER,
         }
         self.take_local(session, address).await
     }
 
     /// A local recipient: an enabled account whose mailbox can take the announced size.
-    async fn take_local(&self, session: &mut Session, address: Address) -> &'static str {
+    async fn take_local(&self, session: &mut Session, address: Address) -> Reply {
         let envelope = &mut session.envelope;
         match self.store.account(&address).await {
             Ok(Some(account)) if account.enabled => {
                 if envelope.local.iter().any(|known| known.address == address) {
-                    return "250 2.1.5 Recipient OK";
+                    return reply::RECIPIENT_OK;
                 }
                 // Told now, not after DATA: a mailbox that cannot take the message (at its
                 // announced size, or at all) is refused here, for this recipient alone.
                 match self.has_room(&account, envelope.size.max(1)).await {
                     Ok(true) => {}
-                    Ok(false) => return "552 5.2.2 Mailbox full",
-                    Err(_) => return "451 4.3.0 Temporary failure; try again later",
+                    Ok(false) => return Reply::new(552, Enhanced(5, 2, 2), "Mailbox full"),
+                    Err(_) => return reply::TRY_LATER,
                 }
                 envelope.local.push(account);
-                "250 2.1.5 Recipient OK"
+                reply::RECIPIENT_OK
             }
-            Ok(_) => "550 5.1.1 No such user here",
-            Err(_) => "451 4.3.0 Temporary failure; try again later",
+            Ok(_) => reply::NO_SUCH_USER,
+            Err(_) => reply::TRY_LATER,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod dkim;
 pub mod dsn;
 mod envelope;
 mod outgoing;
+pub mod reply;
 mod session;
 mod shed;
 pub mod transport;

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use crate::dkim;
 use crate::dsn::{Failure, bounce_into_inbox};
+use crate::reply::{self, Enhanced, Reply};
 use crate::transport::{Transport, Verdict};
 
 /// How long the relay is retried.
@@ -98,16 +99,16 @@ impl Outgoing {
     /// The message with the sender's domain's DKIM signature on top (unchanged if the domain
     /// has no key). `Err` is the SMTP answer when a configured key cannot be used: unsigned
     /// mail from a signing domain would fail DMARC, so it waits instead.
-    pub async fn sign(&self, sender: &Address, message: &[u8]) -> Result<Vec<u8>, String> {
+    pub async fn sign(&self, sender: &Address, message: Vec<u8>) -> Result<Vec<u8>, Reply> {
         let domain = match self.store.domain(&sender.domain()).await {
             Ok(Some(domain)) => domain,
-            Ok(None) => return Ok(message.to_vec()),
+            Ok(None) => return Ok(message),
             Err(error) => {
                 warn!(%error, "domain not read for DKIM");
-                return Err("451 4.3.0 Temporary failure; try again later".into());
+                return Err(reply::TRY_LATER);
             }
         };
-        let body = message.to_vec();
+        let body = message;
         let signed = tokio::task::spawn_blocking(move || {
             dkim::signature_for(&domain, &body).map(|header| (header, body))
         })
@@ -121,9 +122,10 @@ impl Outgoing {
             Ok(Ok((None, body))) => Ok(body),
             Ok(Err(error)) => {
                 warn!(%error, "message not signed");
-                Err("451 4.7.0 The domain's DKIM key is unavailable; try again later".into())
+                let why = "The domain's DKIM key is unavailable; try again later";
+                Err(Reply::new(451, Enhanced(4, 7, 0), why))
             }
-            Err(_) => Err("451 4.3.0 Temporary failure; try again later".into()),
+            Err(_) => Err(reply::TRY_LATER),
         }
     }
 

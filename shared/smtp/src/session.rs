@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pushmail_core::hints::Arrivals;
 use pushmail_core::message::check_shape;
 use pushmail_core::types::{Account, Address};
 use pushmail_store::Store;
@@ -16,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::budget::DataBudget;
 use crate::outgoing::Outgoing;
+use crate::reply::{self, Enhanced, Reply};
 use crate::shed::Idlers;
 use crate::wire::{Line, MAX_COMMAND_LINE, read_line};
 use pushmail_listener::{Connection, Departure};
@@ -92,10 +94,8 @@ pub struct Smtp {
     pub(crate) tls: Option<TlsAcceptor>,
     /// Where submitted mail for other domains goes (submission only).
     pub(crate) outgoing: Option<Arc<Outgoing>>,
-    /// Told when a delivery recorded a new-mail notice (the dispatcher's wake-up).
-    pub(crate) noticed: Option<Arc<tokio::sync::Notify>>,
-    /// Told which account's mailbox a delivery changed (IMAP idlers, here and elsewhere).
-    pub(crate) changed: Option<pushmail_core::hints::ChangeHints>,
+    /// Told of each message stored: the notice dispatcher and the IMAP sessions.
+    pub(crate) arrivals: Arrivals,
     /// The memory all sessions' messages may hold at once (shared by the roles given one).
     pub(crate) data_budget: DataBudget,
     /// Sessions open and those idle outside a transaction, for shedding.
@@ -160,8 +160,7 @@ impl Smtp {
             role: Role::Inbound,
             tls: None,
             outgoing: None,
-            noticed: None,
-            changed: None,
+            arrivals: Arrivals::default(),
             data_budget: DataBudget::new(DEFAULT_DATA_BUDGET),
             idlers: Arc::default(),
         }
@@ -180,8 +179,7 @@ impl Smtp {
             role: Role::Submission,
             tls: None,
             outgoing,
-            noticed: None,
-            changed: None,
+            arrivals: Arrivals::default(),
             data_budget: DataBudget::new(DEFAULT_DATA_BUDGET),
             idlers: Arc::default(),
         }
@@ -199,15 +197,9 @@ impl Smtp {
         self
     }
 
-    /// Wakes `noticed` whenever a delivery records a new-mail notice.
-    pub fn with_notice_hint(mut self, noticed: Arc<tokio::sync::Notify>) -> Self {
-        self.noticed = Some(noticed);
-        self
-    }
-
-    /// Hints each account whose mailbox a delivery changed to `changed`.
-    pub fn with_change_hint(mut self, changed: pushmail_core::hints::ChangeHints) -> Self {
-        self.changed = Some(changed);
+    /// Tells `arrivals` of each message stored.
+    pub fn with_arrivals(mut self, arrivals: Arrivals) -> Self {
+        self.arrivals = arrivals;
         self
     }
 
@@ -227,8 +219,8 @@ impl Smtp {
     {
         let _open = self.idlers.open(self.settings.shed_above);
         let mut io = BufReader::new(Connection::Plain(stream));
-        let greeting = format!("220 {} ESMTP pushmail\r\n", self.settings.hostname);
-        if io.write_all(greeting.as_bytes()).await.is_err() {
+        let greeting = Reply::bare(220, format!("{} ESMTP pushmail", self.settings.hostname));
+        if io.write_all(&greeting.to_wire()).await.is_err() {
             return;
         }
         let mut session = Session::default();
@@ -255,15 +247,17 @@ impl Smtp {
                 Err(error) => break Err(error),
             }
         };
-        let farewell: &[u8] = match end {
-            Ok(End::Quit) => b"221 2.0.0 Bye\r\n",
-            Ok(End::Idle) => b"421 4.4.2 Idle too long; closing\r\n",
-            Ok(End::TooManyErrors) => b"421 4.7.0 Too many errors; closing\r\n",
-            Ok(End::Shed) => b"421 4.7.0 Server busy; try again later\r\n",
+        let farewell = match end {
+            Ok(End::Quit) => Reply::new(221, Enhanced(2, 0, 0), "Bye"),
+            Ok(End::Idle) => Reply::new(421, Enhanced(4, 4, 2), "Idle too long; closing"),
+            Ok(End::TooManyErrors) => {
+                Reply::new(421, Enhanced(4, 7, 0), "Too many errors; closing")
+            }
+            Ok(End::Shed) => Reply::new(421, Enhanced(4, 7, 0), "Server busy; try again later"),
             Ok(End::Closed) | Err(_) => return,
         };
         departure.leave();
-        let _ = io.write_all(farewell).await;
+        let _ = io.write_all(&farewell.to_wire()).await;
         let _ = io.flush().await;
     }
 
@@ -307,29 +301,35 @@ impl Smtp {
                 return Ok(Next::End(End::Idle));
             };
             // Every answer, refusals of the line itself too, goes out (and counts) in one place.
-            let answer: String = 'answer: {
+            let answer: Reply = 'answer: {
                 let mut line = match line? {
                     Line::Closed => return Ok(Next::End(End::Closed)),
-                    Line::TooLong { .. } => break 'answer "500 5.5.2 Line too long".into(),
+                    Line::TooLong { .. } => break 'answer reply::LINE_TOO_LONG,
                     // A bare LF splits what the peer meant as one line: the rest of it would run
                     // as a command of its own. Closed, not resynchronised.
                     Line::BareLineEnding(_) => {
-                        reply(io, "500 5.5.2 Lines must end with CRLF; closing").await?;
+                        send(io, &reply::BARE_LINE_ENDING).await?;
                         return Ok(Next::End(End::Closed));
                     }
                     Line::Complete(line) => line,
                 };
                 // Only AUTH's initial response may be longer than a command (RFC 4954 §4).
                 if line.len() + 2 > MAX_COMMAND_LINE && !starts_with_word(&line, b"AUTH") {
-                    break 'answer "500 5.5.2 Line too long".into();
+                    break 'answer reply::LINE_TOO_LONG;
                 }
                 line.extend_from_slice(b"\r\n");
                 let request = match Request::parse(&mut line.iter()) {
                     Ok(request) => request,
                     Err(smtp_proto::Error::UnknownCommand) => {
-                        break 'answer "500 5.5.1 Unknown command".into();
+                        break 'answer Reply::new(500, Enhanced(5, 5, 1), "Unknown command");
                     }
-                    Err(_) => break 'answer "501 5.5.4 Syntax error in parameters".into(),
+                    Err(_) => {
+                        break 'answer Reply::new(
+                            501,
+                            Enhanced(5, 5, 4),
+                            "Syntax error in parameters",
+                        );
+                    }
                 };
                 match request {
                     Request::Ehlo { host } => {
@@ -340,15 +340,19 @@ impl Smtp {
                     Request::Helo { host } => {
                         session.helo = Some(host.to_string());
                         session.envelope = Envelope::default();
-                        format!("250 {}", self.settings.hostname)
+                        Reply::bare(250, self.settings.hostname.clone())
                     }
                     Request::StartTls => {
                         if session.tls {
-                            "503 5.5.1 TLS is already on".into()
+                            Reply::new(503, Enhanced(5, 5, 1), "TLS is already on")
                         } else if self.tls.is_none() {
-                            "502 5.5.1 STARTTLS is not offered here".into()
+                            Reply::new(502, Enhanced(5, 5, 1), "STARTTLS is not offered here")
                         } else {
-                            reply(io, "220 2.0.0 Ready to start TLS").await?;
+                            send(
+                                io,
+                                &Reply::new(220, Enhanced(2, 0, 0), "Ready to start TLS"),
+                            )
+                            .await?;
                             return Ok(Next::StartTls);
                         }
                     }
@@ -360,27 +364,32 @@ impl Smtp {
                             .await?
                     }
                     Request::Mail { from } => self.sender(session, &from.address, from.size),
-                    Request::Rcpt { to } => self.recipient(session, &to.address).await.into(),
+                    Request::Rcpt { to } => self.recipient(session, &to.address).await,
                     Request::Data => {
                         let envelope = &session.envelope;
                         if envelope.from.is_none() {
-                            "503 5.5.1 MAIL first".into()
+                            reply::MAIL_FIRST
                         } else if envelope.recipients() == 0 {
-                            "554 5.5.1 No valid recipients".into()
+                            Reply::new(554, Enhanced(5, 5, 1), "No valid recipients")
                         } else if self.role == Role::Inbound && !io.buffer().is_empty() {
                             // The message sent before 354 (RFC 2920 §3.1: DATA ends a pipelined
                             // group): whatever it holds is not read as commands. Closed, as
                             // Postfix 3.9 does for unauthenticated clients.
-                            reply(io, "554 5.5.0 Data sent before the 354 reply; closing").await?;
+                            let early = "Data sent before the 354 reply; closing";
+                            send(io, &Reply::new(554, Enhanced(5, 5, 0), early)).await?;
                             return Ok(Next::End(End::Closed));
                         } else {
-                            reply(io, "354 End data with <CR><LF>.<CR><LF>").await?;
+                            send(io, &Reply::bare(354, "End data with <CR><LF>.<CR><LF>")).await?;
                             let answer = match self.read_message(io).await? {
                                 Ok(held) => match check_shape(&held.message) {
                                     Ok(()) => self.accept_message(session, held, peer).await,
-                                    Err(why) => format!("552 5.3.4 The message has {why}"),
+                                    Err(why) => Reply::formatted(
+                                        552,
+                                        Enhanced(5, 3, 4),
+                                        format!("The message has {why}"),
+                                    ),
                                 },
-                                Err(refusal) => refusal.to_owned(),
+                                Err(refusal) => refusal,
                             };
                             session.envelope = Envelope::default();
                             answer
@@ -388,17 +397,23 @@ impl Smtp {
                     }
                     Request::Rset => {
                         session.envelope = Envelope::default();
-                        "250 2.0.0 OK".into()
+                        reply::OK
                     }
-                    Request::Noop { .. } => "250 2.0.0 OK".into(),
-                    Request::Vrfy { .. } => "252 2.5.0 Cannot verify; send the mail".into(),
+                    Request::Noop { .. } => reply::OK,
+                    Request::Vrfy { .. } => {
+                        Reply::new(252, Enhanced(2, 5, 0), "Cannot verify; send the mail")
+                    }
                     Request::Quit => return Ok(Next::End(End::Quit)),
                     // Its chunk would follow at once and be read as commands: closed.
                     Request::Bdat { .. } => {
-                        reply(io, "503 5.5.1 BDAT is not offered; closing").await?;
+                        send(
+                            io,
+                            &Reply::new(503, Enhanced(5, 5, 1), "BDAT is not offered; closing"),
+                        )
+                        .await?;
                         return Ok(Next::End(End::Closed));
                     }
-                    _ => "502 5.5.1 Command not implemented".into(),
+                    _ => Reply::new(502, Enhanced(5, 5, 1), "Command not implemented"),
                 }
             };
             if !self.answer(io, session, &answer).await? {
@@ -425,18 +440,18 @@ impl Smtp {
         &self,
         io: &mut BufReader<Connection<S>>,
         session: &mut Session,
-        text: &str,
+        answer: &Reply,
     ) -> std::io::Result<bool>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        if text.starts_with(['4', '5']) {
+        if answer.is_error() {
             session.errors += 1;
             if session.errors > self.settings.soft_error_limit {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
-        reply(io, text).await?;
+        send(io, answer).await?;
         Ok(session.errors < self.settings.hard_error_limit)
     }
 }
@@ -462,18 +477,15 @@ impl pushmail_listener::Conversation for Smtp {
 
 /// Sends one reply in one write: two small writes would wait on each other (Nagle's algorithm
 /// against the peer's delayed ACK, 40 ms a reply).
-pub(crate) async fn reply<W: AsyncWrite + Unpin>(
+/// Refusals are counted by their kind ("550 5.1.1"), never their words.
+pub(crate) async fn send<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    text: &str,
+    reply: &Reply,
 ) -> std::io::Result<()> {
-    if text.starts_with(['4', '5']) {
-        // The reply code and its enhanced code ("550 5.1.1"): the server's own words, few.
-        let code: String = text.split(' ').take(2).collect::<Vec<_>>().join(" ");
-        metrics::counter!(pushmail_core::metric_names::SMTP_REFUSALS, "code" => code).increment(1);
+    if reply.is_error() {
+        metrics::counter!(pushmail_core::metric_names::SMTP_REFUSALS, "code" => reply.kind())
+            .increment(1);
     }
-    let mut line = Vec::with_capacity(text.len() + 2);
-    line.extend_from_slice(text.as_bytes());
-    line.extend_from_slice(b"\r\n");
-    writer.write_all(&line).await?;
+    writer.write_all(&reply.to_wire()).await?;
     writer.flush().await
 }

@@ -8,6 +8,7 @@ use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use crate::reply::Reply;
 use crate::wire::{Line, read_line};
 
 /// What the next hop said about one recipient.
@@ -38,20 +39,12 @@ pub struct Smarthost {
     pub timeout: Duration,
 }
 
-/// One reply of the relay: its code and text (lines joined).
-struct Reply {
-    code: u16,
-    text: String,
-}
-
-impl Reply {
-    fn verdict(&self) -> Verdict {
-        let said = format!("{} {}", self.code, self.text);
-        match self.code {
-            200..=399 => Verdict::Accepted,
-            500..=599 => Verdict::Permanent(said),
-            _ => Verdict::Temporary(said),
-        }
+/// What the relay's reply means for the recipients it is about.
+fn verdict(reply: &Reply) -> Verdict {
+    match reply.code() {
+        200..=399 => Verdict::Accepted,
+        500..=599 => Verdict::Permanent(reply.to_string()),
+        _ => Verdict::Temporary(reply.to_string()),
     }
 }
 
@@ -83,49 +76,49 @@ impl Smarthost {
         raw: &[u8],
     ) -> std::io::Result<Vec<Verdict>> {
         let greeting = self.read_reply(&mut io).await?;
-        if greeting.code != 220 {
-            return Ok(vec![greeting.verdict(); recipients.len()]);
+        if greeting.code() != 220 {
+            return Ok(vec![verdict(&greeting); recipients.len()]);
         }
         let ehlo = self
             .command(&mut io, &format!("EHLO {}", self.hostname))
             .await?;
-        if ehlo.code != 250 {
+        if ehlo.code() != 250 {
             let helo = self
                 .command(&mut io, &format!("HELO {}", self.hostname))
                 .await?;
-            if helo.code != 250 {
-                return Ok(vec![helo.verdict(); recipients.len()]);
+            if helo.code() != 250 {
+                return Ok(vec![verdict(&helo); recipients.len()]);
             }
         }
         let mail = self
             .command(&mut io, &format!("MAIL FROM:<{sender}>"))
             .await?;
-        if mail.code != 250 {
-            return Ok(vec![mail.verdict(); recipients.len()]);
+        if mail.code() != 250 {
+            return Ok(vec![verdict(&mail); recipients.len()]);
         }
         let mut verdicts = Vec::with_capacity(recipients.len());
         for recipient in recipients {
             let rcpt = self
                 .command(&mut io, &format!("RCPT TO:<{recipient}>"))
                 .await?;
-            verdicts.push(rcpt.verdict());
+            verdicts.push(verdict(&rcpt));
         }
         if !verdicts.contains(&Verdict::Accepted) {
             let _ = self.command(&mut io, "QUIT").await;
             return Ok(verdicts);
         }
         let data = self.command(&mut io, "DATA").await?;
-        if data.code != 354 {
-            return Ok(overrule(verdicts, data.verdict()));
+        if data.code() != 354 {
+            return Ok(overrule(verdicts, verdict(&data)));
         }
         io.write_all(&dot_stuffed(raw)).await?;
         io.flush().await?;
         let done = self.read_reply(&mut io).await?;
         let _ = self.command(&mut io, "QUIT").await;
-        Ok(if done.code == 250 {
+        Ok(if done.code() == 250 {
             verdicts
         } else {
-            overrule(verdicts, done.verdict())
+            overrule(verdicts, verdict(&done))
         })
     }
 
@@ -162,10 +155,8 @@ impl Smarthost {
                 .ok_or_else(|| broken("reply without a code"))?;
             text.push(line.get(4..).unwrap_or("").to_owned());
             if line.as_bytes().get(3) != Some(&b'-') {
-                return Ok(Reply {
-                    code,
-                    text: text.join(" "),
-                });
+                // As read: its enhanced code, if any, stays in the text.
+                return Ok(Reply::bare(code, text.join(" ")));
             }
         }
         Err(broken("reply too long"))
