@@ -38,15 +38,15 @@ async fn main() {
         .unwrap();
     let store: Arc<dyn Store> =
         Arc::new(EmbeddedStore::open(&dir.path().join("pushmail.redb")).unwrap());
-    let push = pushmail_runtime::Backends {
-        store: store.clone(),
-        mailer: Arc::new(StoreMailer::new(
+    let push = pushmail_runtime::Services::new(
+        store.clone(),
+        Arc::new(StoreMailer::new(
             store.clone(),
             "pushmail <push@bench.example>",
         )),
-        resolver: Arc::new(pushmail_push::resolver::SystemResolver),
-        local_mode: true,
-    }
+        Arc::new(pushmail_push::resolver::SystemResolver),
+        true,
+    )
     .push();
 
     let setup = Instant::now();

@@ -6,7 +6,7 @@ use anyhow::Context;
 use pushmail_core::protocol::sign as sign_body;
 use pushmail_core::types::{Address, TokenScope, now};
 use pushmail_runtime::seed::{Seed, seed as seed_store};
-use pushmail_runtime::{Settings, wire};
+use pushmail_runtime::{Settings, open};
 
 #[derive(Debug, clap::Args)]
 pub struct Bootstrap {
@@ -18,9 +18,9 @@ pub struct Bootstrap {
 }
 
 pub async fn bootstrap(args: Bootstrap) -> anyhow::Result<()> {
-    let wired = wire(&args.settings).await?;
-    let (token, plaintext) = wired
-        .admin
+    let (token, plaintext) = open(&args.settings)
+        .await?
+        .admin()
         .issue_token(TokenScope::Server, &args.label)
         .await?;
     eprintln!(
@@ -55,10 +55,10 @@ pub struct SeedArgs {
 
 pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let account = Address::parse(&args.account)?;
-    let wired = wire(&args.settings).await?;
+    let services = open(&args.settings).await?;
     let domain = account.domain();
     seed_store(
-        &wired.store,
+        &services.store,
         &Seed {
             account: account.clone(),
             password: args.password,

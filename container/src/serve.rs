@@ -109,15 +109,14 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     if emf.is_some() {
         describe_metrics();
     }
-    let backends = open(&settings).await?;
-    let wired = backends.services();
-    let dispatcher = wired.dispatcher(DispatchSettings::default());
+    let services = open(&settings).await?;
+    let dispatcher = services.dispatcher(DispatchSettings::default());
     let http = options.role == Role::All;
     // The first-run token only where this process serves the admin API: a task's output is
     // logged, and a token must never be.
-    if http && wired.store.list_tokens().await?.is_empty() {
-        let (_, token) = wired
-            .admin
+    if http && services.store.list_tokens().await?.is_empty() {
+        let (_, token) = services
+            .admin()
             .issue_token(TokenScope::Server, "first-run")
             .await?;
         println!(
@@ -146,7 +145,7 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
         .mail
         .build(
             &settings,
-            wired.store.clone(),
+            services.store.clone(),
             options.demo,
             dispatcher.waker(),
             hints.hints.clone(),
@@ -181,8 +180,8 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
             subscribe_url: subscribe_url.clone(),
             smtp_server: "127.0.0.1".into(),
         };
-        seed(&wired.store, &demo).await?;
-        let dkim_record = demo_dkim(&wired.store, &settings.data_dir, &demo.account).await?;
+        seed(&services.store, &demo).await?;
+        let dkim_record = demo_dkim(&services.store, &settings.data_dir, &demo.account).await?;
         println!(
             "Demo: domain example.com (push secret 'local-dev-secret'), account alice@example.com / alice-password\n\
              Demo DKIM: demo._domainkey.example.com TXT \"{dkim_record}\""
@@ -190,7 +189,7 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     }
     if http {
         background.push(tokio::spawn(sweep_activations_every(
-            wired.push.clone(),
+            services.push(),
             ACTIVATION_SWEEP_EVERY,
         )));
     }
@@ -207,7 +206,7 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     let subscribe = optional(subscribe_listener.map(|listener| {
         pushmail_http::serve_until(
             listener,
-            pushmail_push::router(wired.push),
+            pushmail_push::router(services.push()),
             limits,
             shutdown.clone().requested(),
         )
@@ -215,7 +214,7 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     let admin = optional(admin_listener.map(|listener| {
         pushmail_http::serve_until(
             listener,
-            pushmail_admin_api::router(wired.admin),
+            pushmail_admin_api::router(services.admin()),
             limits,
             shutdown.clone().requested(),
         )
@@ -261,11 +260,14 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     // The first heartbeat before any listener serves: a SUBSCRIBE that reaches this process
     // never finds IMAP missing while it runs.
     let instance = format!("imap-{}-{}", std::process::id(), now().timestamp_millis());
-    wired
+    services
         .store
         .record_heartbeat("imap", &instance, now())
         .await?;
-    background.push(tokio::spawn(imap_heartbeat(wired.store.clone(), instance)));
+    background.push(tokio::spawn(imap_heartbeat(
+        services.store.clone(),
+        instance,
+    )));
     let served = tokio::try_join!(subscribe, admin, smtp, submission, imap, imaps);
     for task in background {
         task.abort();

@@ -150,25 +150,20 @@ impl Harness {
             accepting: AtomicBool::new(setup.mail_accepted),
         });
         let resolver = Arc::new(StaticResolver::default());
-        let wired = pushmail_runtime::Backends {
-            store: store.clone(),
-            mailer: mailer.clone(),
-            resolver: resolver.clone(),
-            local_mode: true,
-        }
-        .services();
-        let (_, server_token) = wired
-            .admin
+        let services =
+            pushmail_runtime::Services::new(store.clone(), mailer.clone(), resolver.clone(), true);
+        let (_, server_token) = services
+            .admin()
             .issue_token(TokenScope::Server, "test")
             .await
             .expect("bootstrap token");
         let harness = Self {
-            base_url: serve(pushmail_push::router(wired.push.clone())).await,
-            admin_url: serve(pushmail_admin_api::router(wired.admin.clone())).await,
-            admin: wired.admin,
+            base_url: serve(pushmail_push::router(services.push())).await,
+            admin_url: serve(pushmail_admin_api::router(services.admin())).await,
+            admin: services.admin(),
             server_token,
             store,
-            service: wired.push,
+            service: services.push(),
             domain: DomainName::parse(&format!("{}.example", unique("d"))).expect("valid domain"),
             secret: unique("secret-"),
             resolver,

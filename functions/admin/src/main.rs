@@ -8,6 +8,6 @@ use pushmail_runtime::{Settings, logging, open_on_aws};
 async fn main() -> Result<(), lambda_http::Error> {
     let settings = Settings::for_lambda()?;
     logging::init_tracing(settings.log_format());
-    let admin = open_on_aws(&settings).await.services().admin;
+    let admin = open_on_aws(&settings).await.admin();
     pushmail_http::run_on_lambda(pushmail_admin_api::router(admin)).await
 }

@@ -13,9 +13,9 @@ use tracing::info;
 async fn main() -> Result<(), lambda_runtime::Error> {
     let settings = Settings::for_lambda()?;
     logging::init_tracing(settings.log_format());
-    let backends = open_on_aws(&settings).await;
-    let push = backends.push();
-    let dispatcher = backends.dispatcher(DispatchSettings::default());
+    let services = open_on_aws(&settings).await;
+    let push = services.push();
+    let dispatcher = services.dispatcher(DispatchSettings::default());
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| {
         let (push, dispatcher) = (push.clone(), dispatcher.clone());
         async move {

@@ -276,7 +276,10 @@ mod tests {
                 .is_inbox()
         );
         either.matching = Matching::Any;
-        assert_eq!(FilingRule::file(&[either], &list_mail()).folder.as_str(), "X");
+        assert_eq!(
+            FilingRule::file(&[either], &list_mail()).folder.as_str(),
+            "X"
+        );
     }
 
     #[test]

@@ -9,4 +9,4 @@ pub mod settings;
 pub mod wire;
 
 pub use settings::{Settings, on_lambda};
-pub use wire::{Backends, Wired, open, open_on_aws, wire};
+pub use wire::{Services, open, open_on_aws};

@@ -1,6 +1,6 @@
 //! Builds the store, the mailer and the services from [`Settings`], once per process.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use pushmail_admin_api::service::AdminService;
@@ -35,86 +35,95 @@ pub enum WireError {
     },
 }
 
-/// Everything a pushmail process serves from, each built once.
-#[derive(Clone)]
-pub struct Wired {
-    pub store: Arc<dyn Store>,
-    pub push: Arc<PushService>,
-    pub admin: Arc<AdminService>,
-    /// Sends notices: the admin API's (UNLINKED on removal) and the dispatcher's.
-    pub notifier: Arc<HttpNotifier>,
-}
-
-impl Wired {
-    /// The new-mail notice dispatcher, on the same notifier.
-    pub fn dispatcher(&self, settings: DispatchSettings) -> Arc<Dispatcher> {
-        Dispatcher::new(self.store.clone(), self.notifier.clone(), settings)
-    }
-}
-
-/// The store and the mailer, opened once; the services are built from them on demand, so a
-/// Lambda links only the service it serves.
-#[derive(Clone)]
-pub struct Backends {
+/// What a pushmail process or Lambda serves from: the store and the mailer, opened once, and
+/// each service built once, the first time its main asks for it. A main takes only what it
+/// serves, so a Lambda links only that: the Subscribe URL's `push()`, the admin API's
+/// `admin()`, the sweeper's `push()` and `dispatcher()`, the process all of them.
+pub struct Services {
     pub store: Arc<dyn Store>,
     pub mailer: Arc<dyn Mailer>,
     /// Resolves callback hosts (the system's resolver, but for tests).
     pub resolver: Arc<dyn Resolver>,
     pub local_mode: bool,
+    push: OnceLock<Arc<PushService>>,
+    notifier: OnceLock<Arc<HttpNotifier>>,
+    admin: OnceLock<Arc<AdminService>>,
 }
 
-impl Backends {
+impl Services {
+    pub fn new(
+        store: Arc<dyn Store>,
+        mailer: Arc<dyn Mailer>,
+        resolver: Arc<dyn Resolver>,
+        local_mode: bool,
+    ) -> Self {
+        Self {
+            store,
+            mailer,
+            resolver,
+            local_mode,
+            push: OnceLock::new(),
+            notifier: OnceLock::new(),
+            admin: OnceLock::new(),
+        }
+    }
+
     /// The Subscribe URL's service.
     pub fn push(&self) -> Arc<PushService> {
-        Arc::new(PushService::new(
-            self.store.clone(),
-            self.mailer.clone(),
-            self.resolver.clone(),
-            ServiceSettings {
-                local_mode: self.local_mode,
-            },
-        ))
+        self.push
+            .get_or_init(|| {
+                Arc::new(PushService::new(
+                    self.store.clone(),
+                    self.mailer.clone(),
+                    self.resolver.clone(),
+                    ServiceSettings {
+                        local_mode: self.local_mode,
+                    },
+                ))
+            })
+            .clone()
     }
 
-    /// Notices go only to hosts the callback policy permits (public ones, but in local mode).
-    fn notifier(&self) -> Arc<HttpNotifier> {
-        Arc::new(HttpNotifier::new(
-            NOTICE_CONNECT_TIMEOUT,
-            NOTICE_TIMEOUT,
-            self.resolver.clone(),
-            pushmail_core::network::CallbackPolicy {
-                local_mode: self.local_mode,
-            },
-        ))
+    /// Sends notices (the admin API's UNLINKED on removal, the dispatcher's NEW_MAIL), only to
+    /// hosts the callback policy permits (public ones, but in local mode).
+    pub fn notifier(&self) -> Arc<HttpNotifier> {
+        self.notifier
+            .get_or_init(|| {
+                Arc::new(HttpNotifier::new(
+                    NOTICE_CONNECT_TIMEOUT,
+                    NOTICE_TIMEOUT,
+                    self.resolver.clone(),
+                    pushmail_core::network::CallbackPolicy {
+                        local_mode: self.local_mode,
+                    },
+                ))
+            })
+            .clone()
     }
 
-    /// The new-mail notice dispatcher alone (the sweeper's: it serves no admin API).
+    /// The admin API's service; it resends activation mail through the push service.
+    pub fn admin(&self) -> Arc<AdminService> {
+        self.admin
+            .get_or_init(|| {
+                Arc::new(AdminService::new(
+                    self.store.clone(),
+                    self.push(),
+                    self.notifier(),
+                ))
+            })
+            .clone()
+    }
+
+    /// A new-mail notice dispatcher on the one notifier (a process runs one).
     pub fn dispatcher(&self, settings: DispatchSettings) -> Arc<Dispatcher> {
         Dispatcher::new(self.store.clone(), self.notifier(), settings)
     }
-
-    /// Both services and the notifier, each built once; the admin API resends activation mail
-    /// through the push service.
-    pub fn services(&self) -> Wired {
-        let push = self.push();
-        let notifier = self.notifier();
-        let admin = Arc::new(AdminService::new(
-            self.store.clone(),
-            push.clone(),
-            notifier.clone(),
-        ));
-        Wired {
-            store: self.store.clone(),
-            push,
-            admin,
-            notifier,
-        }
-    }
 }
 
-/// Opens the store the settings name and the mailer. AWS configuration is loaded at most once,
-/// and only when the store or the mailer needs it.
-pub async fn open(settings: &Settings) -> Result<Backends, WireError> {
+/// The process's entry: opens the store the settings name (embedded or DynamoDB with S3) and
+/// the mailer. AWS configuration is loaded at most once, and only when the store or the mailer
+/// needs it.
+pub async fn open(settings: &Settings) -> Result<Services, WireError> {
     settings.configure_password_checks();
     if settings.store == StoreKind::Dynamodb {
         let aws = AwsContext::from_env().await;
@@ -126,39 +135,34 @@ pub async fn open(settings: &Settings) -> Result<Backends, WireError> {
         MailKind::Ses => Arc::new(AwsContext::from_env().await.ses_mailer(&settings.mail_from)),
         MailKind::Store => Arc::new(StoreMailer::new(store.clone(), &settings.mail_from)),
     };
-    Ok(Backends {
+    Ok(Services::new(
         store,
         mailer,
-        resolver: Arc::new(SystemResolver),
-        local_mode: settings.local_mode(),
-    })
+        Arc::new(SystemResolver),
+        settings.local_mode(),
+    ))
 }
 
-/// The DynamoDB store (without message bodies) and its mailer, whatever `settings.store`
-/// says: the Lambda functions' entry (they link neither the embedded engine nor S3).
-pub async fn open_on_aws(settings: &Settings) -> Backends {
+/// The Lambda functions' entry: the DynamoDB store (without message bodies) and its mailer,
+/// whatever `settings.store` says, so that they link neither the embedded engine nor S3.
+pub async fn open_on_aws(settings: &Settings) -> Services {
     settings.configure_password_checks();
     let aws = AwsContext::from_env().await;
     let store: Arc<dyn Store> = Arc::new(aws.dynamo_store(&settings.table));
     on_aws(&aws, store, settings)
 }
 
-fn on_aws(aws: &AwsContext, store: Arc<dyn Store>, settings: &Settings) -> Backends {
+fn on_aws(aws: &AwsContext, store: Arc<dyn Store>, settings: &Settings) -> Services {
     let mailer: Arc<dyn Mailer> = match settings.mail_kind() {
         MailKind::Ses => Arc::new(aws.ses_mailer(&settings.mail_from)),
         MailKind::Store => Arc::new(StoreMailer::new(store.clone(), &settings.mail_from)),
     };
-    Backends {
+    Services::new(
         store,
         mailer,
-        resolver: Arc::new(SystemResolver),
-        local_mode: settings.local_mode(),
-    }
-}
-
-/// The store, the mailer and both services, as the settings describe them.
-pub async fn wire(settings: &Settings) -> Result<Wired, WireError> {
-    Ok(open(settings).await?.services())
+        Arc::new(SystemResolver),
+        settings.local_mode(),
+    )
 }
 
 fn open_embedded(settings: &Settings) -> Result<EmbeddedStore, WireError> {
