@@ -231,3 +231,20 @@ fn an_import_loop_is_found() {
     assert_eq!(cycle(&imports).map(|c| c.len()), Some(4));
     assert!(cycle(&module_imports(&modules[1..])).is_none());
 }
+
+/// The release profile leaves `panic` unset, so that `cargo build --release` keeps unwinding
+/// (the process catches a session's panic) and cargo-lambda builds the Lambda bootstraps with
+/// abort (its default when the profile does not say; see the root Cargo.toml).
+#[test]
+fn the_release_profile_leaves_the_panic_strategy_to_the_builder() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let workspace = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+    let release = workspace
+        .split_once("\n[profile.release]\n")
+        .map(|(_, rest)| rest.split("\n[").next().unwrap_or(rest))
+        .expect("the workspace has a release profile");
+    let panic = release
+        .lines()
+        .find(|line| line.trim_start().starts_with("panic"));
+    assert_eq!(panic, None, "[profile.release] must not set panic");
+}
