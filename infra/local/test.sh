@@ -208,14 +208,18 @@ if PUSHMAIL_PROBE_SECRET=not-the-secret PUSHMAIL_PROBE_PASSWORD=alice-password b
 fi
 echo "ok   pushmail probe fails (exit 1) with a wrong secret"
 
+echo "== the admin console and the user page in Debian's chromium (Playwright), checked by axe"
+bounded 900 infra/local/browser.sh --admin "http://127.0.0.1:$admin_port" \
+  --subscribe "http://127.0.0.1:$port/subscribe" --smtp-port "$smtp_port" --token "$PUSHMAIL_TOKEN"
+
 echo "== the image: built FROM scratch with buildah, run under podman, probed, stopped with SIGTERM"
 bounded 1800 infra/image.sh --smoke
 
 echo "== imaptest: Dovecot's IMAP compliance groups and a short stress run against README command 1's process"
-passed=10
+passed=11
 if [ -n "${IMAPTEST:-}" ] || [ -d ../shared/tools/imaptest ]; then
   IMAPTEST_STRICT=1 PUSHMAIL_BIN=target/debug/pushmail bounded 900 infra/bench/imaptest.sh 10 10
-  passed=11
+  passed=12
 else
   echo "skipped: neither IMAPTEST nor ../shared/tools/imaptest beside this checkout"
 fi

@@ -10,6 +10,7 @@ mod extract;
 pub mod input;
 pub mod router;
 pub mod service;
+mod ui;
 pub mod views;
 
 pub use error::AdminError;

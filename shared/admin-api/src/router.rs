@@ -18,6 +18,7 @@ use crate::input::{
     ServerSettingsInput,
 };
 use crate::service::AdminService;
+use crate::ui;
 use crate::views::{
     AccountDeletedView, AccountView, ActivationView, AuditView, DomainView, FolderView,
     FoldersView, IntegrationView, ItemsView, LinkView, MailView, MessageView, NewSecretView,
@@ -93,6 +94,14 @@ pub fn router(service: Arc<AdminService>) -> Router {
             "/self/pushed-folders",
             get(own_pushed_folders).put(set_own_pushed_folders),
         )
+        .route("/self/folders", get(own_folders))
+        .route("/self/integration", get(own_integration))
+        .route("/admin/ui", get(ui::console_folder))
+        .route("/admin/ui/", get(ui::console_page))
+        .route("/admin/ui/{file}", get(ui::asset))
+        .route("/self/ui", get(ui::self_folder))
+        .route("/self/ui/", get(ui::self_page))
+        .route("/self/ui/{file}", get(ui::asset))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(service)
@@ -468,6 +477,21 @@ async fn set_filing_rules(
 ) -> Answer {
     ok(RulesView {
         rules: s.set_filing_rules(&who, &address, input).await?,
+    })
+}
+
+async fn own_folders(State(s): State<AppState>, SelfAccount(account): SelfAccount) -> Answer {
+    ok(ItemsView::of(
+        s.own_folders(&account).await?,
+        FolderView::from,
+    ))
+}
+
+async fn own_integration(State(s): State<AppState>, SelfAccount(account): SelfAccount) -> Answer {
+    let (link, notices) = s.own_integration(&account).await?;
+    ok(IntegrationView {
+        link: LinkView::from(link),
+        notices: notices.into(),
     })
 }
 

@@ -1,7 +1,7 @@
 //! Integrated Accounts: listing, removal with the UNLINKED notice, and resending the
 //! activation mail.
 
-use pushmail_core::types::{ActivationJob, ActivationState, Link, Page, now};
+use pushmail_core::types::{Account, ActivationJob, ActivationState, Link, Page, now};
 use pushmail_push::service::Delivery;
 use pushmail_store::{AccountNotices, LinkQuery, NoticeCounts};
 use serde::Serialize;
@@ -52,6 +52,18 @@ impl AdminService {
         raw: &str,
     ) -> AdminResult<(Link, AccountNotices)> {
         let link = self.live_link(who, raw).await?;
+        let notices = self.store.account_notices(&link.address).await?;
+        Ok((link, notices))
+    }
+
+    /// Self-service: the account's own push link and its notices, if a device is linked.
+    pub async fn own_integration(&self, account: &Account) -> AdminResult<(Link, AccountNotices)> {
+        let link = self
+            .store
+            .link(&account.address)
+            .await?
+            .filter(Link::is_linked)
+            .ok_or_else(|| AdminError::not_found("no device is linked to this account"))?;
         let notices = self.store.account_notices(&link.address).await?;
         Ok((link, notices))
     }

@@ -3,7 +3,7 @@
 
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{Folder, MessageMeta};
-use pushmail_core::types::Page;
+use pushmail_core::types::{Account, Page};
 
 use super::{AdminService, Principal};
 use crate::error::{AdminError, AdminResult};
@@ -12,6 +12,11 @@ use crate::input::ListParams;
 impl AdminService {
     pub async fn folders(&self, who: &Principal, raw: &str) -> AdminResult<Vec<Folder>> {
         let account = self.existing_account(who, raw).await?;
+        Ok(self.store.folders(&account.address).await?)
+    }
+
+    /// Self-service: the account's own folders.
+    pub async fn own_folders(&self, account: &Account) -> AdminResult<Vec<Folder>> {
         Ok(self.store.folders(&account.address).await?)
     }
 

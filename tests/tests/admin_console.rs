@@ -1,0 +1,112 @@
+//! The admin console and the user's page as the admin listener serves them (the browser flows
+//! themselves run in chromium, `tests/e2e/browser.py`): each file with its media type and a
+//! strict Content-Security-Policy, nothing else under their folders; and the two routes only
+//! the user's page needed, `/self/folders` and `/self/integration`, on the account's own
+//! credentials and no one else's.
+
+use pushmail_tests::{CallbackSink, Harness, PASSWORD};
+
+#[tokio::test]
+async fn the_pages_and_their_files_are_served_with_a_strict_policy() {
+    let h = Harness::start().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, media_type) in [
+        ("/admin/ui/", "text/html"),
+        ("/self/ui/", "text/html"),
+        ("/admin/ui/admin.js", "text/javascript"),
+        ("/self/ui/self.js", "text/javascript"),
+        ("/admin/ui/console.css", "text/css"),
+    ] {
+        let answer = client
+            .get(format!("{}{path}", h.admin_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        let header = |name: &str| {
+            answer
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(header("content-type").starts_with(media_type), "{path}");
+        let policy = header("content-security-policy");
+        assert!(policy.contains("default-src 'self'"), "{path}: {policy}");
+        assert!(policy.contains("frame-ancestors 'none'"), "{path}: {policy}");
+        assert!(!policy.contains("unsafe"), "{path}: {policy}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+    }
+    // Only the console's own files: no path leaves the folder, nothing else is read.
+    for path in [
+        "/admin/ui/nothing.js",
+        "/admin/ui/..%2FCargo.toml",
+        "/admin/ui/%2e%2e%2fopenapi.yaml",
+        "/self/ui/..%2f..%2fetc%2fpasswd",
+    ] {
+        let answer = client
+            .get(format!("{}{path}", h.admin_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404, "{path}");
+    }
+    let folder = client
+        .get(format!("{}/admin/ui", h.admin_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(folder.status(), 308);
+    assert_eq!(folder.headers()["location"], "/admin/ui/");
+}
+
+#[tokio::test]
+async fn an_account_reads_its_own_folders_and_device_link_and_nobody_elses() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let bob = h.account("bob").await;
+
+    let folders = h
+        .self_call_at("/self/folders", "GET", alice.as_str(), PASSWORD, None)
+        .await;
+    assert_eq!(folders.status, 200, "{:?}", folders.body);
+    let names: Vec<&str> = folders.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|folder| folder["name"].as_str())
+        .collect();
+    assert!(names.contains(&"INBOX"), "{names:?}");
+
+    // No device yet: a clear 404, not an empty link.
+    let none = h
+        .self_call_at("/self/integration", "GET", alice.as_str(), PASSWORD, None)
+        .await;
+    assert_eq!(none.status, 404, "{:?}", none.body);
+
+    let sink = CallbackSink::start(200).await;
+    h.integrate(&alice, &sink, "r-alice", 1).await;
+    let linked = h
+        .self_call_at("/self/integration", "GET", alice.as_str(), PASSWORD, None)
+        .await;
+    assert_eq!(linked.status, 200, "{:?}", linked.body);
+    assert_eq!(linked.body["address"], alice.as_str());
+    assert_eq!(linked.body["registration"], "r-alice");
+    assert!(linked.body["notices"]["pending"].is_u64());
+
+    // Bob sees his own (none), whatever he asks; a wrong password sees nothing.
+    let bobs = h
+        .self_call_at("/self/integration", "GET", bob.as_str(), PASSWORD, None)
+        .await;
+    assert_eq!(bobs.status, 404);
+    for path in ["/self/folders", "/self/integration"] {
+        let wrong = h
+            .self_call_at(path, "GET", alice.as_str(), "not the password", None)
+            .await;
+        assert_eq!(wrong.status, 401, "{path}");
+    }
+}
