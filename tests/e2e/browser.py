@@ -124,7 +124,9 @@ def main():
                 push_switch.check()
                 page.get_by_role("button", name="Save").click()
             screen("server")
-            delivered_before = int(page.get_by_role("cell").nth(1).inner_text())
+            expect(page.get_by_role("cell", name="running", exact=True)).to_be_visible()
+            delivered = page.get_by_role("region", name="New-mail notices, server-wide").get_by_role("cell").nth(1)
+            delivered_before = int(delivered.inner_text())
 
             if width == 1440:
                 page.get_by_role("link", name="Domains", exact=True).click()
@@ -184,7 +186,8 @@ def main():
                     time.sleep(0.2)
                 page.get_by_role("link", name="Server", exact=True).click()
                 expect(page.get_by_role("heading", name="Server")).to_be_visible()
-                delivered_after = int(page.get_by_role("cell").nth(1).inner_text())
+                delivered = page.get_by_role("region", name="New-mail notices, server-wide").get_by_role("cell").nth(1)
+                delivered_after = int(delivered.inner_text())
                 assert delivered_after > delivered_before, (delivered_before, delivered_after)
 
             for name, route in (("audit", "audit"), ("tokens", "tokens")):

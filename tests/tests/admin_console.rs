@@ -37,7 +37,10 @@ async fn the_pages_and_their_files_are_served_with_a_strict_policy() {
         assert!(header("content-type").starts_with(media_type), "{path}");
         let policy = header("content-security-policy");
         assert!(policy.contains("default-src 'self'"), "{path}: {policy}");
-        assert!(policy.contains("frame-ancestors 'none'"), "{path}: {policy}");
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
         assert!(!policy.contains("unsafe"), "{path}: {policy}");
         assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
     }
@@ -109,4 +112,35 @@ async fn an_account_reads_its_own_folders_and_device_link_and_nobody_elses() {
             .await;
         assert_eq!(wrong.status, 401, "{path}");
     }
+}
+
+/// The console's Server screen reads one route: the IMAP heartbeat (SUBSCRIBE's precondition),
+/// the relay jobs due, the notice counts; server tokens only.
+#[tokio::test]
+async fn health_says_whether_imap_runs_and_is_for_server_tokens_only() {
+    let h = Harness::start().await;
+    let before = h.admin_as_server("GET", "/admin/health", None).await;
+    assert_eq!(before.status, 200, "{:?}", before.body);
+    assert_eq!(before.body["relay_due"], 0);
+    assert!(before.body["notices"]["pending"].is_u64());
+    h.store
+        .record_heartbeat("imap", "test", pushmail_core::types::now())
+        .await
+        .unwrap();
+    let after = h.admin_as_server("GET", "/admin/health", None).await;
+    assert_eq!(after.body["imap_alive"], true, "{:?}", after.body);
+    assert!(after.body["imap_heartbeat"].is_string());
+
+    let domain_token = h
+        .admin_as_server(
+            "POST",
+            "/admin/tokens",
+            Some(serde_json::json!({"scope": "domain", "domain": h.domain.as_str(), "label": "d"})),
+        )
+        .await;
+    let token = domain_token.body["token"].as_str().unwrap().to_owned();
+    let refused = h
+        .admin_call("GET", "/admin/health", Some(&token), None)
+        .await;
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
 }

@@ -31,6 +31,7 @@ pub fn router(service: Arc<AdminService>) -> Router {
     let admin = Router::new()
         .route("/server", get(server_settings).put(set_server_settings))
         .route("/notices", get(notice_counts))
+        .route("/health", get(health))
         .route("/domains", get(list_domains).post(create_domain))
         .route(
             "/domains/{domain}",
@@ -346,6 +347,10 @@ async fn integration(
         link: LinkView::from(link),
         notices: notices.into(),
     })
+}
+
+async fn health(State(s): State<AppState>, Admin(who): Admin) -> Answer {
+    ok(s.health(&who).await?)
 }
 
 async fn notice_counts(State(s): State<AppState>, Admin(who): Admin) -> Answer {

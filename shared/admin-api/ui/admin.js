@@ -51,10 +51,17 @@ async function serverScreen() {
     await call("PUT", "/admin/server", { push_enabled });
     say(`Push integration is ${push_enabled ? "on" : "off"} server-wide.`);
   });
-  const counts = await call("GET", "/admin/notices");
+  const health = await call("GET", "/admin/health");
+  const counts = health.notices;
   show("Server",
     h("p", {}, "Push integration must be on here and for the domain before a push service may SUBSCRIBE."),
     switchForm,
+    h("h3", {}, "Health"),
+    table("Listeners and queues", ["IMAP listener", "Last IMAP heartbeat", "Relay jobs due now"], [[
+      health.imap_alive ? "running" : "not running: SUBSCRIBE is refused",
+      when(health.imap_heartbeat),
+      health.relay_due >= 1000 ? "1000 or more" : health.relay_due,
+    ]]),
     h("h3", {}, "New-mail notices"),
     table("New-mail notices, server-wide", ["Pending", "Delivered", "Failed attempts", "Dropped (superseded)", "Dropped (expired)"],
       [[counts.pending, counts.delivered, counts.failed_attempts, counts.dropped_stale, counts.dropped_expired]]));

@@ -22,6 +22,18 @@ pub enum NoticeStatus {
     NotSentNoSecret,
 }
 
+/// Due relay jobs counted at most: the health answer says "this many or more", cheaply.
+pub const RELAY_DUE_COUNTED: usize = 1000;
+
+/// The server's health, as the admin API answers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub imap_alive: bool,
+    pub imap_heartbeat: Option<chrono::DateTime<chrono::Utc>>,
+    pub relay_due: usize,
+    pub notices: NoticeCounts,
+}
+
 impl AdminService {
     pub async fn list_integrated(
         &self,
@@ -66,6 +78,23 @@ impl AdminService {
             .ok_or_else(|| AdminError::not_found("no device is linked to this account"))?;
         let notices = self.store.account_notices(&link.address).await?;
         Ok((link, notices))
+    }
+
+    /// What an admin checks first (server tokens only): the newest IMAP listener heartbeat (a
+    /// SUBSCRIBE is refused without a recent one), the relay jobs due now (at most
+    /// [`RELAY_DUE_COUNTED`]), and the notice counts.
+    pub async fn health(&self, who: &Principal) -> AdminResult<Health> {
+        who.require_server()?;
+        let at = now();
+        let imap_heartbeat = self.store.latest_heartbeat("imap").await?;
+        Ok(Health {
+            imap_alive: imap_heartbeat.is_some_and(|beat| {
+                at - beat <= chrono::Duration::seconds(pushmail_push::service::IMAP_LIVENESS_SECS)
+            }),
+            imap_heartbeat,
+            relay_due: self.store.due_relays(at, RELAY_DUE_COUNTED).await?.len(),
+            notices: self.store.notice_counts().await?,
+        })
     }
 
     /// Server-wide notice counts (server tokens only).
