@@ -151,6 +151,14 @@ def main():
                 page.get_by_label("Password (empty: one is made and shown once)").fill(PASSWORD)
                 page.get_by_role("button", name="Create account").click()
                 expect(page.get_by_role("link", name=ACCOUNT)).to_have_count(2)
+                # Searched by the start of the address, on the server.
+                page.get_by_label("Addresses starting with").fill("zz")
+                page.get_by_role("button", name="Find").click()
+                expect(page.get_by_role("cell", name="None yet.")).to_be_visible()
+                page.get_by_label("Addresses starting with").fill("DAN")
+                page.keyboard.press("Enter")
+                expect(page.get_by_role("region", name=f"Accounts of {DOMAIN} starting with “DAN”")
+                       .get_by_role("link", name=ACCOUNT)).to_be_visible()
                 screen("accounts")
                 subscribe(args.subscribe, secret, callback)
 

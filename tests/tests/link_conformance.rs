@@ -166,7 +166,7 @@ async fn accounts_are_created_once_paged_and_deleted_with_their_link(store: Arc<
     let mut cursor = None;
     loop {
         let page = store
-            .list_accounts(&d.name, cursor.as_deref(), 2)
+            .list_accounts(&d.name, None, cursor.as_deref(), 2)
             .await
             .unwrap();
         assert!(page.items.len() <= 2);
@@ -178,9 +178,43 @@ async fn accounts_are_created_once_paged_and_deleted_with_their_link(store: Arc<
     }
     assert_eq!(seen, vec!["a", "b", "c", "d", "e"]);
     assert!(matches!(
-        store.list_accounts(&d.name, Some("not-a-cursor!"), 2).await,
+        store
+            .list_accounts(&d.name, None, Some("not-a-cursor!"), 2)
+            .await,
         Err(StoreError::BadCursor)
     ));
+    // Searched by the start of the address: only those, paged the same way, never another
+    // domain's.
+    for address in [
+        "dan@acc.example",
+        "dana@acc.example",
+        "daniel@acc.example",
+        "dana@other.example",
+    ] {
+        assert!(store.create_account(&account(address)).await.unwrap());
+    }
+    let mut found = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_accounts(&d.name, Some("dan"), cursor.as_deref(), 2)
+            .await
+            .unwrap();
+        found.extend(page.items.iter().map(|a| a.address.to_string()));
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        found,
+        vec!["dan@acc.example", "dana@acc.example", "daniel@acc.example"]
+    );
+    let none = store
+        .list_accounts(&d.name, Some("x"), None, 10)
+        .await
+        .unwrap();
+    assert!(none.items.is_empty() && none.cursor.is_none());
 
     let (l, job) = link("a@acc.example", "r-1", 1, now());
     insert(&*store, &l, &job).await;

@@ -126,7 +126,12 @@ pub struct ListParams {
     pub cursor: Option<String>,
     pub limit: Option<String>,
     pub activation: Option<String>,
+    /// Accounts only: addresses that start with this.
+    pub prefix: Option<String>,
 }
+
+/// The longest `prefix` taken: an address's local part is at most 64 octets.
+const MAX_PREFIX: usize = 64;
 
 impl ListParams {
     pub fn limit(&self) -> AdminResult<usize> {
@@ -139,6 +144,34 @@ impl ListParams {
                 .ok_or_else(|| {
                     AdminError::invalid("parameter `limit` must be a whole number from 1 to 100")
                 }),
+        }
+    }
+
+    /// The address prefix to search for, lowercase as addresses are kept; none if empty.
+    pub fn prefix(&self) -> AdminResult<Option<String>> {
+        let Some(raw) = self
+            .prefix
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        else {
+            return Ok(None);
+        };
+        if raw.len() > MAX_PREFIX || raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(AdminError::invalid(
+                "parameter `prefix` must be at most 64 octets, without spaces or control characters",
+            ));
+        }
+        Ok(Some(raw.to_lowercase()))
+    }
+
+    /// Refuses `prefix` where the listing is not of accounts.
+    pub fn no_prefix(&self) -> AdminResult<()> {
+        match self.prefix {
+            Some(_) => Err(AdminError::invalid(
+                "parameter `prefix` applies to a domain's accounts only",
+            )),
+            None => Ok(()),
         }
     }
 
@@ -347,6 +380,7 @@ mod tests {
             cursor: None,
             limit: limit.map(str::to_owned),
             activation: activation.map(str::to_owned),
+            prefix: None,
         };
         assert_eq!(params(None, None).limit().unwrap(), DEFAULT_PAGE);
         assert_eq!(params(Some("100"), None).limit().unwrap(), 100);
@@ -358,5 +392,17 @@ mod tests {
             Some(ActivationState::Sent)
         );
         assert!(params(None, Some("done")).activation().is_err());
+
+        let prefix = |text: &str| ListParams {
+            prefix: Some(text.to_owned()),
+            ..ListParams::default()
+        };
+        assert_eq!(prefix(" Dan ").prefix().unwrap().as_deref(), Some("dan"));
+        assert_eq!(prefix("").prefix().unwrap(), None);
+        for bad in ["a b".to_owned(), "a\u{7}".to_owned(), "x".repeat(65)] {
+            assert!(prefix(&bad).prefix().is_err(), "{bad:?}");
+        }
+        assert!(prefix("a").no_prefix().is_err());
+        assert!(ListParams::default().no_prefix().is_ok());
     }
 }

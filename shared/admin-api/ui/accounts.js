@@ -10,16 +10,14 @@ import { integrationPanel } from "./integrated.js";
 
 export async function accountsScreen(domain) {
   const shown = h("div", { "aria-live": "polite" });
-  const search = h("input", { id: "account-search", type: "search", name: "search" });
-  let listing = listed("");
-  const holder = h("div", {}, listing);
-  function listed(text) {
-    return paged(text ? `Accounts of ${domain} containing “${text}”` : `Accounts of ${domain}`,
+  const search = h("input", { id: "account-search", type: "search", name: "prefix", autocomplete: "off" });
+  const holder = h("div", {}, listed(""));
+  function listed(prefix) {
+    const query = new URLSearchParams({ limit: "50" });
+    if (prefix) query.set("prefix", prefix);
+    return paged(prefix ? `Accounts of ${domain} starting with “${prefix}”` : `Accounts of ${domain}`,
       ["Address", "Enabled", "Display name", "Created"],
-      async (cursor) => {
-        const page = await call("GET", `/admin/domains/${part(domain)}/accounts${pageQuery(cursor, "limit=50")}`);
-        return { ...page, items: page.items.filter((account) => account.address.includes(text)) };
-      },
+      (cursor) => call("GET", `/admin/domains/${part(domain)}/accounts${pageQuery(cursor, query.toString())}`),
       (account) => [link(account.address, `account/${part(account.address)}`), account.enabled ? "yes" : "no",
         account.display_name ?? "—", when(account.created_at)]);
   }
@@ -28,10 +26,9 @@ export async function accountsScreen(domain) {
       role: "search",
       onsubmit: (event) => {
         event.preventDefault();
-        listing = listed(search.value.trim());
-        holder.replaceChildren(listing);
+        holder.replaceChildren(listed(search.value.trim()));
       },
-    }, h("label", { for: "account-search" }, "Find in this page of addresses"), " ", search, " ", h("button", { type: "submit" }, "Find")),
+    }, h("label", { for: "account-search" }, "Addresses starting with"), " ", search, " ", h("button", { type: "submit" }, "Find")),
     holder,
     h("h3", {}, "New account"),
     form("New account", [
@@ -49,8 +46,7 @@ export async function accountsScreen(domain) {
         h("p", {}, "Created ", link(created.address, `account/${part(created.address)}`), "."),
         created.password ? copyable("Password", created.password) : null);
       say(`Account ${created.address} created${created.password ? "; copy its password now" : ""}.`);
-      listing = listed("");
-      holder.replaceChildren(listing);
+      holder.replaceChildren(listed(""));
     }),
     shown);
 }

@@ -38,9 +38,11 @@ pub trait AccountStore: Send + Sync {
     /// Deletes the account and its link record.
     async fn delete_account(&self, address: &Address) -> StoreResult<AccountDelete>;
     /// A domain's accounts by address, in pages.
+    /// A domain's accounts by address, only those whose address starts with `prefix` if given.
     async fn list_accounts(
         &self,
         domain: &DomainName,
+        prefix: Option<&str>,
         cursor: Option<&str>,
         limit: usize,
     ) -> StoreResult<Page<Account>>;

@@ -114,7 +114,12 @@ impl AdminService {
         }
         Ok(self
             .store
-            .list_accounts(&domain.name, params.cursor.as_deref(), params.limit()?)
+            .list_accounts(
+                &domain.name,
+                params.prefix()?.as_deref(),
+                params.cursor.as_deref(),
+                params.limit()?,
+            )
             .await?)
     }
 
@@ -234,7 +239,7 @@ impl AdminService {
         params: &ListParams,
     ) -> AdminResult<Vec<StoredMail>> {
         let address = self.account_address(who, raw)?;
-        if params.cursor.is_some() || params.activation.is_some() {
+        if params.cursor.is_some() || params.activation.is_some() || params.prefix.is_some() {
             return Err(AdminError::invalid("this listing takes only `limit`"));
         }
         Ok(self.store.mails(&address, params.limit()?).await?)

@@ -41,6 +41,7 @@ impl AdminService {
         raw_domain: Option<&str>,
         params: &ListParams,
     ) -> AdminResult<Page<Link>> {
+        params.no_prefix()?;
         let domain = match raw_domain {
             Some(raw) => Some(self.existing_domain(who, raw).await?.name),
             None => {

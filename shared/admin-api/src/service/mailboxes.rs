@@ -30,6 +30,7 @@ impl AdminService {
     ) -> AdminResult<Page<MessageMeta>> {
         let account = self.existing_account(who, raw).await?;
         let folder = FolderName::parse(raw_folder).map_err(|e| AdminError::invalid(e.0))?;
+        params.no_prefix()?;
         if params.activation.is_some() {
             return Err(AdminError::invalid(
                 "parameter `activation` applies to integrated accounts only",

@@ -86,6 +86,7 @@ impl AdminService {
         domain: Option<&DomainName>,
         params: &ListParams,
     ) -> AdminResult<Page<AuditEntry>> {
+        params.no_prefix()?;
         if params.activation.is_some() {
             return Err(AdminError::invalid(
                 "parameter `activation` applies to integrated accounts only",

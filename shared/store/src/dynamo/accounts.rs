@@ -65,16 +65,13 @@ impl crate::AccountStore for DynamoStore {
     async fn list_accounts(
         &self,
         domain: &DomainName,
+        prefix: Option<&str>,
         cursor: Option<&str>,
         limit: usize,
     ) -> StoreResult<Page<Account>> {
-        let page = self
-            .page(
-                Listing::index("gsi1", format!("ACCOUNTS#{domain}"), true),
-                cursor,
-                limit,
-            )
-            .await?;
+        let mut listing = Listing::index("gsi1", format!("ACCOUNTS#{domain}"), true);
+        listing.sort_prefix = prefix.map(str::to_owned);
+        let page = self.page(listing, cursor, limit).await?;
         Ok(Page {
             items: page
                 .items

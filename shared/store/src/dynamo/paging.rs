@@ -47,8 +47,8 @@ pub(super) async fn each_item(
 pub(super) struct Listing {
     pub(super) index: Option<&'static str>,
     pub(super) partition: String,
-    /// Only sort keys that begin with this (table listings only).
-    pub(super) sort_prefix: Option<&'static str>,
+    /// Only sort keys (the index's, for an index listing) that begin with this.
+    pub(super) sort_prefix: Option<String>,
     pub(super) forward: bool,
     pub(super) filter: Option<(&'static str, AttributeValue)>,
 }
@@ -67,7 +67,7 @@ impl Listing {
     /// A partition's items whose sort key starts with `prefix`, highest key first.
     pub(super) fn table_prefix(partition: String, prefix: &'static str) -> Self {
         Self {
-            sort_prefix: Some(prefix),
+            sort_prefix: Some(prefix.to_owned()),
             ..Self::table(partition, false)
         }
     }
@@ -90,6 +90,11 @@ impl Listing {
             keys.push(format!("{index}sk"));
         }
         keys
+    }
+
+    pub(super) fn sort_attribute(&self) -> String {
+        self.index
+            .map_or_else(|| "sk".to_owned(), |index| format!("{index}sk"))
     }
 
     pub(super) fn partition_attribute(&self) -> String {
@@ -192,11 +197,12 @@ impl DynamoStore {
                 .scan_index_forward(listing.forward)
                 .limit(wanted)
                 .set_exclusive_start_key(start.take());
-            query = match listing.sort_prefix {
+            query = match &listing.sort_prefix {
                 Some(prefix) => query
                     .key_condition_expression(
-                        "#partition = :partition AND begins_with(sk, :prefix)",
+                        "#partition = :partition AND begins_with(#sort, :prefix)",
                     )
+                    .expression_attribute_names("#sort", listing.sort_attribute())
                     .expression_attribute_values(":prefix", s(prefix)),
                 None => query.key_condition_expression("#partition = :partition"),
             };

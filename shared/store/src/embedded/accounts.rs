@@ -94,13 +94,15 @@ impl crate::AccountStore for EmbeddedStore {
     async fn list_accounts(
         &self,
         domain: &DomainName,
+        prefix: Option<&str>,
         cursor: Option<&str>,
         limit: usize,
     ) -> StoreResult<Page<Account>> {
         let after = cursor_key(cursor, "")?;
         let suffix = format!("@{domain}");
+        let prefix = prefix.unwrap_or_default().to_owned();
         self.read(move |txn| {
-            let rows: Vec<_> = scan(&txn.open_table(ACCOUNTS)?, "", after.as_deref(), false)?
+            let rows: Vec<_> = scan(&txn.open_table(ACCOUNTS)?, &prefix, after.as_deref(), false)?
                 .into_iter()
                 .filter(|(k, _)| k.ends_with(&suffix))
                 .collect();
