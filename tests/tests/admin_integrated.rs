@@ -102,6 +102,18 @@ async fn integrated_accounts_page_through_250_each_exactly_once_newest_first() {
     .await;
     assert_eq!(pages, 3);
     assert_eq!(seen, expected);
+    // Each with how its new-mail notices are going, as the console's list shows them.
+    let first = h
+        .admin_as_server(
+            "GET",
+            &format!("/admin/domains/{}/integrated-accounts?limit=3", h.domain),
+            None,
+        )
+        .await;
+    for item in first.body["items"].as_array().unwrap() {
+        assert_eq!(item["notices"]["pending"], 0, "{item}");
+        assert!(item["notices"]["last_failure"].is_null(), "{item}");
+    }
 
     let (pending, _) = collect_pages(
         &h,

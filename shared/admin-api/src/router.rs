@@ -21,8 +21,8 @@ use crate::service::AdminService;
 use crate::ui;
 use crate::views::{
     AccountDeletedView, AccountView, ActivationView, AuditView, DomainView, FolderView,
-    FoldersView, IntegrationView, ItemsView, LinkView, MailView, MessageView, NewSecretView,
-    PageView, RulesView, SecretView, ServerSettingsView, TokenView, UnlinkedView,
+    FoldersView, IntegrationView, ItemsView, MailView, MessageView, NewSecretView, PageView,
+    RulesView, SecretView, ServerSettingsView, TokenView, UnlinkedView,
 };
 
 /// The OpenAPI 3.1 description of every route below; a test holds the two together.
@@ -342,11 +342,7 @@ async fn integration(
     Admin(who): Admin,
     Path(address): Path<String>,
 ) -> Answer {
-    let (link, notices) = s.integrated(&who, &address).await?;
-    ok(IntegrationView {
-        link: LinkView::from(link),
-        notices: notices.into(),
-    })
+    ok(IntegrationView::from(s.integrated(&who, &address).await?))
 }
 
 async fn health(State(s): State<AppState>, Admin(who): Admin) -> Answer {
@@ -386,7 +382,7 @@ async fn list_domain_integrated(
 ) -> Answer {
     ok(PageView::of(
         s.list_integrated(&who, Some(&domain), &params).await?,
-        LinkView::from,
+        IntegrationView::from,
     ))
 }
 
@@ -397,7 +393,7 @@ async fn list_all_integrated(
 ) -> Answer {
     ok(PageView::of(
         s.list_integrated(&who, None, &params).await?,
-        LinkView::from,
+        IntegrationView::from,
     ))
 }
 
@@ -493,11 +489,7 @@ async fn own_folders(State(s): State<AppState>, SelfAccount(account): SelfAccoun
 }
 
 async fn own_integration(State(s): State<AppState>, SelfAccount(account): SelfAccount) -> Answer {
-    let (link, notices) = s.own_integration(&account).await?;
-    ok(IntegrationView {
-        link: LinkView::from(link),
-        notices: notices.into(),
-    })
+    ok(IntegrationView::from(s.own_integration(&account).await?))
 }
 
 async fn own_filing_rules(SelfAccount(account): SelfAccount) -> Answer {

@@ -254,6 +254,15 @@ pub struct IntegrationView {
     pub notices: AccountNoticesView,
 }
 
+impl From<(Link, AccountNotices)> for IntegrationView {
+    fn from((link, notices): (Link, AccountNotices)) -> Self {
+        Self {
+            link: link.into(),
+            notices: notices.into(),
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct AccountNoticesView {
     #[serde(serialize_with = "rfc3339_opt")]

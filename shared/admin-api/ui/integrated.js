@@ -37,11 +37,21 @@ function resendButton(address) {
   }, `Resend ${address}'s activation`);
 }
 
+/** How a link's new-mail notices are going: pending, last delivered, last failure. */
+function noticeCells(notices) {
+  return [
+    notices.pending,
+    when(notices.last_delivered_at),
+    notices.last_failure ? `${when(notices.last_failure.at)}: ${notices.last_failure.error}` : "—",
+  ];
+}
+
 export async function integratedScreen(domain) {
   const path = domain ? `/admin/domains/${part(domain)}/integrated-accounts` : "/admin/integrated-accounts";
   const again = () => integratedScreen(domain).catch(failed);
   show(domain ? `Integrated accounts of ${domain}` : "Integrated accounts",
-    paged("Linked accounts, newest first", ["Account", "Device", "Generation", "Since", "Activation mail", ""],
+    paged("Linked accounts, newest first",
+      ["Account", "Device", "Generation", "Since", "Activation mail", "Notices pending", "Last delivered", "Last failure", ""],
       (cursor) => call("GET", path + pageQuery(cursor)),
       (item) => [
         link(item.address, `account/${part(item.address)}`),
@@ -49,6 +59,7 @@ export async function integratedScreen(domain) {
         item.generation,
         when(item.linked_at),
         item.activation,
+        ...noticeCells(item.notices),
         h("div", { class: "actions" }, resendButton(item.address), removeButton(item.address, again)),
       ]));
 }
@@ -67,9 +78,7 @@ export async function integrationPanel(address) {
   const notices = detail.notices;
   panel.append(
     table("The link", ["Device", "Generation", "Since", "Activation mail", "Notices pending", "Last delivered", "Last failure"], [[
-      device(detail), detail.generation, when(detail.linked_at), detail.activation, notices.pending,
-      when(notices.last_delivered_at),
-      notices.last_failure ? `${when(notices.last_failure.at)}: ${notices.last_failure.error}` : "—",
+      device(detail), detail.generation, when(detail.linked_at), detail.activation, ...noticeCells(notices),
     ]]),
     h("div", { class: "actions" }, resendButton(address),
       removeButton(address, () => { panel.replaceChildren(h("h3", { id: "link-title" }, "Device link"), h("p", {}, "Unlinked.")); })));

@@ -40,7 +40,7 @@ impl AdminService {
         who: &Principal,
         raw_domain: Option<&str>,
         params: &ListParams,
-    ) -> AdminResult<Page<Link>> {
+    ) -> AdminResult<Page<(Link, AccountNotices)>> {
         params.no_prefix()?;
         let domain = match raw_domain {
             Some(raw) => Some(self.existing_domain(who, raw).await?.name),
@@ -55,7 +55,18 @@ impl AdminService {
             cursor: params.cursor.clone(),
             limit: params.limit()?,
         };
-        Ok(self.store.list_links(&query).await?)
+        let page = self.store.list_links(&query).await?;
+        // Each link's notices, read at once: a page is at most 100 links.
+        let notices = futures_util::future::try_join_all(
+            page.items
+                .iter()
+                .map(|link| self.store.account_notices(&link.address)),
+        )
+        .await?;
+        Ok(Page {
+            items: page.items.into_iter().zip(notices).collect(),
+            cursor: page.cursor,
+        })
     }
 
     /// The account's link with how its new-mail notices are going.
