@@ -60,6 +60,15 @@ def subscribe(url, secret, callback):
     assert answer["status"] == "subscribed", answer
 
 
+def admin_call(base, token, method, path, body=None):
+    request = urllib.request.Request(f"{base}{path}", method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
 def send_mail(port):
     message = EmailMessage()
     message["From"] = "erin@sender.example"
@@ -236,6 +245,21 @@ def main():
                 expect(page.get_by_role("cell", name="None yet.")).to_be_visible()
                 assert any(n.get("type") == "UNLINKED" for n in Callback.received), Callback.received
             page.close()
+
+        # A domain's token: only its domain, none of the server-wide screens.
+        scoped = admin_call(args.admin, args.token, "POST", "/admin/tokens",
+                            {"scope": "domain", "domain": DOMAIN, "label": "browser"})["token"]
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.on("pageerror", lambda error: problems.append(f"domain token: {error}"))
+        page.goto(f"{args.admin}/admin/ui/")
+        page.get_by_label("Admin token").fill(scoped)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("link", name=DOMAIN)).to_be_visible()
+        expect(page.get_by_role("link", name="Server", exact=True)).to_be_hidden()
+        expect(page.get_by_role("link", name="Tokens", exact=True)).to_be_hidden()
+        rows = page.get_by_role("region", name="Domains").get_by_role("row")
+        expect(rows).to_have_count(2)
+        page.close()
         browser.close()
     server.shutdown()
 

@@ -1,7 +1,7 @@
 // The admin console: a hash-routed page over the admin API. Each screen is a function that
 // fills <main> from the API; nothing is kept between screens but the token.
 
-import { call, signIn, signOut, signedIn } from "./api.js";
+import { call, signIn, signOut, signedIn, rememberDomainScope, domainScoped } from "./api.js";
 import { h, field, form, say, table, when, copyable } from "./dom.js";
 import { show, go, confirmed, paged, pageQuery, failed } from "./screen.js";
 import { domainsScreen, domainScreen } from "./domains.js";
@@ -33,6 +33,12 @@ function signInScreen() {
         signIn(`Bearer ${token.trim()}`);
         try {
           await call("GET", "/admin/domains");
+          // A domain's token may not read the server's settings: that is how it is told apart.
+          const server = await call("GET", "/admin/server").then(() => true, (failure) => {
+            if (failure.status === 403) return false;
+            throw failure;
+          });
+          rememberDomainScope(!server);
         } catch (failure) {
           signOut();
           throw failure;
@@ -117,6 +123,7 @@ async function route() {
   if (!signedIn()) return signInScreen();
   nav.hidden = false;
   signOutButton.hidden = false;
+  for (const item of nav.querySelectorAll("[data-server-only]")) item.hidden = domainScoped();
   const [name, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
   const screen = screens[name] || domainsScreen;
   for (const item of nav.querySelectorAll("a")) {

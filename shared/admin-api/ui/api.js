@@ -5,6 +5,7 @@
 // to ride on.
 
 const KEY = "pushmail.credentials";
+const SCOPE = "pushmail.scope";
 
 export function signedIn() {
   return sessionStorage.getItem(KEY) !== null;
@@ -17,6 +18,17 @@ export function signIn(authorization) {
 
 export function signOut() {
   sessionStorage.removeItem(KEY);
+  sessionStorage.removeItem(SCOPE);
+}
+
+/** Remembers that the token is one domain's (the server-wide screens are then left out). */
+export function rememberDomainScope(isDomain) {
+  if (isDomain) sessionStorage.setItem(SCOPE, "domain");
+  else sessionStorage.removeItem(SCOPE);
+}
+
+export function domainScoped() {
+  return sessionStorage.getItem(SCOPE) === "domain";
 }
 
 /** An error the API answered, with its words (`detail`) and kind (`error`). */
