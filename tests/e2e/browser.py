@@ -189,6 +189,12 @@ def main():
                 page.get_by_label("File into folder (empty: Inbox)").fill("a/../b" * 60)
                 page.get_by_role("button", name="Save filing rules").click()
                 expect(page.locator("section[aria-labelledby=rules-title] [role=alert]")).to_be_visible()
+                # A rule that does nothing is refused by the API, which names the rule: the
+                # field is marked and focused.
+                page.get_by_label("File into folder (empty: Inbox)").fill("")
+                page.get_by_role("button", name="Save filing rules").click()
+                expect(page.get_by_label("File into folder (empty: Inbox)")).to_have_attribute("aria-invalid", "true")
+                expect(page.get_by_label("File into folder (empty: Inbox)")).to_be_focused()
                 # The browser logs the refused request (400) itself: that one was asked for.
                 errors[:] = [e for e in errors if "status of 400" not in e]
                 page.get_by_label("File into folder (empty: Inbox)").fill("Lists")

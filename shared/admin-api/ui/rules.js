@@ -111,6 +111,27 @@ export function rulesEditor(rules, save) {
     say(`Moved; save to keep the new order.`);
   }
 
+  /** The API names the rule ("rule 2: …") and what is wrong with it: that control is marked
+   *  as invalid, points at the error, and takes focus. */
+  function markField(message) {
+    for (const marked of list.querySelectorAll("[aria-invalid]")) marked.removeAttribute("aria-invalid");
+    const named = /^rule (\d+): (.*)$/.exec(message);
+    const rule = named && list.children[Number(named[1]) - 1];
+    if (!rule) return;
+    const what = named[2];
+    const control = rule.querySelector(
+      what.includes("folder") || what.includes("file_into") || what.includes("does nothing") ? "input[name=file_into]"
+        : what.includes("field") ? "[name=field], [name=field_name]"
+          : what.includes("value") ? "input[name=value]"
+            : what.includes("name") ? "input[name=name]"
+              : "input, select");
+    if (!control) return;
+    error.id ||= "rules-error";
+    control.setAttribute("aria-invalid", "true");
+    control.setAttribute("aria-describedby", error.id);
+    control.focus();
+  }
+
   render();
   return h("section", { "aria-labelledby": "rules-title" },
     h("h3", { id: "rules-title" }, "Filing rules"),
@@ -139,6 +160,7 @@ export function rulesEditor(rules, save) {
           } catch (failure) {
             error.textContent = failure.message;
             error.hidden = false;
+            markField(failure.message);
           }
         },
       }, "Save filing rules")));
