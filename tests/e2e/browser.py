@@ -120,6 +120,15 @@ def main():
             page.goto(f"{args.admin}/admin/ui/")
             expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
             screen("sign-in")
+            # Keyboard only: each screen puts focus on its heading, so the next Tab is its first
+            # control; the skip link moves focus to the content.
+            expect(page.get_by_role("heading", name="Sign in")).to_be_focused()
+            page.keyboard.press("Tab")
+            expect(page.get_by_label("Admin token")).to_be_focused()
+            page.keyboard.press("Shift+Tab")
+            expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+            page.keyboard.press("Enter")
+            expect(page.locator("main")).to_be_focused()
             # Keyboard only: the token field is reached and the form sent without a mouse.
             page.get_by_label("Admin token").fill(args.token)
             page.keyboard.press("Enter")
