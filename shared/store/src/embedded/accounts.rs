@@ -102,11 +102,11 @@ impl crate::AccountStore for EmbeddedStore {
         let suffix = format!("@{domain}");
         let prefix = prefix.unwrap_or_default().to_owned();
         self.read(move |txn| {
-            let rows: Vec<_> = scan(&txn.open_table(ACCOUNTS)?, &prefix, after.as_deref(), false)?
-                .into_iter()
-                .filter(|(k, _)| k.ends_with(&suffix))
-                .collect();
-            let (rows, cursor) = page_of(rows, limit);
+            let table = txn.open_table(ACCOUNTS)?;
+            let (rows, cursor) =
+                page_from(&table, &prefix, after.as_deref(), false, limit, |k, _| {
+                    Ok(k.ends_with(&suffix))
+                })?;
             let items = rows
                 .iter()
                 .map(|(_, v)| decode(v))

@@ -78,8 +78,11 @@ impl crate::AdminStore for EmbeddedStore {
         let prefix = audit_prefix(domain);
         let after = cursor_key(cursor, &prefix)?;
         self.read(move |txn| {
-            let rows = scan(&txn.open_table(AUDIT)?, &prefix, after.as_deref(), true)?;
-            let (rows, cursor) = page_of(rows, limit);
+            let table = txn.open_table(AUDIT)?;
+            let (rows, cursor) =
+                page_from(&table, &prefix, after.as_deref(), true, limit, |_, _| {
+                    Ok(true)
+                })?;
             let items = rows
                 .iter()
                 .map(|(_, v)| decode(v))

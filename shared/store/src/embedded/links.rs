@@ -75,19 +75,18 @@ impl crate::LinkStore for EmbeddedStore {
         let (activation, limit) = (query.activation, query.limit);
         self.read(move |txn| {
             let links = txn.open_table(LINKS)?;
+            let index = txn.open_table(table)?;
             let mut rows = Vec::new();
-            for (k, _) in scan(&txn.open_table(table)?, &prefix, after.as_deref(), true)? {
+            visit(&index, &prefix, after.as_deref(), true, |k, _| {
                 let address = k.rsplit(SEP).next().unwrap_or_default();
                 let link: Link = get(&links, address)?.ok_or_else(|| {
                     StoreError::Corrupt(format!("index names missing link {address}"))
                 })?;
                 if activation.is_none_or(|a| a == link.activation) {
                     rows.push((k, encode(&link)?));
-                    if rows.len() > limit {
-                        break;
-                    }
                 }
-            }
+                Ok(rows.len() <= limit)
+            })?;
             let (rows, cursor) = page_of(rows, limit);
             let items = rows
                 .iter()

@@ -143,39 +143,86 @@ fn scan(
     after: Option<&str>,
     newest_first: bool,
 ) -> TxResult<Vec<(String, String)>> {
-    let end = format!("{prefix}{}", char::MAX);
     let mut out = Vec::new();
-    let range = table.range::<&str>(prefix..end.as_str())?;
-    let mut push = |entry: Result<
+    visit(table, prefix, after, newest_first, |k, v| {
+        out.push((k, v));
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+/// Hands each entry of [`scan`]'s range to `keep_going` until it answers `false`. The range
+/// starts at the cursor and is read lazily, so a page costs what it returns, not the whole
+/// range before and after it.
+fn visit(
+    table: &impl ReadableTable<&'static str, &'static str>,
+    prefix: &str,
+    after: Option<&str>,
+    newest_first: bool,
+    mut keep_going: impl FnMut(String, String) -> TxResult<bool>,
+) -> TxResult<()> {
+    use std::ops::Bound::{Excluded, Included};
+    let end = format!("{prefix}{}", char::MAX);
+    // A cursor outside the prefix's range (never made here) starts nothing.
+    let after = after.filter(|after| *after >= prefix && *after < end.as_str());
+    if newest_first && after == Some(prefix) {
+        // Nothing lies before the range's first key.
+        return Ok(());
+    }
+    let bounds = match (after, newest_first) {
+        (Some(after), true) => (Included(prefix), Excluded(after)),
+        (Some(after), false) => (Excluded(after), Excluded(end.as_str())),
+        (None, _) => (Included(prefix), Excluded(end.as_str())),
+    };
+    let range = table.range::<&str>(bounds)?;
+    let mut each = |entry: Result<
         (redb::AccessGuard<'_, &str>, redb::AccessGuard<'_, &str>),
         redb::StorageError,
     >|
      -> TxResult<bool> {
         let (k, v) = entry?;
-        let (k, v) = (k.value().to_owned(), v.value().to_owned());
-        let past_cursor = match after {
-            None => true,
-            Some(after) if newest_first => k.as_str() < after,
-            Some(after) => k.as_str() > after,
-        };
-        if past_cursor {
-            out.push((k, v));
-        }
-        Ok(true)
+        keep_going(k.value().to_owned(), v.value().to_owned())
     };
     if newest_first {
         for entry in range.rev() {
-            push(entry)?;
+            if !each(entry)? {
+                break;
+            }
         }
     } else {
         for entry in range {
-            push(entry)?;
+            if !each(entry)? {
+                break;
+            }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-fn page_of(rows: Vec<(String, String)>, limit: usize) -> (Vec<(String, String)>, Option<String>) {
+/// One page of [`visit`]'s range: the entries `wanted` keeps, at most `limit` of them, and
+/// whether there are more (one more is read to know).
+fn page_from(
+    table: &impl ReadableTable<&'static str, &'static str>,
+    prefix: &str,
+    after: Option<&str>,
+    newest_first: bool,
+    limit: usize,
+    mut wanted: impl FnMut(&str, &str) -> TxResult<bool>,
+) -> TxResult<(Rows, Option<String>)> {
+    let mut rows = Vec::new();
+    visit(table, prefix, after, newest_first, |k, v| {
+        if wanted(&k, &v)? {
+            rows.push((k, v));
+        }
+        Ok(rows.len() <= limit.max(1))
+    })?;
+    Ok(page_of(rows, limit))
+}
+
+/// Keys with their encoded values, in listing order.
+type Rows = Vec<(String, String)>;
+
+fn page_of(rows: Rows, limit: usize) -> (Rows, Option<String>) {
     let limit = limit.max(1);
     if rows.len() > limit {
         let rows: Vec<_> = rows.into_iter().take(limit).collect();
