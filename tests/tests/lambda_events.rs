@@ -56,6 +56,10 @@ async fn the_admin_events_answer_as_documented() {
     let (status, body) = answer(router(), "admin/events/openapi.json").await;
     assert_eq!(status, 200);
     assert!(body.as_str().unwrap().starts_with("openapi: 3.1.0"));
+    // The admin console, the same files from the Lambda as from the process.
+    let (status, body) = answer(router(), "admin/events/console.json").await;
+    assert_eq!(status, 200);
+    assert!(body.as_str().unwrap().contains("<title>pushmail admin</title>"));
     let (status, body) = answer(router(), "admin/events/list-domains.json").await;
     assert_eq!(
         (status, body["error"].as_str()),
