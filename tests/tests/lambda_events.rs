@@ -59,7 +59,11 @@ async fn the_admin_events_answer_as_documented() {
     // The admin console, the same files from the Lambda as from the process.
     let (status, body) = answer(router(), "admin/events/console.json").await;
     assert_eq!(status, 200);
-    assert!(body.as_str().unwrap().contains("<title>pushmail admin</title>"));
+    assert!(
+        body.as_str()
+            .unwrap()
+            .contains("<title>pushmail admin</title>")
+    );
     let (status, body) = answer(router(), "admin/events/list-domains.json").await;
     assert_eq!(
         (status, body["error"].as_str()),
