@@ -109,7 +109,12 @@ pub async fn run(settings: Settings, options: ServeOptions) -> anyhow::Result<()
     if emf.is_some() {
         describe_metrics();
     }
-    let services = open(&settings).await?;
+    // The process signs with the keys its domains name, so it can publish their records too.
+    let services = open(&settings)
+        .await?
+        .with_dkim_records(Arc::new(|reference: &str| {
+            pushmail_smtp::dkim::public_record(reference).map_err(|e| e.to_string())
+        }));
     let dispatcher = services.dispatcher(DispatchSettings::default());
     let http = options.role == Role::All;
     // The first-run token only where this process serves the admin API: a task's output is

@@ -144,3 +144,38 @@ async fn health_says_whether_imap_runs_and_is_for_server_tokens_only() {
         .await;
     assert_eq!(refused.status, 403, "{:?}", refused.body);
 }
+
+/// The DKIM record to publish: named from the selector, its value from the key the reference
+/// names, where this server reads keys; a clear refusal where it does not, or without a key.
+#[tokio::test]
+async fn the_dkim_record_is_published_only_where_keys_are_read() {
+    let h = Harness::start().await;
+    let path = format!("/admin/domains/{}/dkim-record", h.domain);
+    let without_key = h.admin_as_server("GET", &path, None).await;
+    assert_eq!(without_key.status, 404, "{:?}", without_key.body);
+    assert!(
+        without_key.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no DKIM selector")
+    );
+    let set = h
+        .admin_as_server(
+            "PATCH",
+            &format!("/admin/domains/{}", h.domain),
+            Some(
+                serde_json::json!({"dkim_selector": "s1", "dkim_key_ref": "file:/nonexistent.pem"}),
+            ),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    // The harness, like the admin Lambda, reads no keys.
+    let not_here = h.admin_as_server("GET", &path, None).await;
+    assert_eq!(not_here.status, 404);
+    assert!(
+        not_here.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("SES Easy DKIM")
+    );
+}

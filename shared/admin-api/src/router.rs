@@ -54,6 +54,7 @@ pub fn router(service: Arc<AdminService>) -> Router {
             get(list_domain_integrated),
         )
         .route("/domains/{domain}/audit", get(domain_audit))
+        .route("/domains/{domain}/dkim-record", get(dkim_record))
         .route(
             "/accounts/{address}",
             get(account).patch(update_account).delete(delete_account),
@@ -343,6 +344,14 @@ async fn integration(
     Path(address): Path<String>,
 ) -> Answer {
     ok(IntegrationView::from(s.integrated(&who, &address).await?))
+}
+
+async fn dkim_record(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(domain): Path<String>,
+) -> Answer {
+    ok(s.dkim_record(&who, &domain).await?)
 }
 
 async fn health(State(s): State<AppState>, Admin(who): Admin) -> Answer {

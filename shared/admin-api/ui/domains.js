@@ -27,6 +27,21 @@ export async function domainsScreen() {
     }));
 }
 
+/** The DNS record to publish for the domain's DKIM key, or the API's words on why not. */
+async function dkimRecord(name) {
+  try {
+    const record = await call("GET", `/admin/domains/${part(name)}/dkim-record`);
+    return h("section", { "aria-labelledby": "dkim-title" },
+      h("h3", { id: "dkim-title" }, "DKIM record to publish"),
+      h("p", {}, `A ${record.type} record named `, h("code", {}, record.name), ":"),
+      copyable("DKIM record", record.value));
+  } catch (failure) {
+    if (failure.status === 401) throw failure;
+    return h("section", { "aria-labelledby": "dkim-title" },
+      h("h3", { id: "dkim-title" }, "DKIM record to publish"), h("p", {}, failure.message));
+  }
+}
+
 /** Empty text fields left out (the API's defaults), the rest as given. */
 function optional(values) {
   return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== ""));
@@ -41,10 +56,7 @@ export async function domainScreen(name) {
   const domain = await call("GET", `/admin/domains/${part(name)}`);
   const secrets = await call("GET", `/admin/domains/${part(name)}/secrets`);
   const shown = h("div", { "aria-live": "polite" });
-  const dkim = domain.dkim_selector
-    ? h("p", {}, "Publish the DKIM key's public half as the TXT record ",
-      h("code", {}, `${domain.dkim_selector}._domainkey.${domain.name}`), ".")
-    : null;
+  const dkim = domain.dkim_selector ? await dkimRecord(name) : null;
   show(`Domain ${domain.name}`,
     h("nav", { "aria-label": `${domain.name}'s pages` }, h("ul", { class: "links" },
       h("li", {}, link("Accounts", `accounts/${part(name)}`)),

@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use pushmail_admin_api::service::AdminService;
+use pushmail_admin_api::service::{AdminService, DkimRecords};
 use pushmail_push::dispatcher::{DispatchSettings, Dispatcher};
 use pushmail_push::mailer::{Mailer, StoreMailer};
 use pushmail_push::notifier::HttpNotifier;
@@ -48,6 +48,7 @@ pub struct Services {
     push: OnceLock<Arc<PushService>>,
     notifier: OnceLock<Arc<HttpNotifier>>,
     admin: OnceLock<Arc<AdminService>>,
+    dkim_records: Option<DkimRecords>,
 }
 
 impl Services {
@@ -65,7 +66,14 @@ impl Services {
             push: OnceLock::new(),
             notifier: OnceLock::new(),
             admin: OnceLock::new(),
+            dkim_records: None,
         }
+    }
+
+    /// Lets the admin API publish DKIM records with `records` (the process that signs).
+    pub fn with_dkim_records(mut self, records: DkimRecords) -> Self {
+        self.dkim_records = Some(records);
+        self
     }
 
     /// The Subscribe URL's service.
@@ -105,11 +113,10 @@ impl Services {
     pub fn admin(&self) -> Arc<AdminService> {
         self.admin
             .get_or_init(|| {
-                Arc::new(AdminService::new(
-                    self.store.clone(),
-                    self.push(),
-                    self.notifier(),
-                ))
+                Arc::new(
+                    AdminService::new(self.store.clone(), self.push(), self.notifier())
+                        .with_dkim_records(self.dkim_records.clone()),
+                )
             })
             .clone()
     }

@@ -142,6 +142,55 @@ fn ed25519_record(pkcs8: &[u8]) -> Result<String, DkimError> {
     ))
 }
 
+/// The TXT record that publishes the public half of the key a reference names (RFC 6376
+/// §3.6.1): Ed25519 as its 32 octets (RFC 8463), RSA as a DER SubjectPublicKeyInfo, the form
+/// `openssl pkey -pubout` writes and verifiers expect.
+pub fn public_record(reference: &str) -> Result<String, DkimError> {
+    use base64::Engine;
+    let unreadable = |cause: String| DkimError::Unreadable {
+        reference: reference.to_owned(),
+        cause,
+    };
+    Ok(match DkimKey::load(reference)? {
+        DkimKey::Ed25519(key) => format!(
+            "v=DKIM1; k=ed25519; p={}",
+            base64::engine::general_purpose::STANDARD.encode(key.public_key())
+        ),
+        DkimKey::Rsa(key) => format!(
+            "v=DKIM1; k=rsa; p={}",
+            base64::engine::general_purpose::STANDARD
+                .encode(rsa_spki(&key.public_key()).map_err(unreadable)?)
+        ),
+    })
+}
+
+/// An RSAPublicKey (PKCS#1 DER) inside a SubjectPublicKeyInfo: SEQUENCE { SEQUENCE { OID
+/// rsaEncryption, NULL }, BIT STRING { no unused bits, the key } }.
+fn rsa_spki(pkcs1: &[u8]) -> Result<Vec<u8>, String> {
+    const RSA_ALGORITHM: [u8; 15] = [
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    let mut bits = vec![0x00];
+    bits.extend_from_slice(pkcs1);
+    let mut body = RSA_ALGORITHM.to_vec();
+    body.extend(der(0x03, &bits)?);
+    der(0x30, &body)
+}
+
+/// One DER element: its tag, its length (short or long form), its content.
+fn der(tag: u8, content: &[u8]) -> Result<Vec<u8>, String> {
+    let len = content.len();
+    let mut out = vec![tag];
+    match len {
+        0..=0x7f => out.push(len as u8),
+        0x80..=0xff => out.extend([0x81, len as u8]),
+        0x100..=0xffff => out.extend([0x82, (len >> 8) as u8, len as u8]),
+        _ => return Err(format!("a public key of {len} octets is too long")),
+    }
+    out.extend_from_slice(content);
+    Ok(out)
+}
+
 /// The DKIM-Signature header for mail from `domain`, or `None` if the domain has no key.
 pub fn signature_for(domain: &Domain, message: &[u8]) -> Result<Option<String>, DkimError> {
     let (Some(selector), Some(reference)) = (&domain.dkim_selector, &domain.dkim_key_ref) else {
@@ -174,6 +223,28 @@ mod tests {
             header.contains("d=example.com") && header.contains("s=s1"),
             "{header}"
         );
+    }
+
+    #[test]
+    fn the_published_record_is_the_public_half_as_openssl_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let rsa = format!(
+            "file:{}/testdata/dkim-test-rsa2048.pem",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let expected = include_str!("../testdata/dkim-test-rsa2048.spki.b64").trim();
+        assert_eq!(
+            public_record(&rsa).unwrap(),
+            format!("v=DKIM1; k=rsa; p={expected}")
+        );
+        let (pem, record) = generate_ed25519().unwrap();
+        let path = dir.path().join("ed25519.pem");
+        std::fs::write(&path, pem).unwrap();
+        assert_eq!(
+            public_record(&format!("file:{}", path.display())).unwrap(),
+            record
+        );
+        assert!(public_record("file:/nonexistent/key.pem").is_err());
     }
 
     #[test]

@@ -146,3 +146,39 @@ impl AdminService {
             .await
     }
 }
+
+/// The DNS record that publishes a domain's DKIM key.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DkimRecord {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub value: String,
+}
+
+impl AdminService {
+    /// The TXT record to publish for the domain's DKIM key: its name from the selector, its
+    /// value from the key the reference names (read off the async threads).
+    pub async fn dkim_record(&self, who: &Principal, raw: &str) -> AdminResult<DkimRecord> {
+        let domain = self.existing_domain(who, raw).await?;
+        let (Some(selector), Some(reference)) = (domain.dkim_selector, domain.dkim_key_ref) else {
+            return Err(AdminError::not_found(
+                "the domain has no DKIM selector and key reference",
+            ));
+        };
+        let Some(records) = self.dkim_records.clone() else {
+            return Err(AdminError::not_found(
+                "this server does not read DKIM keys (on AWS, SES Easy DKIM publishes the domain's records)",
+            ));
+        };
+        let value = tokio::task::spawn_blocking(move || records(&reference))
+            .await
+            .map_err(|e| AdminError::internal(&e))?
+            .map_err(|why| AdminError::conflict(format!("the DKIM key cannot be read: {why}")))?;
+        Ok(DkimRecord {
+            name: format!("{selector}._domainkey.{}", domain.name),
+            kind: "TXT",
+            value,
+        })
+    }
+}

@@ -80,7 +80,14 @@ pub struct AdminService {
     store: Arc<dyn Store>,
     push: Arc<PushService>,
     notifier: Arc<dyn Notifier>,
+    /// Reads the public half of a DKIM key from its reference; only where keys are readable.
+    dkim_records: Option<DkimRecords>,
 }
+
+/// The TXT record value of the DKIM key a reference names, or why it cannot be read. The
+/// process that signs has one (the SMTP crate's key reader); the admin Lambda has none: on
+/// AWS, SES Easy DKIM publishes a domain's records.
+pub type DkimRecords = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
 
 impl AdminService {
     pub fn new(store: Arc<dyn Store>, push: Arc<PushService>, notifier: Arc<dyn Notifier>) -> Self {
@@ -88,7 +95,14 @@ impl AdminService {
             store,
             push,
             notifier,
+            dkim_records: None,
         }
+    }
+
+    /// Answers `GET /admin/domains/{domain}/dkim-record` with `records`.
+    pub fn with_dkim_records(mut self, records: Option<DkimRecords>) -> Self {
+        self.dkim_records = records;
+        self
     }
 
     /// Creates a token; its plaintext (`pma_<id>.<secret>`) exists only in this answer.
