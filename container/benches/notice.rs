@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use pushmail_core::network::CallbackPolicy;
 use pushmail_core::types::{
-    Account, ActivationJob, ActivationState, Address, Domain, DomainName, Link, LinkState,
-    PushSecret, now,
+    ActivationJob, ActivationState, Address, Domain, DomainName, Link, LinkState, PushSecret, now,
 };
 use pushmail_listener::Limits;
 use pushmail_push::dispatcher::{DispatchSettings, Dispatcher};
@@ -76,18 +75,7 @@ async fn main() {
     let started = Instant::now();
     for i in 0..accounts {
         let address = Address::parse(&format!("user{i}@bench.example")).unwrap();
-        let account = Account {
-            address: address.clone(),
-            password_hash: String::new(),
-            enabled: true,
-            display_name: None,
-            pushed_folders: Vec::new(),
-            created_at: now(),
-            revision: 0,
-            quota_bytes: None,
-            sender_aliases: Vec::new(),
-            filing_rules: Vec::new(),
-        };
+        let account = account(address.clone());
         store.put_account(&account).await.unwrap();
         store.create_default_folders(&address, now()).await.unwrap();
         let link = Link {

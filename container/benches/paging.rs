@@ -10,7 +10,7 @@ use common::*;
 
 use std::time::{Duration, Instant};
 
-use pushmail_core::types::{Account, Address, Domain, DomainName, now};
+use pushmail_core::types::{Address, Domain, DomainName, now};
 use pushmail_store::{AccountStore, DomainStore, EmbeddedStore};
 
 #[tokio::main(flavor = "multi_thread")]
@@ -86,19 +86,4 @@ fn report(what: &str, page_size: usize, times: &[Duration], all: Duration) {
         first,
         last
     );
-}
-
-fn account(address: Address) -> Account {
-    Account {
-        address,
-        password_hash: String::new(),
-        enabled: true,
-        display_name: None,
-        pushed_folders: Vec::new(),
-        created_at: now(),
-        revision: 0,
-        quota_bytes: None,
-        sender_aliases: Vec::new(),
-        filing_rules: Vec::new(),
-    }
 }

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pushmail_core::types::{Account, Address, Domain, DomainName, now};
+use pushmail_core::types::{Address, Domain, DomainName, now};
 use pushmail_listener::Limits;
 use pushmail_smtp::SmtpSettings;
 use pushmail_store::{EmbeddedStore, Store};
@@ -95,21 +95,7 @@ async fn main() {
                 .unwrap();
             for i in 0..ACCOUNTS {
                 let address = Address::parse(&format!("user{i}@bench.example")).unwrap();
-                store
-                    .put_account(&Account {
-                        address: address.clone(),
-                        password_hash: String::new(),
-                        enabled: true,
-                        display_name: None,
-                        pushed_folders: Vec::new(),
-                        created_at: now(),
-                        revision: 0,
-                        quota_bytes: None,
-                        sender_aliases: Vec::new(),
-                        filing_rules: Vec::new(),
-                    })
-                    .await
-                    .unwrap();
+                store.put_account(&account(address.clone())).await.unwrap();
                 store.create_default_folders(&address, now()).await.unwrap();
             }
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

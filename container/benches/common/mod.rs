@@ -1,8 +1,11 @@
-//! What the benchmarks share: their settings from the environment, percentiles, SMTP replies.
+//! What the benchmarks share: their settings from the environment, accounts, percentiles, SMTP
+//! replies.
 
 #![allow(dead_code)] // each benchmark uses its own part
 
 use std::time::Duration;
+
+use pushmail_core::types::{Account, Address, now};
 
 use tokio::io::AsyncBufReadExt;
 
@@ -11,6 +14,23 @@ pub fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// An enabled account with no password, quota, aliases or rules: what the benchmarks fill
+/// their stores with.
+pub fn account(address: Address) -> Account {
+    Account {
+        address,
+        password_hash: String::new(),
+        enabled: true,
+        display_name: None,
+        pushed_folders: Vec::new(),
+        created_at: now(),
+        revision: 0,
+        quota_bytes: None,
+        sender_aliases: Vec::new(),
+        filing_rules: Vec::new(),
+    }
 }
 
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
