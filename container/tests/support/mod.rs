@@ -19,6 +19,9 @@ pub struct Process {
     pub token: Option<String>,
     /// The demo's DKIM record, as printed.
     pub dkim: Option<String>,
+    /// Every line it prints after its addresses, read on a thread of its own until it exits
+    /// (so its output never blocks or breaks on a full or closed pipe).
+    pub output: std::sync::mpsc::Receiver<String>,
 }
 
 impl Drop for Process {
@@ -79,7 +82,8 @@ pub fn launch_with_env(data_dir: &Path, more: &[&str], env: &[(&str, &str)]) -> 
     let mut dkim = None;
     let mut smtp = String::new();
     let mut imaps = String::new();
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(t) = line.trim().strip_prefix("export PUSHMAIL_TOKEN=") {
             token = Some(t.to_owned());
@@ -97,8 +101,17 @@ pub fn launch_with_env(data_dir: &Path, more: &[&str], env: &[(&str, &str)]) -> 
             break;
         }
     }
+    let (rest, output) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if rest.send(line).is_err() {
+                break;
+            }
+        }
+    });
     Process {
         child,
+        output,
         smtp,
         imaps,
         subscribe: format!("http://127.0.0.1:{subscribe_port}/subscribe"),
@@ -158,6 +171,11 @@ pub async fn exit_within(process: &mut Process, limit: Duration) -> std::process
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The lines the process printed after its addresses, up to its exit (or 10 s of silence).
+pub fn printed(process: &Process) -> Vec<String> {
+    std::iter::from_fn(|| process.output.recv_timeout(Duration::from_secs(10)).ok()).collect()
 }
 
 /// Posts a push-service request to the Subscribe URL, signed with the demo domain's secret.
