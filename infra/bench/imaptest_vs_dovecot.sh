@@ -7,7 +7,9 @@
 #   infra/bench/imaptest_vs_dovecot.sh [secs] [clients] [logout]   # defaults: 20 10 0
 #
 # logout=0: clients stay logged in (imaptest's logout=0); 1: imaptest's default, logging out and
-# in. pushmail: target/release/pushmail (built if missing), --demo with user1..user100 made
+# in. Set PERF_DATA=FILE to record pushmail's run with `perf record -g` (build with line tables:
+# CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only), and
+# SKIP_DOVECOT=1 to measure pushmail alone. pushmail: target/release/pushmail (built if missing), --demo with user1..user100 made
 # through the admin API. Dovecot: Debian's dovecot-imapd (installed if missing), a maildir per
 # user and a passwd-file of the same users, no TLS, in a temporary folder. Stops what it starts.
 set -euo pipefail
@@ -72,9 +74,16 @@ for n in $(seq 1 100); do
     -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
     -d "{\"address\":\"user$n\",\"password\":\"imaptest-password\"}"
 done
+perf_pid=
+if [ -n "${PERF_DATA:-}" ]; then
+  perf record -g -o "$PERF_DATA" -p "$pid" >/dev/null 2>&1 &
+  perf_pid=$!
+fi
 load pushmail "$imap"
+if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 
+[ -n "${SKIP_DOVECOT:-}" ] && exit 0
 dovecot_port=$(free_port)
 mkdir -p "$work/mail" "$work/run" "$work/state"
 chmod 777 "$work/mail"
