@@ -184,7 +184,13 @@ impl Imap {
             return;
         }
         loop {
-            match self.commands(&mut wire, &mut session).await {
+            let next = self.commands(&mut wire, &mut session).await;
+            // Answers are queued until the session waits for its peer (`Wire::flush`): what
+            // comes next (the TLS handshake, compression, the end) follows what was answered.
+            if wire.flush().await.is_err() {
+                return;
+            }
+            match next {
                 Ok(Next::StartTls) => {
                     let Some(acceptor) = &self.tls else { return };
                     // Anything pipelined after STARTTLS came in the clear: dropped with the

@@ -38,6 +38,10 @@ pub const APPENDS_IN_FLIGHT_PER_ACCOUNT: usize = 2;
 const SMALL_READ: usize = 128;
 /// A read within a command (APPEND's literal).
 const LARGE_READ: usize = 16 * 1024;
+/// Answers are gathered and written when the session next waits for its peer, or once this
+/// much is waiting: a FETCH of a hundred messages is a few writes, not a hundred (profiling
+/// showed the kernel's send path a sixth of a command's cost, one write per line).
+const WRITE_AT: usize = 64 * 1024;
 
 /// What the peer sent next.
 pub enum Incoming {
@@ -108,6 +112,10 @@ pub struct Wire<S> {
     /// A fragment the framing found while `waiting_for_command` looked (a pipelined command):
     /// the next read takes it first.
     primed: Option<FragmentInfo>,
+    /// Answers not yet written, from `written` on (an empty `Vec` while nothing waits, so an
+    /// idle session holds no buffer).
+    out: Vec<u8>,
+    written: usize,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
@@ -119,6 +127,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             allowance: 0,
             discarding: None,
             primed: None,
+            out: Vec::new(),
+            written: 0,
         }
     }
 
@@ -263,6 +273,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     /// for hours, the wait holds only a small buffer and a fresh (empty) framer, so an idle
     /// session costs little memory; within a command (a literal coming) reads are larger.
     async fn read_more(&mut self) -> io::Result<usize> {
+        // The peer may be waiting for what was answered before it sends more.
+        self.flush().await?;
         if self.fragmentizer.message_bytes().is_empty() && self.discarding.is_none() {
             // Nothing pending (progress() has taken every byte): drop the buffers' capacity,
             // and a compressor if COMPRESS is on.
@@ -390,6 +402,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
 
     pub async fn send(&mut self, response: &Response<'_>) -> io::Result<()> {
         let bytes = ResponseCodec::default().encode(response).dump();
+        if self.out.is_empty() {
+            // Taken as it is rather than copied: most answers are one response.
+            self.out = bytes;
+            self.written = 0;
+            if self.out.len() >= WRITE_AT {
+                self.flush().await?;
+            }
+            return Ok(());
+        }
         self.send_raw(&bytes).await
     }
 
@@ -398,8 +419,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         self.send_raw(&bytes).await
     }
 
+    /// Queues `bytes`; written once the session waits for its peer ([`flush`](Self::flush)),
+    /// or at once when [`WRITE_AT`] is waiting.
     pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.connection.write_all(bytes).await?;
+        self.out.extend_from_slice(bytes);
+        if self.out.len() - self.written >= WRITE_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes every answer queued. Cancel-safe (a wait for the peer can be given up while this
+    /// runs): what was written is counted as it goes, so the rest is written next time.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        while let Some(rest) = self.out.get(self.written..).filter(|rest| !rest.is_empty()) {
+            let wrote = self.connection.write(rest).await?;
+            if wrote == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.written += wrote;
+        }
+        // Freed, not kept: a session between commands holds no buffer.
+        self.out = Vec::new();
+        self.written = 0;
         self.connection.flush().await
     }
 }
