@@ -180,19 +180,58 @@ pub struct MessageMeta {
 }
 
 impl MessageMeta {
+    pub fn into_state(self) -> MessageState {
+        MessageState {
+            uid: self.uid,
+            flags: self.flags,
+            internal_date: self.internal_date,
+            size: self.size,
+            modseq: self.modseq,
+        }
+    }
+}
+
+/// What a message's flags say, for each record that carries them.
+pub trait Flagged {
+    fn flags(&self) -> &[String];
+
     /// Whether the message carries `flag` (flags compare case-insensitively, RFC 3501 §2.3.2).
-    pub fn has_flag(&self, flag: &str) -> bool {
-        self.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
+    fn has_flag(&self, flag: &str) -> bool {
+        self.flags().iter().any(|f| f.eq_ignore_ascii_case(flag))
     }
 
     /// Flagged for removal by the next EXPUNGE.
-    pub fn is_deleted(&self) -> bool {
+    fn is_deleted(&self) -> bool {
         self.has_flag("\\Deleted")
     }
 
-    pub fn is_seen(&self) -> bool {
+    fn is_seen(&self) -> bool {
         self.has_flag("\\Seen")
     }
+}
+
+impl Flagged for MessageMeta {
+    fn flags(&self) -> &[String] {
+        &self.flags
+    }
+}
+
+impl Flagged for MessageState {
+    fn flags(&self) -> &[String] {
+        &self.flags
+    }
+}
+
+/// A message's metadata but its envelope: what SELECT, STATUS, EXPUNGE and FETCH's stored items
+/// read, for every message of a folder at times, so a store reads it without the envelope
+/// where it can (the same stored record: the envelope is passed over, not decoded).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MessageState {
+    pub uid: u32,
+    pub flags: Vec<String>,
+    pub internal_date: DateTime<Utc>,
+    pub size: u64,
+    pub modseq: u64,
 }
 
 /// A change of a message's flags (IMAP STORE, or a FETCH of its body marking it seen).

@@ -16,7 +16,7 @@ use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::{FlagChange, MessageMeta};
+use pushmail_core::mailbox::{FlagChange, Flagged, MessageState};
 use pushmail_core::types::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -166,7 +166,7 @@ pub(crate) fn targets(selected: &Selected, set: &SequenceSet, by_uid: bool) -> V
 /// and a window holds at most [`MetaWindow::SIZE`] messages whatever the set's size.
 #[derive(Default)]
 struct MetaWindow {
-    metas: std::collections::VecDeque<MessageMeta>,
+    metas: std::collections::VecDeque<MessageState>,
 }
 
 impl MetaWindow {
@@ -180,7 +180,7 @@ impl MetaWindow {
         folder: &FolderName,
         uid: u32,
         targets: &[(u32, u32)],
-    ) -> Result<Option<MessageMeta>> {
+    ) -> Result<Option<MessageState>> {
         while self.metas.front().is_some_and(|meta| meta.uid < uid) {
             self.metas.pop_front();
         }
@@ -190,7 +190,7 @@ impl MetaWindow {
             let wanted = targets.len().clamp(1, Self::SIZE);
             self.metas = imap
                 .store
-                .messages(account, folder, uid.saturating_sub(1), wanted)
+                .message_states(account, folder, uid.saturating_sub(1), wanted)
                 .await
                 .map_err(io)?
                 .into();

@@ -14,7 +14,7 @@ use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{Data, Response, StatusKind};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 use pushmail_core::folder::{DELIMITER, FolderName};
-use pushmail_core::mailbox::Folder;
+use pushmail_core::mailbox::{Flagged, Folder};
 use pushmail_core::types::Address;
 use pushmail_store::MessagePages;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -388,7 +388,7 @@ impl Imap {
             || names.contains(&StatusDataItemName::Recent)
         {
             let mut pages = MessagePages::new(&*self.store, account, &folder.name);
-            while let Some(page) = pages.next().await.map_err(io)? {
+            while let Some(page) = pages.next_states().await.map_err(io)? {
                 unseen += page.iter().filter(|m| !m.is_seen()).count() as u32;
                 recent += page
                     .iter()

@@ -9,7 +9,7 @@ use std::num::{NonZeroU32, NonZeroU64};
 use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::response::{Data, Response, StatusKind};
 use imap_codec::imap_types::search::SearchKey;
-use pushmail_core::mailbox::MessageMeta;
+use pushmail_core::mailbox::{Flagged, MessageMeta};
 use pushmail_core::message::parse_message;
 use pushmail_core::types::Address;
 use pushmail_store::MessagePages;

@@ -11,7 +11,7 @@ use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use imap_codec::imap_types::sequence::SequenceSet;
-use pushmail_core::mailbox::Folder;
+use pushmail_core::mailbox::{Flagged, Folder};
 use pushmail_core::types::Address;
 use pushmail_store::{ChangeKind, MessagePages};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -75,7 +75,7 @@ impl Imap {
         let (mut uids, mut keywords, mut first_unseen) =
             (Vec::new(), keywords::Keywords::default(), None);
         let mut pages = MessagePages::new(self.store.as_ref(), account, &folder.name);
-        while let Some(page) = pages.next().await.map_err(io)? {
+        while let Some(page) = pages.next_states().await.map_err(io)? {
             for meta in page {
                 keywords.learn(&meta.flags);
                 uids.push(meta.uid);

@@ -1,5 +1,5 @@
-//! STORE and UID STORE: flags added, removed or replaced, each message in one atomic store write
-//! (`MailboxStore::change_flags`), answered with the flags after unless `.SILENT`; CONDSTORE's
+//! STORE and UID STORE: flags added, removed or replaced, the messages of each chunk in one
+//! atomic store write (`MailboxStore::change_flags_of`), answered with the flags after unless `.SILENT`; CONDSTORE's
 //! UNCHANGEDSINCE checked in that same write.
 
 use imap_codec::imap_types::core::Vec1;
@@ -9,7 +9,7 @@ use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 use pushmail_core::mailbox::{FlagChange, MAX_FLAGS_PER_MESSAGE};
 use pushmail_core::types::Address;
-use pushmail_store::FlagUpdate;
+use pushmail_store::{FLAG_CHANGES_PER_CALL, FlagUpdate};
 use std::num::{NonZeroU32, NonZeroU64};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -62,20 +62,52 @@ impl Imap {
             return Ok(Stored::Refused("[LIMIT] Too many flags for one message"));
         }
         let folder = selected.folder.clone();
+        let targets = targets(selected, set, by_uid);
         let mut modified = Vec::new();
-        for (seq, uid) in targets(selected, set, by_uid) {
-            let update = self
+        // A write per chunk of messages, not per message: each waits for a durable commit.
+        for chunk in targets.chunks(FLAG_CHANGES_PER_CALL) {
+            let uids: Vec<u32> = chunk.iter().map(|&(_, uid)| uid).collect();
+            let updates = self
                 .store
-                .change_flags(account, &folder, uid, &change, unchanged_since)
+                .change_flags_of(account, &folder, &uids, &change, unchanged_since)
                 .await
                 .map_err(io)?;
+            for (&(seq, uid), update) in chunk.iter().zip(updates) {
+                self.tell_stored(
+                    wire,
+                    session,
+                    (seq, uid),
+                    update,
+                    response,
+                    by_uid,
+                    &mut modified,
+                )
+                .await?;
+            }
+        }
+        Ok(Stored::Done { modified })
+    }
+
+    /// One message's outcome of a STORE, told as the command asked.
+    #[allow(clippy::too_many_arguments)]
+    async fn tell_stored<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        wire: &mut Wire<S>,
+        session: &mut Session,
+        (seq, uid): (u32, u32),
+        update: FlagUpdate,
+        response: StoreResponse,
+        by_uid: bool,
+        modified: &mut Vec<u32>,
+    ) -> Result<()> {
+        {
             let (after, modseq) = match update {
                 FlagUpdate::Applied { flags, modseq } => (flags, modseq),
                 FlagUpdate::Modified => {
                     modified.push(if by_uid { uid } else { seq });
-                    continue;
+                    return Ok(());
                 }
-                FlagUpdate::NoSuchMessage => continue,
+                FlagUpdate::NoSuchMessage => return Ok(()),
             };
             if let Some(selected) = &mut session.selected {
                 selected.own_flags.insert(uid, after.clone());
@@ -84,7 +116,7 @@ impl Imap {
             }
             // With CONDSTORE on, the new MODSEQ is news even to a .SILENT store (§3.1.3).
             if response != StoreResponse::Answer && !session.condstore {
-                continue;
+                return Ok(());
             }
             let mut items = Vec::new();
             if response == StoreResponse::Answer {
@@ -107,6 +139,6 @@ impl Imap {
                     .await?;
             }
         }
-        Ok(Stored::Done { modified })
+        Ok(())
     }
 }

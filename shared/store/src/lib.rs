@@ -29,7 +29,8 @@ pub use kept_mail::KeptMailStore;
 pub use links::{LinkInsert, LinkQuery, LinkStore, Unlink};
 pub use liveness::LivenessStore;
 pub use mailbox::{
-    Change, ChangeKind, Copied, Delivery, FlagUpdate, FolderChange, MailboxStore, MessagePages,
+    Change, ChangeKind, Copied, Delivery, FLAG_CHANGES_PER_CALL, FlagUpdate, FolderChange,
+    MailboxStore, MessagePages,
 };
 pub use notices::{AccountNotices, NoticeCounts, NoticeDrop, NoticeFailure, NoticeStore};
 pub use outbox::OutboxStore;

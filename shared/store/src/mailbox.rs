@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{
-    FlagChange, Folder, MAX_MESSAGES_PER_APPEND, MessageMeta, NewMessage,
+    FlagChange, Folder, MAX_MESSAGES_PER_APPEND, MessageMeta, MessageState, NewMessage,
 };
 use pushmail_core::types::Address;
 use serde::{Deserialize, Serialize};
@@ -112,6 +112,9 @@ pub enum FlagUpdate {
 /// How many messages a folder-wide operation reads or moves at a time.
 const PAGE: usize = 500;
 
+/// The most messages one [`MailboxStore::change_flags_of`] changes: a bound on one write.
+pub const FLAG_CHANGES_PER_CALL: usize = PAGE;
+
 /// A folder's messages a page at a time, in UID order: what a folder-wide walk (SEARCH, STATUS
 /// UNSEEN, every UID, a folder's delete) goes through, holding one page, never the whole folder.
 pub struct MessagePages<'a, S: MailboxStore + ?Sized> {
@@ -146,6 +149,20 @@ impl<'a, S: MailboxStore + ?Sized> MessagePages<'a, S> {
         let page = self
             .store
             .messages(self.account, self.folder, self.after, self.size)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        self.after = last.uid;
+        Ok(Some(page))
+    }
+
+    /// The next page without envelopes (a walk that needs only flags and UIDs), `None` after
+    /// the last.
+    pub async fn next_states(&mut self) -> StoreResult<Option<Vec<MessageState>>> {
+        let page = self
+            .store
+            .message_states(self.account, self.folder, self.after, self.size)
             .await?;
         let Some(last) = page.last() else {
             return Ok(None);
@@ -266,6 +283,27 @@ pub trait MailboxStore: Send + Sync {
         change: &FlagChange,
         unchanged_since: Option<u64>,
     ) -> StoreResult<FlagUpdate>;
+    /// [`change_flags`](Self::change_flags) for several messages of one folder (at most
+    /// [`FLAG_CHANGES_PER_CALL`]), each message's outcome in the order given: in one write
+    /// where the backend can (a STORE of fifty messages waits for one durable commit, not fifty),
+    /// each message its own MODSEQ either way.
+    async fn change_flags_of(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uids: &[u32],
+        change: &FlagChange,
+        unchanged_since: Option<u64>,
+    ) -> StoreResult<Vec<FlagUpdate>> {
+        let mut updates = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            updates.push(
+                self.change_flags(account, folder, uid, change, unchanged_since)
+                    .await?,
+            );
+        }
+        Ok(updates)
+    }
     /// A folder's messages with a UID above `after_uid`, in UID order, at most `limit`.
     async fn messages(
         &self,
@@ -274,6 +312,18 @@ pub trait MailboxStore: Send + Sync {
         after_uid: u32,
         limit: usize,
     ) -> StoreResult<Vec<MessageMeta>>;
+    /// [`messages`](Self::messages) without their envelopes: cheaper where the backend can
+    /// pass the envelope over.
+    async fn message_states(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        after_uid: u32,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageState>> {
+        let metas = self.messages(account, folder, after_uid, limit).await?;
+        Ok(metas.into_iter().map(MessageMeta::into_state).collect())
+    }
     /// A message's raw bytes, as received.
     async fn message_body(
         &self,
@@ -319,7 +369,7 @@ pub trait MailboxStore: Send + Sync {
     async fn all_uids(&self, account: &Address, folder: &FolderName) -> StoreResult<Vec<u32>> {
         let mut uids = Vec::new();
         let mut pages = MessagePages::new(self, account, folder);
-        while let Some(page) = pages.next().await? {
+        while let Some(page) = pages.next_states().await? {
             uids.extend(page.iter().map(|m| m.uid));
         }
         Ok(uids)

@@ -5,7 +5,7 @@
 //! read. Bodies are deleted from S3 once the transaction stands.
 
 use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::{Folder, MAX_KEPT_SUBSCRIPTIONS, MessageMeta};
+use pushmail_core::mailbox::{Flagged, Folder, MAX_KEPT_SUBSCRIPTIONS, MessageMeta};
 
 use super::mailbox::{SUBSCRIPTION_PREFIX, folder_sk, message_sk, subscription_sk};
 use super::*;

@@ -2,7 +2,7 @@
 //! write transaction.
 
 use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::{Folder, MAX_KEPT_SUBSCRIPTIONS, MessageMeta};
+use pushmail_core::mailbox::{Flagged, Folder, MAX_KEPT_SUBSCRIPTIONS, MessageState};
 
 use super::mailbox::*;
 use super::*;
@@ -34,7 +34,8 @@ impl EmbeddedStore {
             wanted.dedup();
             for uid in wanted {
                 let message_key = message_key(&account, &name, uid);
-                let Some(meta) = get::<MessageMeta>(&messages, &message_key)? else {
+                // Its state only: whether it is \\Deleted and its size, not its envelope.
+                let Some(meta) = get::<MessageState>(&messages, &message_key)? else {
                     continue;
                 };
                 if only_deleted && !meta.is_deleted() {

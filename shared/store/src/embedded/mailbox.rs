@@ -4,7 +4,7 @@
 
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{
-    DEFAULT_FOLDERS, FlagChange, Folder, MessageMeta, NewMessage, SpecialUse,
+    DEFAULT_FOLDERS, FlagChange, Folder, MessageMeta, MessageState, NewMessage, SpecialUse,
 };
 use redb::TableDefinition;
 
@@ -49,14 +49,15 @@ pub(super) struct AccountState {
     pub(super) changes: u64,
 }
 
-/// Up to `limit` values of the keys after `after` that start with `prefix`, in key order, read
-/// from `after` on (not from the prefix's start: a long folder is not read whole).
-pub(super) fn values_after(
+/// Up to `limit` values of the keys after `after` that start with `prefix`, in key order,
+/// decoded as they are read (no copy of each first), from `after` on (not from the prefix's
+/// start: a long folder is not read whole).
+pub(super) fn decoded_after<T: DeserializeOwned>(
     table: &impl ReadableTable<&'static str, &'static str>,
     prefix: &str,
     after: &str,
     limit: usize,
-) -> TxResult<Vec<String>> {
+) -> TxResult<Vec<T>> {
     use std::ops::Bound::Excluded;
     let end = format!("{prefix}{}", char::MAX);
     let mut values = Vec::new();
@@ -64,7 +65,7 @@ pub(super) fn values_after(
         .range::<&str>((Excluded(after), Excluded(end.as_str())))?
         .take(limit)
     {
-        values.push(entry?.1.value().to_owned());
+        values.push(decode(entry?.1.value())?);
     }
     Ok(values)
 }
@@ -269,7 +270,21 @@ impl crate::MailboxStore for EmbeddedStore {
         change: &FlagChange,
         unchanged_since: Option<u64>,
     ) -> StoreResult<FlagUpdate> {
-        self.write_flags(account, folder, uid, change, unchanged_since)
+        let mut updates = self
+            .write_flags(account, folder, &[uid], change, unchanged_since)
+            .await?;
+        Ok(updates.pop().unwrap_or(FlagUpdate::NoSuchMessage))
+    }
+
+    async fn change_flags_of(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uids: &[u32],
+        change: &FlagChange,
+        unchanged_since: Option<u64>,
+    ) -> StoreResult<Vec<FlagUpdate>> {
+        self.write_flags(account, folder, uids, change, unchanged_since)
             .await
     }
 
@@ -282,13 +297,21 @@ impl crate::MailboxStore for EmbeddedStore {
     ) -> StoreResult<Vec<MessageMeta>> {
         let prefix = key(&[account.as_str(), folder.as_str(), ""]);
         let after = message_key(account, folder, after_uid);
-        self.read(move |txn| {
-            values_after(&txn.open_table(MESSAGES)?, &prefix, &after, limit)?
-                .iter()
-                .map(|v| decode(v))
-                .collect()
-        })
-        .await
+        self.read(move |txn| decoded_after(&txn.open_table(MESSAGES)?, &prefix, &after, limit))
+            .await
+    }
+
+    async fn message_states(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        after_uid: u32,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageState>> {
+        let prefix = key(&[account.as_str(), folder.as_str(), ""]);
+        let after = message_key(account, folder, after_uid);
+        self.read(move |txn| decoded_after(&txn.open_table(MESSAGES)?, &prefix, &after, limit))
+            .await
     }
 
     async fn message_body(
@@ -315,13 +338,8 @@ impl crate::MailboxStore for EmbeddedStore {
     ) -> StoreResult<Vec<Change>> {
         let prefix = key(&[account.as_str(), ""]);
         let after = key(&[account.as_str(), &format!("{after:020}")]);
-        self.read(move |txn| {
-            values_after(&txn.open_table(CHANGES)?, &prefix, &after, limit)?
-                .iter()
-                .map(|v| decode(v))
-                .collect()
-        })
-        .await
+        self.read(move |txn| decoded_after(&txn.open_table(CHANGES)?, &prefix, &after, limit))
+            .await
     }
 
     async fn mailbox_usage(&self, account: &Address) -> StoreResult<u64> {
