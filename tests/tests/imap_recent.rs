@@ -125,3 +125,62 @@ async fn racing_sessions_never_both_take_a_message() {
     recent.sort_unstable();
     assert_eq!(recent, (1..=20).collect::<Vec<_>>());
 }
+
+/// A FETCH that reads the text marks every unread message it names `\Seen` (in one store write
+/// for the lot) and tells the flags of those it changed; a PEEK, an EXAMINEd folder and
+/// CHANGEDSINCE's left-out messages change nothing.
+#[tokio::test]
+async fn reading_many_messages_marks_each_read_once() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    for subject in ["one", "two", "three", "four"] {
+        deliver(&h, &alice, "INBOX", mail(subject), vec![]).await;
+    }
+    let mut peer = logged_in(address, alice.as_str()).await;
+    ok(&mut peer, "a1", "EXAMINE INBOX").await;
+    let peeked = ok(&mut peer, "a2", "FETCH 1:4 (BODY[TEXT])").await;
+    assert!(peeked.iter().all(|l| !l.contains("\\Seen")), "{peeked:?}");
+    ok(&mut peer, "a3", "SELECT INBOX (CONDSTORE)").await;
+    ok(&mut peer, "a4", "FETCH 1:4 (BODY.PEEK[TEXT])").await;
+    let status = ok(&mut peer, "a5", "STATUS INBOX (UNSEEN HIGHESTMODSEQ)").await;
+    assert!(status[0].contains("UNSEEN 4"), "{status:?}");
+    let highest: u64 = status[0]
+        .split("HIGHESTMODSEQ ")
+        .nth(1)
+        .and_then(|rest| rest.trim_end_matches(")\r\n").parse().ok())
+        .unwrap();
+    ok(&mut peer, "a6", "STORE 2 +FLAGS.SILENT (\\Seen)").await;
+    // CHANGEDSINCE leaves out (and so does not mark) the messages not changed after it.
+    let since = ok(
+        &mut peer,
+        "a7",
+        &format!("FETCH 1:4 (BODY[TEXT]) (CHANGEDSINCE {highest})"),
+    )
+    .await;
+    assert_eq!(
+        since.len(),
+        4,
+        "only message 2, its literal, then OK: {since:?}"
+    );
+    assert!(since[0].starts_with("* 2 FETCH ("), "{since:?}");
+    let read = ok(&mut peer, "a8", "FETCH 1:4 (BODY[TEXT])").await;
+    let told: Vec<&String> = read.iter().filter(|l| l.contains("FETCH (")).collect();
+    assert_eq!(told.len(), 4, "{read:?}");
+    for (n, line) in told.iter().enumerate() {
+        // Messages 1, 3 and 4 were changed by this FETCH: their flags are told; 2 was read.
+        assert_eq!(line.contains("FLAGS (\\Seen"), n != 1, "{line}");
+    }
+    let status = ok(&mut peer, "a9", "STATUS INBOX (UNSEEN)").await;
+    assert_eq!(status[0], "* STATUS INBOX (UNSEEN 0)\r\n");
+    let changed = ok(&mut peer, "a10", "FETCH 1:4 (FLAGS MODSEQ)").await;
+    let modseqs: Vec<u64> = changed
+        .iter()
+        .filter_map(|l| l.split("MODSEQ (").nth(1)?.split(')').next()?.parse().ok())
+        .collect();
+    assert_eq!(modseqs.len(), 4, "{changed:?}");
+    let mut distinct = modseqs.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "each change its own MODSEQ: {modseqs:?}");
+}

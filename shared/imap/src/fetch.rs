@@ -18,6 +18,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{FlagChange, Flagged, MessageState};
 use pushmail_core::types::Address;
+use pushmail_store::{FLAG_CHANGES_PER_CALL, FlagUpdate};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::binary;
@@ -163,14 +164,34 @@ pub(crate) fn targets(selected: &Selected, set: &SequenceSet, by_uid: bool) -> V
 
 /// The metadata of the messages a FETCH names, read a window at a time from the first target
 /// not yet read: every target is found however sparse the set (`1,2000` in a folder of 2,100),
-/// and a window holds at most [`MetaWindow::SIZE`] messages whatever the set's size.
+/// and a window holds at most [`MetaWindow::SIZE`] messages whatever the set's size. When the
+/// FETCH reads text (not PEEK) in a read-write view, the window's unread targets are marked
+/// `\Seen` as it is read, in one store write, not one per message.
 #[derive(Default)]
 struct MetaWindow {
     metas: std::collections::VecDeque<MessageState>,
+    marks_seen: bool,
+    /// CHANGEDSINCE: a message not changed after it is left out, so it is not marked either.
+    changed_since: Option<u64>,
+    /// Targets this FETCH marked `\Seen` (their metadata in the window is as after it).
+    marked: std::collections::HashSet<u32>,
 }
 
 impl MetaWindow {
     const SIZE: usize = 1_000;
+
+    fn marking_seen(changed_since: Option<u64>) -> Self {
+        Self {
+            marks_seen: true,
+            changed_since,
+            ..Self::default()
+        }
+    }
+
+    /// Whether this FETCH marked `uid` `\Seen` (so its FLAGS are told).
+    fn marked(&self, uid: u32) -> bool {
+        self.marked.contains(&uid)
+    }
 
     /// The metadata of `uid` (the first of `targets`, in UID order), or `None` if it is gone.
     async fn find(
@@ -194,11 +215,54 @@ impl MetaWindow {
                 .await
                 .map_err(io)?
                 .into();
+            if self.marks_seen {
+                self.mark_seen(imap, account, folder, targets).await?;
+            }
         }
         match self.metas.front() {
             Some(meta) if meta.uid == uid => Ok(self.metas.pop_front()),
             _ => Ok(None),
         }
+    }
+
+    /// Marks the window's unread targets `\Seen`, a chunk to a store write.
+    async fn mark_seen(
+        &mut self,
+        imap: &Imap,
+        account: &Address,
+        folder: &FolderName,
+        targets: &[(u32, u32)],
+    ) -> Result<()> {
+        let is_target = |uid: u32| targets.binary_search_by_key(&uid, |&(_, t)| t).is_ok();
+        let unread: Vec<u32> = self
+            .metas
+            .iter()
+            .filter(|meta| {
+                !meta.is_seen()
+                    && is_target(meta.uid)
+                    && self.changed_since.is_none_or(|since| meta.modseq > since)
+            })
+            .map(|meta| meta.uid)
+            .collect();
+        let seen = FlagChange::Add(vec!["\\Seen".to_owned()]);
+        for chunk in unread.chunks(FLAG_CHANGES_PER_CALL) {
+            let updates = imap
+                .store
+                .change_flags_of(account, folder, chunk, &seen, None)
+                .await
+                .map_err(io)?;
+            for (&uid, update) in chunk.iter().zip(updates) {
+                let FlagUpdate::Applied { flags, modseq } = update else {
+                    continue;
+                };
+                if let Some(meta) = self.metas.iter_mut().find(|meta| meta.uid == uid) {
+                    meta.flags = flags;
+                    meta.modseq = modseq;
+                    self.marked.insert(uid);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -235,7 +299,12 @@ impl Imap {
         let targets = targets(selected, set, by_uid);
         let folder = selected.folder.clone();
         let selected_read_only = selected.read_only;
-        let mut metas = MetaWindow::default();
+        // Reading the text (not PEEK) marks the message read, in a read-write view.
+        let mut metas = if wanted.marks_seen && !selected_read_only {
+            MetaWindow::marking_seen(changed_since)
+        } else {
+            MetaWindow::default()
+        };
         let mut marked_any = false;
         for (at, &(seq, uid)) in targets.iter().enumerate() {
             let Some(meta) = metas
@@ -261,35 +330,23 @@ impl Imap {
             {
                 items.push(MessageDataItem::Uid(uid));
             }
-            let mut flags = meta.flags.clone();
-            let mut modseq = meta.modseq;
-            // Reading the text (not PEEK) marks the message read, in a read-write view.
-            let marking = wanted.marks_seen && !selected_read_only && !meta.is_seen();
+            let marking = metas.marked(uid);
             if marking {
-                let seen = FlagChange::Add(vec!["\\Seen".to_owned()]);
-                if let Some(after) = self
-                    .store
-                    .update_flags(account, &folder, uid, &seen)
-                    .await
-                    .map_err(io)?
-                {
-                    if let Some(selected) = &mut session.selected {
-                        selected.own_flags.insert(uid, after.clone());
-                    }
-                    flags = after;
-                    modseq += 1;
-                    marked_any = true;
+                if let Some(selected) = &mut session.selected {
+                    selected.own_flags.insert(uid, meta.flags.clone());
                 }
+                marked_any = true;
             }
+            let (flags, modseq) = (&meta.flags, meta.modseq);
             if wanted.flags || marking {
                 if let Some(selected) = &mut session.selected {
-                    selected.announce_keywords(wire, &flags).await?;
+                    selected.announce_keywords(wire, flags).await?;
                 }
                 let recent = session
                     .selected
                     .as_ref()
                     .is_some_and(|selected| selected.recent.contains(uid));
-                items.push(flag_items(&flags, recent));
+                items.push(flag_items(flags, recent));
             }
             if wanted.size {
                 items.push(MessageDataItem::Rfc822Size(meta.size as u32));
