@@ -80,9 +80,7 @@ impl EmbeddedStore {
                     uid,
                     kind: ChangeKind::Added,
                 };
-                let change_key = key(&[account.as_str(), &format!("{:020}", state.changes)]);
-                txn.open_table(CHANGES)?
-                    .insert(change_key.as_str(), encode(&change)?.as_str())?;
+                log_change(&mut txn.open_table(CHANGES)?, &account, &change)?;
                 let notice = match announce {
                     true => {
                         let link: Option<Link> = get(&txn.open_table(LINKS)?, account.as_str())?;

@@ -52,8 +52,7 @@ impl EmbeddedStore {
                     uid,
                     kind: ChangeKind::Expunged,
                 };
-                let change_key = key(&[account.as_str(), &format!("{:020}", state.changes)]);
-                changes.insert(change_key.as_str(), encode(&entry)?.as_str())?;
+                log_change(&mut changes, &account, &entry)?;
                 removed.push(uid);
             }
             if !removed.is_empty() {

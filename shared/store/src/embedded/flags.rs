@@ -72,8 +72,7 @@ impl EmbeddedStore {
                     uid,
                     kind: ChangeKind::Flags,
                 };
-                let change_key = key(&[account.as_str(), &format!("{:020}", state.changes)]);
-                changes.insert(change_key.as_str(), encode(&entry)?.as_str())?;
+                log_change(&mut changes, &account, &entry)?;
                 updates.push(FlagUpdate::Applied {
                     flags,
                     modseq: meta.modseq,

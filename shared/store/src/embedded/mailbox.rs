@@ -128,6 +128,22 @@ pub(super) fn message_key(account: &Address, folder: &FolderName, uid: u32) -> S
     key(&[account.as_str(), folder.as_str(), &format!("{uid:010}")])
 }
 
+pub(super) fn change_key(account: &Address, counter: u64) -> String {
+    key(&[account.as_str(), &format!("{counter:020}")])
+}
+
+/// Adds `change` to the account's change log (its counter already taken from the account's
+/// state, in the same transaction).
+pub(super) fn log_change(
+    changes: &mut redb::Table<'_, &'static str, &'static str>,
+    account: &Address,
+    change: &Change,
+) -> TxResult<()> {
+    let k = change_key(account, change.counter);
+    changes.insert(k.as_str(), encode(change)?.as_str())?;
+    Ok(())
+}
+
 #[async_trait]
 impl crate::MailboxStore for EmbeddedStore {
     async fn create_default_folders(
@@ -295,10 +311,7 @@ impl crate::MailboxStore for EmbeddedStore {
         after_uid: u32,
         limit: usize,
     ) -> StoreResult<Vec<MessageMeta>> {
-        let prefix = key(&[account.as_str(), folder.as_str(), ""]);
-        let after = message_key(account, folder, after_uid);
-        self.read(move |txn| decoded_after(&txn.open_table(MESSAGES)?, &prefix, &after, limit))
-            .await
+        self.folder_page(account, folder, after_uid, limit).await
     }
 
     async fn message_states(
@@ -308,10 +321,7 @@ impl crate::MailboxStore for EmbeddedStore {
         after_uid: u32,
         limit: usize,
     ) -> StoreResult<Vec<MessageState>> {
-        let prefix = key(&[account.as_str(), folder.as_str(), ""]);
-        let after = message_key(account, folder, after_uid);
-        self.read(move |txn| decoded_after(&txn.open_table(MESSAGES)?, &prefix, &after, limit))
-            .await
+        self.folder_page(account, folder, after_uid, limit).await
     }
 
     async fn message_body(
@@ -337,7 +347,7 @@ impl crate::MailboxStore for EmbeddedStore {
         limit: usize,
     ) -> StoreResult<Vec<Change>> {
         let prefix = key(&[account.as_str(), ""]);
-        let after = key(&[account.as_str(), &format!("{after:020}")]);
+        let after = change_key(account, after);
         self.read(move |txn| decoded_after(&txn.open_table(CHANGES)?, &prefix, &after, limit))
             .await
     }
@@ -348,5 +358,22 @@ impl crate::MailboxStore for EmbeddedStore {
 
     async fn latest_change(&self, account: &Address) -> StoreResult<u64> {
         Ok(self.account_state(account).await?.changes)
+    }
+}
+
+impl EmbeddedStore {
+    /// Up to `limit` of a folder's message records after `after_uid`, decoded as `T` (the whole
+    /// metadata, or its state alone).
+    async fn folder_page<T: DeserializeOwned + Send + 'static>(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        after_uid: u32,
+        limit: usize,
+    ) -> StoreResult<Vec<T>> {
+        let prefix = key(&[account.as_str(), folder.as_str(), ""]);
+        let after = message_key(account, folder, after_uid);
+        self.read(move |txn| decoded_after(&txn.open_table(MESSAGES)?, &prefix, &after, limit))
+            .await
     }
 }
