@@ -7,7 +7,7 @@ use std::sync::Arc;
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{FlagChange, NewMessage};
 use pushmail_core::types::{Address, now};
-use pushmail_store::{ChangeKind, Delivery, FlagUpdate, Store};
+use pushmail_store::{ChangeKind, Delivery, EmbeddedStore, FlagUpdate, MailboxStore, Store};
 
 pushmail_tests::on_both_backends!(
     with_account;
@@ -184,4 +184,58 @@ async fn states_are_the_messages_without_their_envelopes(
         limited.iter().map(|s| s.uid).collect::<Vec<_>>(),
         vec![uids[0], uids[1]]
     );
+}
+
+/// Flag changes, `\Recent` claims and expunges are answered at their commit, before the durable
+/// commit that ends the embedded store's writer pass, which follows at once: a process that
+/// dies moments later, without closing the store, still left them on disk.
+#[tokio::test]
+async fn writes_answered_at_their_commit_survive_the_process_ending_moments_later() {
+    const CHILD: &str = "PUSHMAIL_TEST_WRITE_THEN_ABORT";
+    if let Some(path) = std::env::var_os(CHILD) {
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(path.as_ref()).unwrap());
+        let (store, alice) = with_account(store).await;
+        let (uids, _) = deliver(&store, &alice, 3).await;
+        let deleted = FlagChange::Add(vec!["\\Deleted".into()]);
+        store
+            .change_flags_of(&alice, &inbox(), &uids[..2], &deleted, None)
+            .await
+            .unwrap();
+        store.claim_recent(&alice, &inbox(), uids[2]).await.unwrap();
+        let expunged = store.expunge(&alice, &inbox(), &uids[..1], true).await;
+        assert_eq!(expunged.unwrap(), vec![uids[0]]);
+        let flagged = FlagChange::Add(vec!["\\Flagged".into()]);
+        store
+            .change_flags_of(&alice, &inbox(), &uids[1..], &flagged, None)
+            .await
+            .unwrap();
+        // Moments: the writer's pass ends with its durable commit right after these answers.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Gone without closing the store (no destructor runs), and without a core file.
+        std::process::exit(3);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pushmail.redb");
+    let test = "writes_answered_at_their_commit_survive_the_process_ending_moments_later";
+    let died = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--test-threads=1"])
+        .env(CHILD, &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(died.code(), Some(3), "the child ends itself");
+    let reopened = EmbeddedStore::open(&path).unwrap();
+    let alice = Address::parse("alice@example.com").unwrap();
+    let kept = reopened.messages(&alice, &inbox(), 0, 10).await.unwrap();
+    let flags: Vec<(u32, Vec<String>)> = kept.into_iter().map(|m| (m.uid, m.flags)).collect();
+    assert_eq!(
+        flags,
+        vec![
+            (2, vec!["\\Deleted".into(), "\\Flagged".into()]),
+            (3, vec!["\\Flagged".into()]),
+        ]
+    );
+    let folder = reopened.folder(&alice, &inbox()).await.unwrap().unwrap();
+    assert!(!folder.is_unclaimed_recent(3), "{folder:?}");
 }

@@ -17,7 +17,9 @@ impl EmbeddedStore {
         only_deleted: bool,
     ) -> StoreResult<Vec<u32>> {
         let (account, name, uids) = (account.clone(), folder.clone(), uids.to_vec());
-        self.write(move |txn| {
+        // Answered at its commit, on disk right after (`writer::Answered::Committed`): a
+        // message brought back by a power loss is expunged again.
+        self.write_committed(move |txn| {
             let mut folders = txn.open_table(FOLDERS)?;
             let folder_key = folder_key(&account, &name);
             let Some(mut folder) = get::<Folder>(&folders, &folder_key)? else {
@@ -124,7 +126,7 @@ impl EmbeddedStore {
         up_to: u32,
     ) -> StoreResult<std::ops::RangeInclusive<u32>> {
         let k = folder_key(account, name);
-        self.write(move |txn| {
+        self.write_committed(move |txn| {
             let mut folders = txn.open_table(FOLDERS)?;
             let Some(mut folder) = get::<Folder>(&folders, &k)? else {
                 return Ok(Folder::recent_claimed(up_to, up_to));

@@ -23,7 +23,8 @@ impl EmbeddedStore {
             change.clone(),
             uids.to_vec(),
         );
-        self.write(move |txn| {
+        // Answered at its commit, on disk right after (`writer::Answered::Committed`).
+        self.write_committed(move |txn| {
             let mut messages = txn.open_table(MESSAGES)?;
             let mut folders = txn.open_table(FOLDERS)?;
             let mut changes = txn.open_table(CHANGES)?;

@@ -1,6 +1,7 @@
 //! The embedded backend: one redb file. A write is durable before its caller hears of it (group
 //! commit, `writer.rs`: copy-on-write pages, so a crash at any point leaves the last durable
-//! state) and write transactions are serialised, so every ordering rule is one read-check-write inside a single write transaction.
+//! state), but for flag changes, `\Recent` claims and expunges, answered at their commit and
+//! durable one fsync later (`writer::Answered`) and write transactions are serialised, so every ordering rule is one read-check-write inside a single write transaction.
 //! Records are the domain types as JSON; secondary orderings are extra tables of keys.
 
 use std::path::Path;
@@ -277,7 +278,16 @@ impl EmbeddedStore {
         &self,
         work: impl FnOnce(&WriteTransaction) -> TxResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        self.writer.run(work).await
+        self.writer.run(writer::Answered::Durable, work).await
+    }
+
+    /// Runs `work` in one write transaction, answered once committed and durable right after
+    /// (`writer::Answered::Committed`): only for what a client can simply do again.
+    async fn write_committed<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> TxResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.writer.run(writer::Answered::Committed, work).await
     }
 
     /// Runs `work` on a read snapshot, on the caller's thread: a redb read is a walk of pages

@@ -4,7 +4,8 @@
 //! in its own transaction committed without an fsync (`Durability::None`; one write's failure
 //! never touches another's), then one durable commit for every write it ran meanwhile, which
 //! makes them all durable (redb: a non-durable commit is persisted by the next durable one).
-//! Nobody is answered before that: a write is durable when its caller hears of it, as before.
+//! A write is answered once that durable commit is done ([`Answered::Durable`]), except the
+//! few a client can simply make again, answered at their own commit ([`Answered::Committed`]).
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -21,6 +22,19 @@ const MOST_PER_FLUSH: usize = 256;
 /// A write run on the writer thread; what it gives back is told the flush's outcome.
 type Job = Box<dyn FnOnce(&Database) -> Done + Send>;
 type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// When a write's caller hears of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Answered {
+    /// Once on disk: mail, accounts, links, everything a caller must not lose.
+    Durable,
+    /// Once committed: every reader sees it at once, and it is on disk with the durable commit
+    /// that ends the writer's pass, right after. Only an OS crash or a power loss in that window
+    /// (one fsync) takes it back, with every write after it: the file is always a prefix of the
+    /// writes in order. For what a client can simply do again (flag changes, `\Recent` claims,
+    /// expunges): Dovecot's default (`mail_fsync = optimized`) never fsyncs those at all.
+    Committed,
+}
 
 pub(super) struct Writer {
     /// `None` only while dropping: closing the queue is what ends the thread.
@@ -41,9 +55,10 @@ impl Writer {
         })
     }
 
-    /// Runs `work` in a write transaction of its own; answers once it is durable.
+    /// Runs `work` in a write transaction of its own; answers when `answer_at` says.
     pub async fn run<T: Send + 'static>(
         &self,
+        answer_at: Answered,
         work: impl FnOnce(&WriteTransaction) -> TxResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let (answer, answered) = tokio::sync::oneshot::channel::<StoreResult<T>>();
@@ -56,6 +71,10 @@ impl Writer {
                 txn.commit()?;
                 Ok(result)
             })();
+            if answer_at == Answered::Committed {
+                let _ = answer.send(result.map_err(StoreError::from));
+                return Box::new(|_flushed: Result<(), String>| {});
+            }
             Box::new(move |flushed: Result<(), String>| {
                 let result = match (result, flushed) {
                     (Ok(value), Ok(())) => Ok(value),
@@ -108,6 +127,10 @@ fn write_batches(db: &Database, queue: &Receiver<Job>) {
             }
         }
         let flushed = flush(db).map_err(|fail| StoreError::from(fail).to_string());
+        if let Err(why) = &flushed {
+            // Those answered at their commit cannot be told: said here.
+            tracing::error!(%why, "embedded store: durable commit failed");
+        }
         for finished in done {
             finished(flushed.clone());
         }
