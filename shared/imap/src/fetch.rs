@@ -25,6 +25,7 @@ use crate::binary;
 use crate::mime::Parsed;
 use crate::reply::{Result, io};
 use crate::state::{Imap, Session};
+use crate::summaries::Summary;
 use crate::uids::Ranges;
 use crate::view::Selected;
 use crate::wire::Wire;
@@ -41,8 +42,9 @@ struct Wanted {
     internal_date: bool,
     modseq: bool,
     envelope: bool,
-    /// BODYSTRUCTURE (`Some(true)`) or BODY without a section (`Some(false)`).
-    structure: Option<bool>,
+    /// BODY without a section, and BODYSTRUCTURE: both told when both are asked.
+    body: bool,
+    structure: bool,
     rfc822: bool,
     rfc822_header: bool,
     rfc822_text: bool,
@@ -57,9 +59,12 @@ struct Wanted {
 
 impl Wanted {
     fn needs_body(&self) -> bool {
-        self.envelope
-            || self.structure.is_some()
-            || self.rfc822
+        self.envelope || self.body || self.structure || self.needs_text()
+    }
+
+    /// Some item is the message's bytes, not only what its structure says.
+    fn needs_text(&self) -> bool {
+        self.rfc822
             || self.rfc822_header
             || self.rfc822_text
             || !self.sections.is_empty()
@@ -85,10 +90,8 @@ fn wanted(names: &MacroOrMessageDataItemNames<'static>, uid: bool) -> Wanted {
             MessageDataItemName::InternalDate => wanted.internal_date = true,
             MessageDataItemName::ModSeq => wanted.modseq = true,
             MessageDataItemName::Envelope => wanted.envelope = true,
-            MessageDataItemName::BodyStructure => wanted.structure = Some(true),
-            MessageDataItemName::Body => {
-                wanted.structure.get_or_insert(false);
-            }
+            MessageDataItemName::BodyStructure => wanted.structure = true,
+            MessageDataItemName::Body => wanted.body = true,
             MessageDataItemName::BodyExt {
                 section,
                 partial,
@@ -298,7 +301,7 @@ impl Imap {
         };
         let targets = targets(selected, set, by_uid);
         let folder = selected.folder.clone();
-        let selected_read_only = selected.read_only;
+        let (selected_read_only, uid_validity) = (selected.read_only, selected.uid_validity);
         // Reading the text (not PEEK) marks the message read, in a read-write view.
         let mut metas = if wanted.marks_seen && !selected_read_only {
             MetaWindow::marking_seen(changed_since)
@@ -367,28 +370,45 @@ impl Imap {
                 }
             }
             if wanted.needs_body() {
-                let Some(raw) = self
-                    .store
-                    .message_body(account, &folder, uid)
-                    .await
-                    .map_err(io)?
-                else {
-                    // Expunged by another session between its metadata and its body: left
-                    // out, as one expunged before its metadata was read is, rather than
-                    // answered as an empty message (RFC 2180 §4.1.1 lets a server omit it; a
-                    // NO would fail the whole FETCH for the messages that are there).
-                    continue;
+                let summarised = wanted.envelope || wanted.body || wanted.structure;
+                let mut summary = summarised
+                    .then(|| self.summaries.get(account, &folder, uid_validity, uid))
+                    .flatten();
+                let raw = if summary.is_none() || wanted.needs_text() {
+                    let Some(raw) = self
+                        .store
+                        .message_body(account, &folder, uid)
+                        .await
+                        .map_err(io)?
+                    else {
+                        // Expunged by another session between its metadata and its body: left
+                        // out, as one expunged before its metadata was read is, rather than
+                        // answered as an empty message (RFC 2180 §4.1.1 lets a server omit
+                        // it; a NO would fail the whole FETCH for the messages that are there).
+                        continue;
+                    };
+                    raw
+                } else {
+                    Vec::new()
                 };
                 let parsed = Parsed::new(&raw);
-                if wanted.envelope {
-                    items.push(MessageDataItem::Envelope(parsed.envelope()));
+                if summarised && summary.is_none() {
+                    let made = Summary::of(&parsed);
+                    summary = Some(
+                        self.summaries
+                            .keep(account, &folder, uid_validity, uid, made),
+                    );
                 }
-                match wanted.structure {
-                    Some(true) => {
-                        items.push(MessageDataItem::BodyStructure(parsed.structure(true)))
+                if let Some(summary) = &summary {
+                    if wanted.envelope {
+                        items.push(MessageDataItem::Envelope(summary.envelope.clone()));
                     }
-                    Some(false) => items.push(MessageDataItem::Body(parsed.structure(false))),
-                    None => {}
+                    if wanted.body {
+                        items.push(MessageDataItem::Body(summary.body.clone()));
+                    }
+                    if wanted.structure {
+                        items.push(MessageDataItem::BodyStructure(summary.structure.clone()));
+                    }
                 }
                 if wanted.rfc822 {
                     items.push(MessageDataItem::Rfc822(literal(raw.clone())));

@@ -33,6 +33,7 @@ mod sort;
 mod state;
 mod store;
 mod subject;
+mod summaries;
 mod syntax;
 mod thread;
 mod uids;

@@ -125,6 +125,7 @@ impl Imap {
         let (uid_validity, uid_next) = (folder.uid_validity, folder.uid_next);
         session.selected = Some(Selected {
             folder: folder.name,
+            uid_validity,
             read_only,
             uids,
             seen_change,

@@ -23,6 +23,7 @@ use tracing::info;
 
 use crate::reply::{Result, bye, named, no_or_bad, ok, send_status};
 use crate::state::{Imap, ImapSettings, Needs, Next, Session};
+use crate::summaries::Summaries;
 use crate::watch::Watched;
 use crate::wire::{Incoming, Wire};
 
@@ -34,6 +35,10 @@ enum Waited {
     Idle(Tag<'static>),
     Other(Box<Read>),
 }
+
+/// What the process's sessions keep of messages' structure between FETCHes, at most
+/// (`summaries.rs`): a few thousand ordinary messages'.
+const SUMMARIES_BUDGET: usize = 32 * 1024 * 1024;
 
 impl Imap {
     pub fn new(store: Arc<dyn Store>, settings: ImapSettings, hints: ChangeHints) -> Self {
@@ -47,6 +52,7 @@ impl Imap {
             slots: Arc::new(Counts::default()),
             appends: Arc::new(Counts::default()),
             compressed: Arc::new(Counts::default()),
+            summaries: Arc::new(Summaries::new(SUMMARIES_BUDGET)),
         }
     }
 

@@ -83,6 +83,8 @@ pub struct Imap {
     pub(crate) appends: Arc<Counts<Address>>,
     /// Sessions with COMPRESS on (`max_compressed_sessions`).
     pub(crate) compressed: Arc<Counts<()>>,
+    /// ENVELOPE, BODY and BODYSTRUCTURE of messages fetched lately (`summaries.rs`).
+    pub(crate) summaries: Arc<crate::summaries::Summaries>,
 }
 
 /// A session's state.

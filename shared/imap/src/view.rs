@@ -16,6 +16,8 @@ use crate::wire::Wire;
 /// The selected folder as this session sees it.
 pub(crate) struct Selected {
     pub folder: FolderName,
+    /// The folder's UIDVALIDITY when selected: with a UID, names one message's bytes for good.
+    pub uid_validity: u32,
     /// EXAMINE: nothing in the folder changes through this view.
     pub read_only: bool,
     /// UIDs in order: message sequence number n is the n-th.

@@ -1,0 +1,201 @@
+//! ENVELOPE, BODY and BODYSTRUCTURE of messages fetched lately, kept so that fetching them again
+//! reads no body and parses nothing (Dovecot keeps them in its cache file). A message's bytes
+//! never change under its account, folder, UIDVALIDITY and UID (a folder made again gets a new
+//! UIDVALIDITY, above any its address gave before), so nothing kept goes stale. Bounded by an
+//! estimate of the memory it holds, the least recently used let go first.
+
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use imap_codec::ResponseCodec;
+use imap_codec::encode::Encoder;
+use imap_codec::imap_types::body::BodyStructure;
+use imap_codec::imap_types::core::Vec1;
+use imap_codec::imap_types::envelope::Envelope;
+use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::response::{Data, Response};
+use lru::LruCache;
+use pushmail_core::folder::FolderName;
+use pushmail_core::types::Address;
+
+use crate::mime::Parsed;
+
+/// What one parse of a message gives FETCH's structure items.
+#[derive(Debug)]
+pub(crate) struct Summary {
+    pub envelope: Envelope<'static>,
+    pub body: BodyStructure<'static>,
+    pub structure: BodyStructure<'static>,
+    /// The estimate of the memory it holds, counted against the budget.
+    weight: usize,
+}
+
+impl Summary {
+    pub fn of(parsed: &Parsed<'_>) -> Self {
+        let (envelope, body, structure) = (
+            parsed.envelope(),
+            parsed.structure(false),
+            parsed.structure(true),
+        );
+        // The three as IMAP writes them, and as much again for the types' own overhead
+        // (vectors, enums, strings' lengths): an estimate that grows with what is kept.
+        let items = [
+            MessageDataItem::Envelope(envelope.clone()),
+            MessageDataItem::Body(body.clone()),
+            MessageDataItem::BodyStructure(structure.clone()),
+        ];
+        let written = Vec1::try_from(items.to_vec())
+            .ok()
+            .map(|items| {
+                let seq = std::num::NonZeroU32::MIN;
+                let fetch = Response::Data(Data::Fetch { seq, items });
+                ResponseCodec::default().encode(&fetch).dump().len()
+            })
+            .unwrap_or(0);
+        Self {
+            envelope,
+            body,
+            structure,
+            weight: 2 * written + std::mem::size_of::<Self>() + 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    account: Address,
+    folder: FolderName,
+    uid_validity: u32,
+    uid: u32,
+}
+
+/// The summaries one process keeps, shared by its sessions.
+#[derive(Debug)]
+pub(crate) struct Summaries {
+    budget: usize,
+    kept: Mutex<Kept>,
+}
+
+#[derive(Debug)]
+struct Kept {
+    summaries: LruCache<Key, Arc<Summary>>,
+    weight: usize,
+}
+
+impl Summaries {
+    /// At most about `budget` bytes kept.
+    pub fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            kept: Mutex::new(Kept {
+                summaries: LruCache::unbounded(),
+                weight: 0,
+            }),
+        }
+    }
+
+    pub fn get(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uid_validity: u32,
+        uid: u32,
+    ) -> Option<Arc<Summary>> {
+        let key = Key {
+            account: account.clone(),
+            folder: folder.clone(),
+            uid_validity,
+            uid,
+        };
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.summaries.get(&key).cloned()
+    }
+
+    /// Keeps `summary` (unless it alone is over a sixteenth of the budget), letting go of the
+    /// least recently used until the rest fits.
+    pub fn keep(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uid_validity: u32,
+        uid: u32,
+        summary: Summary,
+    ) -> Arc<Summary> {
+        let summary = Arc::new(summary);
+        if summary.weight > self.budget / 16 {
+            return summary;
+        }
+        let key = Key {
+            account: account.clone(),
+            folder: folder.clone(),
+            uid_validity,
+            uid,
+        };
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.weight += summary.weight;
+        if let Some(old) = kept.summaries.put(key, summary.clone()) {
+            kept.weight -= old.weight;
+        }
+        while kept.weight > self.budget {
+            let Some((_, gone)) = kept.summaries.pop_lru() else {
+                break;
+            };
+            kept.weight -= gone.weight;
+        }
+        summary
+    }
+
+    /// The estimate of what is kept, and how many.
+    #[cfg(test)]
+    pub fn held(&self) -> (usize, usize) {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        (kept.weight, kept.summaries.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(n: usize, parts: usize) -> Vec<u8> {
+        let mut raw = format!(
+            "From: Bob <bob@example.org>\r\nSubject: message {n}\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+        );
+        for part in 0..parts {
+            raw.push_str(&format!(
+                "--b\r\nContent-Type: text/plain\r\n\r\npart {part}\r\n"
+            ));
+        }
+        raw.push_str("--b--\r\n");
+        raw.into_bytes()
+    }
+
+    #[test]
+    fn what_is_kept_stays_within_the_budget_and_keys_never_cross() {
+        let alice = Address::parse("alice@example.com").unwrap();
+        let bob = Address::parse("bob@example.com").unwrap();
+        let inbox = FolderName::inbox();
+        let summaries = Summaries::new(256 * 1024);
+        // 10,000 messages of a few parts: the budget holds, the newest stay.
+        for uid in 1..=10_000u32 {
+            let raw = message(uid as usize, 3);
+            let summary = Summary::of(&Parsed::new(&raw));
+            summaries.keep(&alice, &inbox, 7, uid, summary);
+            assert!(summaries.held().0 <= 256 * 1024);
+        }
+        let (_, count) = summaries.held();
+        assert!(count > 10 && count < 10_000, "{count}");
+        assert!(summaries.get(&alice, &inbox, 7, 10_000).is_some());
+        assert!(summaries.get(&alice, &inbox, 7, 1).is_none());
+        // Another account, another UIDVALIDITY: never the same message.
+        assert!(summaries.get(&bob, &inbox, 7, 10_000).is_none());
+        assert!(summaries.get(&alice, &inbox, 8, 10_000).is_none());
+        // A message whose structure alone would take a sixteenth of the budget is not kept.
+        let huge = message(0, 2_000);
+        let summary = Summary::of(&Parsed::new(&huge));
+        summaries.keep(&alice, &inbox, 7, 20_000, summary);
+        assert!(summaries.get(&alice, &inbox, 7, 20_000).is_none());
+        assert!(summaries.held().0 <= 256 * 1024);
+    }
+}

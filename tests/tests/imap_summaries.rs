@@ -1,0 +1,106 @@
+//! ENVELOPE, BODY and BODYSTRUCTURE kept between FETCHes (`shared/imap/src/summaries.rs`), over
+//! real TCP: a second FETCH answers as the first, and a folder made again under the same name
+//! (its UIDs starting over), or an address deleted and made again, never gets the structure of
+//! a message that was there before.
+
+use pushmail_store::AccountDelete;
+use pushmail_tests::Harness;
+use pushmail_tests::imap::{Peer, deliver, last, listener, logged_in, loopback_plaintext};
+
+fn mail(subject: &str, parts: &[&str]) -> String {
+    let mut raw = format!(
+        "From: Bob <bob@example.org>\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+    );
+    for part in parts {
+        raw.push_str(&format!("--b\r\nContent-Type: {part}\r\n\r\nhello\r\n"));
+    }
+    raw.push_str("--b--\r\n");
+    raw
+}
+
+async fn ok(peer: &mut Peer, tag: &str, command: &str) -> Vec<String> {
+    let lines = peer.command(tag, command).await;
+    assert!(last(&lines).starts_with(&format!("{tag} OK")), "{lines:?}");
+    lines
+}
+
+const ITEMS: &str = "FETCH 1 (ENVELOPE BODY BODYSTRUCTURE)";
+
+#[tokio::test]
+async fn structure_is_never_told_of_another_message() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let mut peer = logged_in(address, alice.as_str()).await;
+    ok(&mut peer, "a1", "CREATE Box").await;
+    deliver(&h, &alice, "Box", mail("first", &["text/plain"]), vec![]).await;
+    ok(&mut peer, "a2", "SELECT Box").await;
+    let first = ok(&mut peer, "a3", ITEMS).await;
+    assert!(first[0].contains("\"first\""), "{first:?}");
+    // BODY and BODYSTRUCTURE both, when both are asked.
+    assert!(first[0].contains(") BODY ((") && first[0].contains(" BODYSTRUCTURE (("));
+    // Asked again (kept now), and each item alone: the same answer.
+    assert_eq!(ok(&mut peer, "a4", ITEMS).await[0], first[0]);
+    let structure = ok(&mut peer, "a5", "FETCH 1 (BODYSTRUCTURE)").await;
+    let told = structure[0].trim_start_matches("* 1 FETCH (BODYSTRUCTURE ");
+    assert!(
+        first[0].contains(told.trim_end_matches(")\r\n")),
+        "{structure:?}"
+    );
+
+    // The folder deleted and made again: its first message is UID 1 again, another message.
+    ok(&mut peer, "a6", "UNSELECT").await;
+    ok(&mut peer, "a7", "DELETE Box").await;
+    ok(&mut peer, "a8", "CREATE Box").await;
+    deliver(
+        &h,
+        &alice,
+        "Box",
+        mail("second", &["text/html", "image/png"]),
+        vec![],
+    )
+    .await;
+    ok(&mut peer, "a9", "SELECT Box").await;
+    let uid = ok(&mut peer, "a10", "FETCH 1 (UID)").await;
+    assert!(uid[0].contains("UID 1)"), "the UID is used again: {uid:?}");
+    let second = ok(&mut peer, "a11", ITEMS).await;
+    assert!(second[0].contains("\"second\""), "{second:?}");
+    assert!(second[0].contains("\"image\" \"png\""), "{second:?}");
+    assert!(!second[0].contains("\"first\""), "{second:?}");
+    ok(&mut peer, "a12", "LOGOUT").await;
+
+    // The address deleted and made again: a new person, whose INBOX starts at UID 1 too.
+    deliver(
+        &h,
+        &alice,
+        "INBOX",
+        mail("alice's", &["text/plain"]),
+        vec![],
+    )
+    .await;
+    let mut peer = logged_in(address, alice.as_str()).await;
+    ok(&mut peer, "b1", "SELECT INBOX").await;
+    let before = ok(&mut peer, "b2", ITEMS).await;
+    assert!(before[0].contains("\"alice's\""), "{before:?}");
+    ok(&mut peer, "b3", "LOGOUT").await;
+    let deleted = h.store.delete_account(&alice).await.unwrap();
+    assert!(
+        matches!(deleted, AccountDelete::Deleted { .. }),
+        "{deleted:?}"
+    );
+    let alice = h.account("alice").await;
+    deliver(
+        &h,
+        &alice,
+        "INBOX",
+        mail("newcomer's", &["text/plain"]),
+        vec![],
+    )
+    .await;
+    let mut peer = logged_in(address, alice.as_str()).await;
+    ok(&mut peer, "c1", "SELECT INBOX").await;
+    let after = ok(&mut peer, "c2", ITEMS).await;
+    assert!(after[0].contains("\"newcomer's\""), "{after:?}");
+    assert!(!after[0].contains("alice's"), "{after:?}");
+}
