@@ -54,14 +54,17 @@ pub mod fuzzing {
     use imap_codec::imap_types::response::{Data, Response};
     use std::num::NonZeroU32;
 
-    /// Every FETCH item of `raw` that reads the message (ENVELOPE, BODY, BODYSTRUCTURE, the
-    /// sections of its first parts), encoded as the session would send them; their length.
+    /// Every FETCH item of `raw` that reads the message (ENVELOPE, BODY, BODYSTRUCTURE and the
+    /// summary kept of them, the sections of its first parts), encoded as the session would send
+    /// them; their length.
     pub fn fetch_every_item(raw: &[u8]) -> usize {
         let parsed = crate::mime::Parsed::new(raw);
+        // As FETCH makes them: through the summary it keeps (`summaries.rs`).
+        let summary = crate::summaries::Summary::of(&parsed);
         let mut items = vec![
-            MessageDataItem::Envelope(parsed.envelope()),
-            MessageDataItem::BodyStructure(parsed.structure(true)),
-            MessageDataItem::Body(parsed.structure(false)),
+            MessageDataItem::Envelope(summary.envelope),
+            MessageDataItem::BodyStructure(summary.structure),
+            MessageDataItem::Body(summary.body),
         ];
         let one = NonZeroU32::MIN;
         let two = one.saturating_add(1);
