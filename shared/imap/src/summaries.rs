@@ -61,12 +61,24 @@ impl Summary {
     }
 }
 
+/// One message's bytes for good: a folder made again has a new UIDVALIDITY.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     account: Address,
     folder: FolderName,
     uid_validity: u32,
     uid: u32,
+}
+
+impl Key {
+    fn new(account: &Address, folder: &FolderName, uid_validity: u32, uid: u32) -> Self {
+        Self {
+            account: account.clone(),
+            folder: folder.clone(),
+            uid_validity,
+            uid,
+        }
+    }
 }
 
 /// The summaries one process keeps, shared by its sessions.
@@ -101,12 +113,7 @@ impl Summaries {
         uid_validity: u32,
         uid: u32,
     ) -> Option<Arc<Summary>> {
-        let key = Key {
-            account: account.clone(),
-            folder: folder.clone(),
-            uid_validity,
-            uid,
-        };
+        let key = Key::new(account, folder, uid_validity, uid);
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         kept.summaries.get(&key).cloned()
     }
@@ -125,12 +132,7 @@ impl Summaries {
         if summary.weight > self.budget / 16 {
             return summary;
         }
-        let key = Key {
-            account: account.clone(),
-            folder: folder.clone(),
-            uid_validity,
-            uid,
-        };
+        let key = Key::new(account, folder, uid_validity, uid);
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         kept.weight += summary.weight;
         if let Some(old) = kept.summaries.put(key, summary.clone()) {
