@@ -8,8 +8,9 @@
 //! few a client can simply make again, answered at their own commit ([`Answered::Committed`]).
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, WriteTransaction};
 
@@ -19,8 +20,13 @@ use crate::{StoreError, StoreResult};
 /// The most writes one durable commit covers: a bound on how long the first waits.
 const MOST_PER_FLUSH: usize = 256;
 
-/// A write run on the writer thread; what it gives back is told the flush's outcome.
-type Job = Box<dyn FnOnce(&Database) -> Done + Send>;
+/// The longest a write answered at its commit waits for the durable commit that makes it
+/// durable, when no write that waits for the disk comes first to bring it.
+const MOST_UNSYNCED: Duration = Duration::from_millis(50);
+
+/// A write run on the writer thread; what it gives back (unless it was answered at its commit)
+/// is told the flush's outcome.
+type Job = Box<dyn FnOnce(&Database) -> Option<Done> + Send>;
 type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// When a write's caller hears of it.
@@ -28,10 +34,11 @@ type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
 pub(super) enum Answered {
     /// Once on disk: mail, accounts, links, everything a caller must not lose.
     Durable,
-    /// Once committed: every reader sees it at once, and it is on disk with the durable commit
-    /// that ends the writer's pass, right after. Only an OS crash or a power loss in that window
-    /// (one fsync) takes it back, with every write after it: the file is always a prefix of the
-    /// writes in order. For what a client can simply do again (flag changes, `\Recent` claims,
+    /// Once committed: every reader sees it at once, and it is on disk with the next durable
+    /// commit, which the next write that waits for the disk brings, or within
+    /// [`MOST_UNSYNCED`]. Only an OS crash, a power loss or the process dying in that window
+    /// takes it back, with every write after it: the file is always a prefix of the writes in
+    /// order. For what a client can simply do again (flag changes, `\Recent` claims,
     /// expunges): Dovecot's default (`mail_fsync = optimized`) never fsyncs those at all.
     Committed,
 }
@@ -62,7 +69,7 @@ impl Writer {
         work: impl FnOnce(&WriteTransaction) -> TxResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let (answer, answered) = tokio::sync::oneshot::channel::<StoreResult<T>>();
-        let job: Job = Box::new(move |db: &Database| -> Done {
+        let job: Job = Box::new(move |db: &Database| -> Option<Done> {
             let result = (|| -> TxResult<T> {
                 let mut txn = db.begin_write()?;
                 txn.set_durability(Durability::None)
@@ -73,9 +80,9 @@ impl Writer {
             })();
             if answer_at == Answered::Committed {
                 let _ = answer.send(result.map_err(StoreError::from));
-                return Box::new(|_flushed: Result<(), String>| {});
+                return None;
             }
-            Box::new(move |flushed: Result<(), String>| {
+            Some(Box::new(move |flushed: Result<(), String>| {
                 let result = match (result, flushed) {
                     (Ok(value), Ok(())) => Ok(value),
                     (Err(fail), _) => Err(StoreError::from(fail)),
@@ -84,7 +91,7 @@ impl Writer {
                     ))),
                 };
                 let _ = answer.send(result);
-            })
+            }))
         });
         let sent = self
             .jobs
@@ -112,28 +119,65 @@ impl Drop for Writer {
 }
 
 fn write_batches(db: &Database, queue: &Receiver<Job>) {
-    while let Ok(first) = queue.recv() {
-        let mut done = Vec::new();
+    // Since when writes answered at their commit wait for a durable one.
+    let mut unsynced_since: Option<Instant> = None;
+    loop {
+        let first = match unsynced_since {
+            None => queue.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(since) => queue
+                .recv_timeout((since + MOST_UNSYNCED).saturating_duration_since(Instant::now())),
+        };
+        let first = match first {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                sync(db, Vec::new());
+                unsynced_since = None;
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                if unsynced_since.is_some() {
+                    sync(db, Vec::new());
+                }
+                return;
+            }
+        };
+        let mut waiting = Vec::new();
+        let mut ran = 0;
         let mut next = Some(first);
         while let Some(job) = next.take() {
             // A panic in one write ends that write (its caller hears of it), not the thread.
-            if let Ok(finished) =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || job(db)))
-            {
-                done.push(finished);
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || job(db))) {
+                Ok(Some(finished)) => waiting.push(finished),
+                Ok(None) => {
+                    unsynced_since.get_or_insert_with(Instant::now);
+                }
+                Err(_) => {}
             }
-            if done.len() < MOST_PER_FLUSH {
+            ran += 1;
+            if ran < MOST_PER_FLUSH {
                 next = queue.try_recv().ok();
             }
         }
-        let flushed = flush(db).map_err(|fail| StoreError::from(fail).to_string());
-        if let Err(why) = &flushed {
-            // Those answered at their commit cannot be told: said here.
-            tracing::error!(%why, "embedded store: durable commit failed");
+        // A write waiting for the disk brings the others' durable commit with it; without one,
+        // they wait at most MOST_UNSYNCED (the timeout above).
+        if !waiting.is_empty()
+            || unsynced_since.is_some_and(|since| since.elapsed() >= MOST_UNSYNCED)
+        {
+            sync(db, waiting);
+            unsynced_since = None;
         }
-        for finished in done {
-            finished(flushed.clone());
-        }
+    }
+}
+
+/// The durable commit: every write before it on disk, then those waiting for it answered.
+fn sync(db: &Database, waiting: Vec<Done>) {
+    let flushed = flush(db).map_err(|fail| StoreError::from(fail).to_string());
+    if let Err(why) = &flushed {
+        // Those answered at their commit cannot be told: said here.
+        tracing::error!(%why, "embedded store: durable commit failed");
+    }
+    for finished in waiting {
+        finished(flushed.clone());
     }
 }
 
