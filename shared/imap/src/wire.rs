@@ -405,13 +405,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         if self.out.is_empty() {
             // Taken as it is rather than copied: most answers are one response.
             self.out = bytes;
-            self.written = 0;
-            if self.out.len() >= WRITE_AT {
-                self.flush().await?;
-            }
-            return Ok(());
+        } else {
+            self.out.extend_from_slice(&bytes);
         }
-        self.send_raw(&bytes).await
+        self.write_if_full().await
     }
 
     pub async fn greet(&mut self, greeting: &Greeting<'_>) -> io::Result<()> {
@@ -423,15 +420,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     /// or at once when [`WRITE_AT`] is waiting.
     pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.out.extend_from_slice(bytes);
+        self.write_if_full().await
+    }
+
+    async fn write_if_full(&mut self) -> io::Result<()> {
         if self.out.len() - self.written >= WRITE_AT {
             self.flush().await?;
         }
         Ok(())
     }
 
-    /// Writes every answer queued. Cancel-safe (a wait for the peer can be given up while this
-    /// runs): what was written is counted as it goes, so the rest is written next time.
+    /// Writes every answer queued; nothing (not even the connection's own flush, a compressor's
+    /// sync block) when none is. Cancel-safe (a wait for the peer can be given up while this
+    /// runs): what was written is counted as it goes, and the queue is let go only once the
+    /// connection is flushed, so the rest is done next time.
     pub async fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
         while let Some(rest) = self.out.get(self.written..).filter(|rest| !rest.is_empty()) {
             let wrote = self.connection.write(rest).await?;
             if wrote == 0 {
@@ -439,9 +445,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             }
             self.written += wrote;
         }
+        self.connection.flush().await?;
         // Freed, not kept: a session between commands holds no buffer.
         self.out = Vec::new();
         self.written = 0;
-        self.connection.flush().await
+        Ok(())
     }
 }
