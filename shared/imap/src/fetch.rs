@@ -258,7 +258,9 @@ impl MetaWindow {
                 let FlagUpdate::Applied { flags, modseq } = update else {
                     continue;
                 };
-                if let Some(meta) = self.metas.iter_mut().find(|meta| meta.uid == uid) {
+                // The window is in UID order: found by halving, not a walk per message.
+                let at = self.metas.binary_search_by_key(&uid, |meta| meta.uid);
+                if let Some(meta) = at.ok().and_then(|at| self.metas.get_mut(at)) {
                     meta.flags = flags;
                     meta.modseq = modseq;
                     self.marked.insert(uid);
