@@ -1,6 +1,6 @@
 //! STORE and UID STORE: flags added, removed or replaced, the messages of each chunk in one
-//! atomic store write (`MailboxStore::change_flags_of`), answered with the flags after unless `.SILENT`; CONDSTORE's
-//! UNCHANGEDSINCE checked in that same write.
+//! atomic store write (`MailboxStore::change_flags_of`), answered with the flags after unless
+//! `.SILENT`; CONDSTORE's UNCHANGEDSINCE checked in that same write.
 
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::fetch::MessageDataItem;
@@ -100,44 +100,42 @@ impl Imap {
         by_uid: bool,
         modified: &mut Vec<u32>,
     ) -> Result<()> {
-        {
-            let (after, modseq) = match update {
-                FlagUpdate::Applied { flags, modseq } => (flags, modseq),
-                FlagUpdate::Modified => {
-                    modified.push(if by_uid { uid } else { seq });
-                    return Ok(());
-                }
-                FlagUpdate::NoSuchMessage => return Ok(()),
-            };
-            if let Some(selected) = &mut session.selected {
-                selected.own_flags.insert(uid, after.clone());
-                // A new keyword is told (FLAGS) even to a .SILENT store (RFC 3501 §7.2.6).
-                selected.announce_keywords(wire, &after).await?;
-            }
-            // With CONDSTORE on, the new MODSEQ is news even to a .SILENT store (§3.1.3).
-            if response != StoreResponse::Answer && !session.condstore {
+        let (after, modseq) = match update {
+            FlagUpdate::Applied { flags, modseq } => (flags, modseq),
+            FlagUpdate::Modified => {
+                modified.push(if by_uid { uid } else { seq });
                 return Ok(());
             }
-            let mut items = Vec::new();
-            if response == StoreResponse::Answer {
-                let recent = session
-                    .selected
-                    .as_ref()
-                    .is_some_and(|selected| selected.recent.contains(uid));
-                items.push(flag_items(&after, recent));
-            }
-            if by_uid && let Some(uid) = NonZeroU32::new(uid) {
-                items.push(MessageDataItem::Uid(uid));
-            }
-            if session.condstore
-                && let Some(modseq) = NonZeroU64::new(modseq)
-            {
-                items.push(MessageDataItem::ModSeq(modseq));
-            }
-            if let (Some(seq), Ok(items)) = (NonZeroU32::new(seq), Vec1::try_from(items)) {
-                wire.send(&Response::Data(Data::Fetch { seq, items }))
-                    .await?;
-            }
+            FlagUpdate::NoSuchMessage => return Ok(()),
+        };
+        if let Some(selected) = &mut session.selected {
+            selected.own_flags.insert(uid, after.clone());
+            // A new keyword is told (FLAGS) even to a .SILENT store (RFC 3501 §7.2.6).
+            selected.announce_keywords(wire, &after).await?;
+        }
+        // With CONDSTORE on, the new MODSEQ is news even to a .SILENT store (§3.1.3).
+        if response != StoreResponse::Answer && !session.condstore {
+            return Ok(());
+        }
+        let mut items = Vec::new();
+        if response == StoreResponse::Answer {
+            let recent = session
+                .selected
+                .as_ref()
+                .is_some_and(|selected| selected.recent.contains(uid));
+            items.push(flag_items(&after, recent));
+        }
+        if by_uid && let Some(uid) = NonZeroU32::new(uid) {
+            items.push(MessageDataItem::Uid(uid));
+        }
+        if session.condstore
+            && let Some(modseq) = NonZeroU64::new(modseq)
+        {
+            items.push(MessageDataItem::ModSeq(modseq));
+        }
+        if let (Some(seq), Ok(items)) = (NonZeroU32::new(seq), Vec1::try_from(items)) {
+            wire.send(&Response::Data(Data::Fetch { seq, items }))
+                .await?;
         }
         Ok(())
     }

@@ -4,7 +4,6 @@
 //! UIDVALIDITY, above any its address gave before), so nothing kept goes stale. Bounded by an
 //! estimate of the memory it holds, the least recently used let go first.
 
-use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use imap_codec::ResponseCodec;
@@ -39,12 +38,12 @@ impl Summary {
         );
         // The three as IMAP writes them, and as much again for the types' own overhead
         // (vectors, enums, strings' lengths): an estimate that grows with what is kept.
-        let items = [
+        let items = vec![
             MessageDataItem::Envelope(envelope.clone()),
             MessageDataItem::Body(body.clone()),
             MessageDataItem::BodyStructure(structure.clone()),
         ];
-        let written = Vec1::try_from(items.to_vec())
+        let written = Vec1::try_from(items)
             .ok()
             .map(|items| {
                 let seq = std::num::NonZeroU32::MIN;

@@ -150,11 +150,7 @@ impl<'a, S: MailboxStore + ?Sized> MessagePages<'a, S> {
             .store
             .messages(self.account, self.folder, self.after, self.size)
             .await?;
-        let Some(last) = page.last() else {
-            return Ok(None);
-        };
-        self.after = last.uid;
-        Ok(Some(page))
+        Ok(self.past(page, |meta| meta.uid))
     }
 
     /// The next page without envelopes (a walk that needs only flags and UIDs), `None` after
@@ -164,11 +160,13 @@ impl<'a, S: MailboxStore + ?Sized> MessagePages<'a, S> {
             .store
             .message_states(self.account, self.folder, self.after, self.size)
             .await?;
-        let Some(last) = page.last() else {
-            return Ok(None);
-        };
-        self.after = last.uid;
-        Ok(Some(page))
+        Ok(self.past(page, |state| state.uid))
+    }
+
+    /// The walk moved past `page` (`None`: it was empty, the walk is over).
+    fn past<T>(&mut self, page: Vec<T>, uid: fn(&T) -> u32) -> Option<Vec<T>> {
+        self.after = uid(page.last()?);
+        Some(page)
     }
 }
 
