@@ -17,7 +17,7 @@ impl EmbeddedStore {
         only_deleted: bool,
     ) -> StoreResult<Vec<u32>> {
         let (account, name, uids) = (account.clone(), folder.clone(), uids.to_vec());
-        // Answered at its commit, on disk right after (`writer::Answered::Committed`): a
+        // Answered at its commit, on disk within 50 ms (`writer::Answered::Committed`): a
         // message brought back by a power loss is expunged again.
         self.write_committed(move |txn| {
             let mut folders = txn.open_table(FOLDERS)?;

@@ -23,7 +23,7 @@ impl EmbeddedStore {
             change.clone(),
             uids.to_vec(),
         );
-        // Answered at its commit, on disk right after (`writer::Answered::Committed`).
+        // Answered at its commit, on disk within 50 ms (`writer::Answered::Committed`).
         self.write_committed(move |txn| {
             let mut messages = txn.open_table(MESSAGES)?;
             let mut folders = txn.open_table(FOLDERS)?;

@@ -1,7 +1,8 @@
 //! The embedded backend: one redb file. A write is durable before its caller hears of it (group
 //! commit, `writer.rs`: copy-on-write pages, so a crash at any point leaves the last durable
 //! state), but for flag changes, `\Recent` claims and expunges, answered at their commit and
-//! durable within 50 ms (`writer::Answered`) and write transactions are serialised, so every ordering rule is one read-check-write inside a single write transaction.
+//! durable within 50 ms (`writer::Answered`). Write transactions are serialised, so every
+//! ordering rule is one read-check-write inside a single write transaction.
 //! Records are the domain types as JSON; secondary orderings are extra tables of keys.
 
 use std::path::Path;
@@ -281,7 +282,7 @@ impl EmbeddedStore {
         self.writer.run(writer::Answered::Durable, work).await
     }
 
-    /// Runs `work` in one write transaction, answered once committed and durable right after
+    /// Runs `work` in one write transaction, answered once committed and durable within 50 ms
     /// (`writer::Answered::Committed`): only for what a client can simply do again.
     async fn write_committed<T: Send + 'static>(
         &self,

@@ -5,7 +5,8 @@
 //! never touches another's), then one durable commit for every write it ran meanwhile, which
 //! makes them all durable (redb: a non-durable commit is persisted by the next durable one).
 //! A write is answered once that durable commit is done ([`Answered::Durable`]), except the
-//! few a client can simply make again, answered at their own commit ([`Answered::Committed`]).
+//! few a client can simply make again, answered at their own commit ([`Answered::Committed`]);
+//! a pass of those alone waits for the next pass's durable commit, at most [`MOST_UNSYNCED`].
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
