@@ -7,7 +7,8 @@
 #   infra/bench/imaptest_vs_dovecot.sh [secs] [clients] [logout]   # defaults: 20 10 0
 #
 # logout=0: clients stay logged in (imaptest's logout=0); 1: imaptest's default, logging out and
-# in. Set PERF_DATA=FILE to record pushmail's run with `perf record -g` (build with line tables:
+# in. Set PERF_DATA=FILE to record pushmail's run with `perf record -g` (or PERF_ARGS, e.g.
+# "--call-graph dwarf -F 300"; build with line tables:
 # CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only), and
 # SKIP_DOVECOT=1 to measure pushmail alone. pushmail: target/release/pushmail (built if missing), --demo with user1..user100 made
 # through the admin API. Dovecot: Debian's dovecot-imapd (installed if missing), a maildir per
@@ -76,7 +77,7 @@ for n in $(seq 1 100); do
 done
 perf_pid=
 if [ -n "${PERF_DATA:-}" ]; then
-  perf record -g -o "$PERF_DATA" -p "$pid" >/dev/null 2>&1 &
+  perf record ${PERF_ARGS:--g} -o "$PERF_DATA" -p "$pid" >/dev/null 2>&1 &
   perf_pid=$!
 fi
 load pushmail "$imap"

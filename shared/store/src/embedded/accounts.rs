@@ -59,7 +59,7 @@ impl crate::AccountStore for EmbeddedStore {
                 Some(_) => {
                     let updated = Account {
                         revision: account.revision + 1,
-                        ..account
+                        ..account.clone()
                     };
                     accounts.insert(updated.address.as_str(), encode(&updated)?.as_str())?;
                     Ok(AccountUpdate::Updated(updated))

@@ -35,7 +35,8 @@ impl EmbeddedStore {
         check_batch(messages)?;
         let (account, name, messages) = (account.clone(), folder.clone(), messages.to_vec());
         let envelopes: Vec<Envelope> = messages.iter().map(|m| Envelope::parse(&m.raw)).collect();
-        self.write(move |txn| {
+        let bytes = messages.iter().map(|m| m.raw.len()).sum();
+        self.write_mail(bytes, move |txn| {
             let owner = get::<Account>(&txn.open_table(ACCOUNTS)?, account.as_str())?;
             let Some(owner) = owner.filter(|owner| messages.iter().all(|m| m.is_for(owner))) else {
                 return Ok(Delivery::NoSuchAccount);
@@ -53,7 +54,7 @@ impl EmbeddedStore {
             }
             let first_uid = folder.uid_next;
             let mut noticed = false;
-            for (message, envelope) in messages.iter().zip(envelopes) {
+            for (message, envelope) in messages.iter().zip(&envelopes) {
                 let uid = folder.uid_next;
                 folder.uid_next = uid
                     .checked_add(1)
@@ -67,7 +68,7 @@ impl EmbeddedStore {
                     internal_date: message.internal_date,
                     size: message.raw.len() as u64,
                     modseq: folder.highest_modseq,
-                    envelope,
+                    envelope: envelope.clone(),
                 };
                 let message_key = message_key(&account, &name, uid);
                 txn.open_table(MESSAGES)?

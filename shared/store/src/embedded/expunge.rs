@@ -16,7 +16,18 @@ impl EmbeddedStore {
         uids: &[u32],
         only_deleted: bool,
     ) -> StoreResult<Vec<u32>> {
-        let (account, name, uids) = (account.clone(), folder.clone(), uids.to_vec());
+        let (account, name) = (account.clone(), folder.clone());
+        let mut uids = uids.to_vec();
+        uids.sort_unstable();
+        uids.dedup();
+        if only_deleted {
+            // The writer checks again, but only these: a walk of the whole folder there would
+            // hold up every session's writes.
+            uids = self.deleted_among(&account, &name, uids).await?;
+        }
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
         // Answered at its commit, on disk within 50 ms (`writer::Answered::Committed`): a
         // message brought back by a power loss is expunged again.
         self.write_committed(move |txn| {
@@ -31,10 +42,7 @@ impl EmbeddedStore {
             let mut bodies = txn.open_table(BODIES)?;
             let mut changes = txn.open_table(CHANGES)?;
             let mut removed = Vec::new();
-            let mut wanted = uids;
-            wanted.sort_unstable();
-            wanted.dedup();
-            for uid in wanted {
+            for &uid in &uids {
                 let message_key = message_key(&account, &name, uid);
                 // Its state only: whether it is \\Deleted and its size, not its envelope.
                 let Some(meta) = get::<MessageState>(&messages, &message_key)? else {
@@ -65,6 +73,38 @@ impl EmbeddedStore {
             Ok(removed)
         })
         .await
+    }
+
+    /// Of `uids` (sorted), those `\Deleted` as of the last commit, read a page at a time on
+    /// the caller's thread.
+    async fn deleted_among(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uids: Vec<u32>,
+    ) -> StoreResult<Vec<u32>> {
+        const PAGE: usize = 1_000;
+        let (Some(&first), Some(&last)) = (uids.first(), uids.last()) else {
+            return Ok(uids);
+        };
+        let mut deleted = Vec::new();
+        let mut after = first.saturating_sub(1);
+        while after < last {
+            let page: Vec<MessageState> = self.folder_page(account, folder, after, PAGE).await?;
+            let Some(end) = page.last().map(|state| state.uid) else {
+                break;
+            };
+            deleted.extend(
+                page.iter()
+                    .filter(|state| state.is_deleted() && uids.binary_search(&state.uid).is_ok())
+                    .map(|state| state.uid),
+            );
+            if page.len() < PAGE {
+                break;
+            }
+            after = end;
+        }
+        Ok(deleted)
     }
 
     pub(super) async fn remove_folder(

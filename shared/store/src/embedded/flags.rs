@@ -32,7 +32,7 @@ impl EmbeddedStore {
             // Read when the first message changes, written once after the last.
             let mut counters: Option<(Folder, AccountState)> = None;
             let mut updates = Vec::with_capacity(uids.len());
-            for uid in uids {
+            for &uid in &uids {
                 let message_key = message_key(&account, &name, uid);
                 let Some(mut meta) = get::<MessageMeta>(&messages, &message_key)? else {
                     updates.push(FlagUpdate::NoSuchMessage);

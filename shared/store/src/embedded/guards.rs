@@ -123,7 +123,7 @@ impl EmbeddedStore {
         &self,
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
-        change: impl FnOnce(&mut Counter) + Send + 'static,
+        change: impl Fn(&mut Counter) + Send + 'static,
     ) -> StoreResult<()> {
         let k = key(&[&scope.key(), &window_start.timestamp().to_string()]);
         self.write(move |txn| {

@@ -170,7 +170,7 @@ impl crate::MailboxStore for EmbeddedStore {
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
         let (account, name) = (account.clone(), name.clone());
-        self.write(move |txn| create_folder_in(txn, &account, name, None, at))
+        self.write(move |txn| create_folder_in(txn, &account, name.clone(), None, at))
             .await
     }
 
@@ -364,7 +364,7 @@ impl crate::MailboxStore for EmbeddedStore {
 impl EmbeddedStore {
     /// Up to `limit` of a folder's message records after `after_uid`, decoded as `T` (the whole
     /// metadata, or its state alone).
-    async fn folder_page<T: DeserializeOwned + Send + 'static>(
+    pub(super) async fn folder_page<T: DeserializeOwned + Send + 'static>(
         &self,
         account: &Address,
         folder: &FolderName,

@@ -273,22 +273,34 @@ impl EmbeddedStore {
         })
     }
 
-    /// Runs `work` in one write transaction, committed if it returns Ok; answers once the
-    /// commit is durable (group commit: `writer.rs`).
+    /// Runs `work` in the writer's next pass (one write transaction, committed if every write
+    /// in it returns Ok; `work` runs again in a transaction of its own if another does not);
+    /// answers once the commit is durable (group commit: `writer.rs`).
     async fn write<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&WriteTransaction) -> TxResult<T> + Send + 'static,
+        work: impl Fn(&WriteTransaction) -> TxResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        self.writer.run(writer::Answered::Durable, work).await
+        self.writer.run(writer::Answered::Durable, 0, work).await
     }
 
-    /// Runs `work` in one write transaction, answered once committed and durable within 50 ms
+    /// [`Self::write`] of `bytes` of mail: a pass holds a bounded amount of it.
+    async fn write_mail<T: Send + 'static>(
+        &self,
+        bytes: usize,
+        work: impl Fn(&WriteTransaction) -> TxResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.writer
+            .run(writer::Answered::Durable, bytes, work)
+            .await
+    }
+
+    /// [`Self::write`], answered once committed and durable within 50 ms
     /// (`writer::Answered::Committed`): only for what a client can simply do again.
     async fn write_committed<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&WriteTransaction) -> TxResult<T> + Send + 'static,
+        work: impl Fn(&WriteTransaction) -> TxResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        self.writer.run(writer::Answered::Committed, work).await
+        self.writer.run(writer::Answered::Committed, 0, work).await
     }
 
     /// Runs `work` on a read snapshot, on the caller's thread: a redb read is a walk of pages

@@ -151,7 +151,10 @@ impl crate::NoticeStore for EmbeddedStore {
             drop(notices);
             count(txn, "failed_attempts")?;
             update_status(txn, &notice.email, |status| {
-                status.last_failure = Some(NoticeFailure { at, error });
+                status.last_failure = Some(NoticeFailure {
+                    at,
+                    error: error.clone(),
+                });
             })
         })
         .await

@@ -90,8 +90,8 @@ impl crate::RelayStore for EmbeddedStore {
             if let Some(mut job) = job {
                 job.attempts += 1;
                 job.not_before = retry_at;
-                job.recipients = remaining;
-                job.last_error = Some(error);
+                job.recipients = remaining.clone();
+                job.last_error = Some(error.clone());
                 queue.insert(id.as_str(), encode(&job)?.as_str())?;
             }
             Ok(())
