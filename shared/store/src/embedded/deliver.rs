@@ -7,6 +7,7 @@ use pushmail_core::mailbox::{Envelope, Folder, MessageMeta, NewMessage};
 use pushmail_core::notice::Notice;
 
 use super::mailbox::*;
+use super::message_record::message_record;
 use super::*;
 use crate::mailbox::{Change, ChangeKind, Delivery, check_batch};
 
@@ -72,7 +73,7 @@ impl EmbeddedStore {
                 };
                 let message_key = message_key(&account, &name, uid);
                 txn.open_table(MESSAGES)?
-                    .insert(message_key.as_str(), encode(&meta)?.as_str())?;
+                    .insert(message_key.as_str(), message_record(&meta)?.as_str())?;
                 txn.open_table(BODIES)?
                     .insert(message_key.as_str(), message.raw.as_slice())?;
                 let change = Change {

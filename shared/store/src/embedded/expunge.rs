@@ -5,6 +5,7 @@ use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{Flagged, Folder, MAX_KEPT_SUBSCRIPTIONS, MessageState};
 
 use super::mailbox::*;
+use super::message_record::MessageRecord;
 use super::*;
 use crate::mailbox::{Change, ChangeKind, FolderChange};
 
@@ -45,7 +46,11 @@ impl EmbeddedStore {
             for &uid in &uids {
                 let message_key = message_key(&account, &name, uid);
                 // Its state only: whether it is \\Deleted and its size, not its envelope.
-                let Some(meta) = get::<MessageState>(&messages, &message_key)? else {
+                let Some(meta) = messages
+                    .get(message_key.as_str())?
+                    .map(|record| MessageState::from_record(record.value()))
+                    .transpose()?
+                else {
                     continue;
                 };
                 if only_deleted && !meta.is_deleted() {

@@ -2,9 +2,10 @@
 //! HIGHESTMODSEQ and the change log: the messages of one call in one write transaction.
 
 use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::{FlagChange, Folder, MessageMeta};
+use pushmail_core::mailbox::{FlagChange, Folder, MessageState};
 
 use super::mailbox::*;
+use super::message_record::{MessageRecord, restated};
 use super::*;
 use crate::mailbox::{Change, ChangeKind, FlagUpdate};
 
@@ -34,10 +35,12 @@ impl EmbeddedStore {
             let mut updates = Vec::with_capacity(uids.len());
             for &uid in &uids {
                 let message_key = message_key(&account, &name, uid);
-                let Some(mut meta) = get::<MessageMeta>(&messages, &message_key)? else {
+                let record = messages.get(message_key.as_str())?;
+                let Some(record) = record.map(|record| record.value().to_owned()) else {
                     updates.push(FlagUpdate::NoSuchMessage);
                     continue;
                 };
+                let mut meta = MessageState::from_record(&record)?;
                 if unchanged_since.is_some_and(|since| meta.modseq > since) {
                     updates.push(FlagUpdate::Modified);
                     continue;
@@ -66,7 +69,7 @@ impl EmbeddedStore {
                 state.changes += 1;
                 meta.flags = flags.clone();
                 meta.modseq = folder.highest_modseq;
-                messages.insert(message_key.as_str(), encode(&meta)?.as_str())?;
+                messages.insert(message_key.as_str(), restated(&record, &meta)?.as_str())?;
                 let entry = Change {
                     counter: state.changes,
                     folder: name.clone(),

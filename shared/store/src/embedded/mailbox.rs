@@ -8,12 +8,13 @@ use pushmail_core::mailbox::{
 };
 use redb::TableDefinition;
 
+use super::message_record::MessageRecord;
 use super::*;
 use crate::mailbox::{Change, Delivery, FlagUpdate, FolderChange};
 
 /// `<account> SEP <folder>` → folder.
 pub(super) const FOLDERS: Records = TableDefinition::new("mail_folders");
-/// `<account> SEP <folder> SEP <uid, 10 digits>` → message metadata.
+/// `<account> SEP <folder> SEP <uid, 10 digits>` → message metadata (`message_record.rs`).
 pub(super) const MESSAGES: Records = TableDefinition::new("mail_messages");
 /// The same keys → raw message bytes.
 pub(super) const BODIES: TableDefinition<'static, &'static str, &'static [u8]> =
@@ -50,13 +51,14 @@ pub(super) struct AccountState {
 }
 
 /// Up to `limit` values of the keys after `after` that start with `prefix`, in key order,
-/// decoded as they are read (no copy of each first), from `after` on (not from the prefix's
-/// start: a long folder is not read whole).
-pub(super) fn decoded_after<T: DeserializeOwned>(
+/// decoded (by `decode`) as they are read (no copy of each first), from `after` on (not from
+/// the prefix's start: a long folder is not read whole).
+pub(super) fn decoded_after<T>(
     table: &impl ReadableTable<&'static str, &'static str>,
     prefix: &str,
     after: &str,
     limit: usize,
+    decode: impl Fn(&str) -> TxResult<T>,
 ) -> TxResult<Vec<T>> {
     use std::ops::Bound::Excluded;
     let end = format!("{prefix}{}", char::MAX);
@@ -348,8 +350,11 @@ impl crate::MailboxStore for EmbeddedStore {
     ) -> StoreResult<Vec<Change>> {
         let prefix = key(&[account.as_str(), ""]);
         let after = change_key(account, after);
-        self.read(move |txn| decoded_after(&txn.open_table(CHANGES)?, &prefix, &after, limit))
-            .await
+        self.read(move |txn| {
+            let changes = txn.open_table(CHANGES)?;
+            decoded_after(&changes, &prefix, &after, limit, decode)
+        })
+        .await
     }
 
     async fn mailbox_usage(&self, account: &Address) -> StoreResult<u64> {
@@ -363,8 +368,8 @@ impl crate::MailboxStore for EmbeddedStore {
 
 impl EmbeddedStore {
     /// Up to `limit` of a folder's message records after `after_uid`, decoded as `T` (the whole
-    /// metadata, or its state alone).
-    pub(super) async fn folder_page<T: DeserializeOwned + Send + 'static>(
+    /// metadata, or its state alone: `message_record.rs`).
+    pub(super) async fn folder_page<T: MessageRecord + Send + 'static>(
         &self,
         account: &Address,
         folder: &FolderName,
@@ -373,7 +378,10 @@ impl EmbeddedStore {
     ) -> StoreResult<Vec<T>> {
         let prefix = key(&[account.as_str(), folder.as_str(), ""]);
         let after = message_key(account, folder, after_uid);
-        self.read(move |txn| decoded_after(&txn.open_table(MESSAGES)?, &prefix, &after, limit))
-            .await
+        self.read(move |txn| {
+            let messages = txn.open_table(MESSAGES)?;
+            decoded_after(&messages, &prefix, &after, limit, T::from_record)
+        })
+        .await
     }
 }

@@ -3,7 +3,8 @@
 //! state), but for flag changes, `\Recent` claims and expunges, answered at their commit and
 //! durable within 50 ms (`writer::Answered`). Write transactions are serialised, so every
 //! ordering rule is one read-check-write inside a single write transaction.
-//! Records are the domain types as JSON; secondary orderings are extra tables of keys.
+//! Records are the domain types as JSON (a message's state excepted: `message_record.rs`);
+//! secondary orderings are extra tables of keys.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -78,6 +79,7 @@ pub struct EmbeddedStore {
 }
 
 /// What can go wrong inside a transaction.
+#[derive(Debug)]
 enum Fail {
     Db(redb::Error),
     Store(StoreError),
@@ -410,6 +412,7 @@ mod kept_mail;
 mod links;
 mod liveness;
 mod mailbox;
+mod message_record;
 mod notices;
 mod outbox;
 mod relay;

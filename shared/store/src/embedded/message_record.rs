@@ -1,0 +1,156 @@
+//! How a message's metadata is stored in `mail_messages`: its state (UID, size, MODSEQ, internal
+//! date, flags) as one line of plain fields, then its envelope as JSON:
+//!
+//! ```text
+//! m1 <uid> <size> <modseq> <internal date: unix seconds> <nanoseconds> [<flag> ...]\n<envelope JSON>
+//! ```
+//!
+//! The state is what SELECT, STATUS, EXPUNGE, FETCH's flags and every flag change read, for every
+//! message of a folder at times: read from this line it costs no JSON parse and never touches
+//! the envelope, and a flag change copies the envelope's text as it is. Records written before
+//! this form (one JSON object, so starting with `{`) are still read, and are rewritten in it the
+//! next time they change; a message whose flags could not be told apart on the line (a flag
+//! empty or with a space or line break, which IMAP's atoms never are) is stored as such an
+//! object too.
+
+use chrono::DateTime;
+use pushmail_core::mailbox::{Envelope, MessageMeta, MessageState};
+
+use super::{TxResult, decode, encode};
+use crate::StoreError;
+
+const TAG: &str = "m1 ";
+
+/// A message record decoded: its state alone, or its whole metadata.
+pub(super) trait MessageRecord: Sized {
+    fn from_record(raw: &str) -> TxResult<Self>;
+}
+
+impl MessageRecord for MessageState {
+    fn from_record(raw: &str) -> TxResult<Self> {
+        match split(raw)? {
+            Some((state, _)) => Ok(state),
+            None => decode(raw),
+        }
+    }
+}
+
+impl MessageRecord for MessageMeta {
+    fn from_record(raw: &str) -> TxResult<Self> {
+        let Some((state, envelope)) = split(raw)? else {
+            return decode(raw);
+        };
+        let envelope: Envelope = decode(envelope)?;
+        Ok(MessageMeta {
+            uid: state.uid,
+            flags: state.flags,
+            internal_date: state.internal_date,
+            size: state.size,
+            modseq: state.modseq,
+            envelope,
+        })
+    }
+}
+
+/// The record of a message newly stored.
+pub(super) fn message_record(meta: &MessageMeta) -> TxResult<String> {
+    let state_line = |flags: &[String]| {
+        let state = MessageState {
+            uid: meta.uid,
+            flags: flags.to_vec(),
+            internal_date: meta.internal_date,
+            size: meta.size,
+            modseq: meta.modseq,
+        };
+        line(&state)
+    };
+    match state_line(&meta.flags) {
+        Some(line) => Ok(line + &encode(&meta.envelope)?),
+        None => encode(meta),
+    }
+}
+
+/// `raw` (a message's record) with its state replaced by `state` (the same message's), its
+/// envelope kept as it is.
+pub(super) fn restated(raw: &str, state: &MessageState) -> TxResult<String> {
+    if let (Some((_, envelope)), Some(line)) = (split(raw)?, line(state)) {
+        return Ok(line + envelope);
+    }
+    let meta = MessageMeta::from_record(raw)?;
+    message_record(&MessageMeta {
+        uid: state.uid,
+        flags: state.flags.clone(),
+        internal_date: state.internal_date,
+        size: state.size,
+        modseq: state.modseq,
+        envelope: meta.envelope,
+    })
+}
+
+/// The state's line, with its line break; `None` if a flag cannot be told apart on it.
+fn line(state: &MessageState) -> Option<String> {
+    use std::fmt::Write;
+    if state
+        .flags
+        .iter()
+        .any(|flag| flag.is_empty() || flag.contains([' ', '\n']))
+    {
+        return None;
+    }
+    let date = state.internal_date;
+    let mut line = format!(
+        "{TAG}{} {} {} {} {}",
+        state.uid,
+        state.size,
+        state.modseq,
+        date.timestamp(),
+        date.timestamp_subsec_nanos()
+    );
+    for flag in &state.flags {
+        let _ = write!(line, " {flag}");
+    }
+    line.push('\n');
+    Some(line)
+}
+
+/// The state and the envelope's JSON of a record in this form; `None` for an older record.
+fn split(raw: &str) -> TxResult<Option<(MessageState, &str)>> {
+    let Some(rest) = raw.strip_prefix(TAG) else {
+        return Ok(None);
+    };
+    let corrupt = || StoreError::Corrupt(format!("message record {:?}", cut(raw)));
+    let (line, envelope) = rest.split_once('\n').ok_or_else(corrupt)?;
+    let mut fields = line.split(' ');
+    let uid = fields.next().and_then(|field| field.parse::<u32>().ok());
+    let size = fields.next().and_then(|field| field.parse::<u64>().ok());
+    let modseq = fields.next().and_then(|field| field.parse::<u64>().ok());
+    let seconds = fields.next().and_then(|field| field.parse::<i64>().ok());
+    let nanos = fields.next().and_then(|field| field.parse::<u32>().ok());
+    let internal_date = seconds
+        .zip(nanos)
+        .and_then(|(seconds, nanos)| DateTime::from_timestamp(seconds, nanos));
+    let (Some(uid), Some(size), Some(modseq), Some(internal_date)) =
+        (uid, size, modseq, internal_date)
+    else {
+        return Err(corrupt().into());
+    };
+    let flags = fields.map(str::to_owned).collect();
+    let state = MessageState {
+        uid,
+        flags,
+        internal_date,
+        size,
+        modseq,
+    };
+    Ok(Some((state, envelope)))
+}
+
+/// The start of a record, for an error message.
+fn cut(raw: &str) -> &str {
+    let end = raw.char_indices().nth(80).map_or(raw.len(), |(at, _)| at);
+    raw.get(..end).unwrap_or_default()
+}
+
+#[cfg(test)]
+#[path = "message_record_tests.rs"]
+mod tests;
