@@ -12,7 +12,9 @@ use imap_codec::imap_types::core::{IString, NString, Vec1};
 use imap_codec::imap_types::envelope::{Address as ImapAddress, Envelope};
 use imap_codec::imap_types::fetch::Section;
 use mail_parser::{Address, Message, MessagePart, MimeHeaders, PartType};
-use pushmail_core::message::{header_end, parse_header, parse_message, raw_value};
+use pushmail_core::message::{
+    has_header_field, header_end, parse_header, parse_message, raw_value,
+};
 
 /// Nested messages and multiparts deeper than this are shown as opaque parts: a structure
 /// costs no more than its size.
@@ -26,6 +28,8 @@ pub(crate) struct Parsed<'x> {
     raw: &'x [u8],
     message: std::cell::OnceCell<Option<Message<'x>>>,
     header: std::cell::OnceCell<Option<Message<'x>>>,
+    /// Whether the header has a field, when nothing more of it was needed.
+    has_header: std::cell::OnceCell<bool>,
 }
 
 /// One part: the message (or embedded message) it belongs to and its index there.
@@ -123,6 +127,7 @@ impl<'x> Parsed<'x> {
             raw,
             message: std::cell::OnceCell::new(),
             header: std::cell::OnceCell::new(),
+            has_header: std::cell::OnceCell::new(),
         }
     }
 
@@ -147,9 +152,16 @@ impl<'x> Parsed<'x> {
     /// The top-level header with its blank line, and the text after it (both empty for a
     /// message the parser found nothing in, as for any section of it).
     fn split(&self) -> (&'x [u8], &'x [u8]) {
-        match self.header_only() {
-            Some(_) => self.raw.split_at(header_end(self.raw)),
-            None => (&[], &[]),
+        // What a parse made of it, or (HEADER, TEXT and HEADER.FIELDS need no more) whether a
+        // parse would find a field, without parsing any.
+        let found = match (self.message.get(), self.header.get()) {
+            (Some(message), _) => message.is_some(),
+            (None, Some(header)) => header.is_some(),
+            (None, None) => *self.has_header.get_or_init(|| has_header_field(self.raw)),
+        };
+        match found {
+            true => self.raw.split_at(header_end(self.raw)),
+            false => (&[], &[]),
         }
     }
 
