@@ -171,7 +171,7 @@ pub(crate) fn targets(selected: &Selected, set: &SequenceSet, by_uid: bool) -> V
 /// FETCH reads text (not PEEK) in a read-write view, the window's unread targets are marked
 /// `\Seen` as it is read, in one store write, not one per message.
 #[derive(Default)]
-struct MetaWindow {
+pub(crate) struct MetaWindow {
     metas: std::collections::VecDeque<MessageState>,
     marks_seen: bool,
     /// CHANGEDSINCE: a message not changed after it is left out, so it is not marked either.
@@ -197,7 +197,7 @@ impl MetaWindow {
     }
 
     /// The metadata of `uid` (the first of `targets`, in UID order), or `None` if it is gone.
-    async fn find(
+    pub(crate) async fn find(
         &mut self,
         imap: &Imap,
         account: &Address,

@@ -16,7 +16,7 @@ use pushmail_core::types::Address;
 use pushmail_store::{ChangeKind, MessagePages};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::fetch::flag_items;
+use crate::fetch::{MetaWindow, flag_items};
 use crate::keywords;
 use crate::qresync::Known;
 use crate::recent::Recent;
@@ -238,19 +238,17 @@ impl Imap {
             let line = format!("* VANISHED {}\r\n", uid_set(&vanished));
             wire.send_raw(line.as_bytes()).await?;
         }
-        // Flags of messages in the view, as they are now. Another session's STORE is rare
-        // enough to read each message alone.
-        for uid in flagged {
-            let Some(seq) = selected.sequence_of(uid) else {
-                continue;
-            };
-            let meta = self
-                .store
-                .messages(&account, &selected.folder, uid.saturating_sub(1), 1)
-                .await
-                .map_err(io)?
-                .pop()
-                .filter(|meta| meta.uid == uid);
+        // Flags of messages in the view, as they are now: their states read a window at a
+        // time (a STORE of fifty messages is one read, not fifty).
+        let flagged: Vec<(u32, u32)> = flagged
+            .into_iter()
+            .filter_map(|uid| selected.sequence_of(uid).map(|seq| (seq, uid)))
+            .collect();
+        let folder = selected.folder.clone();
+        let mut states = MetaWindow::default();
+        for (at, &(seq, uid)) in flagged.iter().enumerate() {
+            let remaining = flagged.get(at..).unwrap_or_default();
+            let meta = states.find(self, &account, &folder, uid, remaining).await?;
             let told = selected.own_flags.remove(&uid);
             let (Some(meta), Some(seq), Some(uid)) =
                 (meta, NonZeroU32::new(seq), NonZeroU32::new(uid))
