@@ -20,6 +20,7 @@ pushmail_tests::on_both_backends!(
     racing_flag_changes_are_each_applied_with_their_own_modseq,
     racing_recent_claims_give_each_message_to_one_session,
     a_deleted_account_leaves_nothing_to_whoever_takes_its_address,
+    a_message_header_is_its_bytes_up_to_the_blank_line,
 );
 
 fn inbox() -> FolderName {
@@ -541,5 +542,38 @@ async fn racing_recent_claims_give_each_message_to_one_session(
     assert!(
         store.folder(&alice, &nowhere).await.unwrap().is_none(),
         "no folder made"
+    );
+}
+
+async fn a_message_header_is_its_bytes_up_to_the_blank_line(
+    (store, alice): (Arc<dyn Store>, Address),
+) {
+    let header = b"From: Bob <bob@example.org>\r\nSubject: h\r\n\r\n".to_vec();
+    let cases: [(Vec<u8>, Vec<u8>); 3] = [
+        (
+            [&header[..], b"the text\r\n\r\nmore\r\n"].concat(),
+            header.clone(),
+        ),
+        // No blank line: all of it is header.
+        (b"Subject: no body".to_vec(), b"Subject: no body".to_vec()),
+        (
+            b"Subject: bare\n\ntext\n".to_vec(),
+            b"Subject: bare\n\n".to_vec(),
+        ),
+    ];
+    for (raw, wanted) in cases {
+        let mut new = message("x", 0);
+        new.raw = raw;
+        let Delivery::Stored { uid, .. } =
+            store.deliver(&alice, &inbox(), &new, None).await.unwrap()
+        else {
+            panic!("not stored");
+        };
+        let got = store.message_header(&alice, &inbox(), uid).await.unwrap();
+        assert_eq!(got, Some(wanted));
+    }
+    assert_eq!(
+        store.message_header(&alice, &inbox(), 99).await.unwrap(),
+        None
     );
 }

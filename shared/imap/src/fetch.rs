@@ -62,6 +62,24 @@ impl Wanted {
         self.envelope || self.body || self.structure || self.needs_text()
     }
 
+    /// Every item that reads the message's bytes reads its top-level header alone.
+    fn reads_header_only(&self) -> bool {
+        !self.rfc822
+            && !self.rfc822_text
+            && self.binaries.is_empty()
+            && self.binary_sizes.is_empty()
+            && self.sections.iter().all(|(section, _)| {
+                matches!(
+                    section,
+                    Some(
+                        Section::Header(None)
+                            | Section::HeaderFields(None, _)
+                            | Section::HeaderFieldsNot(None, _)
+                    )
+                )
+            })
+    }
+
     /// Some item is the message's bytes, not only what its structure says.
     fn needs_text(&self) -> bool {
         self.rfc822
@@ -377,12 +395,15 @@ impl Imap {
                     .then(|| self.summaries.get(account, &folder, uid_validity, uid))
                     .flatten();
                 let raw = if summary.is_none() || wanted.needs_text() {
-                    let Some(raw) = self
-                        .store
-                        .message_body(account, &folder, uid)
-                        .await
-                        .map_err(io)?
-                    else {
+                    // The header alone when nothing else of the message is read (a summary
+                    // to make reads all of it).
+                    let header_only =
+                        (summary.is_some() || !summarised) && wanted.reads_header_only();
+                    let read = match header_only {
+                        true => self.store.message_header(account, &folder, uid).await,
+                        false => self.store.message_body(account, &folder, uid).await,
+                    };
+                    let Some(raw) = read.map_err(io)? else {
                         // Expunged by another session between its metadata and its body: left
                         // out, as one expunged before its metadata was read is, rather than
                         // answered as an empty message (RFC 2180 §4.1.1 lets a server omit

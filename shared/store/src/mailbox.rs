@@ -8,6 +8,7 @@ use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{
     FlagChange, Folder, MAX_MESSAGES_PER_APPEND, MessageMeta, MessageState, NewMessage,
 };
+use pushmail_core::message::header_end;
 use pushmail_core::types::Address;
 use serde::{Deserialize, Serialize};
 
@@ -329,6 +330,21 @@ pub trait MailboxStore: Send + Sync {
         folder: &FolderName,
         uid: u32,
     ) -> StoreResult<Option<Vec<u8>>>;
+    /// A message's header as received, up to and with the blank line that ends it
+    /// ([`header_end`]): what a FETCH of header sections reads, without a copy of the body
+    /// where the backend can leave it.
+    async fn message_header(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uid: u32,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let body = self.message_body(account, folder, uid).await?;
+        Ok(body.map(|mut raw| {
+            raw.truncate(header_end(&raw));
+            raw
+        }))
+    }
     /// The account's changes numbered above `after`, oldest first, at most `limit`.
     async fn changes_since(
         &self,

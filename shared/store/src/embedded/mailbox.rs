@@ -342,6 +342,24 @@ impl crate::MailboxStore for EmbeddedStore {
         .await
     }
 
+    async fn message_header(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uid: u32,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let k = message_key(account, folder, uid);
+        self.read(move |txn| {
+            Ok(txn.open_table(BODIES)?.get(k.as_str())?.map(|body| {
+                let raw = body.value();
+                raw.get(..pushmail_core::message::header_end(raw))
+                    .unwrap_or(raw)
+                    .to_vec()
+            }))
+        })
+        .await
+    }
+
     async fn changes_since(
         &self,
         account: &Address,
