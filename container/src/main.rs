@@ -49,8 +49,10 @@ enum Command {
 /// one lock for every allocation of every thread; glibc's gives threads arenas behind locks
 /// (capped at two, they contended: a tenth of the IMAP stress load's CPU was malloc, free and
 /// their lock waits) and memory freed in one arena serves only that one. With mimalloc's
-/// per-thread heaps the stress load costs a fifth less CPU per command and an idle session a
-/// quarter less memory (docs/benchmarks.md).
+/// per-thread heaps the stress load costs a fifth less CPU per command (docs/benchmarks.md).
+/// Its v2, not v3: v3 holds freed memory for a second before it gives it back, and the process
+/// then held 400 MB under big messages arriving at once, over the DATA budget
+/// (`tests/process_memory.rs`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
