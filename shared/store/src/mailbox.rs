@@ -145,6 +145,11 @@ impl<'a, S: MailboxStore + ?Sized> MessagePages<'a, S> {
         }
     }
 
+    /// From the first message after `uid` rather than the folder's first.
+    pub fn after(self, uid: u32) -> Self {
+        Self { after: uid, ..self }
+    }
+
     /// The next page, `None` after the last.
     pub async fn next(&mut self) -> StoreResult<Option<Vec<MessageMeta>>> {
         let page = self

@@ -7,7 +7,7 @@ use pushmail_core::mailbox::{Flagged, Folder, MAX_KEPT_SUBSCRIPTIONS, MessageSta
 use super::mailbox::*;
 use super::message_record::MessageRecord;
 use super::*;
-use crate::mailbox::{Change, ChangeKind, FolderChange};
+use crate::mailbox::{Change, ChangeKind, FolderChange, MessagePages};
 
 impl EmbeddedStore {
     pub(super) async fn remove_messages(
@@ -81,33 +81,29 @@ impl EmbeddedStore {
     }
 
     /// Of `uids` (sorted), those `\Deleted` as of the last commit, read a page at a time on
-    /// the caller's thread.
+    /// the caller's thread, from the first of them to the last.
     async fn deleted_among(
         &self,
         account: &Address,
         folder: &FolderName,
         uids: Vec<u32>,
     ) -> StoreResult<Vec<u32>> {
-        const PAGE: usize = 1_000;
         let (Some(&first), Some(&last)) = (uids.first(), uids.last()) else {
             return Ok(uids);
         };
+        let mut pages = MessagePages::new(self, account, folder)
+            .of(1_000)
+            .after(first.saturating_sub(1));
         let mut deleted = Vec::new();
-        let mut after = first.saturating_sub(1);
-        while after < last {
-            let page: Vec<MessageState> = self.folder_page(account, folder, after, PAGE).await?;
-            let Some(end) = page.last().map(|state| state.uid) else {
-                break;
-            };
+        while let Some(page) = pages.next_states().await? {
             deleted.extend(
                 page.iter()
                     .filter(|state| state.is_deleted() && uids.binary_search(&state.uid).is_ok())
                     .map(|state| state.uid),
             );
-            if page.len() < PAGE {
+            if page.last().is_some_and(|state| state.uid >= last) {
                 break;
             }
-            after = end;
         }
         Ok(deleted)
     }

@@ -332,14 +332,7 @@ impl crate::MailboxStore for EmbeddedStore {
         folder: &FolderName,
         uid: u32,
     ) -> StoreResult<Option<Vec<u8>>> {
-        let k = message_key(account, folder, uid);
-        self.read(move |txn| {
-            Ok(txn
-                .open_table(BODIES)?
-                .get(k.as_str())?
-                .map(|body| body.value().to_vec()))
-        })
-        .await
+        self.stored_bytes(account, folder, uid, |raw| raw).await
     }
 
     async fn message_header(
@@ -348,14 +341,9 @@ impl crate::MailboxStore for EmbeddedStore {
         folder: &FolderName,
         uid: u32,
     ) -> StoreResult<Option<Vec<u8>>> {
-        let k = message_key(account, folder, uid);
-        self.read(move |txn| {
-            Ok(txn.open_table(BODIES)?.get(k.as_str())?.map(|body| {
-                let raw = body.value();
-                raw.get(..pushmail_core::message::header_end(raw))
-                    .unwrap_or(raw)
-                    .to_vec()
-            }))
+        self.stored_bytes(account, folder, uid, |raw| {
+            raw.get(..pushmail_core::message::header_end(raw))
+                .unwrap_or(raw)
         })
         .await
     }
@@ -385,9 +373,25 @@ impl crate::MailboxStore for EmbeddedStore {
 }
 
 impl EmbeddedStore {
+    /// What `keep` takes of a message's stored bytes, copied out of the read (only that part).
+    async fn stored_bytes(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uid: u32,
+        keep: fn(&[u8]) -> &[u8],
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let k = message_key(account, folder, uid);
+        self.read(move |txn| {
+            let body = txn.open_table(BODIES)?.get(k.as_str())?;
+            Ok(body.map(|body| keep(body.value()).to_vec()))
+        })
+        .await
+    }
+
     /// Up to `limit` of a folder's message records after `after_uid`, decoded as `T` (the whole
     /// metadata, or its state alone: `message_record.rs`).
-    pub(super) async fn folder_page<T: MessageRecord + Send + 'static>(
+    async fn folder_page<T: MessageRecord + Send + 'static>(
         &self,
         account: &Address,
         folder: &FolderName,
