@@ -44,22 +44,35 @@ enum Command {
     Probe(probe::Probe),
 }
 
-/// mimalloc, in every build: the listener allocates per command on every worker thread and the
-/// store's writer thread, and both system allocators made that a cost of its own. musl's takes
-/// one lock for every allocation of every thread; glibc's gives threads arenas behind locks
-/// (capped at two, they contended: a tenth of the IMAP stress load's CPU was malloc, free and
-/// their lock waits) and memory freed in one arena serves only that one. With mimalloc's
-/// per-thread heaps the stress load costs a fifth less CPU per command (docs/benchmarks.md).
-/// Its v2, not v3: v3 holds freed memory for a second before it gives it back, and the process
-/// then held 400 MB under big messages arriving at once, over the DATA budget
-/// (`tests/process_memory.rs`).
+/// The static (musl) build of the image: musl's allocator takes one lock for every allocation of
+/// every thread, where the listener allocates per command on every worker; mimalloc keeps
+/// per-thread heaps. Its v2, not v3: v3 holds freed memory for a second before it gives it back.
+/// The glibc build keeps glibc's allocator: with mimalloc (either version) the process held
+/// 310–433 MB under big messages arriving at once, over the DATA budget the test for it checks
+/// (`tests/process_memory.rs`), though the IMAP stress load cost a fifth less CPU per command
+/// (docs/benchmarks.md).
+#[cfg(target_env = "musl")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// glibc gives each thread that allocates its own arena, up to 8 per core, and memory freed in
+/// one arena serves only that one: with the runtime's workers and the blocking pool (password
+/// checks, the embedded store) all allocating, the listener kept about 1 KB more per idle IMAP
+/// session than it used (docs/benchmarks.md). Two arenas keep that down; the threads that
+/// contend for them are few (a worker per core, passwords checked four at a time).
+fn cap_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread is started.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
 
 /// How long a store call still blocking a thread may delay the exit once everything else stopped.
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn main() -> anyhow::Result<()> {
+    cap_malloc_arenas();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
