@@ -1,7 +1,8 @@
 //! What one SMTP session may make the server spend, tried as a harvester, a smuggler and a
 //! silent client would: error limits, RCPT counted with repeats, bytes sent before 354, BDAT
 //! and bare LFs closing the session, silence inside AUTH and before MAIL, the header From of
-//! device mail, NUL octets, and AUTH PLAIN's long initial response.
+//! device mail, NUL octets, AUTH PLAIN's long initial response, and the memory messages held at
+//! once may take.
 
 use std::time::{Duration, Instant};
 
@@ -244,4 +245,74 @@ async fn idle_connections_cannot_keep_mail_out_of_a_full_listener() {
     );
     let told = idle.first_mut().unwrap().reply().await;
     assert!(told.starts_with("421 4.7.0"), "{told}");
+}
+
+/// `kib` KiB of 1,000-octet lines after a Subject header, without the final dot.
+fn message_of_kib(kib: usize) -> Vec<u8> {
+    let mut message = b"Subject: big\r\n\r\n".to_vec();
+    while message.len() + 1000 <= kib * 1024 {
+        message.extend_from_slice(&[b'x'; 998]);
+        message.extend_from_slice(b"\r\n");
+    }
+    message
+}
+
+#[tokio::test]
+async fn messages_held_at_once_share_one_data_budget() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let budget = pushmail_smtp::DataBudget::new(1024 * 1024);
+    let smtp = h
+        .listen_smtp(
+            Smtp::inbound(h.store.clone(), SmtpSettings::default()).with_data_budget(budget),
+        )
+        .await;
+    // Alone, a message of nearly the whole budget is taken: the buffer's last growth is only
+    // what the message needs.
+    let (mut client, _) = Client::connect(smtp).await;
+    client.command("EHLO big.example").await;
+    let mut whole = message_of_kib(900);
+    whole.extend_from_slice(b".\r\n");
+    let answer = client
+        .transaction("bob@big.example", alice.as_str(), &whole)
+        .await;
+    assert!(answer.starts_with("250"), "{answer}");
+    // One session holds 600 KiB before its final dot: another's 600 KiB find the budget spent
+    // (once the server has read the first one's), and are read to their end and refused 452.
+    let (mut holder, _) = Client::connect(smtp).await;
+    holder.command("EHLO big.example").await;
+    holder
+        .start_data("bob@big.example", &[alice.as_str()])
+        .await;
+    holder.send(&message_of_kib(600)).await;
+    let mut other = message_of_kib(600);
+    other.extend_from_slice(b".\r\n");
+    let (mut client, _) = Client::connect(smtp).await;
+    client.command("EHLO big.example").await;
+    let mut taken_meanwhile = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = client
+            .transaction("bob@big.example", alice.as_str(), &other)
+            .await;
+        if answer.starts_with("452 4.3.1") {
+            break;
+        }
+        assert!(answer.starts_with("250"), "{answer}");
+        assert!(
+            Instant::now() < deadline,
+            "never refused while the budget was held"
+        );
+        taken_meanwhile += 1;
+    }
+    // The holder ends its message: it is taken, and the budget is whole again.
+    holder.send(b".\r\n").await;
+    let answer = holder.reply().await;
+    assert!(answer.starts_with("250"), "{answer}");
+    let answer = client
+        .transaction("bob@big.example", alice.as_str(), &other)
+        .await;
+    assert!(answer.starts_with("250"), "{answer}");
+    let stored = h.stored_messages(&alice, "INBOX").await;
+    assert_eq!(stored.len(), 3 + taken_meanwhile);
 }

@@ -9,7 +9,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub(crate) const BUDGET_UNIT: usize = 64 * 1024;
 
 /// The bytes of every message being received at once, across sessions and both roles: a
-/// budget in [`BUDGET_UNIT`]s. A message is taken a unit at a time as it arrives; one that
+/// budget in [`BUDGET_UNIT`]s. A message takes units as its buffer grows; one that
 /// finds the budget spent is read to its end without being kept, and answered 452 4.3.1 (the
 /// sender tries again later). No reader waits for another, so none can deadlock; whatever
 /// peers send, the messages held in memory stay within the budget.
@@ -21,9 +21,10 @@ impl DataBudget {
         Self(Arc::new(Semaphore::new((bytes / BUDGET_UNIT).max(1))))
     }
 
-    /// One more unit, if any is left.
-    pub(crate) fn take_unit(&self) -> Option<OwnedSemaphorePermit> {
-        self.0.clone().try_acquire_owned().ok()
+    /// `count` more units, if that many are left.
+    pub(crate) fn take_units(&self, count: usize) -> Option<OwnedSemaphorePermit> {
+        let count = u32::try_from(count).ok()?;
+        self.0.clone().try_acquire_many_owned(count).ok()
     }
 }
 

@@ -69,18 +69,15 @@ impl Smtp {
             if message.len() + text.len() + 2 > self.settings.max_message_bytes {
                 too_big = true;
             }
-            if !too_big && !over_budget && message.len() + text.len() + 2 > units(&held) {
-                match self.data_budget.take_unit() {
-                    Some(unit) => match &mut held {
-                        Some(held) => held.merge(unit),
-                        None => held = Some(unit),
-                    },
-                    None => {
-                        over_budget = true;
-                        message = Vec::new();
-                        held = None;
-                    }
-                }
+            let needed = message.len() + text.len() + 2;
+            if !too_big
+                && !over_budget
+                && needed > message.capacity()
+                && self.grow(&mut message, &mut held, needed).is_none()
+            {
+                over_budget = true;
+                message = Vec::new();
+                held = None;
             }
             if !too_big && !over_budget {
                 message.extend_from_slice(text);
@@ -116,8 +113,36 @@ impl Smtp {
     }
 }
 
-/// The octets the units held allow.
+impl Smtp {
+    /// Room in `message` for `needed` octets, charged to the budget: the buffer grows by half at
+    /// a time (by what is needed alone once the budget is nearly spent), and the budget is
+    /// charged for its capacity, not its length, so what the process holds is what it counts.
+    fn grow(
+        &self,
+        message: &mut Vec<u8>,
+        held: &mut Option<OwnedSemaphorePermit>,
+        needed: usize,
+    ) -> Option<()> {
+        let in_units = |octets: usize| octets.div_ceil(BUDGET_UNIT);
+        let generous = needed
+            .max(message.capacity() + message.capacity() / 2)
+            .min(self.settings.max_message_bytes.max(needed));
+        let taken = [generous, needed].into_iter().find_map(|room| {
+            let more = in_units(room).saturating_sub(units(held));
+            let units = self.data_budget.take_units(more)?;
+            Some((in_units(room) * BUDGET_UNIT, units))
+        });
+        let (room, units) = taken?;
+        match held {
+            Some(held) => held.merge(units),
+            None => *held = Some(units),
+        }
+        message.reserve_exact(room - message.len());
+        Some(())
+    }
+}
+
+/// The budget's units held.
 fn units(held: &Option<OwnedSemaphorePermit>) -> usize {
-    held.as_ref()
-        .map_or(0, |held| held.num_permits() * BUDGET_UNIT)
+    held.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
 }
