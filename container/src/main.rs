@@ -44,35 +44,20 @@ enum Command {
     Probe(probe::Probe),
 }
 
-/// The static (musl) build of the image: musl's allocator takes one lock for every allocation of
-/// every thread, where the listener allocates per command on every worker; mimalloc keeps
-/// per-thread heaps. Its v2, not v3: v3 holds freed memory for a second before it gives it back.
-/// The glibc build keeps glibc's allocator: with mimalloc (either version) the process held
-/// 310–433 MB under big messages arriving at once, over the DATA budget the test for it checks
-/// (`tests/process_memory.rs`), though the IMAP stress load cost a fifth less CPU per command
-/// (docs/benchmarks.md).
-#[cfg(target_env = "musl")]
+/// mimalloc in every build, v2: the listener allocates per command on every worker, and
+/// mimalloc's per-thread heaps take no lock for it, where musl's allocator (the image's static
+/// build) takes one for every allocation of every thread and glibc's arenas were contended by the
+/// workers and the store's writer (a fifth less CPU per IMAP command: docs/benchmarks.md). Not
+/// v3: it holds freed memory for a second before it gives it back. SMTP DATA keeps messages in
+/// chunks that never move, so what the allocator holds under big messages stays with the DATA
+/// budget (`tests/process_memory.rs`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// glibc gives each thread that allocates its own arena, up to 8 per core, and memory freed in
-/// one arena serves only that one: with the runtime's workers and the blocking pool (password
-/// checks, the embedded store) all allocating, the listener kept about 1 KB more per idle IMAP
-/// session than it used (docs/benchmarks.md). Two arenas keep that down; the threads that
-/// contend for them are few (a worker per core, passwords checked four at a time).
-fn cap_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before any thread is started.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
 
 /// How long a store call still blocking a thread may delay the exit once everything else stopped.
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn main() -> anyhow::Result<()> {
-    cap_malloc_arenas();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -3,9 +3,8 @@
 //! a line ends in a bare CR or LF, or the process's DATA memory budget is spent.
 
 use tokio::io::AsyncBufRead;
-use tokio::sync::OwnedSemaphorePermit;
 
-use crate::budget::{BUDGET_UNIT, Held};
+use crate::budget::{Arriving, Held};
 use crate::reply::{self, Enhanced, Reply};
 use tracing::warn;
 
@@ -18,8 +17,7 @@ impl Smtp {
         &self,
         reader: &mut R,
     ) -> std::io::Result<Result<Held, Reply>> {
-        let mut message = Vec::new();
-        let mut held: Option<OwnedSemaphorePermit> = None;
+        let mut message = Arriving::new(&self.data_budget);
         let mut over_budget = false;
         let (mut too_big, mut too_long, mut bare) = (false, false, false);
         // CRLF.CRLF ends the message only after a line that itself ended in CRLF.
@@ -69,19 +67,8 @@ impl Smtp {
             if message.len() + text.len() + 2 > self.settings.max_message_bytes {
                 too_big = true;
             }
-            let needed = message.len() + text.len() + 2;
-            if !too_big
-                && !over_budget
-                && needed > message.capacity()
-                && self.grow(&mut message, &mut held, needed).is_none()
-            {
+            if !too_big && !over_budget && !message.push_line(text) {
                 over_budget = true;
-                message = Vec::new();
-                held = None;
-            }
-            if !too_big && !over_budget {
-                message.extend_from_slice(text);
-                message.extend_from_slice(b"\r\n");
             }
         }
         if bare {
@@ -102,47 +89,11 @@ impl Smtp {
             return Ok(Err(Reply::new(452, Enhanced(4, 3, 1), why)));
         }
         // No mail format carries NUL without BINARYMIME (not offered); readers truncate at it.
-        if message.contains(&0) {
+        let held = message.into_held();
+        if held.message.contains(&0) {
             let why = "NUL octets are not allowed in a message";
             return Ok(Err(Reply::new(550, Enhanced(5, 6, 0), why)));
         }
-        Ok(Ok(Held {
-            message,
-            _budget: held,
-        }))
+        Ok(Ok(held))
     }
-}
-
-impl Smtp {
-    /// Room in `message` for `needed` octets, charged to the budget: the buffer grows by half at
-    /// a time (by what is needed alone once the budget is nearly spent), and the budget is
-    /// charged for its capacity, not its length, so what the process holds is what it counts.
-    fn grow(
-        &self,
-        message: &mut Vec<u8>,
-        held: &mut Option<OwnedSemaphorePermit>,
-        needed: usize,
-    ) -> Option<()> {
-        let in_units = |octets: usize| octets.div_ceil(BUDGET_UNIT);
-        let generous = needed
-            .max(message.capacity() + message.capacity() / 2)
-            .min(self.settings.max_message_bytes.max(needed));
-        let taken = [generous, needed].into_iter().find_map(|room| {
-            let more = in_units(room).saturating_sub(units(held));
-            let units = self.data_budget.take_units(more)?;
-            Some((in_units(room) * BUDGET_UNIT, units))
-        });
-        let (room, units) = taken?;
-        match held {
-            Some(held) => held.merge(units),
-            None => *held = Some(units),
-        }
-        message.reserve_exact(room - message.len());
-        Some(())
-    }
-}
-
-/// The budget's units held.
-fn units(held: &Option<OwnedSemaphorePermit>) -> usize {
-    held.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
 }
