@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, Utc};
+use pipelined_file::Syncs;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -256,8 +257,8 @@ fn cursor_key(cursor: Option<&str>, prefix: &str) -> Result<Option<String>, Stor
 impl EmbeddedStore {
     /// Opens (or creates) the store file, creating every table so readers never miss one.
     pub fn open(path: &Path) -> StoreResult<Self> {
-        let open = || -> TxResult<Database> {
-            let db = Database::create(path)?;
+        let open = || -> TxResult<(Database, Syncs)> {
+            let (db, syncs) = pipelined_file::open_database(path)?;
             let txn = db.begin_write()?;
             for table in ALL_TABLES {
                 txn.open_table(table)?;
@@ -266,11 +267,12 @@ impl EmbeddedStore {
             relay::create_tables(&txn)?;
             notices::create_tables(&txn)?;
             txn.commit()?;
-            Ok(db)
+            Ok((db, syncs))
         };
-        let db = Arc::new(open()?);
+        let (db, syncs) = open()?;
+        let db = Arc::new(db);
         Ok(Self {
-            writer: Arc::new(writer::Writer::start(db.clone())?),
+            writer: Arc::new(writer::Writer::start(db.clone(), syncs)?),
             db,
         })
     }
@@ -415,5 +417,6 @@ mod mailbox;
 mod message_record;
 mod notices;
 mod outbox;
+mod pipelined_file;
 mod relay;
 mod writer;

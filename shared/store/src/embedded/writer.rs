@@ -4,7 +4,8 @@
 //! disk's commits per second, one after another. Instead one thread runs the writes, as a pass:
 //! every write waiting (up to [`MOST_PER_PASS`], or [`MOST_BYTES_PER_PASS`] of mail) runs in one
 //! transaction, committed without an fsync (`Durability::None`); then one durable commit makes
-//! them all durable (redb: a non-durable commit is persisted by the next durable one).
+//! them all durable (redb: a non-durable commit is persisted by the next durable one). A pass
+//! whose writes all wait for the disk is itself committed durably: one commit, not two.
 //!
 //! One write's failure never touches another's: if a write fails or panics, the pass's
 //! transaction is dropped unwritten and its writes run again, each in a transaction of its own
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, WriteTransaction};
 
+use super::pipelined_file::Syncs;
 use super::{Fail, TxResult};
 use crate::{StoreError, StoreResult};
 
@@ -112,11 +114,12 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub fn start(db: Arc<Database>) -> StoreResult<Self> {
+    /// Runs the writes to `db`, whose file's syncs `syncs` tells of.
+    pub fn start(db: Arc<Database>, syncs: Syncs) -> StoreResult<Self> {
         let (jobs, queue) = channel::<Box<dyn Job>>();
         let thread = std::thread::Builder::new()
             .name("pushmail-redb-writer".into())
-            .spawn(move || write_passes(&db, &queue))
+            .spawn(move || write_passes(&db, &syncs, &queue))
             .map_err(|e| StoreError::Backend(format!("embedded store writer: {e}")))?;
         Ok(Self {
             jobs: Some(jobs),
@@ -164,7 +167,7 @@ impl Drop for Writer {
     }
 }
 
-fn write_passes(db: &Database, queue: &Receiver<Box<dyn Job>>) {
+fn write_passes(db: &Database, syncs: &Syncs, queue: &Receiver<Box<dyn Job>>) {
     // Since when writes answered at their commit wait for a durable one.
     let mut unsynced_since: Option<Instant> = None;
     loop {
@@ -176,25 +179,29 @@ fn write_passes(db: &Database, queue: &Receiver<Box<dyn Job>>) {
         let first = match first {
             Ok(job) => job,
             Err(RecvTimeoutError::Timeout) => {
-                sync(db, Vec::new());
+                sync(db, syncs, Vec::new());
                 unsynced_since = None;
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => {
                 if unsynced_since.is_some() {
-                    sync(db, Vec::new());
+                    sync(db, syncs, Vec::new());
                 }
                 return;
             }
         };
-        let waiting = run_pass(db, queue, first);
+        let Some(waiting) = run_pass(db, syncs, queue, first) else {
+            // Committed durably itself: so is every write before it.
+            unsynced_since = None;
+            continue;
+        };
         unsynced_since.get_or_insert_with(Instant::now);
         // A write waiting for the disk brings the others' durable commit with it; without one,
         // they wait at most MOST_UNSYNCED (the timeout above).
         if !waiting.is_empty()
             || unsynced_since.is_some_and(|since| since.elapsed() >= MOST_UNSYNCED)
         {
-            sync(db, waiting);
+            sync(db, syncs, waiting);
             unsynced_since = None;
         }
     }
@@ -205,8 +212,14 @@ type Waiting = (Box<dyn Job>, Result<(), String>);
 
 /// Runs `first` and the writes queued behind it in one transaction, as they come (up to the
 /// pass's bounds); answers those answered at their commit; gives back those that wait for the
-/// durable commit.
-fn run_pass(db: &Database, queue: &Receiver<Box<dyn Job>>, first: Box<dyn Job>) -> Vec<Waiting> {
+/// durable commit. A pass of writes that all wait for the disk is committed durably itself, one
+/// commit instead of two, and answered at once: then `None`.
+fn run_pass(
+    db: &Database,
+    syncs: &Syncs,
+    queue: &Receiver<Box<dyn Job>>,
+    first: Box<dyn Job>,
+) -> Option<Vec<Waiting>> {
     let mut pass: Vec<Box<dyn Job>> = Vec::new();
     let mut bytes = 0;
     let mut next = Some(first);
@@ -233,11 +246,19 @@ fn run_pass(db: &Database, queue: &Receiver<Box<dyn Job>>, first: Box<dyn Job>) 
             next = queue.try_recv().ok();
         }
     }
-    if let (Ok(txn), false) = (together, failed) {
+    if let (Ok(mut txn), false) = (together, failed) {
+        let durable = pass.iter().all(|job| job.answered() == Answered::Durable)
+            && txn.set_durability(Durability::Immediate).is_ok();
         let committed = txn
             .commit()
             .map_err(|e| StoreError::from(Fail::from(e)).to_string());
-        return answer_committed(pass.into_iter().map(|job| (job, committed.clone())));
+        if durable {
+            answer_after_sync(syncs, pass.into_iter().map(|job| (job, committed.clone())));
+            return None;
+        }
+        return Some(answer_committed(
+            pass.into_iter().map(|job| (job, committed.clone())),
+        ));
     }
     // One write failed: none of the pass's is kept; each runs again on its own.
     let alone = pass.into_iter().filter_map(|mut job| {
@@ -255,7 +276,7 @@ fn run_pass(db: &Database, queue: &Receiver<Box<dyn Job>>, first: Box<dyn Job>) 
             Err(_) => None,
         }
     });
-    answer_committed(alone.collect::<Vec<_>>())
+    Some(answer_committed(alone.collect::<Vec<_>>()))
 }
 
 /// Answers the writes answered at their commit; gives back the others.
@@ -279,15 +300,37 @@ fn begin(db: &Database) -> TxResult<WriteTransaction> {
 }
 
 /// The durable commit: every write before it on disk, then those waiting for it answered.
-fn sync(db: &Database, waiting: Vec<Waiting>) {
+fn sync(db: &Database, syncs: &Syncs, waiting: Vec<Waiting>) {
     let flushed = flush(db).map_err(|fail| StoreError::from(fail).to_string());
     if let Err(why) = &flushed {
         // Those answered at their commit cannot be told: said here.
         tracing::error!(%why, "embedded store: durable commit failed");
     }
-    for (job, committed) in waiting {
-        job.answer(committed.and(flushed.clone()));
+    answer_after_sync(
+        syncs,
+        waiting
+            .into_iter()
+            .map(|(job, committed)| (job, committed.and(flushed.clone()))),
+    );
+}
+
+/// Answers `waiting` once the file's sync under way is done (the sync thread does, so the
+/// writer goes on meanwhile: `pipelined_file.rs`); at once those whose commit failed.
+fn answer_after_sync(syncs: &Syncs, waiting: impl IntoIterator<Item = Waiting>) {
+    let (committed, failed): (Vec<Waiting>, Vec<Waiting>) = waiting
+        .into_iter()
+        .partition(|(_, committed)| committed.is_ok());
+    for (job, why) in failed {
+        job.answer(why);
     }
+    if committed.is_empty() {
+        return;
+    }
+    syncs.after_sync(move |synced| {
+        for (job, committed) in committed {
+            job.answer(committed.and(synced.clone()));
+        }
+    });
 }
 
 /// An empty durable commit: every non-durable commit before it is on disk when it returns.
@@ -333,8 +376,11 @@ mod tests {
     #[test]
     fn one_failing_write_in_a_pass_undoes_no_other() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = Arc::new(Database::create(dir.path().join("store.redb")).expect("db"));
-        let writer = Arc::new(Writer::start(db.clone()).expect("writer"));
+        let (db, syncs) =
+            super::super::pipelined_file::open_database(&dir.path().join("store.redb"))
+                .expect("db");
+        let db = Arc::new(db);
+        let writer = Arc::new(Writer::start(db.clone(), syncs).expect("writer"));
         let queued = Arc::new(AtomicUsize::new(0));
         let held = Arc::new(AtomicBool::new(false));
         let runtime = tokio::runtime::Builder::new_multi_thread()
