@@ -4,6 +4,7 @@
 //! PEEKed or in an EXAMINEd folder.
 
 use std::num::{NonZeroU32, NonZeroU64};
+use std::sync::Arc;
 
 use chrono::Timelike;
 use imap_codec::imap_types::IntoStatic;
@@ -25,7 +26,7 @@ use crate::binary;
 use crate::mime::Parsed;
 use crate::reply::{Result, io};
 use crate::state::{Imap, Session};
-use crate::summaries::Summary;
+use crate::summaries::{self, Summary};
 use crate::uids::Ranges;
 use crate::view::Selected;
 use crate::wire::Wire;
@@ -348,6 +349,8 @@ impl Imap {
             }
             let mut items = Vec::new();
             let mut origins = Vec::new();
+            // ENVELOPE, BODY and BODYSTRUCTURE, as the summary kept them written.
+            let mut kept: Option<Arc<Summary>> = None;
             if wanted.uid
                 && let Some(uid) = NonZeroU32::new(uid)
             {
@@ -422,17 +425,7 @@ impl Imap {
                             .keep(account, &folder, uid_validity, uid, made),
                     );
                 }
-                if let Some(summary) = &summary {
-                    if wanted.envelope {
-                        items.push(MessageDataItem::Envelope(summary.envelope.clone()));
-                    }
-                    if wanted.body {
-                        items.push(MessageDataItem::Body(summary.body.clone()));
-                    }
-                    if wanted.structure {
-                        items.push(MessageDataItem::BodyStructure(summary.structure.clone()));
-                    }
-                }
+                kept = summary;
                 if wanted.rfc822 {
                     items.push(MessageDataItem::Rfc822(literal(raw.clone())));
                 }
@@ -469,15 +462,37 @@ impl Imap {
                     });
                 }
             }
-            let (Some(seq), Ok(items)) = (NonZeroU32::new(seq), Vec1::try_from(items)) else {
+            let Some(seq) = NonZeroU32::new(seq) else {
                 continue;
             };
-            let response = Response::Data(Data::Fetch { seq, items });
-            if origins.is_empty() {
-                wire.send(&response).await?;
-            } else {
-                let bytes = binary::encode_with_origins(&response, &origins);
-                wire.send_raw(&bytes).await?;
+            let written: Vec<&[u8]> = kept.as_deref().map_or_else(Vec::new, |summary| {
+                [
+                    (wanted.envelope, &summary.envelope),
+                    (wanted.body, &summary.body),
+                    (wanted.structure, &summary.structure),
+                ]
+                .into_iter()
+                .filter(|(wanted, _)| *wanted)
+                .map(|(_, item)| item.as_slice())
+                .collect()
+            });
+            let encoded = Vec1::try_from(items).ok().map(|items| {
+                let response = Response::Data(Data::Fetch { seq, items });
+                (!origins.is_empty() || !written.is_empty())
+                    .then(|| binary::encode_with_origins(&response, &origins))
+                    .ok_or(response)
+            });
+            match encoded {
+                Some(Err(response)) => wire.send(&response).await?,
+                Some(Ok(bytes)) => {
+                    wire.send_raw(&summaries::fetch_response(seq, Some(bytes), &written))
+                        .await?;
+                }
+                None if written.is_empty() => continue,
+                None => {
+                    wire.send_raw(&summaries::fetch_response(seq, None, &written))
+                        .await?;
+                }
             }
         }
         if marked_any {

@@ -4,13 +4,12 @@
 //! UIDVALIDITY, above any its address gave before), so nothing kept goes stale. Bounded by an
 //! estimate of the memory it holds, the least recently used let go first.
 
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
 use imap_codec::ResponseCodec;
 use imap_codec::encode::Encoder;
-use imap_codec::imap_types::body::BodyStructure;
 use imap_codec::imap_types::core::Vec1;
-use imap_codec::imap_types::envelope::Envelope;
 use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::response::{Data, Response};
 use lru::LruCache;
@@ -19,45 +18,83 @@ use pushmail_core::types::Address;
 
 use crate::mime::Parsed;
 
-/// What one parse of a message gives FETCH's structure items.
+/// What one parse of a message gives FETCH's structure items, as they are written inside a
+/// FETCH response's parentheses (`ENVELOPE (...)`): a FETCH that finds them spends nothing on
+/// them but a copy of their bytes.
 #[derive(Debug)]
 pub(crate) struct Summary {
-    pub envelope: Envelope<'static>,
-    pub body: BodyStructure<'static>,
-    pub structure: BodyStructure<'static>,
+    pub envelope: Vec<u8>,
+    pub body: Vec<u8>,
+    pub structure: Vec<u8>,
     /// The estimate of the memory it holds, counted against the budget.
     weight: usize,
 }
 
 impl Summary {
     pub fn of(parsed: &Parsed<'_>) -> Self {
-        let (envelope, body, structure) = (
-            parsed.envelope(),
-            parsed.structure(false),
-            parsed.structure(true),
-        );
-        // The three as IMAP writes them, and as much again for the types' own overhead
-        // (vectors, enums, strings' lengths): an estimate that grows with what is kept.
-        let items = vec![
-            MessageDataItem::Envelope(envelope.clone()),
-            MessageDataItem::Body(body.clone()),
-            MessageDataItem::BodyStructure(structure.clone()),
-        ];
-        let written = Vec1::try_from(items)
-            .ok()
-            .map(|items| {
-                let seq = std::num::NonZeroU32::MIN;
-                let fetch = Response::Data(Data::Fetch { seq, items });
-                ResponseCodec::default().encode(&fetch).dump().len()
-            })
-            .unwrap_or(0);
+        let envelope = written_item(MessageDataItem::Envelope(parsed.envelope()));
+        let body = written_item(MessageDataItem::Body(parsed.structure(false)));
+        let structure = written_item(MessageDataItem::BodyStructure(parsed.structure(true)));
+        let weight =
+            envelope.len() + body.len() + structure.len() + std::mem::size_of::<Self>() + 256;
         Self {
             envelope,
             body,
             structure,
-            weight: 2 * written + std::mem::size_of::<Self>() + 256,
+            weight,
         }
     }
+}
+
+/// What opens a FETCH response for message 1, and what closes every one.
+const FIRST_FETCH: &[u8] = b"* 1 FETCH (";
+const FETCH_END: &[u8] = b")\r\n";
+
+/// One FETCH item as imap-codec writes it inside a response's parentheses.
+pub(crate) fn written_item(item: MessageDataItem<'_>) -> Vec<u8> {
+    let items = Vec1::from(item);
+    let fetch = Response::Data(Data::Fetch {
+        seq: NonZeroU32::MIN,
+        items,
+    });
+    let bytes = ResponseCodec::default().encode(&fetch).dump();
+    bytes
+        .strip_prefix(FIRST_FETCH)
+        .and_then(|item| item.strip_suffix(FETCH_END))
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default()
+}
+
+/// A FETCH response of `seq`: `encoded`, imap-codec's writing of the items made for this
+/// response (if any), then the `written` ones (a summary's), inside the one pair of parentheses.
+/// The order of items in a FETCH response is free (RFC 3501 §7.4.2).
+pub(crate) fn fetch_response(
+    seq: NonZeroU32,
+    encoded: Option<Vec<u8>>,
+    written: &[&[u8]],
+) -> Vec<u8> {
+    let length = written.iter().map(|item| item.len() + 1).sum::<usize>();
+    let mut bytes = match encoded {
+        Some(mut encoded) if encoded.ends_with(FETCH_END) => {
+            encoded.truncate(encoded.len() - FETCH_END.len());
+            encoded.reserve(length + FETCH_END.len());
+            encoded.push(b' ');
+            encoded
+        }
+        _ => {
+            let mut opening = Vec::with_capacity(32 + length);
+            opening.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+            opening
+        }
+    };
+    for (at, item) in written.iter().enumerate() {
+        if at > 0 {
+            bytes.push(b' ');
+        }
+        bytes.extend_from_slice(item);
+    }
+    bytes.extend_from_slice(FETCH_END);
+    bytes
 }
 
 /// One message's bytes for good: a folder made again has a new UIDVALIDITY.
@@ -170,6 +207,52 @@ mod tests {
         }
         raw.push_str("--b--\r\n");
         raw.into_bytes()
+    }
+
+    #[test]
+    fn a_response_with_kept_items_is_what_imap_codec_writes_for_them_all() {
+        let odd = "From: \"Bob \\\"B\\\"\" <bob@example.org>\r\nSubject: caf\u{e9} \"quoted\" {5}\r\n\
+                   To: undisclosed-recipients:;\r\n\r\nbody\r\n";
+        for raw in [message(1, 0), message(2, 3), odd.as_bytes().to_vec()] {
+            let parsed = Parsed::new(&raw);
+            let summary = Summary::of(&parsed);
+            let seq = NonZeroU32::new(42).expect("nonzero");
+            let made = vec![
+                MessageDataItem::Uid(NonZeroU32::new(7).expect("nonzero")),
+                MessageDataItem::Rfc822Size(99),
+            ];
+            let typed = |items: Vec<MessageDataItem<'static>>| {
+                let items = Vec1::try_from(items).expect("items");
+                ResponseCodec::default()
+                    .encode(&Response::Data(Data::Fetch { seq, items }))
+                    .dump()
+            };
+            let mut all = made.clone();
+            all.extend([
+                MessageDataItem::Envelope(parsed.envelope()),
+                MessageDataItem::Body(parsed.structure(false)),
+                MessageDataItem::BodyStructure(parsed.structure(true)),
+            ]);
+            let written = [
+                summary.envelope.as_slice(),
+                summary.body.as_slice(),
+                summary.structure.as_slice(),
+            ];
+            assert_eq!(
+                fetch_response(seq, Some(typed(made)), &written),
+                typed(all),
+                "{}",
+                String::from_utf8_lossy(&raw)
+            );
+            let kept_only = typed(vec![
+                MessageDataItem::Envelope(parsed.envelope()),
+                MessageDataItem::BodyStructure(parsed.structure(true)),
+            ]);
+            assert_eq!(
+                fetch_response(seq, None, &[&summary.envelope, &summary.structure]),
+                kept_only
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use pushmail_core::counts::{Counts, Place};
 use pushmail_core::types::Address;
 
 use imap_codec::decode::Decoder;
-use imap_codec::encode::Encoder;
+use imap_codec::encode::{Encoder, Fragment};
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::auth::AuthenticateData;
@@ -401,12 +401,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     }
 
     pub async fn send(&mut self, response: &Response<'_>) -> io::Result<()> {
-        let bytes = ResponseCodec::default().encode(response).dump();
+        let encoded = ResponseCodec::default().encode(response);
         if self.out.is_empty() {
             // Taken as it is rather than copied: most answers are one response.
-            self.out = bytes;
+            self.out = encoded.dump();
         } else {
-            self.out.extend_from_slice(&bytes);
+            // Each fragment straight into the queue: no buffer of its own for the response
+            // (a FETCH answers with one per message).
+            for fragment in encoded {
+                match fragment {
+                    Fragment::Line { data } | Fragment::Literal { data, .. } => {
+                        self.out.extend_from_slice(&data);
+                    }
+                }
+            }
         }
         self.write_if_full().await
     }
