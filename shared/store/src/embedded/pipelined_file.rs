@@ -142,6 +142,15 @@ impl PipelinedFile {
     }
 }
 
+impl Drop for PipelinedFile {
+    /// redb closes the file before dropping it; should it not, the sync thread still ends
+    /// (after any sync asked for).
+    fn drop(&mut self) {
+        self.shared.state().closing = true;
+        self.shared.changed.notify_all();
+    }
+}
+
 /// The sync thread: syncs whenever asked, then tells those waiting for it.
 fn sync_when_asked(file: &FileBackend, shared: &Shared) {
     let mut state = shared.state();
