@@ -12,7 +12,6 @@
 //! then unknown, and going on would build on it.
 
 use std::fmt;
-use std::fs::File;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -32,6 +31,7 @@ pub(super) fn open_database(path: &Path) -> TxResult<(Database, Syncs)> {
         .create(true)
         .truncate(false)
         .open(path)
+        .and_then(|file| FileBackend::new(file).map_err(std::io::Error::other))
         .and_then(PipelinedFile::new)
         .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
     let (file, syncs) = file;
@@ -89,21 +89,22 @@ impl Syncs {
     }
 }
 
-struct PipelinedFile {
-    file: Arc<FileBackend>,
+/// `B`: redb's own file backend; another in tests.
+struct PipelinedFile<B: StorageBackend> {
+    file: Arc<B>,
     shared: Arc<Shared>,
     syncer: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl fmt::Debug for PipelinedFile {
+impl<B: StorageBackend> fmt::Debug for PipelinedFile<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PipelinedFile").finish_non_exhaustive()
     }
 }
 
-impl PipelinedFile {
-    fn new(file: File) -> std::io::Result<(Self, Syncs)> {
-        let file = Arc::new(FileBackend::new(file).map_err(std::io::Error::other)?);
+impl<B: StorageBackend> PipelinedFile<B> {
+    fn new(file: B) -> std::io::Result<(Self, Syncs)> {
+        let file = Arc::new(file);
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
@@ -112,7 +113,7 @@ impl PipelinedFile {
             let (file, shared) = (file.clone(), shared.clone());
             std::thread::Builder::new()
                 .name("pushmail-redb-sync".into())
-                .spawn(move || sync_when_asked(&file, &shared))?
+                .spawn(move || sync_when_asked(file.as_ref(), &shared))?
         };
         let syncs = Syncs(shared.clone());
         let pipelined = Self {
@@ -142,7 +143,7 @@ impl PipelinedFile {
     }
 }
 
-impl Drop for PipelinedFile {
+impl<B: StorageBackend> Drop for PipelinedFile<B> {
     /// redb closes the file before dropping it; should it not, the sync thread still ends
     /// (after any sync asked for).
     fn drop(&mut self) {
@@ -152,7 +153,7 @@ impl Drop for PipelinedFile {
 }
 
 /// The sync thread: syncs whenever asked, then tells those waiting for it.
-fn sync_when_asked(file: &FileBackend, shared: &Shared) {
+fn sync_when_asked(file: &impl StorageBackend, shared: &Shared) {
     let mut state = shared.state();
     loop {
         if state.done < state.asked && state.failed.is_none() {
@@ -188,7 +189,7 @@ fn sync_when_asked(file: &FileBackend, shared: &Shared) {
     }
 }
 
-impl StorageBackend for PipelinedFile {
+impl<B: StorageBackend> StorageBackend for PipelinedFile<B> {
     fn len(&self) -> std::io::Result<u64> {
         self.file.len()
     }
@@ -267,18 +268,124 @@ impl StorageBackend for PipelinedFile {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::mpsc::{Receiver, Sender, channel};
+    use std::time::Duration;
+
+    use redb::backends::InMemoryBackend;
+
     use super::*;
+
+    /// In memory, with each sync held until the test lets it go (or fails it), and the writes
+    /// that reached it counted.
+    #[derive(Debug)]
+    struct HeldSyncs {
+        memory: InMemoryBackend,
+        writes: Mutex<Vec<u64>>,
+        release: Mutex<Receiver<Result<(), String>>>,
+    }
+
+    impl HeldSyncs {
+        fn new() -> (Self, Sender<Result<(), String>>) {
+            let (release, released) = channel();
+            let memory = InMemoryBackend::new();
+            memory.set_len(4096).expect("room");
+            let backend = Self {
+                memory,
+                writes: Mutex::new(Vec::new()),
+                release: Mutex::new(released),
+            };
+            (backend, release)
+        }
+    }
+
+    impl StorageBackend for HeldSyncs {
+        fn len(&self) -> std::io::Result<u64> {
+            self.memory.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            self.memory.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.memory.set_len(len)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            let released = self.release.lock().expect("lock").recv();
+            released
+                .map_err(std::io::Error::other)?
+                .map_err(std::io::Error::other)
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.writes.lock().expect("lock").push(offset);
+            self.memory.write(offset, data)
+        }
+    }
+
+    fn told(heard: &Receiver<Result<(), String>>) -> Option<Result<(), String>> {
+        heard.recv_timeout(Duration::from_millis(200)).ok()
+    }
+
+    #[test]
+    fn no_write_reaches_the_file_before_the_sync_asked_ahead_of_it_is_done() {
+        let (backend, release) = HeldSyncs::new();
+        let (file, syncs) = PipelinedFile::new(backend).expect("pipelined");
+        let file = Arc::new(file);
+        file.write(0, &[1; 64]).expect("write");
+        file.sync_data().expect("sync asked");
+        let (tell, heard) = channel();
+        syncs.after_sync(move |synced| tell.send(synced).expect("send"));
+        // The writer goes on: its next write waits for the sync.
+        let writer = {
+            let file = file.clone();
+            std::thread::spawn(move || file.write(64, &[2; 64]))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            *file.file.writes.lock().expect("lock"),
+            [0],
+            "held behind the sync"
+        );
+        assert_eq!(told(&heard), None, "not told before the sync is done");
+        release.send(Ok(())).expect("release");
+        assert_eq!(told(&heard), Some(Ok(())));
+        writer.join().expect("writer").expect("write");
+        assert_eq!(*file.file.writes.lock().expect("lock"), [0, 64]);
+        file.close().expect("close");
+    }
+
+    #[test]
+    fn a_failed_sync_fails_those_waiting_and_every_write_and_sync_after_it() {
+        let (backend, release) = HeldSyncs::new();
+        let (file, syncs) = PipelinedFile::new(backend).expect("pipelined");
+        file.write(0, &[1; 64]).expect("write");
+        file.sync_data().expect("sync asked");
+        let (tell, heard) = channel();
+        let waiting = tell.clone();
+        syncs.after_sync(move |synced| waiting.send(synced).expect("send"));
+        release.send(Err("disk gone".into())).expect("release");
+        assert!(matches!(told(&heard), Some(Err(why)) if why.contains("disk gone")));
+        assert!(file.write(64, &[2; 64]).is_err());
+        assert!(file.set_len(1 << 20).is_err());
+        assert!(file.sync_data().is_err());
+        syncs.after_sync(move |synced| tell.send(synced).expect("send"));
+        assert!(
+            matches!(told(&heard), Some(Err(_))),
+            "told at once, and not told Ok"
+        );
+        assert_eq!(*file.file.writes.lock().expect("lock"), [0]);
+        assert!(file.close().is_err());
+    }
 
     #[test]
     fn those_waiting_are_told_once_the_sync_asked_for_is_done_and_writes_keep_their_order() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let file = File::options()
+        let file = std::fs::File::options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(dir.path().join("file"))
             .expect("file");
+        let file = FileBackend::new(file).expect("backend");
         let (file, syncs) = PipelinedFile::new(file).expect("pipelined");
         let (told, heard) = std::sync::mpsc::channel();
         // Nothing asked: told at once.
