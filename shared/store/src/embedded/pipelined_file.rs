@@ -59,6 +59,18 @@ struct Shared {
 }
 
 impl Shared {
+    /// Until no sync is under way, or one failed; the state then.
+    fn wait_idle(&self) -> MutexGuard<'_, State> {
+        let mut state = self.state();
+        while state.failed.is_none() && state.done < state.asked {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        state
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // Nothing panics while holding it; a poisoned lock still holds a consistent state.
         self.state
@@ -72,6 +84,11 @@ impl Shared {
 pub(super) struct Syncs(Arc<Shared>);
 
 impl Syncs {
+    /// Waits until no sync is under way (or one failed): a write then reaches the file at once.
+    pub fn wait_idle(&self) {
+        drop(self.0.wait_idle());
+    }
+
     /// Tells `then` once every sync asked for until now is done (at once if they are).
     pub fn after_sync(&self, then: impl FnOnce(Result<(), String>) + Send + 'static) {
         let mut state = self.0.state();
@@ -126,15 +143,7 @@ impl<B: StorageBackend> PipelinedFile<B> {
 
     /// Waits until no sync is under way; the error of a failed one.
     fn synced(&self) -> std::io::Result<()> {
-        let mut state = self.shared.state();
-        while state.failed.is_none() && state.done < state.asked {
-            state = self
-                .shared
-                .changed
-                .wait(state)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-        match &state.failed {
+        match &self.shared.wait_idle().failed {
             Some(why) => Err(std::io::Error::other(format!(
                 "an earlier sync failed: {why}"
             ))),

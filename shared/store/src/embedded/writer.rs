@@ -14,9 +14,16 @@
 //! A write is answered once that durable commit is done ([`Answered::Durable`]), except the
 //! few a client can simply make again, answered at their pass's commit ([`Answered::Committed`]);
 //! a pass of those alone waits for the next pass's durable commit, at most [`MOST_UNSYNCED`].
+//!
+//! One of those few runs on its caller's thread when no pass runs or waits ([`Turn`]): a commit
+//! without an fsync writes nothing to the file, so it costs its caller only the write itself,
+//! not the two thread wake-ups of a round trip to the writer thread (most IMAP commands that
+//! write are such: flag changes, `\Recent` claims, expunges). The writer thread still makes it
+//! durable within [`MOST_UNSYNCED`].
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -107,23 +114,63 @@ where
     }
 }
 
+/// What the writer thread is sent.
+enum Message {
+    Job(Box<dyn Job>),
+    /// A write ran on its caller's thread, committed without an fsync: the next durable commit
+    /// is due within [`MOST_UNSYNCED`].
+    Unsynced,
+}
+
+/// Who may begin a write transaction: the writer thread for a pass, or a caller with a write
+/// answered at its commit while no pass runs or waits.
+#[derive(Default)]
+struct Turn {
+    held: Mutex<()>,
+    /// The writer thread waits for the turn: callers leave it to it.
+    writer_waiting: AtomicBool,
+    /// A write on a caller's thread was committed since the last durable commit.
+    unsynced: AtomicBool,
+}
+
+impl Turn {
+    /// The writer thread's turn, once the caller holding it is done.
+    fn take(&self) -> MutexGuard<'_, ()> {
+        self.writer_waiting.store(true, Ordering::Release);
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.writer_waiting.store(false, Ordering::Release);
+        held
+    }
+}
+
 pub(super) struct Writer {
     /// `None` only while dropping: closing the queue is what ends the thread.
-    jobs: Option<Sender<Box<dyn Job>>>,
+    jobs: Option<Sender<Message>>,
     thread: Option<JoinHandle<()>>,
+    db: Arc<Database>,
+    turn: Arc<Turn>,
 }
 
 impl Writer {
     /// Runs the writes to `db`, whose file's syncs `syncs` tells of.
     pub fn start(db: Arc<Database>, syncs: Syncs) -> StoreResult<Self> {
-        let (jobs, queue) = channel::<Box<dyn Job>>();
-        let thread = std::thread::Builder::new()
-            .name("pushmail-redb-writer".into())
-            .spawn(move || write_passes(&db, &syncs, &queue))
-            .map_err(|e| StoreError::Backend(format!("embedded store writer: {e}")))?;
+        let (jobs, queue) = channel::<Message>();
+        let turn = Arc::new(Turn::default());
+        let thread = {
+            let (db, turn) = (db.clone(), turn.clone());
+            std::thread::Builder::new()
+                .name("pushmail-redb-writer".into())
+                .spawn(move || write_passes(&db, &syncs, &turn, &queue))
+                .map_err(|e| StoreError::Backend(format!("embedded store writer: {e}")))?
+        };
         Ok(Self {
             jobs: Some(jobs),
             thread: Some(thread),
+            db,
+            turn,
         })
     }
 
@@ -134,6 +181,12 @@ impl Writer {
         bytes: usize,
         work: impl Fn(&WriteTransaction) -> TxResult<T> + Send + 'static,
     ) -> StoreResult<T> {
+        if answered == Answered::Committed
+            && bytes == 0
+            && let Some(result) = self.run_here(&work)
+        {
+            return result;
+        }
         let (answer, answer_heard) = tokio::sync::oneshot::channel::<StoreResult<T>>();
         let job = Box::new(Pending {
             work,
@@ -145,7 +198,7 @@ impl Writer {
         let sent = self
             .jobs
             .as_ref()
-            .is_some_and(|jobs| jobs.send(job).is_ok());
+            .is_some_and(|jobs| jobs.send(Message::Job(job)).is_ok());
         if !sent {
             return Err(StoreError::Backend("embedded store writer stopped".into()));
         }
@@ -153,6 +206,44 @@ impl Writer {
         answer_heard
             .await
             .map_err(|_| StoreError::Backend("embedded store write failed (panic)".into()))?
+    }
+
+    /// Runs a write answered at its commit on this thread, in a transaction of its own, if the
+    /// turn is free and the writer thread is not waiting for it; `None` otherwise.
+    fn run_here<T>(
+        &self,
+        work: &impl Fn(&WriteTransaction) -> TxResult<T>,
+    ) -> Option<StoreResult<T>> {
+        if self.turn.writer_waiting.load(Ordering::Acquire) {
+            return None;
+        }
+        let held = self.turn.held.try_lock().ok()?;
+        let txn = match begin(&self.db) {
+            Ok(txn) => txn,
+            Err(fail) => return Some(Err(StoreError::from(fail))),
+        };
+        // A panic fails this write (its transaction dropped unwritten), not its caller's thread.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&txn)));
+        let result = match ran {
+            Ok(Ok(value)) => match txn.commit() {
+                Ok(()) => {
+                    // Told while the turn is held: no durable commit can come between.
+                    if !self.turn.unsynced.swap(true, Ordering::AcqRel)
+                        && let Some(jobs) = &self.jobs
+                    {
+                        let _ = jobs.send(Message::Unsynced);
+                    }
+                    Ok(value)
+                }
+                Err(e) => Err(StoreError::from(Fail::from(e))),
+            },
+            Ok(Err(fail)) => Err(StoreError::from(fail)),
+            Err(_) => Err(StoreError::Backend(
+                "embedded store write failed (panic)".into(),
+            )),
+        };
+        drop(held);
+        Some(result)
     }
 }
 
@@ -167,7 +258,7 @@ impl Drop for Writer {
     }
 }
 
-fn write_passes(db: &Database, syncs: &Syncs, queue: &Receiver<Box<dyn Job>>) {
+fn write_passes(db: &Database, syncs: &Syncs, turn: &Turn, queue: &Receiver<Message>) {
     // Since when writes answered at their commit wait for a durable one.
     let mut unsynced_since: Option<Instant> = None;
     loop {
@@ -177,20 +268,33 @@ fn write_passes(db: &Database, syncs: &Syncs, queue: &Receiver<Box<dyn Job>>) {
                 .recv_timeout((since + MOST_UNSYNCED).saturating_duration_since(Instant::now())),
         };
         let first = match first {
-            Ok(job) => job,
+            Ok(Message::Job(job)) => job,
+            Ok(Message::Unsynced) => {
+                unsynced_since.get_or_insert_with(Instant::now);
+                continue;
+            }
             Err(RecvTimeoutError::Timeout) => {
-                sync(db, syncs, Vec::new());
+                sync(db, syncs, turn, Vec::new());
                 unsynced_since = None;
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => {
-                if unsynced_since.is_some() {
-                    sync(db, syncs, Vec::new());
+                if unsynced_since.is_some() || turn.unsynced.load(Ordering::Acquire) {
+                    sync(db, syncs, turn, Vec::new());
                 }
                 return;
             }
         };
-        let Some(waiting) = run_pass(db, syncs, queue, first) else {
+        // A durable commit's writes wait for the sync under way: waited for before the turn is
+        // taken, so writes on callers' threads go on meanwhile.
+        if first.answered() == Answered::Durable {
+            syncs.wait_idle();
+        }
+        let passed = {
+            let _turn = turn.take();
+            run_pass(db, syncs, turn, queue, first)
+        };
+        let Some(waiting) = passed else {
             // Committed durably itself: so is every write before it.
             unsynced_since = None;
             continue;
@@ -201,7 +305,7 @@ fn write_passes(db: &Database, syncs: &Syncs, queue: &Receiver<Box<dyn Job>>) {
         if !waiting.is_empty()
             || unsynced_since.is_some_and(|since| since.elapsed() >= MOST_UNSYNCED)
         {
-            sync(db, syncs, waiting);
+            sync(db, syncs, turn, waiting);
             unsynced_since = None;
         }
     }
@@ -217,7 +321,8 @@ type Waiting = (Box<dyn Job>, Result<(), String>);
 fn run_pass(
     db: &Database,
     syncs: &Syncs,
-    queue: &Receiver<Box<dyn Job>>,
+    turn: &Turn,
+    queue: &Receiver<Message>,
     first: Box<dyn Job>,
 ) -> Option<Vec<Waiting>> {
     let mut pass: Vec<Box<dyn Job>> = Vec::new();
@@ -242,13 +347,21 @@ fn run_pass(
         } else {
             pass.push(job);
         }
-        if pass.len() < MOST_PER_PASS && bytes < MOST_BYTES_PER_PASS {
-            next = queue.try_recv().ok();
+        while next.is_none() && pass.len() < MOST_PER_PASS && bytes < MOST_BYTES_PER_PASS {
+            match queue.try_recv() {
+                Ok(Message::Job(job)) => next = Some(job),
+                // Committed before this pass began: its commit, or the sync after, covers it.
+                Ok(Message::Unsynced) => continue,
+                Err(_) => break,
+            }
         }
     }
     if let (Ok(mut txn), false) = (together, failed) {
         let durable = pass.iter().all(|job| job.answered() == Answered::Durable)
             && txn.set_durability(Durability::Immediate).is_ok();
+        if durable {
+            turn.unsynced.store(false, Ordering::Release);
+        }
         let committed = txn
             .commit()
             .map_err(|e| StoreError::from(Fail::from(e)).to_string());
@@ -300,8 +413,16 @@ fn begin(db: &Database) -> TxResult<WriteTransaction> {
 }
 
 /// The durable commit: every write before it on disk, then those waiting for it answered.
-fn sync(db: &Database, syncs: &Syncs, waiting: Vec<Waiting>) {
-    let flushed = flush(db).map_err(|fail| StoreError::from(fail).to_string());
+/// Takes the turn once the sync under way is done (so the commit's writes need not wait for it
+/// with the turn held).
+fn sync(db: &Database, syncs: &Syncs, turn: &Turn, waiting: Vec<Waiting>) {
+    syncs.wait_idle();
+    let flushed = {
+        let _turn = turn.take();
+        // The turn held: no write on a caller's thread comes between this and the commit.
+        turn.unsynced.store(false, Ordering::Release);
+        flush(db).map_err(|fail| StoreError::from(fail).to_string())
+    };
     if let Err(why) = &flushed {
         // Those answered at their commit cannot be told: said here.
         tracing::error!(%why, "embedded store: durable commit failed");
@@ -343,112 +464,5 @@ fn flush(db: &Database) -> TxResult<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-    use redb::{ReadableDatabase, TableDefinition};
-
-    use super::*;
-
-    const NUMBERS: TableDefinition<&str, u64> = TableDefinition::new("numbers");
-    const WRITES: usize = 40;
-
-    /// What each write does besides writing its number: the one that fails and the one that
-    /// panics write theirs first, so a pass kept whole would show them.
-    #[derive(Clone, Copy)]
-    enum Outcome {
-        Written,
-        Fails,
-        Panics,
-    }
-
-    fn outcome(n: usize) -> Outcome {
-        match n {
-            7 => Outcome::Fails,
-            23 => Outcome::Panics,
-            _ => Outcome::Written,
-        }
-    }
-
-    /// Writes racing into one pass (the first holds the writer until all are queued): the one
-    /// that fails and the one that panics are told so and leave nothing; every other write is
-    /// stored and answered, whichever way it is answered.
-    #[test]
-    fn one_failing_write_in_a_pass_undoes_no_other() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (db, syncs) =
-            super::super::pipelined_file::open_database(&dir.path().join("store.redb"))
-                .expect("db");
-        let db = Arc::new(db);
-        let writer = Arc::new(Writer::start(db.clone(), syncs).expect("writer"));
-        let queued = Arc::new(AtomicUsize::new(0));
-        let held = Arc::new(AtomicBool::new(false));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .expect("runtime");
-        let answers = runtime.block_on(async {
-            let mut tasks = Vec::new();
-            for n in 0..WRITES {
-                let (writer, queued, held) = (writer.clone(), queued.clone(), held.clone());
-                let answered = if n % 2 == 0 {
-                    Answered::Durable
-                } else {
-                    Answered::Committed
-                };
-                let sent = queued.clone();
-                tasks.push(tokio::spawn(async move {
-                    let work = move |txn: &WriteTransaction| -> TxResult<usize> {
-                        // Only the first run of the first write waits, for the others to queue.
-                        if n == 0 && !held.swap(true, Ordering::SeqCst) {
-                            while queued.load(Ordering::SeqCst) < WRITES {
-                                std::thread::yield_now();
-                            }
-                        }
-                        txn.open_table(NUMBERS)?
-                            .insert(format!("{n:03}").as_str(), n as u64)?;
-                        match outcome(n) {
-                            Outcome::Written => Ok(n),
-                            Outcome::Fails => Err(Fail::Store(StoreError::Corrupt("no".into()))),
-                            Outcome::Panics => panic!("write {n} panics"),
-                        }
-                    };
-                    let answer = writer.run(answered, 0, work);
-                    tokio::pin!(answer);
-                    // Polled once (which queues the write), then counted as queued.
-                    tokio::select! {
-                        biased;
-                        done = &mut answer => {
-                            sent.fetch_add(1, Ordering::SeqCst);
-                            done
-                        }
-                        () = std::future::ready(()) => {
-                            sent.fetch_add(1, Ordering::SeqCst);
-                            answer.await
-                        }
-                    }
-                }));
-            }
-            let mut answers = Vec::new();
-            for task in tasks {
-                answers.push(task.await.expect("task"));
-            }
-            answers
-        });
-        let read = db.begin_read().expect("read");
-        let table = read.open_table(NUMBERS).expect("table");
-        for (n, answer) in answers.into_iter().enumerate() {
-            let stored = table.get(format!("{n:03}").as_str()).expect("get");
-            match outcome(n) {
-                Outcome::Written => {
-                    assert_eq!(answer.expect("answered"), n);
-                    assert_eq!(stored.map(|v| v.value()), Some(n as u64));
-                }
-                Outcome::Fails | Outcome::Panics => {
-                    assert!(answer.is_err(), "write {n} answered Ok");
-                    assert!(stored.is_none(), "write {n} left its number");
-                }
-            }
-        }
-    }
-}
+#[path = "writer_tests.rs"]
+mod tests;
