@@ -347,7 +347,11 @@ impl Imap {
             if changed_since.is_some_and(|since| meta.modseq <= since) {
                 continue;
             }
+            // Items before ENVELOPE, BODY and BODYSTRUCTURE, and (`later`) those after them:
+            // the order they always had, the sections' literals last (imaplib, for one, gives
+            // what comes before the first literal as one string).
             let mut items = Vec::new();
+            let mut later = Vec::new();
             let mut origins = Vec::new();
             // ENVELOPE, BODY and BODYSTRUCTURE, as the summary kept them written.
             let mut kept: Option<Arc<Summary>> = None;
@@ -427,19 +431,19 @@ impl Imap {
                 }
                 kept = summary;
                 if wanted.rfc822 {
-                    items.push(MessageDataItem::Rfc822(literal(raw.clone())));
+                    later.push(MessageDataItem::Rfc822(literal(raw.clone())));
                 }
                 if wanted.rfc822_header {
                     let header = parsed.section(Some(&Section::Header(None)));
-                    items.push(MessageDataItem::Rfc822Header(literal(header)));
+                    later.push(MessageDataItem::Rfc822Header(literal(header)));
                 }
                 if wanted.rfc822_text {
                     let text = parsed.section(Some(&Section::Text(None)));
-                    items.push(MessageDataItem::Rfc822Text(literal(text)));
+                    later.push(MessageDataItem::Rfc822Text(literal(text)));
                 }
                 for (section, partial) in &wanted.sections {
                     let bytes = cut(parsed.section(section.as_ref()), *partial);
-                    items.push(MessageDataItem::BodyExt {
+                    later.push(MessageDataItem::BodyExt {
                         section: section.clone(),
                         origin: partial.map(|(start, _)| start),
                         data: literal(bytes),
@@ -447,7 +451,7 @@ impl Imap {
                 }
                 for section in &wanted.binary_sizes {
                     let size = parsed.binary(section).len();
-                    items.push(MessageDataItem::BinarySize {
+                    later.push(MessageDataItem::BinarySize {
                         section: section.clone(),
                         size: u32::try_from(size).unwrap_or(u32::MAX),
                     });
@@ -456,7 +460,7 @@ impl Imap {
                     if let Some((start, _)) = partial {
                         origins.push((binary::item_name(section), *start));
                     }
-                    items.push(MessageDataItem::Binary {
+                    later.push(MessageDataItem::Binary {
                         section: section.clone(),
                         value: binary::value(cut(parsed.binary(section), *partial)),
                     });
@@ -476,24 +480,28 @@ impl Imap {
                 .map(|(_, item)| item.as_slice())
                 .collect()
             });
-            let encoded = Vec1::try_from(items).ok().map(|items| {
+            if written.is_empty() {
+                items.append(&mut later);
+                let Ok(items) = Vec1::try_from(items) else {
+                    continue;
+                };
                 let response = Response::Data(Data::Fetch { seq, items });
-                (!origins.is_empty() || !written.is_empty())
-                    .then(|| binary::encode_with_origins(&response, &origins))
-                    .ok_or(response)
-            });
-            match encoded {
-                Some(Err(response)) => wire.send(&response).await?,
-                Some(Ok(bytes)) => {
-                    wire.send_raw(&summaries::fetch_response(seq, Some(bytes), &written))
+                if origins.is_empty() {
+                    wire.send(&response).await?;
+                } else {
+                    wire.send_raw(&binary::encode_with_origins(&response, &origins))
                         .await?;
                 }
-                None if written.is_empty() => continue,
-                None => {
-                    wire.send_raw(&summaries::fetch_response(seq, None, &written))
-                        .await?;
-                }
+                continue;
             }
+            let encode = |items: Vec<MessageDataItem<'static>>, origins: &[(String, u32)]| {
+                let items = Vec1::try_from(items).ok()?;
+                let response = Response::Data(Data::Fetch { seq, items });
+                Some(binary::encode_with_origins(&response, origins))
+            };
+            let (before, after) = (encode(items, &[]), encode(later, &origins));
+            wire.send_raw(&summaries::fetch_response(seq, before, &written, after))
+                .await?;
         }
         if marked_any {
             self.hints.changed(account);

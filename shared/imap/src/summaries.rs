@@ -65,33 +65,38 @@ pub(crate) fn written_item(item: MessageDataItem<'_>) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// A FETCH response of `seq`: `encoded`, imap-codec's writing of the items made for this
-/// response (if any), then the `written` ones (a summary's), inside the one pair of parentheses.
-/// The order of items in a FETCH response is free (RFC 3501 §7.4.2).
+/// A FETCH response of `seq`: the items of `before` (imap-codec's writing of a FETCH response
+/// of `seq`, if any), then the `written` ones (a summary's), then those of `after`, inside one
+/// pair of parentheses.
 pub(crate) fn fetch_response(
     seq: NonZeroU32,
-    encoded: Option<Vec<u8>>,
+    before: Option<Vec<u8>>,
     written: &[&[u8]],
+    after: Option<Vec<u8>>,
 ) -> Vec<u8> {
-    let length = written.iter().map(|item| item.len() + 1).sum::<usize>();
-    let mut bytes = match encoded {
-        Some(mut encoded) if encoded.ends_with(FETCH_END) => {
-            encoded.truncate(encoded.len() - FETCH_END.len());
-            encoded.reserve(length + FETCH_END.len());
-            encoded.push(b' ');
-            encoded
-        }
-        _ => {
-            let mut opening = Vec::with_capacity(32 + length);
-            opening.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
-            opening
-        }
+    let opening = format!("* {seq} FETCH (");
+    let inner = |encoded: &[u8]| -> Vec<u8> {
+        encoded
+            .strip_prefix(opening.as_bytes())
+            .and_then(|items| items.strip_suffix(FETCH_END))
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default()
     };
-    for (at, item) in written.iter().enumerate() {
+    let parts: Vec<Vec<u8>> = before
+        .as_deref()
+        .map(inner)
+        .into_iter()
+        .chain(written.iter().map(|item| item.to_vec()))
+        .chain(after.as_deref().map(inner))
+        .filter(|part| !part.is_empty())
+        .collect();
+    let mut bytes = opening.into_bytes();
+    bytes.reserve(parts.iter().map(|part| part.len() + 1).sum::<usize>() + FETCH_END.len());
+    for (at, part) in parts.iter().enumerate() {
         if at > 0 {
             bytes.push(b' ');
         }
-        bytes.extend_from_slice(item);
+        bytes.extend_from_slice(part);
     }
     bytes.extend_from_slice(FETCH_END);
     bytes
@@ -193,6 +198,8 @@ impl Summaries {
 
 #[cfg(test)]
 mod tests {
+    use imap_codec::imap_types::core::{IString, Literal, NString};
+
     use super::*;
 
     fn message(n: usize, parts: usize) -> Vec<u8> {
@@ -239,17 +246,31 @@ mod tests {
                 summary.structure.as_slice(),
             ];
             assert_eq!(
-                fetch_response(seq, Some(typed(made)), &written),
-                typed(all),
+                fetch_response(seq, Some(typed(made.clone())), &written, None),
+                typed(all.clone()),
                 "{}",
                 String::from_utf8_lossy(&raw)
+            );
+            // A section's literal after them, as FETCH puts it.
+            let section = MessageDataItem::BodyExt {
+                section: None,
+                origin: None,
+                data: NString(Some(IString::Literal(
+                    Literal::try_from(raw.clone()).expect("literal"),
+                ))),
+            };
+            let mut with_section = all;
+            with_section.push(section.clone());
+            assert_eq!(
+                fetch_response(seq, Some(typed(made)), &written, Some(typed(vec![section]))),
+                typed(with_section)
             );
             let kept_only = typed(vec![
                 MessageDataItem::Envelope(parsed.envelope()),
                 MessageDataItem::BodyStructure(parsed.structure(true)),
             ]);
             assert_eq!(
-                fetch_response(seq, None, &[&summary.envelope, &summary.structure]),
+                fetch_response(seq, None, &[&summary.envelope, &summary.structure], None),
                 kept_only
             );
         }
