@@ -46,23 +46,24 @@ impl Summary {
     }
 }
 
-/// What opens a FETCH response for message 1, and what closes every one.
-const FIRST_FETCH: &[u8] = b"* 1 FETCH (";
+/// What closes every FETCH response.
 const FETCH_END: &[u8] = b")\r\n";
+
+/// The items of `encoded`, imap-codec's writing of a FETCH response of `seq`: what is inside its
+/// parentheses.
+fn items_of(encoded: &[u8], seq: NonZeroU32) -> &[u8] {
+    encoded
+        .strip_prefix(format!("* {seq} FETCH (").as_bytes())
+        .and_then(|items| items.strip_suffix(FETCH_END))
+        .unwrap_or_default()
+}
 
 /// One FETCH item as imap-codec writes it inside a response's parentheses.
 pub(crate) fn written_item(item: MessageDataItem<'_>) -> Vec<u8> {
+    let seq = NonZeroU32::MIN;
     let items = Vec1::from(item);
-    let fetch = Response::Data(Data::Fetch {
-        seq: NonZeroU32::MIN,
-        items,
-    });
-    let bytes = ResponseCodec::default().encode(&fetch).dump();
-    bytes
-        .strip_prefix(FIRST_FETCH)
-        .and_then(|item| item.strip_suffix(FETCH_END))
-        .map(<[u8]>::to_vec)
-        .unwrap_or_default()
+    let fetch = Response::Data(Data::Fetch { seq, items });
+    items_of(&ResponseCodec::default().encode(&fetch).dump(), seq).to_vec()
 }
 
 /// A FETCH response of `seq`: the items of `before` (imap-codec's writing of a FETCH response
@@ -74,23 +75,15 @@ pub(crate) fn fetch_response(
     written: &[&[u8]],
     after: Option<Vec<u8>>,
 ) -> Vec<u8> {
-    let opening = format!("* {seq} FETCH (");
-    let inner = |encoded: &[u8]| -> Vec<u8> {
-        encoded
-            .strip_prefix(opening.as_bytes())
-            .and_then(|items| items.strip_suffix(FETCH_END))
-            .map(<[u8]>::to_vec)
-            .unwrap_or_default()
-    };
-    let parts: Vec<Vec<u8>> = before
+    let parts: Vec<&[u8]> = before
         .as_deref()
-        .map(inner)
+        .map(|encoded| items_of(encoded, seq))
         .into_iter()
-        .chain(written.iter().map(|item| item.to_vec()))
-        .chain(after.as_deref().map(inner))
+        .chain(written.iter().copied())
+        .chain(after.as_deref().map(|encoded| items_of(encoded, seq)))
         .filter(|part| !part.is_empty())
         .collect();
-    let mut bytes = opening.into_bytes();
+    let mut bytes = format!("* {seq} FETCH (").into_bytes();
     bytes.reserve(parts.iter().map(|part| part.len() + 1).sum::<usize>() + FETCH_END.len());
     for (at, part) in parts.iter().enumerate() {
         if at > 0 {
