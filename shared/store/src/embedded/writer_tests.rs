@@ -27,16 +27,19 @@ fn outcome(n: usize) -> Outcome {
     }
 }
 
-/// Writes racing into one pass (the first holds the writer until all are queued): the one
-/// that fails and the one that panics are told so and leave nothing; every other write is
-/// stored and answered, whichever way it is answered.
-#[test]
-fn a_write_answered_at_its_commit_runs_on_its_callers_thread_and_is_synced_soon_after() {
+/// A store file in a fresh folder (kept while the test runs), and its writer.
+fn writer_on_a_fresh_file() -> (tempfile::TempDir, Arc<Database>, Writer) {
     let dir = tempfile::tempdir().expect("temp dir");
     let (db, syncs) =
         super::super::pipelined_file::open_database(&dir.path().join("store.redb")).expect("db");
     let db = Arc::new(db);
     let writer = Writer::start(db.clone(), syncs).expect("writer");
+    (dir, db, writer)
+}
+
+#[test]
+fn a_write_answered_at_its_commit_runs_on_its_callers_thread_and_is_synced_soon_after() {
+    let (_dir, db, writer) = writer_on_a_fresh_file();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -75,13 +78,13 @@ fn a_write_answered_at_its_commit_runs_on_its_callers_thread_and_is_synced_soon_
     assert!(table.get("panics").expect("get").is_none());
 }
 
+/// Writes racing into one pass (the first holds the writer until all are queued): the one
+/// that fails and the one that panics are told so and leave nothing; every other write is
+/// stored and answered, whichever way it is answered.
 #[test]
 fn one_failing_write_in_a_pass_undoes_no_other() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (db, syncs) =
-        super::super::pipelined_file::open_database(&dir.path().join("store.redb")).expect("db");
-    let db = Arc::new(db);
-    let writer = Arc::new(Writer::start(db.clone(), syncs).expect("writer"));
+    let (_dir, db, writer) = writer_on_a_fresh_file();
+    let writer = Arc::new(writer);
     let queued = Arc::new(AtomicUsize::new(0));
     let held = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_multi_thread()
