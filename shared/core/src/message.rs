@@ -10,6 +10,16 @@ use mail_parser::{Message, MessageParser};
 /// before any value is read, so the answer is the same at a fraction of the cost (FETCH of a
 /// header section asks only this of the parse).
 pub fn has_header_field(raw: &[u8]) -> bool {
+    // Almost every message starts with a field: a first byte mail-parser takes as a name's and
+    // a colon on the first line are all it needs to name one.
+    let first_line = raw.split(|&b| b == b'\n').next().unwrap_or_default();
+    if raw
+        .first()
+        .is_some_and(|&b| !b.is_ascii_whitespace() && b != b':')
+        && first_line.contains(&b':')
+    {
+        return true;
+    }
     static SKIPPING_VALUES: std::sync::LazyLock<MessageParser> = std::sync::LazyLock::new(|| {
         // A parser with any field of its own set reads the others with its default, here
         // one that skips them.
