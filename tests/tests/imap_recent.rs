@@ -184,3 +184,103 @@ async fn reading_many_messages_marks_each_read_once() {
     distinct.dedup();
     assert_eq!(distinct.len(), 4, "each change its own MODSEQ: {modseqs:?}");
 }
+
+fn uid_of_append(lines: &[String]) -> u32 {
+    let line = last(lines);
+    let uid = line.split("APPENDUID ").nth(1).and_then(|rest| {
+        let mut fields = rest.split([' ', ']']);
+        fields.nth(1)?.parse().ok()
+    });
+    uid.unwrap_or_else(|| panic!("no APPENDUID: {lines:?}"))
+}
+
+async fn append(peer: &mut Peer, tag: &str, folder: &str, subject: &str) -> Vec<String> {
+    let message = mail(subject);
+    // A non-synchronizing literal (LITERAL+): the command in one go.
+    let command = format!("APPEND {folder} {{{}+}}\r\n{message}", message.len());
+    ok(peer, tag, &command).await
+}
+
+/// A session that APPENDs into the folder it has selected read-write is the first told of the
+/// new message (at the end of its APPEND), so it is recent to that session, claimed with the
+/// APPEND's own write; into another folder, or with the folder EXAMINEd, nothing is claimed.
+#[tokio::test]
+async fn an_append_into_the_selected_folder_is_recent_to_the_appender() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    deliver(&h, &alice, "INBOX", mail("one"), vec![]).await;
+    let mut first = logged_in(address, alice.as_str()).await;
+    let mut second = logged_in(address, alice.as_str()).await;
+    let selected = ok(&mut first, "a1", "SELECT INBOX").await;
+    assert_eq!(recent_count(&selected), Some(1), "{selected:?}");
+    ok(&mut second, "b1", "SELECT INBOX").await;
+
+    let appended = append(&mut second, "b2", "INBOX", "two").await;
+    assert_eq!(
+        appended[..2],
+        ["* 2 EXISTS\r\n".to_owned(), "* 1 RECENT\r\n".to_owned()],
+        "{appended:?}"
+    );
+    assert_eq!(uid_of_append(&appended), 2);
+    let fetched = ok(&mut second, "b3", "FETCH 2 (FLAGS)").await;
+    assert_eq!(fetched[0], "* 2 FETCH (FLAGS (\\Recent))\r\n");
+    let heard = ok(&mut first, "a2", "NOOP").await;
+    assert_eq!(
+        heard[..2],
+        ["* 2 EXISTS\r\n".to_owned(), "* 1 RECENT\r\n".to_owned()],
+        "the appender took it"
+    );
+
+    // Into a folder not selected: left for the first session to select it.
+    ok(&mut first, "a3", "CREATE Other").await;
+    append(&mut first, "a4", "Other", "three").await;
+    ok(&mut first, "a5", "EXAMINE Other").await;
+    append(&mut first, "a6", "Other", "four").await;
+    let selected = ok(&mut second, "b4", "SELECT Other").await;
+    assert_eq!(recent_count(&selected), Some(2), "{selected:?}");
+}
+
+/// Sessions with the folder selected APPEND at once: each gets its own messages as recent, and
+/// every message is recent to exactly one session.
+#[tokio::test]
+async fn racing_appenders_each_get_their_own_messages_as_recent() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let mut sessions = Vec::new();
+    for _ in 0..6 {
+        let mut peer = logged_in(address, alice.as_str()).await;
+        ok(&mut peer, "a", "SELECT INBOX").await;
+        sessions.push(peer);
+    }
+    let appending = sessions.into_iter().enumerate().map(|(n, mut peer)| {
+        tokio::spawn(async move {
+            let mut own = Vec::new();
+            for m in 0..3 {
+                let lines = append(&mut peer, "b", "INBOX", &format!("s{n} m{m}")).await;
+                own.push(uid_of_append(&lines));
+            }
+            ok(&mut peer, "c", "NOOP").await;
+            let lines = ok(&mut peer, "d", "UID SEARCH RECENT").await;
+            let recent: Vec<u32> = lines[0]
+                .trim_end()
+                .split(' ')
+                .skip(2)
+                .map(|n| n.parse().unwrap())
+                .collect();
+            (own, recent)
+        })
+    });
+    let mut all = Vec::new();
+    for session in appending {
+        let (own, recent) = session.await.unwrap();
+        assert!(
+            own.iter().all(|uid| recent.contains(uid)),
+            "{own:?} {recent:?}"
+        );
+        all.extend(recent);
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=18).collect::<Vec<_>>());
+}

@@ -147,11 +147,28 @@ impl Imap {
             return no_or_bad(wire, tag, StatusKind::No, "[TRYCREATE] No such folder").await;
         };
         let quota = self.quota(account).await?;
-        let stored = self
-            .store
-            .append_all(account, &folder, messages, quota)
-            .await
-            .map_err(io)?;
+        // Into the folder selected read-write: this session is the first told of the new
+        // messages (at the end of this APPEND), so their `\Recent` is claimed with their write.
+        let selected = session
+            .selected
+            .as_mut()
+            .filter(|selected| selected.folder == folder && !selected.read_only);
+        let stored = match selected {
+            Some(selected) => {
+                let (stored, claimed) = self
+                    .store
+                    .append_all_claiming_recent(account, &folder, messages, quota)
+                    .await
+                    .map_err(io)?;
+                selected.recent.add(claimed);
+                stored
+            }
+            None => self
+                .store
+                .append_all(account, &folder, messages, quota)
+                .await
+                .map_err(io)?,
+        };
         match stored {
             Delivery::Stored {
                 uid, uid_validity, ..

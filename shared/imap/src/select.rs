@@ -276,8 +276,9 @@ impl Imap {
             }
             let exists = selected.uids.len();
             wire.send(&Response::Data(Data::Exists(exists))).await?;
-            // The first session told of new messages has them as recent (RFC 3501 §7.3.2).
-            if !selected.read_only {
+            // The first session told of new messages has them as recent (RFC 3501 §7.3.2);
+            // one that claimed them with its APPEND has nothing left to claim.
+            if !selected.read_only && !selected.recent.contains(newest) {
                 let claimed = self
                     .store
                     .claim_recent(&account, &selected.folder, newest)

@@ -237,6 +237,30 @@ pub trait MailboxStore: Send + Sync {
         messages: &[NewMessage],
         quota_bytes: Option<u64>,
     ) -> StoreResult<Delivery>;
+    /// APPEND into the folder the appending session has selected: stored as
+    /// [`append_all`](Self::append_all) stores them, and the session claims `\Recent` up to the
+    /// last new UID as [`claim_recent`](Self::claim_recent) does (it is the first told of them, at
+    /// the end of its APPEND). The claimed UIDs with the delivery (none if nothing was stored).
+    /// Two writes here; a backend that can does both in the one write.
+    async fn append_all_claiming_recent(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        messages: &[NewMessage],
+        quota_bytes: Option<u64>,
+    ) -> StoreResult<(Delivery, std::ops::RangeInclusive<u32>)> {
+        let delivery = self
+            .append_all(account, folder, messages, quota_bytes)
+            .await?;
+        let claimed = match &delivery {
+            Delivery::Stored { uid, .. } => {
+                let last = uid.saturating_add(messages.len().saturating_sub(1) as u32);
+                self.claim_recent(account, folder, last).await?
+            }
+            _ => Folder::recent_claimed(0, 0),
+        };
+        Ok((delivery, claimed))
+    }
     /// Removes the messages with these UIDs (those that exist; with `only_deleted`, only those
     /// flagged `\Deleted` at the time of the write), each with an `expunged` change, the
     /// folder's count and the account's usage; the UIDs removed, in order.

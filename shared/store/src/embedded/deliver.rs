@@ -11,6 +11,18 @@ use super::message_record::message_record;
 use super::*;
 use crate::mailbox::{Change, ChangeKind, Delivery, check_batch};
 
+/// How messages came, for what their write does besides storing them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Arrival {
+    /// A delivery: with its new-mail notice.
+    Delivered,
+    /// An APPEND or COPY: no notice.
+    Appended,
+    /// An APPEND by a session with the folder selected: no notice, and `\Recent` claimed for it
+    /// up to the last new UID, in the same write.
+    AppendedClaimingRecent,
+}
+
 impl EmbeddedStore {
     pub(super) async fn account_state(&self, account: &Address) -> StoreResult<AccountState> {
         let account = account.clone();
@@ -23,16 +35,17 @@ impl EmbeddedStore {
         .await
     }
 
-    /// A delivery (`announce`: with its new-mail notice) or an APPEND of `messages` (at least
-    /// one), all or none; the first one's UID is answered, the others' follow it.
+    /// A delivery or an APPEND of `messages` (at least one), all or none; the first one's UID is
+    /// answered, the others' follow it, with the UIDs whose `\Recent` it claimed.
     pub(super) async fn store_messages(
         &self,
         account: &Address,
         folder: &FolderName,
         messages: &[NewMessage],
         quota_bytes: Option<u64>,
-        announce: bool,
-    ) -> StoreResult<Delivery> {
+        arrival: Arrival,
+    ) -> StoreResult<(Delivery, std::ops::RangeInclusive<u32>)> {
+        let nothing = || Folder::recent_claimed(0, 0);
         check_batch(messages)?;
         let (account, name, messages) = (account.clone(), folder.clone(), messages.to_vec());
         let envelopes: Vec<Envelope> = messages.iter().map(|m| Envelope::parse(&m.raw)).collect();
@@ -40,18 +53,18 @@ impl EmbeddedStore {
         self.write_mail(bytes, move |txn| {
             let owner = get::<Account>(&txn.open_table(ACCOUNTS)?, account.as_str())?;
             let Some(owner) = owner.filter(|owner| messages.iter().all(|m| m.is_for(owner))) else {
-                return Ok(Delivery::NoSuchAccount);
+                return Ok((Delivery::NoSuchAccount, nothing()));
             };
             let mut folders = txn.open_table(FOLDERS)?;
             let folder_key = folder_key(&account, &name);
             let Some(mut folder) = get::<Folder>(&folders, &folder_key)? else {
-                return Ok(Delivery::NoSuchFolder);
+                return Ok((Delivery::NoSuchFolder, nothing()));
             };
             let mut states = txn.open_table(ACCOUNT_STATE)?;
             let mut state: AccountState = get(&states, account.as_str())?.unwrap_or_default();
             let size: u64 = messages.iter().map(|m| m.raw.len() as u64).sum();
             if quota_bytes.is_some_and(|quota| state.usage.saturating_add(size) > quota) {
-                return Ok(Delivery::OverQuota);
+                return Ok((Delivery::OverQuota, nothing()));
             }
             let first_uid = folder.uid_next;
             let mut noticed = false;
@@ -83,7 +96,7 @@ impl EmbeddedStore {
                     kind: ChangeKind::Added,
                 };
                 log_change(&mut txn.open_table(CHANGES)?, &account, &change)?;
-                let notice = match announce {
+                let notice = match arrival == Arrival::Delivered {
                     true => {
                         let link: Option<Link> = get(&txn.open_table(LINKS)?, account.as_str())?;
                         Notice::for_delivery(
@@ -105,15 +118,24 @@ impl EmbeddedStore {
                 }
             }
             state.usage += size;
+            let claimed = match arrival {
+                Arrival::AppendedClaimingRecent => {
+                    let (claimed, mark) = folder.claim_recent(folder.uid_next.saturating_sub(1));
+                    folder.recent_up_to = mark;
+                    claimed
+                }
+                Arrival::Delivered | Arrival::Appended => nothing(),
+            };
             folders.insert(folder_key.as_str(), encode(&folder)?.as_str())?;
             states.insert(account.as_str(), encode(&state)?.as_str())?;
-            Ok(Delivery::Stored {
+            let delivery = Delivery::Stored {
                 uid: first_uid,
                 uid_validity: folder.uid_validity,
                 modseq: folder.highest_modseq,
                 change: state.changes,
                 noticed,
-            })
+            };
+            Ok((delivery, claimed))
         })
         .await
     }

@@ -8,6 +8,7 @@ use pushmail_core::mailbox::{
 };
 use redb::TableDefinition;
 
+use super::deliver::Arrival;
 use super::message_record::MessageRecord;
 use super::*;
 use crate::mailbox::{Change, Delivery, FlagUpdate, FolderChange};
@@ -200,14 +201,16 @@ impl crate::MailboxStore for EmbeddedStore {
         message: &NewMessage,
         quota_bytes: Option<u64>,
     ) -> StoreResult<Delivery> {
+        let arrival = Arrival::Delivered;
         self.store_messages(
             account,
             folder,
             std::slice::from_ref(message),
             quota_bytes,
-            true,
+            arrival,
         )
         .await
+        .map(|(delivery, _)| delivery)
     }
 
     async fn append_all(
@@ -217,7 +220,20 @@ impl crate::MailboxStore for EmbeddedStore {
         messages: &[NewMessage],
         quota_bytes: Option<u64>,
     ) -> StoreResult<Delivery> {
-        self.store_messages(account, folder, messages, quota_bytes, false)
+        self.store_messages(account, folder, messages, quota_bytes, Arrival::Appended)
+            .await
+            .map(|(delivery, _)| delivery)
+    }
+
+    async fn append_all_claiming_recent(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        messages: &[NewMessage],
+        quota_bytes: Option<u64>,
+    ) -> StoreResult<(Delivery, std::ops::RangeInclusive<u32>)> {
+        let arrival = Arrival::AppendedClaimingRecent;
+        self.store_messages(account, folder, messages, quota_bytes, arrival)
             .await
     }
 
