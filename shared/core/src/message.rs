@@ -113,6 +113,12 @@ pub fn header_end(raw: &[u8]) -> usize {
     raw.len()
 }
 
+/// A message's header with the blank line that ends it ([`header_end`]): what a FETCH of the
+/// top-level header sections reads.
+pub fn header_of(raw: &[u8]) -> &[u8] {
+    raw.get(..header_end(raw)).unwrap_or(raw)
+}
+
 /// A field's value as written in the message (`offset_start..offset_end`), its own bytes,
 /// unfolded and trimmed; `None` when the offsets do not fit.
 pub fn raw_value(message: &Message<'_>, field: &mail_parser::Header<'_>) -> Option<Vec<u8>> {

@@ -3,6 +3,7 @@
 //! (`mime.rs`), read and parsed once per message. Reading the text marks it `\Seen` unless
 //! PEEKed or in an EXAMINEd folder.
 
+use std::borrow::Cow;
 use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
@@ -398,10 +399,16 @@ impl Imap {
             }
             if wanted.needs_body() {
                 let summarised = wanted.envelope || wanted.body || wanted.structure;
-                let mut summary = summarised
+                let mut summary = (summarised || wanted.reads_header_only())
                     .then(|| self.summaries.get(account, &folder, uid_validity, uid))
                     .flatten();
-                let raw = if summary.is_none() || wanted.needs_text() {
+                // Header sections alone: the summary's header, when there is one.
+                let cached_header = summary
+                    .clone()
+                    .filter(|_| wanted.reads_header_only() && wanted.needs_text());
+                let raw: Cow<'_, [u8]> = if let Some(cached) = &cached_header {
+                    Cow::Borrowed(&cached.header)
+                } else if summary.is_none() || wanted.needs_text() {
                     // The header alone when nothing else of the message is read (a summary
                     // to make reads all of it).
                     let header_only =
@@ -417,9 +424,9 @@ impl Imap {
                         // it; a NO would fail the whole FETCH for the messages that are there).
                         continue;
                     };
-                    raw
+                    Cow::Owned(raw)
                 } else {
-                    Vec::new()
+                    Cow::Borrowed(&[])
                 };
                 let parsed = Parsed::new(&raw);
                 if summarised && summary.is_none() {
@@ -431,7 +438,7 @@ impl Imap {
                 }
                 kept = summary;
                 if wanted.rfc822 {
-                    later.push(MessageDataItem::Rfc822(literal(raw.clone())));
+                    later.push(MessageDataItem::Rfc822(literal(raw.to_vec())));
                 }
                 if wanted.rfc822_header {
                     let header = parsed.section(Some(&Section::Header(None)));

@@ -13,7 +13,7 @@ use imap_codec::imap_types::envelope::{Address as ImapAddress, Envelope};
 use imap_codec::imap_types::fetch::Section;
 use mail_parser::{Address, Message, MessagePart, MimeHeaders, PartType};
 use pushmail_core::message::{
-    has_header_field, header_end, parse_header, parse_message, raw_value,
+    has_header_field, header_end, header_of, parse_header, parse_message, raw_value,
 };
 
 /// Nested messages and multiparts deeper than this are shown as opaque parts: a structure
@@ -234,6 +234,12 @@ impl<'x> Parsed<'x> {
         };
         let encoding = part.part().and_then(|p| p.content_transfer_encoding());
         crate::binary::decode(encoding, part.body())
+    }
+
+    /// The top-level header as stored, with its blank line: all that HEADER, HEADER.FIELDS
+    /// (NOT) and RFC822.HEADER read.
+    pub fn header(&self) -> &'x [u8] {
+        header_of(self.raw)
     }
 
     pub fn envelope(&self) -> Envelope<'static> {

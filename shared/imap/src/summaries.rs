@@ -1,5 +1,6 @@
-//! ENVELOPE, BODY and BODYSTRUCTURE of messages fetched lately, kept so that fetching them again
-//! reads no body and parses nothing (Dovecot keeps them in its cache file). A message's bytes
+//! ENVELOPE, BODY and BODYSTRUCTURE of messages fetched lately, and their header, kept so that
+//! fetching them (or header sections alone) again reads no body and parses nothing (Dovecot
+//! keeps them in its cache file). A message's bytes
 //! never change under its account, folder, UIDVALIDITY and UID (a folder made again gets a new
 //! UIDVALIDITY, above any its address gave before), so nothing kept goes stale. Bounded by an
 //! estimate of the memory it holds, the least recently used let go first.
@@ -26,6 +27,9 @@ pub(crate) struct Summary {
     pub envelope: Vec<u8>,
     pub body: Vec<u8>,
     pub structure: Vec<u8>,
+    /// The top-level header as stored: what a FETCH of header sections alone reads, then
+    /// without a read of the store.
+    pub header: Vec<u8>,
     /// The estimate of the memory it holds, counted against the budget.
     weight: usize,
 }
@@ -35,12 +39,18 @@ impl Summary {
         let envelope = written_item(MessageDataItem::Envelope(parsed.envelope()));
         let body = written_item(MessageDataItem::Body(parsed.structure(false)));
         let structure = written_item(MessageDataItem::BodyStructure(parsed.structure(true)));
-        let weight =
-            envelope.len() + body.len() + structure.len() + std::mem::size_of::<Self>() + 256;
+        let header = parsed.header().to_vec();
+        let weight = envelope.len()
+            + body.len()
+            + structure.len()
+            + header.len()
+            + std::mem::size_of::<Self>()
+            + 256;
         Self {
             envelope,
             body,
             structure,
+            header,
             weight,
         }
     }
@@ -266,6 +276,47 @@ mod tests {
                 fetch_response(seq, None, &[&summary.envelope, &summary.structure], None),
                 kept_only
             );
+        }
+    }
+
+    /// FETCH answers header sections from a summary's header alone: the same bytes as from
+    /// the whole message, for odd headers too.
+    #[test]
+    fn header_sections_from_the_kept_header_are_those_of_the_message() {
+        use imap_codec::imap_types::core::AString;
+        use imap_codec::imap_types::fetch::Section;
+        let names = Vec1::try_from(vec![
+            AString::try_from("Subject").expect("name"),
+            AString::try_from("to").expect("name"),
+        ])
+        .expect("names");
+        let sections = [
+            Section::Header(None),
+            Section::HeaderFields(None, names.clone()),
+            Section::HeaderFieldsNot(None, names),
+        ];
+        let odd: [&[u8]; 7] = [
+            b"Subject: bare LF\nTo: a@b\n\ntext\n",
+            b"Subject: no body at all",
+            b"\r\nno header\r\n",
+            b"",
+            b"   ",
+            b"no colon\r\n\r\nSubject: in the body\r\n",
+            b"Subject: folded\r\n  line\r\nTo: x\r\n\r\nSubject: not this\r\n",
+        ];
+        let raws = [message(1, 2)]
+            .into_iter()
+            .chain(odd.iter().map(|raw| raw.to_vec()));
+        for raw in raws {
+            let summary = Summary::of(&Parsed::new(&raw));
+            for section in &sections {
+                assert_eq!(
+                    Parsed::new(&summary.header).section(Some(section)),
+                    Parsed::new(&raw).section(Some(section)),
+                    "{section:?} of {:?}",
+                    String::from_utf8_lossy(&raw)
+                );
+            }
         }
     }
 

@@ -357,11 +357,8 @@ impl crate::MailboxStore for EmbeddedStore {
         folder: &FolderName,
         uid: u32,
     ) -> StoreResult<Option<Vec<u8>>> {
-        self.stored_bytes(account, folder, uid, |raw| {
-            raw.get(..pushmail_core::message::header_end(raw))
-                .unwrap_or(raw)
-        })
-        .await
+        self.stored_bytes(account, folder, uid, pushmail_core::message::header_of)
+            .await
     }
 
     async fn changes_since(
