@@ -1,5 +1,5 @@
 //! Flags changed for several messages in one call (`change_flags_of`, what STORE uses), and a
-//! folder read without envelopes (`message_states`), on both backends: DynamoDB with bodies in
+//! folder read without envelopes (`message_states`, and without flags too), on both backends: DynamoDB with bodies in
 //! S3 (moto in the test command) and the embedded redb store.
 
 use std::sync::Arc;
@@ -184,6 +184,18 @@ async fn states_are_the_messages_without_their_envelopes(
         limited.iter().map(|s| s.uid).collect::<Vec<_>>(),
         vec![uids[0], uids[1]]
     );
+    // Read for a FETCH without FLAGS: the same states, whether or not the flags come along.
+    let unflagged = store
+        .message_states_without_flags(&alice, &inbox(), uids[0], 10)
+        .await
+        .unwrap();
+    assert_eq!(unflagged.len(), states.len());
+    for (unflagged, state) in unflagged.iter().zip(&states) {
+        assert!(unflagged.flags.is_empty() || unflagged.flags == state.flags);
+        let (mut a, mut b) = (unflagged.clone(), state.clone());
+        (a.flags, b.flags) = (Vec::new(), Vec::new());
+        assert_eq!(a, b);
+    }
 }
 
 /// Flag changes, `\Recent` claims and expunges are answered at their commit, before the durable

@@ -198,6 +198,9 @@ pub(crate) struct MetaWindow {
     changed_since: Option<u64>,
     /// Targets this FETCH marked `\Seen` (their metadata in the window is as after it).
     marked: std::collections::HashSet<u32>,
+    /// The states are read without their flags (left empty): a FETCH that neither tells
+    /// FLAGS nor marks anything read.
+    without_flags: bool,
 }
 
 impl MetaWindow {
@@ -207,6 +210,14 @@ impl MetaWindow {
         Self {
             marks_seen: true,
             changed_since,
+            ..Self::default()
+        }
+    }
+
+    /// For a FETCH that needs no flags: the states are read without them.
+    fn without_flags() -> Self {
+        Self {
+            without_flags: true,
             ..Self::default()
         }
     }
@@ -232,12 +243,20 @@ impl MetaWindow {
             // As many as the targets left (at most a window): a dense run is read in one go,
             // a lone target far ahead costs one short read.
             let wanted = targets.len().clamp(1, Self::SIZE);
-            self.metas = imap
-                .store
-                .message_states(account, folder, uid.saturating_sub(1), wanted)
-                .await
-                .map_err(io)?
-                .into();
+            let after = uid.saturating_sub(1);
+            let read = match self.without_flags {
+                true => {
+                    imap.store
+                        .message_states_without_flags(account, folder, after, wanted)
+                        .await
+                }
+                false => {
+                    imap.store
+                        .message_states(account, folder, after, wanted)
+                        .await
+                }
+            };
+            self.metas = read.map_err(io)?.into();
             if self.marks_seen {
                 self.mark_seen(imap, account, folder, targets).await?;
             }
@@ -327,8 +346,10 @@ impl Imap {
         // Reading the text (not PEEK) marks the message read, in a read-write view.
         let mut metas = if wanted.marks_seen && !selected_read_only {
             MetaWindow::marking_seen(changed_since)
-        } else {
+        } else if wanted.flags {
             MetaWindow::default()
+        } else {
+            MetaWindow::without_flags()
         };
         let mut marked_any = false;
         for (at, &(seq, uid)) in targets.iter().enumerate() {

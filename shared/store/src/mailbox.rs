@@ -352,6 +352,18 @@ pub trait MailboxStore: Send + Sync {
         let metas = self.messages(account, folder, after_uid, limit).await?;
         Ok(metas.into_iter().map(MessageMeta::into_state).collect())
     }
+    /// [`message_states`](Self::message_states) for a reader that needs no flags (FETCH of
+    /// neither FLAGS nor the text): each state's `flags` may be left empty, which spares a
+    /// backend decoding them (a `String` each, most of a state's cost).
+    async fn message_states_without_flags(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        after_uid: u32,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageState>> {
+        self.message_states(account, folder, after_uid, limit).await
+    }
     /// A message's raw bytes, as received.
     async fn message_body(
         &self,

@@ -9,7 +9,7 @@ use pushmail_core::mailbox::{
 use redb::TableDefinition;
 
 use super::deliver::Arrival;
-use super::message_record::MessageRecord;
+use super::message_record::{MessageRecord, Unflagged};
 use super::*;
 use crate::mailbox::{Change, Delivery, FlagUpdate, FolderChange};
 
@@ -340,6 +340,17 @@ impl crate::MailboxStore for EmbeddedStore {
         limit: usize,
     ) -> StoreResult<Vec<MessageState>> {
         self.folder_page(account, folder, after_uid, limit).await
+    }
+
+    async fn message_states_without_flags(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        after_uid: u32,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageState>> {
+        let states = self.folder_page::<Unflagged>(account, folder, after_uid, limit);
+        Ok(states.await?.into_iter().map(|state| state.0).collect())
     }
 
     async fn message_body(

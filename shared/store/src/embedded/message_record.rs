@@ -28,16 +28,36 @@ pub(super) trait MessageRecord: Sized {
 
 impl MessageRecord for MessageState {
     fn from_record(raw: &str) -> TxResult<Self> {
-        match split(raw)? {
+        match split(raw, Flags::Read)? {
             Some((state, _)) => Ok(state),
             None => decode(raw),
         }
     }
 }
 
+/// A message's state with its flags left unread (empty), for readers that need none: the
+/// flags are most of what decoding a state costs.
+pub(super) struct Unflagged(pub MessageState);
+
+impl MessageRecord for Unflagged {
+    fn from_record(raw: &str) -> TxResult<Self> {
+        match split(raw, Flags::Left)? {
+            Some((state, _)) => Ok(Self(state)),
+            None => decode(raw).map(Self),
+        }
+    }
+}
+
+/// Whether [`split`] reads a state's flags.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flags {
+    Read,
+    Left,
+}
+
 impl MessageRecord for MessageMeta {
     fn from_record(raw: &str) -> TxResult<Self> {
-        let Some((state, envelope)) = split(raw)? else {
+        let Some((state, envelope)) = split(raw, Flags::Read)? else {
             return decode(raw);
         };
         let envelope: Envelope = decode(envelope)?;
@@ -73,7 +93,7 @@ pub(super) fn message_record(meta: &MessageMeta) -> TxResult<String> {
 /// `raw` (a message's record) with its state replaced by `state` (the same message's), its
 /// envelope kept as it is.
 pub(super) fn restated(raw: &str, state: &MessageState) -> TxResult<String> {
-    if let (Some((_, envelope)), Some(line)) = (split(raw)?, line(state)) {
+    if let (Some((_, envelope)), Some(line)) = (split(raw, Flags::Left)?, line(state)) {
         return Ok(line + envelope);
     }
     let meta = MessageMeta::from_record(raw)?;
@@ -113,8 +133,9 @@ fn line(state: &MessageState) -> Option<String> {
     Some(line)
 }
 
-/// The state and the envelope's JSON of a record in this form; `None` for an older record.
-fn split(raw: &str) -> TxResult<Option<(MessageState, &str)>> {
+/// The state (its flags as `flags` says) and the envelope's JSON of a record in this form;
+/// `None` for an older record.
+fn split(raw: &str, flags: Flags) -> TxResult<Option<(MessageState, &str)>> {
     let Some(rest) = raw.strip_prefix(TAG) else {
         return Ok(None);
     };
@@ -134,7 +155,10 @@ fn split(raw: &str) -> TxResult<Option<(MessageState, &str)>> {
     else {
         return Err(corrupt().into());
     };
-    let flags = fields.map(str::to_owned).collect();
+    let flags = match flags {
+        Flags::Read => fields.map(str::to_owned).collect(),
+        Flags::Left => Vec::new(),
+    };
     let state = MessageState {
         uid,
         flags,

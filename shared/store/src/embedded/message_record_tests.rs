@@ -38,6 +38,15 @@ fn a_record_reads_back_as_written_state_alone_or_whole() {
             MessageState::from_record(&record).expect("state"),
             state(&meta)
         );
+        // Without its flags: the rest as written, the flags left empty.
+        let unflagged = Unflagged::from_record(&record).expect("state").0;
+        assert_eq!(
+            unflagged,
+            MessageState {
+                flags: Vec::new(),
+                ..state(&meta)
+            }
+        );
     }
 }
 
