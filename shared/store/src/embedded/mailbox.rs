@@ -144,6 +144,7 @@ pub(super) fn log_change(
 ) -> TxResult<()> {
     let k = change_key(account, change.counter);
     changes.insert(k.as_str(), encode(change)?.as_str())?;
+    super::latest_changes::logged(account, change.counter);
     Ok(())
 }
 
@@ -378,6 +379,9 @@ impl crate::MailboxStore for EmbeddedStore {
         after: u64,
         limit: usize,
     ) -> StoreResult<Vec<Change>> {
+        if self.latest_changes.nothing_after(account, after) {
+            return Ok(Vec::new());
+        }
         let prefix = key(&[account.as_str(), ""]);
         let after = change_key(account, after);
         self.read(move |txn| {

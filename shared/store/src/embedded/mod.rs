@@ -77,6 +77,8 @@ const SEP: char = '\u{1}';
 pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: Arc<writer::Writer>,
+    /// Each account's last change committed here: `changes_since` reads nothing after it.
+    latest_changes: Arc<latest_changes::LatestChanges>,
 }
 
 /// What can go wrong inside a transaction.
@@ -271,9 +273,15 @@ impl EmbeddedStore {
         };
         let (db, syncs) = open()?;
         let db = Arc::new(db);
+        let latest_changes = Arc::new(latest_changes::LatestChanges::default());
         Ok(Self {
-            writer: Arc::new(writer::Writer::start(db.clone(), syncs)?),
+            writer: Arc::new(writer::Writer::start(
+                db.clone(),
+                syncs,
+                latest_changes.clone(),
+            )?),
             db,
+            latest_changes,
         })
     }
 
@@ -411,6 +419,7 @@ mod expunge;
 mod flags;
 mod guards;
 mod kept_mail;
+mod latest_changes;
 mod links;
 mod liveness;
 mod mailbox;

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, WriteTransaction};
 
+use super::latest_changes::LatestChanges;
 use super::pipelined_file::Syncs;
 use super::{Fail, TxResult};
 use crate::{StoreError, StoreResult};
@@ -152,18 +153,20 @@ pub(super) struct Writer {
     thread: Option<JoinHandle<()>>,
     db: Arc<Database>,
     turn: Arc<Turn>,
+    latest: Arc<LatestChanges>,
 }
 
 impl Writer {
-    /// Runs the writes to `db`, whose file's syncs `syncs` tells of.
-    pub fn start(db: Arc<Database>, syncs: Syncs) -> StoreResult<Self> {
+    /// Runs the writes to `db`, whose file's syncs `syncs` tells of; each commit's changes are
+    /// published to `latest` before its writes are answered.
+    pub fn start(db: Arc<Database>, syncs: Syncs, latest: Arc<LatestChanges>) -> StoreResult<Self> {
         let (jobs, queue) = channel::<Message>();
         let turn = Arc::new(Turn::default());
         let thread = {
-            let (db, turn) = (db.clone(), turn.clone());
+            let (db, turn, latest) = (db.clone(), turn.clone(), latest.clone());
             std::thread::Builder::new()
                 .name("pushmail-redb-writer".into())
-                .spawn(move || write_passes(&db, &syncs, &turn, &queue))
+                .spawn(move || write_passes(&db, &syncs, &turn, &latest, &queue))
                 .map_err(|e| StoreError::Backend(format!("embedded store writer: {e}")))?
         };
         Ok(Self {
@@ -171,6 +174,7 @@ impl Writer {
             thread: Some(thread),
             db,
             turn,
+            latest,
         })
     }
 
@@ -225,7 +229,7 @@ impl Writer {
         // A panic fails this write (its transaction dropped unwritten), not its caller's thread.
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&txn)));
         let result = match ran {
-            Ok(Ok(value)) => match txn.commit() {
+            Ok(Ok(value)) => match commit(txn, &self.latest) {
                 Ok(()) => {
                     // Told while the turn is held: no durable commit can come between.
                     if !self.turn.unsynced.swap(true, Ordering::AcqRel)
@@ -258,7 +262,13 @@ impl Drop for Writer {
     }
 }
 
-fn write_passes(db: &Database, syncs: &Syncs, turn: &Turn, queue: &Receiver<Message>) {
+fn write_passes(
+    db: &Database,
+    syncs: &Syncs,
+    turn: &Turn,
+    latest: &LatestChanges,
+    queue: &Receiver<Message>,
+) {
     // Since when writes answered at their commit wait for a durable one.
     let mut unsynced_since: Option<Instant> = None;
     loop {
@@ -292,7 +302,7 @@ fn write_passes(db: &Database, syncs: &Syncs, turn: &Turn, queue: &Receiver<Mess
         }
         let passed = {
             let _turn = turn.take();
-            run_pass(db, syncs, turn, queue, first)
+            run_pass(db, syncs, turn, latest, queue, first)
         };
         let Some(waiting) = passed else {
             // Committed durably itself: so is every write before it.
@@ -322,6 +332,7 @@ fn run_pass(
     db: &Database,
     syncs: &Syncs,
     turn: &Turn,
+    latest: &LatestChanges,
     queue: &Receiver<Message>,
     first: Box<dyn Job>,
 ) -> Option<Vec<Waiting>> {
@@ -362,9 +373,8 @@ fn run_pass(
         if durable {
             turn.unsynced.store(false, Ordering::Release);
         }
-        let committed = txn
-            .commit()
-            .map_err(|e| StoreError::from(Fail::from(e)).to_string());
+        let committed =
+            commit(txn, latest).map_err(|e| StoreError::from(Fail::from(e)).to_string());
         if durable {
             answer_after_sync(syncs, pass.into_iter().map(|job| (job, committed.clone())));
             return None;
@@ -381,7 +391,7 @@ fn run_pass(
         };
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&txn))) {
             Ok(true) => {
-                let committed = txn.commit().map_err(|e| StoreError::from(Fail::from(e)));
+                let committed = commit(txn, latest).map_err(|e| StoreError::from(Fail::from(e)));
                 Some((job, committed.map_err(|e| e.to_string())))
             }
             // Dropped unwritten; the write's own failure is what its caller hears.
@@ -402,6 +412,14 @@ fn answer_committed(ran: impl IntoIterator<Item = Waiting>) -> Vec<Waiting> {
         }
     }
     waiting
+}
+
+/// Commits `txn`, then publishes the changes its writes logged (whatever the outcome: a figure
+/// too high costs a read, one missing would lose a change), before any of them is answered.
+fn commit(txn: WriteTransaction, latest: &LatestChanges) -> Result<(), redb::CommitError> {
+    let committed = txn.commit();
+    latest.publish();
+    committed
 }
 
 /// A write transaction committed without an fsync.

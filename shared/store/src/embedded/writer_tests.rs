@@ -33,7 +33,7 @@ fn writer_on_a_fresh_file() -> (tempfile::TempDir, Arc<Database>, Writer) {
     let (db, syncs) =
         super::super::pipelined_file::open_database(&dir.path().join("store.redb")).expect("db");
     let db = Arc::new(db);
-    let writer = Writer::start(db.clone(), syncs).expect("writer");
+    let writer = Writer::start(db.clone(), syncs, Default::default()).expect("writer");
     (dir, db, writer)
 }
 
