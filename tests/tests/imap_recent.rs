@@ -25,6 +25,31 @@ async fn ok(peer: &mut Peer, tag: &str, command: &str) -> Vec<String> {
     lines
 }
 
+/// `count` sessions of `account`, each with INBOX selected.
+async fn sessions_with_inbox_selected(
+    address: std::net::SocketAddr,
+    account: &str,
+    count: usize,
+) -> Vec<Peer> {
+    let mut sessions = Vec::new();
+    for _ in 0..count {
+        let mut peer = logged_in(address, account).await;
+        ok(&mut peer, "a", "SELECT INBOX").await;
+        sessions.push(peer);
+    }
+    sessions
+}
+
+/// The numbers a `* SEARCH` answer (the first line of `lines`) gives.
+fn found(lines: &[String]) -> Vec<u32> {
+    lines[0]
+        .trim_end()
+        .split(' ')
+        .skip(2)
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_new_message_is_recent_to_the_first_read_write_session_only() {
     let h = Harness::start().await;
@@ -96,12 +121,7 @@ async fn racing_sessions_never_both_take_a_message() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
     let (address, _) = listener(&h, loopback_plaintext()).await;
-    let mut sessions = Vec::new();
-    for _ in 0..6 {
-        let mut peer = logged_in(address, alice.as_str()).await;
-        ok(&mut peer, "a", "SELECT INBOX").await;
-        sessions.push(peer);
-    }
+    let sessions = sessions_with_inbox_selected(address, alice.as_str(), 6).await;
     for n in 0..20 {
         deliver(&h, &alice, "INBOX", mail(&format!("m{n}")), vec![]).await;
     }
@@ -109,13 +129,7 @@ async fn racing_sessions_never_both_take_a_message() {
     let asked = sessions.into_iter().map(|mut peer| {
         tokio::spawn(async move {
             ok(&mut peer, "b", "NOOP").await;
-            let lines = ok(&mut peer, "c", "SEARCH RECENT").await;
-            lines[0]
-                .trim_end()
-                .split(' ')
-                .skip(2)
-                .map(|n| n.parse::<u32>().unwrap())
-                .collect::<Vec<_>>()
+            found(&ok(&mut peer, "c", "SEARCH RECENT").await)
         })
     });
     let mut recent = Vec::new();
@@ -248,12 +262,7 @@ async fn racing_appenders_each_get_their_own_messages_as_recent() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
     let (address, _) = listener(&h, loopback_plaintext()).await;
-    let mut sessions = Vec::new();
-    for _ in 0..6 {
-        let mut peer = logged_in(address, alice.as_str()).await;
-        ok(&mut peer, "a", "SELECT INBOX").await;
-        sessions.push(peer);
-    }
+    let sessions = sessions_with_inbox_selected(address, alice.as_str(), 6).await;
     let appending = sessions.into_iter().enumerate().map(|(n, mut peer)| {
         tokio::spawn(async move {
             let mut own = Vec::new();
@@ -262,13 +271,7 @@ async fn racing_appenders_each_get_their_own_messages_as_recent() {
                 own.push(uid_of_append(&lines));
             }
             ok(&mut peer, "c", "NOOP").await;
-            let lines = ok(&mut peer, "d", "UID SEARCH RECENT").await;
-            let recent: Vec<u32> = lines[0]
-                .trim_end()
-                .split(' ')
-                .skip(2)
-                .map(|n| n.parse().unwrap())
-                .collect();
+            let recent = found(&ok(&mut peer, "d", "UID SEARCH RECENT").await);
             (own, recent)
         })
     });
