@@ -431,9 +431,8 @@ impl Imap {
                     Cow::Borrowed(&cached.header)
                 } else if summary.is_none() || wanted.needs_text() {
                     // The header alone when nothing else of the message is read (a summary
-                    // to make reads all of it).
-                    let header_only =
-                        (summary.is_some() || !summarised) && wanted.reads_header_only();
+                    // to make reads all of it; one kept already gave its header above).
+                    let header_only = !summarised && wanted.reads_header_only();
                     let read = match header_only {
                         true => self.store.message_header(account, &folder, uid).await,
                         false => self.store.message_body(account, &folder, uid).await,
