@@ -1,6 +1,9 @@
 //! Stored things as the store tests build them.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
+use pushmail_core::folder::FolderName;
 use pushmail_core::types::{
     Account, ActivationJob, ActivationState, Address, Domain, DomainName, Link, LinkState, now,
 };
@@ -41,6 +44,19 @@ pub async fn mailbox_account(store: &dyn Store, address: &Address) {
         .create_default_folders(address, now())
         .await
         .expect("folders");
+}
+
+/// The folder every account has.
+pub fn inbox() -> FolderName {
+    FolderName::parse("INBOX").unwrap()
+}
+
+/// alice@example.com as a [`mailbox_account`] in `store`: the set-up of the mailbox tests that
+/// run on both backends (`on_both_backends!`).
+pub async fn with_mailbox_account(store: Arc<dyn Store>) -> (Arc<dyn Store>, Address) {
+    let alice = Address::parse("alice@example.com").unwrap();
+    mailbox_account(store.as_ref(), &alice).await;
+    (store, alice)
 }
 
 /// Inserts a link for an account that exists as [`account`] makes it (created if missing).

@@ -6,25 +6,15 @@
 
 use std::sync::Arc;
 
-use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{FlagChange, NewMessage};
 use pushmail_core::types::{Address, now};
 use pushmail_store::{ChangeKind, Delivery, Store};
+use pushmail_tests::fixtures::{inbox, with_mailbox_account};
 
 pushmail_tests::on_both_backends!(
-    with_account;
+    with_mailbox_account;
     every_change_is_read_as_soon_as_its_write_is_answered,
 );
-
-fn inbox() -> FolderName {
-    FolderName::parse("INBOX").unwrap()
-}
-
-async fn with_account(store: Arc<dyn Store>) -> (Arc<dyn Store>, Address) {
-    let alice = Address::parse("alice@example.com").unwrap();
-    pushmail_tests::fixtures::mailbox_account(store.as_ref(), &alice).await;
-    (store, alice)
-}
 
 /// Whether the log after `after` holds a change of `kind` to `uid`.
 async fn logged(

@@ -4,27 +4,17 @@
 
 use std::sync::Arc;
 
-use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{FlagChange, NewMessage};
 use pushmail_core::types::{Address, now};
 use pushmail_store::{ChangeKind, Delivery, EmbeddedStore, FlagUpdate, MailboxStore, Store};
+use pushmail_tests::fixtures::{inbox, with_mailbox_account};
 
 pushmail_tests::on_both_backends!(
-    with_account;
+    with_mailbox_account;
     a_batch_tells_each_message_its_outcome_in_order,
     racing_batches_lose_no_flag,
     states_are_the_messages_without_their_envelopes,
 );
-
-fn inbox() -> FolderName {
-    FolderName::parse("INBOX").unwrap()
-}
-
-async fn with_account(store: Arc<dyn Store>) -> (Arc<dyn Store>, Address) {
-    let alice = Address::parse("alice@example.com").unwrap();
-    pushmail_tests::fixtures::mailbox_account(store.as_ref(), &alice).await;
-    (store, alice)
-}
 
 /// Delivers `count` messages; their UIDs, and the folder's HIGHESTMODSEQ after.
 async fn deliver(store: &Arc<dyn Store>, alice: &Address, count: usize) -> (Vec<u32>, u64) {
@@ -206,7 +196,7 @@ async fn writes_answered_at_their_commit_survive_the_process_ending_moments_late
     const CHILD: &str = "PUSHMAIL_TEST_WRITE_THEN_ABORT";
     if let Some(path) = std::env::var_os(CHILD) {
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(path.as_ref()).unwrap());
-        let (store, alice) = with_account(store).await;
+        let (store, alice) = with_mailbox_account(store).await;
         let (uids, _) = deliver(&store, &alice, 3).await;
         let deleted = FlagChange::Add(vec!["\\Deleted".into()]);
         store

@@ -7,9 +7,10 @@ use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{FlagChange, NewMessage};
 use pushmail_core::types::{Address, now};
 use pushmail_store::{ChangeKind, Copied, Delivery, FlagUpdate, FolderChange, MessagePages, Store};
+use pushmail_tests::fixtures::with_mailbox_account;
 
 pushmail_tests::on_both_backends!(
-    with_account;
+    with_mailbox_account;
     expunge_removes_only_deleted_messages_and_logs_each,
     an_expunge_racing_an_undelete_removes_only_what_is_still_deleted,
     a_copy_keeps_flags_and_dates_under_new_uids_all_or_none,
@@ -32,13 +33,6 @@ fn message(subject: &str, flags: &[&str]) -> NewMessage {
         internal_date: now(),
         owner_known_at: None,
     }
-}
-
-async fn with_account(store: Arc<dyn Store>) -> (Arc<dyn Store>, Address) {
-    let alice = Address::parse("alice@example.com").unwrap();
-    // Mail is stored only for an account that exists.
-    pushmail_tests::fixtures::mailbox_account(store.as_ref(), &alice).await;
-    (store, alice)
 }
 
 async fn append(store: &Arc<dyn Store>, alice: &Address, to: &str, m: &NewMessage) -> u32 {

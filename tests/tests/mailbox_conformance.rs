@@ -8,9 +8,10 @@ use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{FlagChange, MAX_MESSAGES_PER_APPEND, NewMessage, SpecialUse};
 use pushmail_core::types::{Address, now};
 use pushmail_store::{ChangeKind, Delivery, EmbeddedStore, MailboxStore, RelayJob, Store};
+use pushmail_tests::fixtures::{inbox, with_mailbox_account};
 
 pushmail_tests::on_both_backends!(
-    with_account;
+    with_mailbox_account;
     every_account_has_inbox_and_the_special_folders_once,
     deliveries_get_increasing_uids_with_their_envelope_body_and_change,
     racing_deliveries_never_share_or_skip_a_uid,
@@ -22,10 +23,6 @@ pushmail_tests::on_both_backends!(
     a_deleted_account_leaves_nothing_to_whoever_takes_its_address,
     a_message_header_is_its_bytes_up_to_the_blank_line,
 );
-
-fn inbox() -> FolderName {
-    FolderName::parse("INBOX").unwrap()
-}
 
 fn message(subject: &str, bytes: usize) -> NewMessage {
     let mut raw = format!(
@@ -39,13 +36,6 @@ fn message(subject: &str, bytes: usize) -> NewMessage {
         internal_date: now(),
         owner_known_at: None,
     }
-}
-
-async fn with_account(store: Arc<dyn Store>) -> (Arc<dyn Store>, Address) {
-    let alice = Address::parse("alice@example.com").unwrap();
-    // Mail is stored only for an account that exists.
-    pushmail_tests::fixtures::mailbox_account(store.as_ref(), &alice).await;
-    (store, alice)
 }
 
 async fn every_account_has_inbox_and_the_special_folders_once(
@@ -265,7 +255,7 @@ async fn over_quota_and_unknown_folders_store_nothing((store, alice): (Arc<dyn S
 async fn a_delivered_message_survives_reopening_the_embedded_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(&dir.path().join("pushmail.redb")).unwrap();
-    let (store, alice) = with_account(Arc::new(store)).await;
+    let (store, alice) = with_mailbox_account(Arc::new(store)).await;
     store
         .deliver(&alice, &inbox(), &message("kept", 0), None)
         .await

@@ -8,16 +8,13 @@ use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::NewMessage;
 use pushmail_core::types::{Address, now};
 use pushmail_store::{Delivery, Store};
+use pushmail_tests::fixtures::{inbox, with_mailbox_account};
 
 pushmail_tests::on_both_backends!(
-    with_account;
+    with_mailbox_account;
     racing_appenders_each_claim_their_own_messages_and_no_message_twice,
     an_append_that_stores_nothing_claims_nothing,
 );
-
-fn inbox() -> FolderName {
-    FolderName::parse("INBOX").unwrap()
-}
 
 fn message(subject: &str) -> NewMessage {
     let raw = format!("From: bob@example.org\r\nSubject: {subject}\r\n\r\nHello\r\n");
@@ -27,12 +24,6 @@ fn message(subject: &str) -> NewMessage {
         internal_date: now(),
         owner_known_at: None,
     }
-}
-
-async fn with_account(store: Arc<dyn Store>) -> (Arc<dyn Store>, Address) {
-    let alice = Address::parse("alice@example.com").unwrap();
-    pushmail_tests::fixtures::mailbox_account(store.as_ref(), &alice).await;
-    (store, alice)
 }
 
 async fn racing_appenders_each_claim_their_own_messages_and_no_message_twice(

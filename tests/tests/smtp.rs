@@ -2,14 +2,10 @@
 //! its code and nothing stored (unknown users, relaying with every classic trick, size, too
 //! many recipients, over-long lines, bare LF or CR: SMTP smuggling).
 
-use pushmail_core::folder::FolderName;
 use pushmail_smtp::SmtpSettings;
 use pushmail_tests::Harness;
+use pushmail_tests::fixtures::inbox;
 use pushmail_tests::smtp::Client;
-
-fn inbox() -> FolderName {
-    FolderName::parse("INBOX").unwrap()
-}
 
 fn code(reply: &str) -> &str {
     &reply[..reply.len().min(9)]

@@ -9,21 +9,16 @@ use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::MAX_KEPT_SUBSCRIPTIONS;
 use pushmail_core::types::{Address, now};
 use pushmail_store::{FolderChange, Store};
+use pushmail_tests::fixtures::with_mailbox_account;
 
 pushmail_tests::on_both_backends!(
-    with_account;
+    with_mailbox_account;
     a_deleted_folder_keeps_its_subscription_until_unsubscribed,
     kept_subscriptions_are_bounded_and_go_with_the_account,
 );
 
 fn folder(name: &str) -> FolderName {
     FolderName::parse(name).unwrap()
-}
-
-async fn with_account(store: Arc<dyn Store>) -> (Arc<dyn Store>, Address) {
-    let alice = Address::parse("alice@example.com").unwrap();
-    pushmail_tests::fixtures::mailbox_account(store.as_ref(), &alice).await;
-    (store, alice)
 }
 
 async fn kept(store: &Arc<dyn Store>, alice: &Address) -> Vec<String> {
