@@ -191,6 +191,12 @@ impl MessageMeta {
     }
 }
 
+/// Whether `flag` is `\Deleted`, which marks a message for the next EXPUNGE (flags compare
+/// case-insensitively, RFC 3501 §2.3.2).
+pub fn is_deleted_flag(flag: &str) -> bool {
+    flag.eq_ignore_ascii_case("\\Deleted")
+}
+
 /// What a message's flags say, for each record that carries them.
 pub trait Flagged {
     fn flags(&self) -> &[String];
@@ -202,7 +208,7 @@ pub trait Flagged {
 
     /// Flagged for removal by the next EXPUNGE.
     fn is_deleted(&self) -> bool {
-        self.has_flag("\\Deleted")
+        self.flags().iter().any(|flag| is_deleted_flag(flag))
     }
 
     fn is_seen(&self) -> bool {

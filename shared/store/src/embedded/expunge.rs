@@ -5,9 +5,9 @@ use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{Flagged, Folder, MAX_KEPT_SUBSCRIPTIONS, MessageState};
 
 use super::mailbox::*;
-use super::message_record::MessageRecord;
+use super::message_record::{DeletionMark, MessageRecord};
 use super::*;
-use crate::mailbox::{Change, ChangeKind, FolderChange, MessagePages};
+use crate::mailbox::{Change, ChangeKind, FolderChange};
 
 impl EmbeddedStore {
     pub(super) async fn remove_messages(
@@ -81,7 +81,8 @@ impl EmbeddedStore {
     }
 
     /// Of `uids` (sorted), those `\Deleted` as of the last commit, read a page at a time on
-    /// the caller's thread, from the first of them to the last.
+    /// the caller's thread, from the first of them to the last: each message's UID and
+    /// `\Deleted` alone, not its state.
     async fn deleted_among(
         &self,
         account: &Address,
@@ -91,21 +92,22 @@ impl EmbeddedStore {
         let (Some(&first), Some(&last)) = (uids.first(), uids.last()) else {
             return Ok(uids);
         };
-        let mut pages = MessagePages::new(self, account, folder)
-            .of(1_000)
-            .after(first.saturating_sub(1));
+        let mut after = first.saturating_sub(1);
         let mut deleted = Vec::new();
-        while let Some(page) = pages.next_states().await? {
+        loop {
+            let page = self
+                .folder_page::<DeletionMark>(account, folder, after, 1_000)
+                .await?;
             deleted.extend(
                 page.iter()
-                    .filter(|state| state.is_deleted() && uids.binary_search(&state.uid).is_ok())
-                    .map(|state| state.uid),
+                    .filter(|mark| mark.deleted && uids.binary_search(&mark.uid).is_ok())
+                    .map(|mark| mark.uid),
             );
-            if page.last().is_some_and(|state| state.uid >= last) {
-                break;
+            match page.last() {
+                Some(mark) if mark.uid < last => after = mark.uid,
+                _ => return Ok(deleted),
             }
         }
-        Ok(deleted)
     }
 
     pub(super) async fn remove_folder(

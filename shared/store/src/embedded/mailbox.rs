@@ -419,7 +419,7 @@ impl EmbeddedStore {
 
     /// Up to `limit` of a folder's message records after `after_uid`, decoded as `T` (the whole
     /// metadata, or its state alone: `message_record.rs`).
-    async fn folder_page<T: MessageRecord + Send + 'static>(
+    pub(super) async fn folder_page<T: MessageRecord + Send + 'static>(
         &self,
         account: &Address,
         folder: &FolderName,

@@ -14,7 +14,7 @@
 //! object too.
 
 use chrono::DateTime;
-use pushmail_core::mailbox::{Envelope, MessageMeta, MessageState};
+use pushmail_core::mailbox::{Envelope, Flagged, MessageMeta, MessageState, is_deleted_flag};
 
 use super::{TxResult, decode, encode};
 use crate::StoreError;
@@ -44,6 +44,39 @@ impl MessageRecord for Unflagged {
         match split(raw, Flags::Left)? {
             Some((state, _)) => Ok(Self(state)),
             None => decode(raw).map(Self),
+        }
+    }
+}
+
+/// A message's UID and whether it is `\Deleted`, for EXPUNGE's walk of a folder: read from
+/// the state's line without building its flags or its date.
+pub(super) struct DeletionMark {
+    pub uid: u32,
+    pub deleted: bool,
+}
+
+impl MessageRecord for DeletionMark {
+    fn from_record(raw: &str) -> TxResult<Self> {
+        let line = raw
+            .strip_prefix(TAG)
+            .and_then(|rest| rest.split_once('\n'))
+            .map(|(line, _)| line);
+        let Some(line) = line else {
+            // An older record, or a damaged one: read whole (which tells which).
+            let state = MessageState::from_record(raw)?;
+            let deleted = state.is_deleted();
+            return Ok(Self {
+                uid: state.uid,
+                deleted,
+            });
+        };
+        let mut fields = line.split(' ');
+        let uid = fields.next().and_then(|field| field.parse::<u32>().ok());
+        // The flags follow size, MODSEQ and the date's two fields.
+        let deleted = fields.skip(4).any(is_deleted_flag);
+        match uid {
+            Some(uid) => Ok(Self { uid, deleted }),
+            None => Err(StoreError::Corrupt(format!("message record {:?}", cut(raw))).into()),
         }
     }
 }

@@ -191,3 +191,35 @@ async fn a_store_with_older_records_reads_changes_and_expunges_them() {
             .is_empty()
     );
 }
+
+/// EXPUNGE's reading of `\Deleted` alone says what reading the whole state says, for records
+/// of either form and flags that only look like it.
+#[test]
+fn the_deletion_mark_agrees_with_the_whole_state() {
+    use pushmail_core::mailbox::Flagged;
+    let flag_sets: [&[&str]; 8] = [
+        &[],
+        &["\\Deleted"],
+        &["\\deleted", "\\Seen"],
+        &["\\Seen", "$Label", "\\DELETED"],
+        &["\\DeletedX"],
+        &["Deleted", "$Deleted"],
+        &["\\Seen", "\\Flagged"],
+        &["a space"],
+    ];
+    for flags in flag_sets {
+        let meta = meta(flags, 1_764_932_000, 7);
+        let json = serde_json::to_string(&meta).expect("json");
+        for raw in [message_record(&meta).expect("record"), json] {
+            let mark = DeletionMark::from_record(&raw).expect("mark");
+            let state = MessageState::from_record(&raw).expect("state");
+            assert_eq!(
+                (mark.uid, mark.deleted),
+                (state.uid, state.is_deleted()),
+                "{raw:?}"
+            );
+        }
+    }
+    assert!(DeletionMark::from_record("m1 x 1 2 3 4 \\Deleted\n{}").is_err());
+    assert!(DeletionMark::from_record("not a record").is_err());
+}
