@@ -57,12 +57,8 @@ pub(super) struct DeletionMark {
 
 impl MessageRecord for DeletionMark {
     fn from_record(raw: &str) -> TxResult<Self> {
-        let line = raw
-            .strip_prefix(TAG)
-            .and_then(|rest| rest.split_once('\n'))
-            .map(|(line, _)| line);
-        let Some(line) = line else {
-            // An older record, or a damaged one: read whole (which tells which).
+        let Some((line, _)) = state_line(raw)? else {
+            // An older record: read whole.
             let state = MessageState::from_record(raw)?;
             let deleted = state.is_deleted();
             return Ok(Self {
@@ -72,11 +68,10 @@ impl MessageRecord for DeletionMark {
         };
         let mut fields = line.split(' ');
         let uid = fields.next().and_then(|field| field.parse::<u32>().ok());
-        // The flags follow size, MODSEQ and the date's two fields.
-        let deleted = fields.skip(4).any(is_deleted_flag);
+        let deleted = fields.skip(FIELDS_BEFORE_FLAGS - 1).any(is_deleted_flag);
         match uid {
             Some(uid) => Ok(Self { uid, deleted }),
-            None => Err(StoreError::Corrupt(format!("message record {:?}", cut(raw))).into()),
+            None => Err(corrupt(raw).into()),
         }
     }
 }
@@ -169,11 +164,10 @@ fn line(state: &MessageState) -> Option<String> {
 /// The state (its flags as `flags` says) and the envelope's JSON of a record in this form;
 /// `None` for an older record.
 fn split(raw: &str, flags: Flags) -> TxResult<Option<(MessageState, &str)>> {
-    let Some(rest) = raw.strip_prefix(TAG) else {
+    let Some((line, envelope)) = state_line(raw)? else {
         return Ok(None);
     };
-    let corrupt = || StoreError::Corrupt(format!("message record {:?}", cut(raw)));
-    let (line, envelope) = rest.split_once('\n').ok_or_else(corrupt)?;
+    let corrupt = || corrupt(raw);
     let mut fields = line.split(' ');
     let uid = fields.next().and_then(|field| field.parse::<u32>().ok());
     let size = fields.next().and_then(|field| field.parse::<u64>().ok());
@@ -200,6 +194,25 @@ fn split(raw: &str, flags: Flags) -> TxResult<Option<(MessageState, &str)>> {
         modseq,
     };
     Ok(Some((state, envelope)))
+}
+
+/// The fields of a state's line before its flags: UID, size, MODSEQ and the date's two.
+const FIELDS_BEFORE_FLAGS: usize = 5;
+
+/// A record in this form as its state's line (without the tag and the line break) and its
+/// envelope's JSON; `None` for an older record.
+fn state_line(raw: &str) -> TxResult<Option<(&str, &str)>> {
+    let Some(rest) = raw.strip_prefix(TAG) else {
+        return Ok(None);
+    };
+    match rest.split_once('\n') {
+        Some(parts) => Ok(Some(parts)),
+        None => Err(corrupt(raw).into()),
+    }
+}
+
+fn corrupt(raw: &str) -> StoreError {
+    StoreError::Corrupt(format!("message record {:?}", cut(raw)))
 }
 
 /// The start of a record, for an error message.
