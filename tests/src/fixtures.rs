@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use pushmail_core::folder::FolderName;
+use pushmail_core::mailbox::NewMessage;
 use pushmail_core::types::{
     Account, ActivationJob, ActivationState, Address, Domain, DomainName, Link, LinkState, now,
 };
@@ -49,6 +50,16 @@ pub async fn mailbox_account(store: &dyn Store, address: &Address) {
 /// The folder every account has.
 pub fn inbox() -> FolderName {
     FolderName::parse("INBOX").unwrap()
+}
+
+/// `raw` as a message newly arrived: no flags, received now.
+pub fn new_message(raw: impl Into<Vec<u8>>) -> NewMessage {
+    NewMessage {
+        raw: raw.into(),
+        flags: Vec::new(),
+        internal_date: now(),
+        owner_known_at: None,
+    }
 }
 
 /// alice@example.com as a [`mailbox_account`] in `store`: the set-up of the mailbox tests that

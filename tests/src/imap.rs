@@ -107,10 +107,8 @@ pub async fn deliver(
 ) {
     let folder = pushmail_core::folder::FolderName::parse(folder).expect("a folder name");
     let message = pushmail_core::mailbox::NewMessage {
-        raw: raw.into(),
         flags,
-        internal_date: chrono::Utc::now(),
-        owner_known_at: None,
+        ..crate::fixtures::new_message(raw)
     };
     let delivered = h.store.deliver(account, &folder, &message, None).await;
     assert!(

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use pushmail_core::mailbox::{FlagChange, NewMessage};
-use pushmail_core::types::{Address, now};
+use pushmail_core::mailbox::FlagChange;
+use pushmail_core::types::Address;
 use pushmail_store::{ChangeKind, Delivery, Store};
-use pushmail_tests::fixtures::{inbox, with_mailbox_account};
+use pushmail_tests::fixtures::{inbox, new_message, with_mailbox_account};
 
 pushmail_tests::on_both_backends!(
     with_mailbox_account;
@@ -41,12 +41,7 @@ async fn every_change_is_read_as_soon_as_its_write_is_answered(
                 let before = store.latest_change(&alice).await.unwrap();
                 store.changes_since(&alice, before, 10_000).await.unwrap();
                 let raw = format!("From: bob@example.org\r\nSubject: {n}/{m}\r\n\r\nhi\r\n");
-                let message = NewMessage {
-                    raw: raw.into_bytes(),
-                    flags: vec![],
-                    internal_date: now(),
-                    owner_known_at: None,
-                };
+                let message = new_message(raw);
                 let Delivery::Stored { uid, .. } = store
                     .append(&alice, &inbox(), &message, None)
                     .await

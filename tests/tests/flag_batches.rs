@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use pushmail_core::mailbox::{FlagChange, NewMessage};
-use pushmail_core::types::{Address, now};
+use pushmail_core::mailbox::FlagChange;
+use pushmail_core::types::Address;
 use pushmail_store::{ChangeKind, Delivery, EmbeddedStore, FlagUpdate, MailboxStore, Store};
-use pushmail_tests::fixtures::{inbox, with_mailbox_account};
+use pushmail_tests::fixtures::{inbox, new_message, with_mailbox_account};
 
 pushmail_tests::on_both_backends!(
     with_mailbox_account;
@@ -22,12 +22,7 @@ async fn deliver(store: &Arc<dyn Store>, alice: &Address, count: usize) -> (Vec<
     let mut highest = 0;
     for n in 0..count {
         let raw = format!("From: Bob <bob@example.org>\r\nSubject: message {n}\r\n\r\nbody\r\n");
-        let message = NewMessage {
-            raw: raw.into_bytes(),
-            flags: vec![],
-            internal_date: now(),
-            owner_known_at: None,
-        };
+        let message = new_message(raw);
         let Delivery::Stored { uid, modseq, .. } = store
             .deliver(alice, &inbox(), &message, None)
             .await

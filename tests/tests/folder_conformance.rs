@@ -7,7 +7,7 @@ use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{FlagChange, NewMessage};
 use pushmail_core::types::{Address, now};
 use pushmail_store::{ChangeKind, Copied, Delivery, FlagUpdate, FolderChange, MessagePages, Store};
-use pushmail_tests::fixtures::with_mailbox_account;
+use pushmail_tests::fixtures::{new_message, with_mailbox_account};
 
 pushmail_tests::on_both_backends!(
     with_mailbox_account;
@@ -28,10 +28,10 @@ fn folder(name: &str) -> FolderName {
 
 fn message(subject: &str, flags: &[&str]) -> NewMessage {
     NewMessage {
-        raw: format!("From: bob@example.org\r\nSubject: {subject}\r\n\r\nHello\r\n").into_bytes(),
         flags: flags.iter().map(|f| f.to_string()).collect(),
-        internal_date: now(),
-        owner_known_at: None,
+        ..new_message(format!(
+            "From: bob@example.org\r\nSubject: {subject}\r\n\r\nHello\r\n"
+        ))
     }
 }
 

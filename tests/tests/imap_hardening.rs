@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use pushmail_listener::{Conversation, Departure, Limits};
 use pushmail_tests::Harness;
+use pushmail_tests::fixtures::new_message;
 use pushmail_tests::imap::{deliver, last, listener, logged_in, loopback_plaintext};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -96,12 +97,7 @@ async fn a_sparse_set_fetches_every_message_it_names() {
     let count = 1_100;
     let inbox = pushmail_core::folder::FolderName::inbox();
     for n in 1..=count {
-        let message = pushmail_core::mailbox::NewMessage {
-            raw: format!("Subject: {n}\r\n\r\n{n}\r\n").into_bytes(),
-            flags: Vec::new(),
-            internal_date: chrono::Utc::now(),
-            owner_known_at: None,
-        };
+        let message = new_message(format!("Subject: {n}\r\n\r\n{n}\r\n"));
         store.deliver(&alice, &inbox, &message, None).await.unwrap();
     }
     let imap = pushmail_imap::Imap::new(

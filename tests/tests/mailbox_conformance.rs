@@ -8,7 +8,7 @@ use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{FlagChange, MAX_MESSAGES_PER_APPEND, NewMessage, SpecialUse};
 use pushmail_core::types::{Address, now};
 use pushmail_store::{ChangeKind, Delivery, EmbeddedStore, MailboxStore, RelayJob, Store};
-use pushmail_tests::fixtures::{inbox, with_mailbox_account};
+use pushmail_tests::fixtures::{inbox, new_message, with_mailbox_account};
 
 pushmail_tests::on_both_backends!(
     with_mailbox_account;
@@ -30,12 +30,7 @@ fn message(subject: &str, bytes: usize) -> NewMessage {
     )
     .into_bytes();
     raw.resize(raw.len().max(bytes), b'x');
-    NewMessage {
-        raw,
-        flags: vec![],
-        internal_date: now(),
-        owner_known_at: None,
-    }
+    new_message(raw)
 }
 
 async fn every_account_has_inbox_and_the_special_folders_once(

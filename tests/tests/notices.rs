@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::NewMessage;
 use pushmail_core::types::{Address, LinkState};
 use pushmail_smtp::{Smtp, SmtpSettings};
 use pushmail_store::Delivery;
+use pushmail_tests::fixtures::new_message;
 use pushmail_tests::smtp::Client;
 use pushmail_tests::{CallbackSink, Harness};
 use serde_json::json;
@@ -26,12 +26,7 @@ async fn deliver(h: &Harness, account: &Address, folder: &str, subject: &str) ->
         .deliver(
             account,
             &FolderName::parse(folder).unwrap(),
-            &NewMessage {
-                raw: raw.into_bytes(),
-                flags: Vec::new(),
-                internal_date: Utc::now(),
-                owner_known_at: None,
-            },
+            &new_message(raw),
             None,
         )
         .await

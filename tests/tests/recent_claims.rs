@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::NewMessage;
-use pushmail_core::types::{Address, now};
+use pushmail_core::types::Address;
 use pushmail_store::{Delivery, Store};
-use pushmail_tests::fixtures::{inbox, with_mailbox_account};
+use pushmail_tests::fixtures::{inbox, new_message, with_mailbox_account};
 
 pushmail_tests::on_both_backends!(
     with_mailbox_account;
@@ -18,12 +18,7 @@ pushmail_tests::on_both_backends!(
 
 fn message(subject: &str) -> NewMessage {
     let raw = format!("From: bob@example.org\r\nSubject: {subject}\r\n\r\nHello\r\n");
-    NewMessage {
-        raw: raw.into_bytes(),
-        flags: vec![],
-        internal_date: now(),
-        owner_known_at: None,
-    }
+    new_message(raw)
 }
 
 async fn racing_appenders_each_claim_their_own_messages_and_no_message_twice(
