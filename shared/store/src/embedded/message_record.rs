@@ -167,7 +167,6 @@ fn split(raw: &str, flags: Flags) -> TxResult<Option<(MessageState, &str)>> {
     let Some((line, envelope)) = state_line(raw)? else {
         return Ok(None);
     };
-    let corrupt = || corrupt(raw);
     let mut fields = line.split(' ');
     let uid = fields.next().and_then(|field| field.parse::<u32>().ok());
     let size = fields.next().and_then(|field| field.parse::<u64>().ok());
@@ -180,7 +179,7 @@ fn split(raw: &str, flags: Flags) -> TxResult<Option<(MessageState, &str)>> {
     let (Some(uid), Some(size), Some(modseq), Some(internal_date)) =
         (uid, size, modseq, internal_date)
     else {
-        return Err(corrupt().into());
+        return Err(corrupt(raw).into());
     };
     let flags = match flags {
         Flags::Read => fields.map(str::to_owned).collect(),
@@ -211,6 +210,7 @@ fn state_line(raw: &str) -> TxResult<Option<(&str, &str)>> {
     }
 }
 
+/// The error for a record that cannot be read, with its start.
 fn corrupt(raw: &str) -> StoreError {
     StoreError::Corrupt(format!("message record {:?}", cut(raw)))
 }
