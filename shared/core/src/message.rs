@@ -1,7 +1,8 @@
 //! A message as mail-parser reads it, behind the one check every reader needs: mail-parser's
 //! accessors (`from()`, `date()`, `headers()`, …) index its first part, and a parse that found
 //! nothing (an empty message, three spaces) has none. Only a parse with a root part leaves
-//! here, so no reader can hand an empty parse to code that indexes it.
+//! here, so no reader can hand an empty parse to code that indexes it; and a panic inside the
+//! parser is taken as no parse (`guarded`).
 
 use mail_parser::{Message, MessageParser};
 
@@ -27,9 +28,7 @@ pub fn has_header_field(raw: &[u8]) -> bool {
             .ignore_header(mail_parser::HeaderName::Other("X-Pushmail-None".into()))
             .default_header_ignore()
     });
-    SKIPPING_VALUES
-        .parse_headers(raw)
-        .is_some_and(|message| !message.parts.is_empty())
+    guarded(|| SKIPPING_VALUES.parse_headers(raw)).is_some()
 }
 
 /// Header fields a message may carry; one with more is refused when it arrives (SMTP DATA,
@@ -71,15 +70,22 @@ pub fn check_shape(raw: &[u8]) -> Result<(), TooComplex> {
 
 /// The whole message, parts and all; `None` when the parser found no part.
 pub fn parse_message(raw: &[u8]) -> Option<Message<'_>> {
-    MessageParser::default()
-        .parse(raw)
-        .filter(|message| !message.parts.is_empty())
+    guarded(|| MessageParser::default().parse(raw))
 }
 
 /// The top-level header only; `None` when the parser found no part.
 pub fn parse_header(raw: &[u8]) -> Option<Message<'_>> {
-    MessageParser::default()
-        .parse_headers(raw)
+    guarded(|| MessageParser::default().parse_headers(raw))
+}
+
+/// A parse by mail-parser with a root part, or `None`; a panic inside the parser (one of its
+/// own checks, tripped by a malformed message) is taken as no parse. Otherwise one odd stored
+/// message would end every session that FETCHes it, again at each retry. The panic is still
+/// reported by the process's panic hook.
+fn guarded<'x>(parse: impl FnOnce() -> Option<Message<'x>>) -> Option<Message<'x>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse))
+        .ok()
+        .flatten()
         .filter(|message| !message.parts.is_empty())
 }
 
@@ -236,5 +242,24 @@ mod tests {
         assert_eq!(header_field_count(raw), 3);
         assert_eq!(header_field_count(b""), 0);
         assert_eq!(header_field_count(b"X: y"), 1);
+    }
+
+    /// Found by fuzzing stored messages (`infra/bench/imap_fuzz.sh`): nested message/rfc822
+    /// parts with bare CRs make mail-parser 0.11.9 trip one of its own checks
+    /// (`debug_assert!`, "Invalid part ID, could not find multipart"), which panics wherever
+    /// debug assertions are on. The message is then read as having no parts, as one the parser
+    /// found nothing in, and never panics a FETCH of it.
+    #[test]
+    fn a_message_that_trips_the_parser_reads_as_no_parse() {
+        let raw = b"o\nContent-Type:multipart/; boundary=x\r\n\r\n--x\rd\nContent-Type: message/rfc822\n\r\nd;x\r\nContent-Type: message/rfc822\n\r\ni\n\r\r\n--x--\r";
+        let parsed = parse_message(raw);
+        if cfg!(debug_assertions) {
+            assert!(
+                parsed.is_none(),
+                "the parser's own check took it as no parse"
+            );
+        }
+        // The header alone parses either way.
+        assert!(parse_header(raw).is_some());
     }
 }
