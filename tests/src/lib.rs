@@ -37,8 +37,8 @@ use answers::{into_admin_answer, into_answer};
 pub use callback::{CallbackSink, ReceivedNotice};
 use stores::unique;
 pub use stores::{
-    TestStore, create_bucket, create_table, dynamo_store, embedded_store, on_dynamodb, sdk_config,
-    test_store,
+    TestStore, create_bucket, create_table, dynamo_store, dynamo_store_with, embedded_store,
+    embedded_store_with, on_dynamodb, sdk_config, test_store, test_store_with,
 };
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -115,12 +115,15 @@ pub struct Harness {
 pub struct Setup {
     /// Whether the mailer accepts the activation mail from the start.
     pub mail_accepted: bool,
+    /// How much of each account's change log the store keeps.
+    pub change_window: pushmail_store::ChangeWindow,
 }
 
 impl Default for Setup {
     fn default() -> Self {
         Self {
             mail_accepted: true,
+            change_window: pushmail_store::ChangeWindow::DEFAULT,
         }
     }
 }
@@ -143,7 +146,7 @@ impl Harness {
 
     pub async fn start_with(setup: Setup) -> Self {
         init_test_logs();
-        let test_store = test_store().await;
+        let test_store = test_store_with(setup.change_window).await;
         let store = test_store.store.clone();
         let mailer = Arc::new(TestMailer {
             kept: StoreMailer::new(store.clone(), "pushmail <push@pushmail.test>"),

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 use pushmail_runtime::aws::AwsContext;
-use pushmail_store::{EmbeddedStore, Store};
+use pushmail_store::{ChangeWindow, EmbeddedStore, Store};
 use serde_json::Value;
 
 /// A store for one test, and what keeps it alive (the embedded store's temporary folder, removed
@@ -30,10 +30,15 @@ pub fn on_dynamodb() -> bool {
 
 /// A fresh store on the backend [`on_dynamodb`] chooses.
 pub async fn test_store() -> TestStore {
+    test_store_with(ChangeWindow::DEFAULT).await
+}
+
+/// [`test_store`] keeping `window` of each account's change log.
+pub async fn test_store_with(window: ChangeWindow) -> TestStore {
     if on_dynamodb() {
-        dynamo_store().await
+        dynamo_store_with(window).await
     } else {
-        embedded_store()
+        embedded_store_with(window)
     }
 }
 
@@ -68,11 +73,18 @@ macro_rules! on_both_backends {
 
 /// A fresh embedded store in a temporary folder.
 pub fn embedded_store() -> TestStore {
+    embedded_store_with(ChangeWindow::DEFAULT)
+}
+
+/// [`embedded_store`] keeping `window` of each account's change log.
+pub fn embedded_store_with(window: ChangeWindow) -> TestStore {
     let dir = tempfile::Builder::new()
         .prefix("pushmail-test-")
         .tempdir()
         .expect("temporary folder");
-    let store = EmbeddedStore::open(&dir.path().join("pushmail.redb")).expect("embedded store");
+    let store = EmbeddedStore::open(&dir.path().join("pushmail.redb"))
+        .expect("embedded store")
+        .with_change_window(window);
     TestStore {
         store: Arc::new(store),
         _dir: Some(dir),
@@ -81,13 +93,23 @@ pub fn embedded_store() -> TestStore {
 
 /// A fresh table on the AWS endpoint, created as infra/table.json defines it.
 pub async fn dynamo_store() -> TestStore {
+    dynamo_store_with(ChangeWindow::DEFAULT).await
+}
+
+/// [`dynamo_store`] keeping `window` of each account's change log.
+pub async fn dynamo_store_with(window: ChangeWindow) -> TestStore {
     endpoint();
     let table = unique("pushmail-test-");
     create_table(&table).await;
     let bucket = unique("pushmail-test-");
     create_bucket(&bucket).await;
     TestStore {
-        store: Arc::new(AwsContext::from_env().await.mail_store(table, bucket)),
+        store: Arc::new(
+            AwsContext::from_env()
+                .await
+                .mail_store(table, bucket)
+                .with_change_window(window),
+        ),
         _dir: None,
     }
 }

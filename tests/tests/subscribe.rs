@@ -225,6 +225,7 @@ async fn twenty_racing_subscribes_leave_one_link_with_the_highest_generation() {
 async fn ses_refusing_leaves_activation_pending_and_it_goes_out_once_later() {
     let h = Harness::start_with(Setup {
         mail_accepted: false,
+        ..Setup::default()
     })
     .await;
     let alice = h.account("alice").await;
@@ -267,6 +268,7 @@ async fn ses_refusing_leaves_activation_pending_and_it_goes_out_once_later() {
 async fn a_superseded_subscription_never_gets_its_pending_mail() {
     let h = Harness::start_with(Setup {
         mail_accepted: false,
+        ..Setup::default()
     })
     .await;
     let alice = h.account("alice").await;

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod admin;
+mod change_log;
 pub mod credentials;
 mod domains;
 mod dynamo;
@@ -29,8 +30,8 @@ pub use kept_mail::KeptMailStore;
 pub use links::{LinkInsert, LinkQuery, LinkStore, Unlink};
 pub use liveness::LivenessStore;
 pub use mailbox::{
-    Change, ChangeKind, Copied, Delivery, FLAG_CHANGES_PER_CALL, FlagUpdate, FolderChange,
-    MailboxStore, MessagePages,
+    Change, ChangeKind, ChangeWindow, ChangesAfter, Copied, Delivery, FLAG_CHANGES_PER_CALL,
+    FlagUpdate, FolderChange, MailboxStore, MessagePages,
 };
 pub use notices::{AccountNotices, NoticeCounts, NoticeDrop, NoticeFailure, NoticeStore};
 pub use outbox::OutboxStore;

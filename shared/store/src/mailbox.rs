@@ -10,9 +10,9 @@ use pushmail_core::mailbox::{
 };
 use pushmail_core::message::header_end;
 use pushmail_core::types::Address;
-use serde::{Deserialize, Serialize};
 
 use crate::StoreResult;
+pub use crate::change_log::{Change, ChangeKind, ChangeWindow, ChangesAfter};
 
 /// What [`MailboxStore::deliver`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,42 +33,6 @@ pub enum Delivery {
     NoSuchAccount,
     /// The account's quota would be exceeded: nothing stored.
     OverQuota,
-}
-
-/// One change of an account's mailboxes, numbered in the order they were made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change {
-    pub counter: u64,
-    pub folder: FolderName,
-    pub uid: u32,
-    pub kind: ChangeKind,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeKind {
-    Added,
-    /// The message's flags changed.
-    Flags,
-    /// The message was removed (IMAP EXPUNGE or MOVE, or its folder deleted).
-    Expunged,
-}
-
-impl ChangeKind {
-    /// The name the DynamoDB change items carry.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Added => "added",
-            Self::Flags => "flags",
-            Self::Expunged => "expunged",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        [Self::Added, Self::Flags, Self::Expunged]
-            .into_iter()
-            .find(|kind| kind.as_str() == name)
-    }
 }
 
 /// What [`MailboxStore::copy`] did.
@@ -386,13 +350,25 @@ pub trait MailboxStore: Send + Sync {
             raw
         }))
     }
-    /// The account's changes numbered above `after`, oldest first, at most `limit`.
+    /// The account's changes numbered above `after`, oldest first, at most `limit`: those the
+    /// log still holds ([`ChangeWindow`]).
     async fn changes_since(
         &self,
         account: &Address,
         after: u64,
         limit: usize,
     ) -> StoreResult<Vec<Change>>;
+    /// [`changes_since`](Self::changes_since) for a reader that must see every change: told
+    /// when the log no longer reaches back to `after`.
+    async fn changes_after(
+        &self,
+        account: &Address,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<ChangesAfter> {
+        let changes = self.changes_since(account, after, limit).await?;
+        Ok(ChangesAfter::of(after, changes))
+    }
     /// Bytes the account's messages take.
     async fn mailbox_usage(&self, account: &Address) -> StoreResult<u64>;
     /// The account's change counter: the number of the newest change in its log (0 if none).

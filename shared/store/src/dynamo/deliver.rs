@@ -162,6 +162,7 @@ impl DynamoStore {
                 writes.push(self.owner_unchanged(owner)?);
             }
             Ok(if self.transact(writes).await? {
+                self.logged_changes(account, changes + 1, last_change).await;
                 Attempt::Done(Delivery::Stored {
                     uid: first_uid,
                     uid_validity: current.uid_validity,

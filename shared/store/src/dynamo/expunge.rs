@@ -113,6 +113,7 @@ impl DynamoStore {
                 ))?);
             }
             Ok(if self.transact(writes).await? {
+                self.logged_changes(account, changes + 1, last_change).await;
                 Attempt::Done(
                     doomed
                         .into_iter()

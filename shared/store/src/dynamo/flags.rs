@@ -77,6 +77,7 @@ impl DynamoStore {
                 put_write(self.change_put(account, counter, folder, uid, ChangeKind::Flags))?,
             ];
             Ok(if self.transact(writes).await? {
+                self.logged_changes(account, counter, counter).await;
                 Attempt::Done(FlagUpdate::Applied { flags, modseq })
             } else {
                 Attempt::Raced

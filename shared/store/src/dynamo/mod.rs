@@ -19,8 +19,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::prelude::*;
 use crate::{
-    AccountDelete, AccountUpdate, DomainDelete, FailureScope, LinkInsert, LinkQuery, SecretAdd,
-    StoreError, StoreResult, TokenDelete, Unlink,
+    AccountDelete, AccountUpdate, ChangeWindow, DomainDelete, FailureScope, LinkInsert, LinkQuery,
+    SecretAdd, StoreError, StoreResult, TokenDelete, Unlink,
 };
 use pushmail_core::types::{
     Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Device, Domain,
@@ -60,6 +60,8 @@ pub struct DynamoStore {
     /// do not spend their conditional writes on each other; other processes still race, and
     /// the conditions decide.
     delivery_turns: Arc<[tokio::sync::Mutex<()>; DELIVERY_STRIPES]>,
+    /// How much of each account's change log is kept.
+    change_window: ChangeWindow,
 }
 
 const DELIVERY_STRIPES: usize = 64;
@@ -71,7 +73,15 @@ impl DynamoStore {
             table: config.table,
             bodies: None,
             delivery_turns: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
+            change_window: ChangeWindow::DEFAULT,
         }
+    }
+
+    /// The store keeping `window` of each account's change log (the default:
+    /// [`ChangeWindow::DEFAULT`]).
+    pub fn with_change_window(mut self, window: ChangeWindow) -> Self {
+        self.change_window = window;
+        self
     }
 
     /// The store with message bodies kept in `bodies` (needed for [`crate::MailboxStore`]).

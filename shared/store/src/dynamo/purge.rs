@@ -2,7 +2,8 @@
 //! link items (folders, messages, their S3 bodies, the change log, mailbox state, notice
 //! status, kept mail) and its pending notices. Run after the account is deleted and again
 //! before an address is created anew, so a purge a crash cut short is finished before anyone
-//! can own the address again.
+//! can own the address again. Also the change log's part older than its window, dropped as
+//! writes add to it.
 
 use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 
@@ -50,6 +51,47 @@ impl DynamoStore {
                 store.delete_body(body).await?;
             }
         }
+        self.delete_keys(&keys, &format!("purging {address}")).await
+    }
+
+    /// After a write that logged the account's changes `first..=last`: drops the part of the
+    /// log older than the window when this write's turn comes. A failure is only logged: the
+    /// write is done, and the next turn drops what this one left.
+    pub(super) async fn logged_changes(&self, account: &Address, first: u64, last: u64) {
+        if let Some(through) = self.change_window.drop_through(first, last)
+            && let Err(error) = self.drop_changes(account, through).await
+        {
+            tracing::warn!(%error, "old changes not dropped");
+        }
+    }
+
+    /// Drops the account's changes numbered `through` and below: the part of its change log
+    /// older than the window ([`crate::ChangeWindow`]). Read from the log's oldest key, so a
+    /// drop that failed before is made good here.
+    async fn drop_changes(&self, account: &Address, through: u64) -> StoreResult<()> {
+        let pk = account_pk(account);
+        let last = super::mailbox::change_sk(through);
+        let mut keys = Vec::new();
+        each_item(
+            self.partition_query(&pk, Some("CHANGE#"))
+                .projection_expression("sk"),
+            |item| {
+                let sk = get_s(&item, "sk")?;
+                if sk > last.as_str() {
+                    return Ok(false);
+                }
+                keys.push((pk.clone(), sk.to_owned()));
+                Ok(true)
+            },
+        )
+        .await?;
+        self.delete_keys(&keys, &format!("dropping {account}'s old changes"))
+            .await
+    }
+
+    /// Deletes the items of these keys, [`BATCH`] a request; `doing` names the work in the
+    /// error when some are still left.
+    async fn delete_keys(&self, keys: &[(String, String)], doing: &str) -> StoreResult<()> {
         for chunk in keys.chunks(BATCH) {
             let mut requests: Vec<WriteRequest> = chunk
                 .iter()
@@ -85,7 +127,7 @@ impl DynamoStore {
             }
             if !requests.is_empty() {
                 return Err(StoreError::Backend(format!(
-                    "purging {address}: {} items left unprocessed",
+                    "{doing}: {} items left unprocessed",
                     requests.len()
                 )));
             }

@@ -50,6 +50,7 @@ impl EmbeddedStore {
         let (account, name, messages) = (account.clone(), folder.clone(), messages.to_vec());
         let envelopes: Vec<Envelope> = messages.iter().map(|m| Envelope::parse(&m.raw)).collect();
         let bytes = messages.iter().map(|m| m.raw.len()).sum();
+        let window = self.change_window;
         self.write_mail(bytes, move |txn| {
             let owner = get::<Account>(&txn.open_table(ACCOUNTS)?, account.as_str())?;
             let Some(owner) = owner.filter(|owner| messages.iter().all(|m| m.is_for(owner))) else {
@@ -95,7 +96,7 @@ impl EmbeddedStore {
                     uid,
                     kind: ChangeKind::Added,
                 };
-                log_change(&mut txn.open_table(CHANGES)?, &account, &change)?;
+                log_change(&mut txn.open_table(CHANGES)?, &account, &change, window)?;
                 let notice = match arrival == Arrival::Delivered {
                     true => {
                         let link: Option<Link> = get(&txn.open_table(LINKS)?, account.as_str())?;

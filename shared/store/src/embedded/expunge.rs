@@ -29,6 +29,7 @@ impl EmbeddedStore {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
+        let window = self.change_window;
         // Answered at its commit, on disk within 50 ms (`writer::Answered::Committed`): a
         // message brought back by a power loss is expunged again.
         self.write_committed(move |txn| {
@@ -67,7 +68,7 @@ impl EmbeddedStore {
                     uid,
                     kind: ChangeKind::Expunged,
                 };
-                log_change(&mut changes, &account, &entry)?;
+                log_change(&mut changes, &account, &entry, window)?;
                 removed.push(uid);
             }
             if !removed.is_empty() {

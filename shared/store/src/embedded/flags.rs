@@ -24,6 +24,7 @@ impl EmbeddedStore {
             change.clone(),
             uids.to_vec(),
         );
+        let window = self.change_window;
         // Answered at its commit, on disk within 50 ms (`writer::Answered::Committed`).
         self.write_committed(move |txn| {
             let mut messages = txn.open_table(MESSAGES)?;
@@ -76,7 +77,7 @@ impl EmbeddedStore {
                     uid,
                     kind: ChangeKind::Flags,
                 };
-                log_change(&mut changes, &account, &entry)?;
+                log_change(&mut changes, &account, &entry, window)?;
                 updates.push(FlagUpdate::Applied {
                     flags,
                     modseq: meta.modseq,

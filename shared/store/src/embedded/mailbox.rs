@@ -136,15 +136,21 @@ pub(super) fn change_key(account: &Address, counter: u64) -> String {
 }
 
 /// Adds `change` to the account's change log (its counter already taken from the account's
-/// state, in the same transaction).
+/// state, in the same transaction), and drops the changes older than `window` when its turn
+/// comes ([`ChangeWindow::drop_through`]).
 pub(super) fn log_change(
     changes: &mut redb::Table<'_, &'static str, &'static str>,
     account: &Address,
     change: &Change,
+    window: ChangeWindow,
 ) -> TxResult<()> {
     let k = change_key(account, change.counter);
     changes.insert(k.as_str(), encode(change)?.as_str())?;
     super::latest_changes::logged(account, change.counter);
+    if let Some(through) = window.drop_through(change.counter, change.counter) {
+        let (first, last) = (change_key(account, 0), change_key(account, through));
+        changes.retain_in::<&str, _>(first.as_str()..=last.as_str(), |_, _| false)?;
+    }
     Ok(())
 }
 

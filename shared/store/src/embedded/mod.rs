@@ -19,8 +19,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    AccountDelete, AccountUpdate, DomainDelete, FailureScope, LinkInsert, LinkQuery, SecretAdd,
-    StoreError, StoreResult, TokenDelete, Unlink,
+    AccountDelete, AccountUpdate, ChangeWindow, DomainDelete, FailureScope, LinkInsert, LinkQuery,
+    SecretAdd, StoreError, StoreResult, TokenDelete, Unlink,
 };
 use pushmail_core::types::{
     Account, ActivationJob, ActivationState, Address, AdminToken, AuditEntry, Domain, DomainName,
@@ -79,6 +79,8 @@ pub struct EmbeddedStore {
     writer: Arc<writer::Writer>,
     /// Each account's last change committed here: `changes_since` reads nothing after it.
     latest_changes: Arc<latest_changes::LatestChanges>,
+    /// How much of each account's change log is kept.
+    change_window: ChangeWindow,
 }
 
 /// What can go wrong inside a transaction.
@@ -282,7 +284,15 @@ impl EmbeddedStore {
             )?),
             db,
             latest_changes,
+            change_window: ChangeWindow::DEFAULT,
         })
+    }
+
+    /// The store keeping `window` of each account's change log (the default:
+    /// [`ChangeWindow::DEFAULT`]).
+    pub fn with_change_window(mut self, window: ChangeWindow) -> Self {
+        self.change_window = window;
+        self
     }
 
     /// Runs `work` in the writer's next pass (one write transaction, committed if every write
