@@ -20,6 +20,7 @@ mod keywords;
 mod list;
 mod list_request;
 mod login;
+mod lost_log;
 mod mailboxes;
 mod mime;
 mod notify;

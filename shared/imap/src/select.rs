@@ -13,7 +13,7 @@ use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use imap_codec::imap_types::sequence::SequenceSet;
 use pushmail_core::mailbox::{Flagged, Folder};
 use pushmail_core::types::Address;
-use pushmail_store::{ChangeKind, MessagePages};
+use pushmail_store::{ChangeKind, ChangesAfter, MessagePages};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::fetch::{MetaWindow, flag_items};
@@ -173,7 +173,8 @@ impl Imap {
 
     /// Brings the view up to date with the change log: removed messages as `* n EXPUNGE`
     /// (unless held: the log is then read only up to the first one), flag changes as FETCH,
-    /// new messages as `* N EXISTS`.
+    /// new messages as `* N EXISTS`. A view the log no longer reaches back to is brought up
+    /// to date from the folder itself (`lost_log.rs`).
     pub(crate) async fn report_changes<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         wire: &mut Wire<S>,
@@ -191,11 +192,20 @@ impl Imap {
         // With QRESYNC, removals are told together as one `* VANISHED`.
         let mut vanished: Vec<u32> = Vec::new();
         'log: loop {
-            let changes = self
+            let changes = match self
                 .store
-                .changes_since(&account, selected.seen_change, 1000)
+                .changes_after(&account, selected.seen_change, 1000)
                 .await
-                .map_err(io)?;
+                .map_err(io)?
+            {
+                ChangesAfter::Read(changes) => changes,
+                // Fallen out of the log's window: the folder itself, read again.
+                ChangesAfter::Lost if expunges == Expunges::Report => {
+                    self.folder_as_changes(&account, selected).await?
+                }
+                // Until a command after which removals may be told.
+                ChangesAfter::Lost => break,
+            };
             if changes.is_empty() {
                 break;
             }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use imap_codec::imap_types::core::Tag;
 use pushmail_core::folder::FolderName;
 use pushmail_core::types::Address;
-use pushmail_store::ChangeKind;
+use pushmail_store::{ChangeKind, ChangesAfter};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
@@ -141,12 +141,23 @@ impl Imap {
     ) -> Result<()> {
         let selected = session.selected.as_ref().map(|s| s.folder.clone());
         let mut happened: BTreeMap<FolderName, Happened> = BTreeMap::new();
+        // Fallen out of the log's window: what changed where is lost with it, so every folder
+        // is told as changed in every way (its STATUS told again is true either way).
+        let mut lost = false;
         loop {
-            let changes = self
+            let changes = match self
                 .store
-                .changes_since(account, watch.seen_change, 1000)
+                .changes_after(account, watch.seen_change, 1000)
                 .await
-                .map_err(io)?;
+                .map_err(io)?
+            {
+                ChangesAfter::Read(changes) => changes,
+                ChangesAfter::Lost => {
+                    watch.seen_change = self.store.latest_change(account).await.map_err(io)?;
+                    lost = true;
+                    continue;
+                }
+            };
             let Some(last) = changes.last() else {
                 break;
             };
@@ -163,10 +174,23 @@ impl Imap {
                 }
             }
         }
-        if happened.is_empty() && watch.folders.is_none() {
+        if happened.is_empty() && !lost && watch.folders.is_none() {
             return Ok(());
         }
         let folders = self.store.folders(account).await.map_err(io)?;
+        if lost {
+            let everything = Happened {
+                new: true,
+                expunge: true,
+                flags: true,
+            };
+            for folder in folders
+                .iter()
+                .filter(|f| Some(&f.name) != selected.as_ref())
+            {
+                happened.insert(folder.name.clone(), everything);
+            }
+        }
         for (name, what) in &happened {
             let Some(folder) = folders.iter().find(|f| f.name == *name) else {
                 continue;
