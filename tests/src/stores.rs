@@ -15,6 +15,8 @@ use serde_json::Value;
 /// when the test ends).
 pub struct TestStore {
     pub store: Arc<dyn Store>,
+    /// The DynamoDB table, on DynamoDB.
+    pub table: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -87,6 +89,7 @@ pub fn embedded_store_with(window: ChangeWindow) -> TestStore {
         .with_change_window(window);
     TestStore {
         store: Arc::new(store),
+        table: None,
         _dir: Some(dir),
     }
 }
@@ -107,9 +110,10 @@ pub async fn dynamo_store_with(window: ChangeWindow) -> TestStore {
         store: Arc::new(
             AwsContext::from_env()
                 .await
-                .mail_store(table, bucket)
+                .mail_store(table.clone(), bucket)
                 .with_change_window(window),
         ),
+        table: Some(table),
         _dir: None,
     }
 }

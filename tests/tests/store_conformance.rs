@@ -400,8 +400,14 @@ async fn failure_counters_count_per_scope_and_window(store: Arc<dyn Store>) {
     );
     // Reserved checks are not failures until they fail.
     assert_eq!(store.failures(&scope, window).await.unwrap(), 0);
-    store.count_failure(&scope, window).await.unwrap();
-    store.count_failure(&scope, window).await.unwrap();
+    store
+        .count_failure(&scope, window, expires, window)
+        .await
+        .unwrap();
+    store
+        .count_failure(&scope, window, expires, window)
+        .await
+        .unwrap();
     assert_eq!(store.failures(&scope, window).await.unwrap(), 2);
     // The third succeeded: its reservation comes back, and makes room for one more.
     store.release_attempt(&scope, window).await.unwrap();
@@ -423,7 +429,10 @@ async fn failure_counters_count_per_scope_and_window(store: Arc<dyn Store>) {
             .await
             .unwrap()
     );
-    store.count_failure(&source, window).await.unwrap();
+    store
+        .count_failure(&source, window, expires, window)
+        .await
+        .unwrap();
     assert_eq!(store.failures(&other_surface, window).await.unwrap(), 0);
     // Never below zero.
     store.release_attempt(&other_surface, window).await.unwrap();
@@ -445,7 +454,10 @@ async fn failure_counters_count_per_scope_and_window(store: Arc<dyn Store>) {
             .await
             .unwrap()
     );
-    store.count_failure(&scope, next).await.unwrap();
+    store
+        .count_failure(&scope, next, expires, next)
+        .await
+        .unwrap();
     assert_eq!(store.failures(&scope, next).await.unwrap(), 1);
     store.clear_failures(&scope, next).await.unwrap();
     assert_eq!(store.failures(&scope, next).await.unwrap(), 0);
@@ -482,7 +494,10 @@ async fn reservations_of_checks_that_died_expire_on_their_own(store: Arc<dyn Sto
             .unwrap()
     );
     // Failures still do: four more reserved and failed fill the limit again.
-    store.count_failure(&scope, window).await.unwrap();
+    store
+        .count_failure(&scope, window, expires, window)
+        .await
+        .unwrap();
     for _ in 0..3 {
         assert!(
             store
@@ -490,7 +505,10 @@ async fn reservations_of_checks_that_died_expire_on_their_own(store: Arc<dyn Sto
                 .await
                 .unwrap()
         );
-        store.count_failure(&scope, window).await.unwrap();
+        store
+            .count_failure(&scope, window, expires, window)
+            .await
+            .unwrap();
     }
     assert!(
         store
@@ -498,7 +516,10 @@ async fn reservations_of_checks_that_died_expire_on_their_own(store: Arc<dyn Sto
             .await
             .unwrap()
     );
-    store.count_failure(&scope, window).await.unwrap();
+    store
+        .count_failure(&scope, window, expires, window)
+        .await
+        .unwrap();
     let much_later = later + Duration::seconds(pushmail_store::RESERVATION_SECS + 1);
     assert!(
         !store

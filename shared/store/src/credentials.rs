@@ -201,9 +201,11 @@ async fn checked_credentials(
             Ok(account)
         }
         _ => {
-            store.count_failure(&account_scope, window).await?;
+            store
+                .count_failure(&account_scope, window, expires, now)
+                .await?;
             if let Some(scope) = &source_scope {
-                store.count_failure(scope, window).await?;
+                store.count_failure(scope, window, expires, now).await?;
             }
             Err(CredentialError::BadCredentials)
         }

@@ -92,11 +92,16 @@ pub trait GuardStore: Send + Sync {
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// Counts a reserved check as failed; its reservation stays taken for the window.
+    /// Counts a check as failed; a reserved one's reservation stays taken for the window. A
+    /// counter it makes (a source's, never reserved) is dropped after `expires_at` as
+    /// [`reserve_attempt`](Self::reserve_attempt)'s are: every failure from a new address must not
+    /// leave a row for good.
     async fn count_failure(
         &self,
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> StoreResult<()>;
     async fn clear_failures(
         &self,

@@ -115,14 +115,17 @@ impl crate::GuardStore for DynamoStore {
         &self,
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        _now: DateTime<Utc>,
     ) -> StoreResult<()> {
         self.client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(rate_pk(scope, window_start)))
             .key("sk", s("RATE"))
-            .update_expression("ADD failures :one")
+            .update_expression("ADD failures :one SET expires_at = :expires")
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":expires", n(expires_at.timestamp()))
             .send()
             .await
             .map_err(backend)?;

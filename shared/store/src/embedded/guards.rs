@@ -23,16 +23,19 @@ impl crate::GuardStore for EmbeddedStore {
                 signature.as_str(),
                 expires_at.timestamp().to_string().as_str(),
             )?;
-            // Expired entries go as new ones arrive, so the guard stays the size of 10 minutes.
-            let expired: Vec<String> = scan(&replay, "", None, false)?
-                .into_iter()
-                .filter(|(_, v)| v.parse::<i64>().is_ok_and(|until| until < now.timestamp()))
-                .map(|(k, _)| k)
-                .take(64)
-                .collect();
-            for k in expired {
-                replay.remove(k.as_str())?;
-            }
+            // Expired entries go as new ones arrive, so the guard stays the size of 10 minutes;
+            // a signature remembered again since is not one of them.
+            let mut by_expiry = txn.open_table(REPLAY_EXPIRY)?;
+            let now = now.timestamp();
+            let expired = |row: &str| row.parse::<i64>().is_ok_and(|until| until < now);
+            expire(
+                &mut replay,
+                &mut by_expiry,
+                &signature,
+                expires_at.timestamp(),
+                now,
+                expired,
+            )?;
             Ok(true)
         })
         .await
@@ -52,7 +55,7 @@ impl crate::GuardStore for EmbeddedStore {
         &self,
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
-        _expires_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
         limit: u32,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
@@ -78,6 +81,9 @@ impl crate::GuardStore for EmbeddedStore {
             }
             count.attempts += 1;
             failures.insert(k.as_str(), count.to_string().as_str())?;
+            let mut by_expiry = txn.open_table(FAILURE_EXPIRY)?;
+            let (expires_at, now) = (expires_at.timestamp(), now.timestamp());
+            expire(&mut failures, &mut by_expiry, &k, expires_at, now, |_| true)?;
             Ok(true)
         })
         .await
@@ -88,8 +94,16 @@ impl crate::GuardStore for EmbeddedStore {
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
     ) -> StoreResult<()> {
-        self.change_counter(scope, window_start, |count| {
-            count.attempts = count.attempts.saturating_sub(1);
+        let k = key(&[&scope.key(), &window_start.timestamp().to_string()]);
+        self.write(move |txn| {
+            let mut failures = txn.open_table(FAILURES)?;
+            // Only a counter there is: none is made (it would have no expiry).
+            if failures.get(k.as_str())?.is_some() {
+                let mut count = counter(&failures, &k)?;
+                count.attempts = count.attempts.saturating_sub(1);
+                failures.insert(k.as_str(), count.to_string().as_str())?;
+            }
+            Ok(())
         })
         .await
     }
@@ -98,9 +112,21 @@ impl crate::GuardStore for EmbeddedStore {
         &self,
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        self.change_counter(scope, window_start, |count| count.failures += 1)
-            .await
+        let k = key(&[&scope.key(), &window_start.timestamp().to_string()]);
+        self.write(move |txn| {
+            let mut failures = txn.open_table(FAILURES)?;
+            let mut count = counter(&failures, &k)?;
+            count.failures += 1;
+            failures.insert(k.as_str(), count.to_string().as_str())?;
+            let mut by_expiry = txn.open_table(FAILURE_EXPIRY)?;
+            let (expires_at, now) = (expires_at.timestamp(), now.timestamp());
+            expire(&mut failures, &mut by_expiry, &k, expires_at, now, |_| true)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn clear_failures(
@@ -117,24 +143,44 @@ impl crate::GuardStore for EmbeddedStore {
     }
 }
 
-impl EmbeddedStore {
-    /// Reads a rate counter, changes it and writes it back, in one write transaction.
-    async fn change_counter(
-        &self,
-        scope: &FailureScope<'_>,
-        window_start: DateTime<Utc>,
-        change: impl Fn(&mut Counter) + Send + 'static,
-    ) -> StoreResult<()> {
-        let k = key(&[&scope.key(), &window_start.timestamp().to_string()]);
-        self.write(move |txn| {
-            let mut failures = txn.open_table(FAILURES)?;
-            let mut count = counter(&failures, &k)?;
-            change(&mut count);
-            failures.insert(k.as_str(), count.to_string().as_str())?;
-            Ok(())
-        })
-        .await
+/// The most expired entries one write drops: more than it adds, so a table shrinks back to its
+/// live entries, and bounded, so no write pays for a backlog all at once.
+const DROPPED_PER_WRITE: usize = 64;
+
+/// `k` of `table` goes once `expires_at` (unix seconds) has passed: noted in `by_expiry`, keyed
+/// by that time first. Then up to [`DROPPED_PER_WRITE`] entries that expired before `now` go,
+/// oldest first, each with its row of `table` if `expired(row)` (a row written again since
+/// stays). DynamoDB's TTL does this for its items; here every write that adds does it.
+fn expire(
+    table: &mut redb::Table<'_, &'static str, &'static str>,
+    by_expiry: &mut redb::Table<'_, &'static str, &'static str>,
+    k: &str,
+    expires_at: i64,
+    now: i64,
+    expired: impl Fn(&str) -> bool,
+) -> TxResult<()> {
+    by_expiry.insert(expiry_key(expires_at, k).as_str(), "")?;
+    let before_now = expiry_key(now, "");
+    let gone = by_expiry
+        .range::<&str>(..before_now.as_str())?
+        .take(DROPPED_PER_WRITE)
+        .map(|entry| entry.map(|(k, _)| k.value().to_owned()))
+        .collect::<Result<Vec<_>, _>>()?;
+    for entry in gone {
+        by_expiry.remove(entry.as_str())?;
+        let Some((_, row)) = entry.split_once(SEP) else {
+            continue;
+        };
+        let value = table.get(row)?.map(|value| value.value().to_owned());
+        if value.is_some_and(|value| expired(&value)) {
+            table.remove(row)?;
+        }
     }
+    Ok(())
+}
+
+fn expiry_key(expires_at: i64, k: &str) -> String {
+    key(&[&format!("{:020}", expires_at.max(0)), k])
 }
 
 /// A rate counter: checks reserved (in progress or failed), of them the failed ones, and

@@ -44,6 +44,10 @@ const OUTBOX: Records = TableDefinition::new("activation_outbox");
 const REPLAY: Records = TableDefinition::new("replay_guard");
 /// `<scope> SEP <window start>` → failures.
 const FAILURES: Records = TableDefinition::new("failures");
+/// `<expiry, unix seconds, 20 digits> SEP <key of FAILURES>` → "": when each counter goes.
+const FAILURE_EXPIRY: Records = TableDefinition::new("failures_by_expiry");
+/// `<expiry, unix seconds, 20 digits> SEP <signature>` → "": when each REPLAY entry goes.
+const REPLAY_EXPIRY: Records = TableDefinition::new("replay_guard_by_expiry");
 /// `<kind> SEP <instance>` → unix milliseconds.
 const HEARTBEATS: Records = TableDefinition::new("heartbeats");
 const TOKENS: Records = TableDefinition::new("tokens");
@@ -52,7 +56,7 @@ const AUDIT: Records = TableDefinition::new("audit");
 /// `<address> SEP <at> SEP <id>` → mail kept instead of sent.
 const MAIL: Records = TableDefinition::new("mail");
 
-const ALL_TABLES: [Records; 14] = [
+const ALL_TABLES: [Records; 16] = [
     MAIL,
     SETTINGS,
     DOMAINS,
@@ -63,7 +67,9 @@ const ALL_TABLES: [Records; 14] = [
     LINKS_BY_DOMAIN,
     OUTBOX,
     REPLAY,
+    REPLAY_EXPIRY,
     FAILURES,
+    FAILURE_EXPIRY,
     HEARTBEATS,
     TOKENS,
     AUDIT,
