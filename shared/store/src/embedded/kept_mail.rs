@@ -17,12 +17,16 @@ impl crate::KeptMailStore for EmbeddedStore {
 
     async fn mails(&self, to: &Address, limit: usize) -> StoreResult<Vec<StoredMail>> {
         let prefix = format!("{to}{SEP}");
+        // Read newest first, only as many as asked: the address may have kept a lot.
         self.read(move |txn| {
-            scan(&txn.open_table(MAIL)?, &prefix, None, true)?
-                .iter()
-                .take(limit)
-                .map(|(_, v)| decode(v))
-                .collect()
+            let mut mails = Vec::new();
+            visit(&txn.open_table(MAIL)?, &prefix, None, true, |_, v| {
+                if mails.len() < limit {
+                    mails.push(decode(&v)?);
+                }
+                Ok(mails.len() < limit)
+            })?;
+            Ok(mails)
         })
         .await
     }
