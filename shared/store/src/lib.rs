@@ -7,6 +7,7 @@
 mod accounts;
 mod admin;
 mod change_log;
+mod copy;
 pub mod credentials;
 mod domains;
 mod dynamo;

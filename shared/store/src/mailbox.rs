@@ -408,7 +408,7 @@ pub trait MailboxStore: Send + Sync {
 
     /// Copies messages (body, flags and internal date) into another folder, in UID order,
     /// without new-mail notices. All or none: the quota is checked for all of them first, and
-    /// if a copy fails part-way those already made are removed again.
+    /// if a copy fails part-way those already made are removed again (`copy.rs`).
     async fn copy(
         &self,
         account: &Address,
@@ -417,63 +417,7 @@ pub trait MailboxStore: Send + Sync {
         to: &FolderName,
         quota_bytes: Option<u64>,
     ) -> StoreResult<Copied> {
-        let Some(target) = self.folder(account, to).await? else {
-            return Ok(Copied::NoSuchFolder);
-        };
-        let mut wanted: Vec<u32> = uids.to_vec();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let mut metas = Vec::with_capacity(wanted.len());
-        for &uid in wanted.iter().filter(|&&uid| uid > 0) {
-            if let Some(meta) = self.messages(account, from, uid - 1, 1).await?.pop()
-                && meta.uid == uid
-            {
-                metas.push(meta);
-            }
-        }
-        let total: u64 = metas.iter().map(|m| m.size).sum();
-        let usage = self.mailbox_usage(account).await?;
-        if quota_bytes.is_some_and(|quota| usage.saturating_add(total) > quota) {
-            return Ok(Copied::OverQuota);
-        }
-        let mut copied: Vec<(u32, u32)> = Vec::with_capacity(metas.len());
-        let mut failure = None;
-        for meta in metas {
-            let Some(raw) = self.message_body(account, from, meta.uid).await? else {
-                continue; // expunged meanwhile
-            };
-            let message = NewMessage {
-                raw,
-                flags: meta.flags.clone(),
-                internal_date: meta.internal_date,
-                // The source was read from this account's own mailbox, which a deletion
-                // purges: a copy of nothing.
-                owner_known_at: None,
-            };
-            match self.append(account, to, &message, quota_bytes).await {
-                Ok(Delivery::Stored { uid, .. }) => copied.push((meta.uid, uid)),
-                Ok(refused) => {
-                    failure = Some(Ok(refused));
-                    break;
-                }
-                Err(error) => {
-                    failure = Some(Err(error));
-                    break;
-                }
-            }
-        }
-        if let Some(failure) = failure {
-            let made: Vec<u32> = copied.iter().map(|(_, new)| *new).collect();
-            self.expunge(account, to, &made, false).await?;
-            return match failure? {
-                Delivery::OverQuota => Ok(Copied::OverQuota),
-                _ => Ok(Copied::NoSuchFolder),
-            };
-        }
-        Ok(Copied::Copied {
-            uid_validity: target.uid_validity,
-            uids: copied,
-        })
+        crate::copy::copy_messages(self, account, from, uids, to, quota_bytes).await
     }
 
     /// Deletes a folder and its messages (IMAP DELETE). Its messages go first, then the empty
