@@ -70,6 +70,16 @@ impl Peer {
     }
 }
 
+/// Sends `tag command`, asserts it ended in `tag OK`, and gives every line of the answer.
+pub async fn ok(peer: &mut Peer, tag: &str, command: &str) -> Vec<String> {
+    let lines = peer.command(tag, command).await;
+    assert!(
+        last(&lines).starts_with(&format!("{tag} OK")),
+        "{command}: {lines:?}"
+    );
+    lines
+}
+
 pub fn last(lines: &[String]) -> &str {
     lines.last().map(String::as_str).unwrap_or_default()
 }

@@ -11,18 +11,9 @@ use std::time::Duration;
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::FlagChange;
 use pushmail_store::ChangeWindow;
-use pushmail_tests::imap::{Peer, deliver, last, listener, logged_in, loopback_plaintext};
+use pushmail_tests::imap::{deliver, listener, logged_in, loopback_plaintext, ok};
 use pushmail_tests::{Harness, Setup};
 use tokio::io::AsyncWriteExt;
-
-async fn ok(peer: &mut Peer, tag: &str, command: &str) -> Vec<String> {
-    let lines = peer.command(tag, command).await;
-    assert!(
-        last(&lines).starts_with(&format!("{tag} OK")),
-        "{command}: {lines:?}"
-    );
-    lines
-}
 
 async fn harness() -> Harness {
     Harness::start_with(Setup {

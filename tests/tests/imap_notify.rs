@@ -7,17 +7,10 @@
 use std::time::Duration;
 
 use pushmail_tests::Harness;
-use pushmail_tests::imap::{Peer, deliver, last, listener, logged_in, loopback_plaintext, until};
+use pushmail_tests::imap::{
+    Peer, deliver, last, listener, logged_in, loopback_plaintext, ok, until,
+};
 use tokio::io::AsyncWriteExt;
-
-async fn ok(peer: &mut Peer, tag: &str, command: &str) -> Vec<String> {
-    let lines = peer.command(tag, command).await;
-    assert!(
-        last(&lines).starts_with(&format!("{tag} OK")),
-        "{command}: {lines:?}"
-    );
-    lines
-}
 
 /// The next line, which must come unasked within 5 s.
 async fn told(peer: &mut Peer) -> String {

@@ -4,7 +4,7 @@
 //! enabled, VANISHED without UID or CHANGEDSINCE).
 
 use pushmail_tests::Harness;
-use pushmail_tests::imap::{Peer, deliver, last, listener, logged_in, loopback_plaintext};
+use pushmail_tests::imap::{deliver, last, listener, logged_in, loopback_plaintext, ok};
 
 /// The number after `word` in the first line holding it.
 fn number_after(lines: &[String], word: &str) -> u64 {
@@ -27,15 +27,6 @@ fn untagged<'a>(lines: &'a [String], start: &str) -> Vec<&'a str> {
         .filter(|l| l.starts_with(start))
         .map(|l| l.trim_end())
         .collect()
-}
-
-async fn ok(peer: &mut Peer, tag: &str, command: &str) -> Vec<String> {
-    let lines = peer.command(tag, command).await;
-    assert!(
-        last(&lines).starts_with(&format!("{tag} OK")),
-        "{command}: {lines:?}"
-    );
-    lines
 }
 
 #[tokio::test]

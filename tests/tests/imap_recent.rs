@@ -4,7 +4,7 @@
 //! never both take a message.
 
 use pushmail_tests::Harness;
-use pushmail_tests::imap::{Peer, deliver, last, listener, logged_in, loopback_plaintext};
+use pushmail_tests::imap::{Peer, deliver, last, listener, logged_in, loopback_plaintext, ok};
 
 fn mail(subject: &str) -> String {
     format!("From: bob@example.org\r\nSubject: {subject}\r\n\r\nHello\r\n")
@@ -17,12 +17,6 @@ fn recent_count(lines: &[String]) -> Option<u32> {
             .parse()
             .ok()
     })
-}
-
-async fn ok(peer: &mut Peer, tag: &str, command: &str) -> Vec<String> {
-    let lines = peer.command(tag, command).await;
-    assert!(last(&lines).starts_with(&format!("{tag} OK")), "{lines:?}");
-    lines
 }
 
 /// `count` sessions of `account`, each with INBOX selected.

@@ -5,7 +5,7 @@
 
 use pushmail_store::AccountDelete;
 use pushmail_tests::Harness;
-use pushmail_tests::imap::{Peer, deliver, last, listener, logged_in, loopback_plaintext};
+use pushmail_tests::imap::{deliver, listener, logged_in, loopback_plaintext, ok};
 
 fn mail(subject: &str, parts: &[&str]) -> String {
     let mut raw = format!(
@@ -17,12 +17,6 @@ fn mail(subject: &str, parts: &[&str]) -> String {
     }
     raw.push_str("--b--\r\n");
     raw
-}
-
-async fn ok(peer: &mut Peer, tag: &str, command: &str) -> Vec<String> {
-    let lines = peer.command(tag, command).await;
-    assert!(last(&lines).starts_with(&format!("{tag} OK")), "{lines:?}");
-    lines
 }
 
 const ITEMS: &str = "FETCH 1 (ENVELOPE BODY BODYSTRUCTURE)";
