@@ -45,13 +45,21 @@ pub async fn test_store_with(window: ChangeWindow) -> TestStore {
 }
 
 /// Runs each test function on both backends: `on_both_backends!(setup; test, …)` calls
-/// `test(setup(store).await)` with a fresh DynamoDB table and then a fresh embedded store.
+/// `test(setup(store).await)` with a fresh DynamoDB table and then a fresh embedded store;
+/// `on_both_backends!(setup, keeping window; test, …)` with stores keeping that change window.
 /// Without an AWS endpoint when the suites are built (moto in the test command) the DynamoDB half is
 /// marked ignored (`tests/build.rs`): a plain `cargo test` runs the embedded half and reports the
 /// other as not run.
 #[macro_export]
 macro_rules! on_both_backends {
     ($setup:ident; $($test:ident),* $(,)?) => {
+        $crate::on_both_backends!(
+            $setup, keeping ::pushmail_store::ChangeWindow::DEFAULT; $($test),*
+        );
+    };
+    // With stores keeping `$window` of each account's change log (an expression read in the
+    // calling module).
+    ($setup:ident, keeping $window:expr; $($test:ident),* $(,)?) => {
         mod on_dynamodb {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             #[cfg_attr(
@@ -59,14 +67,18 @@ macro_rules! on_both_backends {
                 ignore = "needs AWS_ENDPOINT_URL (moto: infra/local/stack.sh up)"
             )]
             async fn $test() {
-                let store = $crate::dynamo_store().await;
+                #[allow(unused_imports)]
+                use super::*;
+                let store = $crate::dynamo_store_with($window).await;
                 super::$test(super::$setup(store.store.clone()).await).await
             })*
         }
         mod on_embedded {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $test() {
-                let store = $crate::embedded_store();
+                #[allow(unused_imports)]
+                use super::*;
+                let store = $crate::embedded_store_with($window);
                 super::$test(super::$setup(store.store.clone()).await).await
             })*
         }

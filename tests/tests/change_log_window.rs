@@ -10,8 +10,8 @@ use std::sync::Arc;
 use pushmail_core::mailbox::FlagChange;
 use pushmail_core::types::Address;
 use pushmail_store::{ChangeWindow, ChangesAfter, Delivery, Store};
+use pushmail_tests::embedded_store_with;
 use pushmail_tests::fixtures::{inbox, new_message, with_mailbox_account};
-use pushmail_tests::{TestStore, embedded_store_with};
 
 const KEEP: u64 = 16;
 
@@ -24,38 +24,11 @@ fn most_held(keep: u64) -> usize {
     (keep + (keep / 8).max(1)) as usize
 }
 
-macro_rules! on_both_backends_keeping {
-    ($keep:expr; $($test:ident),* $(,)?) => {
-        mod on_dynamodb {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            #[cfg_attr(
-                no_aws_endpoint,
-                ignore = "needs AWS_ENDPOINT_URL (moto: infra/local/stack.sh up)"
-            )]
-            async fn $test() {
-                let store = pushmail_tests::dynamo_store_with(super::window($keep)).await;
-                super::$test(super::setup(&store).await).await
-            })*
-        }
-        mod on_embedded {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $test() {
-                let store = pushmail_tests::embedded_store_with(super::window($keep));
-                super::$test(super::setup(&store).await).await
-            })*
-        }
-    };
-}
-
-on_both_backends_keeping!(
-    super::KEEP;
+pushmail_tests::on_both_backends!(
+    with_mailbox_account, keeping window(KEEP);
     the_log_keeps_its_window_and_tells_a_reader_that_fell_out,
     racing_writers_leave_a_bounded_log_without_holes,
 );
-
-async fn setup(store: &TestStore) -> (Arc<dyn Store>, Address) {
-    with_mailbox_account(store.store.clone()).await
-}
 
 /// Appends `count` messages to the INBOX: their UIDs.
 async fn appended(store: &Arc<dyn Store>, alice: &Address, count: usize) -> Vec<u32> {
@@ -172,7 +145,7 @@ async fn racing_writers_leave_a_bounded_log_without_holes(
 async fn a_hundred_thousand_changes_leave_the_log_its_window() {
     let keep = ChangeWindow::DEFAULT.keep();
     let test_store = embedded_store_with(ChangeWindow::DEFAULT);
-    let (store, alice) = setup(&test_store).await;
+    let (store, alice) = with_mailbox_account(test_store.store.clone()).await;
     let batch = pushmail_store::FLAG_CHANGES_PER_CALL;
     let mut uids = Vec::new();
     while uids.len() < batch {
@@ -207,7 +180,7 @@ async fn a_hundred_thousand_changes_leave_the_log_its_window() {
 #[tokio::test]
 async fn a_short_history_is_kept_whole() {
     let test_store = pushmail_tests::test_store().await;
-    let (store, alice) = setup(&test_store).await;
+    let (store, alice) = with_mailbox_account(test_store.store.clone()).await;
     appended(&store, &alice, 30).await;
     assert_eq!(held(&store, &alice).await.len(), 30);
 }
