@@ -18,16 +18,7 @@ impl crate::KeptMailStore for EmbeddedStore {
     async fn mails(&self, to: &Address, limit: usize) -> StoreResult<Vec<StoredMail>> {
         let prefix = format!("{to}{SEP}");
         // Read newest first, only as many as asked: the address may have kept a lot.
-        self.read(move |txn| {
-            let mut mails = Vec::new();
-            visit(&txn.open_table(MAIL)?, &prefix, None, true, |_, v| {
-                if mails.len() < limit {
-                    mails.push(decode(&v)?);
-                }
-                Ok(mails.len() < limit)
-            })?;
-            Ok(mails)
-        })
-        .await
+        self.read(move |txn| first_decoded(&txn.open_table(MAIL)?, &prefix, true, limit))
+            .await
     }
 }

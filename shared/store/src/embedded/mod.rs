@@ -214,6 +214,24 @@ fn visit(
     Ok(())
 }
 
+/// The values of the first `limit` keys that start with `prefix` (the last ones, newest first),
+/// decoded as they are read: the read stops where the listing is cut.
+fn first_decoded<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static str>,
+    prefix: &str,
+    newest_first: bool,
+    limit: usize,
+) -> TxResult<Vec<T>> {
+    let mut values = Vec::new();
+    visit(table, prefix, None, newest_first, |_, v| {
+        if values.len() < limit {
+            values.push(decode(&v)?);
+        }
+        Ok(values.len() < limit)
+    })?;
+    Ok(values)
+}
+
 /// One page of [`visit`]'s range: the entries `wanted` keeps, at most `limit` of them, and
 /// whether there are more (one more is read to know).
 fn page_from(
