@@ -7,7 +7,6 @@
 mod accounts;
 mod admin;
 mod change_log;
-mod copy;
 pub mod credentials;
 mod domains;
 mod dynamo;

@@ -77,6 +77,10 @@ pub enum FlagUpdate {
 /// How many messages a folder-wide operation reads or moves at a time.
 const PAGE: usize = 500;
 
+/// The most bytes of mail one write of a COPY holds (a message larger than it is written
+/// alone): what the copy holds in memory at once.
+const MOST_BYTES_PER_COPY_WRITE: u64 = 32 << 20;
+
 /// The most messages one [`MailboxStore::change_flags_of`] changes: a bound on one write.
 pub const FLAG_CHANGES_PER_CALL: usize = PAGE;
 
@@ -408,7 +412,9 @@ pub trait MailboxStore: Send + Sync {
 
     /// Copies messages (body, flags and internal date) into another folder, in UID order,
     /// without new-mail notices. All or none: the quota is checked for all of them first, and
-    /// if a copy fails part-way those already made are removed again (`copy.rs`).
+    /// if a copy fails part-way those already made are removed again. Stored in writes of up to
+    /// [`MAX_MESSAGES_PER_APPEND`] (and [`MOST_BYTES_PER_COPY_WRITE`] of mail), each one durable
+    /// commit: one write a message made a COPY of twenty wait for twenty flushes of the disk.
     async fn copy(
         &self,
         account: &Address,
@@ -417,7 +423,78 @@ pub trait MailboxStore: Send + Sync {
         to: &FolderName,
         quota_bytes: Option<u64>,
     ) -> StoreResult<Copied> {
-        crate::copy::copy_messages(self, account, from, uids, to, quota_bytes).await
+        let Some(target) = self.folder(account, to).await? else {
+            return Ok(Copied::NoSuchFolder);
+        };
+        let mut wanted: Vec<u32> = uids.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut metas = Vec::with_capacity(wanted.len());
+        for &uid in wanted.iter().filter(|&&uid| uid > 0) {
+            if let Some(meta) = self.messages(account, from, uid - 1, 1).await?.pop()
+                && meta.uid == uid
+            {
+                metas.push(meta);
+            }
+        }
+        let total: u64 = metas.iter().map(|m| m.size).sum();
+        let usage = self.mailbox_usage(account).await?;
+        if quota_bytes.is_some_and(|quota| usage.saturating_add(total) > quota) {
+            return Ok(Copied::OverQuota);
+        }
+        let mut copied: Vec<(u32, u32)> = Vec::with_capacity(metas.len());
+        let mut failure = None;
+        let mut metas = metas.into_iter().peekable();
+        while metas.peek().is_some() {
+            let (mut sources, mut messages, mut bytes) = (Vec::new(), Vec::new(), 0u64);
+            while let Some(meta) = metas.next_if(|meta| {
+                messages.is_empty()
+                    || (messages.len() < MAX_MESSAGES_PER_APPEND
+                        && bytes.saturating_add(meta.size) <= MOST_BYTES_PER_COPY_WRITE)
+            }) {
+                let Some(raw) = self.message_body(account, from, meta.uid).await? else {
+                    continue; // expunged meanwhile
+                };
+                bytes = bytes.saturating_add(raw.len() as u64);
+                sources.push(meta.uid);
+                messages.push(NewMessage {
+                    raw,
+                    flags: meta.flags,
+                    internal_date: meta.internal_date,
+                    // The source was read from this account's own mailbox, which a deletion
+                    // purges: a copy of nothing.
+                    owner_known_at: None,
+                });
+            }
+            if messages.is_empty() {
+                continue;
+            }
+            match self.append_all(account, to, &messages, quota_bytes).await {
+                Ok(Delivery::Stored { uid, .. }) => {
+                    copied.extend(sources.into_iter().zip(uid..));
+                }
+                Ok(refused) => {
+                    failure = Some(Ok(refused));
+                    break;
+                }
+                Err(error) => {
+                    failure = Some(Err(error));
+                    break;
+                }
+            }
+        }
+        if let Some(failure) = failure {
+            let made: Vec<u32> = copied.iter().map(|(_, new)| *new).collect();
+            self.expunge(account, to, &made, false).await?;
+            return match failure? {
+                Delivery::OverQuota => Ok(Copied::OverQuota),
+                _ => Ok(Copied::NoSuchFolder),
+            };
+        }
+        Ok(Copied::Copied {
+            uid_validity: target.uid_validity,
+            uids: copied,
+        })
     }
 
     /// Deletes a folder and its messages (IMAP DELETE). Its messages go first, then the empty
