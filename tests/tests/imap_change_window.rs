@@ -2,8 +2,9 @@
 //! changes only), over real TCP on a store keeping sixteen: a selected session is brought up
 //! to date from the folder itself (removals as EXPUNGE, then every message's flags, new mail as
 //! EXISTS), not from a log with changes missing; a command during which removals may not be
-//! told leaves that for the next; a NOTIFY session is told the state of every folder it
-//! watches, the one whose only change was dropped included.
+//! told leaves that for the next; with QRESYNC the removals come as one VANISHED and the flags
+//! with their MODSEQ; a NOTIFY session is told the state of every folder it watches, the one
+//! whose only change was dropped included.
 
 use std::num::NonZeroU64;
 use std::time::Duration;
@@ -173,5 +174,45 @@ async fn a_notify_session_that_fell_out_of_the_log_is_told_every_watched_folder(
     assert!(
         told.iter().any(|l| l.starts_with("* STATUS INBOX (")),
         "{told:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_qresync_session_that_fell_out_of_the_log_is_told_removals_as_vanished() {
+    let h = harness().await;
+    let alice = h.account("alice").await;
+    for n in 1..=4 {
+        let raw = format!("Subject: {n}\r\n\r\n{n}\r\n");
+        deliver(&h, &alice, "INBOX", raw, vec![]).await;
+    }
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let mut phone = logged_in(address, alice.as_str()).await;
+    ok(&mut phone, "e", "ENABLE QRESYNC").await;
+    ok(&mut phone, "s", "SELECT INBOX").await;
+    let inbox = folder("INBOX");
+    let deleted = FlagChange::Add(vec!["\\Deleted".into()]);
+    for uid in [1, 3] {
+        h.store
+            .update_flags(&alice, &inbox, uid, &deleted)
+            .await
+            .unwrap();
+    }
+    h.store
+        .expunge(&alice, &inbox, &[1, 3], true)
+        .await
+        .unwrap();
+    toggle_sixty_times(&h, &alice, 2).await;
+    let told = ok(&mut phone, "n", "NOOP").await;
+    let told: Vec<&str> = told.iter().map(|l| l.trim_end()).collect();
+    assert!(told.contains(&"* VANISHED 1,3"), "{told:?}");
+    assert!(!told.iter().any(|l| l.contains("EXPUNGE")), "{told:?}");
+    // The flags come with each message's MODSEQ (QRESYNC implies CONDSTORE).
+    let fetches: Vec<&&str> = told.iter().filter(|l| l.contains(" FETCH ")).collect();
+    assert_eq!(fetches.len(), 2, "{told:?}");
+    assert!(fetches.iter().all(|l| l.contains("MODSEQ (")), "{told:?}");
+    let listed = ok(&mut phone, "u", "UID SEARCH ALL").await;
+    assert!(
+        listed.iter().any(|l| l.trim_end() == "* SEARCH 2 4"),
+        "{listed:?}"
     );
 }
