@@ -39,8 +39,18 @@ pub const SMTP_REFUSALS: &str = "pushmail_smtp_refusals_total";
 /// embedded database failing); label `backend`. A refused condition is not one.
 pub const STORE_ERRORS: &str = "pushmail_store_errors_total";
 
+/// IMAP sessions that fell out of an account's change-log window and read a folder again;
+/// label `kind`: selected (the selected folder), notify (a NOTIFY session's folders). Often: the
+/// window is too small for how far sessions fall behind.
+pub const CHANGE_LOG_LOST: &str = "pushmail_imap_change_log_lost_total";
+
 /// Every metric with its kind and help text, for the exporter.
 pub const DESCRIBED: &[(&str, MetricKind, &str)] = &[
+    (
+        CHANGE_LOG_LOST,
+        MetricKind::Counter,
+        "IMAP sessions that fell out of the change log's window and read the folder again",
+    ),
     (
         SESSIONS_OPEN,
         MetricKind::Gauge,

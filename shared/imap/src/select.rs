@@ -12,6 +12,7 @@ use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use imap_codec::imap_types::sequence::SequenceSet;
 use pushmail_core::mailbox::{Flagged, Folder};
+use pushmail_core::metric_names::CHANGE_LOG_LOST;
 use pushmail_core::types::Address;
 use pushmail_store::{ChangeKind, ChangesAfter, MessagePages};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -201,6 +202,7 @@ impl Imap {
                 ChangesAfter::Read(changes) => changes,
                 // Fallen out of the log's window: the folder itself, read again.
                 ChangesAfter::Lost if expunges == Expunges::Report => {
+                    metrics::counter!(CHANGE_LOG_LOST, "kind" => "selected").increment(1);
                     self.folder_as_changes(&account, selected).await?
                 }
                 // Until a command after which removals may be told.

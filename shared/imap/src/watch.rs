@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use imap_codec::imap_types::core::Tag;
 use pushmail_core::folder::FolderName;
+use pushmail_core::metric_names::CHANGE_LOG_LOST;
 use pushmail_core::types::Address;
 use pushmail_store::{ChangeKind, ChangesAfter};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -153,6 +154,7 @@ impl Imap {
             {
                 ChangesAfter::Read(changes) => changes,
                 ChangesAfter::Lost => {
+                    metrics::counter!(CHANGE_LOG_LOST, "kind" => "notify").increment(1);
                     watch.seen_change = self.store.latest_change(account).await.map_err(io)?;
                     lost = true;
                     continue;
