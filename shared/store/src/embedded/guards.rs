@@ -46,7 +46,7 @@ impl crate::GuardStore for EmbeddedStore {
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
     ) -> StoreResult<u32> {
-        let k = key(&[&scope.key(), &window_start.timestamp().to_string()]);
+        let k = counter_key(scope, window_start);
         self.read(move |txn| Ok(counter(&txn.open_table(FAILURES)?, &k)?.failures))
             .await
     }
@@ -59,9 +59,8 @@ impl crate::GuardStore for EmbeddedStore {
         limit: u32,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let scope_key = scope.key();
-        let k = key(&[&scope_key, &window_start.timestamp().to_string()]);
-        let prefix = format!("{scope_key}{SEP}");
+        let k = counter_key(scope, window_start);
+        let prefix = format!("{}{SEP}", scope.key());
         self.write(move |txn| {
             let mut failures = txn.open_table(FAILURES)?;
             let mut count = counter(&failures, &k)?;
@@ -81,9 +80,7 @@ impl crate::GuardStore for EmbeddedStore {
             }
             count.attempts += 1;
             failures.insert(k.as_str(), count.to_string().as_str())?;
-            let mut by_expiry = txn.open_table(FAILURE_EXPIRY)?;
-            let (expires_at, now) = (expires_at.timestamp(), now.timestamp());
-            expire(&mut failures, &mut by_expiry, &k, expires_at, now, |_| true)?;
+            expire_counter(txn, &mut failures, &k, expires_at, now)?;
             Ok(true)
         })
         .await
@@ -94,7 +91,7 @@ impl crate::GuardStore for EmbeddedStore {
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let k = key(&[&scope.key(), &window_start.timestamp().to_string()]);
+        let k = counter_key(scope, window_start);
         self.write(move |txn| {
             let mut failures = txn.open_table(FAILURES)?;
             // Only a counter there is: none is made (it would have no expiry).
@@ -115,15 +112,13 @@ impl crate::GuardStore for EmbeddedStore {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let k = key(&[&scope.key(), &window_start.timestamp().to_string()]);
+        let k = counter_key(scope, window_start);
         self.write(move |txn| {
             let mut failures = txn.open_table(FAILURES)?;
             let mut count = counter(&failures, &k)?;
             count.failures += 1;
             failures.insert(k.as_str(), count.to_string().as_str())?;
-            let mut by_expiry = txn.open_table(FAILURE_EXPIRY)?;
-            let (expires_at, now) = (expires_at.timestamp(), now.timestamp());
-            expire(&mut failures, &mut by_expiry, &k, expires_at, now, |_| true)?;
+            expire_counter(txn, &mut failures, &k, expires_at, now)?;
             Ok(())
         })
         .await
@@ -134,7 +129,7 @@ impl crate::GuardStore for EmbeddedStore {
         scope: &FailureScope<'_>,
         window_start: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let k = key(&[&scope.key(), &window_start.timestamp().to_string()]);
+        let k = counter_key(scope, window_start);
         self.write(move |txn| {
             txn.open_table(FAILURES)?.remove(k.as_str())?;
             Ok(())
@@ -159,8 +154,8 @@ fn expire(
     now: i64,
     expired: impl Fn(&str) -> bool,
 ) -> TxResult<()> {
-    by_expiry.insert(expiry_key(expires_at, k).as_str(), "")?;
-    let before_now = expiry_key(now, "");
+    by_expiry.insert(timed_key(expires_at, k).as_str(), "")?;
+    let before_now = timed_key(now, "");
     let gone = by_expiry
         .range::<&str>(..before_now.as_str())?
         .take(DROPPED_PER_WRITE)
@@ -179,8 +174,22 @@ fn expire(
     Ok(())
 }
 
-fn expiry_key(expires_at: i64, k: &str) -> String {
-    key(&[&format!("{:020}", expires_at.max(0)), k])
+/// A rate counter's key: its scope, then its window's start.
+fn counter_key(scope: &FailureScope<'_>, window_start: DateTime<Utc>) -> String {
+    key(&[&scope.key(), &window_start.timestamp().to_string()])
+}
+
+/// [`expire`] for the rate counter `k`, just written: it goes with the rest at `expires_at`.
+fn expire_counter(
+    txn: &WriteTransaction,
+    failures: &mut redb::Table<'_, &'static str, &'static str>,
+    k: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> TxResult<()> {
+    let mut by_expiry = txn.open_table(FAILURE_EXPIRY)?;
+    let (expires_at, now) = (expires_at.timestamp(), now.timestamp());
+    expire(failures, &mut by_expiry, k, expires_at, now, |_| true)
 }
 
 /// A rate counter: checks reserved (in progress or failed), of them the failed ones, and

@@ -151,6 +151,13 @@ fn key(parts: &[&str]) -> String {
     parts.join(&SEP.to_string())
 }
 
+/// `at` (a time, as a number) zero-padded to 20 digits, then `id`: keys in time order, for
+/// secondary orderings by due or expiry time. `timed_key(t, "")` sorts after every key of an
+/// earlier time and before every key of `t`.
+fn timed_key(at: i64, id: &str) -> String {
+    key(&[&format!("{:020}", at.max(0)), id])
+}
+
 /// Keys that start with `prefix`, forwards or backwards, strictly after/before `after`.
 fn scan(
     table: &impl ReadableTable<&'static str, &'static str>,

@@ -31,8 +31,7 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> TxResult<()> {
 }
 
 fn due_key(job: &RelayJob) -> String {
-    let at = job.not_before.timestamp_millis().max(0);
-    key(&[&format!("{at:020}"), &job.id])
+    timed_key(job.not_before.timestamp_millis(), &job.id)
 }
 
 /// Writes `job` (new or changed) with its place in the due order, `before` (as it was) taken
@@ -63,8 +62,8 @@ impl crate::RelayStore for EmbeddedStore {
     }
 
     async fn due_relays(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<RelayJob>> {
-        // Up to and with jobs due at `now` itself: SEP sorts below every other character.
-        let end = format!("{:020}\u{2}", now.timestamp_millis().max(0));
+        // Up to and with jobs due at `now` itself: before every key of the next millisecond.
+        let end = timed_key(now.timestamp_millis().saturating_add(1), "");
         self.read(move |txn| {
             let (due, queue) = (txn.open_table(RELAY_DUE)?, txn.open_table(RELAY)?);
             let mut jobs = Vec::new();
