@@ -194,7 +194,7 @@ impl MailOptions {
         settings: &Settings,
         store: Arc<dyn Store>,
         demo: bool,
-        noticed: Arc<tokio::sync::Notify>,
+        noticed: Arc<pushmail_core::hints::NoticeWaker>,
         hints: ChangeHints,
     ) -> anyhow::Result<MailListeners> {
         let tls = match (

@@ -144,6 +144,11 @@ impl Harness {
         Self::start_with(Setup::default()).await
     }
 
+    /// The store this harness runs on (its DynamoDB table, or its embedded file).
+    pub fn test_store(&self) -> &TestStore {
+        &self._store
+    }
+
     pub async fn start_with(setup: Setup) -> Self {
         init_test_logs();
         let test_store = test_store_with(setup.change_window).await;
@@ -303,9 +308,39 @@ impl Harness {
         address
     }
 
+    /// Delivers a mail from Bob with `subject` straight into the account's `folder`, as any
+    /// delivery path does (no dispatcher is woken: only the store's due order brings it).
+    pub async fn deliver_mail(
+        &self,
+        account: &Address,
+        folder: &str,
+        subject: &str,
+    ) -> pushmail_store::Delivery {
+        let raw = format!(
+            "From: Bob <bob@example.org>\r\nTo: {account}\r\nSubject: {subject}\r\n\r\nhi\r\n"
+        );
+        self.store
+            .deliver(
+                account,
+                &pushmail_core::folder::FolderName::parse(folder).expect("folder name"),
+                &fixtures::new_message(raw),
+                None,
+            )
+            .await
+            .expect("delivered")
+    }
+
     /// A new-mail notice dispatcher on this harness's store, sending through the same callback
     /// policy and resolver as the service (loopback callbacks allowed), retrying quickly.
     pub fn dispatcher(&self) -> Arc<pushmail_push::dispatcher::Dispatcher> {
+        self.dispatcher_with(|_| {})
+    }
+
+    /// [`dispatcher`](Self::dispatcher) with its settings changed by `change`.
+    pub fn dispatcher_with(
+        &self,
+        change: impl FnOnce(&mut pushmail_push::dispatcher::DispatchSettings),
+    ) -> Arc<pushmail_push::dispatcher::Dispatcher> {
         use pushmail_push::dispatcher::{DispatchSettings, Dispatcher};
         let notifier = pushmail_push::notifier::HttpNotifier::new(
             std::time::Duration::from_secs(2),
@@ -313,19 +348,17 @@ impl Harness {
             self.resolver.clone(),
             self.service.callback_policy(),
         );
-        Dispatcher::new(
-            self.store.clone(),
-            Arc::new(notifier),
-            DispatchSettings {
-                retry: pushmail_core::notice::RetryPolicy {
-                    first_retry: std::time::Duration::from_millis(50),
-                    max_retry: std::time::Duration::from_millis(200),
-                    give_up_after: std::time::Duration::from_secs(3600),
-                },
-                poll_every: std::time::Duration::from_millis(20),
-                ..DispatchSettings::default()
+        let mut settings = DispatchSettings {
+            retry: pushmail_core::notice::RetryPolicy {
+                first_retry: std::time::Duration::from_millis(50),
+                max_retry: std::time::Duration::from_millis(200),
+                give_up_after: std::time::Duration::from_secs(3600),
             },
-        )
+            poll_every: std::time::Duration::from_millis(20),
+            ..DispatchSettings::default()
+        };
+        change(&mut settings);
+        Dispatcher::new(self.store.clone(), Arc::new(notifier), settings)
     }
 
     /// A folder's messages (the first 100) with their bytes.

@@ -20,6 +20,15 @@ pub struct TestStore {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl TestStore {
+    /// The embedded store's file, on the embedded store.
+    pub fn path(&self) -> Option<std::path::PathBuf> {
+        self._dir.as_ref().map(|dir| dir.path().join(EMBEDDED_FILE))
+    }
+}
+
+const EMBEDDED_FILE: &str = "pushmail.redb";
+
 /// True when the tests run on DynamoDB (see the module's header).
 pub fn on_dynamodb() -> bool {
     match std::env::var("PUSHMAIL_TEST_STORE").as_deref() {
@@ -96,7 +105,7 @@ pub fn embedded_store_with(window: ChangeWindow) -> TestStore {
         .prefix("pushmail-test-")
         .tempdir()
         .expect("temporary folder");
-    let store = EmbeddedStore::open(&dir.path().join("pushmail.redb"))
+    let store = EmbeddedStore::open(&dir.path().join(EMBEDDED_FILE))
         .expect("embedded store")
         .with_change_window(window);
     TestStore {

@@ -13,24 +13,12 @@ use pushmail_core::folder::FolderName;
 use pushmail_core::types::{Address, LinkState};
 use pushmail_smtp::{Smtp, SmtpSettings};
 use pushmail_store::Delivery;
-use pushmail_tests::fixtures::new_message;
 use pushmail_tests::smtp::Client;
 use pushmail_tests::{CallbackSink, Harness};
 use serde_json::json;
 
-/// Delivers a message straight into the store, as any delivery path does.
 async fn deliver(h: &Harness, account: &Address, folder: &str, subject: &str) -> Delivery {
-    let raw =
-        format!("From: Bob <bob@example.org>\r\nTo: {account}\r\nSubject: {subject}\r\n\r\nhi\r\n");
-    h.store
-        .deliver(
-            account,
-            &FolderName::parse(folder).unwrap(),
-            &new_message(raw),
-            None,
-        )
-        .await
-        .unwrap()
+    h.deliver_mail(account, folder, subject).await
 }
 
 /// The activation mail lands in INBOX too, and is announced like any other mail.
@@ -311,8 +299,8 @@ async fn two_dispatchers_on_one_store_send_each_notice_once_and_in_order() {
     let subjects_sent: Vec<String> = (0..20).map(|i| format!("mail {i:02}")).collect();
     for subject in &subjects_sent {
         deliver(&h, &alice, "INBOX", subject).await;
-        one.waker().notify_one();
-        two.waker().notify_one();
+        one.waker().noticed(&alice);
+        two.waker().noticed(&alice);
     }
     sink.wait_for("every notice", |got| got.len() >= 21).await;
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -63,18 +63,61 @@ impl ChangeHints {
     }
 }
 
+/// Names of fresh accounts that wait for the dispatcher; past this the store's due order alone
+/// brings them (at its next poll).
+const FRESH_CAPACITY: usize = 1024;
+
+/// Wakes the new-mail notice dispatcher and names the accounts whose deliveries recorded a
+/// notice: its next pass works them even before the store's order of due accounts shows them
+/// (on DynamoDB that order is an index, read a moment behind its writes).
+#[derive(Debug, Default)]
+pub struct NoticeWaker {
+    wake: Notify,
+    fresh: std::sync::Mutex<Vec<Address>>,
+}
+
+impl NoticeWaker {
+    /// A delivery recorded a notice for `account`.
+    pub fn noticed(&self, account: &Address) {
+        {
+            let mut fresh = self.fresh();
+            if fresh.len() < FRESH_CAPACITY && !fresh.contains(account) {
+                fresh.push(account.clone());
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// Waits for the next [`noticed`](Self::noticed) (one made while nobody waited counts).
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// The accounts named since the last call.
+    pub fn take_fresh(&self) -> Vec<Address> {
+        std::mem::take(&mut *self.fresh())
+    }
+
+    fn fresh(&self) -> std::sync::MutexGuard<'_, Vec<Address>> {
+        // A list of names: still whole if a holder panicked.
+        self.fresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Who hears that a message was stored: the notice dispatcher, when the delivery recorded a
 /// new-mail notice (it wakes and sends it), and the IMAP sessions watching the account, in this
 /// process and the others. Either may be left out.
 #[derive(Debug, Clone, Default)]
 pub struct Arrivals {
-    notices: Option<Arc<Notify>>,
+    notices: Option<Arc<NoticeWaker>>,
     changes: Option<ChangeHints>,
 }
 
 impl Arrivals {
     /// Wakes the dispatcher whose waker this is.
-    pub fn waking(mut self, dispatcher: Arc<Notify>) -> Self {
+    pub fn waking(mut self, dispatcher: Arc<NoticeWaker>) -> Self {
         self.notices = Some(dispatcher);
         self
     }
@@ -88,7 +131,7 @@ impl Arrivals {
     /// A message was stored for `account`; `noticed`: its delivery recorded a new-mail notice.
     pub fn stored(&self, account: &Address, noticed: bool) {
         if let Some(notices) = self.notices.as_ref().filter(|_| noticed) {
-            notices.notify_one();
+            notices.noticed(account);
         }
         if let Some(changes) = &self.changes {
             // No session listening is fine: the hint is only a hint.
@@ -103,7 +146,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stored_message_wakes_the_dispatcher_only_with_a_notice_and_always_hints() {
-        let dispatcher = Arc::new(Notify::new());
+        let dispatcher = Arc::new(NoticeWaker::default());
         let hints = ChangeHints::new();
         let mut woken = hints.subscribe();
         let arrivals = Arrivals::default()
@@ -112,14 +155,26 @@ mod tests {
         let alice = Address::parse("alice@example.com").unwrap();
         arrivals.stored(&alice, false);
         assert_eq!(woken.recv().await.unwrap(), alice);
-        let waited =
-            tokio::time::timeout(std::time::Duration::from_millis(20), dispatcher.notified());
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(20), dispatcher.woken());
         assert!(waited.await.is_err(), "woken without a notice");
+        assert!(dispatcher.take_fresh().is_empty());
+        arrivals.stored(&alice, true);
         arrivals.stored(&alice, true);
         assert_eq!(woken.recv().await.unwrap(), alice);
-        dispatcher.notified().await;
+        dispatcher.woken().await;
+        assert_eq!(dispatcher.take_fresh(), vec![alice.clone()], "named once");
+        assert!(dispatcher.take_fresh().is_empty());
         // Nobody listening: nothing to tell, nothing fails.
         Arrivals::default().stored(&alice, true);
+    }
+
+    #[test]
+    fn fresh_accounts_are_bounded() {
+        let waker = NoticeWaker::default();
+        for i in 0..10_000 {
+            waker.noticed(&Address::parse(&format!("user{i}@example.com")).unwrap());
+        }
+        assert_eq!(waker.take_fresh().len(), FRESH_CAPACITY);
     }
 
     #[tokio::test]

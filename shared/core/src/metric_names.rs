@@ -17,8 +17,8 @@ pub const CREDENTIAL_CHECKS: &str = "pushmail_credential_checks_total";
 pub const NOTICES: &str = "pushmail_notices_total";
 /// Seconds from a notice's mail arriving to the push service taking it.
 pub const NOTICE_LATENCY: &str = "pushmail_notice_latency_seconds";
-/// Notices waiting to be sent, as the dispatcher's last pass found them (at most a batch).
-pub const NOTICES_PENDING: &str = "pushmail_notices_pending";
+/// Accounts with a notice due, as the dispatcher's last pass found them (at most a batch).
+pub const NOTICE_ACCOUNTS_DUE: &str = "pushmail_notice_accounts_due";
 /// Seconds the oldest waiting notice has waited, at the dispatcher's last pass (0: none).
 pub const NOTICE_OLDEST: &str = "pushmail_notice_oldest_seconds";
 
@@ -82,9 +82,9 @@ pub const DESCRIBED: &[(&str, MetricKind, &str)] = &[
         "Seconds from mail arriving to its notice taken",
     ),
     (
-        NOTICES_PENDING,
+        NOTICE_ACCOUNTS_DUE,
         MetricKind::Gauge,
-        "Notices waiting to be sent (at most a batch)",
+        "Accounts with a notice due (at most a batch)",
     ),
     (
         NOTICE_OLDEST,

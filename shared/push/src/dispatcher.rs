@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use pushmail_core::hints::NoticeWaker;
 use pushmail_core::notice::{Notice, RetryPolicy};
 use pushmail_core::types::Address;
 use pushmail_store::{NoticeDrop, Store, StoreError, Unlink};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::notifier::{NoticeOutcome, Notifier};
@@ -50,7 +51,7 @@ pub struct Dispatcher {
     store: Arc<dyn Store>,
     notifier: Arc<dyn Notifier>,
     settings: DispatchSettings,
-    wake: Arc<Notify>,
+    wake: Arc<NoticeWaker>,
     slots: Arc<Semaphore>,
     /// Accounts a task is working now: a pass leaves them to it.
     busy: Arc<Mutex<HashSet<Address>>>,
@@ -75,14 +76,14 @@ impl Dispatcher {
             store,
             notifier,
             settings,
-            wake: Arc::new(Notify::new()),
+            wake: Arc::default(),
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             busy: Arc::default(),
         })
     }
 
     /// Notify it when a delivery recorded a notice: the next pass starts at once.
-    pub fn waker(&self) -> Arc<Notify> {
+    pub fn waker(&self) -> Arc<NoticeWaker> {
         self.wake.clone()
     }
 
@@ -94,31 +95,34 @@ impl Dispatcher {
                 warn!(%error, "notice pass failed");
             }
             tokio::select! {
-                () = self.wake.notified() => {}
+                () = self.wake.woken() => {}
                 () = tokio::time::sleep(self.settings.poll_every) => {}
                 () = &mut shutdown => return,
             }
         }
     }
 
-    /// Starts a task for every account whose oldest pending notice is due and that no task is
-    /// working; returns without waiting for them.
+    /// Starts a task for every account whose oldest pending notice is due (and every account a
+    /// delivery here has just named) that no task is working; returns without waiting for them.
     pub async fn pass(self: Arc<Self>, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let pending = self.store.pending_notices(self.settings.batch).await?;
-        let oldest = pending
-            .iter()
-            .map(|notice| (now - notice.received).num_seconds().max(0))
-            .max()
-            .unwrap_or(0);
-        metrics::gauge!(pushmail_core::metric_names::NOTICES_PENDING).set(pending.len() as f64);
+        let fresh = self.wake.take_fresh();
+        let due = self
+            .store
+            .due_notice_accounts(now, self.settings.batch)
+            .await?;
+        let oldest = self
+            .store
+            .oldest_waiting_notice()
+            .await?
+            .map_or(0, |arrived| (now - arrived).num_seconds().max(0));
+        metrics::gauge!(pushmail_core::metric_names::NOTICE_ACCOUNTS_DUE).set(due.len() as f64);
         metrics::gauge!(pushmail_core::metric_names::NOTICE_OLDEST).set(oldest as f64);
         let mut started = 0;
-        for group in pending.chunk_by(|a, b| a.email == b.email) {
-            // Order within an account: its oldest notice decides.
-            if group[0].not_before > now {
+        let mut seen = HashSet::new();
+        for account in fresh.into_iter().chain(due) {
+            if !seen.insert(account.clone()) {
                 continue;
             }
-            let account = group[0].email.clone();
             // Every slot taken (that many callbacks slow at once): the rest wait for the next
             // pass rather than hold this one up.
             let Ok(slot) = self.slots.clone().try_acquire_owned() else {
@@ -145,9 +149,17 @@ impl Dispatcher {
         }
     }
 
-    /// Sends an account's notices in order, read afresh (the pass's list may predate a task
-    /// that has just sent some of them), up to the first that must wait.
+    /// Sends an account's notices in order, read afresh, up to the first that must wait; then
+    /// the account's place among the due ones is brought up to date.
     async fn work_account(&self, account: &Address) {
+        self.send_pending(account).await;
+        if let Err(error) = self.store.settle_notice_queue(account).await {
+            // Its place is never later than its oldest notice is due: a later pass settles it.
+            warn!(%error, %account, "notice queue not settled");
+        }
+    }
+
+    async fn send_pending(&self, account: &Address) {
         let notices = match self
             .store
             .account_pending_notices(account, self.settings.batch)

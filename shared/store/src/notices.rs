@@ -48,8 +48,24 @@ pub struct NoticeCounts {
 
 #[async_trait]
 pub trait NoticeStore: Send + Sync {
-    /// Pending notices, ordered by account and, within one, by `seq`: at most `limit`.
-    async fn pending_notices(&self, limit: usize) -> StoreResult<Vec<Notice>>;
+    /// Accounts whose oldest pending notice is due at `now`, the longest due first: at most
+    /// `limit`. Only an account's oldest notice counts (its later ones wait behind it), so one
+    /// account's backlog, or many accounts waiting for their retries, never hide an account
+    /// whose notice is due.
+    async fn due_notice_accounts(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<Address>>;
+    /// When the mail of the longest waiting notice arrived (over all accounts; `None`: none
+    /// waits): the backlog gauge.
+    async fn oldest_waiting_notice(&self) -> StoreResult<Option<DateTime<Utc>>>;
+    /// The dispatcher is done with the account for now: its place in the due order is brought
+    /// up to date from its pending notices (on a store that does not keep the order in the
+    /// same transactions as the notices; those keep it exact and do nothing here).
+    async fn settle_notice_queue(&self, _account: &Address) -> StoreResult<()> {
+        Ok(())
+    }
     /// One account's pending notices in `seq` order, at most `limit`, read afresh.
     async fn account_pending_notices(
         &self,

@@ -108,7 +108,7 @@ impl DynamoStore {
                 )?,
                 update_write(state_update)?,
             ];
-            let mut noticed = false;
+            let mut first_notice = None;
             for (at, ((message, envelope), key)) in
                 messages.iter().zip(&envelopes).zip(&keys).enumerate()
             {
@@ -153,10 +153,13 @@ impl DynamoStore {
                     ),
                     None => None,
                 };
-                if let Some(notice) = &notice {
-                    writes.push(put_write(super::notices::record(&self.table, notice)?)?);
-                    noticed = true;
+                if let Some(notice) = notice {
+                    writes.push(put_write(super::notices::record(&self.table, &notice)?)?);
+                    first_notice.get_or_insert(notice);
                 }
+            }
+            if let Some(first) = &first_notice {
+                writes.push(self.queue_recorded(first)?);
             }
             if let Some(owner) = &owner {
                 writes.push(self.owner_unchanged(owner)?);
@@ -168,7 +171,7 @@ impl DynamoStore {
                     uid_validity: current.uid_validity,
                     modseq: last_modseq,
                     change: last_change,
-                    noticed,
+                    noticed: first_notice.is_some(),
                 })
             } else {
                 Attempt::Raced

@@ -62,6 +62,9 @@ pub struct DynamoStore {
     delivery_turns: Arc<[tokio::sync::Mutex<()>; DELIVERY_STRIPES]>,
     /// How much of each account's change log is kept.
     change_window: ChangeWindow,
+    /// Whether this process has seen that the notices' queue items are complete (see
+    /// `notice_queue.rs`).
+    queues_backfilled: Arc<tokio::sync::OnceCell<()>>,
 }
 
 const DELIVERY_STRIPES: usize = 64;
@@ -74,6 +77,7 @@ impl DynamoStore {
             bodies: None,
             delivery_turns: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
             change_window: ChangeWindow::DEFAULT,
+            queues_backfilled: Arc::default(),
         }
     }
 
@@ -144,6 +148,7 @@ mod kept_mail;
 mod links;
 mod liveness;
 mod mailbox;
+mod notice_queue;
 mod notices;
 mod outbox;
 mod purge;

@@ -10,7 +10,7 @@ use pushmail_core::notice::Notice;
 use super::*;
 use crate::notices::{AccountNotices, NoticeCounts, NoticeDrop, NoticeFailure};
 
-const NOTICE_PK: &str = "NOTICE";
+pub(super) const NOTICE_PK: &str = "NOTICE";
 const COUNTS_PK: &str = "NOTICE_COUNTS";
 const STATUS_SK: &str = "NOTICESTATUS";
 
@@ -78,11 +78,22 @@ impl DynamoStore {
         )
     }
 
-    /// Pending notices (those of one account with `prefix`), in key order, at most `limit`.
-    async fn query_notices(&self, prefix: Option<&str>, limit: usize) -> StoreResult<Vec<Notice>> {
+    /// The account's oldest pending notice.
+    pub(super) async fn account_oldest_notice(
+        &self,
+        account: &Address,
+    ) -> StoreResult<Option<Notice>> {
+        Ok(self
+            .query_notices(&format!("{account}\u{1}"), 1)
+            .await?
+            .pop())
+    }
+
+    /// Pending notices of one account (keys with `prefix`), in key order, at most `limit`.
+    async fn query_notices(&self, prefix: &str, limit: usize) -> StoreResult<Vec<Notice>> {
         let mut notices = Vec::new();
         let query = self
-            .partition_query(NOTICE_PK, prefix)
+            .partition_query(NOTICE_PK, Some(prefix))
             .consistent_read(true);
         each_item(query, |item| {
             notices.push(notice_from(&item)?);
@@ -108,8 +119,20 @@ impl DynamoStore {
 
 #[async_trait]
 impl crate::NoticeStore for DynamoStore {
-    async fn pending_notices(&self, limit: usize) -> StoreResult<Vec<Notice>> {
-        self.query_notices(None, limit).await
+    async fn due_notice_accounts(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<Address>> {
+        self.due_accounts(now, limit).await
+    }
+
+    async fn oldest_waiting_notice(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        self.oldest_waiting().await
+    }
+
+    async fn settle_notice_queue(&self, account: &Address) -> StoreResult<()> {
+        self.settle_queue(account).await
     }
 
     async fn account_pending_notices(
@@ -117,8 +140,7 @@ impl crate::NoticeStore for DynamoStore {
         account: &Address,
         limit: usize,
     ) -> StoreResult<Vec<Notice>> {
-        self.query_notices(Some(&format!("{account}\u{1}")), limit)
-            .await
+        self.query_notices(&format!("{account}\u{1}"), limit).await
     }
 
     async fn lease_notice(
@@ -143,9 +165,15 @@ impl crate::NoticeStore for DynamoStore {
                 .expression_attribute_values(":at", time(at)),
         )?;
         // Cancelled: another worker took it first; nothing to record twice.
-        self.transact(vec![self.take(notice)?, status, self.count("delivered")?])
-            .await
-            .map(|_| ())
+        let queue = self.queue_taken(notice, at)?;
+        self.transact(vec![
+            self.take(notice)?,
+            status,
+            self.count("delivered")?,
+            queue,
+        ])
+        .await
+        .map(|_| ())
     }
 
     async fn notice_failed(
@@ -176,7 +204,8 @@ impl crate::NoticeStore for DynamoStore {
                 .expression_attribute_values(":at", time(at))
                 .expression_attribute_values(":error", s(error)),
         )?;
-        self.transact(vec![keep, status, self.count("failed_attempts")?])
+        let queue = self.queue_deferred(notice, retry_at)?;
+        self.transact(vec![keep, status, self.count("failed_attempts")?, queue])
             .await
             .map(|_| ())
     }
@@ -186,7 +215,8 @@ impl crate::NoticeStore for DynamoStore {
             NoticeDrop::Stale => "dropped_stale",
             NoticeDrop::Expired => "dropped_expired",
         };
-        self.transact(vec![self.take(notice)?, self.count(counter)?])
+        let queue = self.queue_taken(notice, Utc::now())?;
+        self.transact(vec![self.take(notice)?, self.count(counter)?, queue])
             .await
             .map(|_| ())
     }
