@@ -17,10 +17,20 @@ pub struct TestStore {
     pub store: Arc<dyn Store>,
     /// The DynamoDB table, on DynamoDB.
     pub table: Option<String>,
+    /// The S3 bucket of its message bodies, on DynamoDB.
+    pub bucket: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl TestStore {
+    /// Another store on the same DynamoDB table and bucket, as a second process (or the next
+    /// version) opens it: nothing it learnt in this process carried over.
+    pub async fn another_process(&self) -> Option<Arc<dyn Store>> {
+        let (table, bucket) = (self.table.clone()?, self.bucket.clone()?);
+        let store = AwsContext::from_env().await.mail_store(table, bucket);
+        Some(Arc::new(store))
+    }
+
     /// The embedded store's file, on the embedded store.
     pub fn path(&self) -> Option<std::path::PathBuf> {
         self._dir.as_ref().map(|dir| dir.path().join(EMBEDDED_FILE))
@@ -111,6 +121,7 @@ pub fn embedded_store_with(window: ChangeWindow) -> TestStore {
     TestStore {
         store: Arc::new(store),
         table: None,
+        bucket: None,
         _dir: Some(dir),
     }
 }
@@ -131,10 +142,11 @@ pub async fn dynamo_store_with(window: ChangeWindow) -> TestStore {
         store: Arc::new(
             AwsContext::from_env()
                 .await
-                .mail_store(table.clone(), bucket)
+                .mail_store(table.clone(), bucket.clone())
                 .with_change_window(window),
         ),
         table: Some(table),
+        bucket: Some(bucket),
         _dir: None,
     }
 }

@@ -1,13 +1,28 @@
-//! The embedded relay queue at a size that would hurt: ten thousand messages waiting behind a
-//! slow relay and a few due. A pass reads the due ones alone (it read and decoded the whole
-//! queue on every pass before, one pass each time mail is queued); a queue kept by a version
-//! without the due order gets it when the store is opened.
+//! The queues that fall due, at sizes that would hurt: thousands of messages waiting behind a
+//! slow relay and a few due. A pass reads the due ones alone, the longest due first (it read
+//! the whole queue on every pass before, one pass each time mail is queued: on the embedded
+//! store by decoding it, on DynamoDB through a filter); the activation outbox alike. A queue
+//! kept by a version without the due order gets it: when the embedded file is opened, on
+//! DynamoDB at the first pass of a process.
 
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use pushmail_core::types::Address;
 use pushmail_store::{EmbeddedStore, RelayJob, Store};
+use pushmail_tests::fixtures::{insert, link};
+use pushmail_tests::on_dynamodb;
+
+async fn plain_store(store: Arc<dyn Store>) -> Arc<dyn Store> {
+    store
+}
+
+pushmail_tests::on_both_backends!(
+    plain_store;
+    relay_jobs_come_due_longest_first_out_of_a_long_queue,
+    activation_mails_come_due_longest_first,
+);
 
 fn job(n: usize, not_before: DateTime<Utc>) -> RelayJob {
     RelayJob {
@@ -97,4 +112,153 @@ async fn a_pass_reads_the_due_jobs_of_a_long_queue_and_an_old_queue_gets_its_ord
         .unwrap();
     assert_eq!(ids(&due), ["job-10002"]);
     assert_eq!(store.due_relays(later, 20_000).await.unwrap().len(), 10_001);
+}
+
+/// Forty due jobs, their ids in the reverse of their due order, behind a long queue of jobs due
+/// in an hour: a pass of 32 takes the 32 longest due (the first found in the queue's own order
+/// before); a lease, a deferral and a finish move a job in the order.
+async fn relay_jobs_come_due_longest_first_out_of_a_long_queue(store: Arc<dyn Store>) {
+    let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    let later = now + Duration::hours(1);
+    let waiting = if on_dynamodb() { 300 } else { 5_000 };
+    enqueue(&store, (0..waiting).map(|n| job(n, later)).collect()).await;
+    let due: Vec<RelayJob> = (0..40)
+        .map(|k| RelayJob {
+            id: format!("due-{k:02}"),
+            ..job(0, now - Duration::seconds(k))
+        })
+        .collect();
+    enqueue(&store, due).await;
+    let longest_due: Vec<String> = (8..40).rev().map(|k| format!("due-{k:02}")).collect();
+    assert_eq!(ids(&store.due_relays(now, 32).await.unwrap()), longest_due);
+
+    let lease = now + Duration::minutes(15);
+    assert!(
+        store
+            .claim_relay("due-39", now, lease)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let due = store.due_relays(now, 100).await.unwrap();
+    assert!(!ids(&due).contains(&"due-39"), "held by its lease");
+    let recipients = [Address::parse("bob@remote.example").unwrap()];
+    store
+        .defer_relay("due-39", &recipients, now + Duration::minutes(2), "451")
+        .await
+        .unwrap();
+    store.finish_relay("due-38").await.unwrap();
+    let due = store.due_relays(now, 100).await.unwrap();
+    assert_eq!(
+        due.len(),
+        38,
+        "claimed and deferred, then finished: two out"
+    );
+    assert!(!ids(&due).contains(&"due-39") && !ids(&due).contains(&"due-38"));
+    let due = store
+        .due_relays(now + Duration::minutes(2), 100)
+        .await
+        .unwrap();
+    assert!(ids(&due).contains(&"due-39"), "back at its retry");
+    assert_eq!(
+        store.due_relays(later, 20_000).await.unwrap().len(),
+        waiting + 39
+    );
+}
+
+/// Forty activation mails due, linked a second apart: a pass of 32 takes the 32 longest due,
+/// oldest first; a deferral moves one to its retry.
+async fn activation_mails_come_due_longest_first(store: Arc<dyn Store>) {
+    let now = pushmail_core::types::now();
+    let mut jobs = Vec::new();
+    for k in 0..40 {
+        let (l, job) = link(
+            &format!("u{k:02}@due.example"),
+            "r",
+            1,
+            now - Duration::seconds(k),
+        );
+        insert(&*store, &l, &job).await;
+        jobs.push(job);
+    }
+    let due = store.due_activations(now, 32).await.unwrap();
+    let longest_due: Vec<_> = jobs[8..].iter().rev().cloned().collect();
+    assert_eq!(due, longest_due);
+    let oldest = &jobs[39].subscription_id;
+    store
+        .defer_activation(oldest, now + Duration::minutes(1))
+        .await
+        .unwrap();
+    let due = store.due_activations(now, 100).await.unwrap();
+    assert_eq!(due.len(), 39);
+    assert!(due.iter().all(|job| &job.subscription_id != oldest));
+    assert_eq!(
+        store
+            .due_activations(now + Duration::minutes(1), 100)
+            .await
+            .unwrap()
+            .len(),
+        40
+    );
+}
+
+/// Relay jobs and activation mails queued by a version without the due order (no index keys,
+/// no mark that the table was filled in): another process's first pass finds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    no_aws_endpoint,
+    ignore = "needs AWS_ENDPOINT_URL (moto: infra/local/stack.sh up)"
+)]
+async fn on_dynamodb_a_queue_kept_before_the_due_order_gets_it() {
+    let test_store = pushmail_tests::dynamo_store().await;
+    let store = test_store.store.clone();
+    let now = pushmail_core::types::now();
+    enqueue(&store, (0..3).map(|n| job(n, now)).collect()).await;
+    let (l, activation) = link("old@queue.example", "r", 1, now);
+    insert(&*store, &l, &activation).await;
+
+    let table = test_store.table.clone().unwrap();
+    let client = aws_sdk_dynamodb::Client::new(&pushmail_tests::sdk_config().await);
+    let items = client.scan().table_name(&table).send().await.unwrap();
+    let mut unplaced = 0;
+    for item in items.items.unwrap_or_default() {
+        let pk = item["pk"].as_s().unwrap();
+        if pk == "QUEUES" {
+            panic!("no pass ran yet, so the table is not marked: {item:?}");
+        }
+        if pk != "RELAY" && pk != "OUTBOX#activation" {
+            continue;
+        }
+        assert!(
+            item.contains_key("gsi2sk"),
+            "queued with its place: {item:?}"
+        );
+        client
+            .update_item()
+            .table_name(&table)
+            .key("pk", item["pk"].clone())
+            .key("sk", item["sk"].clone())
+            .update_expression("REMOVE gsi2pk, gsi2sk")
+            .send()
+            .await
+            .unwrap();
+        unplaced += 1;
+    }
+    assert_eq!(unplaced, 4);
+
+    let next = test_store.another_process().await.unwrap();
+    assert_eq!(
+        ids(&next.due_relays(now, 10).await.unwrap()),
+        ["job-00000", "job-00001", "job-00002"]
+    );
+    assert_eq!(next.due_activations(now, 10).await.unwrap(), [activation]);
+    let mark = client
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S("QUEUES".into()))
+        .key("sk", AttributeValue::S("DUE_ORDER".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(mark.item.is_some(), "done once for the table");
 }

@@ -74,7 +74,13 @@ pub struct Outgoing {
     policy: RelayPolicy,
     hostname: String,
     queued: Notify,
+    /// Jobs queued here since the last pass, which tries them even before the store's due
+    /// order shows them (on DynamoDB an index, read a moment behind its writes); at most
+    /// [`FRESH`], past which the order alone brings them.
+    fresh: std::sync::Mutex<Vec<String>>,
 }
+
+const FRESH: usize = 1024;
 
 /// A worker holds a job this long per attempt; the transport's own timeouts are shorter.
 const LEASE: chrono::Duration = chrono::Duration::minutes(15);
@@ -93,6 +99,7 @@ impl Outgoing {
             policy,
             hostname,
             queued: Notify::new(),
+            fresh: std::sync::Mutex::default(),
         }
     }
 
@@ -148,6 +155,12 @@ impl Outgoing {
             last_error: None,
         };
         self.store.enqueue_relay(&job, raw).await?;
+        {
+            let mut fresh = self.fresh();
+            if fresh.len() < FRESH {
+                fresh.push(job.id);
+            }
+        }
         self.queued.notify_one();
         Ok(())
     }
@@ -167,9 +180,22 @@ impl Outgoing {
         }
     }
 
-    /// One pass: every due job, one attempt each.
+    fn fresh(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        // A list of ids: still whole if a holder panicked.
+        self.fresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// One pass: the jobs queued here since the last, then every due job; one attempt each.
     pub async fn work(&self, now: DateTime<Utc>) -> Result<RelayReport, StoreError> {
         let mut report = RelayReport::default();
+        let fresh = std::mem::take(&mut *self.fresh());
+        for id in &fresh {
+            if let Some(job) = self.store.claim_relay(id, now, now + LEASE).await? {
+                self.attempt(job, now, &mut report).await?;
+            }
+        }
         let due = self.store.due_relays(now, BATCH).await?;
         let oldest = due
             .iter()

@@ -15,7 +15,8 @@ pub trait OutboxStore: Send + Sync {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Option<ActivationJob>>;
-    /// Jobs due at `now`, oldest first, at most `limit`.
+    /// Jobs due at `now`, at most `limit`: those due longest first, read from the outbox's due
+    /// order (never the whole outbox), oldest first among them.
     async fn due_activations(
         &self,
         now: DateTime<Utc>,

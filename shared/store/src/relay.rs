@@ -27,8 +27,8 @@ pub struct RelayJob {
 pub trait RelayStore: Send + Sync {
     /// Queues a message, durably, with its bytes.
     async fn enqueue_relay(&self, job: &RelayJob, raw: &[u8]) -> StoreResult<()>;
-    /// Jobs due at `now`, at most `limit`: on the embedded store those due longest first, on
-    /// DynamoDB the first found in the queue's partition, oldest first among them.
+    /// Jobs due at `now`, at most `limit`: those due longest first, read from the queue's due
+    /// order (never the whole queue), oldest first among them.
     async fn due_relays(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<RelayJob>>;
     /// Takes a job until `lease_until` if it is due at `now` and nobody else holds it.
     async fn claim_relay(

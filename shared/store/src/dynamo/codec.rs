@@ -341,6 +341,11 @@ pub(super) fn activation_item(job: &ActivationJob) -> Item {
         ("attempts".into(), n(job.attempts)),
         ("not_before".into(), n(job.not_before.timestamp_millis())),
     ]);
+    item.extend(due_attributes(
+        OUTBOX_ACTIVATION,
+        &outbox_sk(&job.subscription_id),
+        job.not_before,
+    ));
     put_device(&mut item, &job.device);
     item
 }

@@ -38,10 +38,12 @@ mod paging;
 pub use bodies::{BodyStore, S3Bodies};
 use client::*;
 use codec::*;
+use due_order::due_attributes;
 use keys::*;
 use paging::*;
 
 const OUTBOX_ACTIVATION: &str = "OUTBOX#activation";
+const RELAY_PK: &str = "RELAY";
 /// Heartbeat items outlive their use by a day, then TTL removes them.
 const HEARTBEAT_KEEP_SECS: i64 = 86_400;
 
@@ -63,8 +65,9 @@ pub struct DynamoStore {
     /// How much of each account's change log is kept.
     change_window: ChangeWindow,
     /// Whether this process has seen that the notices' queue items are complete (see
-    /// `notice_queue.rs`).
-    queues_backfilled: Arc<tokio::sync::OnceCell<()>>,
+    /// `notice_queue.rs`), and the relay and outbox items' due order (`due_order.rs`).
+    notice_order_backfilled: Arc<tokio::sync::OnceCell<()>>,
+    due_order_backfilled: Arc<tokio::sync::OnceCell<()>>,
 }
 
 const DELIVERY_STRIPES: usize = 64;
@@ -77,7 +80,8 @@ impl DynamoStore {
             bodies: None,
             delivery_turns: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
             change_window: ChangeWindow::DEFAULT,
-            queues_backfilled: Arc::default(),
+            notice_order_backfilled: Arc::default(),
+            due_order_backfilled: Arc::default(),
         }
     }
 
@@ -141,6 +145,7 @@ mod accounts;
 mod admin;
 mod deliver;
 mod domains;
+mod due_order;
 mod expunge;
 mod flags;
 mod guards;

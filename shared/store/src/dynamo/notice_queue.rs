@@ -20,24 +20,14 @@ use super::*;
 const QUEUE_SK: &str = "NOTICEQUEUE";
 const DUE_PARTITION: &str = "DUE#notice";
 const WAITING_PARTITION: &str = "WAITING#notice";
-/// Present once the notices kept before the orders existed have their queue items.
-const BACKFILLED_PK: &str = "QUEUES";
-const BACKFILLED_SK: &str = "NOTICE_ORDER";
+/// The mark of this module's backfill (notices kept before the queue items existed).
+const NOTICE_ORDER_MARK: &str = "NOTICE_ORDER";
 /// Tries of a settle whose condition keeps failing; then the item is left as the racing
 /// writes put it, which is never later than the account's oldest notice is due.
 const SETTLE_TRIES: usize = 3;
 
-/// `<unix ms, 20 digits>#<account>`: an index sort key in time order.
 fn order_key(at: DateTime<Utc>, account: &Address) -> String {
-    format!("{:020}#{account}", at.timestamp_millis().max(0))
-}
-
-/// The time an [`order_key`] starts with.
-fn order_time(key: &str) -> Option<DateTime<Utc>> {
-    key.get(..20)?
-        .parse()
-        .ok()
-        .and_then(DateTime::from_timestamp_millis)
+    timed_index_key(at, account.as_str())
 }
 
 impl DynamoStore {
@@ -213,7 +203,7 @@ impl DynamoStore {
     ) -> StoreResult<Vec<Address>> {
         self.backfill_queues().await?;
         // Up to and with accounts due at `now` itself: before every key of the next millisecond.
-        let end = format!("{:020}", now.timestamp_millis().saturating_add(1).max(0));
+        let end = timed_index_end(now);
         let query = self
             .client
             .query()
@@ -253,51 +243,38 @@ impl DynamoStore {
             return Ok(None);
         };
         let key = get_s(&item, "gsi1sk")?;
-        order_time(key)
+        timed_index_time(key)
             .map(Some)
             .ok_or_else(|| corrupt(&item, "gsi1sk"))
     }
 
     /// Gives the notices kept by a version without the orders their accounts' queue items, once
-    /// a table (marked by an item of its own), and once a process checks it.
+    /// a table and once a process.
     async fn backfill_queues(&self) -> StoreResult<()> {
-        self.queues_backfilled
-            .get_or_try_init(|| async {
-                if self
-                    .get(BACKFILLED_PK.to_owned(), BACKFILLED_SK)
-                    .await?
-                    .is_some()
-                {
-                    return Ok(());
-                }
-                let mut accounts: Vec<Address> = Vec::new();
-                each_item(
-                    self.partition_query(super::notices::NOTICE_PK, None)
-                        .projection_expression("sk")
-                        .consistent_read(true),
-                    |item| {
-                        let sk = get_s(&item, "sk")?;
-                        let account = sk
-                            .split_once('\u{1}')
-                            .and_then(|(account, _)| Address::parse(account).ok())
-                            .ok_or_else(|| corrupt(&item, "sk"))?;
-                        if accounts.last() != Some(&account) {
-                            accounts.push(account);
-                        }
-                        Ok(true)
-                    },
-                )
-                .await?;
-                for account in &accounts {
-                    self.settle_queue(account).await?;
-                }
-                self.put(HashMap::from([
-                    ("pk".to_owned(), s(BACKFILLED_PK)),
-                    ("sk".to_owned(), s(BACKFILLED_SK)),
-                ]))
-                .await
-            })
-            .await
-            .map(|_| ())
+        self.once_a_table(&self.notice_order_backfilled, NOTICE_ORDER_MARK, || async {
+            let mut accounts: Vec<Address> = Vec::new();
+            each_item(
+                self.partition_query(super::notices::NOTICE_PK, None)
+                    .projection_expression("sk")
+                    .consistent_read(true),
+                |item| {
+                    let sk = get_s(&item, "sk")?;
+                    let account = sk
+                        .split_once('\u{1}')
+                        .and_then(|(account, _)| Address::parse(account).ok())
+                        .ok_or_else(|| corrupt(&item, "sk"))?;
+                    if accounts.last() != Some(&account) {
+                        accounts.push(account);
+                    }
+                    Ok(true)
+                },
+            )
+            .await?;
+            for account in &accounts {
+                self.settle_queue(account).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 }

@@ -5,8 +5,6 @@
 use super::*;
 use crate::relay::RelayJob;
 
-const RELAY_PK: &str = "RELAY";
-
 fn relay_key(id: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([("pk".into(), s(RELAY_PK)), ("sk".into(), s(id))])
 }
@@ -33,15 +31,22 @@ impl crate::RelayStore for DynamoStore {
     async fn enqueue_relay(&self, job: &RelayJob, raw: &[u8]) -> StoreResult<()> {
         // The bytes first: a job is never visible without them.
         self.bodies()?.put_body(&body_key(&job.id), raw).await?;
+        let item: Item = [
+            ("pk".to_owned(), s(RELAY_PK)),
+            ("sk".to_owned(), s(&job.id)),
+            ("job".to_owned(), encode(job)?),
+            (
+                "not_before".to_owned(),
+                n(job.not_before.timestamp_millis()),
+            ),
+        ]
+        .into_iter()
+        .chain(due_attributes(RELAY_PK, &job.id, job.not_before))
+        .collect();
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(HashMap::from([
-                ("pk".into(), s(RELAY_PK)),
-                ("sk".into(), s(&job.id)),
-                ("job".into(), encode(job)?),
-                ("not_before".into(), n(job.not_before.timestamp_millis())),
-            ])))
+            .set_item(Some(item))
             .send()
             .await
             .map_err(backend)?;
@@ -90,23 +95,15 @@ impl crate::RelayStore for DynamoStore {
         job.recipients = remaining.to_vec();
         job.not_before = retry_at;
         job.last_error = Some(error.to_owned());
-        // Only the worker holding the lease defers; the condition keeps a finished job finished.
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(relay_key(id)))
-            .update_expression("SET job = :job, not_before = :retry")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":job", encode(&job)?)
-            .expression_attribute_values(":retry", n(retry_at.timestamp_millis()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if condition_failed(&error) => Ok(()),
-            Err(error) => Err(backend(error)),
-        }
+        // Only the worker holding the lease defers; a finished job stays finished.
+        self.defer_item(
+            (RELAY_PK, id),
+            retry_at,
+            ", job = :job",
+            "",
+            vec![(":job".to_owned(), encode(&job)?)],
+        )
+        .await
     }
 
     async fn finish_relay(&self, id: &str) -> StoreResult<()> {
