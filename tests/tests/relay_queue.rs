@@ -64,6 +64,7 @@ async fn a_pass_reads_the_due_jobs_of_a_long_queue_and_an_old_queue_gets_its_ord
     let path = dir.path().join("pushmail.redb");
     let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
     let later = now + Duration::hours(1);
+    let activation = link("old@outbox.example", "r", 1, now);
     {
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&path).unwrap());
         let waiting: Vec<RelayJob> = (0..10_000).map(|n| job(n, later)).collect();
@@ -96,13 +97,16 @@ async fn a_pass_reads_the_due_jobs_of_a_long_queue_and_an_old_queue_gets_its_ord
         store.finish_relay("job-10001").await.unwrap();
         assert!(store.due_relays(now, 32).await.unwrap().is_empty());
         assert_eq!(store.due_relays(later, 20_000).await.unwrap().len(), 10_001);
+        insert(&*store, &activation.0, &activation.1).await;
     }
     // As a version without the due order left the file: the order table gone.
     {
         let db = redb::Database::open(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        let order: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("relay_due");
-        assert!(txn.delete_table(order).unwrap());
+        for name in ["relay_due", "activation_due"] {
+            let order: redb::TableDefinition<&str, &str> = redb::TableDefinition::new(name);
+            assert!(txn.delete_table(order).unwrap(), "{name}");
+        }
         txn.commit().unwrap();
     }
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&path).unwrap());
@@ -112,6 +116,10 @@ async fn a_pass_reads_the_due_jobs_of_a_long_queue_and_an_old_queue_gets_its_ord
         .unwrap();
     assert_eq!(ids(&due), ["job-10002"]);
     assert_eq!(store.due_relays(later, 20_000).await.unwrap().len(), 10_001);
+    assert_eq!(
+        store.due_activations(now, 10).await.unwrap(),
+        [activation.1]
+    );
 }
 
 /// Forty due jobs, their ids in the reverse of their due order, behind a long queue of jobs due

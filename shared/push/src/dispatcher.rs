@@ -21,6 +21,9 @@ use tracing::{info, warn};
 
 use crate::notifier::{NoticeOutcome, Notifier};
 
+/// An account's notices read at once.
+const NOTICE_PAGE: usize = 32;
+
 /// How long a dispatcher holds a notice it is sending: longer than an attempt can take.
 const LEASE: chrono::Duration = chrono::Duration::seconds(60);
 
@@ -32,7 +35,7 @@ pub struct DispatchSettings {
     pub concurrency: usize,
     /// How often the store is looked at besides the wake-ups.
     pub poll_every: Duration,
-    /// Notices read per pass.
+    /// Accounts read per pass, and notices one account's task sends before the next pass.
     pub batch: usize,
 }
 
@@ -159,26 +162,32 @@ impl Dispatcher {
         }
     }
 
+    /// Up to a batch of the account's notices, read a page at a time: an account whose oldest
+    /// must wait (its callback down, a backlog behind it) costs one page, not the batch.
     async fn send_pending(&self, account: &Address) {
-        let notices = match self
-            .store
-            .account_pending_notices(account, self.settings.batch)
-            .await
-        {
-            Ok(notices) => notices,
-            Err(error) => {
-                warn!(%error, %account, "pending notices not read");
-                return;
-            }
-        };
-        for notice in notices {
-            match self.send(&notice).await {
-                Ok(Sent::Delivered | Sent::Done) => {}
-                Ok(Sent::Deferred) => return,
+        let mut left = self.settings.batch;
+        while left > 0 {
+            let page = left.min(NOTICE_PAGE);
+            let notices = match self.store.account_pending_notices(account, page).await {
+                Ok(notices) => notices,
                 Err(error) => {
-                    warn!(%error, id = notice.id, "notice left for the next pass");
+                    warn!(%error, %account, "pending notices not read");
                     return;
                 }
+            };
+            let more = notices.len() == page;
+            for notice in notices {
+                match self.send(&notice).await {
+                    Ok(Sent::Delivered | Sent::Done) => left -= 1,
+                    Ok(Sent::Deferred) => return,
+                    Err(error) => {
+                        warn!(%error, id = notice.id, "notice left for the next pass");
+                        return;
+                    }
+                }
+            }
+            if !more {
+                return;
             }
         }
     }

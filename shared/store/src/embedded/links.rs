@@ -31,10 +31,7 @@ impl crate::LinkStore for EmbeddedStore {
                 return Ok(LinkInsert::Conflict(current.clone()));
             }
             put_link(txn, &link, current.as_ref())?;
-            txn.open_table(OUTBOX)?.insert(
-                activation.subscription_id.as_str(),
-                encode(&activation)?.as_str(),
-            )?;
+            super::outbox::put_job(txn, &activation)?;
             Ok(LinkInsert::Inserted)
         })
         .await
@@ -120,8 +117,7 @@ impl crate::LinkStore for EmbeddedStore {
             let mut pending = current.clone();
             pending.activation = ActivationState::Pending;
             put_link(txn, &pending, Some(&current))?;
-            txn.open_table(OUTBOX)?
-                .insert(job.subscription_id.as_str(), encode(&job)?.as_str())?;
+            super::outbox::put_job(txn, &job)?;
             Ok(true)
         })
         .await

@@ -1,6 +1,54 @@
 //! The activation-mail outbox.
 
+use redb::ReadableTableMetadata;
+
 use super::*;
+
+/// `<not before, unix ms, 20 digits> SEP <subscription id>` → "": the jobs in the order they fall
+/// due, so a sweep reads the due ones alone (it read and decoded the whole outbox before: every
+/// SUBSCRIBE made while the mail service was down).
+const OUTBOX_DUE: Records = TableDefinition::new("activation_due");
+
+pub(super) fn create_tables(txn: &WriteTransaction) -> TxResult<()> {
+    let outbox = txn.open_table(OUTBOX)?;
+    let mut due = txn.open_table(OUTBOX_DUE)?;
+    // An outbox kept by a version without the order gets it once.
+    if due.is_empty()? && !outbox.is_empty()? {
+        for entry in outbox.iter()? {
+            let job: ActivationJob = decode(entry?.1.value())?;
+            due.insert(due_key(&job).as_str(), "")?;
+        }
+    }
+    Ok(())
+}
+
+fn due_key(job: &ActivationJob) -> String {
+    timed_key(job.not_before.timestamp_millis(), &job.subscription_id)
+}
+
+/// Writes `job` (new or changed) with its place in the due order.
+pub(super) fn put_job(txn: &WriteTransaction, job: &ActivationJob) -> TxResult<()> {
+    remove_job(txn, &job.subscription_id)?;
+    txn.open_table(OUTBOX_DUE)?
+        .insert(due_key(job).as_str(), "")?;
+    txn.open_table(OUTBOX)?
+        .insert(job.subscription_id.as_str(), encode(job)?.as_str())?;
+    Ok(())
+}
+
+/// Takes the job out, with its place in the due order; the job as it was.
+fn remove_job(txn: &WriteTransaction, subscription_id: &str) -> TxResult<Option<ActivationJob>> {
+    let job: Option<ActivationJob> = {
+        let mut outbox = txn.open_table(OUTBOX)?;
+        let removed = outbox.remove(subscription_id)?;
+        removed.map(|raw| decode(raw.value())).transpose()?
+    };
+    let Some(job) = job else {
+        return Ok(None);
+    };
+    txn.open_table(OUTBOX_DUE)?.remove(due_key(&job).as_str())?;
+    Ok(Some(job))
+}
 
 #[async_trait]
 impl crate::OutboxStore for EmbeddedStore {
@@ -12,13 +60,12 @@ impl crate::OutboxStore for EmbeddedStore {
     ) -> StoreResult<Option<ActivationJob>> {
         let id = subscription_id.to_owned();
         self.write(move |txn| {
-            let mut outbox = txn.open_table(OUTBOX)?;
-            let job: Option<ActivationJob> = get(&outbox, &id)?;
+            let job: Option<ActivationJob> = get(&txn.open_table(OUTBOX)?, &id)?;
             let Some(mut job) = job.filter(|j| j.not_before <= now) else {
                 return Ok(None);
             };
             job.not_before = lease_until;
-            outbox.insert(id.as_str(), encode(&job)?.as_str())?;
+            put_job(txn, &job)?;
             Ok(Some(job))
         })
         .await
@@ -29,16 +76,20 @@ impl crate::OutboxStore for EmbeddedStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> StoreResult<Vec<ActivationJob>> {
+        // Up to and with jobs due at `now` itself: before every key of the next millisecond.
+        let end = timed_key(now.timestamp_millis().saturating_add(1), "");
         self.read(move |txn| {
-            let mut jobs: Vec<ActivationJob> = scan(&txn.open_table(OUTBOX)?, "", None, false)?
-                .iter()
-                .map(|(_, v)| decode(v))
-                .collect::<TxResult<Vec<ActivationJob>>>()?
-                .into_iter()
-                .filter(|job| job.not_before <= now)
-                .collect();
+            let (due, outbox) = (txn.open_table(OUTBOX_DUE)?, txn.open_table(OUTBOX)?);
+            let mut jobs = Vec::new();
+            for entry in due.range::<&str>(..end.as_str())?.take(limit) {
+                let entry = entry?;
+                let Some((_, id)) = entry.0.value().split_once(SEP) else {
+                    continue;
+                };
+                let job = get::<ActivationJob>(&outbox, id)?;
+                jobs.extend(job.filter(|job| job.not_before <= now));
+            }
             jobs.sort_by_key(|job| job.linked_at);
-            jobs.truncate(limit);
             Ok(jobs)
         })
         .await
@@ -47,8 +98,7 @@ impl crate::OutboxStore for EmbeddedStore {
     async fn complete_activation(&self, job: &ActivationJob) -> StoreResult<bool> {
         let job = job.clone();
         self.write(move |txn| {
-            txn.open_table(OUTBOX)?
-                .remove(job.subscription_id.as_str())?;
+            remove_job(txn, &job.subscription_id)?;
             let current: Option<Link> = get(&txn.open_table(LINKS)?, job.address.as_str())?;
             let Some(current) = current.filter(|l| l.is_current(&job.subscription_id)) else {
                 return Ok(false);
@@ -64,7 +114,7 @@ impl crate::OutboxStore for EmbeddedStore {
     async fn discard_activation(&self, subscription_id: &str) -> StoreResult<()> {
         let id = subscription_id.to_owned();
         self.write(move |txn| {
-            txn.open_table(OUTBOX)?.remove(id.as_str())?;
+            remove_job(txn, &id)?;
             Ok(())
         })
         .await
@@ -77,12 +127,11 @@ impl crate::OutboxStore for EmbeddedStore {
     ) -> StoreResult<()> {
         let id = subscription_id.to_owned();
         self.write(move |txn| {
-            let mut outbox = txn.open_table(OUTBOX)?;
-            let job: Option<ActivationJob> = get(&outbox, &id)?;
+            let job: Option<ActivationJob> = get(&txn.open_table(OUTBOX)?, &id)?;
             if let Some(mut job) = job {
                 job.attempts += 1;
                 job.not_before = retry_at;
-                outbox.insert(id.as_str(), encode(&job)?.as_str())?;
+                put_job(txn, &job)?;
             }
             Ok(())
         })
