@@ -1,6 +1,58 @@
 //! Mailbox accounts.
 
+use redb::ReadableTableMetadata;
+
 use super::*;
+
+/// `<domain> SEP <address>` → "": a domain's accounts together. Accounts are keyed by address,
+/// so before, a domain's page of accounts, and a domain's delete (inside the write transaction,
+/// holding up every write), read every account of every domain.
+const ACCOUNTS_BY_DOMAIN: Records = TableDefinition::new("accounts_by_domain");
+
+pub(super) fn create_tables(txn: &WriteTransaction) -> TxResult<()> {
+    let accounts = txn.open_table(ACCOUNTS)?;
+    let mut by_domain = txn.open_table(ACCOUNTS_BY_DOMAIN)?;
+    // Accounts kept by a version without the index get it once.
+    if by_domain.is_empty()? && !accounts.is_empty()? {
+        for entry in accounts.iter()? {
+            let entry = entry?;
+            let address = Address::parse(entry.0.value())
+                .map_err(|_| StoreError::Corrupt(format!("account key {:?}", entry.0.value())))?;
+            by_domain.insert(domain_key(&address).as_str(), "")?;
+        }
+    }
+    Ok(())
+}
+
+fn domain_key(address: &Address) -> String {
+    key(&[address.domain().as_str(), address.as_str()])
+}
+
+/// Whether the domain has any account (one read of the index).
+pub(super) fn domain_has_accounts(txn: &WriteTransaction, domain: &DomainName) -> TxResult<bool> {
+    let mut found = false;
+    visit(
+        &txn.open_table(ACCOUNTS_BY_DOMAIN)?,
+        &key(&[domain.as_str(), ""]),
+        None,
+        false,
+        |_, _| {
+            found = true;
+            Ok(false)
+        },
+    )?;
+    Ok(found)
+}
+
+/// Writes the account with its place in the domain's index.
+fn put_account(txn: &WriteTransaction, account: &Account, presence: Presence) -> TxResult<bool> {
+    let written = put_record(txn, ACCOUNTS, account.address.as_str(), account, presence)?;
+    if written {
+        txn.open_table(ACCOUNTS_BY_DOMAIN)?
+            .insert(domain_key(&account.address).as_str(), "")?;
+    }
+    Ok(written)
+}
 
 #[async_trait]
 impl crate::AccountStore for EmbeddedStore {
@@ -12,17 +64,8 @@ impl crate::AccountStore for EmbeddedStore {
 
     async fn put_account(&self, account: &Account) -> StoreResult<()> {
         let account = account.clone();
-        self.write(move |txn| {
-            put_record(
-                txn,
-                ACCOUNTS,
-                account.address.as_str(),
-                &account,
-                Presence::Any,
-            )
-            .map(drop)
-        })
-        .await
+        self.write(move |txn| put_account(txn, &account, Presence::Any).map(drop))
+            .await
     }
 
     async fn create_account(&self, account: &Account) -> StoreResult<bool> {
@@ -37,13 +80,7 @@ impl crate::AccountStore for EmbeddedStore {
             }
             // A new person at an old address starts with an empty mailbox.
             purge_account_data(txn, &account.address)?;
-            put_record(
-                txn,
-                ACCOUNTS,
-                account.address.as_str(),
-                &account,
-                Presence::Absent,
-            )
+            put_account(txn, &account, Presence::Absent)
         })
         .await
     }
@@ -79,6 +116,8 @@ impl crate::AccountStore for EmbeddedStore {
             {
                 return Ok(AccountDelete::NotFound);
             }
+            txn.open_table(ACCOUNTS_BY_DOMAIN)?
+                .remove(domain_key(&address).as_str())?;
             let link: Option<Link> = get(&txn.open_table(LINKS)?, address.as_str())?;
             if let Some(link) = &link {
                 remove_link_record(txn, link)?;
@@ -98,19 +137,25 @@ impl crate::AccountStore for EmbeddedStore {
         cursor: Option<&str>,
         limit: usize,
     ) -> StoreResult<Page<Account>> {
-        let after = cursor_key(cursor, "")?;
-        let suffix = format!("@{domain}");
-        let prefix = prefix.unwrap_or_default().to_owned();
+        let after = cursor_key(cursor, &key(&[domain.as_str(), ""]))?;
+        let prefix = key(&[domain.as_str(), prefix.unwrap_or_default()]);
         self.read(move |txn| {
-            let table = txn.open_table(ACCOUNTS)?;
+            let (index, accounts) = (
+                txn.open_table(ACCOUNTS_BY_DOMAIN)?,
+                txn.open_table(ACCOUNTS)?,
+            );
             let (rows, cursor) =
-                page_from(&table, &prefix, after.as_deref(), false, limit, |k, _| {
-                    Ok(k.ends_with(&suffix))
+                page_from(&index, &prefix, after.as_deref(), false, limit, |_, _| {
+                    Ok(true)
                 })?;
-            let items = rows
-                .iter()
-                .map(|(_, v)| decode(v))
-                .collect::<TxResult<_>>()?;
+            let mut items = Vec::with_capacity(rows.len());
+            for (index_key, _) in &rows {
+                let address = index_key.split_once(SEP).map_or("", |(_, address)| address);
+                let account: Account = get(&accounts, address)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("indexed account {address:?} missing"))
+                })?;
+                items.push(account);
+            }
             Ok(Page { items, cursor })
         })
         .await

@@ -74,12 +74,7 @@ impl crate::DomainStore for EmbeddedStore {
     async fn delete_domain(&self, name: &DomainName) -> StoreResult<DomainDelete> {
         let name = name.clone();
         self.write(move |txn| {
-            // Accounts are keyed by address, so a domain's are found by suffix (one pass).
-            let suffix = format!("@{name}");
-            let has_accounts = scan(&txn.open_table(ACCOUNTS)?, "", None, false)?
-                .iter()
-                .any(|(address, _)| address.ends_with(&suffix));
-            if has_accounts {
+            if super::accounts::domain_has_accounts(txn, &name)? {
                 return Ok(DomainDelete::HasAccounts);
             }
             if txn.open_table(DOMAINS)?.remove(name.as_str())?.is_none() {

@@ -301,6 +301,7 @@ impl EmbeddedStore {
             mailbox::create_tables(&txn)?;
             relay::create_tables(&txn)?;
             outbox::create_tables(&txn)?;
+            accounts::create_tables(&txn)?;
             notices::create_tables(&txn)?;
             txn.commit()?;
             Ok((db, syncs))
