@@ -288,7 +288,13 @@ impl crate::NoticeStore for EmbeddedStore {
             let mut status: AccountNotices =
                 get(&txn.open_table(NOTICE_STATUS)?, account.as_str())?.unwrap_or_default();
             let prefix = key(&[account.as_str(), ""]);
-            status.pending = scan(&txn.open_table(NOTICES)?, &prefix, None, false)?.len() as u64;
+            // Counted, not collected: a day of notices can wait behind a dead callback.
+            let mut pending = 0;
+            visit(&txn.open_table(NOTICES)?, &prefix, None, false, |_, _| {
+                pending += 1;
+                Ok(true)
+            })?;
+            status.pending = pending;
             Ok(status)
         })
         .await
