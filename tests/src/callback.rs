@@ -90,6 +90,19 @@ impl CallbackSink {
             .collect()
     }
 
+    /// The subjects of the notices answered 2xx, in the order they came.
+    pub fn accepted_subjects(&self) -> Vec<String> {
+        self.accepted()
+            .iter()
+            .map(|notice| {
+                notice.json()["subject"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+
     /// Waits (up to 10 s) until `done` holds for what was received.
     pub async fn wait_for(&self, what: &str, done: impl Fn(&[ReceivedNotice]) -> bool) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

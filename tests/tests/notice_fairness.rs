@@ -21,15 +21,7 @@ const ACTIVATION: &str = "Email activation information (push mail)";
 const BATCH: usize = 10;
 
 fn subjects(sink: &CallbackSink) -> Vec<String> {
-    sink.accepted()
-        .iter()
-        .map(|notice| {
-            notice.json()["subject"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect()
+    sink.accepted_subjects()
 }
 
 /// A dispatcher reading `BATCH` a pass whose retries come an hour later: a failed notice

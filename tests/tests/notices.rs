@@ -25,15 +25,7 @@ async fn deliver(h: &Harness, account: &Address, folder: &str, subject: &str) ->
 const ACTIVATION: &str = "Email activation information (push mail)";
 
 fn subjects(sink: &CallbackSink) -> Vec<String> {
-    sink.accepted()
-        .iter()
-        .map(|notice| {
-            notice.json()["subject"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect()
+    sink.accepted_subjects()
 }
 
 #[tokio::test]

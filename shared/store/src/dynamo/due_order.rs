@@ -147,14 +147,30 @@ impl DynamoStore {
         limit: usize,
         decode: impl Fn(&Item) -> StoreResult<T>,
     ) -> StoreResult<Vec<T>> {
-        let mut due = Vec::new();
-        let Some(partition) = due_partition(pk).filter(|_| limit > 0) else {
-            return Ok(due);
+        let Some(partition) = due_partition(pk) else {
+            return Ok(Vec::new());
         };
         self.once_a_table(&self.due_order_backfilled, DUE_ORDER_MARK, || {
             self.backfill_due_order()
         })
         .await?;
+        self.due_in_order(partition, now, limit, decode).await
+    }
+
+    /// The items of a due order (`gsi2` partition `partition`, keyed by [`timed_index_key`])
+    /// due at `now`, the longest due first, each read with `decode`: at most `limit`.
+    pub(super) async fn due_in_order<T>(
+        &self,
+        partition: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+        decode: impl Fn(&Item) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let mut due = Vec::new();
+        if limit == 0 {
+            return Ok(due);
+        }
+        // Up to and with items due at `now` itself: before every key of the next millisecond.
         let query = self
             .client
             .query()

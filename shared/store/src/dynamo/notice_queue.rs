@@ -7,10 +7,10 @@
 //!
 //! The writes that change an account's notices keep its queue item safe, never later than its
 //! oldest notice is due: a delivery adds the account if it was not there (an older notice keeps
-//! its place), a take makes it due at once (what comes next is not known there), a deferral moves
-//! it to the retry. Each raises `version`. When the dispatcher is done with the account,
-//! [`DynamoStore::settle_queue`] reads its oldest notice and puts the item exactly where that
-//! notice says (or removes it), on the condition that `version` has not moved meanwhile.
+//! its place), a take makes it due at once (what comes next is not known there), a deferral
+//! moves it to the retry (`queue_due`). Each raises `version`. When the dispatcher is done with
+//! the account, [`DynamoStore::settle_queue`] reads its oldest notice and puts the item exactly
+//! where that notice says (or removes it), on the condition that `version` has not moved.
 
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use pushmail_core::notice::Notice;
@@ -59,26 +59,14 @@ impl DynamoStore {
         )
     }
 
-    /// For the transaction that takes `notice` off (delivered or dropped) at `at`: the
-    /// account's next notice is not known here, so the account is due at once until settled.
-    pub(super) fn queue_taken(
+    /// For the transaction that changes the account's oldest notice, `notice`: a take
+    /// (delivered or dropped) at `due`, as the account's next notice is not known there (due at
+    /// once, until settled), or a deferral to `due`, its retry.
+    pub(super) fn queue_due(
         &self,
         notice: &Notice,
-        at: DateTime<Utc>,
+        due: DateTime<Utc>,
     ) -> StoreResult<TransactWriteItem> {
-        self.queue_due(notice, at)
-    }
-
-    /// For the transaction that defers the account's oldest notice, `notice`, to `retry_at`.
-    pub(super) fn queue_deferred(
-        &self,
-        notice: &Notice,
-        retry_at: DateTime<Utc>,
-    ) -> StoreResult<TransactWriteItem> {
-        self.queue_due(notice, retry_at)
-    }
-
-    fn queue_due(&self, notice: &Notice, due: DateTime<Utc>) -> StoreResult<TransactWriteItem> {
         update_write(
             self.queue_update(
                 &notice.email,
@@ -202,27 +190,10 @@ impl DynamoStore {
         limit: usize,
     ) -> StoreResult<Vec<Address>> {
         self.backfill_queues().await?;
-        // Up to and with accounts due at `now` itself: before every key of the next millisecond.
-        let end = timed_index_end(now);
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("gsi2")
-            .key_condition_expression("gsi2pk = :pk AND gsi2sk < :end")
-            .expression_attribute_values(":pk", s(DUE_PARTITION))
-            .expression_attribute_values(":end", s(end))
-            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000));
-        let mut accounts = Vec::new();
-        if limit == 0 {
-            return Ok(accounts);
-        }
-        each_item(query, |item| {
-            accounts.push(get_parsed(&item, "account", Address::parse)?);
-            Ok(accounts.len() < limit)
+        self.due_in_order(DUE_PARTITION, now, limit, |item| {
+            get_parsed(item, "account", Address::parse)
         })
-        .await?;
-        Ok(accounts)
+        .await
     }
 
     /// When the mail of the longest waiting notice arrived, over all accounts' oldest.

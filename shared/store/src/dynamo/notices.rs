@@ -165,7 +165,7 @@ impl crate::NoticeStore for DynamoStore {
                 .expression_attribute_values(":at", time(at)),
         )?;
         // Cancelled: another worker took it first; nothing to record twice.
-        let queue = self.queue_taken(notice, at)?;
+        let queue = self.queue_due(notice, at)?;
         self.transact(vec![
             self.take(notice)?,
             status,
@@ -204,7 +204,7 @@ impl crate::NoticeStore for DynamoStore {
                 .expression_attribute_values(":at", time(at))
                 .expression_attribute_values(":error", s(error)),
         )?;
-        let queue = self.queue_deferred(notice, retry_at)?;
+        let queue = self.queue_due(notice, retry_at)?;
         self.transact(vec![keep, status, self.count("failed_attempts")?, queue])
             .await
             .map(|_| ())
@@ -215,7 +215,7 @@ impl crate::NoticeStore for DynamoStore {
             NoticeDrop::Stale => "dropped_stale",
             NoticeDrop::Expired => "dropped_expired",
         };
-        let queue = self.queue_taken(notice, Utc::now())?;
+        let queue = self.queue_due(notice, Utc::now())?;
         self.transact(vec![self.take(notice)?, self.count(counter)?, queue])
             .await
             .map(|_| ())
