@@ -35,7 +35,9 @@ pub trait AccountStore: Send + Sync {
     /// Replaces an existing account if the stored revision is still `account.revision`, and
     /// raises the revision: a read-modify-write that loses a race is refused, never applied.
     async fn update_account(&self, account: &Account) -> StoreResult<AccountUpdate>;
-    /// Deletes the account and its link record.
+    /// Deletes the account and its link record, and purges what it leaves behind (its mailbox,
+    /// notices, kept mail). With no account at the address, finishes a purge a crash or a time
+    /// limit cut short, and answers `NotFound`.
     async fn delete_account(&self, address: &Address) -> StoreResult<AccountDelete>;
     /// A domain's accounts by address, in pages.
     /// A domain's accounts by address, only those whose address starts with `prefix` if given.

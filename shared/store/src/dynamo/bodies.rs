@@ -10,7 +10,17 @@ pub trait BodyStore: Send + Sync + std::fmt::Debug {
     async fn put_body(&self, key: &str, raw: &[u8]) -> StoreResult<()>;
     async fn body(&self, key: &str) -> StoreResult<Vec<u8>>;
     async fn delete_body(&self, key: &str) -> StoreResult<()>;
+    /// Deletes these bodies (gone already is fine).
+    async fn delete_bodies(&self, keys: &[String]) -> StoreResult<()> {
+        for key in keys {
+            self.delete_body(key).await?;
+        }
+        Ok(())
+    }
 }
+
+/// DeleteObjects' own limit.
+const DELETES_PER_REQUEST: usize = 1000;
 
 /// Message bodies in one S3 bucket.
 #[derive(Debug, Clone)]
@@ -63,6 +73,47 @@ impl BodyStore for S3Bodies {
             .send()
             .await
             .map_err(s3_error)?;
+        Ok(())
+    }
+
+    /// A thousand a request (one request a body before: a large mailbox's purge ran out of
+    /// time and, starting again from its first body, never finished).
+    async fn delete_bodies(&self, keys: &[String]) -> StoreResult<()> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        for chunk in keys.chunks(DELETES_PER_REQUEST) {
+            let objects = chunk
+                .iter()
+                .map(|key| {
+                    ObjectIdentifier::builder()
+                        .key(key)
+                        .build()
+                        .map_err(s3_error)
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(s3_error)?;
+            let output = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(s3_error)?;
+            let errors = output.errors.unwrap_or_default();
+            if let Some(error) = errors.first() {
+                return Err(StoreError::Backend(format!(
+                    "deleting message bodies: {} of {} failed, the first {:?}: {}",
+                    errors.len(),
+                    chunk.len(),
+                    error.key.as_deref().unwrap_or_default(),
+                    error.message.as_deref().unwrap_or_default()
+                )));
+            }
+        }
         Ok(())
     }
 }

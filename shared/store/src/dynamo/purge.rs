@@ -1,8 +1,9 @@
 //! What an account leaves behind when it goes: everything in its partition but the account and
 //! link items (folders, messages, their S3 bodies, the change log, mailbox state, notice
-//! status, kept mail) and its pending notices. Run after the account is deleted and again
-//! before an address is created anew, so a purge a crash cut short is finished before anyone
-//! can own the address again. Also the change log's part older than its window, dropped as
+//! status, kept mail) and its pending notices. Run after the account is deleted, again by a
+//! delete of the address that finds no account, and before an address is created anew, so a
+//! purge a crash or a request's time limit cut short is finished before anyone can own the
+//! address again; it goes a page at a time, so each run keeps what it did. Also the change log's part older than its window, dropped as
 //! writes add to it.
 
 use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
@@ -12,46 +13,84 @@ use super::*;
 /// BatchWriteItem's own limit.
 const BATCH: usize = 25;
 
+/// BatchWriteItem requests of a purge in flight at once.
+const BATCHES_AT_ONCE: usize = 8;
+
 impl DynamoStore {
+    /// A page at a time, each page's bodies before its items, so a purge cut short (a crash, a
+    /// request's time running out) keeps what it did and the next one goes on from there, in
+    /// memory a page at most.
     pub(super) async fn purge_mailbox(&self, address: &Address) -> StoreResult<()> {
         let pk = account_pk(address);
-        let mut keys = Vec::new();
-        let mut bodies = Vec::new();
-        each_item(
+        let doing = format!("purging {address}");
+        self.purge_pages(
+            address,
             self.partition_query(&pk, None).consistent_read(true),
             |item| {
-                let sk = get_s(&item, "sk")?.to_owned();
+                let sk = get_s(item, "sk")?;
                 // The account and its link are the account's own to delete (conditionally).
                 // The UIDVALIDITY floor is kept: a number, no one's data, and what keeps a new
                 // owner's folders from reusing the last owner's UIDVALIDITYs.
-                if sk != "ACCOUNT" && sk != "LINK" && sk != super::mailbox::UID_VALIDITY_SK {
-                    if let Some(AttributeValue::S(body)) = item.get("body_key") {
-                        bodies.push(body.clone());
-                    }
-                    keys.push((pk.clone(), sk));
-                }
-                Ok(true)
+                Ok(sk != "ACCOUNT" && sk != "LINK" && sk != super::mailbox::UID_VALIDITY_SK)
             },
+            &doing,
         )
         .await?;
-        each_item(
+        self.purge_pages(
+            address,
             self.partition_query("NOTICE", Some(&format!("{address}\u{1}")))
                 .consistent_read(true),
-            |item| {
-                keys.push(("NOTICE".to_owned(), get_s(&item, "sk")?.to_owned()));
-                Ok(true)
-            },
+            |_| Ok(true),
+            &doing,
         )
-        .await?;
-        // Bodies first: a purge cut short leaves metadata that the next purge finds again,
-        // never a body that nothing names.
-        if !bodies.is_empty() {
-            let store = self.bodies()?;
-            for body in &bodies {
-                store.delete_body(body).await?;
+        .await
+    }
+
+    /// Deletes the items `query` finds that `wanted` picks, page by page, with the S3 bodies
+    /// they name first: never a body that nothing names. Stops when `address` has an account
+    /// again: created meanwhile, after a purge of its own, it owns what is there now.
+    async fn purge_pages(
+        &self,
+        address: &Address,
+        query: QueryFluentBuilder,
+        wanted: impl Fn(&Item) -> StoreResult<bool>,
+        doing: &str,
+    ) -> StoreResult<()> {
+        let mut start = None;
+        loop {
+            let mut output = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            // After the read: an account created before it is seen here, and one created after
+            // it finds only what its own purge removes anyway on this page.
+            if self.account(address).await?.is_some() {
+                return Ok(());
+            }
+            start = output.last_evaluated_key.take();
+            let (mut keys, mut bodies) = (Vec::new(), Vec::new());
+            for item in output.items.unwrap_or_default() {
+                if !wanted(&item)? {
+                    continue;
+                }
+                if let Some(AttributeValue::S(body)) = item.get("body_key") {
+                    bodies.push(body.clone());
+                }
+                keys.push((
+                    get_s(&item, "pk")?.to_owned(),
+                    get_s(&item, "sk")?.to_owned(),
+                ));
+            }
+            if !bodies.is_empty() {
+                self.bodies()?.delete_bodies(&bodies).await?;
+            }
+            self.delete_keys(&keys, doing).await?;
+            if start.is_none() {
+                return Ok(());
             }
         }
-        self.delete_keys(&keys, &format!("purging {address}")).await
     }
 
     /// After a write that logged the account's changes `first..=last`: drops the part of the
@@ -89,48 +128,59 @@ impl DynamoStore {
             .await
     }
 
-    /// Deletes the items of these keys, [`BATCH`] a request; `doing` names the work in the
-    /// error when some are still left.
+    /// Deletes the items of these keys, [`BATCH`] a request and [`BATCHES_AT_ONCE`] requests at
+    /// once; `doing` names the work in the error when some are still left.
     async fn delete_keys(&self, keys: &[(String, String)], doing: &str) -> StoreResult<()> {
-        for chunk in keys.chunks(BATCH) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|(pk, sk)| {
-                    build(
-                        DeleteRequest::builder()
-                            .key("pk", s(pk))
-                            .key("sk", s(sk))
-                            .build(),
-                    )
-                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<StoreResult<_>>()?;
-            // Unprocessed items (throttling) are sent again, a bounded number of times.
-            for attempt in 0..RACE_RETRIES {
-                if requests.is_empty() {
-                    break;
-                }
-                if attempt > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
-                }
-                let output = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                requests = output
-                    .unprocessed_items
-                    .and_then(|mut left| left.remove(&self.table))
-                    .unwrap_or_default();
+        for group in keys.chunks(BATCH * BATCHES_AT_ONCE) {
+            futures_util::future::try_join_all(
+                group
+                    .chunks(BATCH)
+                    .map(|chunk| self.delete_batch(chunk, doing)),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// One BatchWriteItem of at most [`BATCH`] deletes, its unprocessed items (throttling) sent
+    /// again a bounded number of times.
+    async fn delete_batch(&self, chunk: &[(String, String)], doing: &str) -> StoreResult<()> {
+        let mut requests: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|(pk, sk)| {
+                build(
+                    DeleteRequest::builder()
+                        .key("pk", s(pk))
+                        .key("sk", s(sk))
+                        .build(),
+                )
+                .map(|delete| WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<StoreResult<_>>()?;
+        for attempt in 0..RACE_RETRIES {
+            if requests.is_empty() {
+                break;
             }
-            if !requests.is_empty() {
-                return Err(StoreError::Backend(format!(
-                    "{doing}: {} items left unprocessed",
-                    requests.len()
-                )));
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
             }
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(backend)?;
+            requests = output
+                .unprocessed_items
+                .and_then(|mut left| left.remove(&self.table))
+                .unwrap_or_default();
+        }
+        if !requests.is_empty() {
+            return Err(StoreError::Backend(format!(
+                "{doing}: {} items left unprocessed",
+                requests.len()
+            )));
         }
         Ok(())
     }
