@@ -58,6 +58,22 @@ pub(super) fn condition_failed<E: ProvideErrorMetadata, R>(error: &SdkError<E, R
     error.code() == Some("ConditionalCheckFailedException")
 }
 
+/// A conditional request's outcome: its output, or `None` when its condition failed (another
+/// writer came first, or the item is not as required); any other error is the backend's.
+pub(super) fn unless_condition_failed<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+) -> StoreResult<Option<T>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(error) if condition_failed(&error) => Ok(None),
+        Err(error) => Err(backend(error)),
+    }
+}
+
 /// A transaction refused, by one of its conditions or by a conflicting concurrent write.
 pub(super) fn is_cancelled<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
     error.code() == Some("TransactionCanceledException")
@@ -121,10 +137,6 @@ impl DynamoStore {
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
         }
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(error) if condition_failed(&error) => Ok(false),
-            Err(error) => Err(backend(error)),
-        }
+        Ok(unless_condition_failed(request.send().await)?.is_some())
     }
 }

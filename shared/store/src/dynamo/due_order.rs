@@ -94,11 +94,7 @@ impl DynamoStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(output) => Ok(Some(output.attributes.unwrap_or_default())),
-            Err(error) if condition_failed(&error) => Ok(None),
-            Err(error) => Err(backend(error)),
-        }
+        Ok(unless_condition_failed(result)?.map(|output| output.attributes.unwrap_or_default()))
     }
 
     /// Moves queue item `pk`/`sk` to `retry_at`, with the caller's further `set` clauses (each
@@ -130,11 +126,7 @@ impl DynamoStore {
             ))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if condition_failed(&error) => Ok(()),
-            Err(error) => Err(backend(error)),
-        }
+        unless_condition_failed(result).map(drop)
     }
 
     /// The items of a queue partition due at `now`, the longest due first, each read with
@@ -248,11 +240,7 @@ impl DynamoStore {
                     .set_expression_attribute_values(Some(values.into_iter().collect()))
                     .send()
                     .await;
-                match result {
-                    Ok(_) => {}
-                    Err(error) if condition_failed(&error) => {}
-                    Err(error) => return Err(backend(error)),
-                }
+                unless_condition_failed(result)?;
             }
         }
         Ok(())

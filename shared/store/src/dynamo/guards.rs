@@ -60,10 +60,8 @@ impl crate::GuardStore for DynamoStore {
             .condition_expression("attribute_not_exists(attempts) OR attempts < :limit")
             .send()
             .await;
-        match reserved {
-            Ok(_) => return Ok(true),
-            Err(error) if condition_failed(&error) => {}
-            Err(error) => return Err(backend(error)),
+        if unless_condition_failed(reserved)?.is_some() {
+            return Ok(true);
         }
         // Full, but every reservation in it is older than RESERVATION_SECS (their checks
         // died with their process): only the failures count, and this check is reserved.
@@ -80,11 +78,7 @@ impl crate::GuardStore for DynamoStore {
             .expression_attribute_values(":now", n(now.timestamp()))
             .send()
             .await;
-        match renewed {
-            Ok(_) => Ok(true),
-            Err(error) if condition_failed(&error) => Ok(false),
-            Err(error) => Err(backend(error)),
-        }
+        Ok(unless_condition_failed(renewed)?.is_some())
     }
 
     async fn release_attempt(
@@ -104,11 +98,7 @@ impl crate::GuardStore for DynamoStore {
             .expression_attribute_values(":zero", n(0))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if condition_failed(&error) => Ok(()),
-            Err(error) => Err(backend(error)),
-        }
+        unless_condition_failed(result).map(drop)
     }
 
     async fn count_failure(

@@ -165,11 +165,9 @@ impl crate::LinkStore for DynamoStore {
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        match result {
-            Ok(output) => link_from(&output.attributes.unwrap_or_default()).map(Some),
-            Err(error) if condition_failed(&error) => Ok(None),
-            Err(error) => Err(backend(error)),
-        }
+        unless_condition_failed(result)?
+            .map(|output| link_from(&output.attributes.unwrap_or_default()))
+            .transpose()
     }
 
     async fn requeue_activation(&self, job: &ActivationJob) -> StoreResult<bool> {

@@ -118,11 +118,7 @@ impl DynamoStore {
             .set_condition_expression(condition.map(str::to_owned))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) if condition_failed(&error) => Ok(false),
-            Err(error) => Err(backend(error)),
-        }
+        Ok(unless_condition_failed(result)?.is_some())
     }
 }
 

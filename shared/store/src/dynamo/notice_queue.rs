@@ -131,7 +131,7 @@ impl DynamoStore {
             ("pk".to_owned(), s(account_pk(account))),
             ("sk".to_owned(), s(QUEUE_SK)),
         ]);
-        let failed = match keys {
+        let placed = match keys {
             Some((due, arrived)) => {
                 values.extend([
                     (":account".to_owned(), s(account.as_str())),
@@ -155,11 +155,7 @@ impl DynamoStore {
                     .set_expression_attribute_values(Some(values))
                     .send()
                     .await;
-                match result {
-                    Ok(_) => return Ok(true),
-                    Err(error) if condition_failed(&error) => true,
-                    Err(error) => return Err(backend(error)),
-                }
+                unless_condition_failed(result)?.is_some()
             }
             None => {
                 let result = self
@@ -171,14 +167,10 @@ impl DynamoStore {
                     .set_expression_attribute_values((!values.is_empty()).then_some(values))
                     .send()
                     .await;
-                match result {
-                    Ok(_) => return Ok(true),
-                    Err(error) if condition_failed(&error) => true,
-                    Err(error) => return Err(backend(error)),
-                }
+                unless_condition_failed(result)?.is_some()
             }
         };
-        Ok(!failed)
+        Ok(placed)
     }
 
     /// The accounts whose oldest notice is due at `now`, the longest due first, at most `limit`

@@ -4,26 +4,53 @@
 
 use super::*;
 
-/// A query's pages, one after another, handed to `take` until it answers `false` or the query
-/// is done. (A loop of its own rather than the SDK's paginator: the paginator's stream
-/// machinery cost each Lambda bootstrap about 23 KB.)
+/// A query's pages, one after another. (A loop of its own rather than the SDK's paginator: the
+/// paginator's stream machinery cost each Lambda bootstrap about 23 KB.)
+pub(super) struct Pages {
+    query: QueryFluentBuilder,
+    start: Option<Item>,
+    done: bool,
+}
+
+impl Pages {
+    pub(super) fn of(query: QueryFluentBuilder) -> Self {
+        Self {
+            query,
+            start: None,
+            done: false,
+        }
+    }
+
+    /// The next page, or `None` after the last.
+    pub(super) async fn next(&mut self) -> StoreResult<Option<QueryOutput>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut output = self
+            .query
+            .clone()
+            .set_exclusive_start_key(self.start.take())
+            .send()
+            .await
+            .map_err(backend)?;
+        self.start = output.last_evaluated_key.take();
+        self.done = self.start.is_none();
+        Ok(Some(output))
+    }
+}
+
+/// A query's pages handed to `take` until it answers `false` or the query is done.
 pub(super) async fn each_page(
     query: QueryFluentBuilder,
     mut take: impl FnMut(QueryOutput) -> StoreResult<bool>,
 ) -> StoreResult<()> {
-    let mut start = None;
-    loop {
-        let mut output = query
-            .clone()
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(backend)?;
-        start = output.last_evaluated_key.take();
-        if !take(output)? || start.is_none() {
-            return Ok(());
+    let mut pages = Pages::of(query);
+    while let Some(page) = pages.next().await? {
+        if !take(page)? {
+            break;
         }
     }
+    Ok(())
 }
 
 /// The items a query finds, page after page, handed to `take` until it answers `false` or the

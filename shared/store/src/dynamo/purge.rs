@@ -56,20 +56,13 @@ impl DynamoStore {
         wanted: impl Fn(&Item) -> StoreResult<bool>,
         doing: &str,
     ) -> StoreResult<()> {
-        let mut start = None;
-        loop {
-            let mut output = query
-                .clone()
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
+        let mut pages = Pages::of(query);
+        while let Some(output) = pages.next().await? {
             // After the read: an account created before it is seen here, and one created after
             // it finds only what its own purge removes anyway on this page.
             if self.account(address).await?.is_some() {
                 return Ok(());
             }
-            start = output.last_evaluated_key.take();
             let (mut keys, mut bodies) = (Vec::new(), Vec::new());
             for item in output.items.unwrap_or_default() {
                 if !wanted(&item)? {
@@ -87,10 +80,8 @@ impl DynamoStore {
                 self.bodies()?.delete_bodies(&bodies).await?;
             }
             self.delete_keys(&keys, doing).await?;
-            if start.is_none() {
-                return Ok(());
-            }
         }
+        Ok(())
     }
 
     /// After a write that logged the account's changes `first..=last`: drops the part of the
