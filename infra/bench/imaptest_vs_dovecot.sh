@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# imaptest's stress load against pushmail and against Dovecot, one after the other on this
-# machine, each fresh: cmd/s, and the CPU each command cost (the machine's busy time during the
-# run, less imaptest's own, over the commands), so a result can be told apart from the load
+# imaptest's stress load against pushmail and against Dovecot on this machine, each server fresh
+# for each run: cmd/s, and the CPU each command cost (the machine's busy time during the run,
+# less imaptest's own, over the commands), so a result can be told apart from the load
 # generator's share of the same cores.
 #
-#   infra/bench/imaptest_vs_dovecot.sh [secs] [clients] [logout]   # defaults: 20 10 0
+#   infra/bench/imaptest_vs_dovecot.sh [secs] [clients] [logout] [rounds]   # defaults: 20 10 0 1
 #
 # logout=0: clients stay logged in (imaptest's logout=0); 1: imaptest's default, logging out and
-# in. Set PERF_DATA=FILE to record pushmail's run with `perf record -g` (or PERF_ARGS, e.g.
+# in. rounds: that many pairs, the servers alternating (pushmail first in odd rounds, Dovecot in
+# even), each pair's ratio and their median printed last. This machine's speed drifts by a third
+# within minutes (imaptest's own CPU a command moves from 31 to 46 µs between two runs of the same
+# load), so one pair can favour either server; alternating pairs and their median do not.
+# Set PERF_DATA=FILE to record pushmail's run with `perf record -g` (or PERF_ARGS, e.g.
 # "--call-graph dwarf -F 300"; build with line tables:
-# CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only), and
-# SKIP_DOVECOT=1 to measure pushmail alone. pushmail: target/release/pushmail (built if missing), --demo with user1..user100 made
-# through the admin API. Dovecot: Debian's dovecot-imapd (installed if missing), a maildir per
-# user and a passwd-file of the same users, no TLS, in a temporary folder. Stops what it starts.
+# CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only),
+# SKIP_DOVECOT=1 to measure pushmail alone, KEEP_LOGS=DIR to keep imaptest's logs.
+# pushmail: target/release/pushmail (built if missing), --demo with user1..user100 made through the
+# admin API. Dovecot: Debian's dovecot-imapd (installed if missing), a maildir per user and a
+# passwd-file of the same users, no TLS, in a temporary folder. Stops what it starts.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-secs=${1:-20} clients=${2:-10} logout=${3:-0}
+secs=${1:-20} clients=${2:-10} logout=${3:-0} rounds=${4:-1}
 bin=${PUSHMAIL_BIN:-target/release/pushmail}
 [ -x "$bin" ] || cargo build --quiet --release --bin pushmail
 imaptest=${IMAPTEST:-$(infra/bench/imaptest-build.sh)}
@@ -46,6 +51,7 @@ load() {
     user='user%d@example.com' pass=imaptest-password users=100 clients="$clients" secs="$secs" \
     mbox="$mbox" logout="$logout" >"$work/$name.log" 2>&1 || true
   after=$(busy)
+  [ -z "${KEEP_LOGS:-}" ] || { mkdir -p "$KEEP_LOGS" && cp "$work/$name.log" "$KEEP_LOGS/"; }
   python3 - "$name" "$work/$name.log" "$work/time" "$((after - before))" "$hz" "$secs" <<'EOF'
 import sys
 name, log, timing, busy, hz, secs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
@@ -55,39 +61,14 @@ commands = sum(int(n) for n in lines[at + 4].split() if n.isdigit())
 user, system = (float(x) for x in open(timing).read().split()[-2:])
 errors = sum("error" in line.lower() for line in lines)
 served = busy / hz - user - system
+open(log + ".rate", "w").write(f"{commands / secs}\n")
 print(f"{name}: {commands / secs:,.0f} cmd/s, {served / commands * 1e6:.0f} µs of CPU per command "
       f"(imaptest's own: {(user + system) / commands * 1e6:.0f} µs), {errors} error lines")
 EOF
 }
 
-imap=$(free_port) admin=$(free_port) subscribe=$(free_port)
-RUST_LOG=warn "$bin" --demo --data-dir "$work/data" --imap-addr "127.0.0.1:$imap" \
-  --imaps-addr 127.0.0.1:0 --smtp-addr 127.0.0.1:0 --submission-addr 127.0.0.1:0 \
-  --admin-addr "127.0.0.1:$admin" --subscribe-addr "127.0.0.1:$subscribe" >"$work/out.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 300); do
-  grep -q '^export PUSHMAIL_TOKEN=' "$work/out.log" 2>/dev/null && curl -sf "http://127.0.0.1:$admin/admin/openapi.yaml" >/dev/null && break
-  sleep 0.1
-done
-token=$(sed -n 's/^ *export PUSHMAIL_TOKEN=//p' "$work/out.log" | head -n1)
-for n in $(seq 1 100); do
-  curl -sf -o /dev/null "http://127.0.0.1:$admin/admin/domains/example.com/accounts" \
-    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    -d "{\"address\":\"user$n\",\"password\":\"imaptest-password\"}"
-done
-perf_pid=
-if [ -n "${PERF_DATA:-}" ]; then
-  perf record ${PERF_ARGS:--g} -o "$PERF_DATA" -p "$pid" >/dev/null 2>&1 &
-  perf_pid=$!
-fi
-load pushmail "$imap"
-if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
-kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
-
-[ -n "${SKIP_DOVECOT:-}" ] && exit 0
 dovecot_port=$(free_port)
-mkdir -p "$work/mail" "$work/run" "$work/state"
-chmod 777 "$work/mail"
+mkdir -p "$work/run" "$work/state"
 for n in $(seq 1 100); do
   echo "user$n@example.com:{PLAIN}imaptest-password:65534:65534::$work/mail/user$n::"
 done >"$work/passwd"
@@ -120,7 +101,60 @@ service imap-login {
 default_internal_user = nobody
 default_login_user = nobody
 EOF
+
+# One run against a fresh pushmail: started, 100 accounts made, loaded, stopped, its data gone.
+run_pushmail() {
+  local run=$1 imap admin subscribe token
+  imap=$(free_port) admin=$(free_port) subscribe=$(free_port)
+  RUST_LOG=warn "$bin" --demo --data-dir "$work/data-$run" --imap-addr "127.0.0.1:$imap" \
+    --imaps-addr 127.0.0.1:0 --smtp-addr 127.0.0.1:0 --submission-addr 127.0.0.1:0 \
+    --admin-addr "127.0.0.1:$admin" --subscribe-addr "127.0.0.1:$subscribe" >"$work/out-$run.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do
+    grep -q '^export PUSHMAIL_TOKEN=' "$work/out-$run.log" 2>/dev/null && curl -sf "http://127.0.0.1:$admin/admin/openapi.yaml" >/dev/null && break
+    sleep 0.1
+  done
+  token=$(sed -n 's/^ *export PUSHMAIL_TOKEN=//p' "$work/out-$run.log" | head -n1)
+  for n in $(seq 1 100); do
+    curl -sf -o /dev/null "http://127.0.0.1:$admin/admin/domains/example.com/accounts" \
+      -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+      -d "{\"address\":\"user$n\",\"password\":\"imaptest-password\"}"
+  done
+  perf_pid=
+  if [ -n "${PERF_DATA:-}" ]; then
+    perf record ${PERF_ARGS:--g} -o "$PERF_DATA" -p "$pid" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
+  load pushmail "$imap"
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+  rm -rf "$work/data-$run"
+}
+
 chmod 755 "$work"
-dovecot -c "$work/dovecot.conf"
-sleep 1
-load dovecot "$dovecot_port"
+
+# One run against a fresh Dovecot: empty maildirs, started, loaded, stopped.
+run_dovecot() {
+  rm -rf "$work/mail" && mkdir -p "$work/mail" && chmod 777 "$work/mail"
+  dovecot -c "$work/dovecot.conf"
+  sleep 1
+  load dovecot "$dovecot_port"
+  doveadm -c "$work/dovecot.conf" stop
+  sleep 1
+}
+
+rate() { cat "$work/$1.log.rate"; }
+ratios=()
+for round in $(seq 1 "$rounds"); do
+  [ "$rounds" -eq 1 ] || echo "round $round of $rounds"
+  if [ -n "${SKIP_DOVECOT:-}" ]; then
+    run_pushmail "$round"
+    continue
+  fi
+  if [ $((round % 2)) -eq 1 ]; then run_pushmail "$round"; run_dovecot; else run_dovecot; run_pushmail "$round"; fi
+  ratios+=("$(python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$(rate pushmail)" "$(rate dovecot)")")
+  echo "ratio: ${ratios[-1]}×"
+done
+if [ "${#ratios[@]}" -gt 1 ]; then
+  python3 -c "import statistics, sys; r = sorted(float(x) for x in sys.argv[1:]); print(f'ratios {\" \".join(f\"{x:.2f}\" for x in r)}; median {statistics.median(r):.2f}×')" "${ratios[@]}"
+fi
