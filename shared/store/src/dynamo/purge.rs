@@ -6,14 +6,18 @@
 //! address again; it goes a page at a time, so each run keeps what it did. Also the change log's part older than its window, dropped as
 //! writes add to it.
 
-use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{ConditionCheck, DeleteRequest, TransactWriteItem, WriteRequest};
 
 use super::*;
 
 /// BatchWriteItem's own limit.
 const BATCH: usize = 25;
 
-/// BatchWriteItem requests of a purge in flight at once.
+/// Deletes in one of a purge's transactions: TransactWriteItems' limit of 100, less the check
+/// that the address has no account.
+const TRANSACTED: usize = 99;
+
+/// BatchWriteItem requests or transactions of a purge in flight at once.
 const BATCHES_AT_ONCE: usize = 8;
 
 impl DynamoStore {
@@ -79,9 +83,80 @@ impl DynamoStore {
             if !bodies.is_empty() {
                 self.bodies()?.delete_bodies(&bodies).await?;
             }
-            self.delete_keys(&keys, doing).await?;
+            if !self.delete_unowned(address, &keys, doing).await? {
+                return Ok(());
+            }
         }
         Ok(())
+    }
+
+    /// Deletes the items of these keys while `address` has no account, each chunk of
+    /// [`TRANSACTED`] in a transaction with a check of that; [`BATCHES_AT_ONCE`] at once. False
+    /// when an account was created meanwhile: the page was read before it, and a new owner's
+    /// items can have the same keys as the last one's (`FOLDER#INBOX`, the mailbox state, a
+    /// change's counter), so only a transaction with the check can tell the keys still name
+    /// the last owner's items.
+    async fn delete_unowned(
+        &self,
+        address: &Address,
+        keys: &[(String, String)],
+        doing: &str,
+    ) -> StoreResult<bool> {
+        for group in keys.chunks(TRANSACTED * BATCHES_AT_ONCE) {
+            let deleted = futures_util::future::try_join_all(
+                group
+                    .chunks(TRANSACTED)
+                    .map(|chunk| self.delete_chunk_unowned(address, chunk, doing)),
+            )
+            .await?;
+            if deleted.contains(&false) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// One transaction of [`delete_unowned`](Self::delete_unowned): tried again when a
+    /// concurrent write to one of its items (another purge of the same address) cancelled it.
+    async fn delete_chunk_unowned(
+        &self,
+        address: &Address,
+        chunk: &[(String, String)],
+        doing: &str,
+    ) -> StoreResult<bool> {
+        let mut writes = vec![
+            TransactWriteItem::builder()
+                .condition_check(build(
+                    ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(account_pk(address)))
+                        .key("sk", s("ACCOUNT"))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build(),
+                )?)
+                .build(),
+        ];
+        for (pk, sk) in chunk {
+            writes.push(delete_write(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .key("sk", s(sk)),
+            )?);
+        }
+        contended(doing, || {
+            let writes = writes.clone();
+            async move {
+                if self.transact(writes).await? {
+                    return Ok(Attempt::Done(true));
+                }
+                Ok(match self.account(address).await? {
+                    Some(_) => Attempt::Done(false),
+                    None => Attempt::Raced,
+                })
+            }
+        })
+        .await
     }
 
     /// After a write that logged the account's changes `first..=last`: drops the part of the

@@ -69,20 +69,30 @@ impl crate::AccountStore for EmbeddedStore {
     }
 
     async fn create_account(&self, account: &Account) -> StoreResult<bool> {
-        let account = account.clone();
-        self.write(move |txn| {
-            if txn
-                .open_table(ACCOUNTS)?
-                .get(account.address.as_str())?
-                .is_some()
-            {
-                return Ok(false);
+        // A new person at an old address starts with an empty mailbox: what the last owner
+        // left goes first, a step a write, and the step that finds nothing left creates the
+        // account in its transaction.
+        loop {
+            let account = account.clone();
+            let created = self
+                .write(move |txn| {
+                    if txn
+                        .open_table(ACCOUNTS)?
+                        .get(account.address.as_str())?
+                        .is_some()
+                    {
+                        return Ok(Some(false));
+                    }
+                    match purge_step(txn, &account.address)? {
+                        Leftovers::Remain => Ok(None),
+                        Leftovers::Gone => put_account(txn, &account, Presence::Absent).map(Some),
+                    }
+                })
+                .await?;
+            if let Some(created) = created {
+                return Ok(created);
             }
-            // A new person at an old address starts with an empty mailbox.
-            purge_account_data(txn, &account.address)?;
-            put_account(txn, &account, Presence::Absent)
-        })
-        .await
+        }
     }
 
     async fn update_account(&self, account: &Account) -> StoreResult<AccountUpdate> {
@@ -107,27 +117,32 @@ impl crate::AccountStore for EmbeddedStore {
     }
 
     async fn delete_account(&self, address: &Address) -> StoreResult<AccountDelete> {
-        let address = address.clone();
-        self.write(move |txn| {
-            if txn
-                .open_table(ACCOUNTS)?
-                .remove(address.as_str())?
-                .is_none()
-            {
-                return Ok(AccountDelete::NotFound);
-            }
-            txn.open_table(ACCOUNTS_BY_DOMAIN)?
-                .remove(domain_key(&address).as_str())?;
-            let link: Option<Link> = get(&txn.open_table(LINKS)?, address.as_str())?;
-            if let Some(link) = &link {
-                remove_link_record(txn, link)?;
-            }
-            purge_account_data(txn, &address)?;
-            Ok(AccountDelete::Deleted {
-                live_link: link.filter(Link::is_linked),
+        let deleted = {
+            let address = address.clone();
+            self.write(move |txn| {
+                if txn
+                    .open_table(ACCOUNTS)?
+                    .remove(address.as_str())?
+                    .is_none()
+                {
+                    return Ok(AccountDelete::NotFound);
+                }
+                txn.open_table(ACCOUNTS_BY_DOMAIN)?
+                    .remove(domain_key(&address).as_str())?;
+                let link: Option<Link> = get(&txn.open_table(LINKS)?, address.as_str())?;
+                if let Some(link) = &link {
+                    remove_link_record(txn, link)?;
+                }
+                Ok(AccountDelete::Deleted {
+                    live_link: link.filter(Link::is_linked),
+                })
             })
-        })
-        .await
+            .await?
+        };
+        // Also when no account was found: a delete of the address again finishes a purge that
+        // the process's end cut short.
+        self.purge_leftovers(address).await?;
+        Ok(deleted)
     }
 
     async fn list_accounts(
@@ -162,11 +177,52 @@ impl crate::AccountStore for EmbeddedStore {
     }
 }
 
-/// What an account leaves behind: its mailbox, notices, notice status and kept mail, removed in
-/// the transaction that deletes it (and again before an address is created anew).
-fn purge_account_data(txn: &WriteTransaction, address: &Address) -> TxResult<()> {
-    super::mailbox::purge_mailbox(txn, address)?;
-    super::notices::purge(txn, address)?;
-    super::mailbox::remove_prefixed(&mut txn.open_table(MAIL)?, &key(&[address.as_str(), ""]))?;
-    Ok(())
+/// The most rows one step of a purge removes: one write transaction. A mailbox of a hundred
+/// thousand messages is some three hundred thousand rows; removed in one transaction they held
+/// the writer, and so every session's writes, for its whole length, with all its dirty pages.
+const PURGE_STEP: usize = 1_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leftovers {
+    Gone,
+    Remain,
+}
+
+/// One step of removing what an address's last owner left (its mailbox, notices, notice status
+/// and kept mail): at most [`PURGE_STEP`] rows, in the caller's transaction.
+fn purge_step(txn: &WriteTransaction, address: &Address) -> TxResult<Leftovers> {
+    let mut budget = PURGE_STEP;
+    super::mailbox::purge_mailbox(txn, address, &mut budget)?;
+    super::notices::purge(txn, address, &mut budget)?;
+    super::mailbox::remove_prefixed(
+        &mut txn.open_table(MAIL)?,
+        &key(&[address.as_str(), ""]),
+        &mut budget,
+    )?;
+    Ok(match budget {
+        0 => Leftovers::Remain,
+        _ => Leftovers::Gone,
+    })
+}
+
+impl EmbeddedStore {
+    /// Removes what the address's last owner left, a step a write, so other writes run between
+    /// steps. Stops if an account exists at the address again: its creation removed the rest
+    /// before it, and what is there now is the new owner's.
+    async fn purge_leftovers(&self, address: &Address) -> StoreResult<()> {
+        loop {
+            let address = address.clone();
+            let left = self
+                .write(move |txn| {
+                    if txn.open_table(ACCOUNTS)?.get(address.as_str())?.is_some() {
+                        return Ok(Leftovers::Gone);
+                    }
+                    purge_step(txn, &address)
+                })
+                .await?;
+            if left == Leftovers::Gone {
+                return Ok(());
+            }
+        }
+    }
 }

@@ -73,31 +73,42 @@ pub(super) fn decoded_after<T>(
     Ok(values)
 }
 
-/// Removes every key of `table` that starts with `prefix`.
+/// Removes up to `budget` keys of `table` that start with `prefix`, and takes what it removed
+/// off the budget: a purge removes a bounded number of rows a transaction.
 pub(super) fn remove_prefixed<V: redb::Value + 'static>(
     table: &mut redb::Table<'_, &'static str, V>,
     prefix: &str,
+    budget: &mut usize,
 ) -> TxResult<()> {
     let end = format!("{prefix}{}", char::MAX);
     let keys = table
         .range::<&str>(prefix..end.as_str())?
+        .take(*budget)
         .map(|entry| entry.map(|(k, _)| k.value().to_owned()))
         .collect::<Result<Vec<_>, _>>()?;
+    *budget -= keys.len();
     for k in keys {
         table.remove(k.as_str())?;
     }
     Ok(())
 }
 
-/// Everything an account's mailbox holds (folders, messages, bodies, the change log, kept
-/// subscriptions, its state), in the caller's transaction: an account's deletion, or a new account at an address.
-pub(super) fn purge_mailbox(txn: &WriteTransaction, account: &Address) -> TxResult<()> {
+/// Up to `budget` rows of what an account's mailbox holds (bodies, messages, the change log,
+/// folders, kept subscriptions), in the caller's transaction, taken off the budget; its state
+/// once the rest is gone (budget left over).
+pub(super) fn purge_mailbox(
+    txn: &WriteTransaction,
+    account: &Address,
+    budget: &mut usize,
+) -> TxResult<()> {
     let prefix = key(&[account.as_str(), ""]);
-    for table in [FOLDERS, MESSAGES, CHANGES, SUBSCRIPTIONS] {
-        remove_prefixed(&mut txn.open_table(table)?, &prefix)?;
+    remove_prefixed(&mut txn.open_table(BODIES)?, &prefix, budget)?;
+    for table in [MESSAGES, CHANGES, FOLDERS, SUBSCRIPTIONS] {
+        remove_prefixed(&mut txn.open_table(table)?, &prefix, budget)?;
     }
-    remove_prefixed(&mut txn.open_table(BODIES)?, &prefix)?;
-    txn.open_table(ACCOUNT_STATE)?.remove(account.as_str())?;
+    if *budget > 0 {
+        txn.open_table(ACCOUNT_STATE)?.remove(account.as_str())?;
+    }
     Ok(())
 }
 

@@ -105,10 +105,15 @@ fn notice_key(notice: &Notice) -> String {
     key(&[notice.email.as_str(), &format!("{:020}", notice.seq)])
 }
 
-/// An account's notices and notice status, in the caller's transaction (its deletion).
-pub(super) fn purge(txn: &WriteTransaction, account: &Address) -> TxResult<()> {
-    super::mailbox::remove_prefixed(&mut txn.open_table(NOTICES)?, &key(&[account.as_str(), ""]))?;
-    txn.open_table(NOTICE_STATUS)?.remove(account.as_str())?;
+/// Up to `budget` of an account's notices, taken off the budget, and its notice status once
+/// they are all gone, in the caller's transaction (a step of its purge); its place in the
+/// queue's orders kept true either way.
+pub(super) fn purge(txn: &WriteTransaction, account: &Address, budget: &mut usize) -> TxResult<()> {
+    let prefix = key(&[account.as_str(), ""]);
+    super::mailbox::remove_prefixed(&mut txn.open_table(NOTICES)?, &prefix, budget)?;
+    if *budget > 0 {
+        txn.open_table(NOTICE_STATUS)?.remove(account.as_str())?;
+    }
     settle(txn, account)
 }
 

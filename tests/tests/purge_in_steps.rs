@@ -1,0 +1,156 @@
+//! Deleting a large mailbox while others write, and an address re-created while its last
+//! owner's mailbox is being purged.
+//!
+//! On the embedded store the purge removed every row of the mailbox in the delete's one write
+//! transaction: ten thousand messages (thirty thousand rows and more) held the writer, and so
+//! every other session's APPEND, STORE and delivery, until it committed. It now goes a bounded
+//! step a transaction, other writes running between steps. On both backends an address created
+//! anew while the purge runs gets an empty mailbox, and what its new owner then stores is never
+//! removed by the purge still running for the last one.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use pushmail_core::folder::FolderName;
+use pushmail_core::mailbox::{MAX_MESSAGES_PER_APPEND, NewMessage};
+use pushmail_core::types::Address;
+use pushmail_store::{AccountDelete, Delivery, Store};
+use pushmail_tests::fixtures::{account, new_message};
+
+fn inbox() -> FolderName {
+    FolderName::parse("INBOX").unwrap()
+}
+
+async fn mailbox_of(store: &Arc<dyn Store>, address: &str, messages: usize) -> Address {
+    let owner = account(address);
+    assert!(store.create_account(&owner).await.unwrap());
+    store
+        .create_default_folders(&owner.address, Utc::now())
+        .await
+        .unwrap();
+    for batch in 0..messages.div_ceil(MAX_MESSAGES_PER_APPEND) {
+        let count = MAX_MESSAGES_PER_APPEND.min(messages - batch * MAX_MESSAGES_PER_APPEND);
+        let batch: Vec<NewMessage> = (0..count)
+            .map(|i| {
+                new_message(format!(
+                    "Subject: old {batch}.{i}\r\n\r\nthe last owner's\r\n"
+                ))
+            })
+            .collect();
+        let stored = store
+            .append_all(&owner.address, &inbox(), &batch, None)
+            .await
+            .unwrap();
+        assert!(matches!(stored, Delivery::Stored { .. }), "{stored:?}");
+    }
+    owner.address
+}
+
+async fn inbox_count(store: &Arc<dyn Store>, address: &Address) -> usize {
+    store
+        .message_states(address, &inbox(), 0, 1_000_000)
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_large_mailbox_is_purged_in_steps_with_other_writes_between_them() {
+    const MESSAGES: usize = 10_000;
+    let test_store = pushmail_tests::embedded_store();
+    let store: Arc<dyn Store> = test_store.store.clone();
+    let big = mailbox_of(&store, "big@steps.example", MESSAGES).await;
+    let other = mailbox_of(&store, "other@steps.example", 0).await;
+    assert_eq!(inbox_count(&store, &big).await, MESSAGES);
+
+    let deleting = tokio::spawn({
+        let (store, big) = (store.clone(), big.clone());
+        async move { store.delete_account(&big).await.unwrap() }
+    });
+    // Each APPEND is a write of its own: it runs between the purge's steps, or (before) after
+    // the one transaction that removed everything at once.
+    let (mut appended, mut seen_partly_purged) = (0, false);
+    while !deleting.is_finished() {
+        let message = new_message(format!("Subject: meanwhile {appended}\r\n\r\nhi\r\n"));
+        let stored = store
+            .append_all(&other, &inbox(), &[message], None)
+            .await
+            .unwrap();
+        assert!(matches!(stored, Delivery::Stored { .. }), "{stored:?}");
+        appended += 1;
+        let left = inbox_count(&store, &big).await;
+        seen_partly_purged |= 0 < left && left < MESSAGES;
+    }
+    assert!(matches!(
+        deleting.await.unwrap(),
+        AccountDelete::Deleted { .. }
+    ));
+    assert!(
+        seen_partly_purged,
+        "no write ran while the purge was under way ({appended} APPENDs)"
+    );
+    assert_eq!(inbox_count(&store, &big).await, 0);
+    assert_eq!(inbox_count(&store, &other).await, appended);
+
+    // The address made anew starts empty and can be used at once.
+    let again = mailbox_of(&store, "big@steps.example", 1).await;
+    assert_eq!(inbox_count(&store, &again).await, 1);
+}
+
+/// Deletes the address while it is created anew and its new owner stores a message, many times
+/// over: whoever wins, the new owner's mailbox holds exactly its own message in the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_address_created_anew_during_its_purge_keeps_its_new_owners_mail_alone() {
+    let test_store = pushmail_tests::test_store().await;
+    let store: Arc<dyn Store> = test_store.store.clone();
+    let (rounds, messages) = match test_store.table {
+        Some(_) => (3, 120),
+        None => (10, 2_500),
+    };
+    for round in 0..rounds {
+        let address = format!("round{round}@recreated.example");
+        let old = mailbox_of(&store, &address, messages).await;
+        let deleting = tokio::spawn({
+            let (store, old) = (store.clone(), old.clone());
+            async move { store.delete_account(&old).await.unwrap() }
+        });
+        // Created as soon as the delete has removed the account, while its purge runs.
+        let owner = account(&address);
+        while !store.create_account(&owner).await.unwrap() {
+            tokio::task::yield_now().await;
+        }
+        store
+            .create_default_folders(&owner.address, Utc::now())
+            .await
+            .unwrap();
+        let mine = new_message("Subject: the new owner's\r\n\r\nmine\r\n");
+        let stored = store
+            .append_all(&owner.address, &inbox(), &[mine], None)
+            .await
+            .unwrap();
+        assert!(matches!(stored, Delivery::Stored { .. }), "{stored:?}");
+        assert!(matches!(
+            deleting.await.unwrap(),
+            AccountDelete::Deleted { .. }
+        ));
+        let states = store
+            .message_states(&owner.address, &inbox(), 0, 1_000_000)
+            .await
+            .unwrap();
+        assert_eq!(states.len(), 1, "round {round}: {} messages", states.len());
+        let body = store
+            .message_body(&owner.address, &inbox(), states[0].uid)
+            .await
+            .unwrap()
+            .expect("the new owner's message is kept whole");
+        assert!(
+            String::from_utf8_lossy(&body).contains("the new owner's"),
+            "round {round}"
+        );
+        let folders = store.folders(&owner.address).await.unwrap();
+        assert!(
+            folders.iter().any(|folder| folder.name == inbox()),
+            "round {round}: the new owner's INBOX is gone"
+        );
+    }
+}
