@@ -55,8 +55,8 @@ if grep -Eq '[1-9][0-9]* ignored' .local/cargo-test.log; then
   echo "some tests did not run (ignored)"; exit 1
 fi
 
-echo "== the service, admin and notice suites again, on the embedded store"
-PUSHMAIL_TEST_STORE=embedded bounded 900 cargo test -p pushmail-tests --test subscribe --test subscribe_refusals --test admin --test admin_access --test admin_integrated --test abuse --test lambda_events --test notices --test notice_fairness
+echo "== the service, admin, notice and purge suites again, on the embedded store"
+PUSHMAIL_TEST_STORE=embedded bounded 900 cargo test -p pushmail-tests --test subscribe --test subscribe_refusals --test admin --test admin_access --test admin_integrated --test abuse --test lambda_events --test notices --test notice_fairness --test purge_in_steps
 
 echo "== end to end: pushmail on DynamoDB and SES, a spec-following push service, schemathesis"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r infra/local/requirements-test.txt
