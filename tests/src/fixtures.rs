@@ -47,6 +47,29 @@ pub async fn mailbox_account(store: &dyn Store, address: &Address) {
         .expect("folders");
 }
 
+/// [`mailbox_account`] at `address` with `count` messages in its INBOX, the `n`th written by
+/// `message(n)`, appended as many at once as an APPEND may.
+pub async fn mailbox_with(
+    store: &dyn Store,
+    address: &Address,
+    count: usize,
+    message: impl Fn(usize) -> String,
+) {
+    mailbox_account(store, address).await;
+    let all: Vec<usize> = (0..count).collect();
+    for batch in all.chunks(pushmail_core::mailbox::MAX_MESSAGES_PER_APPEND) {
+        let messages: Vec<NewMessage> = batch.iter().map(|&n| new_message(message(n))).collect();
+        let stored = store
+            .append_all(address, &inbox(), &messages, None)
+            .await
+            .expect("append");
+        assert!(
+            matches!(stored, pushmail_store::Delivery::Stored { .. }),
+            "{stored:?}"
+        );
+    }
+}
+
 /// The folder every account has.
 pub fn inbox() -> FolderName {
     FolderName::parse("INBOX").unwrap()

@@ -8,42 +8,22 @@
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::Utc;
-use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::{MAX_MESSAGES_PER_APPEND, NewMessage};
 use pushmail_core::types::Address;
-use pushmail_store::{AccountDelete, Delivery, Store};
-use pushmail_tests::fixtures::account;
+use pushmail_store::{AccountDelete, Store};
+use pushmail_tests::fixtures::mailbox_with;
 use pushmail_tests::{TestStore, sdk_config};
 
 /// Messages whose envelopes (a long subject) make the partition span more than one 1 MB page.
 const MESSAGES: usize = 600;
 
 async fn mailbox_of(test_store: &TestStore, address: &str) -> Address {
-    let store = &test_store.store;
-    let owner = account(address);
-    assert!(store.create_account(&owner).await.unwrap());
-    store
-        .create_default_folders(&owner.address, Utc::now())
-        .await
-        .unwrap();
+    let address = Address::parse(address).unwrap();
     let subject = "s".repeat(1900);
-    let inbox = FolderName::parse("INBOX").unwrap();
-    for batch in 0..MESSAGES / MAX_MESSAGES_PER_APPEND {
-        let messages: Vec<NewMessage> = (0..MAX_MESSAGES_PER_APPEND)
-            .map(|i| {
-                pushmail_tests::fixtures::new_message(format!(
-                    "Subject: {subject} {batch}.{i}\r\n\r\nhi\r\n"
-                ))
-            })
-            .collect();
-        let stored = store
-            .append_all(&owner.address, &inbox, &messages, None)
-            .await
-            .unwrap();
-        assert!(matches!(stored, Delivery::Stored { .. }), "{stored:?}");
-    }
-    owner.address
+    mailbox_with(test_store.store.as_ref(), &address, MESSAGES, |n| {
+        format!("Subject: {subject} {n}\r\n\r\nhi\r\n")
+    })
+    .await;
+    address
 }
 
 /// The items of the account's partition left (but the UIDVALIDITY floor, kept on purpose), and

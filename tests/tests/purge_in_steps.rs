@@ -11,39 +11,17 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use pushmail_core::folder::FolderName;
-use pushmail_core::mailbox::{MAX_MESSAGES_PER_APPEND, NewMessage};
 use pushmail_core::types::Address;
 use pushmail_store::{AccountDelete, Delivery, Store};
-use pushmail_tests::fixtures::{account, new_message};
-
-fn inbox() -> FolderName {
-    FolderName::parse("INBOX").unwrap()
-}
+use pushmail_tests::fixtures::{account, inbox, mailbox_with, new_message};
 
 async fn mailbox_of(store: &Arc<dyn Store>, address: &str, messages: usize) -> Address {
-    let owner = account(address);
-    assert!(store.create_account(&owner).await.unwrap());
-    store
-        .create_default_folders(&owner.address, Utc::now())
-        .await
-        .unwrap();
-    for batch in 0..messages.div_ceil(MAX_MESSAGES_PER_APPEND) {
-        let count = MAX_MESSAGES_PER_APPEND.min(messages - batch * MAX_MESSAGES_PER_APPEND);
-        let batch: Vec<NewMessage> = (0..count)
-            .map(|i| {
-                new_message(format!(
-                    "Subject: old {batch}.{i}\r\n\r\nthe last owner's\r\n"
-                ))
-            })
-            .collect();
-        let stored = store
-            .append_all(&owner.address, &inbox(), &batch, None)
-            .await
-            .unwrap();
-        assert!(matches!(stored, Delivery::Stored { .. }), "{stored:?}");
-    }
-    owner.address
+    let address = Address::parse(address).unwrap();
+    mailbox_with(store.as_ref(), &address, messages, |n| {
+        format!("Subject: old {n}\r\n\r\nthe last owner's\r\n")
+    })
+    .await;
+    address
 }
 
 async fn inbox_count(store: &Arc<dyn Store>, address: &Address) -> usize {
