@@ -29,23 +29,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-imap=$(free_port) admin=$(free_port) subscribe=$(free_port)
-RUST_LOG=${RUST_LOG:-warn} "$bin" --demo --data-dir "$work/data" --imap-addr "127.0.0.1:$imap" \
-  --imaps-addr 127.0.0.1:0 --smtp-addr 127.0.0.1:0 --submission-addr 127.0.0.1:0 \
-  --admin-addr "127.0.0.1:$admin" --subscribe-addr "127.0.0.1:$subscribe" >"$work/out.log" 2>"$work/err.log" &
-pid=$!
-for _ in $(seq 1 300); do
-  grep -q '^export PUSHMAIL_TOKEN=' "$work/out.log" 2>/dev/null && curl -sf "http://127.0.0.1:$admin/admin/openapi.yaml" >/dev/null && break
-  sleep 0.1
-done
-token=$(sed -n 's/^ *export PUSHMAIL_TOKEN=//p' "$work/out.log" | head -n1)
-[ -n "$token" ] || { echo "pushmail did not start" >&2; cat "$work/err.log" >&2; exit 1; }
-for n in $(seq 1 100); do
-  curl -sf -o /dev/null "http://127.0.0.1:$admin/admin/domains/example.com/accounts" \
-    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    -d "{\"address\":\"user$n\",\"password\":\"imaptest-password\"}"
-done
+# shellcheck source=infra/bench/demo_pushmail.sh
+. infra/bench/demo_pushmail.sh
+start_demo_pushmail "$bin" "$work"
 status=0
 export OUTDIR=${OUTDIR:-$root/target/imaptest/results/$(date +%Y%m%d-%H%M%S)-$imap}
 "$tools/run.sh" 127.0.0.1 "$imap" 'user%d@example.com' imaptest-password "$secs" "$clients" \

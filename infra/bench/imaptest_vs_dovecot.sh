@@ -39,7 +39,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=infra/bench/demo_pushmail.sh
+. infra/bench/demo_pushmail.sh
 busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
 hz=$(getconf CLK_TCK)
 
@@ -104,22 +105,7 @@ EOF
 
 # One run against a fresh pushmail: started, 100 accounts made, loaded, stopped, its data gone.
 run_pushmail() {
-  local run=$1 imap admin subscribe token
-  imap=$(free_port) admin=$(free_port) subscribe=$(free_port)
-  RUST_LOG=warn "$bin" --demo --data-dir "$work/data-$run" --imap-addr "127.0.0.1:$imap" \
-    --imaps-addr 127.0.0.1:0 --smtp-addr 127.0.0.1:0 --submission-addr 127.0.0.1:0 \
-    --admin-addr "127.0.0.1:$admin" --subscribe-addr "127.0.0.1:$subscribe" >"$work/out-$run.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 300); do
-    grep -q '^export PUSHMAIL_TOKEN=' "$work/out-$run.log" 2>/dev/null && curl -sf "http://127.0.0.1:$admin/admin/openapi.yaml" >/dev/null && break
-    sleep 0.1
-  done
-  token=$(sed -n 's/^ *export PUSHMAIL_TOKEN=//p' "$work/out-$run.log" | head -n1)
-  for n in $(seq 1 100); do
-    curl -sf -o /dev/null "http://127.0.0.1:$admin/admin/domains/example.com/accounts" \
-      -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-      -d "{\"address\":\"user$n\",\"password\":\"imaptest-password\"}"
-  done
+  start_demo_pushmail "$bin" "$work/pushmail-$1"
   perf_pid=
   if [ -n "${PERF_DATA:-}" ]; then
     perf record ${PERF_ARGS:--g} -o "$PERF_DATA" -p "$pid" >/dev/null 2>&1 &
@@ -128,7 +114,7 @@ run_pushmail() {
   load pushmail "$imap"
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
-  rm -rf "$work/data-$run"
+  rm -rf "$work/pushmail-$1"
 }
 
 chmod 755 "$work"
