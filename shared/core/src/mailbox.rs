@@ -197,6 +197,11 @@ pub fn is_deleted_flag(flag: &str) -> bool {
     flag.eq_ignore_ascii_case("\\Deleted")
 }
 
+/// Whether `flag` is `\Seen`, which marks a message read (flags compare case-insensitively).
+pub fn is_seen_flag(flag: &str) -> bool {
+    flag.eq_ignore_ascii_case("\\Seen")
+}
+
 /// What a message's flags say, for each record that carries them.
 pub trait Flagged {
     fn flags(&self) -> &[String];
@@ -212,7 +217,7 @@ pub trait Flagged {
     }
 
     fn is_seen(&self) -> bool {
-        self.has_flag("\\Seen")
+        self.flags().iter().any(|flag| is_seen_flag(flag))
     }
 }
 

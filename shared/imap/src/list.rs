@@ -14,7 +14,7 @@ use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{Data, Response, StatusKind};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 use pushmail_core::folder::{DELIMITER, FolderName};
-use pushmail_core::mailbox::{Flagged, Folder};
+use pushmail_core::mailbox::Folder;
 use pushmail_core::types::Address;
 use pushmail_store::MessagePages;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -387,12 +387,13 @@ impl Imap {
         if names.contains(&StatusDataItemName::Unseen)
             || names.contains(&StatusDataItemName::Recent)
         {
+            // Each message's UID and `\Seen` alone: the counts need nothing else of it.
             let mut pages = MessagePages::new(&*self.store, account, &folder.name);
-            while let Some(page) = pages.next_states().await.map_err(io)? {
-                unseen += page.iter().filter(|m| !m.is_seen()).count() as u32;
+            while let Some(page) = pages.next_seen_marks().await.map_err(io)? {
+                unseen += page.iter().filter(|mark| !mark.set).count() as u32;
                 recent += page
                     .iter()
-                    .filter(|m| folder.is_unclaimed_recent(m.uid))
+                    .filter(|mark| folder.is_unclaimed_recent(mark.uid))
                     .count() as u32;
             }
         }

@@ -5,7 +5,7 @@ use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{Flagged, Folder, MAX_KEPT_SUBSCRIPTIONS, MessageState};
 
 use super::mailbox::*;
-use super::message_record::{DeletionMark, MessageRecord};
+use super::message_record::{Deleted, Marked, MessageRecord};
 use super::*;
 use crate::mailbox::{Change, ChangeKind, FolderChange};
 
@@ -97,15 +97,15 @@ impl EmbeddedStore {
         let mut deleted = Vec::new();
         loop {
             let page = self
-                .folder_page::<DeletionMark>(account, folder, after, 1_000)
+                .folder_page::<Marked<Deleted>>(account, folder, after, 1_000)
                 .await?;
             deleted.extend(
                 page.iter()
-                    .filter(|mark| mark.deleted && uids.binary_search(&mark.uid).is_ok())
-                    .map(|mark| mark.uid),
+                    .filter(|mark| mark.0.set && uids.binary_search(&mark.0.uid).is_ok())
+                    .map(|mark| mark.0.uid),
             );
             match page.last() {
-                Some(mark) if mark.uid < last => after = mark.uid,
+                Some(mark) if mark.0.uid < last => after = mark.0.uid,
                 _ => return Ok(deleted),
             }
         }

@@ -9,9 +9,9 @@ use pushmail_core::mailbox::{
 use redb::TableDefinition;
 
 use super::deliver::Arrival;
-use super::message_record::{MessageRecord, Unflagged};
+use super::message_record::{Marked, MessageRecord, Seen, Unflagged};
 use super::*;
-use crate::mailbox::{Change, Delivery, FlagUpdate, FolderChange};
+use crate::mailbox::{Change, Delivery, FlagMark, FlagUpdate, FolderChange};
 
 /// `<account> SEP <folder>` → folder.
 pub(super) const FOLDERS: Records = TableDefinition::new("mail_folders");
@@ -369,6 +369,17 @@ impl crate::MailboxStore for EmbeddedStore {
     ) -> StoreResult<Vec<MessageState>> {
         let states = self.folder_page::<Unflagged>(account, folder, after_uid, limit);
         Ok(states.await?.into_iter().map(|state| state.0).collect())
+    }
+
+    async fn seen_marks(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        after_uid: u32,
+        limit: usize,
+    ) -> StoreResult<Vec<FlagMark>> {
+        let marks = self.folder_page::<Marked<Seen>>(account, folder, after_uid, limit);
+        Ok(marks.await?.into_iter().map(|mark| mark.0).collect())
     }
 
     async fn message_body(

@@ -13,11 +13,14 @@
 //! empty or with a space or line break, which IMAP's atoms never are) is stored as such an
 //! object too.
 
+use std::marker::PhantomData;
+
 use chrono::DateTime;
-use pushmail_core::mailbox::{Envelope, Flagged, MessageMeta, MessageState, is_deleted_flag};
+use pushmail_core::mailbox::{Envelope, MessageMeta, MessageState, is_deleted_flag, is_seen_flag};
 
 use super::{TxResult, decode, encode};
 use crate::StoreError;
+use crate::mailbox::FlagMark;
 
 const TAG: &str = "m1 ";
 
@@ -48,29 +51,48 @@ impl MessageRecord for Unflagged {
     }
 }
 
-/// A message's UID and whether it is `\Deleted`, for EXPUNGE's walk of a folder: read from
-/// the state's line without building its flags or its date.
-pub(super) struct DeletionMark {
-    pub uid: u32,
-    pub deleted: bool,
+/// The flag a [`Marked`] record is read for.
+pub(super) trait MarkedFlag: Send + 'static {
+    fn is(flag: &str) -> bool;
 }
 
-impl MessageRecord for DeletionMark {
+/// `\Deleted`, for EXPUNGE's walk of a folder.
+pub(super) struct Deleted;
+
+impl MarkedFlag for Deleted {
+    fn is(flag: &str) -> bool {
+        is_deleted_flag(flag)
+    }
+}
+
+/// `\Seen`, for STATUS's count of the unread.
+pub(super) struct Seen;
+
+impl MarkedFlag for Seen {
+    fn is(flag: &str) -> bool {
+        is_seen_flag(flag)
+    }
+}
+
+/// A message's UID and whether it carries the flag `F`, read from the state's line without
+/// building its flags or its date: what a walk of a whole folder that counts or picks by one
+/// flag needs.
+pub(super) struct Marked<F>(pub FlagMark, PhantomData<F>);
+
+impl<F: MarkedFlag> MessageRecord for Marked<F> {
     fn from_record(raw: &str) -> TxResult<Self> {
+        let mark = |uid, set| Self(FlagMark { uid, set }, PhantomData);
         let Some((line, _)) = state_line(raw)? else {
             // An older record: read whole.
             let state = MessageState::from_record(raw)?;
-            let deleted = state.is_deleted();
-            return Ok(Self {
-                uid: state.uid,
-                deleted,
-            });
+            let set = state.flags.iter().any(|flag| F::is(flag));
+            return Ok(mark(state.uid, set));
         };
         let mut fields = line.split(' ');
         let uid = fields.next().and_then(|field| field.parse::<u32>().ok());
-        let deleted = fields.skip(FIELDS_BEFORE_FLAGS - 1).any(is_deleted_flag);
+        let set = fields.skip(FIELDS_BEFORE_FLAGS - 1).any(F::is);
         match uid {
-            Some(uid) => Ok(Self { uid, deleted }),
+            Some(uid) => Ok(mark(uid, set)),
             None => Err(corrupt(raw).into()),
         }
     }

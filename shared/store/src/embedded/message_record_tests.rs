@@ -192,12 +192,12 @@ async fn a_store_with_older_records_reads_changes_and_expunges_them() {
     );
 }
 
-/// EXPUNGE's reading of `\Deleted` alone says what reading the whole state says, for records
-/// of either form and flags that only look like it.
+/// EXPUNGE's reading of `\Deleted` alone and STATUS's of `\Seen` say what reading the whole
+/// state says, for records of either form and flags that only look like them.
 #[test]
-fn the_deletion_mark_agrees_with_the_whole_state() {
+fn flag_marks_agree_with_the_whole_state() {
     use pushmail_core::mailbox::Flagged;
-    let flag_sets: [&[&str]; 8] = [
+    let flag_sets: [&[&str]; 10] = [
         &[],
         &["\\Deleted"],
         &["\\deleted", "\\Seen"],
@@ -205,21 +205,24 @@ fn the_deletion_mark_agrees_with_the_whole_state() {
         &["\\DeletedX"],
         &["Deleted", "$Deleted"],
         &["\\Seen", "\\Flagged"],
+        &["\\SEEN"],
+        &["Seen", "\\Seen2", "$Seen"],
         &["a space"],
     ];
     for flags in flag_sets {
         let meta = meta(flags, 1_764_932_000, 7);
         let json = serde_json::to_string(&meta).expect("json");
         for raw in [message_record(&meta).expect("record"), json] {
-            let mark = DeletionMark::from_record(&raw).expect("mark");
+            let deleted = Marked::<Deleted>::from_record(&raw).expect("mark").0;
+            let seen = Marked::<Seen>::from_record(&raw).expect("mark").0;
             let state = MessageState::from_record(&raw).expect("state");
             assert_eq!(
-                (mark.uid, mark.deleted),
-                (state.uid, state.is_deleted()),
+                (deleted.uid, deleted.set, seen.uid, seen.set),
+                (state.uid, state.is_deleted(), state.uid, state.is_seen()),
                 "{raw:?}"
             );
         }
     }
-    assert!(DeletionMark::from_record("m1 x 1 2 3 4 \\Deleted\n{}").is_err());
-    assert!(DeletionMark::from_record("not a record").is_err());
+    assert!(Marked::<Deleted>::from_record("m1 x 1 2 3 4 \\Deleted\n{}").is_err());
+    assert!(Marked::<Seen>::from_record("not a record").is_err());
 }
