@@ -1,7 +1,5 @@
 //! Mailbox accounts.
 
-use redb::ReadableTableMetadata;
-
 use super::*;
 
 /// `<domain> SEP <address>` → "": a domain's accounts together. Accounts are keyed by address,
@@ -10,18 +8,11 @@ use super::*;
 const ACCOUNTS_BY_DOMAIN: Records = TableDefinition::new("accounts_by_domain");
 
 pub(super) fn create_tables(txn: &WriteTransaction) -> TxResult<()> {
-    let accounts = txn.open_table(ACCOUNTS)?;
-    let mut by_domain = txn.open_table(ACCOUNTS_BY_DOMAIN)?;
-    // Accounts kept by a version without the index get it once.
-    if by_domain.is_empty()? && !accounts.is_empty()? {
-        for entry in accounts.iter()? {
-            let entry = entry?;
-            let address = Address::parse(entry.0.value())
-                .map_err(|_| StoreError::Corrupt(format!("account key {:?}", entry.0.value())))?;
-            by_domain.insert(domain_key(&address).as_str(), "")?;
-        }
-    }
-    Ok(())
+    build_missing_index(txn, ACCOUNTS, ACCOUNTS_BY_DOMAIN, |address, _| {
+        let address = Address::parse(address)
+            .map_err(|_| StoreError::Corrupt(format!("account key {address:?}")))?;
+        Ok(domain_key(&address))
+    })
 }
 
 fn domain_key(address: &Address) -> String {

@@ -158,6 +158,27 @@ fn timed_key(at: i64, id: &str) -> String {
     key(&[&format!("{:020}", at.max(0)), id])
 }
 
+/// Builds `index` (keys to "") from `source` once, for a file kept by a version without the
+/// index: when it is opened with the index empty and the source not. `index_key` gives an
+/// entry's key in the index from its key and value in the source.
+fn build_missing_index(
+    txn: &WriteTransaction,
+    source: Records,
+    index: Records,
+    index_key: impl Fn(&str, &str) -> TxResult<String>,
+) -> TxResult<()> {
+    use redb::ReadableTableMetadata;
+    let source = txn.open_table(source)?;
+    let mut index = txn.open_table(index)?;
+    if index.is_empty()? && !source.is_empty()? {
+        for entry in source.iter()? {
+            let (key, value) = entry?;
+            index.insert(index_key(key.value(), value.value())?.as_str(), "")?;
+        }
+    }
+    Ok(())
+}
+
 /// Keys that start with `prefix`, forwards or backwards, strictly after/before `after`.
 fn scan(
     table: &impl ReadableTable<&'static str, &'static str>,

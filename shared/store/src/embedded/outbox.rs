@@ -1,7 +1,5 @@
 //! The activation-mail outbox.
 
-use redb::ReadableTableMetadata;
-
 use super::*;
 
 /// `<not before, unix ms, 20 digits> SEP <subscription id>` → "": the jobs in the order they fall
@@ -10,16 +8,9 @@ use super::*;
 const OUTBOX_DUE: Records = TableDefinition::new("activation_due");
 
 pub(super) fn create_tables(txn: &WriteTransaction) -> TxResult<()> {
-    let outbox = txn.open_table(OUTBOX)?;
-    let mut due = txn.open_table(OUTBOX_DUE)?;
-    // An outbox kept by a version without the order gets it once.
-    if due.is_empty()? && !outbox.is_empty()? {
-        for entry in outbox.iter()? {
-            let job: ActivationJob = decode(entry?.1.value())?;
-            due.insert(due_key(&job).as_str(), "")?;
-        }
-    }
-    Ok(())
+    build_missing_index(txn, OUTBOX, OUTBOX_DUE, |_, job| {
+        Ok(due_key(&decode::<ActivationJob>(job)?))
+    })
 }
 
 fn due_key(job: &ActivationJob) -> String {

@@ -1,6 +1,6 @@
 //! The relay queue: jobs and their bytes, each change one write transaction.
 
-use redb::{ReadableTableMetadata, TableDefinition};
+use redb::TableDefinition;
 
 use super::*;
 use crate::relay::RelayJob;
@@ -17,17 +17,10 @@ const RELAY_BODIES: TableDefinition<'static, &'static str, &'static [u8]> =
 const RELAY_DUE: Records = TableDefinition::new("relay_due");
 
 pub(super) fn create_tables(txn: &WriteTransaction) -> TxResult<()> {
-    let queue = txn.open_table(RELAY)?;
     txn.open_table(RELAY_BODIES)?;
-    let mut due = txn.open_table(RELAY_DUE)?;
-    // A queue kept by a version without the order gets it once.
-    if due.is_empty()? && !queue.is_empty()? {
-        for entry in queue.iter()? {
-            let job: RelayJob = decode(entry?.1.value())?;
-            due.insert(due_key(&job).as_str(), "")?;
-        }
-    }
-    Ok(())
+    build_missing_index(txn, RELAY, RELAY_DUE, |_, job| {
+        Ok(due_key(&decode::<RelayJob>(job)?))
+    })
 }
 
 fn due_key(job: &RelayJob) -> String {
