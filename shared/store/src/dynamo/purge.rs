@@ -102,18 +102,10 @@ impl DynamoStore {
         keys: &[(String, String)],
         doing: &str,
     ) -> StoreResult<bool> {
-        for group in keys.chunks(TRANSACTED * BATCHES_AT_ONCE) {
-            let deleted = futures_util::future::try_join_all(
-                group
-                    .chunks(TRANSACTED)
-                    .map(|chunk| self.delete_chunk_unowned(address, chunk, doing)),
-            )
-            .await?;
-            if deleted.contains(&false) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        in_chunks(keys, TRANSACTED, |chunk| {
+            self.delete_chunk_unowned(address, chunk, doing)
+        })
+        .await
     }
 
     /// One transaction of [`delete_unowned`](Self::delete_unowned): tried again when a
@@ -197,15 +189,8 @@ impl DynamoStore {
     /// Deletes the items of these keys, [`BATCH`] a request and [`BATCHES_AT_ONCE`] requests at
     /// once; `doing` names the work in the error when some are still left.
     async fn delete_keys(&self, keys: &[(String, String)], doing: &str) -> StoreResult<()> {
-        for group in keys.chunks(BATCH * BATCHES_AT_ONCE) {
-            futures_util::future::try_join_all(
-                group
-                    .chunks(BATCH)
-                    .map(|chunk| self.delete_batch(chunk, doing)),
-            )
-            .await?;
-        }
-        Ok(())
+        let deleted = |chunk| async move { self.delete_batch(chunk, doing).await.map(|()| true) };
+        in_chunks(keys, BATCH, deleted).await.map(|_| ())
     }
 
     /// One BatchWriteItem of at most [`BATCH`] deletes, its unprocessed items (throttling) sent
@@ -250,4 +235,24 @@ impl DynamoStore {
         }
         Ok(())
     }
+}
+
+/// Runs `each` over `keys` in chunks of `size`, [`BATCHES_AT_ONCE`] chunks at once and a group
+/// of them after another; false, and no group after it, once a chunk says false.
+async fn in_chunks<'k, Each, Done>(
+    keys: &'k [(String, String)],
+    size: usize,
+    each: Each,
+) -> StoreResult<bool>
+where
+    Each: Fn(&'k [(String, String)]) -> Done,
+    Done: std::future::Future<Output = StoreResult<bool>>,
+{
+    for group in keys.chunks(size * BATCHES_AT_ONCE) {
+        let done = futures_util::future::try_join_all(group.chunks(size).map(&each)).await?;
+        if done.contains(&false) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
