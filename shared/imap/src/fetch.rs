@@ -9,13 +9,12 @@ use std::sync::Arc;
 
 use chrono::Timelike;
 use imap_codec::imap_types::IntoStatic;
-use imap_codec::imap_types::core::{IString, Literal, NString, Vec1};
+use imap_codec::imap_types::core::{IString, Literal, NString};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
 use imap_codec::imap_types::flag::{Flag, FlagFetch};
-use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{FlagChange, Flagged, MessageState};
@@ -24,10 +23,11 @@ use pushmail_store::{FLAG_CHANGES_PER_CALL, FlagUpdate};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::binary;
+use crate::fetch_response::FetchResponse;
 use crate::mime::Parsed;
 use crate::reply::{Result, io};
 use crate::state::{Imap, Session};
-use crate::summaries::{self, Summary};
+use crate::summaries::Summary;
 use crate::uids::Ranges;
 use crate::view::Selected;
 use crate::wire::Wire;
@@ -369,10 +369,14 @@ impl Imap {
             if changed_since.is_some_and(|since| meta.modseq <= since) {
                 continue;
             }
-            // Items before ENVELOPE, BODY and BODYSTRUCTURE, and (`later`) those after them:
-            // the order they always had, the sections' literals last (imaplib, for one, gives
-            // what comes before the first literal as one string).
-            let mut items = Vec::new();
+            let Some(seq) = NonZeroU32::new(seq) else {
+                continue;
+            };
+            // The plain items first, then ENVELOPE, BODY and BODYSTRUCTURE, then (`later`)
+            // those with the message's bytes: the order they always had, the sections'
+            // literals last (imaplib, for one, gives what comes before the first literal as
+            // one string).
+            let mut response = FetchResponse::new(seq);
             let mut later = Vec::new();
             let mut origins = Vec::new();
             // ENVELOPE, BODY and BODYSTRUCTURE, as the summary kept them written.
@@ -380,7 +384,7 @@ impl Imap {
             if wanted.uid
                 && let Some(uid) = NonZeroU32::new(uid)
             {
-                items.push(MessageDataItem::Uid(uid));
+                response.uid(uid);
             }
             let marking = metas.marked(uid);
             if marking {
@@ -398,15 +402,15 @@ impl Imap {
                     .selected
                     .as_ref()
                     .is_some_and(|selected| selected.recent.contains(uid));
-                items.push(flag_items(flags, recent));
+                response.flags(flags, recent);
             }
             if wanted.size {
-                items.push(MessageDataItem::Rfc822Size(meta.size as u32));
+                response.size(meta.size as u32);
             }
             if wanted.modseq
                 && let Some(modseq) = NonZeroU64::new(modseq)
             {
-                items.push(MessageDataItem::ModSeq(modseq));
+                response.modseq(modseq);
             }
             if wanted.internal_date {
                 // IMAP dates have whole seconds (found by fuzzing: the stored date has ms).
@@ -415,7 +419,7 @@ impl Imap {
                     .with_nanosecond(0)
                     .unwrap_or(meta.internal_date);
                 if let Ok(date) = DateTime::try_from(whole.fixed_offset()) {
-                    items.push(MessageDataItem::InternalDate(date));
+                    response.internal_date(&date);
                 }
             }
             if wanted.needs_body() {
@@ -493,42 +497,21 @@ impl Imap {
                     });
                 }
             }
-            let Some(seq) = NonZeroU32::new(seq) else {
-                continue;
-            };
-            let written: Vec<&[u8]> = kept.as_deref().map_or_else(Vec::new, |summary| {
-                [
+            if let Some(summary) = kept.as_deref() {
+                for (wanted, item) in [
                     (wanted.envelope, &summary.envelope),
                     (wanted.body, &summary.body),
                     (wanted.structure, &summary.structure),
-                ]
-                .into_iter()
-                .filter(|(wanted, _)| *wanted)
-                .map(|(_, item)| item.as_slice())
-                .collect()
-            });
-            if written.is_empty() {
-                items.append(&mut later);
-                let Ok(items) = Vec1::try_from(items) else {
-                    continue;
-                };
-                let response = Response::Data(Data::Fetch { seq, items });
-                if origins.is_empty() {
-                    wire.send(&response).await?;
-                } else {
-                    wire.send_raw(&binary::encode_with_origins(&response, &origins))
-                        .await?;
+                ] {
+                    if wanted {
+                        response.written(item);
+                    }
                 }
-                continue;
             }
-            let encode = |items: Vec<MessageDataItem<'static>>, origins: &[(String, u32)]| {
-                let items = Vec1::try_from(items).ok()?;
-                let response = Response::Data(Data::Fetch { seq, items });
-                Some(binary::encode_with_origins(&response, origins))
-            };
-            let (before, after) = (encode(items, &[]), encode(later, &origins));
-            wire.send_raw(&summaries::fetch_response(seq, before, &written, after))
-                .await?;
+            response.encoded(later, &origins);
+            if let Some(bytes) = response.finish() {
+                wire.send_owned(bytes).await?;
+            }
         }
         if marked_any {
             self.hints.changed(account);

@@ -14,6 +14,7 @@ mod copy;
 mod esearch;
 mod expunge;
 mod fetch;
+mod fetch_response;
 mod identity;
 mod idle;
 mod keywords;

@@ -5,18 +5,14 @@
 //! UIDVALIDITY, above any its address gave before), so nothing kept goes stale. Bounded by an
 //! estimate of the memory it holds, the least recently used let go first.
 
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
-use imap_codec::ResponseCodec;
-use imap_codec::encode::Encoder;
-use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::fetch::MessageDataItem;
-use imap_codec::imap_types::response::{Data, Response};
 use lru::LruCache;
 use pushmail_core::folder::FolderName;
 use pushmail_core::types::Address;
 
+use crate::fetch_response::written_item;
 use crate::mime::Parsed;
 
 /// What one parse of a message gives FETCH's structure items, as they are written inside a
@@ -54,55 +50,6 @@ impl Summary {
             weight,
         }
     }
-}
-
-/// What closes every FETCH response.
-const FETCH_END: &[u8] = b")\r\n";
-
-/// The items of `encoded`, imap-codec's writing of a FETCH response of `seq`: what is inside its
-/// parentheses.
-fn items_of(encoded: &[u8], seq: NonZeroU32) -> &[u8] {
-    encoded
-        .strip_prefix(format!("* {seq} FETCH (").as_bytes())
-        .and_then(|items| items.strip_suffix(FETCH_END))
-        .unwrap_or_default()
-}
-
-/// One FETCH item as imap-codec writes it inside a response's parentheses.
-pub(crate) fn written_item(item: MessageDataItem<'_>) -> Vec<u8> {
-    let seq = NonZeroU32::MIN;
-    let items = Vec1::from(item);
-    let fetch = Response::Data(Data::Fetch { seq, items });
-    items_of(&ResponseCodec::default().encode(&fetch).dump(), seq).to_vec()
-}
-
-/// A FETCH response of `seq`: the items of `before` (imap-codec's writing of a FETCH response
-/// of `seq`, if any), then the `written` ones (a summary's), then those of `after`, inside one
-/// pair of parentheses.
-pub(crate) fn fetch_response(
-    seq: NonZeroU32,
-    before: Option<Vec<u8>>,
-    written: &[&[u8]],
-    after: Option<Vec<u8>>,
-) -> Vec<u8> {
-    let parts: Vec<&[u8]> = before
-        .as_deref()
-        .map(|encoded| items_of(encoded, seq))
-        .into_iter()
-        .chain(written.iter().copied())
-        .chain(after.as_deref().map(|encoded| items_of(encoded, seq)))
-        .filter(|part| !part.is_empty())
-        .collect();
-    let mut bytes = format!("* {seq} FETCH (").into_bytes();
-    bytes.reserve(parts.iter().map(|part| part.len() + 1).sum::<usize>() + FETCH_END.len());
-    for (at, part) in parts.iter().enumerate() {
-        if at > 0 {
-            bytes.push(b' ');
-        }
-        bytes.extend_from_slice(part);
-    }
-    bytes.extend_from_slice(FETCH_END);
-    bytes
 }
 
 /// One message's bytes for good: a folder made again has a new UIDVALIDITY.
@@ -201,9 +148,15 @@ impl Summaries {
 
 #[cfg(test)]
 mod tests {
-    use imap_codec::imap_types::core::{IString, Literal, NString};
+    use std::num::NonZeroU32;
+
+    use imap_codec::ResponseCodec;
+    use imap_codec::encode::Encoder;
+    use imap_codec::imap_types::core::{IString, Literal, NString, Vec1};
+    use imap_codec::imap_types::response::{Data, Response};
 
     use super::*;
+    use crate::fetch_response::FetchResponse;
 
     fn message(n: usize, parts: usize) -> Vec<u8> {
         let mut raw = format!(
@@ -243,18 +196,7 @@ mod tests {
                 MessageDataItem::Body(parsed.structure(false)),
                 MessageDataItem::BodyStructure(parsed.structure(true)),
             ]);
-            let written = [
-                summary.envelope.as_slice(),
-                summary.body.as_slice(),
-                summary.structure.as_slice(),
-            ];
-            assert_eq!(
-                fetch_response(seq, Some(typed(made.clone())), &written, None),
-                typed(all.clone()),
-                "{}",
-                String::from_utf8_lossy(&raw)
-            );
-            // A section's literal after them, as FETCH puts it.
+            // As FETCH writes them: its plain items, the kept ones, then a section's literal.
             let section = MessageDataItem::BodyExt {
                 section: None,
                 origin: None,
@@ -262,19 +204,34 @@ mod tests {
                     Literal::try_from(raw.clone()).expect("literal"),
                 ))),
             };
+            let response = |section: Option<&MessageDataItem<'static>>| {
+                let mut response = FetchResponse::new(seq);
+                response.uid(NonZeroU32::new(7).expect("nonzero"));
+                response.size(99);
+                for item in [&summary.envelope, &summary.body, &summary.structure] {
+                    response.written(item);
+                }
+                response.encoded(section.into_iter().cloned().collect(), &[]);
+                response.finish().expect("items")
+            };
+            assert_eq!(
+                response(None),
+                typed(all.clone()),
+                "{}",
+                String::from_utf8_lossy(&raw)
+            );
             let mut with_section = all;
             with_section.push(section.clone());
+            assert_eq!(response(Some(&section)), typed(with_section));
+            let mut kept_only = FetchResponse::new(seq);
+            kept_only.written(&summary.envelope);
+            kept_only.written(&summary.structure);
             assert_eq!(
-                fetch_response(seq, Some(typed(made)), &written, Some(typed(vec![section]))),
-                typed(with_section)
-            );
-            let kept_only = typed(vec![
-                MessageDataItem::Envelope(parsed.envelope()),
-                MessageDataItem::BodyStructure(parsed.structure(true)),
-            ]);
-            assert_eq!(
-                fetch_response(seq, None, &[&summary.envelope, &summary.structure], None),
-                kept_only
+                kept_only.finish().expect("items"),
+                typed(vec![
+                    MessageDataItem::Envelope(parsed.envelope()),
+                    MessageDataItem::BodyStructure(parsed.structure(true)),
+                ])
             );
         }
     }

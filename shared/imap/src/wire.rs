@@ -419,6 +419,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         self.write_if_full().await
     }
 
+    /// Queues `bytes`, taken as they are when nothing else waits to be written.
+    pub async fn send_owned(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+        if self.out.is_empty() {
+            self.out = bytes;
+        } else {
+            self.out.extend_from_slice(&bytes);
+        }
+        self.write_if_full().await
+    }
+
     pub async fn greet(&mut self, greeting: &Greeting<'_>) -> io::Result<()> {
         let bytes = GreetingCodec::default().encode(greeting).dump();
         self.send_raw(&bytes).await
