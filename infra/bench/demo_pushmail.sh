@@ -5,7 +5,7 @@
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 start_demo_pushmail() {
-  local bin=$1 dir=$2 admin subscribe token
+  local bin=$1 dir=$2 admin subscribe token n
   imap=$(free_port) admin=$(free_port) subscribe=$(free_port)
   mkdir -p "$dir"
   RUST_LOG=${RUST_LOG:-warn} "$bin" --demo --data-dir "$dir/data" --imap-addr "127.0.0.1:$imap" \

@@ -146,7 +146,7 @@ impl<'a, S: MailboxStore + ?Sized> MessagePages<'a, S> {
         Ok(self.past(page, |state| state.uid))
     }
 
-    /// The next page as each message's UID and whether it is `\\Seen`, `None` after the last.
+    /// The next page as each message's UID and whether it is `\Seen`, `None` after the last.
     pub async fn next_seen_marks(&mut self) -> StoreResult<Option<Vec<FlagMark>>> {
         let page = self
             .store
@@ -350,7 +350,7 @@ pub trait MailboxStore: Send + Sync {
     ) -> StoreResult<Vec<MessageState>> {
         self.message_states(account, folder, after_uid, limit).await
     }
-    /// Each message's UID and whether it is `\\Seen`, in UID order from the first after
+    /// Each message's UID and whether it is `\Seen`, in UID order from the first after
     /// `after_uid`, at most `limit`.
     async fn seen_marks(
         &self,
