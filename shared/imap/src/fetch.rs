@@ -14,7 +14,6 @@ use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
-use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::sequence::SequenceSet;
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{FlagChange, Flagged, MessageState};
@@ -161,12 +160,6 @@ fn literal(bytes: Vec<u8>) -> NString<'static> {
         .unwrap_or(NString(None))
 }
 
-fn flag(name: &str) -> Option<FlagFetch<'static>> {
-    Flag::try_from(name)
-        .ok()
-        .map(|flag| FlagFetch::Flag(flag.into_static()))
-}
-
 /// (sequence number, UID) of each message of the selected folder a set names, in order.
 pub(crate) fn targets(selected: &Selected, set: &SequenceSet, by_uid: bool) -> Vec<(u32, u32)> {
     let largest = if by_uid {
@@ -308,15 +301,6 @@ impl MetaWindow {
         }
         Ok(())
     }
-}
-
-/// FLAGS as told: the stored flags, and `\Recent` where this session holds it (never stored).
-pub(crate) fn flag_items(flags: &[String], recent: bool) -> MessageDataItem<'static> {
-    let mut items: Vec<FlagFetch<'static>> = flags.iter().filter_map(|f| flag(f)).collect();
-    if recent {
-        items.push(FlagFetch::Recent);
-    }
-    MessageDataItem::Flags(items)
 }
 
 impl Imap {

@@ -12,10 +12,11 @@ use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_codec::ResponseCodec;
 use imap_codec::encode::Encoder;
+use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::MessageDataItem;
-use imap_codec::imap_types::flag::Flag;
+use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::response::{Data, Response};
 
 use crate::binary;
@@ -54,16 +55,12 @@ impl FetchResponse {
         let _ = write!(self.next_item(), "UID {uid}");
     }
 
-    /// FLAGS: the stored flags IMAP can say (as [`flag_items`](crate::fetch::flag_items)
-    /// keeps them), and `\Recent` where this session holds it.
+    /// FLAGS, as [`flag_items`] tells them.
     pub fn flags(&mut self, flags: &[String], recent: bool) {
         let out = self.next_item();
         out.extend_from_slice(b"FLAGS (");
         let mut first = true;
-        for flag in flags
-            .iter()
-            .filter_map(|name| Flag::try_from(name.as_str()).ok())
-        {
+        for flag in sayable(flags) {
             if !first {
                 out.push(b' ');
             }
@@ -120,6 +117,25 @@ impl FetchResponse {
         self.bytes.extend_from_slice(FETCH_END);
         Some(self.bytes)
     }
+}
+
+/// FLAGS as told: the stored flags IMAP can say, and `\Recent` where this session holds it
+/// (never stored).
+pub(crate) fn flag_items(flags: &[String], recent: bool) -> MessageDataItem<'static> {
+    let mut items: Vec<FlagFetch<'static>> = sayable(flags)
+        .map(|flag| FlagFetch::Flag(flag.into_static()))
+        .collect();
+    if recent {
+        items.push(FlagFetch::Recent);
+    }
+    MessageDataItem::Flags(items)
+}
+
+/// The stored flags IMAP can say (a name that is no flag is left out).
+fn sayable(flags: &[String]) -> impl Iterator<Item = Flag<'_>> {
+    flags
+        .iter()
+        .filter_map(|name| Flag::try_from(name.as_str()).ok())
 }
 
 /// The items of `encoded`, imap-codec's writing of a FETCH response of `seq`: what is inside its

@@ -5,7 +5,6 @@ use imap_codec::imap_types::core::{IString, Literal, NString};
 use imap_codec::imap_types::fetch::Section;
 
 use super::*;
-use crate::fetch::flag_items;
 
 fn imap_codec_writes(seq: NonZeroU32, items: Vec<MessageDataItem<'static>>) -> Vec<u8> {
     let items = Vec1::try_from(items).expect("items");

@@ -17,7 +17,8 @@ use pushmail_core::types::Address;
 use pushmail_store::{ChangeKind, ChangesAfter, MessagePages};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::fetch::{MetaWindow, flag_items};
+use crate::fetch::MetaWindow;
+use crate::fetch_response::flag_items;
 use crate::keywords;
 use crate::qresync::Known;
 use crate::recent::Recent;

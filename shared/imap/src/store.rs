@@ -13,7 +13,8 @@ use pushmail_store::{FLAG_CHANGES_PER_CALL, FlagUpdate};
 use std::num::{NonZeroU32, NonZeroU64};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::fetch::{flag_items, targets};
+use crate::fetch::targets;
+use crate::fetch_response::flag_items;
 use crate::reply::{Result, io};
 use crate::state::{Imap, Session};
 use crate::wire::Wire;
