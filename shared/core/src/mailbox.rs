@@ -245,6 +245,15 @@ pub struct MessageState {
     pub modseq: u64,
 }
 
+/// A message's UID and whether it carries one flag: what a walk of a whole folder that counts
+/// by that flag reads (STATUS UNSEEN), cheaper than its state where the backend can read the
+/// flag alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagMark {
+    pub uid: u32,
+    pub set: bool,
+}
+
 /// A change of a message's flags (IMAP STORE, or a FETCH of its body marking it seen).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FlagChange {

@@ -31,7 +31,7 @@ pub use links::{LinkInsert, LinkQuery, LinkStore, Unlink};
 pub use liveness::LivenessStore;
 pub use mailbox::{
     Change, ChangeKind, ChangeWindow, ChangesAfter, Copied, Delivery, FLAG_CHANGES_PER_CALL,
-    FlagMark, FlagUpdate, FolderChange, MailboxStore, MessagePages,
+    FlagUpdate, FolderChange, MailboxStore, MessagePages,
 };
 pub use notices::{AccountNotices, NoticeCounts, NoticeDrop, NoticeFailure, NoticeStore};
 pub use outbox::OutboxStore;

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{
-    FlagChange, Flagged, Folder, MAX_MESSAGES_PER_APPEND, MessageMeta, MessageState, NewMessage,
+    FlagChange, FlagMark, Flagged, Folder, MAX_MESSAGES_PER_APPEND, MessageMeta, MessageState,
+    NewMessage,
 };
 use pushmail_core::message::header_end;
 use pushmail_core::types::Address;
@@ -83,15 +84,6 @@ const MOST_BYTES_PER_COPY_WRITE: u64 = 32 << 20;
 
 /// The most messages one [`MailboxStore::change_flags_of`] changes: a bound on one write.
 pub const FLAG_CHANGES_PER_CALL: usize = PAGE;
-
-/// A message's UID and whether it carries one flag: what a walk of a whole folder that counts
-/// by that flag reads (STATUS UNSEEN), cheaper than its state where the backend can read the
-/// flag alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlagMark {
-    pub uid: u32,
-    pub set: bool,
-}
 
 /// A folder's messages a page at a time, in UID order: what a folder-wide walk (SEARCH, STATUS
 /// UNSEEN, every UID, a folder's delete) goes through, holding one page, never the whole folder.

@@ -4,14 +4,15 @@
 
 use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::{
-    DEFAULT_FOLDERS, FlagChange, Folder, MessageMeta, MessageState, NewMessage, SpecialUse,
+    DEFAULT_FOLDERS, FlagChange, FlagMark, Folder, MessageMeta, MessageState, NewMessage,
+    SpecialUse,
 };
 use redb::TableDefinition;
 
 use super::deliver::Arrival;
 use super::message_record::{Marked, MessageRecord, Seen, Unflagged};
 use super::*;
-use crate::mailbox::{Change, Delivery, FlagMark, FlagUpdate, FolderChange};
+use crate::mailbox::{Change, Delivery, FlagUpdate, FolderChange};
 
 /// `<account> SEP <folder>` → folder.
 pub(super) const FOLDERS: Records = TableDefinition::new("mail_folders");

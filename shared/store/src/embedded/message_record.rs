@@ -16,11 +16,12 @@
 use std::marker::PhantomData;
 
 use chrono::DateTime;
-use pushmail_core::mailbox::{Envelope, MessageMeta, MessageState, is_deleted_flag, is_seen_flag};
+use pushmail_core::mailbox::{
+    Envelope, FlagMark, MessageMeta, MessageState, is_deleted_flag, is_seen_flag,
+};
 
 use super::{TxResult, decode, encode};
 use crate::StoreError;
-use crate::mailbox::FlagMark;
 
 const TAG: &str = "m1 ";
 
