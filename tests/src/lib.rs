@@ -26,6 +26,7 @@ pub mod admin;
 mod answers;
 mod callback;
 pub mod fixtures;
+mod held_requests;
 pub mod imap;
 pub mod openapi;
 pub mod smtp;
@@ -35,6 +36,7 @@ pub mod subscribe;
 pub use answers::{Answer, assert_error, assert_status};
 use answers::{into_admin_answer, into_answer};
 pub use callback::{CallbackSink, ReceivedNotice};
+pub use held_requests::{Held, HeldDynamo};
 use stores::unique;
 pub use stores::{
     TestStore, create_bucket, create_table, dynamo_store, dynamo_store_with, embedded_store,

@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::Utc;
 use pushmail_core::types::Address;
 use pushmail_push::dispatcher::{DispatchSettings, Dispatcher};
-use pushmail_store::Store;
-use pushmail_tests::{CallbackSink, Harness, on_dynamodb};
+use pushmail_store::{DynamoStore, DynamoStoreConfig, NoticeStore, Store};
+use pushmail_tests::{CallbackSink, Harness, HeldDynamo, on_dynamodb};
 use std::sync::Arc;
 
 /// The activation mail lands in INBOX too, and is announced like any other mail.
@@ -185,6 +185,67 @@ async fn racing_deliveries_and_dispatchers_strand_no_notice() {
     for worker in workers {
         worker.abort();
     }
+}
+
+/// A delivery that lands between the dispatcher's reads for its settle of the account and the
+/// settle's write leaves the account in the due order. The settle reads the account's queue item
+/// and its oldest notice, then writes what they say only if no write came between (on DynamoDB,
+/// where the order is not kept in the notices' own transactions). Written regardless, a settle
+/// that found nothing pending would take the account out of the order just after the delivery
+/// put it in, and the new notice would never be sent. The settle's write is held at an endpoint
+/// in front of the table while the delivery is made, then let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delivery_between_a_settles_reads_and_its_write_keeps_the_account_due() {
+    let h = Harness::start().await;
+    let up = CallbackSink::start(200).await;
+    let alice = h.account("alice").await;
+    h.integrate(&alice, &up, "r-alice", 1).await;
+    // What a sent notice leaves: the account's place, due at once, with nothing pending.
+    for notice in h.store.account_pending_notices(&alice, 10).await.unwrap() {
+        h.store.notice_delivered(&notice, Utc::now()).await.unwrap();
+    }
+    // The table's one backfill of the orders (which settles every account with notices) done
+    // now, so that the reads below see what the race left.
+    h.store
+        .due_notice_accounts(Utc::now(), BATCH)
+        .await
+        .unwrap();
+    match h.test_store().table.clone() {
+        Some(table) => {
+            let endpoint = HeldDynamo::start().await;
+            let settling = DynamoStore::new(endpoint.client().await, DynamoStoreConfig { table });
+            let mut write = endpoint.hold_next(&["DeleteItem", "UpdateItem"], "NOTICEQUEUE");
+            let settle = {
+                let alice = alice.clone();
+                tokio::spawn(async move { settling.settle_notice_queue(&alice).await })
+            };
+            write.reached().await;
+            h.deliver_mail(&alice, "INBOX", "between").await;
+            write.release();
+            settle.await.unwrap().unwrap();
+        }
+        // Kept in the notices' own transactions: no settle can come between.
+        None => {
+            h.store.settle_notice_queue(&alice).await.unwrap();
+            h.deliver_mail(&alice, "INBOX", "between").await;
+        }
+    }
+    let pending = h.store.account_pending_notices(&alice, 10).await.unwrap();
+    assert_eq!(pending.len(), 1, "the delivery's notice: {pending:?}");
+    let due = h
+        .store
+        .due_notice_accounts(Utc::now() + chrono::Duration::days(2), BATCH)
+        .await
+        .unwrap();
+    assert_eq!(due, [alice], "the account is due with its notice pending");
+    assert!(h.store.oldest_waiting_notice().await.unwrap().is_some());
+    let dispatcher = h.dispatcher();
+    pass(&dispatcher).await;
+    assert_eq!(
+        subjects(&up),
+        ["between"],
+        "taken above: the activation notice"
+    );
 }
 
 /// Notices kept by a version without the due order (its index items or tables gone) are found

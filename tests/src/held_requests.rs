@@ -1,0 +1,149 @@
+//! A DynamoDB endpoint in front of the test's own (moto) that forwards every request, except one
+//! chosen request which it holds until the test lets it go. A read followed by a conditional
+//! write can then be raced deterministically: the test holds the write, makes the other write
+//! while it waits, and releases it. This is the interleaving where a write made without its
+//! condition goes wrong.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::stores::endpoint;
+use crate::{sdk_config, serve};
+
+/// What to hold: the next request of one of `operations` (the `X-Amz-Target` operation, e.g.
+/// `DeleteItem`) whose body holds `marker`.
+struct Hold {
+    operations: Vec<String>,
+    marker: String,
+    reached: oneshot::Sender<()>,
+    release: oneshot::Receiver<()>,
+}
+
+/// The endpoint; requests go to it through [`HeldDynamo::client`].
+pub struct HeldDynamo {
+    url: String,
+    armed: Arc<Mutex<Option<Hold>>>,
+}
+
+/// One armed hold: [`Held::reached`] once the request waits; [`Held::release`] lets it go on.
+pub struct Held {
+    reached: oneshot::Receiver<()>,
+    release: oneshot::Sender<()>,
+}
+
+impl Held {
+    /// Waits until the request is held (at most 10 s).
+    pub async fn reached(&mut self) {
+        tokio::time::timeout(Duration::from_secs(10), &mut self.reached)
+            .await
+            .expect("the held request within 10 s")
+            .expect("the endpoint still running");
+    }
+
+    pub fn release(self) {
+        let _ = self.release.send(());
+    }
+}
+
+impl HeldDynamo {
+    pub async fn start() -> Self {
+        let armed: Arc<Mutex<Option<Hold>>> = Arc::default();
+        let upstream = endpoint();
+        let forwarder = reqwest::Client::new();
+        let holds = armed.clone();
+        let router = axum::Router::new().fallback(
+            move |method: http::Method,
+                  uri: http::Uri,
+                  headers: http::HeaderMap,
+                  body: bytes::Bytes| {
+                let (holds, forwarder, upstream) =
+                    (holds.clone(), forwarder.clone(), upstream.clone());
+                async move {
+                    let operation = headers
+                        .get("x-amz-target")
+                        .and_then(|target| target.to_str().ok())
+                        .and_then(|target| target.rsplit('.').next())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let hold = {
+                        let mut armed = holds.lock().expect("holds");
+                        let matches = armed.as_ref().is_some_and(|hold| {
+                            hold.operations.contains(&operation)
+                                && String::from_utf8_lossy(&body).contains(&hold.marker)
+                        });
+                        if matches { armed.take() } else { None }
+                    };
+                    if let Some(hold) = hold {
+                        let _ = hold.reached.send(());
+                        let _ = hold.release.await;
+                    }
+                    forward(&forwarder, &upstream, method, uri, headers, body).await
+                }
+            },
+        );
+        Self {
+            url: serve(router).await,
+            armed,
+        }
+    }
+
+    /// Holds the next request of one of `operations` whose body holds `marker`.
+    pub fn hold_next(&self, operations: &[&str], marker: &str) -> Held {
+        let (reached, reached_heard) = oneshot::channel();
+        let (release, released) = oneshot::channel();
+        *self.armed.lock().expect("holds") = Some(Hold {
+            operations: operations.iter().map(|op| (*op).to_owned()).collect(),
+            marker: marker.to_owned(),
+            reached,
+            release: released,
+        });
+        Held {
+            reached: reached_heard,
+            release,
+        }
+    }
+
+    /// A DynamoDB client whose requests go through this endpoint.
+    pub async fn client(&self) -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
+            .endpoint_url(&self.url)
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+}
+
+/// The request as it came, to `upstream`; its answer as it came back.
+async fn forward(
+    forwarder: &reqwest::Client,
+    upstream: &str,
+    method: http::Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+    body: bytes::Bytes,
+) -> http::Response<axum::body::Body> {
+    let path = uri.path_and_query().map_or("/", |path| path.as_str());
+    let mut request =
+        forwarder.request(method, format!("{}{path}", upstream.trim_end_matches('/')));
+    for (name, value) in &headers {
+        if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
+            request = request.header(name, value);
+        }
+    }
+    let answer = request
+        .body(body)
+        .send()
+        .await
+        .expect("the endpoint behind");
+    let mut response = http::Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        if name != http::header::CONTENT_LENGTH && name != http::header::TRANSFER_ENCODING {
+            response = response.header(name, value);
+        }
+    }
+    let body = answer.bytes().await.expect("the answer's body");
+    response
+        .body(axum::body::Body::from(body))
+        .expect("a response")
+}
