@@ -7,10 +7,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pushmail_store::{DynamoStore, DynamoStoreConfig, S3Bodies};
 use tokio::sync::oneshot;
 
 use crate::stores::endpoint;
-use crate::{sdk_config, serve};
+use crate::{TestStore, sdk_config, serve};
 
 /// What to hold: the next request of one of `operations` (the `X-Amz-Target` operation, e.g.
 /// `DeleteItem`) whose body holds `marker`.
@@ -102,6 +103,24 @@ impl HeldDynamo {
         Held {
             reached: reached_heard,
             release,
+        }
+    }
+
+    /// `test_store`'s table (and its bucket, reached directly) through this endpoint.
+    pub async fn store(&self, test_store: &TestStore) -> DynamoStore {
+        let table = test_store.table.clone().expect("a DynamoDB test store");
+        let store = DynamoStore::new(self.client().await, DynamoStoreConfig { table });
+        match &test_store.bucket {
+            Some(bucket) => {
+                let s3 = aws_sdk_s3::config::Builder::from(&sdk_config().await)
+                    .force_path_style(true)
+                    .build();
+                store.with_bodies(Arc::new(S3Bodies {
+                    client: aws_sdk_s3::Client::from_conf(s3),
+                    bucket: bucket.clone(),
+                }))
+            }
+            None => store,
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 use pushmail_core::types::Address;
 use pushmail_push::dispatcher::{DispatchSettings, Dispatcher};
-use pushmail_store::{DynamoStore, DynamoStoreConfig, NoticeStore, Store};
+use pushmail_store::{NoticeStore, Store};
 use pushmail_tests::{CallbackSink, Harness, HeldDynamo, on_dynamodb};
 use std::sync::Arc;
 
@@ -210,10 +210,10 @@ async fn a_delivery_between_a_settles_reads_and_its_write_keeps_the_account_due(
         .due_notice_accounts(Utc::now(), BATCH)
         .await
         .unwrap();
-    match h.test_store().table.clone() {
-        Some(table) => {
+    match &h.test_store().table {
+        Some(_) => {
             let endpoint = HeldDynamo::start().await;
-            let settling = DynamoStore::new(endpoint.client().await, DynamoStoreConfig { table });
+            let settling = endpoint.store(h.test_store()).await;
             let mut write = endpoint.hold_next(&["DeleteItem", "UpdateItem"], "NOTICEQUEUE");
             let settle = {
                 let alice = alice.clone();

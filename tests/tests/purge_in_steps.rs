@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use pushmail_core::types::Address;
-use pushmail_store::{AccountDelete, Delivery, Store};
+use pushmail_store::{AccountDelete, AccountStore, Delivery, Store};
+use pushmail_tests::HeldDynamo;
 use pushmail_tests::fixtures::{account, inbox, mailbox_with, new_message};
 
 async fn mailbox_of(store: &Arc<dyn Store>, address: &str, messages: usize) -> Address {
@@ -131,4 +132,62 @@ async fn an_address_created_anew_during_its_purge_keeps_its_new_owners_mail_alon
             "round {round}: the new owner's INBOX is gone"
         );
     }
+}
+
+/// On DynamoDB a purge reads a page of the last owner's keys, then deletes them in transactions
+/// that check the address still has no account: a new owner's items can have the same keys
+/// (`FOLDER#INBOX`, a message's UID, the mailbox state). Here the address is created anew, and
+/// its new owner stores a message, while the purge's first transaction is held at an endpoint in
+/// front of the table, after the purge read its page; then the transaction is let go. Without
+/// the check it would delete the new owner's folders and message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    no_aws_endpoint,
+    ignore = "needs AWS_ENDPOINT_URL (moto: infra/local/stack.sh up)"
+)]
+async fn an_address_created_anew_between_a_purges_read_and_its_delete_keeps_its_new_owners_mail() {
+    let test_store = pushmail_tests::dynamo_store().await;
+    let store: Arc<dyn Store> = test_store.store.clone();
+    let address = "held@recreated.example";
+    let old = mailbox_of(&store, address, 5).await;
+    let endpoint = HeldDynamo::start().await;
+    let purging = endpoint.store(&test_store).await;
+    let mut delete = endpoint.hold_next(&["TransactWriteItems"], "ConditionCheck");
+    let deleting = tokio::spawn(async move { purging.delete_account(&old).await });
+    delete.reached().await;
+
+    let owner = account(address);
+    assert!(store.create_account(&owner).await.unwrap());
+    store
+        .create_default_folders(&owner.address, Utc::now())
+        .await
+        .unwrap();
+    let mine = new_message("Subject: the new owner's\r\n\r\nmine\r\n");
+    let stored = store
+        .append_all(&owner.address, &inbox(), &[mine], None)
+        .await
+        .unwrap();
+    assert!(matches!(stored, Delivery::Stored { .. }), "{stored:?}");
+    delete.release();
+    assert!(matches!(
+        deleting.await.unwrap().unwrap(),
+        AccountDelete::Deleted { .. }
+    ));
+
+    let folders = store.folders(&owner.address).await.unwrap();
+    assert!(
+        folders.iter().any(|folder| folder.name == inbox()),
+        "the new owner's INBOX is gone: {folders:?}"
+    );
+    let states = store
+        .message_states(&owner.address, &inbox(), 0, 1_000_000)
+        .await
+        .unwrap();
+    assert_eq!(states.len(), 1, "{states:?}");
+    let body = store
+        .message_body(&owner.address, &inbox(), states[0].uid)
+        .await
+        .unwrap()
+        .expect("the new owner's message is kept whole");
+    assert!(String::from_utf8_lossy(&body).contains("the new owner's"));
 }
