@@ -1,8 +1,10 @@
-//! A DynamoDB endpoint in front of the test's own (moto) that forwards every request, except one
-//! chosen request which it holds until the test lets it go. A read followed by a conditional
-//! write can then be raced deterministically: the test holds the write, makes the other write
-//! while it waits, and releases it. This is the interleaving where a write made without its
-//! condition goes wrong.
+//! A DynamoDB endpoint in front of the test's own (moto) that forwards every request, except:
+//! - one chosen request, which it holds until the test lets it go. A read followed by a
+//!   conditional write can then be raced deterministically: the test holds the write, makes the
+//!   other write while it waits, and releases it. This is the interleaving where a write made
+//!   without its condition goes wrong.
+//! - chosen queries, which it answers with nothing, as an index a moment behind its writes
+//!   answers (moto's indexes are never behind, DynamoDB's global ones can be).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +28,8 @@ struct Hold {
 pub struct HeldDynamo {
     url: String,
     armed: Arc<Mutex<Option<Hold>>>,
+    /// Markers of the queries answered with nothing.
+    behind: Arc<Mutex<Vec<String>>>,
 }
 
 /// One armed hold: [`Held::reached`] once the request waits; [`Held::release`] lets it go on.
@@ -51,16 +55,21 @@ impl Held {
 impl HeldDynamo {
     pub async fn start() -> Self {
         let armed: Arc<Mutex<Option<Hold>>> = Arc::default();
+        let behind: Arc<Mutex<Vec<String>>> = Arc::default();
         let upstream = endpoint();
         let forwarder = reqwest::Client::new();
-        let holds = armed.clone();
+        let (holds, lagging) = (armed.clone(), behind.clone());
         let router = axum::Router::new().fallback(
             move |method: http::Method,
                   uri: http::Uri,
                   headers: http::HeaderMap,
                   body: bytes::Bytes| {
-                let (holds, forwarder, upstream) =
-                    (holds.clone(), forwarder.clone(), upstream.clone());
+                let (holds, lagging, forwarder, upstream) = (
+                    holds.clone(),
+                    lagging.clone(),
+                    forwarder.clone(),
+                    upstream.clone(),
+                );
                 async move {
                     let operation = headers
                         .get("x-amz-target")
@@ -68,11 +77,20 @@ impl HeldDynamo {
                         .and_then(|target| target.rsplit('.').next())
                         .unwrap_or_default()
                         .to_owned();
+                    let text = String::from_utf8_lossy(&body);
+                    let lags = operation == "Query"
+                        && lagging
+                            .lock()
+                            .expect("markers")
+                            .iter()
+                            .any(|marker| text.contains(marker.as_str()));
+                    if lags {
+                        return nothing_yet();
+                    }
                     let hold = {
                         let mut armed = holds.lock().expect("holds");
                         let matches = armed.as_ref().is_some_and(|hold| {
-                            hold.operations.contains(&operation)
-                                && String::from_utf8_lossy(&body).contains(&hold.marker)
+                            hold.operations.contains(&operation) && text.contains(&hold.marker)
                         });
                         if matches { armed.take() } else { None }
                     };
@@ -87,7 +105,14 @@ impl HeldDynamo {
         Self {
             url: serve(router).await,
             armed,
+            behind,
         }
+    }
+
+    /// Answers every query whose body holds `marker` (an index partition, say) with nothing,
+    /// as an index that has not caught up with the writes yet.
+    pub fn lag_queries(&self, marker: &str) {
+        self.behind.lock().expect("markers").push(marker.to_owned());
     }
 
     /// Holds the next request of one of `operations` whose body holds `marker`.
@@ -131,6 +156,17 @@ impl HeldDynamo {
             .build();
         aws_sdk_dynamodb::Client::from_conf(config)
     }
+}
+
+/// A query's answer with no items.
+fn nothing_yet() -> http::Response<axum::body::Body> {
+    http::Response::builder()
+        .status(200)
+        .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.0")
+        .body(axum::body::Body::from(
+            r#"{"Count":0,"Items":[],"ScannedCount":0}"#,
+        ))
+        .expect("a response")
 }
 
 /// The request as it came, to `upstream`; its answer as it came back.
