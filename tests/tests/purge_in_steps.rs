@@ -1,5 +1,5 @@
 //! Deleting a large mailbox while others write, and an address re-created while its last
-//! owner's mailbox is being purged.
+//! owner's mailbox is being purged, or while mail meant for the last owner is being stored.
 //!
 //! On the embedded store the purge removed every row of the mailbox in the delete's one write
 //! transaction: ten thousand messages (thirty thousand rows and more) held the writer, and so
@@ -14,7 +14,7 @@ use chrono::Utc;
 use pushmail_core::types::Address;
 use pushmail_store::{AccountDelete, AccountStore, Delivery, Store};
 use pushmail_tests::HeldDynamo;
-use pushmail_tests::fixtures::{account, inbox, mailbox_with, new_message};
+use pushmail_tests::fixtures::{account, inbox, mailbox_account, mailbox_with, new_message};
 
 async fn mailbox_of(store: &Arc<dyn Store>, address: &str, messages: usize) -> Address {
     let address = Address::parse(address).unwrap();
@@ -190,4 +190,51 @@ async fn an_address_created_anew_between_a_purges_read_and_its_delete_keeps_its_
         .unwrap()
         .expect("the new owner's message is kept whole");
     assert!(String::from_utf8_lossy(&body).contains("the new owner's"));
+}
+
+/// On DynamoDB a delivery reads the account, then stores the message in a transaction that
+/// checks the account is still the one it read (by its creation time). Here the address is
+/// deleted and created anew, a new person, while that transaction is held. The last owner's
+/// INBOX was empty, so nothing else in the transaction (the folder's next UID, the mailbox
+/// state) tells the two owners apart. Let go, the mail meant for the last owner must not reach
+/// the new one's INBOX.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    no_aws_endpoint,
+    ignore = "needs AWS_ENDPOINT_URL (moto: infra/local/stack.sh up)"
+)]
+async fn mail_held_while_its_address_is_created_anew_never_reaches_the_new_owner() {
+    let test_store = pushmail_tests::dynamo_store().await;
+    let store: Arc<dyn Store> = test_store.store.clone();
+    let address = Address::parse("held-mail@recreated.example").unwrap();
+    mailbox_account(store.as_ref(), &address).await;
+    let last = store.account(&address).await.unwrap().unwrap();
+    let endpoint = HeldDynamo::start().await;
+    let delivering: Arc<dyn Store> = Arc::new(endpoint.store(&test_store).await);
+    let mut write = endpoint.hold_next(&["TransactWriteItems"], "created_at");
+    let mut meant = new_message("Subject: for the last owner\r\n\r\ntheirs\r\n");
+    meant.owner_known_at = Some(last.created_at);
+    let delivery = tokio::spawn({
+        let address = address.clone();
+        async move { delivering.deliver(&address, &inbox(), &meant, None).await }
+    });
+    write.reached().await;
+
+    assert!(matches!(
+        store.delete_account(&address).await.unwrap(),
+        AccountDelete::Deleted { .. }
+    ));
+    // A later creation time: another person.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    mailbox_account(store.as_ref(), &address).await;
+    write.release();
+    assert_eq!(delivery.await.unwrap().unwrap(), Delivery::NoSuchAccount);
+    let states = store
+        .message_states(&address, &inbox(), 0, 100)
+        .await
+        .unwrap();
+    assert!(
+        states.is_empty(),
+        "the last owner's mail reached the new one: {states:?}"
+    );
 }
