@@ -1,0 +1,144 @@
+//! Two processes on one DynamoDB table. A flag change and an EXPUNGE each read the messages,
+//! then write in a transaction whose conditions say that what they read is unchanged. Within
+//! one process the writes to an account take turns, so only another process can come between
+//! the read and the transaction. Here one process's transaction is held at an endpoint in front
+//! of the table (`HeldDynamo`) while the other process writes, then let go. The conditions
+//! overlap: the message's own state, the folder's HIGHESTMODSEQ, the account's change counter
+//! and the new change-log item each catch the race alone. Each test fails when all four are
+//! dropped (tried by hand: the flag change then loses the other's flag, the EXPUNGE removes the
+//! message that was undeleted).
+
+use std::sync::Arc;
+
+use pushmail_core::mailbox::FlagChange;
+use pushmail_core::types::Address;
+use pushmail_store::Store;
+use pushmail_tests::fixtures::{inbox, mailbox_with};
+use pushmail_tests::{HeldDynamo, TestStore};
+
+/// alice's mailbox with `messages` in its INBOX, and their UIDs.
+async fn mailbox(test_store: &TestStore, messages: usize) -> (Address, Vec<u32>) {
+    let alice = Address::parse("alice@races.example").unwrap();
+    mailbox_with(test_store.store.as_ref(), &alice, messages, |n| {
+        format!("Subject: message {n}\r\n\r\nhi\r\n")
+    })
+    .await;
+    let uids = uids_of(&test_store.store, &alice).await;
+    assert_eq!(uids.len(), messages);
+    (alice, uids)
+}
+
+async fn uids_of(store: &Arc<dyn Store>, account: &Address) -> Vec<u32> {
+    store
+        .message_states(account, &inbox(), 0, 1_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|state| state.uid)
+        .collect()
+}
+
+fn add(flag: &str) -> FlagChange {
+    FlagChange::Add(vec![flag.to_owned()])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    no_aws_endpoint,
+    ignore = "needs AWS_ENDPOINT_URL (moto: infra/local/stack.sh up)"
+)]
+async fn a_flag_set_by_another_process_meanwhile_is_kept() {
+    let test_store = pushmail_tests::dynamo_store().await;
+    let direct = test_store.store.clone();
+    let (alice, uids) = mailbox(&test_store, 1).await;
+    let uid = uids[0];
+    let before = direct.folder(&alice, &inbox()).await.unwrap().unwrap();
+    let endpoint = HeldDynamo::start().await;
+    let held: Arc<dyn Store> = Arc::new(endpoint.store(&test_store).await);
+    let mut write = endpoint.hold_next(&["TransactWriteItems"], "meta");
+    let seen = tokio::spawn({
+        let alice = alice.clone();
+        async move {
+            held.update_flags(&alice, &inbox(), uid, &add("\\Seen"))
+                .await
+        }
+    });
+    write.reached().await;
+    let flagged = direct
+        .update_flags(&alice, &inbox(), uid, &add("\\Flagged"))
+        .await
+        .unwrap();
+    assert_eq!(flagged, Some(vec!["\\Flagged".to_owned()]));
+    write.release();
+
+    let mut seen = seen.await.unwrap().unwrap().expect("the message");
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["\\Flagged", "\\Seen"],
+        "what the held change answered"
+    );
+    let state = direct
+        .message_states(&alice, &inbox(), 0, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let mut kept = state.flags.clone();
+    kept.sort();
+    assert_eq!(
+        kept,
+        ["\\Flagged", "\\Seen"],
+        "one change lost the other's flag"
+    );
+    let after = direct.folder(&alice, &inbox()).await.unwrap().unwrap();
+    assert_eq!(
+        after.highest_modseq,
+        before.highest_modseq + 2,
+        "each change its own MODSEQ"
+    );
+    assert_eq!(state.modseq, after.highest_modseq);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    no_aws_endpoint,
+    ignore = "needs AWS_ENDPOINT_URL (moto: infra/local/stack.sh up)"
+)]
+async fn a_message_undeleted_by_another_process_meanwhile_is_not_expunged() {
+    let test_store = pushmail_tests::dynamo_store().await;
+    let direct = test_store.store.clone();
+    let (alice, uids) = mailbox(&test_store, 2).await;
+    for &uid in &uids {
+        direct
+            .update_flags(&alice, &inbox(), uid, &add("\\Deleted"))
+            .await
+            .unwrap();
+    }
+    let endpoint = HeldDynamo::start().await;
+    let held: Arc<dyn Store> = Arc::new(endpoint.store(&test_store).await);
+    let mut write = endpoint.hold_next(&["TransactWriteItems"], "meta");
+    let expunge = tokio::spawn({
+        let (alice, uids) = (alice.clone(), uids.clone());
+        async move { held.expunge(&alice, &inbox(), &uids, true).await }
+    });
+    write.reached().await;
+    let undeleted = direct
+        .update_flags(
+            &alice,
+            &inbox(),
+            uids[0],
+            &FlagChange::Remove(vec!["\\Deleted".to_owned()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(undeleted, Some(Vec::new()));
+    write.release();
+
+    let expunged = expunge.await.unwrap().unwrap();
+    assert_eq!(expunged, [uids[1]], "only the message still \\Deleted");
+    assert_eq!(
+        uids_of(&direct, &alice).await,
+        [uids[0]],
+        "the undeleted message was expunged"
+    );
+}
