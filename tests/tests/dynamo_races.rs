@@ -1,19 +1,20 @@
-//! Two processes on one DynamoDB table. A flag change and an EXPUNGE each read the messages,
-//! then write in a transaction whose conditions say that what they read is unchanged. Within
+//! Two processes on one DynamoDB table. A delivery, a flag change and an EXPUNGE each read the
+//! folder or its messages, then write in a transaction whose conditions say that what they read is unchanged. Within
 //! one process the writes to an account take turns, so only another process can come between
 //! the read and the transaction. Here one process's transaction is held at an endpoint in front
 //! of the table (`HeldDynamo`) while the other process writes, then let go. The conditions
-//! overlap: the message's own state, the folder's HIGHESTMODSEQ, the account's change counter
-//! and the new change-log item each catch the race alone. Each test fails when all four are
-//! dropped (tried by hand: the flag change then loses the other's flag, the EXPUNGE removes the
-//! message that was undeleted).
+//! overlap: the message's own item (its state, or for a delivery that its UID is free), the
+//! folder's HIGHESTMODSEQ or next UID, the account's change counter and the new change-log item
+//! each catch the race alone. Each test fails when all four are dropped (tried by hand: the flag
+//! change then loses the other's flag, the EXPUNGE removes the message that was undeleted, the
+//! delivery writes over the other's message).
 
 use std::sync::Arc;
 
 use pushmail_core::mailbox::FlagChange;
 use pushmail_core::types::Address;
-use pushmail_store::Store;
-use pushmail_tests::fixtures::{inbox, mailbox_with};
+use pushmail_store::{Delivery, Store};
+use pushmail_tests::fixtures::{inbox, mailbox_with, new_message};
 use pushmail_tests::{HeldDynamo, TestStore};
 
 /// alice's mailbox with `messages` in its INBOX, and their UIDs.
@@ -141,4 +142,51 @@ async fn a_message_undeleted_by_another_process_meanwhile_is_not_expunged() {
         [uids[0]],
         "the undeleted message was expunged"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    no_aws_endpoint,
+    ignore = "needs AWS_ENDPOINT_URL (moto: infra/local/stack.sh up)"
+)]
+async fn mail_delivered_by_another_process_meanwhile_keeps_its_uid() {
+    let test_store = pushmail_tests::dynamo_store().await;
+    let direct = test_store.store.clone();
+    let (alice, _) = mailbox(&test_store, 0).await;
+    let endpoint = HeldDynamo::start().await;
+    let held: Arc<dyn Store> = Arc::new(endpoint.store(&test_store).await);
+    let mut write = endpoint.hold_next(&["TransactWriteItems"], "meta");
+    let first = tokio::spawn({
+        let alice = alice.clone();
+        async move {
+            let message = new_message("Subject: held\r\n\r\nfirst read\r\n");
+            held.deliver(&alice, &inbox(), &message, None).await
+        }
+    });
+    write.reached().await;
+    let meanwhile = new_message("Subject: meanwhile\r\n\r\nfirst stored\r\n");
+    let stored = direct
+        .deliver(&alice, &inbox(), &meanwhile, None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(stored, Delivery::Stored { uid: 1, .. }),
+        "{stored:?}"
+    );
+    write.release();
+
+    let held_stored = first.await.unwrap().unwrap();
+    assert!(
+        matches!(held_stored, Delivery::Stored { uid: 2, .. }),
+        "{held_stored:?}"
+    );
+    assert_eq!(uids_of(&direct, &alice).await, [1, 2], "one message lost");
+    for (uid, words) in [(1, "first stored"), (2, "first read")] {
+        let body = direct
+            .message_body(&alice, &inbox(), uid)
+            .await
+            .unwrap()
+            .expect("kept");
+        assert!(String::from_utf8_lossy(&body).contains(words), "{uid}");
+    }
 }
