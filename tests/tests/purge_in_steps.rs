@@ -33,6 +33,43 @@ async fn inbox_count(store: &Arc<dyn Store>, address: &Address) -> usize {
         .len()
 }
 
+/// The address's new owner makes its folders and stores one message of its own.
+async fn new_owner_stores_its_mail(store: &Arc<dyn Store>, owner: &Address) {
+    store
+        .create_default_folders(owner, Utc::now())
+        .await
+        .unwrap();
+    let mine = new_message("Subject: the new owner's\r\n\r\nmine\r\n");
+    let stored = store
+        .append_all(owner, &inbox(), &[mine], None)
+        .await
+        .unwrap();
+    assert!(matches!(stored, Delivery::Stored { .. }), "{stored:?}");
+}
+
+/// The new owner's mailbox holds its INBOX with exactly its one message, whole.
+async fn assert_only_the_new_owners_mail(store: &Arc<dyn Store>, owner: &Address, case: &str) {
+    let folders = store.folders(owner).await.unwrap();
+    assert!(
+        folders.iter().any(|folder| folder.name == inbox()),
+        "{case}: the new owner's INBOX is gone"
+    );
+    let states = store
+        .message_states(owner, &inbox(), 0, 1_000_000)
+        .await
+        .unwrap();
+    assert_eq!(states.len(), 1, "{case}: {} messages", states.len());
+    let body = store
+        .message_body(owner, &inbox(), states[0].uid)
+        .await
+        .unwrap()
+        .expect("the new owner's message is kept whole");
+    assert!(
+        String::from_utf8_lossy(&body).contains("the new owner's"),
+        "{case}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_large_mailbox_is_purged_in_steps_with_other_writes_between_them() {
     const MESSAGES: usize = 10_000;
@@ -98,39 +135,12 @@ async fn an_address_created_anew_during_its_purge_keeps_its_new_owners_mail_alon
         while !store.create_account(&owner).await.unwrap() {
             tokio::task::yield_now().await;
         }
-        store
-            .create_default_folders(&owner.address, Utc::now())
-            .await
-            .unwrap();
-        let mine = new_message("Subject: the new owner's\r\n\r\nmine\r\n");
-        let stored = store
-            .append_all(&owner.address, &inbox(), &[mine], None)
-            .await
-            .unwrap();
-        assert!(matches!(stored, Delivery::Stored { .. }), "{stored:?}");
+        new_owner_stores_its_mail(&store, &owner.address).await;
         assert!(matches!(
             deleting.await.unwrap(),
             AccountDelete::Deleted { .. }
         ));
-        let states = store
-            .message_states(&owner.address, &inbox(), 0, 1_000_000)
-            .await
-            .unwrap();
-        assert_eq!(states.len(), 1, "round {round}: {} messages", states.len());
-        let body = store
-            .message_body(&owner.address, &inbox(), states[0].uid)
-            .await
-            .unwrap()
-            .expect("the new owner's message is kept whole");
-        assert!(
-            String::from_utf8_lossy(&body).contains("the new owner's"),
-            "round {round}"
-        );
-        let folders = store.folders(&owner.address).await.unwrap();
-        assert!(
-            folders.iter().any(|folder| folder.name == inbox()),
-            "round {round}: the new owner's INBOX is gone"
-        );
+        assert_only_the_new_owners_mail(&store, &owner.address, &format!("round {round}")).await;
     }
 }
 
@@ -158,38 +168,13 @@ async fn an_address_created_anew_between_a_purges_read_and_its_delete_keeps_its_
 
     let owner = account(address);
     assert!(store.create_account(&owner).await.unwrap());
-    store
-        .create_default_folders(&owner.address, Utc::now())
-        .await
-        .unwrap();
-    let mine = new_message("Subject: the new owner's\r\n\r\nmine\r\n");
-    let stored = store
-        .append_all(&owner.address, &inbox(), &[mine], None)
-        .await
-        .unwrap();
-    assert!(matches!(stored, Delivery::Stored { .. }), "{stored:?}");
+    new_owner_stores_its_mail(&store, &owner.address).await;
     delete.release();
     assert!(matches!(
         deleting.await.unwrap().unwrap(),
         AccountDelete::Deleted { .. }
     ));
-
-    let folders = store.folders(&owner.address).await.unwrap();
-    assert!(
-        folders.iter().any(|folder| folder.name == inbox()),
-        "the new owner's INBOX is gone: {folders:?}"
-    );
-    let states = store
-        .message_states(&owner.address, &inbox(), 0, 1_000_000)
-        .await
-        .unwrap();
-    assert_eq!(states.len(), 1, "{states:?}");
-    let body = store
-        .message_body(&owner.address, &inbox(), states[0].uid)
-        .await
-        .unwrap()
-        .expect("the new owner's message is kept whole");
-    assert!(String::from_utf8_lossy(&body).contains("the new owner's"));
+    assert_only_the_new_owners_mail(&store, &owner.address, "held").await;
 }
 
 /// On DynamoDB a delivery reads the account, then stores the message in a transaction that
