@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::FlagChange;
 use pushmail_core::types::Address;
 use pushmail_store::{Delivery, Store};
@@ -189,4 +190,54 @@ async fn mail_delivered_by_another_process_meanwhile_keeps_its_uid() {
             .expect("kept");
         assert!(String::from_utf8_lossy(&body).contains(words), "{uid}");
     }
+}
+
+/// Folders made at once by two processes get different UIDVALIDITYs, and the address's floor
+/// ends above both: each creation raises the floor on the condition that it is still what was
+/// read. Had one creation not waited for the other, both would take the same UIDVALIDITY (made in
+/// the same second over the same floor), and a name could later get a UIDVALIDITY it had before
+/// (one folder deleted, the other renamed to its name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    no_aws_endpoint,
+    ignore = "needs AWS_ENDPOINT_URL (moto: infra/local/stack.sh up)"
+)]
+async fn folders_made_at_once_by_two_processes_get_different_uidvalidities() {
+    let test_store = pushmail_tests::dynamo_store().await;
+    let direct = test_store.store.clone();
+    let (alice, _) = mailbox(&test_store, 0).await;
+    let endpoint = HeldDynamo::start().await;
+    let held: Arc<dyn Store> = Arc::new(endpoint.store(&test_store).await);
+    let mut write = endpoint.hold_next(&["TransactWriteItems"], "floor");
+    let at = chrono::Utc::now();
+    let (one, two) = (
+        FolderName::parse("One").unwrap(),
+        FolderName::parse("Two").unwrap(),
+    );
+    let first = tokio::spawn({
+        let (alice, one) = (alice.clone(), one.clone());
+        async move { held.create_folder(&alice, &one, at).await }
+    });
+    write.reached().await;
+    direct.create_folder(&alice, &two, at).await.unwrap();
+    write.release();
+    first.await.unwrap().unwrap();
+
+    let folders = direct.folders(&alice).await.unwrap();
+    let validity = |name: &FolderName| {
+        folders
+            .iter()
+            .find(|folder| &folder.name == name)
+            .map(|folder| folder.uid_validity)
+            .expect("made")
+    };
+    assert_ne!(validity(&one), validity(&two), "{folders:?}");
+    let mut all: Vec<u32> = folders.iter().map(|folder| folder.uid_validity).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        folders.len(),
+        "one UIDVALIDITY each: {folders:?}"
+    );
 }
