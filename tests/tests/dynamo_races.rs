@@ -1,13 +1,14 @@
-//! Two processes on one DynamoDB table. A delivery, a flag change and an EXPUNGE each read the
-//! folder or its messages, then write in a transaction whose conditions say that what they read is unchanged. Within
-//! one process the writes to an account take turns, so only another process can come between
-//! the read and the transaction. Here one process's transaction is held at an endpoint in front
-//! of the table (`HeldDynamo`) while the other process writes, then let go. The conditions
-//! overlap: the message's own item (its state, or for a delivery that its UID is free), the
-//! folder's HIGHESTMODSEQ or next UID, the account's change counter and the new change-log item
-//! each catch the race alone. Each test fails when all four are dropped (tried by hand: the flag
-//! change then loses the other's flag, the EXPUNGE removes the message that was undeleted, the
-//! delivery writes over the other's message).
+//! Two processes on one DynamoDB table. A delivery, a flag change, an EXPUNGE and a folder's
+//! creation each read, then write in a transaction whose conditions say that what they read is
+//! unchanged. Within one process the writes to an account take turns, so only another process
+//! can come between the read and the transaction. Here one process's transaction is held at an
+//! endpoint in front of the table (`HeldDynamo`) while the other process writes, then let go.
+//! For the mail, the conditions overlap: the message's own item (its state, or for a delivery
+//! that its UID is free), the folder's HIGHESTMODSEQ or next UID, the account's change counter
+//! and the new change-log item each catch the race alone. Each test fails when all four are
+//! dropped (tried by hand: the flag change then loses the other's flag, the EXPUNGE removes the
+//! message that was undeleted, the delivery writes over the other's message); the folder test
+//! fails without the UIDVALIDITY floor's condition alone.
 
 use std::sync::Arc;
 
