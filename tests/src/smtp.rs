@@ -3,6 +3,10 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pushmail_smtp::{Outgoing, RelayPolicy, Smarthost};
+use pushmail_store::Store;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -161,6 +165,21 @@ impl Sink {
 
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// The relay queue of `store` with this sink as its smarthost.
+    pub fn relay(&self, store: Arc<dyn Store>, policy: RelayPolicy) -> Arc<Outgoing> {
+        let transport = Smarthost {
+            address: self.address.to_string(),
+            hostname: "pushmail.test".into(),
+            timeout: Duration::from_secs(5),
+        };
+        Arc::new(Outgoing::new(
+            store,
+            Arc::new(transport),
+            policy,
+            "pushmail.test".into(),
+        ))
     }
 
     async fn session(self, stream: TcpStream) {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use pushmail_core::types::Address;
-use pushmail_smtp::{Outgoing, RelayPolicy, Smarthost};
+use pushmail_smtp::RelayPolicy;
 use pushmail_store::{EmbeddedStore, RelayJob, Store};
 use pushmail_tests::fixtures::{insert, link};
 use pushmail_tests::smtp::Sink;
@@ -288,17 +288,7 @@ async fn on_dynamodb_a_job_queued_here_goes_before_the_due_index_shows_it() {
     endpoint.lag_queries("DUE#relay");
     let store: Arc<dyn Store> = Arc::new(endpoint.store(&test_store).await);
     let sink = Sink::start().await;
-    let transport = Smarthost {
-        address: sink.address.to_string(),
-        hostname: "pushmail.test".into(),
-        timeout: std::time::Duration::from_secs(5),
-    };
-    let outgoing = Outgoing::new(
-        store.clone(),
-        Arc::new(transport),
-        RelayPolicy::default(),
-        "pushmail.test".into(),
-    );
+    let outgoing = sink.relay(store.clone(), RelayPolicy::default());
     let now = Utc::now();
     let (alice, bob) = (
         Address::parse("alice@example.com").unwrap(),

@@ -185,17 +185,7 @@ async fn one_relayed_copy_for_several_recipients_names_none_of_them() {
     let h = Harness::start().await;
     let alice = h.account("alice").await;
     let sink = pushmail_tests::smtp::Sink::start().await;
-    let transport = pushmail_smtp::Smarthost {
-        address: sink.address.to_string(),
-        hostname: "pushmail.test".into(),
-        timeout: Duration::from_secs(5),
-    };
-    let outgoing = std::sync::Arc::new(pushmail_smtp::Outgoing::new(
-        h.store.clone(),
-        std::sync::Arc::new(transport),
-        pushmail_smtp::RelayPolicy::default(),
-        "pushmail.test".into(),
-    ));
+    let outgoing = sink.relay(h.store.clone(), pushmail_smtp::RelayPolicy::default());
     let settings = SmtpSettings {
         plaintext_auth_on_loopback: true,
         ..SmtpSettings::default()

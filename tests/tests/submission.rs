@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use pushmail_core::types::Address;
-use pushmail_smtp::{Outgoing, RelayPolicy, Smarthost, Smtp, SmtpSettings};
+use pushmail_smtp::{Outgoing, RelayPolicy, Smtp, SmtpSettings};
 use pushmail_tests::smtp::{Client, Sink, test_tls};
 use pushmail_tests::{Harness, PASSWORD};
 use tokio_rustls::TlsConnector;
@@ -21,17 +21,7 @@ fn plain(login: &str, password: &str) -> String {
 }
 
 fn outgoing(h: &Harness, sink: &Sink, policy: RelayPolicy) -> Arc<Outgoing> {
-    let transport = Smarthost {
-        address: sink.address.to_string(),
-        hostname: "pushmail.test".into(),
-        timeout: Duration::from_secs(5),
-    };
-    Arc::new(Outgoing::new(
-        h.store.clone(),
-        Arc::new(transport),
-        policy,
-        "pushmail.test".into(),
-    ))
+    sink.relay(h.store.clone(), policy)
 }
 
 /// A submission listener with TLS (no plaintext AUTH) and a relay to `sink`.
