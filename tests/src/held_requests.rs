@@ -13,7 +13,7 @@ use pushmail_store::{DynamoStore, DynamoStoreConfig, S3Bodies};
 use tokio::sync::oneshot;
 
 use crate::stores::endpoint;
-use crate::{TestStore, sdk_config, serve};
+use crate::{TestStore, s3_client, sdk_config, serve};
 
 /// What to hold: the next request of one of `operations` (the `X-Amz-Target` operation, e.g.
 /// `DeleteItem`) whose body holds `marker`.
@@ -24,7 +24,7 @@ struct Hold {
     release: oneshot::Receiver<()>,
 }
 
-/// The endpoint; requests go to it through [`HeldDynamo::client`].
+/// The endpoint; a store's requests go through it from [`HeldDynamo::store`].
 pub struct HeldDynamo {
     url: String,
     armed: Arc<Mutex<Option<Hold>>>,
@@ -131,26 +131,20 @@ impl HeldDynamo {
         }
     }
 
-    /// `test_store`'s table (and its bucket, reached directly) through this endpoint.
+    /// `test_store`'s table through this endpoint, and its bucket directly.
     pub async fn store(&self, test_store: &TestStore) -> DynamoStore {
         let table = test_store.table.clone().expect("a DynamoDB test store");
-        let store = DynamoStore::new(self.client().await, DynamoStoreConfig { table });
-        match &test_store.bucket {
-            Some(bucket) => {
-                let s3 = aws_sdk_s3::config::Builder::from(&sdk_config().await)
-                    .force_path_style(true)
-                    .build();
-                store.with_bodies(Arc::new(S3Bodies {
-                    client: aws_sdk_s3::Client::from_conf(s3),
-                    bucket: bucket.clone(),
-                }))
-            }
-            None => store,
-        }
+        let bucket = test_store.bucket.clone().expect("its bucket");
+        DynamoStore::new(self.client().await, DynamoStoreConfig { table }).with_bodies(Arc::new(
+            S3Bodies {
+                client: s3_client().await,
+                bucket,
+            },
+        ))
     }
 
     /// A DynamoDB client whose requests go through this endpoint.
-    pub async fn client(&self) -> aws_sdk_dynamodb::Client {
+    async fn client(&self) -> aws_sdk_dynamodb::Client {
         let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
             .endpoint_url(&self.url)
             .build();

@@ -40,7 +40,7 @@ pub use held_requests::{Held, HeldDynamo};
 use stores::unique;
 pub use stores::{
     TestStore, create_bucket, create_table, dynamo_store, dynamo_store_with, embedded_store,
-    embedded_store_with, on_dynamodb, sdk_config, test_store, test_store_with,
+    embedded_store_with, on_dynamodb, s3_client, sdk_config, test_store, test_store_with,
 };
 
 pub const PASSWORD: &str = "correct horse battery staple";

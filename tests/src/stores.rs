@@ -178,13 +178,18 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// Creates an S3 bucket for message bodies (path-style, as moto and LocalStack serve them).
-pub async fn create_bucket(name: &str) {
-    let sdk = sdk_config().await;
-    let config = aws_sdk_s3::config::Builder::from(&sdk)
+/// An S3 client on the AWS endpoint, path-style (as moto and LocalStack serve buckets).
+pub async fn s3_client() -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(&sdk_config().await)
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(config)
+}
+
+/// Creates an S3 bucket for message bodies.
+pub async fn create_bucket(name: &str) {
+    s3_client()
+        .await
         .create_bucket()
         .bucket(name)
         .send()

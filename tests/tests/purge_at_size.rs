@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use pushmail_core::types::Address;
 use pushmail_store::{AccountDelete, Store};
 use pushmail_tests::fixtures::mailbox_with;
-use pushmail_tests::{TestStore, sdk_config};
+use pushmail_tests::{TestStore, s3_client, sdk_config};
 
 /// Messages whose envelopes (a long subject) make the partition span more than one 1 MB page.
 const MESSAGES: usize = 600;
@@ -54,11 +54,7 @@ async fn left_of(test_store: &TestStore, address: &Address) -> (usize, usize) {
             break;
         }
     }
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = s3_client().await;
     let mut bodies = 0;
     let mut token = None;
     loop {
