@@ -16,11 +16,22 @@ use pushmail_core::folder::FolderName;
 use pushmail_core::mailbox::FlagChange;
 use pushmail_core::types::Address;
 use pushmail_store::{Delivery, Store};
+use pushmail_tests::HeldDynamo;
 use pushmail_tests::fixtures::{inbox, mailbox_with, new_message};
-use pushmail_tests::{HeldDynamo, TestStore};
 
-/// alice's mailbox with `messages` in its INBOX, and their UIDs.
-async fn mailbox(test_store: &TestStore, messages: usize) -> (Address, Vec<u32>) {
+/// Alice's mailbox on a fresh table, seen by two processes: `direct` to the table, `held`
+/// through `endpoint`, which can hold its requests.
+struct TwoProcesses {
+    direct: Arc<dyn Store>,
+    held: Arc<dyn Store>,
+    endpoint: HeldDynamo,
+    alice: Address,
+    /// Of the messages in her INBOX.
+    uids: Vec<u32>,
+}
+
+async fn two_processes(messages: usize) -> TwoProcesses {
+    let test_store = pushmail_tests::dynamo_store().await;
     let alice = Address::parse("alice@races.example").unwrap();
     mailbox_with(test_store.store.as_ref(), &alice, messages, |n| {
         format!("Subject: message {n}\r\n\r\nhi\r\n")
@@ -28,7 +39,14 @@ async fn mailbox(test_store: &TestStore, messages: usize) -> (Address, Vec<u32>)
     .await;
     let uids = uids_of(&test_store.store, &alice).await;
     assert_eq!(uids.len(), messages);
-    (alice, uids)
+    let endpoint = HeldDynamo::start().await;
+    TwoProcesses {
+        direct: test_store.store.clone(),
+        held: Arc::new(endpoint.store(&test_store).await),
+        endpoint,
+        alice,
+        uids,
+    }
 }
 
 async fn uids_of(store: &Arc<dyn Store>, account: &Address) -> Vec<u32> {
@@ -51,13 +69,15 @@ fn add(flag: &str) -> FlagChange {
     ignore = "needs AWS_ENDPOINT_URL (moto: infra/local/stack.sh up)"
 )]
 async fn a_flag_set_by_another_process_meanwhile_is_kept() {
-    let test_store = pushmail_tests::dynamo_store().await;
-    let direct = test_store.store.clone();
-    let (alice, uids) = mailbox(&test_store, 1).await;
+    let TwoProcesses {
+        direct,
+        held,
+        endpoint,
+        alice,
+        uids,
+    } = two_processes(1).await;
     let uid = uids[0];
     let before = direct.folder(&alice, &inbox()).await.unwrap().unwrap();
-    let endpoint = HeldDynamo::start().await;
-    let held: Arc<dyn Store> = Arc::new(endpoint.store(&test_store).await);
     let mut write = endpoint.hold_next(&["TransactWriteItems"], "meta");
     let seen = tokio::spawn({
         let alice = alice.clone();
@@ -108,17 +128,19 @@ async fn a_flag_set_by_another_process_meanwhile_is_kept() {
     ignore = "needs AWS_ENDPOINT_URL (moto: infra/local/stack.sh up)"
 )]
 async fn a_message_undeleted_by_another_process_meanwhile_is_not_expunged() {
-    let test_store = pushmail_tests::dynamo_store().await;
-    let direct = test_store.store.clone();
-    let (alice, uids) = mailbox(&test_store, 2).await;
+    let TwoProcesses {
+        direct,
+        held,
+        endpoint,
+        alice,
+        uids,
+    } = two_processes(2).await;
     for &uid in &uids {
         direct
             .update_flags(&alice, &inbox(), uid, &add("\\Deleted"))
             .await
             .unwrap();
     }
-    let endpoint = HeldDynamo::start().await;
-    let held: Arc<dyn Store> = Arc::new(endpoint.store(&test_store).await);
     let mut write = endpoint.hold_next(&["TransactWriteItems"], "meta");
     let expunge = tokio::spawn({
         let (alice, uids) = (alice.clone(), uids.clone());
@@ -152,11 +174,13 @@ async fn a_message_undeleted_by_another_process_meanwhile_is_not_expunged() {
     ignore = "needs AWS_ENDPOINT_URL (moto: infra/local/stack.sh up)"
 )]
 async fn mail_delivered_by_another_process_meanwhile_keeps_its_uid() {
-    let test_store = pushmail_tests::dynamo_store().await;
-    let direct = test_store.store.clone();
-    let (alice, _) = mailbox(&test_store, 0).await;
-    let endpoint = HeldDynamo::start().await;
-    let held: Arc<dyn Store> = Arc::new(endpoint.store(&test_store).await);
+    let TwoProcesses {
+        direct,
+        held,
+        endpoint,
+        alice,
+        ..
+    } = two_processes(0).await;
     let mut write = endpoint.hold_next(&["TransactWriteItems"], "meta");
     let first = tokio::spawn({
         let alice = alice.clone();
@@ -193,9 +217,8 @@ async fn mail_delivered_by_another_process_meanwhile_keeps_its_uid() {
     }
 }
 
-/// Folders made at once by two processes get different UIDVALIDITYs, and the address's floor
-/// ends above both: each creation raises the floor on the condition that it is still what was
-/// read. Had one creation not waited for the other, both would take the same UIDVALIDITY (made in
+/// Folders made at once by two processes get different UIDVALIDITYs: each creation raises the
+/// address's UIDVALIDITY floor on the condition that the floor is still what it read. Had one creation not waited for the other, both would take the same UIDVALIDITY (made in
 /// the same second over the same floor), and a name could later get a UIDVALIDITY it had before
 /// (one folder deleted, the other renamed to its name).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -204,11 +227,13 @@ async fn mail_delivered_by_another_process_meanwhile_keeps_its_uid() {
     ignore = "needs AWS_ENDPOINT_URL (moto: infra/local/stack.sh up)"
 )]
 async fn folders_made_at_once_by_two_processes_get_different_uidvalidities() {
-    let test_store = pushmail_tests::dynamo_store().await;
-    let direct = test_store.store.clone();
-    let (alice, _) = mailbox(&test_store, 0).await;
-    let endpoint = HeldDynamo::start().await;
-    let held: Arc<dyn Store> = Arc::new(endpoint.store(&test_store).await);
+    let TwoProcesses {
+        direct,
+        held,
+        endpoint,
+        alice,
+        ..
+    } = two_processes(0).await;
     let mut write = endpoint.hold_next(&["TransactWriteItems"], "floor");
     let at = chrono::Utc::now();
     let (one, two) = (
