@@ -14,7 +14,10 @@
 # Set PERF_DATA=FILE to record pushmail's run with `perf record -g` (or PERF_ARGS, e.g.
 # "--call-graph dwarf -F 300"; build with line tables:
 # CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only),
-# SKIP_DOVECOT=1 to measure pushmail alone, KEEP_LOGS=DIR to keep imaptest's logs.
+# SKIP_DOVECOT=1 to measure pushmail alone, KEEP_LOGS=DIR to keep imaptest's logs. Each run also
+# prints its server/imaptest CPU (the server's CPU a command over imaptest's, which moves far
+# less with the machine's speed than either: 2.72-2.98 for one build over an hour in which
+# cmd/s went from 5,467 to 14,868) and the share of the machine left idle.
 # pushmail: target/release/pushmail (built if missing), --demo with user1..user100 made through the
 # admin API. Dovecot: Debian's dovecot-imapd (installed if missing), a maildir per user and a
 # passwd-file of the same users, no TLS, in a temporary folder. Stops what it starts.
@@ -42,20 +45,24 @@ trap cleanup EXIT INT TERM
 # shellcheck source=infra/bench/demo_pushmail.sh
 . infra/bench/demo_pushmail.sh
 busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
+# Time no task ran (idle and waiting on the disk), all cores.
+unused() { awk '/^cpu /{print $5+$6}' /proc/stat; }
 hz=$(getconf CLK_TCK)
 
 # Runs the load against PORT; prints "NAME cmd/s, µs of CPU per command".
 load() {
-  local name=$1 port=$2 before after
-  before=$(busy)
+  local name=$1 port=$2 before after idle_before idle_after
+  before=$(busy) idle_before=$(unused)
   /usr/bin/time -f '%U %S' -o "$work/time" "$imaptest" host=127.0.0.1 port="$port" \
     user='user%d@example.com' pass=imaptest-password users=100 clients="$clients" secs="$secs" \
     mbox="$mbox" logout="$logout" >"$work/$name.log" 2>&1 || true
-  after=$(busy)
+  after=$(busy) idle_after=$(unused)
   [ -z "${KEEP_LOGS:-}" ] || { mkdir -p "$KEEP_LOGS" && cp "$work/$name.log" "$KEEP_LOGS/"; }
-  python3 - "$name" "$work/$name.log" "$work/time" "$((after - before))" "$hz" "$secs" <<'EOF'
+  python3 - "$name" "$work/$name.log" "$work/time" "$((after - before))" "$hz" "$secs" \
+    "$((idle_after - idle_before))" <<'EOF'
 import sys
 name, log, timing, busy, hz, secs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+unused = int(sys.argv[7])
 lines = open(log, errors="replace").read().splitlines()
 at = max(i for i, line in enumerate(lines) if line.startswith("Totals:"))
 commands = sum(int(n) for n in lines[at + 4].split() if n.isdigit())
@@ -63,8 +70,11 @@ user, system = (float(x) for x in open(timing).read().split()[-2:])
 errors = sum("error" in line.lower() for line in lines)
 served = busy / hz - user - system
 open(log + ".rate", "w").write(f"{commands / secs}\n")
+# The server's CPU a command over imaptest's: both move with the machine's speed, their ratio
+# far less (a figure to compare builds by); and the share of the machine no task used.
 print(f"{name}: {commands / secs:,.0f} cmd/s, {served / commands * 1e6:.0f} µs of CPU per command "
-      f"(imaptest's own: {(user + system) / commands * 1e6:.0f} µs), {errors} error lines")
+      f"(imaptest's own: {(user + system) / commands * 1e6:.0f} µs), {errors} error lines; "
+      f"server/imaptest CPU {served / (user + system):.2f}, machine idle {100 * unused / (unused + busy):.0f} %")
 EOF
 }
 
