@@ -16,8 +16,8 @@
 # CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only),
 # SKIP_DOVECOT=1 to measure pushmail alone, KEEP_LOGS=DIR to keep imaptest's logs. Each run also
 # prints its server/imaptest CPU (the server's CPU a command over imaptest's, which moves far
-# less with the machine's speed than either: 2.72-2.98 for one build over an hour in which
-# cmd/s went from 5,467 to 14,868) and the share of the machine left idle.
+# less with the machine's speed than either: 2.70-3.05 for one build over hours in which its
+# cmd/s went from 7,802 to 14,844) and the share of the machine left idle.
 # pushmail: target/release/pushmail (built if missing), --demo with user1..user100 made through the
 # admin API. Dovecot: Debian's dovecot-imapd (installed if missing), a maildir per user and a
 # passwd-file of the same users, no TLS, in a temporary folder. Stops what it starts.
