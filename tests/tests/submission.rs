@@ -20,10 +20,6 @@ fn plain(login: &str, password: &str) -> String {
     STANDARD.encode(format!("\0{login}\0{password}"))
 }
 
-fn outgoing(h: &Harness, sink: &Sink, policy: RelayPolicy) -> Arc<Outgoing> {
-    sink.relay(h.store.clone(), policy)
-}
-
 /// A submission listener with TLS (no plaintext AUTH) and a relay to `sink`.
 async fn submission(
     h: &Harness,
@@ -289,7 +285,7 @@ async fn device_mail_reaches_the_smarthost_signed_with_a_copy_in_sent() {
     h.store.put_domain(&domain).await.unwrap();
 
     let sink = Sink::start().await;
-    let outgoing = outgoing(&h, &sink, RelayPolicy::default());
+    let outgoing = sink.relay(h.store.clone(), RelayPolicy::default());
     let (address, connector) = submission(&h, Some(outgoing.clone()), false).await;
     let mut client = over_tls(address, &connector).await;
     let ok = client
@@ -416,7 +412,7 @@ async fn a_refused_recipient_bounces_into_the_senders_inbox() {
     let alice = h.account("alice").await;
     let sink = Sink::start().await;
     sink.answer_rcpt_with("550 5.1.1 no such user");
-    let outgoing = outgoing(&h, &sink, RelayPolicy::default());
+    let outgoing = sink.relay(h.store.clone(), RelayPolicy::default());
     let (address, connector) = submission(&h, Some(outgoing.clone()), false).await;
     submit(address, &connector, &alice, "ghost@remote.example").await;
 
@@ -459,7 +455,7 @@ async fn a_failing_relay_is_retried_then_given_up_with_a_bounce() {
         give_up_after: Duration::from_secs(3600),
         ..RelayPolicy::default()
     };
-    let outgoing = outgoing(&h, &sink, policy);
+    let outgoing = sink.relay(h.store.clone(), policy);
     let (address, connector) = submission(&h, Some(outgoing.clone()), false).await;
     submit(address, &connector, &alice, "bob@remote.example").await;
     submit(address, &connector, &alice, "dave@remote.example").await;
