@@ -218,9 +218,10 @@ async fn mail_delivered_by_another_process_meanwhile_keeps_its_uid() {
 }
 
 /// Folders made at once by two processes get different UIDVALIDITYs: each creation raises the
-/// address's UIDVALIDITY floor on the condition that the floor is still what it read. Had one creation not waited for the other, both would take the same UIDVALIDITY (made in
-/// the same second over the same floor), and a name could later get a UIDVALIDITY it had before
-/// (one folder deleted, the other renamed to its name).
+/// address's UIDVALIDITY floor on the condition that the floor is still what it read. Had one
+/// creation not waited for the other, both would take the same UIDVALIDITY (made in the same
+/// second over the same floor), and a name could later get a UIDVALIDITY it had before (one
+/// folder deleted, the other renamed to its name).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(
     no_aws_endpoint,
