@@ -143,6 +143,10 @@ async fn checked_credentials(
             tokio::time::sleep(delay).await;
         }
     }
+    let verified = verified_a_moment_ago(store, &account_scope, address, password, now).await?;
+    if let Some(account) = verified {
+        return Ok(account);
+    }
     // Checks in progress filling the account's places (a mail client opening several sessions
     // at once, each waiting for the same first argon2 check) make this one wait its turn, as
     // Dovecot's auth queue does, rather than refuse it; failures refuse at once.
@@ -175,12 +179,6 @@ async fn checked_credentials(
             return Err(error.into());
         }
     };
-    // Verified a moment ago for the account as it is now: no argon2 (it still counted above).
-    let cache = VerifiedCache::get();
-    if let Some(account) = account.as_ref().filter(|a| cache.holds(a, password)) {
-        store.clear_failures(&account_scope, window).await?;
-        return Ok(account.clone());
-    }
     let stored_hash = account.as_ref().map(|a| a.password_hash.clone());
     let password_ok = match password::verify_password_off_thread(password, stored_hash).await {
         Ok(ok) => ok,
@@ -196,7 +194,7 @@ async fn checked_credentials(
     };
     match account {
         Some(account) if password_ok => {
-            cache.remember(&account, password);
+            VerifiedCache::get().remember(&account, password);
             store.clear_failures(&account_scope, window).await?;
             Ok(account)
         }
@@ -210,6 +208,36 @@ async fn checked_credentials(
             Err(CredentialError::BadCredentials)
         }
     }
+}
+
+/// The account, if `password` was verified for it as it is now a moment ago
+/// ([`VerifiedCache`]) and its failures leave room in the window. Such a login hashes nothing,
+/// so it takes no place among the checks in progress (those bound hashing and parallel
+/// guesses) and writes nothing unless failures are there to clear ("in a row"); while failures
+/// fill the window it is refused like any check, right password or not.
+async fn verified_a_moment_ago(
+    store: &dyn Store,
+    scope: &FailureScope<'_>,
+    address: &Address,
+    password: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Account>, CredentialError> {
+    let Some(account) = store.account(address).await? else {
+        return Ok(None);
+    };
+    if !VerifiedCache::get().holds(&account, password) {
+        return Ok(None);
+    }
+    let limits = CredentialLimits::get();
+    let window = failure_window(now, limits.window_secs);
+    let failures = store.failures(scope, window).await?;
+    if failures >= limits.account_failures {
+        return Err(refusal(store, scope, &limits, window, now).await?);
+    }
+    if failures > 0 {
+        store.clear_failures(scope, window).await?;
+    }
+    Ok(Some(account))
 }
 
 /// A mail listener's login (SMTP AUTH, IMAP LOGIN): `login` must be an address, the account
