@@ -61,7 +61,13 @@ impl crate::GuardStore for EmbeddedStore {
     ) -> StoreResult<bool> {
         let k = counter_key(scope, window_start);
         let prefix = format!("{}{SEP}", scope.key());
-        self.write(move |txn| {
+        // Answered at its commit, as the give-back and the clearing below: what keeps parallel
+        // guesses apart is that writes are serial and seen at their commit, not the disk. A
+        // crash can take back only a place in progress (the check died with it) or a clearing
+        // (the account's count stays). A failure is counted by a durable write before its
+        // answer, which brings every write before it to the disk (`writer.rs`). So a login
+        // with a right password waits for no flush.
+        self.write_committed(move |txn| {
             let mut failures = txn.open_table(FAILURES)?;
             let mut count = counter(&failures, &k)?;
             if count.attempts >= limit {
@@ -92,7 +98,7 @@ impl crate::GuardStore for EmbeddedStore {
         window_start: DateTime<Utc>,
     ) -> StoreResult<()> {
         let k = counter_key(scope, window_start);
-        self.write(move |txn| {
+        self.write_committed(move |txn| {
             let mut failures = txn.open_table(FAILURES)?;
             // Only a counter there is: none is made (it would have no expiry).
             if failures.get(k.as_str())?.is_some() {
@@ -130,7 +136,7 @@ impl crate::GuardStore for EmbeddedStore {
         window_start: DateTime<Utc>,
     ) -> StoreResult<()> {
         let k = counter_key(scope, window_start);
-        self.write(move |txn| {
+        self.write_committed(move |txn| {
             txn.open_table(FAILURES)?.remove(k.as_str())?;
             Ok(())
         })
