@@ -16,10 +16,12 @@ pushmail_tests::on_both_backends!(
     a_verified_login_clears_the_failures_before_it,
 );
 
-/// A store with alice, whose password is [`pushmail_tests::PASSWORD`].
+const RIGHT: &str = pushmail_tests::PASSWORD;
+
+/// A store with alice, whose password is [`RIGHT`].
 async fn with_alice(store: Arc<dyn Store>) -> (Arc<dyn Store>, Address) {
     let mut alice = pushmail_tests::fixtures::account("alice@example.com");
-    alice.password_hash = pushmail_core::password::hash_password(pushmail_tests::PASSWORD).unwrap();
+    alice.password_hash = pushmail_core::password::hash_password(RIGHT).unwrap();
     assert!(store.create_account(&alice).await.unwrap());
     (store, alice.address)
 }
@@ -46,15 +48,7 @@ async fn login(store: &dyn Store, surface: Surface, alice: &Address, password: &
 async fn a_verified_login_is_served_while_checks_in_progress_fill_the_places(
     (store, alice): (Arc<dyn Store>, Address),
 ) {
-    assert!(
-        login(
-            store.as_ref(),
-            Surface::Imap,
-            &alice,
-            pushmail_tests::PASSWORD
-        )
-        .await
-    );
+    assert!(login(store.as_ref(), Surface::Imap, &alice, RIGHT).await);
     // Five checks of the account in progress (another client's sessions, or guesses).
     let now = Utc::now();
     let window = window_of(now);
@@ -70,15 +64,7 @@ async fn a_verified_login_is_served_while_checks_in_progress_fill_the_places(
         );
     }
     // Served at once, not after waiting for a place and then "busy".
-    assert!(
-        login(
-            store.as_ref(),
-            Surface::Imap,
-            &alice,
-            pushmail_tests::PASSWORD
-        )
-        .await
-    );
+    assert!(login(store.as_ref(), Surface::Imap, &alice, RIGHT).await);
     // It took no place and gave none back: the five are still held.
     assert!(
         !store
@@ -89,29 +75,13 @@ async fn a_verified_login_is_served_while_checks_in_progress_fill_the_places(
 }
 
 async fn a_verified_login_clears_the_failures_before_it((store, alice): (Arc<dyn Store>, Address)) {
-    assert!(
-        login(
-            store.as_ref(),
-            Surface::Submission,
-            &alice,
-            pushmail_tests::PASSWORD
-        )
-        .await
-    );
+    assert!(login(store.as_ref(), Surface::Submission, &alice, RIGHT).await);
     for _ in 0..2 {
         assert!(!login(store.as_ref(), Surface::Submission, &alice, "wrong").await);
     }
     let scope = FailureScope::Account(Surface::Submission, &alice);
     let window = window_of(Utc::now());
     assert_eq!(store.failures(&scope, window).await.unwrap(), 2);
-    assert!(
-        login(
-            store.as_ref(),
-            Surface::Submission,
-            &alice,
-            pushmail_tests::PASSWORD
-        )
-        .await
-    );
+    assert!(login(store.as_ref(), Surface::Submission, &alice, RIGHT).await);
     assert_eq!(store.failures(&scope, window).await.unwrap(), 0);
 }
