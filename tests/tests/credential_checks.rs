@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use pushmail_core::types::Address;
 use pushmail_store::credentials::{CredentialLimits, check_credentials};
 use pushmail_store::{FailureScope, Store, Surface};
@@ -24,12 +24,6 @@ async fn with_alice(store: Arc<dyn Store>) -> (Arc<dyn Store>, Address) {
     alice.password_hash = pushmail_core::password::hash_password(RIGHT).unwrap();
     assert!(store.create_account(&alice).await.unwrap());
     (store, alice.address)
-}
-
-/// The failure window `now` falls in, as the checks count it.
-fn window_of(now: DateTime<Utc>) -> DateTime<Utc> {
-    let secs = CredentialLimits::get().window_secs;
-    DateTime::from_timestamp(now.timestamp() - now.timestamp().rem_euclid(secs), 0).unwrap()
 }
 
 async fn login(store: &dyn Store, surface: Surface, alice: &Address, password: &str) -> bool {
@@ -51,7 +45,7 @@ async fn a_verified_login_is_served_while_checks_in_progress_fill_the_places(
     assert!(login(store.as_ref(), Surface::Imap, &alice, RIGHT).await);
     // Five checks of the account in progress (another client's sessions, or guesses).
     let now = Utc::now();
-    let window = window_of(now);
+    let window = CredentialLimits::get().window_start(now);
     let expires = window + Duration::hours(1);
     let scope = FailureScope::Account(Surface::Imap, &alice);
     let limit = CredentialLimits::get().account_failures;
@@ -80,7 +74,7 @@ async fn a_verified_login_clears_the_failures_before_it((store, alice): (Arc<dyn
         assert!(!login(store.as_ref(), Surface::Submission, &alice, "wrong").await);
     }
     let scope = FailureScope::Account(Surface::Submission, &alice);
-    let window = window_of(Utc::now());
+    let window = CredentialLimits::get().window_start(Utc::now());
     assert_eq!(store.failures(&scope, window).await.unwrap(), 2);
     assert!(login(store.as_ref(), Surface::Submission, &alice, RIGHT).await);
     assert_eq!(store.failures(&scope, window).await.unwrap(), 0);

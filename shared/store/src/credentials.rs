@@ -58,6 +58,22 @@ impl CredentialLimits {
         let over = failures.saturating_sub(self.source_free_failures);
         std::time::Duration::from_secs(u64::from(over.min(self.source_max_delay_secs)))
     }
+
+    /// The start of the failure window `now` falls in: windows are aligned to their length.
+    pub fn window_start(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let start = now.timestamp() - now.timestamp().rem_euclid(self.window_secs.max(1));
+        DateTime::from_timestamp(start, 0).unwrap_or(now)
+    }
+
+    /// The refusal while failures fill the window starting at `window`: try again at its end.
+    fn rate_limited(&self, window: DateTime<Utc>, now: DateTime<Utc>) -> CredentialError {
+        let retry_after = (window + Duration::seconds(self.window_secs) - now)
+            .num_seconds()
+            .max(1);
+        CredentialError::RateLimited {
+            retry_after_secs: retry_after.unsigned_abs(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +141,7 @@ async fn checked_credentials(
     now: DateTime<Utc>,
 ) -> Result<Account, CredentialError> {
     let limits = CredentialLimits::get();
-    let window = failure_window(now, limits.window_secs);
+    let window = limits.window_start(now);
     let expires = window + Duration::seconds(2 * limits.window_secs);
     let account_scope = FailureScope::Account(surface, address);
     // Counted under the source a peer's address belongs to (an IPv6 address's /64), whichever
@@ -143,8 +159,8 @@ async fn checked_credentials(
             tokio::time::sleep(delay).await;
         }
     }
-    let verified = verified_a_moment_ago(store, &account_scope, address, password, now).await?;
-    if let Some(account) = verified {
+    let verified = verified_a_moment_ago(store, &account_scope, address, password, &limits, now);
+    if let Some(account) = verified.await? {
         return Ok(account);
     }
     // Checks in progress filling the account's places (a mail client opening several sessions
@@ -172,6 +188,8 @@ async fn checked_credentials(
     let give_back = async |store: &dyn Store| -> Result<(), StoreError> {
         store.release_attempt(&account_scope, window).await
     };
+    // Read again once a place is held (the wait can be seconds): the hash checked is the
+    // account's as it is now.
     let account = match store.account(address).await {
         Ok(account) => account,
         Err(error) => {
@@ -220,6 +238,7 @@ async fn verified_a_moment_ago(
     scope: &FailureScope<'_>,
     address: &Address,
     password: &str,
+    limits: &CredentialLimits,
     now: DateTime<Utc>,
 ) -> Result<Option<Account>, CredentialError> {
     let Some(account) = store.account(address).await? else {
@@ -228,11 +247,10 @@ async fn verified_a_moment_ago(
     if !VerifiedCache::get().holds(&account, password) {
         return Ok(None);
     }
-    let limits = CredentialLimits::get();
-    let window = failure_window(now, limits.window_secs);
+    let window = limits.window_start(now);
     let failures = store.failures(scope, window).await?;
     if failures >= limits.account_failures {
-        return Err(refusal(store, scope, &limits, window, now).await?);
+        return Err(limits.rate_limited(window, now));
     }
     if failures > 0 {
         store.clear_failures(scope, window).await?;
@@ -280,17 +298,7 @@ async fn refusal(
     if store.failures(scope, window).await? < limits.account_failures {
         return Ok(CredentialError::Busy);
     }
-    let retry_after = (window + Duration::seconds(limits.window_secs) - now)
-        .num_seconds()
-        .max(1);
-    Ok(CredentialError::RateLimited {
-        retry_after_secs: retry_after.unsigned_abs(),
-    })
-}
-
-fn failure_window(now: DateTime<Utc>, window_secs: i64) -> DateTime<Utc> {
-    let start = now.timestamp() - now.timestamp().rem_euclid(window_secs.max(1));
-    DateTime::from_timestamp(start, 0).unwrap_or(now)
+    Ok(limits.rate_limited(window, now))
 }
 
 #[cfg(test)]
@@ -300,7 +308,11 @@ mod tests {
     #[test]
     fn failure_windows_are_aligned() {
         let at = DateTime::from_timestamp(1_800_000_123, 0).unwrap();
-        assert_eq!(failure_window(at, 900).timestamp() % 900, 0);
-        assert!(failure_window(at, 900) <= at);
+        let limits = CredentialLimits {
+            window_secs: 900,
+            ..CredentialLimits::default()
+        };
+        assert_eq!(limits.window_start(at).timestamp() % 900, 0);
+        assert!(limits.window_start(at) <= at);
     }
 }
