@@ -6,8 +6,8 @@ SECS seconds. Prints logins/s and the LOGIN's latency (from its command to its t
     python3 infra/bench/imap_logins.py PORT [--clients 50] [--users 100] [--secs 10] [--warm]
 
 --warm logs each account in once first (a server with a verified-credentials cache then checks
-no password hash during the measured seconds); with --secs 0, that is all it does. Any answer but OK to LOGIN or LOGOUT is an
-error: counted, printed, and the exit status is 1.
+no password hash during the measured seconds); with --secs 0, that is all it does. Any answer
+but OK to LOGIN or LOGOUT is an error: counted, printed, and the exit status is 1.
 """
 
 import argparse
@@ -53,6 +53,12 @@ async def client(port, users, until, latencies, errors):
             errors.append(str(error))
 
 
+def finish(errors, failed):
+    for error in errors[:5]:
+        print("error:", error, file=sys.stderr)
+    sys.exit(1 if failed else 0)
+
+
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("port", type=int)
@@ -68,9 +74,7 @@ async def main():
             batch = range(first, min(first + 8, args.users + 1))
             await asyncio.gather(*(session(args.port, n, warmed, errors) for n in batch))
     if args.secs == 0:
-        for error in errors[:5]:
-            print("error:", error, file=sys.stderr)
-        sys.exit(1 if errors else 0)
+        finish(errors, failed=bool(errors))
     latencies = []
     started = time.perf_counter()
     until = started + args.secs
@@ -84,12 +88,10 @@ async def main():
         print(
             f"{len(latencies) / elapsed:,.0f} logins/s from {args.clients} clients of "
             f"{args.users} accounts{' (warm)' if args.warm else ''}; LOGIN p50 {p(0.5):.2f} ms, "
-            f"p90 {p(0.9):.2f} ms, p99 {p(0.99):.2f} ms, mean {statistics.mean(latencies) * 1000:.2f} ms; "
-            f"{len(errors)} errors"
+            f"p90 {p(0.9):.2f} ms, p99 {p(0.99):.2f} ms, "
+            f"mean {statistics.mean(latencies) * 1000:.2f} ms; {len(errors)} errors"
         )
-    for error in errors[:5]:
-        print("error:", error, file=sys.stderr)
-    sys.exit(1 if errors or not latencies else 0)
+    finish(errors, failed=bool(errors) or not latencies)
 
 
 asyncio.run(main())
