@@ -153,11 +153,17 @@ impl<'x> Parsed<'x> {
     /// message the parser found nothing in, as for any section of it).
     fn split(&self) -> (&'x [u8], &'x [u8]) {
         // What a parse made of it, or (HEADER, TEXT and HEADER.FIELDS need no more) whether a
-        // parse would find a field, without parsing any.
+        // parse would find a field, without parsing any. A message without a field can still
+        // hold a body after a blank first line: only the parse tells, so that the answer is the
+        // same whether or not the message was parsed already.
         let found = match (self.message.get(), self.header.get()) {
             (Some(message), _) => message.is_some(),
-            (None, Some(header)) => header.is_some(),
-            (None, None) => *self.has_header.get_or_init(|| has_header_field(self.raw)),
+            (None, Some(Some(_))) => true,
+            (None, Some(None)) => self.message().is_some(),
+            (None, None) => {
+                *self.has_header.get_or_init(|| has_header_field(self.raw))
+                    || self.message().is_some()
+            }
         };
         match found {
             true => self.raw.split_at(header_end(self.raw)),
@@ -201,6 +207,9 @@ impl<'x> Parsed<'x> {
             Some(path) => self.part(&path.0).and_then(|part| part.embedded()),
         };
         let bytes: &[u8] = match section {
+            Section::Part(path) if path.0.as_ref() == [NonZeroU32::MIN] && self.is_one_part() => {
+                self.split().1
+            }
             Section::Part(path) => self.part(&path.0).map(|p| p.body()).unwrap_or_default(),
             Section::Mime(path) => self.part(&path.0).map(|p| p.header()).unwrap_or_default(),
             Section::Header(path) => message_of(path).map(|m| m.header()).unwrap_or_default(),
@@ -221,6 +230,32 @@ impl<'x> Parsed<'x> {
             }
         };
         bytes.to_vec()
+    }
+
+    /// Whether the message is not a multipart and holds no message, so that its part 1 is its
+    /// TEXT (RFC 3501 §6.4.5), read off the header alone when its Content-Type names neither:
+    /// BODY[1] of a plain message then costs no parse of its body (the push service's usual
+    /// FETCH; a full parse decodes the whole body). A header naming a multipart or a message
+    /// leaves it to the parse, which may still find one part (a multipart without its
+    /// boundary), so the answer is the same whether or not the message was parsed already.
+    fn is_one_part(&self) -> bool {
+        if self.message.get().is_none()
+            && let Some(header) = self.header_only()
+        {
+            let composite = header
+                .parts
+                .first()
+                .and_then(|part| part.content_type())
+                .is_some_and(|kind| {
+                    kind.ctype().eq_ignore_ascii_case("multipart")
+                        || kind.ctype().eq_ignore_ascii_case("message")
+                });
+            if !composite {
+                return true;
+            }
+        }
+        self.root()
+            .is_some_and(|root| !root.is_multipart() && root.embedded().is_none())
     }
 
     /// BINARY[<part>]: the part's content with its transfer encoding undone; the whole

@@ -123,6 +123,71 @@ fn a_single_part_message_is_its_own_part_one() {
 }
 
 #[test]
+fn part_one_of_a_message_of_one_part_is_its_text_parsed_or_not() {
+    let body_one = || Section::Part(path(&[1]));
+    // (message, whether its header alone says it is one part)
+    let messages: [(&[u8], bool); 9] = [
+        (b"Subject: hi\r\n\r\nJust text\r\n", true),
+        (b"Subject: hi\n\nbare line feeds\n", true),
+        (
+            b"Content-Type: text/plain; charset=iso-8859-1\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9 =\r\nsoft break\r\n",
+            true,
+        ),
+        (
+            b"Content-Type: Application/Octet-Stream\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n",
+            true,
+        ),
+        (b"Subject: a header and no blank line", true),
+        // A multipart without its boundary, or whose boundary never comes: one part after all.
+        (b"Content-Type: multipart/mixed\r\n\r\nno parts\r\n", false),
+        (
+            b"Content-Type: MULTIPART/mixed; boundary=gone\r\n\r\n--elsewhere\r\nx\r\n",
+            false,
+        ),
+        // No field at all: only the parse finds the body.
+        (b"\r\nbody only\r\n", false),
+        // A message that holds a message: part 1 is that message, all of it.
+        (
+            b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nInner\r\n",
+            false,
+        ),
+    ];
+    for (raw, header_says) in messages {
+        let fresh = Parsed::new(raw);
+        let part_one = fresh.section(Some(&body_one()));
+        assert_eq!(
+            fresh.message.get().is_none(),
+            header_says,
+            "{:?}: parsed as a whole only when its header leaves it open",
+            String::from_utf8_lossy(raw)
+        );
+        let parsed_first = Parsed::new(raw);
+        let _ = parsed_first.structure(true);
+        assert_eq!(
+            parsed_first.section(Some(&body_one())),
+            part_one,
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
+        for text_of in [Parsed::new(raw), parsed_first] {
+            assert_eq!(
+                text_of.section(Some(&Section::Text(None))),
+                part_one,
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+    // And a multipart's part 1 is still its first part.
+    assert_eq!(
+        text(Parsed::new(MESSAGE).section(Some(&body_one()))),
+        "See attached.\r\nSecond line."
+    );
+}
+
+#[test]
 fn envelope_and_bodystructure_as_clients_read_them() {
     let parsed = Parsed::new(MESSAGE);
     let envelope = encoded(MessageDataItem::Envelope(parsed.envelope()));
