@@ -225,3 +225,25 @@ fn envelope_and_bodystructure_as_clients_read_them() {
         "{body}"
     );
 }
+
+#[test]
+fn every_section_read_alone_is_what_it_is_after_a_full_parse() {
+    // `fetch_every_item` asserts it, section by section, for what the fuzzer stores too.
+    let odd: [&[u8]; 12] = [
+        b"",
+        b"   ",
+        b"\r\n",
+        b"\r\n\r\n",
+        b"\0",
+        b"\xff\xfe",
+        b"\r\nbody only\r\n",
+        b"Subject: a header and no blank line",
+        b"not a field\r\nSubject: x\r\n\r\nbody\r\n",
+        b"Subject: x\r\nnot a field\r\n\r\nbody\r\n",
+        b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\n--x--\r\n",
+        b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogaQ0KDQpi\r\n",
+    ];
+    for raw in odd.into_iter().chain([MESSAGE]) {
+        crate::fuzzing::fetch_every_item(raw);
+    }
+}
