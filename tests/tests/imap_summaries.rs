@@ -98,3 +98,60 @@ async fn structure_is_never_told_of_another_message() {
     assert!(after[0].contains("\"newcomer's\""), "{after:?}");
     assert!(!after[0].contains("alice's"), "{after:?}");
 }
+
+#[tokio::test]
+async fn an_envelope_alone_answers_as_the_summary_would() {
+    let h = Harness::start().await;
+    let alice = h.account("alice").await;
+    let (address, _) = listener(&h, loopback_plaintext()).await;
+    let mut peer = logged_in(address, alice.as_str()).await;
+    // Every field ENVELOPE tells, and an attachment its header alone leaves unread.
+    let raw = "Date: Fri, 27 Nov 2026 10:00:00 +0100\r\nSubject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\n\
+        From: Bob <bob@example.org>\r\nSender: list@example.org\r\nReply-To: r@example.org\r\n\
+        To: Team: a@example.com, \"C, D\" <c@example.com>;\r\nCc: e@example.com\r\n\
+        Bcc: f@example.com\r\nIn-Reply-To: <p@example.org>\r\nMessage-ID: <m@example.org>\r\n\
+        MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+        --b\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
+        --b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        .to_string()
+        + &"AAECAwQFBgcICQ==\r\n".repeat(4096)
+        + "--b--\r\n";
+    deliver(&h, &alice, "INBOX", raw, vec![]).await;
+    ok(&mut peer, "a1", "SELECT INBOX").await;
+    // The ENVELOPE item, to its closing parenthesis (quoted strings skipped).
+    let envelope_of = |answer: &[String]| {
+        let line = &answer[0];
+        let start = line.find("ENVELOPE (").expect("an ENVELOPE");
+        let (mut depth, mut quoted, mut escaped) = (0, false, false);
+        for (at, c) in line[start..].char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if quoted => escaped = true,
+                '"' => quoted = !quoted,
+                '(' if !quoted => depth += 1,
+                ')' if !quoted => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return line[start..=start + at].to_string();
+                    }
+                }
+                _ => {}
+            }
+        }
+        panic!("an ENVELOPE not closed: {line}");
+    };
+    // Alone, before any summary was kept; then beside BODYSTRUCTURE, which keeps one; then
+    // alone again, from it.
+    let alone = envelope_of(&ok(&mut peer, "a2", "FETCH 1 (ENVELOPE)").await);
+    assert!(
+        alone.contains("\"=?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\"")
+            && alone.contains("((NIL NIL \"Team\" NIL)")
+            && alone.contains("(\"C, D\" NIL \"c\" \"example.com\")")
+            && alone.contains("\"<m@example.org>\""),
+        "{alone}"
+    );
+    let summarised = ok(&mut peer, "a3", "FETCH 1 (ENVELOPE BODYSTRUCTURE)").await;
+    assert_eq!(envelope_of(&summarised), alone);
+    let again = ok(&mut peer, "a4", "FETCH 1 (ENVELOPE)").await;
+    assert_eq!(envelope_of(&again), alone);
+}

@@ -22,7 +22,7 @@ use pushmail_store::{FLAG_CHANGES_PER_CALL, FlagUpdate};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::binary;
-use crate::fetch_response::FetchResponse;
+use crate::fetch_response::{FetchResponse, written_item};
 use crate::mime::Parsed;
 use crate::reply::{Result, io};
 use crate::state::{Imap, Session};
@@ -363,8 +363,10 @@ impl Imap {
             let mut response = FetchResponse::new(seq);
             let mut later = Vec::new();
             let mut origins = Vec::new();
-            // ENVELOPE, BODY and BODYSTRUCTURE, as the summary kept them written.
+            // ENVELOPE, BODY and BODYSTRUCTURE, as the summary kept them written; or ENVELOPE
+            // alone, written from the header when no summary was kept.
             let mut kept: Option<Arc<Summary>> = None;
+            let mut envelope_alone: Option<Vec<u8>> = None;
             if wanted.uid
                 && let Some(uid) = NonZeroU32::new(uid)
             {
@@ -408,6 +410,11 @@ impl Imap {
             }
             if wanted.needs_body() {
                 let summarised = wanted.envelope || wanted.body || wanted.structure;
+                // A summary is made for BODY and BODYSTRUCTURE, which need the whole message
+                // parsed (every part decoded); ENVELOPE alone needs the header, and a client's
+                // first listing of a folder (ENVELOPE of every message, none kept yet) should
+                // not read and decode each one's attachments.
+                let makes_summary = wanted.body || wanted.structure;
                 let mut summary = (summarised || wanted.reads_header_only())
                     .then(|| self.summaries.get(account, &folder, uid_validity, uid))
                     .flatten();
@@ -420,7 +427,7 @@ impl Imap {
                 } else if summary.is_none() || wanted.needs_text() {
                     // The header alone when nothing else of the message is read (a summary
                     // to make reads all of it; one kept already gave its header above).
-                    let header_only = !summarised && wanted.reads_header_only();
+                    let header_only = !makes_summary && wanted.reads_header_only();
                     let read = match header_only {
                         true => self.store.message_header(account, &folder, uid).await,
                         false => self.store.message_body(account, &folder, uid).await,
@@ -437,12 +444,15 @@ impl Imap {
                     Cow::Borrowed(&[])
                 };
                 let parsed = Parsed::new(&raw);
-                if summarised && summary.is_none() {
+                if summary.is_none() && makes_summary {
                     let made = Summary::of(&parsed);
                     summary = Some(
                         self.summaries
                             .keep(account, &folder, uid_validity, uid, made),
                     );
+                } else if summary.is_none() && wanted.envelope {
+                    let envelope = MessageDataItem::Envelope(parsed.envelope());
+                    envelope_alone = Some(written_item(envelope));
                 }
                 kept = summary;
                 if wanted.rfc822 {
@@ -491,6 +501,8 @@ impl Imap {
                         response.written(item);
                     }
                 }
+            } else if let Some(envelope) = &envelope_alone {
+                response.written(envelope);
             }
             response.encoded(later, &origins);
             if let Some(bytes) = response.finish() {

@@ -88,6 +88,14 @@ pub mod fuzzing {
         // As FETCH makes them: through the summary it keeps (`summaries.rs`).
         let summary = crate::summaries::Summary::of(&parsed);
         let kept = summary.envelope.len() + summary.structure.len() + summary.body.len();
+        // ENVELOPE without BODY or BODYSTRUCTURE is read off the stored header alone, with no
+        // summary: the same bytes as the summary's.
+        let header_only = crate::mime::Parsed::new(pushmail_core::message::header_of(raw));
+        assert!(
+            crate::fetch_response::written_item(MessageDataItem::Envelope(header_only.envelope()))
+                == summary.envelope,
+            "ENVELOPE read off the header alone differs from the summary's"
+        );
         let mut items = Vec::new();
         let one = NonZeroU32::MIN;
         let two = one.saturating_add(1);
