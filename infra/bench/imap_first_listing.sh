@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# What a client's first listing of a folder costs the server: one FETCH 1:* (UID FLAGS ENVELOPE
+# RFC822.SIZE) over a folder of messages that each carry an attachment, in a process that has
+# kept no summary of them yet. The process's CPU time (user + system, from /proc) over that
+# FETCH, and its time at the client.
+#
+#   infra/bench/imap_first_listing.sh [messages] [kilobytes]     # defaults: 200 256
+#
+# PUSHMAIL_BIN picks the binary (default target/release/pushmail, built if missing). A fresh
+# `pushmail --demo` in a temporary folder, the messages APPENDed to user1@example.com's INBOX,
+# then the FETCH; stops what it starts.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+messages=${1:-200} kilobytes=${2:-256}
+bin=${PUSHMAIL_BIN:-target/release/pushmail}
+[ -x "$bin" ] || cargo build --quiet --release --bin pushmail
+# shellcheck source=infra/bench/demo_pushmail.sh
+source infra/bench/demo_pushmail.sh
+work=$(mktemp -d)
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+start_demo_pushmail "$bin" "$work"
+python3 - "$imap" "$pid" "$messages" "$kilobytes" <<'PY'
+import base64
+import imaplib
+import os
+import socket
+import sys
+import time
+
+port, pid, messages, kilobytes = (int(arg) for arg in sys.argv[1:5])
+
+
+def cpu_seconds():
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100
+
+
+encoded = base64.encodebytes(os.urandom(kilobytes * 768)).replace(b"\n", b"\r\n")
+client = imaplib.IMAP4("127.0.0.1", port)
+client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+client.login("user1@example.com", "imaptest-password")
+for n in range(messages):
+    message = (
+        f"From: Bob <bob@example.org>\r\nTo: alice@example.com\r\nSubject: report {n}\r\n"
+        "Date: Fri, 27 Nov 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+        "See attached.\r\n--b\r\nContent-Type: application/pdf\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+    ).encode() + encoded + b"--b--\r\n"
+    client.append("INBOX", None, None, message)
+client.select("INBOX", readonly=True)
+cpu, started = cpu_seconds(), time.perf_counter()
+answers = client.fetch("1:*", "(UID FLAGS ENVELOPE RFC822.SIZE)")[1]
+elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+if len(answers) != messages or b"report 0" not in answers[0]:
+    sys.exit(f"the FETCH answered {len(answers)} messages, not {messages}")
+client.logout()
+print(
+    f"FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE) over {messages} messages of {kilobytes} KiB: "
+    f"{cpu * 1e3:.0f} ms of the server's CPU, {elapsed * 1e3:.0f} ms at the client"
+)
+PY
