@@ -534,7 +534,19 @@ async fn a_message_header_is_its_bytes_up_to_the_blank_line(
     (store, alice): (Arc<dyn Store>, Address),
 ) {
     let header = b"From: Bob <bob@example.org>\r\nSubject: h\r\n\r\n".to_vec();
-    let cases: [(Vec<u8>, Vec<u8>); 3] = [
+    // A header far longer than one chunk of a read, before a body of megabytes (S3's is read
+    // off its stream up to the blank line).
+    let long_header = [
+        &b"Subject: long\r\n"[..],
+        &b" folded, and folded again, far past any one read of the stream\r\n".repeat(6_000),
+        b"\r\n",
+    ]
+    .concat();
+    let cases: [(Vec<u8>, Vec<u8>); 4] = [
+        (
+            [&long_header[..], &b"text\r\n\r\n".repeat(300_000)].concat(),
+            long_header.clone(),
+        ),
         (
             [&header[..], b"the text\r\n\r\nmore\r\n"].concat(),
             header.clone(),

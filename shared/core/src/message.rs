@@ -125,6 +125,50 @@ pub fn header_of(raw: &[u8]) -> &[u8] {
     raw.get(..header_end(raw)).unwrap_or(raw)
 }
 
+/// A message's header read off a stream of its bytes, chunk by chunk, so that a reader can stop
+/// once it has come ([`header_end`]'s bound). Each byte is looked at once, whatever the chunks.
+#[derive(Debug, Default)]
+pub struct HeaderReader {
+    bytes: Vec<u8>,
+    /// Where the line not yet ended starts.
+    line_start: usize,
+    ended: bool,
+}
+
+impl HeaderReader {
+    /// Takes the next chunk; true once the header's blank line has come (what follows it is
+    /// not kept).
+    pub fn push(&mut self, chunk: &[u8]) -> bool {
+        if self.ended {
+            return true;
+        }
+        let scanned = self.bytes.len();
+        self.bytes.extend_from_slice(chunk);
+        let mut from = scanned;
+        while let Some(at) = self
+            .bytes
+            .get(from..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+        {
+            let end = from + at + 1;
+            let line = self.bytes.get(self.line_start..end).unwrap_or_default();
+            if line == b"\n" || line == b"\r\n" {
+                self.bytes.truncate(end);
+                self.ended = true;
+                return true;
+            }
+            self.line_start = end;
+            from = end;
+        }
+        false
+    }
+
+    /// The header: up to its blank line, or all that came if none did.
+    pub fn into_header(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
 /// A field's value as written in the message (`offset_start..offset_end`), its own bytes,
 /// unfolded and trimmed; `None` when the offsets do not fit.
 pub fn raw_value(message: &Message<'_>, field: &mail_parser::Header<'_>) -> Option<Vec<u8>> {
@@ -142,6 +186,37 @@ pub fn raw_value(message: &Message<'_>, field: &mail_parser::Header<'_>) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_header_read_in_chunks_ends_where_header_end_says() {
+        let messages: [&[u8]; 7] = [
+            b"Subject: a\r\nFrom: b\r\n\r\ntext\r\n\r\nmore",
+            b"Subject: bare\n\ntext\n",
+            b"Subject: no body",
+            b"\r\nbody after a blank first line",
+            b"",
+            b"Subject: folded\r\n \r\n continued\r\n\r\n",
+            b"Subject: cr\r\r\n\n",
+        ];
+        for raw in messages {
+            let has_blank_line = raw
+                .split_inclusive(|&b| b == b'\n')
+                .any(|line| line == b"\n" || line == b"\r\n");
+            // Every split into two chunks, and one byte at a time.
+            for cut in 0..=raw.len() {
+                let (first, second) = raw.split_at(cut);
+                let mut reader = HeaderReader::default();
+                let ended = reader.push(first) || reader.push(second);
+                assert_eq!(ended, has_blank_line, "{raw:?} cut at {cut}");
+                assert_eq!(reader.into_header(), header_of(raw), "{raw:?} cut at {cut}");
+            }
+            let mut reader = HeaderReader::default();
+            for byte in raw {
+                reader.push(std::slice::from_ref(byte));
+            }
+            assert_eq!(reader.into_header(), header_of(raw));
+        }
+    }
 
     #[test]
     fn a_parse_without_parts_is_no_message() {

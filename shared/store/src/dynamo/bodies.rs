@@ -9,6 +9,12 @@ use super::*;
 pub trait BodyStore: Send + Sync + std::fmt::Debug {
     async fn put_body(&self, key: &str, raw: &[u8]) -> StoreResult<()>;
     async fn body(&self, key: &str) -> StoreResult<Vec<u8>>;
+    /// The body's header, up to its blank line ([`pushmail_core::message::header_end`]).
+    async fn header(&self, key: &str) -> StoreResult<Vec<u8>> {
+        let mut raw = self.body(key).await?;
+        raw.truncate(pushmail_core::message::header_end(&raw));
+        Ok(raw)
+    }
     async fn delete_body(&self, key: &str) -> StoreResult<()>;
     /// Deletes these bodies (gone already is fine).
     async fn delete_bodies(&self, keys: &[String]) -> StoreResult<()> {
@@ -63,6 +69,31 @@ impl BodyStore for S3Bodies {
             .await
             .map_err(|e| StoreError::Backend(format!("reading a message body: {e}")))?;
         Ok(bytes.into_bytes().to_vec())
+    }
+
+    /// Read off the object's stream until the blank line, the rest left unread: a client's
+    /// listing of header sections or ENVELOPEs does not fetch every attachment from S3.
+    async fn header(&self, key: &str) -> StoreResult<Vec<u8>> {
+        let mut object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(s3_error)?;
+        let mut header = pushmail_core::message::HeaderReader::default();
+        while let Some(chunk) = object
+            .body
+            .try_next()
+            .await
+            .map_err(|e| StoreError::Backend(format!("reading a message header: {e}")))?
+        {
+            if header.push(&chunk) {
+                break;
+            }
+        }
+        Ok(header.into_header())
     }
 
     async fn delete_body(&self, key: &str) -> StoreResult<()> {

@@ -103,6 +103,20 @@ pub(super) fn body_key(account: &Address) -> String {
 }
 
 impl DynamoStore {
+    /// Where a message's body is kept in the body store; `None` if the message is not there.
+    async fn body_key(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uid: u32,
+    ) -> StoreResult<Option<String>> {
+        let item = self
+            .get(account_pk(account), &message_sk(folder, uid))
+            .await?;
+        item.map(|item| get_s(&item, "body_key").map(str::to_owned))
+            .transpose()
+    }
+
     /// Up to `limit` items of a partition with sort keys after `after`, up to `end`, in order.
     async fn items_after(
         &self,
@@ -407,13 +421,22 @@ impl crate::MailboxStore for DynamoStore {
         folder: &FolderName,
         uid: u32,
     ) -> StoreResult<Option<Vec<u8>>> {
-        let Some(item) = self
-            .get(account_pk(account), &message_sk(folder, uid))
-            .await?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(self.bodies()?.body(get_s(&item, "body_key")?).await?))
+        match self.body_key(account, folder, uid).await? {
+            Some(key) => Ok(Some(self.bodies()?.body(&key).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn message_header(
+        &self,
+        account: &Address,
+        folder: &FolderName,
+        uid: u32,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        match self.body_key(account, folder, uid).await? {
+            Some(key) => Ok(Some(self.bodies()?.header(&key).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn changes_since(
