@@ -104,6 +104,17 @@ pub(crate) fn uses_modseq(key: &SearchKey<'_>) -> bool {
     }
 }
 
+/// Whether a key reads the message's body (BODY, TEXT), not only its header.
+fn reads_body(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(reads_body),
+        SearchKey::Or(a, b) => reads_body(a) || reads_body(b),
+        SearchKey::Not(key) => reads_body(key),
+        SearchKey::Body(_) | SearchKey::Text(_) => true,
+        _ => false,
+    }
+}
+
 /// Whether a key needs the message text.
 fn needs_text(key: &SearchKey<'_>) -> bool {
     match key {
@@ -243,6 +254,9 @@ impl Imap {
         mut each: impl FnMut(u32, MessageMeta) + Send,
     ) -> Result<std::result::Result<(), UnsupportedKey>> {
         let reads_text = criteria.iter().any(needs_text);
+        // Keys on header fields alone (FROM, HEADER, SENTON, …) read the stored header, not
+        // every message's attachments.
+        let reads_body = criteria.iter().any(reads_body);
         let mut pages = MessagePages::new(&*self.store, account, &selected.folder);
         while let Some(page) = pages.next().await.map_err(io)? {
             for meta in page {
@@ -250,14 +264,20 @@ impl Imap {
                 let Some(seq) = selected.uids.sequence_of(meta.uid) else {
                     continue;
                 };
-                let text = match reads_text {
-                    true => self
+                let text = match (reads_text, reads_body) {
+                    (false, _) => None,
+                    (true, true) => self
                         .store
                         .message_body(account, &selected.folder, meta.uid)
                         .await
                         .map_err(io)?
                         .map(|raw| MessageText::new(&raw)),
-                    false => None,
+                    (true, false) => self
+                        .store
+                        .message_header(account, &selected.folder, meta.uid)
+                        .await
+                        .map_err(io)?
+                        .map(|raw| MessageText::new(&raw)),
                 };
                 let mut hit = true;
                 for key in criteria {
@@ -316,5 +336,35 @@ impl Imap {
         wire.send(&Response::Data(Data::Search(found, modseq)))
             .await?;
         ok(wire, tag, "SEARCH done").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MessageText;
+
+    #[test]
+    fn header_keys_see_the_same_from_the_stored_header_as_from_the_whole_message() {
+        let messages: [&[u8]; 6] = [
+            b"From: =?UTF-8?Q?J=C3=B6rg?= <j@example.org>\r\nTo: Team: a@example.com;\r\n\
+              Date: Sat, 28 Nov 2026 01:00:00 +0100\r\nSubject: s\r\n\
+              Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+              Content-Type: text/plain\r\n\r\nFrom: not a field of the message\r\n--b--\r\n",
+            b"Subject: folded\r\n continued\r\n\r\nbody\r\n",
+            b"Subject: bare line feeds\n\nbody\n",
+            b"Subject: no blank line",
+            b"\r\nbody only\r\n",
+            b"",
+        ];
+        for raw in messages {
+            let whole = MessageText::new(raw);
+            let header = MessageText::new(pushmail_core::message::header_of(raw));
+            assert_eq!(
+                (header.header, header.sent),
+                (whole.header, whole.sent),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
     }
 }

@@ -201,7 +201,7 @@ impl Imap {
             for message in &mut found {
                 if let Some(raw) = self
                     .store
-                    .message_body(account, &selected.folder, message.uid)
+                    .message_header(account, &selected.folder, message.uid)
                     .await
                     .map_err(io)?
                 {
