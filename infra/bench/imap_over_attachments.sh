@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# What a client's first listing of a folder costs the server: one FETCH 1:* (UID FLAGS ENVELOPE
-# RFC822.SIZE) over a folder of messages that each carry an attachment, in a process that has
-# kept no summary of them yet. The process's CPU time (user + system, from /proc) over that
-# FETCH, and its time at the client.
+# What one command costs the server over a folder of messages that each carry an attachment,
+# in a process that has kept no summary of them yet: by default a client's first listing of the
+# folder, FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE); or a search on a header field, or any
+# command given. The process's CPU time (user + system, from /proc) over that command, and its
+# time at the client.
 #
-#   infra/bench/imap_first_listing.sh [messages] [kilobytes]     # defaults: 200 256
+#   infra/bench/imap_over_attachments.sh [messages] [kilobytes] [command]
+#   # defaults: 200 256 'FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)'; e.g. 'SEARCH FROM bob'
 #
 # PUSHMAIL_BIN picks the binary (default target/release/pushmail, built if missing). A fresh
 # `pushmail --demo` in a temporary folder, the messages APPENDed to user1@example.com's INBOX,
-# then the FETCH; stops what it starts.
+# then the command; stops what it starts.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 messages=${1:-200} kilobytes=${2:-256}
+command=${3:-FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)}
 bin=${PUSHMAIL_BIN:-target/release/pushmail}
 [ -x "$bin" ] || cargo build --quiet --release --bin pushmail
 # shellcheck source=infra/bench/demo_pushmail.sh
@@ -25,7 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 start_demo_pushmail "$bin" "$work"
-python3 - "$imap" "$pid" "$messages" "$kilobytes" <<'PY'
+python3 - "$imap" "$pid" "$messages" "$kilobytes" "$command" <<'PY'
 import base64
 import imaplib
 import os
@@ -34,6 +37,7 @@ import sys
 import time
 
 port, pid, messages, kilobytes = (int(arg) for arg in sys.argv[1:5])
+command = sys.argv[5]
 
 
 def cpu_seconds():
@@ -55,14 +59,15 @@ for n in range(messages):
     ).encode() + encoded + b"--b--\r\n"
     client.append("INBOX", None, None, message)
 client.select("INBOX", readonly=True)
+name, _, arguments = command.partition(" ")
 cpu, started = cpu_seconds(), time.perf_counter()
-answers = client.fetch("1:*", "(UID FLAGS ENVELOPE RFC822.SIZE)")[1]
+status, answers = client._simple_command(name.upper(), arguments)
 elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-if len(answers) != messages or b"report 0" not in answers[0]:
-    sys.exit(f"the FETCH answered {len(answers)} messages, not {messages}")
+if status != "OK":
+    sys.exit(f"{command} answered {status}: {answers}")
 client.logout()
 print(
-    f"FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE) over {messages} messages of {kilobytes} KiB: "
-    f"{cpu * 1e3:.0f} ms of the server's CPU, {elapsed * 1e3:.0f} ms at the client"
+    f"{command} over {messages} messages of {kilobytes} KiB: {cpu * 1e3:.0f} ms of the "
+    f"server's CPU, {elapsed * 1e3:.0f} ms at the client"
 )
 PY
