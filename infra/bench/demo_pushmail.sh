@@ -1,4 +1,4 @@
-# Sourced by the imaptest benches: `start_demo_pushmail BIN DIR` starts `BIN --demo` with its data
+# Sourced by the IMAP benches: `start_demo_pushmail BIN DIR` starts `BIN --demo` with its data
 # and logs in DIR on free ports, waits for its admin API, and makes user1..user100@example.com
 # (password imaptest-password) through it. Sets `pid` (the process, for the caller's cleanup) and
 # `imap` (its IMAP port); stderr goes to DIR/err.log, and RUST_LOG defaults to warn.
@@ -23,4 +23,15 @@ start_demo_pushmail() {
       -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
       -d "{\"address\":\"user$n\",\"password\":\"imaptest-password\"}"
   done
+}
+
+# For a bench of one process: `PUSHMAIL_BIN` (default target/release/pushmail, built if missing)
+# started as above in a temporary folder; at exit the process is stopped and the folder removed.
+start_bench_pushmail() {
+  local bin=${PUSHMAIL_BIN:-target/release/pushmail}
+  [ -x "$bin" ] || cargo build --quiet --release --bin pushmail
+  bench_work=$(mktemp -d)
+  pid=
+  trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; rm -rf "$bench_work"' EXIT
+  start_demo_pushmail "$bin" "$bench_work"
 }

@@ -13,18 +13,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 kilobytes=${1:-256} fetches=${2:-2000}
-bin=${PUSHMAIL_BIN:-target/release/pushmail}
-[ -x "$bin" ] || cargo build --quiet --release --bin pushmail
 # shellcheck source=infra/bench/demo_pushmail.sh
 source infra/bench/demo_pushmail.sh
-work=$(mktemp -d)
-pid=
-cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-start_demo_pushmail "$bin" "$work"
+start_bench_pushmail
 python3 - "$imap" "$pid" "$kilobytes" "$fetches" <<'PY'
 import imaplib
 import socket

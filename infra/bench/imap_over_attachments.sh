@@ -16,18 +16,9 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 messages=${1:-200} kilobytes=${2:-256}
 command=${3:-FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)}
-bin=${PUSHMAIL_BIN:-target/release/pushmail}
-[ -x "$bin" ] || cargo build --quiet --release --bin pushmail
 # shellcheck source=infra/bench/demo_pushmail.sh
 source infra/bench/demo_pushmail.sh
-work=$(mktemp -d)
-pid=
-cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-start_demo_pushmail "$bin" "$work"
+start_bench_pushmail
 python3 - "$imap" "$pid" "$messages" "$kilobytes" "$command" <<'PY'
 import base64
 import imaplib

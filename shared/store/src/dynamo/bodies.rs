@@ -35,6 +35,22 @@ pub struct S3Bodies {
     pub bucket: String,
 }
 
+impl S3Bodies {
+    /// The object under `key`, its bytes still to be read off its stream.
+    async fn object(
+        &self,
+        key: &str,
+    ) -> StoreResult<aws_sdk_s3::operation::get_object::GetObjectOutput> {
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(s3_error)
+    }
+}
+
 fn s3_error<E: std::error::Error + 'static>(error: E) -> StoreError {
     StoreError::Backend(aws_sdk_s3::error::DisplayErrorContext(error).to_string())
 }
@@ -55,15 +71,9 @@ impl BodyStore for S3Bodies {
     }
 
     async fn body(&self, key: &str) -> StoreResult<Vec<u8>> {
-        let object = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(s3_error)?;
-        let bytes = object
+        let bytes = self
+            .object(key)
+            .await?
             .body
             .collect()
             .await
@@ -74,14 +84,7 @@ impl BodyStore for S3Bodies {
     /// Read off the object's stream until the blank line, the rest left unread: a client's
     /// listing of header sections or ENVELOPEs does not fetch every attachment from S3.
     async fn header(&self, key: &str) -> StoreResult<Vec<u8>> {
-        let mut object = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(s3_error)?;
+        let mut object = self.object(key).await?;
         let mut header = pushmail_core::message::HeaderReader::default();
         while let Some(chunk) = object
             .body
