@@ -234,9 +234,9 @@ impl<'x> Parsed<'x> {
 
     /// Whether the message is not a multipart and holds no message, so that its part 1 is its
     /// TEXT (RFC 3501 §6.4.5), read off the header alone when its Content-Type names neither:
-    /// BODY[1] of a plain message then costs no parse of its body (the push service's usual
-    /// FETCH; a full parse decodes the whole body). A header naming a multipart or a message
-    /// leaves it to the parse, which may still find one part (a multipart without its
+    /// BODY[1] of a plain message, what a client that shows its text fetches, then costs no
+    /// parse of its body (a full parse decodes all of it). A header naming a multipart or a
+    /// message leaves it to the parse, which may still find one part (a multipart without its
     /// boundary), so the answer is the same whether or not the message was parsed already.
     fn is_one_part(&self) -> bool {
         if self.message.get().is_none()
