@@ -104,7 +104,7 @@ pub(super) fn body_key(account: &Address) -> String {
 
 impl DynamoStore {
     /// Where a message's body is kept in the body store; `None` if the message is not there.
-    async fn body_key(
+    async fn stored_body_key(
         &self,
         account: &Address,
         folder: &FolderName,
@@ -421,7 +421,7 @@ impl crate::MailboxStore for DynamoStore {
         folder: &FolderName,
         uid: u32,
     ) -> StoreResult<Option<Vec<u8>>> {
-        match self.body_key(account, folder, uid).await? {
+        match self.stored_body_key(account, folder, uid).await? {
             Some(key) => Ok(Some(self.bodies()?.body(&key).await?)),
             None => Ok(None),
         }
@@ -433,7 +433,7 @@ impl crate::MailboxStore for DynamoStore {
         folder: &FolderName,
         uid: u32,
     ) -> StoreResult<Option<Vec<u8>>> {
-        match self.body_key(account, folder, uid).await? {
+        match self.stored_body_key(account, folder, uid).await? {
             Some(key) => Ok(Some(self.bodies()?.header(&key).await?)),
             None => Ok(None),
         }
