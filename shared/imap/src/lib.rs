@@ -88,6 +88,21 @@ pub mod fuzzing {
         // As FETCH makes them: through the summary it keeps (`summaries.rs`).
         let summary = crate::summaries::Summary::of(&parsed);
         let kept = summary.envelope.len() + summary.structure.len() + summary.body.len();
+        // BODY and BODYSTRUCTURE of a message of one part are read off its header: the same as
+        // from a full parse.
+        let whole = crate::mime::Parsed::new(raw);
+        whole.parse_whole();
+        for extended in [false, true] {
+            let item = |parsed: &crate::mime::Parsed<'_>| match extended {
+                true => MessageDataItem::BodyStructure(parsed.structure(true)),
+                false => MessageDataItem::Body(parsed.structure(false)),
+            };
+            assert!(
+                crate::fetch_response::written_item(item(&whole))
+                    == crate::fetch_response::written_item(item(&parsed)),
+                "BODY or BODYSTRUCTURE read off the header differs from a full parse's"
+            );
+        }
         // ENVELOPE without BODY or BODYSTRUCTURE is read off the stored header alone, with no
         // summary: the same bytes as the summary's.
         let header_only = crate::mime::Parsed::new(pushmail_core::message::header_of(raw));

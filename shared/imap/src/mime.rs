@@ -16,14 +16,18 @@ use pushmail_core::message::{
     has_header_field, header_end, header_of, parse_header, parse_message, raw_value,
 };
 
+#[path = "mime_structure.rs"]
+mod body_structure;
+use body_structure::{single, structure, text_plain};
+
 /// Nested messages and multiparts deeper than this are shown as opaque parts: a structure
 /// costs no more than its size.
 const MAX_DEPTH: usize = 16;
 
 /// A message parsed at most once for every item of one FETCH, and only as far as they need:
-/// ENVELOPE and the top-level HEADER, HEADER.FIELDS and TEXT need the header alone, so the
-/// body's parts are not decoded for them (profiling showed mail-parser's decoding as the
-/// largest cost of imaptest's FETCHes).
+/// ENVELOPE and the top-level HEADER, HEADER.FIELDS and TEXT need the header alone, and so do
+/// part 1, BODY and BODYSTRUCTURE of a message of one part, so the body's parts are not decoded
+/// for them (profiling showed mail-parser's decoding as the largest cost of imaptest's FETCHes).
 pub(crate) struct Parsed<'x> {
     raw: &'x [u8],
     message: std::cell::OnceCell<Option<Message<'x>>>,
@@ -239,23 +243,30 @@ impl<'x> Parsed<'x> {
     /// message leaves it to the parse, which may still find one part (a multipart without its
     /// boundary), so the answer is the same whether or not the message was parsed already.
     fn is_one_part(&self) -> bool {
-        if self.message.get().is_none()
-            && let Some(header) = self.header_only()
-        {
-            let composite = header
-                .parts
-                .first()
-                .and_then(|part| part.content_type())
-                .is_some_and(|kind| {
-                    kind.ctype().eq_ignore_ascii_case("multipart")
-                        || kind.ctype().eq_ignore_ascii_case("message")
-                });
-            if !composite {
-                return true;
-            }
+        self.one_part_header().is_some()
+            || self
+                .root()
+                .is_some_and(|root| !root.is_multipart() && root.embedded().is_none())
+    }
+
+    /// The top-level header's part, when the message was not parsed as a whole and its header
+    /// alone says it is of one part (its Content-Type names no multipart and no message).
+    fn one_part_header(&self) -> Option<&MessagePart<'x>> {
+        if self.message.get().is_some() {
+            return None;
         }
-        self.root()
-            .is_some_and(|root| !root.is_multipart() && root.embedded().is_none())
+        let part = self.header_only()?.parts.first()?;
+        let composite = part.content_type().is_some_and(|kind| {
+            kind.ctype().eq_ignore_ascii_case("multipart")
+                || kind.ctype().eq_ignore_ascii_case("message")
+        });
+        (!composite).then_some(part)
+    }
+
+    /// Parses the message as a whole, as an item that needs its parts would (for the fuzz
+    /// target's check that what is read off the header alone is the same).
+    pub(crate) fn parse_whole(&self) {
+        let _ = self.message();
     }
 
     /// BINARY[<part>]: the part's content with its transfer encoding undone; the whole
@@ -288,6 +299,10 @@ impl<'x> Parsed<'x> {
 
     /// BODYSTRUCTURE (`extended`) or BODY.
     pub fn structure(&self, extended: bool) -> BodyStructure<'static> {
+        // One part: its header and its bytes are all the structure tells, no part decoded.
+        if let Some(header) = self.one_part_header() {
+            return single(header, self.split().1, extended, None);
+        }
         match self.root() {
             Some(root) => structure(root, extended, 0),
             None => text_plain(self.raw.len()),
@@ -451,138 +466,6 @@ fn envelope(message: &Message<'_>) -> Envelope<'static> {
         in_reply_to: nstring(raw_header(message, "In-Reply-To").as_deref()),
         message_id: nstring(raw_header(message, "Message-ID").as_deref()),
     }
-}
-
-fn text_plain(size: usize) -> BodyStructure<'static> {
-    BodyStructure::Single {
-        body: Body {
-            basic: BasicFields {
-                parameter_list: vec![(istring("CHARSET"), istring("US-ASCII"))],
-                id: NString(None),
-                description: NString(None),
-                content_transfer_encoding: istring("7BIT"),
-                size: u32::try_from(size).unwrap_or(u32::MAX),
-            },
-            specific: SpecificFields::Text {
-                subtype: istring("PLAIN"),
-                number_of_lines: 0,
-            },
-        },
-        extension_data: None,
-    }
-}
-
-fn parameters(part: &MessagePart<'_>) -> Vec<(IString<'static>, IString<'static>)> {
-    part.content_type()
-        .and_then(|ct| ct.attributes())
-        .unwrap_or_default()
-        .iter()
-        .map(|a| (istring(&a.name), istring(&a.value)))
-        .collect()
-}
-
-fn disposition(part: &MessagePart<'_>) -> Option<Disposition<'static>> {
-    let disposition = part.content_disposition()?;
-    let parameters = disposition
-        .attributes()
-        .unwrap_or_default()
-        .iter()
-        .map(|a| (istring(&a.name), istring(&a.value)))
-        .collect();
-    Some(Disposition {
-        disposition: Some((istring(&disposition.c_type), parameters)),
-        tail: None,
-    })
-}
-
-fn structure(part: PartRef<'_, '_>, extended: bool, depth: usize) -> BodyStructure<'static> {
-    let Some(mime) = part.part() else {
-        return text_plain(0);
-    };
-    let (c_type, c_subtype) = match mime.content_type() {
-        Some(ct) => (
-            ct.c_type.to_ascii_lowercase(),
-            ct.c_subtype
-                .as_deref()
-                .unwrap_or_default()
-                .to_ascii_lowercase(),
-        ),
-        None => ("text".to_owned(), "plain".to_owned()),
-    };
-    let children: Vec<BodyStructure<'static>> = if depth < MAX_DEPTH {
-        part.children()
-            .into_iter()
-            .map(|child| structure(child, extended, depth + 1))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    if let Ok(bodies) = Vec1::try_from(children) {
-        return BodyStructure::Multi {
-            bodies,
-            subtype: istring(&c_subtype),
-            extension_data: extended.then(|| MultiPartExtensionData {
-                parameter_list: parameters(mime),
-                tail: Some(disposition(mime).unwrap_or(Disposition {
-                    disposition: None,
-                    tail: None,
-                })),
-            }),
-        };
-    }
-    let body = part.body();
-    let lines = bytecount_lines(body);
-    let mut parameter_list = parameters(mime);
-    if c_type == "text" && parameter_list.is_empty() {
-        parameter_list.push((istring("CHARSET"), istring("US-ASCII")));
-    }
-    let specific = match (c_type.as_str(), part.embedded()) {
-        ("text", _) => SpecificFields::Text {
-            subtype: istring(&c_subtype),
-            number_of_lines: lines,
-        },
-        ("message", Some(inner)) if c_subtype == "rfc822" && depth < MAX_DEPTH => {
-            SpecificFields::Message {
-                envelope: Box::new(envelope(inner.message)),
-                body_structure: Box::new(structure(inner, extended, depth + 1)),
-                number_of_lines: lines,
-            }
-        }
-        _ => SpecificFields::Basic {
-            r#type: istring(&c_type),
-            subtype: istring(&c_subtype),
-        },
-    };
-    BodyStructure::Single {
-        body: Body {
-            basic: BasicFields {
-                parameter_list,
-                id: nstring(
-                    mime.content_id()
-                        .map(|id| format!("<{id}>"))
-                        .as_deref()
-                        .map(str::as_bytes),
-                ),
-                description: nstring(mime.content_description().map(str::as_bytes)),
-                content_transfer_encoding: istring(
-                    &mime
-                        .content_transfer_encoding()
-                        .unwrap_or("7bit")
-                        .to_ascii_uppercase(),
-                ),
-                size: u32::try_from(body.len()).unwrap_or(u32::MAX),
-            },
-            specific,
-        },
-        extension_data: extended.then(|| SinglePartExtensionData {
-            md5: NString(None),
-            tail: disposition(mime),
-        }),
-    }
-}
-
-fn bytecount_lines(body: &[u8]) -> u32 {
-    u32::try_from(body.iter().filter(|&&b| b == b'\n').count()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -247,3 +247,33 @@ fn every_section_read_alone_is_what_it_is_after_a_full_parse() {
         crate::fuzzing::fetch_every_item(raw);
     }
 }
+
+#[test]
+fn the_structure_of_a_message_of_one_part_comes_from_its_header() {
+    let messages: [&[u8]; 4] = [
+        b"Subject: hi\r\n\r\nJust text\r\nand more\r\n",
+        b"Content-Type: text/html; charset=utf-8\r\nContent-ID: <x@y>\r\n\
+Content-Description: a page\r\nContent-Transfer-Encoding: quoted-printable\r\n\
+Content-Disposition: inline; filename=p.html\r\n\r\n<p>caf=C3=A9</p>\r\n",
+        b"Content-Type: application/pdf; name=q.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+JVBERi0xLjQK\r\nJVBERi0xLjQK\r\n",
+        b"Subject: bare\n\nline feeds\n",
+    ];
+    for raw in messages {
+        let from_header = Parsed::new(raw);
+        let structure = encoded(MessageDataItem::BodyStructure(from_header.structure(true)));
+        let body = encoded(MessageDataItem::Body(from_header.structure(false)));
+        assert!(
+            from_header.message.get().is_none(),
+            "{:?} parsed as a whole",
+            String::from_utf8_lossy(raw)
+        );
+        let whole = Parsed::new(raw);
+        whole.parse_whole();
+        assert_eq!(
+            encoded(MessageDataItem::BodyStructure(whole.structure(true))),
+            structure
+        );
+        assert_eq!(encoded(MessageDataItem::Body(whole.structure(false))), body);
+    }
+}
