@@ -5,9 +5,12 @@
 # command given. The process's CPU time (user + system, from /proc) over that command, and its
 # time at the client.
 #
-#   infra/bench/imap_over_attachments.sh [messages] [kilobytes] [command]
-#   # defaults: 200 256 'FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)'; e.g. 'SEARCH FROM bob'
+#   infra/bench/imap_over_attachments.sh [messages] [kilobytes] [command] [shape]
+#   # defaults: 200 256 'FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)' multipart;
+#   # e.g. 'SEARCH FROM bob', or 'FETCH 1:* (BODYSTRUCTURE)' single
 #
+# shape: multipart (a line of text and the attachment) or single (the attachment alone, as a
+# scanner sends it: a message of one part).
 # PUSHMAIL_BIN picks the binary (default target/release/pushmail, built if missing). A fresh
 # `pushmail --demo` in a temporary folder, the messages APPENDed to user1@example.com's INBOX,
 # then the command; stops what it starts.
@@ -16,10 +19,11 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 messages=${1:-200} kilobytes=${2:-256}
 command=${3:-FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)}
+shape=${4:-multipart}
 # shellcheck source=infra/bench/demo_pushmail.sh
 source infra/bench/demo_pushmail.sh
 start_bench_pushmail
-python3 - "$imap" "$pid" "$messages" "$kilobytes" "$command" <<'PY'
+python3 - "$imap" "$pid" "$messages" "$kilobytes" "$command" "$shape" <<'PY'
 import base64
 import imaplib
 import os
@@ -28,7 +32,7 @@ import sys
 import time
 
 port, pid, messages, kilobytes = (int(arg) for arg in sys.argv[1:5])
-command = sys.argv[5]
+command, shape = sys.argv[5:7]
 
 
 def cpu_seconds():
@@ -41,13 +45,18 @@ client = imaplib.IMAP4("127.0.0.1", port)
 client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 client.login("user1@example.com", "imaptest-password")
 for n in range(messages):
-    message = (
+    header = (
         f"From: Bob <bob@example.org>\r\nTo: alice@example.com\r\nSubject: report {n}\r\n"
         "Date: Fri, 27 Nov 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\n"
-        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
-        "See attached.\r\n--b\r\nContent-Type: application/pdf\r\n"
-        "Content-Transfer-Encoding: base64\r\n\r\n"
-    ).encode() + encoded + b"--b--\r\n"
+    )
+    pdf = "Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    if shape == "single":
+        message = (header + pdf).encode() + encoded
+    else:
+        message = (
+            header + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+            "Content-Type: text/plain\r\n\r\nSee attached.\r\n--b\r\n" + pdf
+        ).encode() + encoded + b"--b--\r\n"
     client.append("INBOX", None, None, message)
 client.select("INBOX", readonly=True)
 name, _, arguments = command.partition(" ")

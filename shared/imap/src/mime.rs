@@ -300,10 +300,16 @@ impl<'x> Parsed<'x> {
     /// BODYSTRUCTURE (`extended`) or BODY.
     pub fn structure(&self, extended: bool) -> BodyStructure<'static> {
         // One part: its header and its bytes are all the structure tells, no part decoded.
+        // Its bytes are its TEXT, as BODY[1] answers (the parser may end an odd header
+        // elsewhere), so that a client fetches as many bytes as the structure told it of.
         if let Some(header) = self.one_part_header() {
             return single(header, self.split().1, extended, None);
         }
         match self.root() {
+            Some(root) if !root.is_multipart() && root.embedded().is_none() => match root.part() {
+                Some(part) => single(part, self.split().1, extended, None),
+                None => structure(root, extended, 0),
+            },
             Some(root) => structure(root, extended, 0),
             None => text_plain(self.raw.len()),
         }
