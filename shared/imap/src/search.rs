@@ -264,20 +264,16 @@ impl Imap {
                 let Some(seq) = selected.uids.sequence_of(meta.uid) else {
                     continue;
                 };
-                let text = match (reads_text, reads_body) {
-                    (false, _) => None,
-                    (true, true) => self
-                        .store
-                        .message_body(account, &selected.folder, meta.uid)
-                        .await
-                        .map_err(io)?
-                        .map(|raw| MessageText::new(&raw)),
-                    (true, false) => self
-                        .store
-                        .message_header(account, &selected.folder, meta.uid)
-                        .await
-                        .map_err(io)?
-                        .map(|raw| MessageText::new(&raw)),
+                let text = match reads_text {
+                    true => {
+                        let (store, folder) = (&self.store, &selected.folder);
+                        let raw = match reads_body {
+                            true => store.message_body(account, folder, meta.uid).await,
+                            false => store.message_header(account, folder, meta.uid).await,
+                        };
+                        raw.map_err(io)?.map(|raw| MessageText::new(&raw))
+                    }
+                    false => None,
                 };
                 let mut hit = true;
                 for key in criteria {
