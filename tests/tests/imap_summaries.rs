@@ -152,6 +152,17 @@ async fn an_envelope_alone_answers_as_the_summary_would() {
     );
     let summarised = ok(&mut peer, "a3", "FETCH 1 (ENVELOPE BODYSTRUCTURE)").await;
     assert_eq!(envelope_of(&summarised), alone);
+    // The summary kept for ENVELOPE alone holds no structure: the whole one took its place.
+    assert!(
+        summarised[0].contains(" BODYSTRUCTURE ((\"TEXT\" \"plain\"")
+            && summarised[0].contains("(\"application\" \"octet-stream\""),
+        "{summarised:?}"
+    );
+    let body = ok(&mut peer, "a3b", "FETCH 1 (BODY)").await;
+    assert!(
+        body[0].starts_with("* 1 FETCH (BODY ((\"TEXT\""),
+        "{body:?}"
+    );
     let again = ok(&mut peer, "a4", "FETCH 1 (ENVELOPE)").await;
     assert_eq!(envelope_of(&again), alone);
 }

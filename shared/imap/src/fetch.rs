@@ -22,7 +22,7 @@ use pushmail_store::{FLAG_CHANGES_PER_CALL, FlagUpdate};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::binary;
-use crate::fetch_response::{FetchResponse, written_item};
+use crate::fetch_response::FetchResponse;
 use crate::mime::Parsed;
 use crate::reply::{Result, io};
 use crate::state::{Imap, Session};
@@ -363,10 +363,8 @@ impl Imap {
             let mut response = FetchResponse::new(seq);
             let mut later = Vec::new();
             let mut origins = Vec::new();
-            // ENVELOPE, BODY and BODYSTRUCTURE, as the summary kept them written; or ENVELOPE
-            // alone, written from the header when no summary was kept.
+            // ENVELOPE, BODY and BODYSTRUCTURE, as the summary kept them written.
             let mut kept: Option<Arc<Summary>> = None;
-            let mut envelope_alone: Option<Vec<u8>> = None;
             if wanted.uid
                 && let Some(uid) = NonZeroU32::new(uid)
             {
@@ -410,14 +408,15 @@ impl Imap {
             }
             if wanted.needs_body() {
                 let summarised = wanted.envelope || wanted.body || wanted.structure;
-                // A summary is made for BODY and BODYSTRUCTURE, which need the whole message
-                // parsed (every part decoded); ENVELOPE alone needs the header, and a client's
-                // first listing of a folder (ENVELOPE of every message, none kept yet) should
-                // not read and decode each one's attachments.
+                // BODY and BODYSTRUCTURE need the whole message parsed (every part of a
+                // multipart decoded); ENVELOPE alone needs the header, and a client's first
+                // listing of a folder (ENVELOPE of every message, none kept yet) should not
+                // read and decode each one's attachments: its summary holds the envelope alone.
                 let makes_summary = wanted.body || wanted.structure;
                 let mut summary = (summarised || wanted.reads_header_only())
                     .then(|| self.summaries.get(account, &folder, uid_validity, uid))
-                    .flatten();
+                    .flatten()
+                    .filter(|kept| !makes_summary || kept.is_whole());
                 // Header sections alone: the summary's header, when there is one.
                 let cached_header = summary
                     .clone()
@@ -444,15 +443,15 @@ impl Imap {
                     Cow::Borrowed(&[])
                 };
                 let parsed = Parsed::new(&raw);
-                if summary.is_none() && makes_summary {
-                    let made = Summary::of(&parsed);
+                if summary.is_none() && summarised {
+                    let made = match makes_summary {
+                        true => Summary::of(&parsed),
+                        false => Summary::of_header(&parsed),
+                    };
                     summary = Some(
                         self.summaries
                             .keep(account, &folder, uid_validity, uid, made),
                     );
-                } else if summary.is_none() && wanted.envelope {
-                    let envelope = MessageDataItem::Envelope(parsed.envelope());
-                    envelope_alone = Some(written_item(envelope));
                 }
                 kept = summary;
                 if wanted.rfc822 {
@@ -493,16 +492,14 @@ impl Imap {
             }
             if let Some(summary) = kept.as_deref() {
                 for (wanted, item) in [
-                    (wanted.envelope, &summary.envelope),
-                    (wanted.body, &summary.body),
-                    (wanted.structure, &summary.structure),
+                    (wanted.envelope, Some(&summary.envelope)),
+                    (wanted.body, summary.body.as_ref()),
+                    (wanted.structure, summary.structure.as_ref()),
                 ] {
-                    if wanted {
+                    if wanted && let Some(item) = item {
                         response.written(item);
                     }
                 }
-            } else if let Some(envelope) = &envelope_alone {
-                response.written(envelope);
             }
             response.encoded(later, &origins);
             if let Some(bytes) = response.finish() {

@@ -18,11 +18,13 @@ use crate::mime::Parsed;
 /// What one parse of a message gives FETCH's structure items, as they are written inside a
 /// FETCH response's parentheses (`ENVELOPE (...)`): a FETCH that finds them spends nothing on
 /// them but a copy of their bytes.
+/// One made for ENVELOPE alone, from the header, has no BODY and BODYSTRUCTURE: a FETCH of
+/// those makes the whole one in its place.
 #[derive(Debug)]
 pub(crate) struct Summary {
     pub envelope: Vec<u8>,
-    pub body: Vec<u8>,
-    pub structure: Vec<u8>,
+    pub body: Option<Vec<u8>>,
+    pub structure: Option<Vec<u8>>,
     /// The top-level header as stored: what a FETCH of header sections alone reads, then
     /// without a read of the store.
     pub header: Vec<u8>,
@@ -32,13 +34,26 @@ pub(crate) struct Summary {
 
 impl Summary {
     pub fn of(parsed: &Parsed<'_>) -> Self {
+        Self::made(
+            parsed,
+            Some(written_item(MessageDataItem::Body(parsed.structure(false)))),
+            Some(written_item(MessageDataItem::BodyStructure(
+                parsed.structure(true),
+            ))),
+        )
+    }
+
+    /// ENVELOPE and the header alone: all that `parsed` may hold is the header.
+    pub fn of_header(parsed: &Parsed<'_>) -> Self {
+        Self::made(parsed, None, None)
+    }
+
+    fn made(parsed: &Parsed<'_>, body: Option<Vec<u8>>, structure: Option<Vec<u8>>) -> Self {
         let envelope = written_item(MessageDataItem::Envelope(parsed.envelope()));
-        let body = written_item(MessageDataItem::Body(parsed.structure(false)));
-        let structure = written_item(MessageDataItem::BodyStructure(parsed.structure(true)));
         let header = parsed.header().to_vec();
         let weight = envelope.len()
-            + body.len()
-            + structure.len()
+            + body.as_ref().map_or(0, Vec::len)
+            + structure.as_ref().map_or(0, Vec::len)
             + header.len()
             + std::mem::size_of::<Self>()
             + 256;
@@ -49,6 +64,11 @@ impl Summary {
             header,
             weight,
         }
+    }
+
+    /// Whether it holds BODY and BODYSTRUCTURE (it was made from the whole message).
+    pub fn is_whole(&self) -> bool {
+        self.body.is_some() && self.structure.is_some()
     }
 }
 
@@ -208,7 +228,12 @@ mod tests {
                 let mut response = FetchResponse::new(seq);
                 response.uid(NonZeroU32::new(7).expect("nonzero"));
                 response.size(99);
-                for item in [&summary.envelope, &summary.body, &summary.structure] {
+                let items = [
+                    Some(&summary.envelope),
+                    summary.body.as_ref(),
+                    summary.structure.as_ref(),
+                ];
+                for item in items.into_iter().flatten() {
                     response.written(item);
                 }
                 response.encoded(section.into_iter().cloned().collect(), &[]);
@@ -225,7 +250,7 @@ mod tests {
             assert_eq!(response(Some(&section)), typed(with_section));
             let mut kept_only = FetchResponse::new(seq);
             kept_only.written(&summary.envelope);
-            kept_only.written(&summary.structure);
+            kept_only.written(summary.structure.as_deref().expect("a whole summary"));
             assert_eq!(
                 kept_only.finish().expect("items"),
                 typed(vec![
