@@ -109,14 +109,29 @@ pub fn header_field_count(raw: &[u8]) -> usize {
 /// belongs to the header; the whole message if there is none. The same bound mail-parser's
 /// full parse gives the top-level part, found without parsing a field.
 pub fn header_end(raw: &[u8]) -> usize {
-    let mut at = 0;
-    for line in raw.split_inclusive(|&b| b == b'\n') {
-        at += line.len();
-        if line == b"\n" || line == b"\r\n" {
-            return at;
-        }
+    match find_blank_line(raw, 0, 0) {
+        Ok(end) => end,
+        Err(_) => raw.len(),
     }
-    raw.len()
+}
+
+/// The one scan both [`header_end`] and [`HeaderReader`] make: from `from`, with the line not
+/// yet ended starting at `line_start`, where the first empty line ends (`Ok`), or where the
+/// line left unended starts (`Err`), each byte looked at once.
+fn find_blank_line(bytes: &[u8], mut line_start: usize, mut from: usize) -> Result<usize, usize> {
+    while let Some(at) = bytes
+        .get(from..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+    {
+        let end = from + at + 1;
+        let line = bytes.get(line_start..end).unwrap_or_default();
+        if line == b"\n" || line == b"\r\n" {
+            return Ok(end);
+        }
+        line_start = end;
+        from = end;
+    }
+    Err(line_start)
 }
 
 /// A message's header with the blank line that ends it ([`header_end`]): what a FETCH of the
@@ -144,23 +159,17 @@ impl HeaderReader {
         }
         let scanned = self.bytes.len();
         self.bytes.extend_from_slice(chunk);
-        let mut from = scanned;
-        while let Some(at) = self
-            .bytes
-            .get(from..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
-        {
-            let end = from + at + 1;
-            let line = self.bytes.get(self.line_start..end).unwrap_or_default();
-            if line == b"\n" || line == b"\r\n" {
+        match find_blank_line(&self.bytes, self.line_start, scanned) {
+            Ok(end) => {
                 self.bytes.truncate(end);
                 self.ended = true;
-                return true;
+                true
             }
-            self.line_start = end;
-            from = end;
+            Err(line_start) => {
+                self.line_start = line_start;
+                false
+            }
         }
-        false
     }
 
     /// The header: up to its blank line, or all that came if none did.
