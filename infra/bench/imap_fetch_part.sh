@@ -16,19 +16,13 @@ kilobytes=${1:-256} fetches=${2:-2000}
 # shellcheck source=infra/bench/demo_pushmail.sh
 source infra/bench/demo_pushmail.sh
 start_bench_pushmail
-python3 - "$imap" "$pid" "$kilobytes" "$fetches" <<'PY'
-import imaplib
-import socket
+PYTHONPATH=infra/bench python3 - "$imap" "$pid" "$kilobytes" "$fetches" <<'PY'
 import sys
 import time
 
+from bench_client import cpu_seconds, logged_in_client
+
 port, pid, kilobytes, fetches = (int(arg) for arg in sys.argv[1:5])
-
-
-def cpu_seconds():
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100
-
 
 line = b"Caf=E9 cr=E8me br=FBl=E9e, d=E9j=E0 vu: a line of quoted-printable text =\r\n"
 body = line * (kilobytes * 1024 // len(line) + 1)
@@ -37,18 +31,16 @@ message = (
     b"Content-Type: text/plain; charset=iso-8859-1\r\n"
     b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + body
 )
-client = imaplib.IMAP4("127.0.0.1", port)
-client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-client.login("user1@example.com", "imaptest-password")
+client = logged_in_client(port)
 client.append("INBOX", None, None, message)
 client.select("INBOX", readonly=True)
 answer = client.fetch("1", "(BODY.PEEK[1])")[1][0]
 if answer[1] != body:
     sys.exit("FETCH BODY.PEEK[1] did not answer the message's text as stored")
-cpu, started = cpu_seconds(), time.perf_counter()
+cpu, started = cpu_seconds(pid), time.perf_counter()
 for _ in range(fetches):
     client.fetch("1", "(BODY.PEEK[1])")
-elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+elapsed, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu
 client.logout()
 print(
     f"{fetches} FETCH BODY.PEEK[1] of {len(message) // 1024} KiB: {cpu / fetches * 1e6:.0f} µs "

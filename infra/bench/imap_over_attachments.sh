@@ -23,27 +23,19 @@ shape=${4:-multipart}
 # shellcheck source=infra/bench/demo_pushmail.sh
 source infra/bench/demo_pushmail.sh
 start_bench_pushmail
-python3 - "$imap" "$pid" "$messages" "$kilobytes" "$command" "$shape" <<'PY'
+PYTHONPATH=infra/bench python3 - "$imap" "$pid" "$messages" "$kilobytes" "$command" "$shape" <<'PY'
 import base64
-import imaplib
 import os
-import socket
 import sys
 import time
+
+from bench_client import cpu_seconds, logged_in_client
 
 port, pid, messages, kilobytes = (int(arg) for arg in sys.argv[1:5])
 command, shape = sys.argv[5:7]
 
-
-def cpu_seconds():
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100
-
-
 encoded = base64.encodebytes(os.urandom(kilobytes * 768)).replace(b"\n", b"\r\n")
-client = imaplib.IMAP4("127.0.0.1", port)
-client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-client.login("user1@example.com", "imaptest-password")
+client = logged_in_client(port)
 for n in range(messages):
     header = (
         f"From: Bob <bob@example.org>\r\nTo: alice@example.com\r\nSubject: report {n}\r\n"
@@ -61,9 +53,9 @@ for n in range(messages):
 client.select("INBOX", readonly=True)
 name, _, arguments = command.partition(" ")
 for time_asked in ("first", "again"):
-    cpu, started = cpu_seconds(), time.perf_counter()
+    cpu, started = cpu_seconds(pid), time.perf_counter()
     status, answers = client._simple_command(name.upper(), arguments)
-    elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    elapsed, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu
     if status != "OK":
         sys.exit(f"{command} answered {status}: {answers}")
     print(
