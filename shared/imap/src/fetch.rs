@@ -491,10 +491,11 @@ impl Imap {
                 }
             }
             if let Some(summary) = kept.as_deref() {
+                let structures = summary.structures.as_ref();
                 for (wanted, item) in [
                     (wanted.envelope, Some(&summary.envelope)),
-                    (wanted.body, summary.body.as_ref()),
-                    (wanted.structure, summary.structure.as_ref()),
+                    (wanted.body, structures.map(|made| &made.body)),
+                    (wanted.structure, structures.map(|made| &made.structure)),
                 ] {
                     if wanted && let Some(item) = item {
                         response.written(item);

@@ -88,8 +88,10 @@ pub mod fuzzing {
         // As FETCH makes them: through the summary it keeps (`summaries.rs`).
         let summary = crate::summaries::Summary::of(&parsed);
         let kept = summary.envelope.len()
-            + summary.structure.as_ref().map_or(0, Vec::len)
-            + summary.body.as_ref().map_or(0, Vec::len);
+            + summary
+                .structures
+                .as_ref()
+                .map_or(0, |made| made.body.len() + made.structure.len());
         // BODY and BODYSTRUCTURE of a message of one part are read off its header: the same as
         // from a full parse.
         let whole = crate::mime::Parsed::new(raw);

@@ -23,8 +23,9 @@ use crate::mime::Parsed;
 #[derive(Debug)]
 pub(crate) struct Summary {
     pub envelope: Vec<u8>,
-    pub body: Option<Vec<u8>>,
-    pub structure: Option<Vec<u8>>,
+    /// BODY and BODYSTRUCTURE, made together from the whole message; `None` in a summary of
+    /// the header alone.
+    pub structures: Option<Structures>,
     /// The top-level header as stored: what a FETCH of header sections alone reads, then
     /// without a read of the store.
     pub header: Vec<u8>,
@@ -32,35 +33,42 @@ pub(crate) struct Summary {
     weight: usize,
 }
 
+/// A message's BODY and BODYSTRUCTURE, as written inside a FETCH response's parentheses.
+#[derive(Debug)]
+pub(crate) struct Structures {
+    pub body: Vec<u8>,
+    pub structure: Vec<u8>,
+}
+
 impl Summary {
     pub fn of(parsed: &Parsed<'_>) -> Self {
         Self::made(
             parsed,
-            Some(written_item(MessageDataItem::Body(parsed.structure(false)))),
-            Some(written_item(MessageDataItem::BodyStructure(
-                parsed.structure(true),
-            ))),
+            Some(Structures {
+                body: written_item(MessageDataItem::Body(parsed.structure(false))),
+                structure: written_item(MessageDataItem::BodyStructure(parsed.structure(true))),
+            }),
         )
     }
 
     /// ENVELOPE and the header alone: all that `parsed` may hold is the header.
     pub fn of_header(parsed: &Parsed<'_>) -> Self {
-        Self::made(parsed, None, None)
+        Self::made(parsed, None)
     }
 
-    fn made(parsed: &Parsed<'_>, body: Option<Vec<u8>>, structure: Option<Vec<u8>>) -> Self {
+    fn made(parsed: &Parsed<'_>, structures: Option<Structures>) -> Self {
         let envelope = written_item(MessageDataItem::Envelope(parsed.envelope()));
         let header = parsed.header().to_vec();
         let weight = envelope.len()
-            + body.as_ref().map_or(0, Vec::len)
-            + structure.as_ref().map_or(0, Vec::len)
+            + structures
+                .as_ref()
+                .map_or(0, |made| made.body.len() + made.structure.len())
             + header.len()
             + std::mem::size_of::<Self>()
             + 256;
         Self {
             envelope,
-            body,
-            structure,
+            structures,
             header,
             weight,
         }
@@ -68,7 +76,7 @@ impl Summary {
 
     /// Whether it holds BODY and BODYSTRUCTURE (it was made from the whole message).
     pub fn is_whole(&self) -> bool {
-        self.body.is_some() && self.structure.is_some()
+        self.structures.is_some()
     }
 }
 
@@ -228,12 +236,8 @@ mod tests {
                 let mut response = FetchResponse::new(seq);
                 response.uid(NonZeroU32::new(7).expect("nonzero"));
                 response.size(99);
-                let items = [
-                    Some(&summary.envelope),
-                    summary.body.as_ref(),
-                    summary.structure.as_ref(),
-                ];
-                for item in items.into_iter().flatten() {
+                let structures = summary.structures.as_ref().expect("a whole summary");
+                for item in [&summary.envelope, &structures.body, &structures.structure] {
                     response.written(item);
                 }
                 response.encoded(section.into_iter().cloned().collect(), &[]);
@@ -250,7 +254,13 @@ mod tests {
             assert_eq!(response(Some(&section)), typed(with_section));
             let mut kept_only = FetchResponse::new(seq);
             kept_only.written(&summary.envelope);
-            kept_only.written(summary.structure.as_deref().expect("a whole summary"));
+            kept_only.written(
+                &summary
+                    .structures
+                    .as_ref()
+                    .expect("a whole summary")
+                    .structure,
+            );
             assert_eq!(
                 kept_only.finish().expect("items"),
                 typed(vec![
