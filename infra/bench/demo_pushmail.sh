@@ -1,15 +1,15 @@
 # Sourced by the IMAP benches: `start_demo_pushmail BIN DIR` starts `BIN --demo` with its data
 # and logs in DIR on free ports, waits for its admin API, and makes user1..user100@example.com
-# (password imaptest-password) through it. Sets `pid` (the process, for the caller's cleanup) and
-# `imap` (its IMAP port); stderr goes to DIR/err.log, and RUST_LOG defaults to warn.
+# (password imaptest-password) through it. Sets `pid` (the process, for the caller's cleanup),
+# `imap` and `smtp` (its IMAP and inbound SMTP ports); stderr goes to DIR/err.log, and RUST_LOG defaults to warn.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 start_demo_pushmail() {
   local bin=$1 dir=$2 admin subscribe token n
-  imap=$(free_port) admin=$(free_port) subscribe=$(free_port)
+  imap=$(free_port) smtp=$(free_port) admin=$(free_port) subscribe=$(free_port)
   mkdir -p "$dir"
   RUST_LOG=${RUST_LOG:-warn} "$bin" --demo --data-dir "$dir/data" --imap-addr "127.0.0.1:$imap" \
-    --imaps-addr 127.0.0.1:0 --smtp-addr 127.0.0.1:0 --submission-addr 127.0.0.1:0 \
+    --imaps-addr 127.0.0.1:0 --smtp-addr "127.0.0.1:$smtp" --submission-addr 127.0.0.1:0 \
     --admin-addr "127.0.0.1:$admin" --subscribe-addr "127.0.0.1:$subscribe" >"$dir/out.log" 2>"$dir/err.log" &
   pid=$!
   for _ in $(seq 1 300); do
