@@ -29,34 +29,27 @@ if [ ! -x "$profdata" ]; then
   rustup component add llvm-tools-preview >&2
 fi
 
-work=$(mktemp -d)
-pid=
-cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
 # --target even for the host's: RUSTFLAGS then reach only the binary's code, not build scripts
 # or proc macros (which would be instrumented too, and write profiles as they build). The
 # profiles' folder is a fixed one, so the flags, and with them the build, do not change from one
-# run to the next; LLVM_PROFILE_FILE sends this run's profile to a folder of its own.
+# run to the next; LLVM_PROFILE_FILE gives it in full, whatever folder the process runs in.
 echo "pgo: instrumented build" >&2
 RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$root/target/pgo/profiles" CARGO_TARGET_DIR=target/pgo/instrumented \
   cargo build --quiet --release --target "$rust_target" --bin pushmail >&2
 
 echo "pgo: training" >&2
+profiles=target/pgo/profiles
+rm -rf "$profiles"
 # shellcheck source=infra/bench/demo_pushmail.sh
 . infra/bench/demo_pushmail.sh
-LLVM_PROFILE_FILE="$work/profiles/pushmail-%m-%p.profraw" \
-  start_demo_pushmail "target/pgo/instrumented/$rust_target/release/pushmail" "$work/run" >&2
+LLVM_PROFILE_FILE="$root/$profiles/pushmail-%m-%p.profraw" \
+  PUSHMAIL_BIN="target/pgo/instrumented/$rust_target/release/pushmail" start_bench_pushmail >&2
 python3 infra/pgo/train.py --imap "$imap" --smtp "$smtp" --secs "${PGO_TRAIN_SECS:-20}" >&2
 # The profile is written as the process exits: stopped as an operator would, by SIGTERM.
 kill -TERM "$pid"
 wait "$pid" || { echo "pgo: the instrumented process did not exit cleanly" >&2; exit 1; }
 pid=
-mkdir -p target/pgo
-"$profdata" merge -o target/pgo/pushmail.profdata "$work/profiles"
+"$profdata" merge -o target/pgo/pushmail.profdata "$profiles"
 
 echo "pgo: optimised build" >&2
 RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$root/target/pgo/pushmail.profdata" CARGO_TARGET_DIR=target/pgo/optimized \
