@@ -1,5 +1,6 @@
-"""What the one-process IMAP bench scripts share: the server's CPU time from /proc, and an
-imaplib client logged in as the demo's user1 (`demo_pushmail.sh`'s `start_bench_pushmail`)."""
+"""What the one-process IMAP bench scripts (and the PGO training) share: the server's CPU time
+from /proc, and an imaplib client logged in as one of the demo's users (`demo_pushmail.sh`'s
+`start_bench_pushmail`)."""
 
 import imaplib
 import socket
@@ -14,11 +15,12 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / 100
 
 
-def logged_in_client(port):
-    """An imaplib client of the demo's first user on 127.0.0.1:port."""
+def logged_in_client(port, address=DEMO_USER):
+    """An imaplib client logged in on 127.0.0.1:port as `address` (a demo account: the demo's
+    first user unless told)."""
     client = imaplib.IMAP4("127.0.0.1", port)
     # imaplib sends an APPEND's literal and its line end in two writes: without this, each
     # waits for the server's delayed ACK (40 ms), and filling a folder takes minutes.
     client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    client.login(DEMO_USER, DEMO_PASSWORD)
+    client.login(address, DEMO_PASSWORD)
     return client

@@ -1,7 +1,8 @@
 # Sourced by the IMAP benches: `start_demo_pushmail BIN DIR` starts `BIN --demo` with its data
 # and logs in DIR on free ports, waits for its admin API, and makes user1..user100@example.com
 # (password imaptest-password) through it. Sets `pid` (the process, for the caller's cleanup),
-# `imap` and `smtp` (its IMAP and inbound SMTP ports); stderr goes to DIR/err.log, and RUST_LOG defaults to warn.
+# `imap` and `smtp` (its IMAP and inbound SMTP ports); stderr goes to DIR/err.log, and RUST_LOG
+# defaults to warn.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 start_demo_pushmail() {

@@ -23,7 +23,8 @@
 # of each user (a third of the CPU of a 10 s run that logs out and in) would be measured against
 # none of Dovecot's; with it, neither server hashes a password during the load.
 # pushmail: target/release/pushmail (built if missing), or PUSHMAIL_BIN (the image's profile-guided
-# build: the path infra/pgo/build.sh prints), --demo with user1..user100 made through the admin API. Dovecot: Debian's dovecot-imapd (installed if missing), a maildir per user and a
+# build: the path infra/pgo/build.sh prints), --demo with user1..user100 made through the admin
+# API. Dovecot: Debian's dovecot-imapd (installed if missing), a maildir per user and a
 # passwd-file of the same users, no TLS, in a temporary folder. Stops what it starts.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

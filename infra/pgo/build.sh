@@ -33,18 +33,18 @@ fi
 # or proc macros (which would be instrumented too, and write profiles as they build). The
 # profiles' folder is a fixed one, so the flags, and with them the build, do not change from one
 # run to the next; LLVM_PROFILE_FILE gives it in full, whatever folder the process runs in.
+profiles=target/pgo/profiles
 echo "pgo: instrumented build" >&2
-RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$root/target/pgo/profiles" CARGO_TARGET_DIR=target/pgo/instrumented \
+RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$root/$profiles" CARGO_TARGET_DIR=target/pgo/instrumented \
   cargo build --quiet --release --target "$rust_target" --bin pushmail >&2
 
 echo "pgo: training" >&2
-profiles=target/pgo/profiles
 rm -rf "$profiles"
 # shellcheck source=infra/bench/demo_pushmail.sh
 . infra/bench/demo_pushmail.sh
 LLVM_PROFILE_FILE="$root/$profiles/pushmail-%m-%p.profraw" \
   PUSHMAIL_BIN="target/pgo/instrumented/$rust_target/release/pushmail" start_bench_pushmail >&2
-python3 infra/pgo/train.py --imap "$imap" --smtp "$smtp" --secs "${PGO_TRAIN_SECS:-20}" >&2
+PYTHONPATH=infra/bench python3 infra/pgo/train.py --imap "$imap" --smtp "$smtp" --secs "${PGO_TRAIN_SECS:-20}" >&2
 # The profile is written as the process exits: stopped as an operator would, by SIGTERM.
 kill -TERM "$pid"
 wait "$pid" || { echo "pgo: the instrumented process did not exit cleanly" >&2; exit 1; }

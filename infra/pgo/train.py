@@ -3,7 +3,7 @@
 for mail clients and the push service, for SECS seconds, so the compiler learns which paths are
 hot. Not the benchmark's load (imaptest): its own mix of commands, written from what clients send.
 
-    python3 infra/pgo/train.py --imap PORT --smtp PORT [--users 20] [--secs 20]
+    PYTHONPATH=infra/bench python3 infra/pgo/train.py --imap PORT --smtp PORT [--users 20] [--secs 20]
 
 Accounts user1..userN@example.com (password imaptest-password) must exist. IMAP clients each
 log in, fill and read their folders (APPEND of plain, multipart and encoded mail; FETCH of
@@ -15,17 +15,16 @@ paths).
 """
 
 import argparse
-import imaplib
 import random
 import smtplib
-import socket
 import sys
 import threading
 import time
 from email.message import EmailMessage
 from email.utils import formatdate
 
-PASSWORD = "imaptest-password"
+from bench_client import logged_in_client  # infra/bench, on PYTHONPATH
+
 WORDS = (
     "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
     "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu"
@@ -88,15 +87,6 @@ def check(errors, what, answer):
     return data
 
 
-def connect(port, user):
-    client = imaplib.IMAP4("127.0.0.1", port)
-    # imaplib writes an APPEND's literal and its line end apart: without this each waits for
-    # the server's delayed ACK.
-    client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    client.login(f"user{user}@example.com", PASSWORD)
-    return client
-
-
 def idle_briefly(client, errors):
     """IDLE, then DONE: imaplib of Python 3.11 has no IDLE of its own."""
     tag = client._new_tag().decode()
@@ -116,7 +106,7 @@ def idle_briefly(client, errors):
 def imap_client(port, user, deadline, seed, errors):
     rng = random.Random(seed)
     to = f"User {user} <user{user}@example.com>"
-    client = connect(port, user)
+    client = logged_in_client(port, f"user{user}@example.com")
     folder = f"Train{seed}"
     check(errors, "CREATE", client.create(folder))
     check(errors, "SUBSCRIBE", client.subscribe(folder))
@@ -161,7 +151,7 @@ def imap_client(port, user, deadline, seed, errors):
         check(errors, "CLOSE", client.close())
         if rng.random() < 0.2:
             client.logout()
-            client = connect(port, user)
+            client = logged_in_client(port, f"user{user}@example.com")
     check(errors, "DELETE", client.delete(folder))
     client.logout()
 

@@ -91,7 +91,7 @@ pub mod fuzzing {
             + summary
                 .structures
                 .as_ref()
-                .map_or(0, |made| made.body.len() + made.structure.len());
+                .map_or(0, crate::summaries::Structures::len);
         // BODY and BODYSTRUCTURE of a message of one part are read off its header: the same as
         // from a full parse.
         let whole = crate::mime::Parsed::new(raw);

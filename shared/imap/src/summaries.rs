@@ -40,6 +40,13 @@ pub(crate) struct Structures {
     pub structure: Vec<u8>,
 }
 
+impl Structures {
+    /// The bytes both hold.
+    pub fn len(&self) -> usize {
+        self.body.len() + self.structure.len()
+    }
+}
+
 impl Summary {
     pub fn of(parsed: &Parsed<'_>) -> Self {
         Self::made(
@@ -60,9 +67,7 @@ impl Summary {
         let envelope = written_item(MessageDataItem::Envelope(parsed.envelope()));
         let header = parsed.header().to_vec();
         let weight = envelope.len()
-            + structures
-                .as_ref()
-                .map_or(0, |made| made.body.len() + made.structure.len())
+            + structures.as_ref().map_or(0, Structures::len)
             + header.len()
             + std::mem::size_of::<Self>()
             + 256;
